@@ -1,0 +1,23 @@
+//! Loft's domain and use cases.
+//!
+//! This crate owns what Loft *means*: identities and their delegation chain, API keys and
+//! scopes, the mail model and threading, the hash-chained audit log, and the use cases that tie
+//! them together ([`service::Loft`]). It talks to the outside world only through ports:
+//! [`store::Store`] for persistence, [`time::Clock`] for time and [`random::Random`] for
+//! randomness. It must not depend on a web framework, a database driver or an MCP SDK; the
+//! front doors (`loft-web`, later `loft-mcp` and `loft-smtp`) are thin adapters over it.
+
+pub mod address;
+pub mod audit;
+pub mod error;
+pub mod ids;
+pub mod identity;
+pub mod keys;
+pub mod mail;
+pub mod random;
+pub mod service;
+pub mod store;
+pub mod text;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,419 @@
+//! The mail model: messages as real RFC 5322 documents plus the parsed fields the API needs,
+//! one copy per mailbox, threaded per mailbox by `Message-ID` / `In-Reply-To` / `References`.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::address::EmailAddress;
+use crate::ids::{IdentityId, MessageId, ThreadId};
+use crate::time::Timestamp;
+use crate::{Error, Result};
+
+pub const MAX_SUBJECT: usize = 998;
+pub const MAX_RECIPIENTS: usize = 100;
+pub const MAX_LABEL: usize = 64;
+pub const MAX_LABELS_PER_MESSAGE: usize = 50;
+pub const SNIPPET_CHARS: usize = 160;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Folder {
+    /// Mail this identity received.
+    Inbox,
+    /// Mail this identity sent.
+    Sent,
+}
+
+impl Folder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Folder::Inbox => "inbox",
+            Folder::Sent => "sent",
+        }
+    }
+    pub fn parse_stored(s: &str) -> Self {
+        if s == "sent" { Folder::Sent } else { Folder::Inbox }
+    }
+}
+
+/// How sure Loft is of who sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Sent by another identity on this server, authenticated by its key: the sender is
+    /// known for certain.
+    InternalVerified,
+    /// Not verified (mail from outside, until SMTP verdicts exist).
+    Unverified,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Authentication {
+    pub verdict: Verdict,
+    /// True when the sender is an identity on this server.
+    pub internal: bool,
+    /// One sentence a model can read.
+    pub summary: String,
+}
+
+impl Authentication {
+    pub fn internal() -> Self {
+        Self {
+            verdict: Verdict::InternalVerified,
+            internal: true,
+            summary: "verified internal mail: sent by an identity on this Loft server".into(),
+        }
+    }
+    pub fn unverified() -> Self {
+        Self {
+            verdict: Verdict::Unverified,
+            internal: false,
+            summary: "unverified: the sender could not be authenticated".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// In the recipient's inbox on this server.
+    Delivered,
+    /// Waiting for outbound SMTP delivery.
+    Queued,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Delivery {
+    pub recipient: EmailAddress,
+    pub status: DeliveryStatus,
+    pub detail: String,
+}
+
+/// The content shared by every copy of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailContent {
+    /// `Message-ID` without angle brackets.
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub from: EmailAddress,
+    pub from_name: Option<String>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub bcc: Vec<EmailAddress>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub extracted_text: String,
+    pub authentication: Authentication,
+    pub created_at: Timestamp,
+}
+
+/// One copy of a message in one mailbox, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Message {
+    pub id: MessageId,
+    pub thread_id: ThreadId,
+    pub folder: Folder,
+    /// The RFC 5322 `Message-ID`, without angle brackets.
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub from: EmailAddress,
+    pub from_name: Option<String>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    /// Only on the sender's own copy.
+    pub bcc: Vec<EmailAddress>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    /// The new text of the body without quoted history or signature: what to give a model.
+    pub extracted_text: String,
+    pub authentication: Authentication,
+    pub unread: bool,
+    pub labels: Vec<String>,
+    pub created_at: Timestamp,
+    /// Size of the stored RFC 5322 message in bytes.
+    pub size: i64,
+    /// Per-recipient delivery, on sent copies.
+    pub delivery: Vec<Delivery>,
+}
+
+/// A message in a list: no body, a snippet instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MessageSummary {
+    pub id: MessageId,
+    pub thread_id: ThreadId,
+    pub folder: Folder,
+    pub message_id: String,
+    pub from: EmailAddress,
+    pub from_name: Option<String>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub subject: String,
+    pub snippet: String,
+    pub authentication: Authentication,
+    pub unread: bool,
+    pub labels: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ThreadSummary {
+    pub id: ThreadId,
+    /// Subject of the first message in the thread.
+    pub subject: String,
+    pub message_count: i64,
+    pub unread_count: i64,
+    pub participants: Vec<EmailAddress>,
+    pub snippet: String,
+    pub last_message_id: MessageId,
+    pub last_message_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Thread {
+    pub id: ThreadId,
+    pub subject: String,
+    /// Oldest first.
+    pub messages: Vec<Message>,
+}
+
+/// Where a copy goes: whose mailbox, which folder, and the thread id to use if the message
+/// starts a new conversation in that mailbox.
+#[derive(Debug, Clone)]
+pub struct MailCopy {
+    pub id: MessageId,
+    pub owner: IdentityId,
+    pub folder: Folder,
+    pub new_thread_id: ThreadId,
+}
+
+/// Everything the store writes for one sent message, in one transaction: the sender's copy,
+/// one copy per local recipient (inbox copies never carry `bcc`), queue rows for remote
+/// recipients, and the audit row.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub content: MailContent,
+    pub raw: Vec<u8>,
+    pub sender_copy: MailCopy,
+    pub recipient_copies: Vec<MailCopy>,
+    pub delivery: Vec<Delivery>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    pub folder: Option<Folder>,
+    pub unread_only: bool,
+    pub label: Option<String>,
+    pub from: Option<EmailAddress>,
+    pub thread_id: Option<ThreadId>,
+    /// Only messages stored after this sequence number (for waiting on new mail).
+    pub after_seq: Option<i64>,
+    /// Cursor: only messages older than this sequence number.
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ThreadQuery {
+    pub unread_only: bool,
+    pub label: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// A page as the store returns it: items plus the sequence number to continue before.
+#[derive(Debug, Clone)]
+pub struct StorePage<T> {
+    pub items: Vec<T>,
+    pub next_before: Option<i64>,
+}
+
+/// A change to one copy's labels and read state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessagePatch {
+    /// Labels to add (lowercase letters, digits and `_-:./`, at most 64 characters).
+    #[serde(default)]
+    pub add_labels: Vec<String>,
+    /// Labels to remove.
+    #[serde(default)]
+    pub remove_labels: Vec<String>,
+    /// Mark read (`false`) or unread (`true`).
+    pub unread: Option<bool>,
+}
+
+/// `POST /v0/messages/send`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMail {
+    /// Recipient addresses; a single string is accepted.
+    #[serde(deserialize_with = "one_or_many")]
+    #[schema(value_type = Vec<String>)]
+    pub to: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    #[schema(value_type = Vec<String>)]
+    pub cc: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    #[schema(value_type = Vec<String>)]
+    pub bcc: Vec<String>,
+    pub subject: String,
+    /// Plain-text body.
+    #[serde(default)]
+    pub text: String,
+    /// Optional HTML body, sent as an alternative to the text.
+    pub html: Option<String>,
+}
+
+/// `POST /v0/messages/{id}/reply`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyMail {
+    #[serde(default)]
+    pub text: String,
+    pub html: Option<String>,
+    /// Reply to everyone on the original (To and Cc), not only its sender.
+    #[serde(default)]
+    pub reply_all: bool,
+}
+
+/// Accepts `"a@x"` as well as `["a@x", "b@y"]`.
+pub fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Normalises a label, or says precisely why it is not one.
+pub fn parse_label(label: &str) -> Result<String> {
+    let l = label.trim().to_ascii_lowercase();
+    let ok = !l.is_empty()
+        && l.len() <= MAX_LABEL
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-:./".contains(&b));
+    if ok {
+        Ok(l)
+    } else {
+        Err(Error::invalid(
+            "invalid_label",
+            format!("`{}` is not a valid label", label.chars().take(80).collect::<String>()),
+        )
+        .with_hint("labels are 1 to 64 characters: letters, digits and _-:./"))
+    }
+}
+
+/// Subject for a reply: `Re: ` unless it already starts with it.
+pub fn reply_subject(subject: &str) -> String {
+    let t = subject.trim_start();
+    if t.len() >= 3 && t[..3].eq_ignore_ascii_case("re:") {
+        t.to_owned()
+    } else {
+        format!("Re: {t}")
+    }
+}
+
+/// Builds the RFC 5322 document for a message (Bcc is never written into the headers).
+pub fn build_rfc5322(c: &MailContent) -> Result<Vec<u8>> {
+    use mail_builder::MessageBuilder;
+    use mail_builder::headers::address::Address;
+    fn list(addrs: &[EmailAddress]) -> Address<'_> {
+        Address::new_list(
+            addrs
+                .iter()
+                .map(|a| Address::new_address(None::<&str>, a.as_str()))
+                .collect(),
+        )
+    }
+    let mut b = MessageBuilder::new()
+        .message_id(c.message_id.as_str())
+        .from(Address::new_address(c.from_name.as_deref(), c.from.as_str()))
+        .subject(c.subject.as_str())
+        .date(c.created_at.as_secs());
+    if !c.to.is_empty() {
+        b = b.to(list(&c.to));
+    }
+    if !c.cc.is_empty() {
+        b = b.cc(list(&c.cc));
+    }
+    if let Some(irt) = &c.in_reply_to {
+        b = b.in_reply_to(irt.as_str());
+    }
+    if !c.references.is_empty() {
+        b = b.references(mail_builder::headers::message_id::MessageId::new_list(
+            c.references.iter().map(String::as_str),
+        ));
+    }
+    b = b.text_body(c.text.as_str());
+    if let Some(html) = &c.html {
+        b = b.html_body(html.as_str());
+    }
+    b.write_to_vec()
+        .map_err(|e| Error::internal(format!("building RFC 5322 message: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content() -> MailContent {
+        MailContent {
+            message_id: "abc@agents.localhost".into(),
+            in_reply_to: Some("parent@agents.localhost".into()),
+            references: vec!["root@x".into(), "parent@agents.localhost".into()],
+            from: EmailAddress::parse("writer-aaaaa@agents.localhost").unwrap(),
+            from_name: Some("Writer".into()),
+            to: vec![EmailAddress::parse("r@agents.localhost").unwrap()],
+            cc: vec![],
+            bcc: vec![EmailAddress::parse("secret@agents.localhost").unwrap()],
+            subject: "Re: brief ✓".into(),
+            text: "Body".into(),
+            html: Some("<p>Body</p>".into()),
+            extracted_text: "Body".into(),
+            authentication: Authentication::internal(),
+            created_at: Timestamp::from_micros(1_795_000_000_000_000),
+        }
+    }
+
+    #[test]
+    fn builds_headers_and_hides_bcc() {
+        let raw = String::from_utf8(build_rfc5322(&content()).unwrap()).unwrap();
+        assert!(raw.contains("Message-ID: <abc@agents.localhost>"), "{raw}");
+        assert!(raw.contains("In-Reply-To: <parent@agents.localhost>"), "{raw}");
+        assert!(raw.contains("<root@x>"), "{raw}");
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(raw.contains("Date: "), "{raw}");
+        assert!(!raw.to_ascii_lowercase().contains("bcc"), "{raw}");
+        assert!(!raw.contains("secret@"), "{raw}");
+    }
+
+    #[test]
+    fn reply_subjects() {
+        assert_eq!(reply_subject("brief"), "Re: brief");
+        assert_eq!(reply_subject("RE: brief"), "RE: brief");
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(parse_label(" Work/Q4 ").unwrap(), "work/q4");
+        assert!(parse_label("").is_err());
+        assert!(parse_label("a b").is_err());
+        assert!(parse_label(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn to_accepts_one_or_many() {
+        let one: SendMail = serde_json::from_str(r#"{"to":"a@b.c","subject":"s","text":"t"}"#).unwrap();
+        assert_eq!(one.to, vec!["a@b.c"]);
+        let many: SendMail = serde_json::from_str(r#"{"to":["a@b.c","d@e.f"],"cc":"g@h.i","subject":"s"}"#).unwrap();
+        assert_eq!(many.to.len(), 2);
+        assert_eq!(many.cc, vec!["g@h.i"]);
+        assert!(serde_json::from_str::<SendMail>(r#"{"to":"a@b.c","subject":"s","bogus":1}"#).is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! The storage port.
+//!
+//! Methods are shaped like use cases, not tables: each mutating method receives the audit
+//! entry that records it and writes the change, its audit row (sealed into the hash chain) and
+//! anything queued by it in **one transaction**, so a failure leaves nothing half-written.
+//! Implementations live in `loft-store-sqlite` and `loft-store-postgres` and must pass the
+//! shared conformance suite in `loft-testkit`. Only store crates contain SQL.
+//!
+//! Conventions every implementation follows:
+//! - Lookups scoped by an owner (`owner: &IdentityId`) never return another owner's rows;
+//!   a foreign id behaves exactly like a missing one.
+//! - `NotFound` / `Conflict` use the codes documented on each method; anything unexpected is
+//!   `Error::Internal` (logged by the door, never shown) or `Error::Unavailable`.
+//! - Audit appends are serialised through a single chain head, across processes too.
+
+use async_trait::async_trait;
+
+use crate::Result;
+use crate::address::EmailAddress;
+use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
+use crate::identity::{Identity, NewIdentity};
+use crate::ids::{IdentityId, KeyId, MessageId, ThreadId};
+use crate::keys::{KeyMeta, ScopeSet, StoredKey};
+use crate::mail::{Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary};
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Default)]
+pub struct IdentityQuery {
+    /// Only this identity and the identities below it in the delegation chain.
+    pub within: Option<IdentityId>,
+    pub include_revoked: bool,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IdentityUpdate {
+    /// `Some("")` clears the display name.
+    pub display_name: Option<String>,
+    pub scopes: Option<ScopeSet>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Appends one audit row on its own (refused authentications, denials).
+    async fn append_audit(&self, entry: AuditEntry) -> Result<()>;
+
+    /// The key with this id and the identity it belongs to, revoked or not.
+    async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>>;
+
+    /// Creates the identity and its first key. `Conflict("address_taken")` when the address
+    /// belongs to any identity, revoked ones included (addresses are never reused).
+    async fn create_identity(&self, new: NewIdentity, audit: AuditEntry) -> Result<()>;
+
+    async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>>;
+
+    /// Newest first.
+    async fn list_identities(&self, query: IdentityQuery) -> Result<StorePage<Identity>>;
+
+    /// `NotFound` when the identity does not exist.
+    async fn update_identity(&self, id: &IdentityId, update: IdentityUpdate, audit: AuditEntry) -> Result<Identity>;
+
+    /// Revokes the identity, every identity below it in the delegation chain, and all their
+    /// keys, at `at`. Returns the ids newly revoked (empty when all already were). The audit
+    /// entry's `details.revoked` is set to that list. `NotFound` when it does not exist.
+    async fn revoke_identity(&self, id: &IdentityId, at: Timestamp, audit: AuditEntry) -> Result<Vec<IdentityId>>;
+
+    /// The identities above `id`, parent first, up to one created by the operator.
+    async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>>;
+
+    /// Active identities owning these addresses.
+    async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>>;
+
+    /// Stores a new key. With `replaces`, revokes that key of the same identity at the new
+    /// key's `created_at`, in the same transaction (rotation); `NotFound` if it is not the
+    /// identity's active key.
+    async fn create_key(&self, key: StoredKey, replaces: Option<KeyId>, audit: AuditEntry) -> Result<()>;
+
+    async fn list_keys(&self, identity: &IdentityId) -> Result<Vec<KeyMeta>>;
+
+    /// Revokes one key of `identity`. `NotFound` when it is not that identity's key.
+    async fn revoke_key(&self, identity: &IdentityId, key: &KeyId, at: Timestamp, audit: AuditEntry) -> Result<KeyMeta>;
+
+    /// Stores every copy of a message, threads each copy in its owner's mailbox, queues
+    /// remote recipients, and returns the sender's copy.
+    async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message>;
+
+    /// Newest first.
+    async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>>;
+
+    /// One message without side effects (used to look up what a reply answers).
+    async fn get_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>>;
+
+    /// Reads one message, marks it read, and records the read. `NotFound` otherwise.
+    async fn read_message(&self, owner: &IdentityId, id: &MessageId, audit: AuditEntry) -> Result<Message>;
+
+    /// The stored RFC 5322 bytes of one message.
+    async fn raw_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>>;
+
+    /// Applies label and read-state changes. `NotFound` otherwise.
+    async fn update_message(&self, owner: &IdentityId, id: &MessageId, patch: MessagePatch, audit: AuditEntry) -> Result<Message>;
+
+    /// Threads by last activity, newest first.
+    async fn list_threads(&self, owner: &IdentityId, query: ThreadQuery) -> Result<StorePage<ThreadSummary>>;
+
+    /// A whole thread, oldest first, and records the read. `NotFound` otherwise.
+    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread>;
+
+    /// The highest mail sequence number in `owner`'s mailbox (0 when empty).
+    async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64>;
+
+    /// Newest first, filtered.
+    async fn list_audit(&self, query: AuditQuery) -> Result<StorePage<AuditRecord>>;
+
+    /// Oldest first, the rows after `after_seq` (export and verification).
+    async fn audit_after(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>>;
+
+    /// The chain head pointer (`None` before the first row).
+    async fn audit_head(&self) -> Result<Option<ChainHead>>;
+}
