@@ -103,7 +103,7 @@ pub struct AuditRecord {
 }
 
 /// The canonical bytes a row's hash covers. Field order is fixed by this struct; `details`
-/// is serialised by serde_json with sorted keys (its default map), and stores keep `details`
+/// is serialised by `serde_json` with sorted keys (its default map), and stores keep `details`
 /// as text so that nothing reorders it.
 #[derive(Serialize)]
 struct Canonical<'a> {
@@ -202,11 +202,17 @@ impl ChainVerifier {
         }
         self.checked += 1;
         let problem = if row.seq < self.expected_seq {
-            Some((row.seq, format!("row {} appears twice or out of order (inserted)", row.seq)))
+            Some((
+                row.seq,
+                format!("row {} appears twice or out of order (inserted)", row.seq),
+            ))
         } else if row.seq > self.expected_seq {
             Some((
                 self.expected_seq,
-                format!("row {} is missing (removed); the next row is {}", self.expected_seq, row.seq),
+                format!(
+                    "row {} is missing (removed); the next row is {}",
+                    self.expected_seq, row.seq
+                ),
             ))
         } else if row.prev_hash != self.prev_hash {
             Some((
@@ -218,7 +224,10 @@ impl ChainVerifier {
                 ),
             ))
         } else if compute_hash(row.seq, &row.entry, &row.prev_hash) != row.hash {
-            Some((row.seq, format!("row {} was altered: its content does not match its hash", row.seq)))
+            Some((
+                row.seq,
+                format!("row {} was altered: its content does not match its hash", row.seq),
+            ))
         } else {
             None
         };
@@ -310,14 +319,19 @@ mod tests {
     fn chain(n: i64) -> Vec<AuditRecord> {
         let mut rows: Vec<AuditRecord> = Vec::new();
         for i in 0..n {
-            let (s, h) = rows.last().map_or((0, GENESIS_HASH.to_owned()), |r| (r.seq, r.hash.clone()));
+            let (s, h) = rows
+                .last()
+                .map_or((0, GENESIS_HASH.to_owned()), |r| (r.seq, r.hash.clone()));
             rows.push(AuditRecord::seal(entry(i), s, &h));
         }
         rows
     }
 
     fn head(rows: &[AuditRecord]) -> Option<ChainHead> {
-        rows.last().map(|r| ChainHead { seq: r.seq, hash: r.hash.clone() })
+        rows.last().map(|r| ChainHead {
+            seq: r.seq,
+            hash: r.hash.clone(),
+        })
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl Error {
             | Self::Invalid(d)
             | Self::PolicyDenied(d) => d.hint.clone(),
             Self::MissingScope { scope } => Some(format!(
-                "use a key that carries `{scope}`; an operator can grant it with `loft identity update --scopes`"
+                "use a key that carries `{scope}`: the operator can add it to the identity (`loft identity update ID --scopes ...`), which its primary key follows; extra keys keep the scopes they were minted with"
             )),
             Self::Unavailable(_) => Some("retry shortly".into()),
             Self::Internal(_) => None,

@@ -179,7 +179,7 @@ mod tests {
         #[test]
         fn slug_is_always_a_valid_local_part(name in "\\PC{0,80}") {
             let s = slug(&name);
-            let local = format!("{}-abcde", s);
+            let local = format!("{s}-abcde");
             prop_assert!(crate::address::validate_local_part(&local).is_ok());
         }
     }

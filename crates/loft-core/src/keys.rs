@@ -27,9 +27,7 @@ const KID_LEN: usize = 16;
 const SECRET_LEN: usize = 52;
 
 /// What a key may do.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Scope {
     /// List and read the identity's own mail.
     #[serde(rename = "mail:read")]
@@ -96,15 +94,10 @@ impl fmt::Display for Scope {
 impl FromStr for Scope {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| {
-                Error::invalid("invalid_scope", format!("unknown scope `{s}`")).with_hint(format!(
-                    "known scopes: {}",
-                    Scope::ALL.map(Scope::as_str).join(", ")
-                ))
-            })
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| {
+            Error::invalid("invalid_scope", format!("unknown scope `{s}`"))
+                .with_hint(format!("known scopes: {}", Scope::ALL.map(Scope::as_str).join(", ")))
+        })
     }
 }
 
@@ -149,7 +142,11 @@ impl ScopeSet {
     }
     /// Parses names as a client sent them, with a precise error for an unknown one.
     pub fn parse_names<S: AsRef<str>>(names: &[S]) -> Result<Self> {
-        names.iter().map(|n| n.as_ref().trim().parse()).collect::<Result<BTreeSet<_>>>().map(Self)
+        names
+            .iter()
+            .map(|n| n.as_ref().trim().parse())
+            .collect::<Result<BTreeSet<_>>>()
+            .map(Self)
     }
 }
 
@@ -214,11 +211,7 @@ impl ApiKey {
         };
         let rest = token.strip_prefix(KEY_PREFIX).ok_or_else(bad)?;
         let (kid, secret) = rest.split_once('_').ok_or_else(bad)?;
-        if kid.len() != KID_LEN
-            || secret.len() != SECRET_LEN
-            || !random::is_base32(kid)
-            || !random::is_base32(secret)
-        {
+        if kid.len() != KID_LEN || secret.len() != SECRET_LEN || !random::is_base32(kid) || !random::is_base32(secret) {
             return Err(bad());
         }
         Ok(Self {
@@ -317,7 +310,11 @@ impl KeyKind {
         }
     }
     pub fn parse_stored(s: &str) -> Self {
-        if s == "primary" { KeyKind::Primary } else { KeyKind::Extra }
+        if s == "primary" {
+            KeyKind::Primary
+        } else {
+            KeyKind::Extra
+        }
     }
 }
 
@@ -385,7 +382,7 @@ mod tests {
             let token = format!("loft_sk_{kid}_{secret}");
             let key = ApiKey::parse(&token).unwrap();
             prop_assert_eq!(key.reveal(), token);
-            let expected = format!("key_{}", kid);
+            let expected = format!("key_{kid}");
             prop_assert_eq!(key.id().as_str(), expected.as_str());
         }
     }

@@ -10,8 +10,8 @@
 pub mod address;
 pub mod audit;
 pub mod error;
-pub mod ids;
 pub mod identity;
+pub mod ids;
 pub mod keys;
 pub mod mail;
 pub mod random;

@@ -295,9 +295,8 @@ pub fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<S
 /// Normalises a label, or says precisely why it is not one.
 pub fn parse_label(label: &str) -> Result<String> {
     let l = label.trim().to_ascii_lowercase();
-    let ok = !l.is_empty()
-        && l.len() <= MAX_LABEL
-        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-:./".contains(&b));
+    let ok =
+        !l.is_empty() && l.len() <= MAX_LABEL && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-:./".contains(&b));
     if ok {
         Ok(l)
     } else {

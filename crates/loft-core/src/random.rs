@@ -49,10 +49,7 @@ impl Random for SeededRandom {
 pub fn base32_string(random: &dyn Random, n: usize) -> String {
     let mut bytes = vec![0u8; n];
     random.fill(&mut bytes);
-    bytes
-        .iter()
-        .map(|b| BASE32[(b & 31) as usize] as char)
-        .collect()
+    bytes.iter().map(|b| BASE32[(b & 31) as usize] as char).collect()
 }
 
 pub fn is_base32(s: &str) -> bool {

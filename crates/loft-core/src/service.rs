@@ -236,6 +236,33 @@ pub struct ListMessagesParams {
     pub cursor: Option<String>,
 }
 
+/// `GET /v0/messages/wait`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WaitParams {
+    /// How long to wait for mail, 0 to 300 seconds (default 30). 0 checks once.
+    pub timeout_seconds: Option<u32>,
+    /// The `cursor` of a previous wait: return inbox mail newer than that, read or not.
+    /// Without it, return the unread inbox mail.
+    pub after: Option<String>,
+    /// At most this many messages (1 to 200, default 50).
+    pub limit: Option<u32>,
+}
+
+/// What a wait returns.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WaitResult {
+    /// The mail that arrived (or was already unread), oldest first.
+    pub items: Vec<MessageSummary>,
+    /// True when the time ran out with no mail.
+    pub timed_out: bool,
+    /// Pass as `after` to the next wait to get only mail newer than this call's.
+    pub cursor: String,
+}
+
+pub const MAX_WAIT_SECONDS: u32 = 300;
+
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -348,14 +375,14 @@ impl Loft {
 
     async fn check_key(&self, bearer: Option<&str>) -> std::result::Result<Principal, (Option<String>, Error)> {
         let unknown = || {
-            Error::unauthenticated("the API key is not valid")
-                .with_hint("check that the whole key was copied; keys are shown only once, so mint a new one if it is lost")
+            Error::unauthenticated("the API key is not valid").with_hint(
+                "check that the whole key was copied; keys are shown only once, so mint a new one if it is lost",
+            )
         };
         let Some(token) = bearer.map(str::trim).filter(|t| !t.is_empty()) else {
             return Err((
                 None,
-                Error::unauthenticated("an API key is required")
-                    .with_hint("send `Authorization: Bearer <key>`"),
+                Error::unauthenticated("an API key is required").with_hint("send `Authorization: Bearer <key>`"),
             ));
         };
         if !token.starts_with(KEY_PREFIX) {
@@ -378,7 +405,10 @@ impl Loft {
             return Err((kid, Error::unauthenticated("this API key has been revoked")));
         }
         if !identity.is_active() {
-            return Err((kid, Error::unauthenticated("the identity of this API key has been revoked")));
+            return Err((
+                kid,
+                Error::unauthenticated("the identity of this API key has been revoked"),
+            ));
         }
         if stored.meta.expires_at.is_some_and(|t| t <= self.clock.now()) {
             return Err((
@@ -386,7 +416,12 @@ impl Loft {
                 Error::unauthenticated("this API key has expired").with_hint("mint a new key with `loft key create`"),
             ));
         }
-        let scopes = stored.meta.scopes.intersection(&identity.scopes);
+        // The primary key follows its identity's scopes (so `identity update --scopes` takes
+        // effect at once, widening included); extra keys keep their own, within the identity's.
+        let scopes = match stored.meta.kind {
+            KeyKind::Primary => identity.scopes.clone(),
+            KeyKind::Extra => stored.meta.scopes.intersection(&identity.scopes),
+        };
         Ok(Principal::Identity {
             identity: Box::new(identity),
             key: Box::new(stored.meta),
@@ -399,7 +434,11 @@ impl Loft {
     pub async fn create_identity(&self, actor: &Actor, req: CreateIdentityRequest) -> Result<CreatedIdentity> {
         let (creator, parent_scopes) = match &actor.principal {
             Principal::Operator => (
-                Creator { kind: CreatorKind::Operator, identity_id: None, key_id: Some(actor.key_id()) },
+                Creator {
+                    kind: CreatorKind::Operator,
+                    identity_id: None,
+                    key_id: Some(actor.key_id()),
+                },
                 ScopeSet::new(Scope::ALL),
             ),
             Principal::Identity { identity, scopes, .. } => {
@@ -442,8 +481,10 @@ impl Loft {
         // A generated address can collide with an existing one; try a few suffixes.
         let attempts = if explicit.is_some() { 1 } else { 4 };
         for attempt in 1..=attempts {
-            let local = explicit
-                .map_or_else(|| identity::default_local_part(&name, self.random.as_ref()), str::to_ascii_lowercase);
+            let local = explicit.map_or_else(
+                || identity::default_local_part(&name, self.random.as_ref()),
+                str::to_ascii_lowercase,
+            );
             let address = EmailAddress::from_parts(&local, &self.config.domain)?;
             let now = self.clock.now();
             let id = IdentityId::generate(self.random.as_ref());
@@ -486,19 +527,28 @@ impl Loft {
             );
             match self
                 .store
-                .create_identity(NewIdentity { identity: identity.clone(), key: stored }, audit)
+                .create_identity(
+                    NewIdentity {
+                        identity: identity.clone(),
+                        key: stored,
+                    },
+                    audit,
+                )
                 .await
             {
                 Ok(()) => {
-                    return Ok(CreatedIdentity { identity, api_key: key.reveal(), key_id: key.id().clone() });
+                    return Ok(CreatedIdentity {
+                        identity,
+                        api_key: key.reveal(),
+                        key_id: key.id().clone(),
+                    });
                 }
                 Err(Error::Conflict(d)) if d.code == "address_taken" && attempt < attempts => {}
                 Err(Error::Conflict(d)) if d.code == "address_taken" => {
-                    return Err(Error::conflict(
-                        "address_taken",
-                        format!("the address {address} is already taken"),
-                    )
-                    .with_hint("choose another `local_part`, or omit it to get a generated address"));
+                    return Err(
+                        Error::conflict("address_taken", format!("the address {address} is already taken"))
+                            .with_hint("choose another `local_part`, or omit it to get a generated address"),
+                    );
                 }
                 Err(e) => return Err(e),
             }
@@ -509,7 +559,11 @@ impl Loft {
     /// The identity, if the actor may see it: the operator sees all, an identity sees itself
     /// and the identities below it. Anything else is `NotFound`.
     async fn visible_identity(&self, actor: &Actor, id: &IdentityId) -> Result<Identity> {
-        let identity = self.store.get_identity(id).await?.ok_or_else(|| Error::not_found("identity"))?;
+        let identity = self
+            .store
+            .get_identity(id)
+            .await?
+            .ok_or_else(|| Error::not_found("identity"))?;
         match &actor.principal {
             Principal::Operator => Ok(identity),
             Principal::Identity { identity: me, .. } => {
@@ -560,7 +614,11 @@ impl Loft {
     pub async fn update_identity(&self, actor: &Actor, id: &str, req: UpdateIdentityRequest) -> Result<Identity> {
         let id = IdentityId::parse(id)?;
         let target = self.managed_identity(actor, &id, false).await?;
-        let display_name = req.display_name.as_deref().map(identity::validate_display_name).transpose()?;
+        let display_name = req
+            .display_name
+            .as_deref()
+            .map(identity::validate_display_name)
+            .transpose()?;
         let scopes = req.scopes.as_deref().map(ScopeSet::parse_names).transpose()?;
         if let Some(s) = &scopes {
             let escalation = s.missing_from(&actor.scopes());
@@ -575,11 +633,15 @@ impl Loft {
             }
         }
         if display_name.is_none() && scopes.is_none() {
-            return Err(Error::invalid("empty_update", "nothing to change")
-                .with_hint("send `display_name` and/or `scopes`"));
+            return Err(
+                Error::invalid("empty_update", "nothing to change").with_hint("send `display_name` and/or `scopes`")
+            );
         }
         if !target.is_active() {
-            return Err(Error::conflict("identity_revoked", "a revoked identity cannot be changed"));
+            return Err(Error::conflict(
+                "identity_revoked",
+                "a revoked identity cannot be changed",
+            ));
         }
         let audit = actor.audit(
             self.clock.now(),
@@ -646,15 +708,20 @@ impl Loft {
                 self.managed_identity(actor, &id, true).await
             }
             (None, Some(me)) => Ok(me.clone()),
-            (None, None) => Err(Error::invalid("identity_required", "the operator must name the identity")
-                .with_hint("use `/v0/identities/{id}/keys`, or `--identity` on the CLI")),
+            (None, None) => Err(
+                Error::invalid("identity_required", "the operator must name the identity")
+                    .with_hint("use `/v0/identities/{id}/keys`, or `--identity` on the CLI"),
+            ),
         }
     }
 
     pub async fn create_key(&self, actor: &Actor, identity: Option<&str>, req: CreateKeyRequest) -> Result<CreatedKey> {
         let owner = self.key_owner(actor, identity).await?;
         if !owner.is_active() {
-            return Err(Error::conflict("identity_revoked", "a revoked identity cannot get new keys"));
+            return Err(Error::conflict(
+                "identity_revoked",
+                "a revoked identity cannot get new keys",
+            ));
         }
         let now = self.clock.now();
         // The ceiling: what the calling key may do and how long it lives.
@@ -691,25 +758,40 @@ impl Loft {
                 format!("a key cannot mint a key that outlives it (this key expires at {max})"),
             ));
         }
-        let label = req.label.as_deref().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned);
-        if label.as_ref().is_some_and(|l| l.chars().count() > 64 || l.chars().any(char::is_control)) {
-            return Err(Error::invalid("invalid_label", "a key label is at most 64 printable characters"));
+        let label = req
+            .label
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned);
+        if label
+            .as_ref()
+            .is_some_and(|l| l.chars().count() > 64 || l.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "invalid_label",
+                "a key label is at most 64 printable characters",
+            ));
         }
-        self.mint_key(actor, &owner, KeyKind::Extra, scopes, expires_at, label, None).await
+        self.mint_key(actor, &owner, now, KeyKind::Extra, scopes, expires_at, label, None)
+            .await
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one private constructor shared by create and rotate")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private constructor shared by create and rotate"
+    )]
     async fn mint_key(
         &self,
         actor: &Actor,
         owner: &Identity,
+        now: Timestamp,
         kind: KeyKind,
         scopes: ScopeSet,
         expires_at: Option<Timestamp>,
         label: Option<String>,
         replaces: Option<KeyId>,
     ) -> Result<CreatedKey> {
-        let now = self.clock.now();
         let key = ApiKey::generate(self.random.as_ref());
         let meta = KeyMeta {
             id: key.id().clone(),
@@ -732,9 +814,17 @@ impl Loft {
                 "expires_at": expires_at, "replaces": replaces,
             }),
         );
-        let stored = StoredKey { id: key.id().clone(), identity_id: owner.id.clone(), digest: key.digest(), meta: meta.clone() };
+        let stored = StoredKey {
+            id: key.id().clone(),
+            identity_id: owner.id.clone(),
+            digest: key.digest(),
+            meta: meta.clone(),
+        };
         self.store.create_key(stored, replaces, audit).await?;
-        Ok(CreatedKey { key: meta, api_key: key.reveal() })
+        Ok(CreatedKey {
+            key: meta,
+            api_key: key.reveal(),
+        })
     }
 
     /// Replaces a key with a new one that works at once while the old one stops working.
@@ -743,7 +833,10 @@ impl Loft {
     pub async fn rotate_key(&self, actor: &Actor, identity: Option<&str>) -> Result<CreatedKey> {
         let owner = self.key_owner(actor, identity).await?;
         if !owner.is_active() {
-            return Err(Error::conflict("identity_revoked", "a revoked identity cannot get new keys"));
+            return Err(Error::conflict(
+                "identity_revoked",
+                "a revoked identity cannot get new keys",
+            ));
         }
         let old = match (&actor.principal, identity) {
             (Principal::Identity { key, .. }, None) => (**key).clone(),
@@ -758,8 +851,23 @@ impl Loft {
                         .with_hint("mint a key with `POST /v0/identities/{id}/keys` instead")
                 })?,
         };
-        let scopes = if old.kind == KeyKind::Primary { owner.scopes.clone() } else { old.scopes.clone() };
-        self.mint_key(actor, &owner, old.kind, scopes, old.expires_at, old.label.clone(), Some(old.id)).await
+        let scopes = if old.kind == KeyKind::Primary {
+            owner.scopes.clone()
+        } else {
+            old.scopes.clone()
+        };
+        let now = self.clock.now();
+        self.mint_key(
+            actor,
+            &owner,
+            now,
+            old.kind,
+            scopes,
+            old.expires_at,
+            old.label.clone(),
+            Some(old.id),
+        )
+        .await
     }
 
     pub async fn list_keys(&self, actor: &Actor, identity: Option<&str>) -> Result<Vec<KeyMeta>> {
@@ -773,11 +881,20 @@ impl Loft {
             return Err(Error::not_found("key"));
         };
         // Visible only if the caller may manage the owner; otherwise it does not exist.
-        self.managed_identity(actor, &owner.id, true)
-            .await
-            .map_err(|e| if matches!(e, Error::NotFound(_)) { Error::not_found("key") } else { e })?;
+        self.managed_identity(actor, &owner.id, true).await.map_err(|e| {
+            if matches!(e, Error::NotFound(_)) {
+                Error::not_found("key")
+            } else {
+                e
+            }
+        })?;
         let now = self.clock.now();
-        let audit = actor.audit(now, "key.revoke", Some(kid.to_string()), serde_json::json!({ "identity": owner.id }));
+        let audit = actor.audit(
+            now,
+            "key.revoke",
+            Some(kid.to_string()),
+            serde_json::json!({ "identity": owner.id }),
+        );
         self.store.revoke_key(&stored.identity_id, &kid, now, audit).await
     }
 
@@ -788,16 +905,32 @@ impl Loft {
         let to = parse_addresses("to", &req.to)?;
         let cc = parse_addresses("cc", &req.cc)?;
         let bcc = parse_addresses("bcc", &req.bcc)?;
-        let draft = Draft { to, cc, bcc, subject: req.subject, text: req.text, html: req.html, in_reply_to: None, references: vec![] };
+        let draft = Draft {
+            to,
+            cc,
+            bcc,
+            subject: req.subject,
+            text: req.text,
+            html: req.html,
+            in_reply_to: None,
+            references: vec![],
+        };
         self.deliver(actor, &me, draft, "mail.send").await
     }
 
     pub async fn reply(&self, actor: &Actor, id: &str, req: ReplyMail) -> Result<Message> {
         let me = actor.require(Scope::MailSend)?.clone();
         let id = MessageId::parse(id)?;
-        let original = self.store.get_message(&me.id, &id).await?.ok_or_else(|| Error::not_found("message"))?;
+        let original = self
+            .store
+            .get_message(&me.id, &id)
+            .await?
+            .ok_or_else(|| Error::not_found("message"))?;
         let (to, mut cc) = match original.folder {
-            Folder::Inbox => (vec![original.from.clone()], [original.to.clone(), original.cc.clone()].concat()),
+            Folder::Inbox => (
+                vec![original.from.clone()],
+                [original.to.clone(), original.cc.clone()].concat(),
+            ),
             Folder::Sent => (original.to.clone(), original.cc.clone()),
         };
         if !req.reply_all {
@@ -843,28 +976,42 @@ impl Loft {
         if all.len() > mail::MAX_RECIPIENTS {
             return Err(Error::invalid(
                 "too_many_recipients",
-                format!("at most {} recipients per message, not {}", mail::MAX_RECIPIENTS, all.len()),
+                format!(
+                    "at most {} recipients per message, not {}",
+                    mail::MAX_RECIPIENTS,
+                    all.len()
+                ),
             ));
         }
         if draft.subject.chars().count() > mail::MAX_SUBJECT || draft.subject.contains(['\r', '\n']) {
             return Err(Error::invalid(
                 "invalid_subject",
-                format!("the subject must be one line of at most {} characters", mail::MAX_SUBJECT),
+                format!(
+                    "the subject must be one line of at most {} characters",
+                    mail::MAX_SUBJECT
+                ),
             ));
         }
         if draft.text.trim().is_empty() && draft.html.as_deref().is_none_or(|h| h.trim().is_empty()) {
-            return Err(Error::invalid("empty_body", "the message has no body").with_hint("give `text` (and optionally `html`)"));
+            return Err(Error::invalid("empty_body", "the message has no body")
+                .with_hint("give `text` (and optionally `html`)"));
         }
         let body_bytes = draft.text.len() + draft.html.as_ref().map_or(0, String::len);
         if body_bytes > self.config.max_body_bytes {
             return Err(Error::invalid(
                 "message_too_large",
-                format!("the body is {body_bytes} bytes; the limit is {}", self.config.max_body_bytes),
+                format!(
+                    "the body is {body_bytes} bytes; the limit is {}",
+                    self.config.max_body_bytes
+                ),
             ));
         }
         let local: std::collections::HashMap<EmailAddress, IdentityId> =
             self.store.resolve_addresses(&all).await?.into_iter().collect();
-        if let Some(unknown) = all.iter().find(|a| a.domain() == self.config.domain && !local.contains_key(*a)) {
+        if let Some(unknown) = all
+            .iter()
+            .find(|a| a.domain() == self.config.domain && !local.contains_key(*a))
+        {
             return Err(Error::invalid(
                 "unknown_recipient",
                 format!("no active identity has the address {unknown} on this server"),
@@ -932,7 +1079,13 @@ impl Loft {
                 "size": raw.len(),
             }),
         );
-        let mail = NewMail { content, raw, sender_copy, recipient_copies, delivery };
+        let mail = NewMail {
+            content,
+            raw,
+            sender_copy,
+            recipient_copies,
+            delivery,
+        };
         let sent = self.store.send_mail(mail, audit).await?;
         self.mail_tick.send_modify(|t| *t += 1);
         Ok(sent)
@@ -962,32 +1115,105 @@ impl Loft {
         Ok(page(self.store.list_messages(&me.id, query).await?))
     }
 
+    /// Blocks until inbox mail is there, or the timeout passes: the inbox as a queue, without
+    /// a polling loop in the agent. Wakes on deliveries in this process at once, and looks
+    /// again every second for mail delivered by other nodes sharing the database.
+    pub async fn wait_for_mail(&self, actor: &Actor, params: WaitParams) -> Result<WaitResult> {
+        let me = actor.require(Scope::MailRead)?.clone();
+        let timeout = params.timeout_seconds.unwrap_or(30);
+        if timeout > MAX_WAIT_SECONDS {
+            return Err(Error::invalid(
+                "invalid_timeout",
+                format!("timeout_seconds must be between 0 and {MAX_WAIT_SECONDS}, not {timeout}"),
+            ));
+        }
+        let after = params
+            .after
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .map(decode_cursor)
+            .transpose()?;
+        let limit = page_limit(params.limit)?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(timeout));
+        // Subscribe before looking, so that a delivery between the look and the wait is seen.
+        let mut ticks = self.mail_tick.subscribe();
+        loop {
+            let upto = self.store.latest_mail_seq(&me.id).await?;
+            let query = MessageQuery {
+                folder: Some(Folder::Inbox),
+                unread_only: after.is_none(),
+                after_seq: after,
+                before_seq: Some(upto + 1),
+                limit,
+                ..MessageQuery::default()
+            };
+            let mut items = self.store.list_messages(&me.id, query).await?.items;
+            let now = tokio::time::Instant::now();
+            if !items.is_empty() || now >= deadline {
+                items.reverse();
+                return Ok(WaitResult {
+                    timed_out: items.is_empty(),
+                    items,
+                    cursor: encode_cursor(upto),
+                });
+            }
+            let poll = (deadline - now).min(std::time::Duration::from_secs(1));
+            tokio::select! {
+                _ = ticks.changed() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
     pub async fn get_message(&self, actor: &Actor, id: &str) -> Result<Message> {
         let me = actor.require(Scope::MailRead)?;
         let id = MessageId::parse(id)?;
-        let audit = actor.audit(self.clock.now(), "mail.read", Some(id.to_string()), serde_json::json!({}));
+        let audit = actor.audit(
+            self.clock.now(),
+            "mail.read",
+            Some(id.to_string()),
+            serde_json::json!({}),
+        );
         self.store.read_message(&me.id, &id, audit).await
     }
 
     pub async fn raw_message(&self, actor: &Actor, id: &str) -> Result<Vec<u8>> {
         let me = actor.require(Scope::MailRead)?;
         let id = MessageId::parse(id)?;
-        self.store.raw_message(&me.id, &id).await?.ok_or_else(|| Error::not_found("message"))
+        self.store
+            .raw_message(&me.id, &id)
+            .await?
+            .ok_or_else(|| Error::not_found("message"))
     }
 
     pub async fn update_message(&self, actor: &Actor, id: &str, patch: MessagePatch) -> Result<Message> {
         let me = actor.require(Scope::MailManage)?;
         let id = MessageId::parse(id)?;
-        let add = patch.add_labels.iter().map(|l| mail::parse_label(l)).collect::<Result<Vec<_>>>()?;
-        let remove = patch.remove_labels.iter().map(|l| mail::parse_label(l)).collect::<Result<Vec<_>>>()?;
+        let add = patch
+            .add_labels
+            .iter()
+            .map(|l| mail::parse_label(l))
+            .collect::<Result<Vec<_>>>()?;
+        let remove = patch
+            .remove_labels
+            .iter()
+            .map(|l| mail::parse_label(l))
+            .collect::<Result<Vec<_>>>()?;
         if add.is_empty() && remove.is_empty() && patch.unread.is_none() {
             return Err(Error::invalid("empty_update", "nothing to change")
                 .with_hint("send `add_labels`, `remove_labels` and/or `unread`"));
         }
         if add.len() > mail::MAX_LABELS_PER_MESSAGE {
-            return Err(Error::invalid("too_many_labels", format!("at most {} labels per message", mail::MAX_LABELS_PER_MESSAGE)));
+            return Err(Error::invalid(
+                "too_many_labels",
+                format!("at most {} labels per message", mail::MAX_LABELS_PER_MESSAGE),
+            ));
         }
-        let patch = MessagePatch { add_labels: add, remove_labels: remove, unread: patch.unread };
+        let patch = MessagePatch {
+            add_labels: add,
+            remove_labels: remove,
+            unread: patch.unread,
+        };
         let audit = actor.audit(
             self.clock.now(),
             "mail.update",
@@ -1011,7 +1237,12 @@ impl Loft {
     pub async fn get_thread(&self, actor: &Actor, id: &str) -> Result<Thread> {
         let me = actor.require(Scope::MailRead)?;
         let id = ThreadId::parse(id)?;
-        let audit = actor.audit(self.clock.now(), "mail.read_thread", Some(id.to_string()), serde_json::json!({}));
+        let audit = actor.audit(
+            self.clock.now(),
+            "mail.read_thread",
+            Some(id.to_string()),
+            serde_json::json!({}),
+        );
         self.store.read_thread(&me.id, &id, audit).await
     }
 
@@ -1023,7 +1254,10 @@ impl Loft {
             None => asked,
             Some(me) => {
                 if asked.as_ref().is_some_and(|a| a != &me.id) {
-                    return Err(Error::forbidden("own_audit_only", "an identity key sees only its own audit rows"));
+                    return Err(Error::forbidden(
+                        "own_audit_only",
+                        "an identity key sees only its own audit rows",
+                    ));
                 }
                 Some(me.id.clone())
             }
@@ -1041,8 +1275,10 @@ impl Loft {
             .outcome
             .as_deref()
             .map(|o| {
-                crate::audit::Outcome::parse(o)
-                    .ok_or_else(|| Error::invalid("invalid_outcome", format!("unknown outcome `{o}`")).with_hint("use ok, denied or error"))
+                crate::audit::Outcome::parse(o).ok_or_else(|| {
+                    Error::invalid("invalid_outcome", format!("unknown outcome `{o}`"))
+                        .with_hint("use ok, denied or error")
+                })
             })
             .transpose()?;
         let query = AuditQuery {
@@ -1062,7 +1298,10 @@ impl Loft {
         if actor.is_operator() {
             Ok(())
         } else {
-            Err(Error::forbidden("operator_only", format!("{what} needs the operator key")))
+            Err(Error::forbidden(
+                "operator_only",
+                format!("{what} needs the operator key"),
+            ))
         }
     }
 

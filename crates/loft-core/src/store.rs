@@ -21,7 +21,9 @@ use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
 use crate::identity::{Identity, NewIdentity};
 use crate::ids::{IdentityId, KeyId, MessageId, ThreadId};
 use crate::keys::{KeyMeta, ScopeSet, StoredKey};
-use crate::mail::{Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary};
+use crate::mail::{
+    Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary,
+};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Default)]
@@ -44,6 +46,10 @@ pub struct IdentityUpdate {
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// Finishes pending writes and closes connections (graceful shutdown). Calls after it may
+    /// fail with `Unavailable`.
+    async fn close(&self) {}
 
     /// Appends one audit row on its own (refused authentications, denials).
     async fn append_audit(&self, entry: AuditEntry) -> Result<()>;
@@ -82,7 +88,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_keys(&self, identity: &IdentityId) -> Result<Vec<KeyMeta>>;
 
     /// Revokes one key of `identity`. `NotFound` when it is not that identity's key.
-    async fn revoke_key(&self, identity: &IdentityId, key: &KeyId, at: Timestamp, audit: AuditEntry) -> Result<KeyMeta>;
+    async fn revoke_key(&self, identity: &IdentityId, key: &KeyId, at: Timestamp, audit: AuditEntry)
+    -> Result<KeyMeta>;
 
     /// Stores every copy of a message, threads each copy in its owner's mailbox, queues
     /// remote recipients, and returns the sender's copy.
@@ -101,7 +108,13 @@ pub trait Store: Send + Sync + 'static {
     async fn raw_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>>;
 
     /// Applies label and read-state changes. `NotFound` otherwise.
-    async fn update_message(&self, owner: &IdentityId, id: &MessageId, patch: MessagePatch, audit: AuditEntry) -> Result<Message>;
+    async fn update_message(
+        &self,
+        owner: &IdentityId,
+        id: &MessageId,
+        patch: MessagePatch,
+        audit: AuditEntry,
+    ) -> Result<Message>;
 
     /// Threads by last activity, newest first.
     async fn list_threads(&self, owner: &IdentityId, query: ThreadQuery) -> Result<StorePage<ThreadSummary>>;

@@ -1,1 +1,409 @@
+//! Loft's storage port ([`loft_core::store::Store`]) on one embedded SQLite file: the default
+//! backend, needing nothing but a path.
+//!
+//! # Design
+//!
+//! - **One file, WAL mode.** Readers never block the writer nor each other. `foreign_keys=ON`
+//!   and a busy timeout on every connection.
+//! - **Reads** go through a pool of read-only connections; each store read runs in its own read
+//!   transaction, so a read made of several queries sees one snapshot.
+//! - **Writes** all go through one writer task that owns the only read-write connection and
+//!   commits in groups (see `writer.rs`): the first queued job plus whatever else is already
+//!   waiting, in one `BEGIN IMMEDIATE ... COMMIT`, each job in its own savepoint so a failing job
+//!   leaves the others intact. Jobs are answered only after the `COMMIT`. With
+//!   `synchronous=FULL` a success returned to a client is on disk, yet under load many writes
+//!   share one fsync. Mutating store methods are each one job: the change, its audit row and
+//!   anything it queues commit or vanish together. Where a method returns a big value
+//!   (a message with its bodies), it is read back from a read connection after the commit, so
+//!   the writer does not spend its time loading bodies.
+//! - **Audit chain.** A single-row `audit_head` holds the last `(seq, hash)`. Every append
+//!   reads it, seals the entry with [`AuditRecord::seal`], inserts the row and moves the head,
+//!   inside the writer's transaction; `BEGIN IMMEDIATE` holds the database write lock, so appends are
+//!   serial even across processes sharing the file. `details` is stored as the exact JSON text
+//!   that was hashed.
+//! - **Schema** (in `migrations/`, embedded and run by [`open`]): timestamps are INTEGER unix
+//!   microseconds, ids TEXT, scope sets and address lists JSON text. Identities, keys, message
+//!   copies and audit rows carry an integer `seq` used for ordering and cursors. A message's
+//!   bodies (`mail_contents`) and raw bytes (`mail_raw`) are stored once and shared by all its
+//!   copies; lists read only the `messages` table (headers and a snippet). With one writer,
+//!   sequence numbers become visible in the order they were allocated, so a client waiting
+//!   for mail with `after_seq` cannot skip a message.
+//!
+//! This crate holds SQL and nothing else: whether an action is allowed, and what it means, is
+//! decided in `loft-core` before a store method is called.
+//!
+//! [`AuditRecord::seal`]: loft_core::audit::AuditRecord::seal
 
+mod audit;
+mod error;
+mod identities;
+mod mail;
+mod rows;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use loft_core::address::EmailAddress;
+use loft_core::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
+use loft_core::identity::{Identity, NewIdentity};
+use loft_core::ids::{IdentityId, KeyId, MessageId, ThreadId};
+use loft_core::keys::{KeyMeta, StoredKey};
+use loft_core::mail::{
+    Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary,
+};
+use loft_core::store::{IdentityQuery, IdentityUpdate, Store};
+use loft_core::time::Timestamp;
+use loft_core::{Error, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection as _, Sqlite, SqliteConnection, Transaction};
+
+use crate::error::map_err;
+use crate::writer::Writer;
+
+/// How long a connection waits for a lock held by another connection (or process).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read-only connections in the pool.
+const READERS: u32 = 8;
+/// The most rows one call returns (audit export asks for up to this many). A limit is
+/// otherwise taken as given, 0 included (an empty page), as on PostgreSQL.
+const MAX_LIMIT: u32 = 10_000;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The SQLite implementation of [`Store`]. Cheap to share behind an `Arc`; call
+/// [`SqliteStore::close`] on shutdown to finish queued writes and close the file cleanly.
+pub struct SqliteStore {
+    path: PathBuf,
+    reader: SqlitePool,
+    writer: Writer,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens (creating the file, not its directory, if missing) and migrates the database at
+/// `path`. Must be called inside a Tokio runtime: it starts the writer task.
+pub async fn open(path: &Path) -> Result<SqliteStore> {
+    SqliteStore::open(path).await
+}
+
+/// Like [`open`], from `sqlite://PATH` or `sqlite:PATH` (query parameters are not accepted:
+/// the settings above are not negotiable).
+pub async fn open_url(url: &str) -> Result<SqliteStore> {
+    SqliteStore::open_url(url).await
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<Self> {
+        let cannot_open = |e: sqlx::Error| -> Error {
+            // Say which file: the usual causes (missing directory, permissions) are about it.
+            Error::Unavailable(format!(
+                "cannot open the SQLite database {}: {}",
+                path.display(),
+                map_err(e)
+            ))
+        };
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+
+        // The one read-write connection. WAL is a property of the file, set here once;
+        // synchronous=FULL makes every COMMIT durable before the writer answers.
+        let write_options = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let mut conn = SqliteConnection::connect_with(&write_options)
+            .await
+            .map_err(cannot_open)?;
+        if let Err(e) = MIGRATOR.run(&mut conn).await {
+            let _ = conn.close().await;
+            return Err(Error::Internal(format!(
+                "migrating the SQLite database {}: {e}",
+                path.display()
+            )));
+        }
+
+        let reader = match SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .min_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(base.read_only(true))
+            .await
+        {
+            Ok(pool) => pool,
+            Err(e) => {
+                let _ = conn.close().await;
+                return Err(cannot_open(e));
+            }
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            reader,
+            writer: Writer::spawn(conn),
+        })
+    }
+
+    pub async fn open_url(url: &str) -> Result<Self> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "invalid_database_url",
+                    "a SQLite URL starts with `sqlite://` or `sqlite:`",
+                )
+            })?;
+        if rest.is_empty() || rest.contains('?') || rest == ":memory:" {
+            return Err(Error::invalid(
+                "invalid_database_url",
+                "a SQLite URL names a file: `sqlite://PATH` (no query parameters, no :memory:)",
+            ));
+        }
+        // `sqlite:///abs/path` and `sqlite://rel/path` both mean the path after the scheme.
+        Self::open(Path::new(rest)).await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write transactions committed since [`open`]. Fewer than the writes made means group
+    /// commit is sharing fsyncs; benchmarks print it next to the write count.
+    pub fn committed_batches(&self) -> u64 {
+        self.writer.commits()
+    }
+
+    /// Graceful shutdown: runs the writes already queued, refuses new ones, and closes every
+    /// connection. Calls made afterwards fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// A read transaction on a read-only connection: every query in it sees one snapshot.
+    async fn reading(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.reader.begin().await.map_err(map_err)
+    }
+
+    /// Runs `f` in the writer's next group commit (see `writer.rs`).
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> futures::future::BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+}
+
+/// Ends a read transaction and passes its result on.
+async fn done<T>(tx: Transaction<'static, Sqlite>, out: Result<T>) -> Result<T> {
+    let out = out?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(out)
+}
+
+/// The page size: the caller's limit, at most [`MAX_LIMIT`].
+pub(crate) fn page_limit(limit: u32) -> u32 {
+    limit.min(MAX_LIMIT)
+}
+
+/// Cuts `rows` (fetched with `limit + 1`) to a page; the cursor is the last item's seq when
+/// more rows exist.
+pub(crate) fn paged<T>(mut rows: Vec<T>, limit: u32, seq: impl Fn(&T) -> i64) -> StorePage<T> {
+    let limit = limit as usize;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_before = if more { rows.last().map(seq) } else { None };
+    StorePage {
+        items: rows,
+        next_before,
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+
+    async fn append_audit(&self, entry: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(async move { audit::append(c, entry).await.map(|_| ()) }))
+            .await
+    }
+
+    async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
+        let mut tx = self.reading().await?;
+        let out = identities::find_key(&mut tx, id).await;
+        done(tx, out).await
+    }
+
+    async fn create_identity(&self, new: NewIdentity, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(identities::create(c, new, audit))).await
+    }
+
+    async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>> {
+        let mut tx = self.reading().await?;
+        let out = identities::get(&mut tx, id).await;
+        done(tx, out).await
+    }
+
+    async fn list_identities(&self, query: IdentityQuery) -> Result<StorePage<Identity>> {
+        let mut tx = self.reading().await?;
+        let out = identities::list(&mut tx, query).await;
+        done(tx, out).await
+    }
+
+    async fn update_identity(&self, id: &IdentityId, update: IdentityUpdate, audit: AuditEntry) -> Result<Identity> {
+        let id = id.clone();
+        self.write(move |c| Box::pin(async move { identities::update(c, &id, update, audit).await }))
+            .await
+    }
+
+    async fn revoke_identity(&self, id: &IdentityId, at: Timestamp, audit: AuditEntry) -> Result<Vec<IdentityId>> {
+        let id = id.clone();
+        self.write(move |c| Box::pin(async move { identities::revoke(c, &id, at, audit).await }))
+            .await
+    }
+
+    async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>> {
+        let mut tx = self.reading().await?;
+        let out = identities::ancestors(&mut tx, id).await;
+        done(tx, out).await
+    }
+
+    async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {
+        let mut tx = self.reading().await?;
+        let out = identities::resolve_addresses(&mut tx, addresses).await;
+        done(tx, out).await
+    }
+
+    async fn create_key(&self, key: StoredKey, replaces: Option<KeyId>, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(identities::create_key(c, key, replaces, audit)))
+            .await
+    }
+
+    async fn list_keys(&self, identity: &IdentityId) -> Result<Vec<KeyMeta>> {
+        let mut tx = self.reading().await?;
+        let out = identities::list_keys(&mut tx, identity).await;
+        done(tx, out).await
+    }
+
+    async fn revoke_key(
+        &self,
+        identity: &IdentityId,
+        key: &KeyId,
+        at: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<KeyMeta> {
+        let (identity, key) = (identity.clone(), key.clone());
+        self.write(move |c| Box::pin(async move { identities::revoke_key(c, &identity, &key, at, audit).await }))
+            .await
+    }
+
+    async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message> {
+        let (owner, id) = (mail.sender_copy.owner.clone(), mail.sender_copy.id.clone());
+        self.write(move |c| Box::pin(mail::send(c, mail, audit))).await?;
+        self.get_message(&owner, &id)
+            .await?
+            .ok_or_else(|| Error::internal("the sender's copy is missing right after it was committed"))
+    }
+
+    async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {
+        let mut tx = self.reading().await?;
+        let out = mail::list(&mut tx, owner, query).await;
+        done(tx, out).await
+    }
+
+    async fn get_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
+        let mut tx = self.reading().await?;
+        let out = mail::get(&mut tx, owner, id).await;
+        done(tx, out).await
+    }
+
+    async fn read_message(&self, owner: &IdentityId, id: &MessageId, audit: AuditEntry) -> Result<Message> {
+        let (o, i) = (owner.clone(), id.clone());
+        self.write(move |c| Box::pin(async move { mail::mark_read(c, &o, &i, audit).await }))
+            .await?;
+        self.get_message(owner, id)
+            .await?
+            .ok_or_else(|| Error::not_found("message"))
+    }
+
+    async fn raw_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.reading().await?;
+        let out = mail::raw(&mut tx, owner, id).await;
+        done(tx, out).await
+    }
+
+    async fn update_message(
+        &self,
+        owner: &IdentityId,
+        id: &MessageId,
+        patch: MessagePatch,
+        audit: AuditEntry,
+    ) -> Result<Message> {
+        let (o, i) = (owner.clone(), id.clone());
+        self.write(move |c| Box::pin(async move { mail::update(c, &o, &i, patch, audit).await }))
+            .await?;
+        self.get_message(owner, id)
+            .await?
+            .ok_or_else(|| Error::not_found("message"))
+    }
+
+    async fn list_threads(&self, owner: &IdentityId, query: ThreadQuery) -> Result<StorePage<ThreadSummary>> {
+        let mut tx = self.reading().await?;
+        let out = mail::list_threads(&mut tx, owner, query).await;
+        done(tx, out).await
+    }
+
+    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread> {
+        let (o, i) = (owner.clone(), id.clone());
+        self.write(move |c| Box::pin(async move { mail::record_thread_read(c, &o, &i, audit).await }))
+            .await?;
+        let mut tx = self.reading().await?;
+        let out = mail::thread(&mut tx, owner, id).await;
+        done(tx, out).await?.ok_or_else(|| Error::not_found("thread"))
+    }
+
+    async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64> {
+        let mut tx = self.reading().await?;
+        let out = mail::latest_seq(&mut tx, owner).await;
+        done(tx, out).await
+    }
+
+    async fn list_audit(&self, query: AuditQuery) -> Result<StorePage<AuditRecord>> {
+        let mut tx = self.reading().await?;
+        let out = audit::list(&mut tx, query).await;
+        done(tx, out).await
+    }
+
+    async fn audit_after(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+        let mut tx = self.reading().await?;
+        let out = audit::after(&mut tx, after_seq, limit).await;
+        done(tx, out).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<ChainHead>> {
+        let mut tx = self.reading().await?;
+        let out = audit::head(&mut tx).await;
+        done(tx, out).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

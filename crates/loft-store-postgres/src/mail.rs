@@ -1,0 +1,520 @@
+//! Mailboxes: message copies, threads, labels and the outbound queue.
+//!
+//! One sent message is one `mail_contents` row (headers, bodies, raw bytes, snippet) and one
+//! `messages` row per mailbox copy. A copy's `seq` orders its mailbox and is the list cursor.
+//! Threading is per mailbox: a copy joins the thread of the newest message in the same
+//! owner's mailbox whose `Message-ID` is the new message's `In-Reply-To` or one of its
+//! `References`, else starts the thread the caller chose. Every lookup is scoped by owner, so
+//! another owner's message or thread behaves exactly like a missing one.
+
+use loft_core::address::EmailAddress;
+use loft_core::audit::AuditEntry;
+use loft_core::ids::{IdentityId, MessageId, ThreadId};
+use loft_core::mail::{
+    Authentication, DeliveryStatus, Folder, MailCopy, Message, MessagePatch, MessageQuery, MessageSummary, NewMail,
+    SNIPPET_CHARS, StorePage, Thread, ThreadQuery, ThreadSummary,
+};
+use loft_core::{Error, Result};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::{Postgres, QueryBuilder};
+
+use crate::rows::{self, col};
+use crate::{WriteTx, db_err};
+
+/// Everything a full [`Message`] needs, from `messages m JOIN mail_contents c`.
+macro_rules! message_cols {
+    () => {
+        "m.seq, m.id, m.thread_id, m.folder, m.unread, m.bcc_addrs, m.delivery, \
+         c.message_id, c.in_reply_to, c.refs, c.from_addr, c.from_name, c.to_addrs, c.cc_addrs, \
+         c.subject, c.body_text, c.body_html, c.extracted_text, c.authentication, c.created_at, c.size, \
+         ARRAY(SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label) AS labels"
+    };
+}
+
+/// A [`MessageSummary`]: no bodies, no raw bytes.
+macro_rules! summary_cols {
+    () => {
+        "m.seq, m.id, m.thread_id, m.folder, m.unread, \
+         c.message_id, c.from_addr, c.from_name, c.to_addrs, c.cc_addrs, c.subject, c.snippet, \
+         c.authentication, c.created_at, \
+         ARRAY(SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label) AS labels"
+    };
+}
+
+const FROM_COPIES: &str = " FROM messages m JOIN mail_contents c ON c.id = m.content_id";
+
+fn folder_col(row: &PgRow) -> Result<Folder> {
+    let folder: String = col(row, "folder")?;
+    Ok(Folder::parse_stored(&folder))
+}
+
+fn message(row: &PgRow) -> Result<Message> {
+    Ok(Message {
+        id: MessageId::from_trusted(col(row, "id")?),
+        thread_id: ThreadId::from_trusted(col(row, "thread_id")?),
+        folder: folder_col(row)?,
+        message_id: col(row, "message_id")?,
+        in_reply_to: col(row, "in_reply_to")?,
+        references: rows::json_col(row, "refs")?,
+        from: EmailAddress::from_trusted(col(row, "from_addr")?),
+        from_name: col(row, "from_name")?,
+        to: rows::addresses_col(row, "to_addrs")?,
+        cc: rows::addresses_col(row, "cc_addrs")?,
+        bcc: rows::addresses_col(row, "bcc_addrs")?,
+        subject: col(row, "subject")?,
+        text: col(row, "body_text")?,
+        html: col(row, "body_html")?,
+        extracted_text: col(row, "extracted_text")?,
+        authentication: rows::json_col::<Authentication>(row, "authentication")?,
+        unread: col(row, "unread")?,
+        labels: col(row, "labels")?,
+        created_at: rows::ts(row, "created_at")?,
+        size: col(row, "size")?,
+        delivery: rows::json_col(row, "delivery")?,
+    })
+}
+
+fn summary(row: &PgRow) -> Result<(i64, MessageSummary)> {
+    let item = MessageSummary {
+        id: MessageId::from_trusted(col(row, "id")?),
+        thread_id: ThreadId::from_trusted(col(row, "thread_id")?),
+        folder: folder_col(row)?,
+        message_id: col(row, "message_id")?,
+        from: EmailAddress::from_trusted(col(row, "from_addr")?),
+        from_name: col(row, "from_name")?,
+        to: rows::addresses_col(row, "to_addrs")?,
+        cc: rows::addresses_col(row, "cc_addrs")?,
+        subject: col(row, "subject")?,
+        snippet: col(row, "snippet")?,
+        authentication: rows::json_col::<Authentication>(row, "authentication")?,
+        unread: col(row, "unread")?,
+        labels: col(row, "labels")?,
+        created_at: rows::ts(row, "created_at")?,
+    };
+    Ok((col(row, "seq")?, item))
+}
+
+/// The thread a new copy joins in `owner`'s mailbox (see the module header).
+async fn thread_for(conn: &mut PgConnection, copy: &MailCopy, parents: &[String]) -> Result<ThreadId> {
+    if parents.is_empty() {
+        return Ok(copy.new_thread_id.clone());
+    }
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT thread_id FROM messages WHERE owner_id = $1 AND message_id = ANY($2) ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(copy.owner.as_str())
+    .bind(parents)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(found.map_or_else(|| copy.new_thread_id.clone(), ThreadId::from_trusted))
+}
+
+struct CopyRow<'a> {
+    copy: &'a MailCopy,
+    thread_id: &'a ThreadId,
+    content_id: i64,
+    message_id: &'a str,
+    bcc: &'a str,
+    delivery: &'a str,
+    unread: bool,
+}
+
+async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, bcc_addrs, delivery, unread) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+    )
+    .bind(r.copy.id.as_str())
+    .bind(r.copy.owner.as_str())
+    .bind(r.thread_id.as_str())
+    .bind(r.copy.folder.as_str())
+    .bind(r.content_id)
+    .bind(r.message_id)
+    .bind(r.bcc)
+    .bind(r.delivery)
+    .bind(r.unread)
+    .fetch_one(conn)
+    .await
+    .map_err(db_err)
+}
+
+pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -> Result<Message> {
+    let NewMail {
+        content: c,
+        raw,
+        sender_copy,
+        recipient_copies,
+        delivery,
+    } = mail;
+    let size = raw.len() as i64;
+    let refs = rows::to_json(&c.references)?;
+    let to = rows::to_json(&c.to)?;
+    let cc = rows::to_json(&c.cc)?;
+    let bcc = rows::to_json(&c.bcc)?;
+    let delivery_json = rows::to_json(&delivery)?;
+    let authentication = rows::to_json(&c.authentication)?;
+    let snippet = loft_core::text::snippet(&c.extracted_text, SNIPPET_CHARS);
+    let parents: Vec<String> = c.in_reply_to.iter().chain(&c.references).cloned().collect();
+
+    let mut w = WriteTx::begin(pool).await?;
+    let content_id: i64 = sqlx::query_scalar(
+        "INSERT INTO mail_contents (message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
+         subject, body_text, body_html, extracted_text, snippet, authentication, created_at, size, raw) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+    )
+    .bind(&c.message_id)
+    .bind(c.in_reply_to.as_deref())
+    .bind(&refs)
+    .bind(c.from.as_str())
+    .bind(c.from_name.as_deref())
+    .bind(&to)
+    .bind(&cc)
+    .bind(&c.subject)
+    .bind(&c.text)
+    .bind(c.html.as_deref())
+    .bind(&c.extracted_text)
+    .bind(&snippet)
+    .bind(&authentication)
+    .bind(c.created_at.as_micros())
+    .bind(size)
+    .bind(raw)
+    .fetch_one(w.conn())
+    .await
+    .map_err(db_err)?;
+
+    // The sender's copy first, then each recipient's, each threaded in its own mailbox.
+    let sender_thread = thread_for(w.conn(), &sender_copy, &parents).await?;
+    let sender_seq = insert_copy(
+        w.conn(),
+        CopyRow {
+            copy: &sender_copy,
+            thread_id: &sender_thread,
+            content_id,
+            message_id: &c.message_id,
+            bcc: &bcc,
+            delivery: &delivery_json,
+            unread: false,
+        },
+    )
+    .await?;
+    for copy in &recipient_copies {
+        let thread = thread_for(w.conn(), copy, &parents).await?;
+        insert_copy(
+            w.conn(),
+            CopyRow {
+                copy,
+                thread_id: &thread,
+                content_id,
+                message_id: &c.message_id,
+                // Inbox copies never carry Bcc, nor the sender's delivery report.
+                bcc: "[]",
+                delivery: "[]",
+                unread: true,
+            },
+        )
+        .await?;
+    }
+    for d in delivery.iter().filter(|d| d.status == DeliveryStatus::Queued) {
+        sqlx::query(
+            "INSERT INTO outbound_queue (message_seq, content_id, sender, recipient, status, next_attempt_at, \
+             created_at) VALUES ($1, $2, $3, $4, 'queued', $5, $5)",
+        )
+        .bind(sender_seq)
+        .bind(content_id)
+        .bind(c.from.as_str())
+        .bind(d.recipient.as_str())
+        .bind(c.created_at.as_micros())
+        .execute(w.conn())
+        .await
+        .map_err(db_err)?;
+    }
+    w.audit(audit).await?;
+    w.commit().await?;
+
+    Ok(Message {
+        id: sender_copy.id,
+        thread_id: sender_thread,
+        folder: sender_copy.folder,
+        message_id: c.message_id,
+        in_reply_to: c.in_reply_to,
+        references: c.references,
+        from: c.from,
+        from_name: c.from_name,
+        to: c.to,
+        cc: c.cc,
+        bcc: c.bcc,
+        subject: c.subject,
+        text: c.text,
+        html: c.html,
+        extracted_text: c.extracted_text,
+        authentication: c.authentication,
+        unread: false,
+        labels: Vec::new(),
+        created_at: c.created_at,
+        size,
+        delivery,
+    })
+}
+
+pub(crate) async fn list_messages(
+    pool: &PgPool,
+    owner: &IdentityId,
+    query: &MessageQuery,
+) -> Result<StorePage<MessageSummary>> {
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(concat!("SELECT ", summary_cols!()));
+    qb.push(FROM_COPIES);
+    qb.push(" WHERE m.owner_id = ");
+    qb.push_bind(owner.as_str().to_owned());
+    if let Some(folder) = query.folder {
+        qb.push(" AND m.folder = ");
+        qb.push_bind(folder.as_str());
+    }
+    if query.unread_only {
+        qb.push(" AND m.unread");
+    }
+    if let Some(label) = &query.label {
+        qb.push(" AND EXISTS (SELECT 1 FROM message_labels l WHERE l.message_seq = m.seq AND l.label = ");
+        qb.push_bind(label.clone());
+        qb.push(")");
+    }
+    if let Some(from) = &query.from {
+        qb.push(" AND c.from_addr = ");
+        qb.push_bind(from.as_str().to_owned());
+    }
+    if let Some(thread) = &query.thread_id {
+        qb.push(" AND m.thread_id = ");
+        qb.push_bind(thread.as_str().to_owned());
+    }
+    if let Some(after) = query.after_seq {
+        qb.push(" AND m.seq > ");
+        qb.push_bind(after);
+    }
+    if let Some(before) = query.before_seq {
+        qb.push(" AND m.seq < ");
+        qb.push_bind(before);
+    }
+    qb.push(" ORDER BY m.seq DESC LIMIT ");
+    qb.push_bind(rows::fetch_limit(query.limit));
+    let found = qb.build().fetch_all(pool).await.map_err(db_err)?;
+    let items = found.iter().map(summary).collect::<Result<Vec<_>>>()?;
+    Ok(rows::page(items, query.limit))
+}
+
+async fn message_by_seq(conn: &mut PgConnection, seq: i64) -> Result<Message> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        message_cols!(),
+        " FROM messages m JOIN mail_contents c ON c.id = m.content_id WHERE m.seq = $1"
+    ))
+    .bind(seq)
+    .fetch_one(conn)
+    .await
+    .map_err(db_err)?;
+    message(&row)
+}
+
+/// The seq of `owner`'s copy `id`, or `NotFound("message")`.
+async fn owned_seq(conn: &mut PgConnection, owner: &IdentityId, id: &MessageId) -> Result<i64> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = $1 AND id = $2")
+        .bind(owner.as_str())
+        .bind(id.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?;
+    seq.ok_or_else(|| Error::not_found("message"))
+}
+
+pub(crate) async fn get_message(pool: &PgPool, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        message_cols!(),
+        " FROM messages m JOIN mail_contents c ON c.id = m.content_id WHERE m.owner_id = $1 AND m.id = $2"
+    ))
+    .bind(owner.as_str())
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(message).transpose()
+}
+
+pub(crate) async fn read_message(
+    pool: &PgPool,
+    owner: &IdentityId,
+    id: &MessageId,
+    audit: AuditEntry,
+) -> Result<Message> {
+    let mut w = WriteTx::begin(pool).await?;
+    let seq: Option<i64> =
+        sqlx::query_scalar("UPDATE messages SET unread = FALSE WHERE owner_id = $1 AND id = $2 RETURNING seq")
+            .bind(owner.as_str())
+            .bind(id.as_str())
+            .fetch_optional(w.conn())
+            .await
+            .map_err(db_err)?;
+    let Some(seq) = seq else {
+        return Err(Error::not_found("message"));
+    };
+    let msg = message_by_seq(w.conn(), seq).await?;
+    w.audit(audit).await?;
+    w.commit().await?;
+    Ok(msg)
+}
+
+pub(crate) async fn raw_message(pool: &PgPool, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>> {
+    sqlx::query_scalar(
+        "SELECT c.raw FROM messages m JOIN mail_contents c ON c.id = m.content_id WHERE m.owner_id = $1 AND m.id = $2",
+    )
+    .bind(owner.as_str())
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)
+}
+
+pub(crate) async fn update_message(
+    pool: &PgPool,
+    owner: &IdentityId,
+    id: &MessageId,
+    patch: &MessagePatch,
+    audit: AuditEntry,
+) -> Result<Message> {
+    let mut w = WriteTx::begin(pool).await?;
+    let seq = owned_seq(w.conn(), owner, id).await?;
+    // Additions first, then removals: a label named in both ends up removed.
+    if !patch.add_labels.is_empty() {
+        sqlx::query(
+            "INSERT INTO message_labels (message_seq, label) SELECT DISTINCT $1::bigint, unnest($2::text[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(seq)
+        .bind(&patch.add_labels)
+        .execute(w.conn())
+        .await
+        .map_err(db_err)?;
+    }
+    if !patch.remove_labels.is_empty() {
+        sqlx::query("DELETE FROM message_labels WHERE message_seq = $1 AND label = ANY($2)")
+            .bind(seq)
+            .bind(&patch.remove_labels)
+            .execute(w.conn())
+            .await
+            .map_err(db_err)?;
+    }
+    if let Some(unread) = patch.unread {
+        sqlx::query("UPDATE messages SET unread = $2 WHERE seq = $1")
+            .bind(seq)
+            .bind(unread)
+            .execute(w.conn())
+            .await
+            .map_err(db_err)?;
+    }
+    let msg = message_by_seq(w.conn(), seq).await?;
+    w.audit(audit).await?;
+    w.commit().await?;
+    Ok(msg)
+}
+
+pub(crate) async fn list_threads(
+    pool: &PgPool,
+    owner: &IdentityId,
+    query: &ThreadQuery,
+) -> Result<StorePage<ThreadSummary>> {
+    let owner = owner.as_str().to_owned();
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+        "WITH t AS (SELECT m.thread_id, MIN(m.seq) AS first_seq, MAX(m.seq) AS last_seq, \
+         COUNT(*) AS message_count, COUNT(*) FILTER (WHERE m.unread) AS unread_count \
+         FROM messages m WHERE m.owner_id = ",
+    );
+    qb.push_bind(owner.clone());
+    qb.push(" GROUP BY m.thread_id HAVING TRUE");
+    if query.unread_only {
+        qb.push(" AND COUNT(*) FILTER (WHERE m.unread) > 0");
+    }
+    if let Some(label) = &query.label {
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM messages m3 JOIN message_labels l ON l.message_seq = m3.seq \
+             WHERE m3.owner_id = ",
+        );
+        qb.push_bind(owner.clone());
+        qb.push(" AND m3.thread_id = m.thread_id AND l.label = ");
+        qb.push_bind(label.clone());
+        qb.push(")");
+    }
+    if let Some(before) = query.before_seq {
+        qb.push(" AND MAX(m.seq) < ");
+        qb.push_bind(before);
+    }
+    qb.push(" ORDER BY last_seq DESC LIMIT ");
+    qb.push_bind(rows::fetch_limit(query.limit));
+    qb.push(
+        ") SELECT t.thread_id, t.last_seq, t.message_count, t.unread_count, fc.subject, lc.snippet, \
+         lm.id AS last_id, lc.created_at AS last_at, \
+         ARRAY(SELECT p.from_addr FROM (SELECT c2.from_addr, MIN(m2.seq) AS first_seen \
+               FROM messages m2 JOIN mail_contents c2 ON c2.id = m2.content_id \
+               WHERE m2.owner_id = ",
+    );
+    qb.push_bind(owner);
+    qb.push(
+        " AND m2.thread_id = t.thread_id GROUP BY c2.from_addr) p ORDER BY p.first_seen) AS participants \
+         FROM t \
+         JOIN messages fm ON fm.seq = t.first_seq JOIN mail_contents fc ON fc.id = fm.content_id \
+         JOIN messages lm ON lm.seq = t.last_seq JOIN mail_contents lc ON lc.id = lm.content_id \
+         ORDER BY t.last_seq DESC",
+    );
+    let found = qb.build().fetch_all(pool).await.map_err(db_err)?;
+    let items = found
+        .iter()
+        .map(|row| {
+            let participants: Vec<String> = col(row, "participants")?;
+            let summary = ThreadSummary {
+                id: ThreadId::from_trusted(col(row, "thread_id")?),
+                subject: col(row, "subject")?,
+                message_count: col(row, "message_count")?,
+                unread_count: col(row, "unread_count")?,
+                participants: participants.into_iter().map(EmailAddress::from_trusted).collect(),
+                snippet: col(row, "snippet")?,
+                last_message_id: MessageId::from_trusted(col(row, "last_id")?),
+                last_message_at: rows::ts(row, "last_at")?,
+            };
+            Ok((col::<i64>(row, "last_seq")?, summary))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(rows::page(items, query.limit))
+}
+
+pub(crate) async fn read_thread(pool: &PgPool, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread> {
+    let mut w = WriteTx::begin(pool).await?;
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        message_cols!(),
+        " FROM messages m JOIN mail_contents c ON c.id = m.content_id \
+          WHERE m.owner_id = $1 AND m.thread_id = $2 ORDER BY m.seq"
+    ))
+    .bind(owner.as_str())
+    .bind(id.as_str())
+    .fetch_all(w.conn())
+    .await
+    .map_err(db_err)?;
+    let messages = found.iter().map(message).collect::<Result<Vec<_>>>()?;
+    let Some(first) = messages.first() else {
+        return Err(Error::not_found("thread"));
+    };
+    let subject = first.subject.clone();
+    w.audit(audit).await?;
+    w.commit().await?;
+    Ok(Thread {
+        id: id.clone(),
+        subject,
+        messages,
+    })
+}
+
+pub(crate) async fn latest_mail_seq(pool: &PgPool, owner: &IdentityId) -> Result<i64> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE owner_id = $1")
+        .bind(owner.as_str())
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)
+}

@@ -1,0 +1,131 @@
+//! Several Loft nodes on one PostgreSQL database: two `PostgresStore`s (two connection pools,
+//! as two processes would have), each driving its own `Loft`, writing at the same time. The
+//! audit chain must stay one chain: every row once, no lost or duplicated sequence number, and
+//! it verifies from either node.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test, with its message"
+)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use loft_core::Error;
+use loft_core::audit::GENESIS_HASH;
+use loft_core::service::{ListMessagesParams, RequestContext};
+use loft_store_postgres::PostgresStore;
+use loft_testkit::pg::with_test_db;
+use loft_testkit::{mail, test_loft};
+
+const TASKS_PER_NODE: usize = 4;
+const SENDS_PER_TASK: usize = 50;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_chain() {
+    with_test_db(|url| async move {
+        // Both nodes start at once: migrations must not race.
+        let (s1, s2) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
+        let (s1, s2) = (s1.unwrap(), s2.unwrap());
+        let node1 = test_loft(Arc::new(s1.clone()));
+        let node2 = node1.another_node(Arc::new(s2.clone()));
+
+        let (sink, sink_actor) = node1.identity("sink").await;
+        let mut handles = Vec::new();
+        for (n, node) in [&node1, &node2].into_iter().enumerate() {
+            for task in 0..TASKS_PER_NODE {
+                // Each sender is created on the other node and used on this one.
+                let creator = if n == 0 { &node2 } else { &node1 };
+                let (created, _) = creator.identity(&format!("sender {n}-{task}")).await;
+                let actor = node.actor(&created.api_key).await;
+                let loft = node.loft.clone();
+                let to = sink.identity.address.to_string();
+                handles.push(tokio::spawn(async move {
+                    for i in 0..SENDS_PER_TASK {
+                        loft.send(&actor, mail(&[&to], &format!("n{n}-t{task}-{i}"), "x"))
+                            .await
+                            .unwrap_or_else(|e| panic!("node {n} task {task} send {i}: {e:?}"));
+                        if i % 10 == 0 {
+                            let refused = loft.authenticate(Some("loft_sk_bad"), RequestContext::default()).await;
+                            assert!(matches!(refused, Err(Error::Unauthenticated(_))), "{refused:?}");
+                        }
+                    }
+                }));
+            }
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+
+        let total_sends = 2 * TASKS_PER_NODE * SENDS_PER_TASK;
+        let rows = node2.audit_rows().await;
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r.seq, i as i64 + 1, "no lost or duplicated sequence number");
+            let prev = if i == 0 {
+                GENESIS_HASH
+            } else {
+                rows[i - 1].hash.as_str()
+            };
+            assert_eq!(r.prev_hash, prev, "row {} links to the row before", r.seq);
+        }
+        assert_eq!(
+            rows.iter().filter(|r| r.entry.action == "mail.send").count(),
+            total_sends
+        );
+        assert_eq!(
+            rows.iter().filter(|r| r.entry.action == "auth.refused").count(),
+            total_sends / 10
+        );
+        assert_eq!(
+            rows.iter().filter(|r| r.entry.action == "identity.create").count(),
+            1 + 2 * TASKS_PER_NODE
+        );
+        let r1 = node1.assert_chain_ok().await;
+        let r2 = node2.assert_chain_ok().await;
+        assert_eq!(r1.rows_checked, rows.len() as i64);
+        assert_eq!(r1.head, r2.head);
+
+        let inbox = node2
+            .all_messages(
+                &sink_actor,
+                ListMessagesParams {
+                    limit: Some(200),
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert_eq!(inbox.len(), total_sends);
+        assert_eq!(
+            inbox.iter().map(|m| &m.subject).collect::<BTreeSet<_>>().len(),
+            total_sends
+        );
+
+        s1.close().await;
+        s2.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_on_one_node_applies_on_the_other_at_once() {
+    with_test_db(|url| async move {
+        let s1 = PostgresStore::connect(&url).await.unwrap();
+        let s2 = PostgresStore::connect(&url).await.unwrap();
+        let node1 = test_loft(Arc::new(s1.clone()));
+        let node2 = node1.another_node(Arc::new(s2.clone()));
+        let (a, _) = node1.identity("alpha").await;
+        let on2 = node2.actor(&a.api_key).await;
+        let rotated = node2.loft.rotate_key(&on2, None).await.unwrap();
+        let e = node1.authenticate(&a.api_key).await.unwrap_err();
+        assert!(matches!(e, Error::Unauthenticated(_)), "{e:?}");
+        node1.actor(&rotated.api_key).await;
+        let op2 = node2.operator().await;
+        node2.loft.revoke_identity(&op2, a.identity.id.as_str()).await.unwrap();
+        let e = node1.authenticate(&rotated.api_key).await.unwrap_err();
+        assert!(matches!(e, Error::Unauthenticated(_)), "{e:?}");
+        node1.assert_chain_ok().await;
+        s1.close().await;
+        s2.close().await;
+    })
+    .await;
+}

@@ -1,0 +1,116 @@
+//! The audit log: appending a row to the hash chain (always inside the writer's transaction)
+//! and reading the log back.
+
+use loft_core::Result;
+use loft_core::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
+use loft_core::mail::StorePage;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::error::map_err;
+use crate::rows::{AuditRow, audit_columns, to_json};
+use crate::{page_limit, paged};
+
+/// Seals `entry` after the current chain head, inserts it and moves the head. Must run on the
+/// writer's connection: the transaction it is in holds the write lock, so no other append
+/// (from this process or another) can read the same head.
+pub(crate) async fn append(conn: &mut SqliteConnection, entry: AuditEntry) -> Result<AuditRecord> {
+    let (prev_seq, prev_hash): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let record = AuditRecord::seal(entry, prev_seq, &prev_hash);
+    let e = &record.entry;
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor_kind, actor_identity_id, key_id, action, target, outcome, \
+         request_id, remote_addr, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(record.seq)
+    .bind(e.at.as_micros())
+    .bind(e.actor_kind.as_str())
+    .bind(e.actor_identity_id.as_ref().map(|i| i.as_str().to_owned()))
+    .bind(e.key_id.clone())
+    .bind(e.action.clone())
+    .bind(e.target.clone())
+    .bind(e.outcome.as_str())
+    .bind(e.request_id.clone())
+    .bind(e.remote_addr.clone())
+    // The text stored is exactly what the hash covered; it is never re-encoded.
+    .bind(to_json(&e.details, "details")?)
+    .bind(record.prev_hash.clone())
+    .bind(record.hash.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+        .bind(record.seq)
+        .bind(record.hash.clone())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(record)
+}
+
+pub(crate) async fn list(conn: &mut SqliteConnection, q: AuditQuery) -> Result<StorePage<AuditRecord>> {
+    let limit = page_limit(q.limit);
+    // Only fixed fragments are pushed as SQL; every value is bound.
+    let mut sql: QueryBuilder<Sqlite> =
+        QueryBuilder::new(concat!("SELECT ", audit_columns!(), " FROM audit_log WHERE 1 = 1"));
+    if let Some(id) = &q.actor_identity_id {
+        sql.push(" AND actor_identity_id = ").push_bind(id.as_str().to_owned());
+    }
+    if let Some(action) = &q.action {
+        if let Some(stem) = action.strip_suffix('.') {
+            // A prefix ending in `.`: every action in [stem + ".", stem + "/") starts with it,
+            // as '/' is the byte right after '.'. Unlike LIKE this is exact (case-sensitive,
+            // no wildcards in the input to escape) and can use the index on `action`.
+            sql.push(" AND action >= ").push_bind(format!("{stem}."));
+            sql.push(" AND action < ").push_bind(format!("{stem}/"));
+        } else {
+            sql.push(" AND action = ").push_bind(action.clone());
+        }
+    }
+    if let Some(outcome) = q.outcome {
+        sql.push(" AND outcome = ").push_bind(outcome.as_str());
+    }
+    if let Some(since) = q.since {
+        sql.push(" AND at >= ").push_bind(since.as_micros());
+    }
+    if let Some(until) = q.until {
+        sql.push(" AND at < ").push_bind(until.as_micros());
+    }
+    if let Some(before) = q.before_seq {
+        sql.push(" AND seq < ").push_bind(before);
+    }
+    if let Some(after) = q.after_seq {
+        sql.push(" AND seq > ").push_bind(after);
+    }
+    sql.push(" ORDER BY seq DESC LIMIT ").push_bind(i64::from(limit) + 1);
+    let rows: Vec<AuditRow> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
+    let records = rows
+        .into_iter()
+        .map(AuditRow::into_record)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(paged(records, limit, |r| r.seq))
+}
+
+pub(crate) async fn after(conn: &mut SqliteConnection, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+    let rows: Vec<AuditRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        audit_columns!(),
+        " FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+    ))
+    .bind(after_seq)
+    .bind(i64::from(page_limit(limit)))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    rows.into_iter().map(AuditRow::into_record).collect()
+}
+
+pub(crate) async fn head(conn: &mut SqliteConnection) -> Result<Option<ChainHead>> {
+    let (seq, hash): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok((seq > 0).then_some(ChainHead { seq, hash }))
+}

@@ -1,0 +1,84 @@
+//! The one place where driver errors become Loft's semantic errors.
+//!
+//! Unique violations are `Conflict`; anything that means "the database cannot serve right now"
+//! (pool timeouts, a closed pool, I/O, a busy or full database) is `Unavailable`; everything
+//! else is `Internal`. Messages name tables and columns at most (that is all SQLite puts in
+//! them), never bound values, so a key digest can never end up in an error.
+
+use loft_core::Error;
+use sqlx::error::ErrorKind;
+
+/// SQLite primary result codes that mean "try again later" rather than "this is a bug".
+/// <https://www.sqlite.org/rescode.html>
+const SQLITE_BUSY: i64 = 5;
+const SQLITE_LOCKED: i64 = 6;
+const SQLITE_NOMEM: i64 = 7;
+const SQLITE_READONLY: i64 = 8;
+const SQLITE_IOERR: i64 = 10;
+const SQLITE_FULL: i64 = 13;
+const SQLITE_CANTOPEN: i64 = 14;
+
+pub(crate) fn map_err(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(db) => {
+            if db.kind() == ErrorKind::UniqueViolation {
+                return Error::conflict("already_exists", "a record with this identifier already exists");
+            }
+            let primary = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+            let message = format!("SQLite: {} (code {})", db.message(), db.code().unwrap_or_default());
+            match primary {
+                Some(
+                    SQLITE_BUSY | SQLITE_LOCKED | SQLITE_NOMEM | SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL
+                    | SQLITE_CANTOPEN,
+                ) => Error::Unavailable(message),
+                _ => Error::Internal(message),
+            }
+        }
+        sqlx::Error::PoolTimedOut => Error::Unavailable("timed out waiting for a SQLite connection".into()),
+        sqlx::Error::PoolClosed => Error::Unavailable("the SQLite store is closed".into()),
+        sqlx::Error::WorkerCrashed => Error::Unavailable("a SQLite connection worker stopped".into()),
+        sqlx::Error::Io(io) => Error::Unavailable(format!("SQLite I/O: {io}")),
+        other => Error::Internal(format!("SQLite: {other}")),
+    }
+}
+
+/// Decoding a stored JSON column: the database holds something Loft did not write.
+pub(crate) fn bad_json(column: &str, e: &serde_json::Error) -> Error {
+    Error::Internal(format!("stored `{column}` is not valid JSON: {e}"))
+}
+
+/// `loft_core::Error` is not `Clone` (it need not be anywhere else); a failed group commit must
+/// hand the same error to every job of the batch.
+pub(crate) fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Unauthenticated(d) => Error::Unauthenticated(d.clone()),
+        Error::MissingScope { scope } => Error::MissingScope { scope: *scope },
+        Error::Forbidden(d) => Error::Forbidden(d.clone()),
+        Error::NotFound(d) => Error::NotFound(d.clone()),
+        Error::Conflict(d) => Error::Conflict(d.clone()),
+        Error::Invalid(d) => Error::Invalid(d.clone()),
+        Error::PolicyDenied(d) => Error::PolicyDenied(d.clone()),
+        Error::Unavailable(m) => Error::Unavailable(m.clone()),
+        Error::Internal(m) => Error::Internal(m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_pool_is_unavailable_and_decode_errors_are_internal() {
+        assert!(matches!(map_err(sqlx::Error::PoolClosed), Error::Unavailable(_)));
+        assert!(matches!(map_err(sqlx::Error::PoolTimedOut), Error::Unavailable(_)));
+        assert!(matches!(map_err(sqlx::Error::RowNotFound), Error::Internal(_)));
+    }
+
+    #[test]
+    fn duplicates_keep_variant_and_code() {
+        let e = Error::conflict("address_taken", "taken");
+        let d = duplicate(&e);
+        assert_eq!(d.code(), "address_taken");
+        assert_eq!(d.to_string(), e.to_string());
+    }
+}

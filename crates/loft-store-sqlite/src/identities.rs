@@ -1,0 +1,389 @@
+//! Identities, their delegation tree (`identities.parent_id`) and their API keys.
+//!
+//! Functions taking `&mut SqliteConnection` run either on a read connection (inside a read
+//! transaction) or, for the mutating ones, inside a writer job (see `writer`), where they are
+//! already in a transaction and a savepoint.
+
+use std::collections::HashMap;
+
+use loft_core::address::EmailAddress;
+use loft_core::audit::AuditEntry;
+use loft_core::identity::{Identity, NewIdentity};
+use loft_core::ids::{IdentityId, KeyId};
+use loft_core::keys::{KeyMeta, StoredKey};
+use loft_core::mail::StorePage;
+use loft_core::store::{IdentityQuery, IdentityUpdate};
+use loft_core::time::Timestamp;
+use loft_core::{Error, Result};
+use sqlx::SqliteConnection;
+
+use crate::error::map_err;
+use crate::rows::{IdentityRow, KeyRow, creator_kind_str, identity_columns, key_columns, status_str, to_json};
+use crate::{audit, page_limit, paged};
+
+/// Deeper delegation chains than this are refused by the recursive queries (a guard against a
+/// cycle written by hand into the file; Loft itself cannot create one).
+const MAX_DEPTH: i64 = 10_000;
+
+pub(crate) async fn get(conn: &mut SqliteConnection, id: &IdentityId) -> Result<Option<Identity>> {
+    let row: Option<IdentityRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        identity_columns!(),
+        " FROM identities i WHERE i.id = ?"
+    ))
+    .bind(id.as_str().to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    row.map(IdentityRow::into_identity).transpose()
+}
+
+pub(crate) async fn create(conn: &mut SqliteConnection, new: NewIdentity, audit_entry: AuditEntry) -> Result<()> {
+    let i = &new.identity;
+    // Inside the writer's transaction nothing can take the address between this check and
+    // the insert; the UNIQUE constraint stays as the backstop.
+    let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM identities WHERE address = ?")
+        .bind(i.address.as_str().to_owned())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    if taken.is_some() {
+        return Err(address_taken(&i.address));
+    }
+    sqlx::query(
+        "INSERT INTO identities (id, name, display_name, address, scopes, status, created_at, revoked_at, \
+         creator_kind, parent_id, creator_key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(i.id.as_str().to_owned())
+    .bind(i.name.clone())
+    .bind(i.display_name.clone())
+    .bind(i.address.as_str().to_owned())
+    .bind(i.scopes.to_json())
+    .bind(status_str(i.status))
+    .bind(i.created_at.as_micros())
+    .bind(i.revoked_at.map(Timestamp::as_micros))
+    .bind(creator_kind_str(i.created_by.kind))
+    .bind(i.created_by.identity_id.as_ref().map(|p| p.as_str().to_owned()))
+    .bind(i.created_by.key_id.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match map_err(e) {
+        Error::Conflict(_) => Error::conflict("address_taken", "this identity id or address is already taken"),
+        other => other,
+    })?;
+    insert_key(conn, &new.key).await?;
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+fn address_taken(address: &EmailAddress) -> Error {
+    Error::conflict("address_taken", format!("the address {address} is already taken"))
+}
+
+pub(crate) async fn list(conn: &mut SqliteConnection, q: IdentityQuery) -> Result<StorePage<Identity>> {
+    let limit = page_limit(q.limit);
+    let rows: Vec<IdentityRow> = sqlx::query_as(concat!(
+        "WITH RECURSIVE tree(id, depth) AS (
+             SELECT id, 0 FROM identities WHERE id = ?1
+             UNION
+             SELECT c.id, tree.depth + 1 FROM identities c JOIN tree ON c.parent_id = tree.id
+             WHERE tree.depth < ?5
+         )
+         SELECT ",
+        identity_columns!(),
+        " FROM identities i
+         WHERE (?1 IS NULL OR i.id IN (SELECT id FROM tree))
+           AND (?2 OR i.status = 'active')
+           AND (?3 IS NULL OR i.seq < ?3)
+         ORDER BY i.seq DESC
+         LIMIT ?4"
+    ))
+    .bind(q.within.as_ref().map(|w| w.as_str().to_owned()))
+    .bind(q.include_revoked)
+    .bind(q.before_seq)
+    .bind(i64::from(limit) + 1)
+    .bind(MAX_DEPTH)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        let seq = row.seq;
+        items.push((seq, row.into_identity()?));
+    }
+    let page = paged(items, limit, |(seq, _)| *seq);
+    Ok(StorePage {
+        items: page.items.into_iter().map(|(_, i)| i).collect(),
+        next_before: page.next_before,
+    })
+}
+
+pub(crate) async fn update(
+    conn: &mut SqliteConnection,
+    id: &IdentityId,
+    update: IdentityUpdate,
+    audit_entry: AuditEntry,
+) -> Result<Identity> {
+    if get(conn, id).await?.is_none() {
+        return Err(Error::not_found("identity"));
+    }
+    if let Some(name) = &update.display_name {
+        let name = Some(name.as_str()).filter(|n| !n.is_empty()).map(str::to_owned);
+        sqlx::query("UPDATE identities SET display_name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id.as_str().to_owned())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    if let Some(scopes) = &update.scopes {
+        sqlx::query("UPDATE identities SET scopes = ? WHERE id = ?")
+            .bind(scopes.to_json())
+            .bind(id.as_str().to_owned())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    audit::append(conn, audit_entry).await?;
+    get(conn, id).await?.ok_or_else(|| Error::not_found("identity"))
+}
+
+pub(crate) async fn revoke(
+    conn: &mut SqliteConnection,
+    id: &IdentityId,
+    at: Timestamp,
+    mut audit_entry: AuditEntry,
+) -> Result<Vec<IdentityId>> {
+    if get(conn, id).await?.is_none() {
+        return Err(Error::not_found("identity"));
+    }
+    // The identity and everything below it, in creation order (so the one named comes first).
+    let tree: Vec<(String, String)> = sqlx::query_as(
+        "WITH RECURSIVE tree(id, depth) AS (
+             SELECT id, 0 FROM identities WHERE id = ?1
+             UNION
+             SELECT c.id, tree.depth + 1 FROM identities c JOIN tree ON c.parent_id = tree.id
+             WHERE tree.depth < ?2
+         )
+         SELECT i.id, i.status FROM identities i WHERE i.id IN (SELECT id FROM tree) ORDER BY i.seq",
+    )
+    .bind(id.as_str().to_owned())
+    .bind(MAX_DEPTH)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let all: Vec<&str> = tree.iter().map(|(i, _)| i.as_str()).collect();
+    let newly: Vec<IdentityId> = tree
+        .iter()
+        .filter(|(_, status)| status == "active")
+        .map(|(i, _)| IdentityId::from_trusted(i.clone()))
+        .collect();
+    let all_json = to_json(&all, "identity ids")?;
+    sqlx::query(
+        "UPDATE identities SET status = 'revoked', revoked_at = ?
+         WHERE status = 'active' AND id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(at.as_micros())
+    .bind(all_json.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    sqlx::query(
+        "UPDATE api_keys SET revoked_at = ?
+         WHERE revoked_at IS NULL AND identity_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(at.as_micros())
+    .bind(all_json)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let revoked = serde_json::Value::Array(newly.iter().map(|i| i.as_str().into()).collect());
+    match &mut audit_entry.details {
+        serde_json::Value::Object(map) => {
+            map.insert("revoked".into(), revoked);
+        }
+        other => *other = serde_json::json!({ "revoked": revoked }),
+    }
+    audit::append(conn, audit_entry).await?;
+    Ok(newly)
+}
+
+pub(crate) async fn ancestors(conn: &mut SqliteConnection, id: &IdentityId) -> Result<Vec<Identity>> {
+    let rows: Vec<IdentityRow> = sqlx::query_as(concat!(
+        "WITH RECURSIVE up(id, depth) AS (
+             SELECT parent_id, 1 FROM identities WHERE id = ?1 AND parent_id IS NOT NULL
+             UNION ALL
+             SELECT p.parent_id, up.depth + 1 FROM identities p JOIN up ON p.id = up.id
+             WHERE p.parent_id IS NOT NULL AND up.depth < ?2
+         )
+         SELECT ",
+        identity_columns!(),
+        " FROM up JOIN identities i ON i.id = up.id ORDER BY up.depth"
+    ))
+    .bind(id.as_str().to_owned())
+    .bind(MAX_DEPTH)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    rows.into_iter().map(IdentityRow::into_identity).collect()
+}
+
+pub(crate) async fn resolve_addresses(
+    conn: &mut SqliteConnection,
+    addresses: &[EmailAddress],
+) -> Result<Vec<(EmailAddress, IdentityId)>> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<&str> = addresses.iter().map(EmailAddress::as_str).collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT address, id FROM identities
+         WHERE status = 'active' AND address IN (SELECT value FROM json_each(?))",
+    )
+    .bind(to_json(&wanted, "addresses")?)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let found: HashMap<String, String> = rows.into_iter().collect();
+    // In the order asked, each address once.
+    let mut out: Vec<(EmailAddress, IdentityId)> = Vec::new();
+    for a in addresses {
+        if let Some(id) = found.get(a.as_str())
+            && !out.iter().any(|(seen, _)| seen == a)
+        {
+            out.push((a.clone(), IdentityId::from_trusted(id.clone())));
+        }
+    }
+    Ok(out)
+}
+
+// ----- keys -----------------------------------------------------------------------------
+
+async fn insert_key(conn: &mut SqliteConnection, key: &StoredKey) -> Result<()> {
+    let m = &key.meta;
+    sqlx::query(
+        "INSERT INTO api_keys (id, identity_id, digest, kind, label, scopes, created_at, expires_at, revoked_at, \
+         created_by_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key.id.as_str().to_owned())
+    .bind(key.identity_id.as_str().to_owned())
+    .bind(key.digest.to_hex())
+    .bind(m.kind.as_str())
+    .bind(m.label.clone())
+    .bind(m.scopes.to_json())
+    .bind(m.created_at.as_micros())
+    .bind(m.expires_at.map(Timestamp::as_micros))
+    .bind(m.revoked_at.map(Timestamp::as_micros))
+    .bind(m.created_by_key.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) async fn find_key(conn: &mut SqliteConnection, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        key: KeyRow,
+        digest: String,
+    }
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        key_columns!(),
+        ", k.digest FROM api_keys k WHERE k.id = ?"
+    ))
+    .bind(id.as_str().to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else { return Ok(None) };
+    let key = row.key.into_stored(&row.digest)?;
+    let identity = get(conn, &key.identity_id)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("key {} belongs to a missing identity", key.id)))?;
+    Ok(Some((key, identity)))
+}
+
+async fn key_meta(conn: &mut SqliteConnection, identity: &IdentityId, id: &KeyId) -> Result<Option<KeyMeta>> {
+    let row: Option<KeyRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM api_keys k WHERE k.id = ? AND k.identity_id = ?"
+    ))
+    .bind(id.as_str().to_owned())
+    .bind(identity.as_str().to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    row.map(KeyRow::into_meta).transpose()
+}
+
+pub(crate) async fn create_key(
+    conn: &mut SqliteConnection,
+    key: StoredKey,
+    replaces: Option<KeyId>,
+    audit_entry: AuditEntry,
+) -> Result<()> {
+    if get(conn, &key.identity_id).await?.is_none() {
+        return Err(Error::not_found("identity"));
+    }
+    if let Some(old) = &replaces {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND identity_id = ? AND revoked_at IS NULL")
+                .bind(key.meta.created_at.as_micros())
+                .bind(old.as_str().to_owned())
+                .bind(key.identity_id.as_str().to_owned())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("key"));
+        }
+    }
+    insert_key(conn, &key).await?;
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+/// Oldest first.
+pub(crate) async fn list_keys(conn: &mut SqliteConnection, identity: &IdentityId) -> Result<Vec<KeyMeta>> {
+    let rows: Vec<KeyRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM api_keys k WHERE k.identity_id = ? ORDER BY k.seq"
+    ))
+    .bind(identity.as_str().to_owned())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    rows.into_iter().map(KeyRow::into_meta).collect()
+}
+
+pub(crate) async fn revoke_key(
+    conn: &mut SqliteConnection,
+    identity: &IdentityId,
+    id: &KeyId,
+    at: Timestamp,
+    audit_entry: AuditEntry,
+) -> Result<KeyMeta> {
+    let Some(meta) = key_meta(conn, identity, id).await? else {
+        return Err(Error::not_found("key"));
+    };
+    let meta = if meta.revoked_at.is_some() {
+        meta
+    } else {
+        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(at.as_micros())
+            .bind(id.as_str().to_owned())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        KeyMeta {
+            revoked_at: Some(at),
+            ..meta
+        }
+    };
+    audit::append(conn, audit_entry).await?;
+    Ok(meta)
+}

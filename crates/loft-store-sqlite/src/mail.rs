@@ -1,0 +1,489 @@
+//! Mailboxes: storing every copy of a message, threading each copy in its owner's mailbox,
+//! labels and read state, and the list and thread views.
+//!
+//! Every lookup here is scoped by the owner: another owner's message or thread id behaves
+//! exactly like a missing one. Lists select only the `messages` columns (headers and the
+//! snippet), never the bodies in `mail_contents` or the bytes in `mail_raw`.
+
+use std::collections::HashMap;
+
+use loft_core::address::EmailAddress;
+use loft_core::audit::AuditEntry;
+use loft_core::ids::{IdentityId, MessageId, ThreadId};
+use loft_core::mail::{
+    self as core_mail, DeliveryStatus, MailCopy, Message, MessagePatch, MessageQuery, MessageSummary, NewMail,
+    StorePage, Thread, ThreadQuery, ThreadSummary,
+};
+use loft_core::time::Timestamp;
+use loft_core::{Error, Result, text};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::error::map_err;
+use crate::rows::{MessageRow, SummaryRow, message_columns, summary_columns, to_json};
+use crate::{audit, page_limit, paged};
+
+/// Writes every copy, the queue rows and the audit row. The caller reads the sender's copy
+/// back once the batch is committed (bodies are not loaded inside the writer).
+pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry: AuditEntry) -> Result<()> {
+    let c = &mail.content;
+    let content_id = sqlx::query("INSERT INTO mail_contents (text, html, extracted_text) VALUES (?, ?, ?)")
+        .bind(c.text.clone())
+        .bind(c.html.clone())
+        .bind(c.extracted_text.clone())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?
+        .last_insert_rowid();
+    // One copy of the bytes, shared by every mailbox copy.
+    sqlx::query("INSERT INTO mail_raw (content_id, raw) VALUES (?, ?)")
+        .bind(content_id)
+        .bind(mail.raw.clone())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+
+    // What a copy is threaded by: the messages it answers.
+    let mut parents: Vec<&str> = Vec::with_capacity(c.references.len() + 1);
+    parents.extend(c.in_reply_to.as_deref());
+    parents.extend(c.references.iter().map(String::as_str));
+    let parents = to_json(&parents, "references")?;
+
+    let shared = Shared {
+        content_id,
+        refs: to_json(&c.references, "refs")?,
+        to: to_json(&c.to, "to_addrs")?,
+        cc: to_json(&c.cc, "cc_addrs")?,
+        bcc: to_json(&c.bcc, "bcc_addrs")?,
+        snippet: text::snippet(&c.extracted_text, core_mail::SNIPPET_CHARS),
+        authentication: to_json(&c.authentication, "authentication")?,
+        size: i64::try_from(mail.raw.len()).map_err(|_| Error::internal("message size overflows i64"))?,
+        parents,
+    };
+
+    let sender_seq = insert_copy(conn, &mail, &shared, &mail.sender_copy, true).await?;
+    for copy in &mail.recipient_copies {
+        insert_copy(conn, &mail, &shared, copy, false).await?;
+    }
+    for d in mail.delivery.iter().filter(|d| d.status == DeliveryStatus::Queued) {
+        sqlx::query(
+            "INSERT INTO outbound_queue (message_seq, recipient, status, attempts, next_attempt_at, created_at)
+             VALUES (?, ?, 'queued', 0, ?, ?)",
+        )
+        .bind(sender_seq)
+        .bind(d.recipient.as_str().to_owned())
+        .bind(c.created_at.as_micros())
+        .bind(c.created_at.as_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    }
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+/// Values computed once per message and written into every copy.
+struct Shared {
+    content_id: i64,
+    refs: String,
+    to: String,
+    cc: String,
+    bcc: String,
+    snippet: String,
+    authentication: String,
+    size: i64,
+    /// JSON array of `In-Reply-To` and `References`.
+    parents: String,
+}
+
+async fn insert_copy(
+    conn: &mut SqliteConnection,
+    mail: &NewMail,
+    shared: &Shared,
+    copy: &MailCopy,
+    is_sender: bool,
+) -> Result<i64> {
+    let c = &mail.content;
+    // The thread of the newest message in this owner's mailbox that this one answers.
+    let existing: Option<String> = sqlx::query_scalar(
+        "SELECT thread_id FROM messages
+         WHERE owner_id = ? AND message_id IN (SELECT value FROM json_each(?))
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(copy.owner.as_str().to_owned())
+    .bind(shared.parents.clone())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let thread_id = existing.unwrap_or_else(|| copy.new_thread_id.as_str().to_owned());
+    let (bcc, delivery) = if is_sender {
+        (shared.bcc.clone(), to_json(&mail.delivery, "delivery")?)
+    } else {
+        // Inbox copies never learn who else was blind-copied.
+        ("[]".to_owned(), "[]".to_owned())
+    };
+    let seq = sqlx::query(
+        "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, in_reply_to, refs, from_addr, \
+         from_name, to_addrs, cc_addrs, bcc_addrs, subject, snippet, authentication, unread, created_at, size, delivery)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(copy.id.as_str().to_owned())
+    .bind(copy.owner.as_str().to_owned())
+    .bind(thread_id)
+    .bind(copy.folder.as_str())
+    .bind(shared.content_id)
+    .bind(c.message_id.clone())
+    .bind(c.in_reply_to.clone())
+    .bind(shared.refs.clone())
+    .bind(c.from.as_str().to_owned())
+    .bind(c.from_name.clone())
+    .bind(shared.to.clone())
+    .bind(shared.cc.clone())
+    .bind(bcc)
+    .bind(c.subject.clone())
+    .bind(shared.snippet.clone())
+    .bind(shared.authentication.clone())
+    .bind(!is_sender)
+    .bind(c.created_at.as_micros())
+    .bind(shared.size)
+    .bind(delivery)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .last_insert_rowid();
+    Ok(seq)
+}
+
+/// Labels of these messages, sorted, keyed by message seq.
+async fn labels_of(conn: &mut SqliteConnection, seqs: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    if seqs.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT message_seq, label FROM message_labels
+         WHERE message_seq IN (SELECT value FROM json_each(?)) ORDER BY message_seq, label",
+    )
+    .bind(to_json(seqs, "seqs")?)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    for (seq, label) in rows {
+        out.entry(seq).or_default().push(label);
+    }
+    Ok(out)
+}
+
+async fn full_messages(conn: &mut SqliteConnection, rows: Vec<MessageRow>) -> Result<Vec<Message>> {
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let mut labels = labels_of(conn, &seqs).await?;
+    rows.into_iter()
+        .map(|r| {
+            let l = labels.remove(&r.seq).unwrap_or_default();
+            r.into_message(l)
+        })
+        .collect()
+}
+
+pub(crate) async fn get(conn: &mut SqliteConnection, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
+    let row: Option<MessageRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages m JOIN mail_contents c ON c.id = m.content_id WHERE m.owner_id = ? AND m.id = ?"
+    ))
+    .bind(owner.as_str().to_owned())
+    .bind(id.as_str().to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(full_messages(conn, vec![row]).await?.pop())
+}
+
+async fn seq_of(conn: &mut SqliteConnection, owner: &IdentityId, id: &MessageId) -> Result<i64> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = ? AND id = ?")
+        .bind(owner.as_str().to_owned())
+        .bind(id.as_str().to_owned())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    seq.ok_or_else(|| Error::not_found("message"))
+}
+
+/// Marks one message read and records the read; `NotFound` for another owner's message.
+pub(crate) async fn mark_read(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    id: &MessageId,
+    audit_entry: AuditEntry,
+) -> Result<()> {
+    let seq = seq_of(conn, owner, id).await?;
+    sqlx::query("UPDATE messages SET unread = 0 WHERE seq = ? AND unread = 1")
+        .bind(seq)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+pub(crate) async fn raw(conn: &mut SqliteConnection, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>> {
+    sqlx::query_scalar(
+        "SELECT r.raw FROM messages m JOIN mail_raw r ON r.content_id = m.content_id
+         WHERE m.owner_id = ? AND m.id = ?",
+    )
+    .bind(owner.as_str().to_owned())
+    .bind(id.as_str().to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)
+}
+
+/// Applies a label and read-state patch and records it; the caller reads the message back.
+pub(crate) async fn update(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    id: &MessageId,
+    patch: MessagePatch,
+    audit_entry: AuditEntry,
+) -> Result<()> {
+    let seq = seq_of(conn, owner, id).await?;
+    // Adds first, then removes: a label named in both ends up removed.
+    for label in &patch.add_labels {
+        sqlx::query("INSERT OR IGNORE INTO message_labels (message_seq, label) VALUES (?, ?)")
+            .bind(seq)
+            .bind(label.clone())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    for label in &patch.remove_labels {
+        sqlx::query("DELETE FROM message_labels WHERE message_seq = ? AND label = ?")
+            .bind(seq)
+            .bind(label.clone())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    if !patch.add_labels.is_empty() {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_labels WHERE message_seq = ?")
+            .bind(seq)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        if count > core_mail::MAX_LABELS_PER_MESSAGE as i64 {
+            // The job fails, so its savepoint is rolled back: nothing of this patch stays.
+            return Err(Error::invalid(
+                "too_many_labels",
+                format!("a message carries at most {} labels", core_mail::MAX_LABELS_PER_MESSAGE),
+            )
+            .with_hint("remove labels before adding more"));
+        }
+    }
+    if let Some(unread) = patch.unread {
+        sqlx::query("UPDATE messages SET unread = ? WHERE seq = ?")
+            .bind(unread)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+pub(crate) async fn list(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    q: MessageQuery,
+) -> Result<StorePage<MessageSummary>> {
+    let limit = page_limit(q.limit);
+    // Only fixed fragments are pushed as SQL; every value is bound.
+    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
+        "SELECT ",
+        summary_columns!(),
+        " FROM messages m WHERE m.owner_id = "
+    ));
+    sql.push_bind(owner.as_str().to_owned());
+    if let Some(folder) = q.folder {
+        sql.push(" AND m.folder = ").push_bind(folder.as_str());
+    }
+    if q.unread_only {
+        sql.push(" AND m.unread = 1");
+    }
+    if let Some(label) = &q.label {
+        sql.push(" AND EXISTS (SELECT 1 FROM message_labels l WHERE l.message_seq = m.seq AND l.label = ")
+            .push_bind(label.clone())
+            .push(")");
+    }
+    if let Some(from) = &q.from {
+        sql.push(" AND m.from_addr = ").push_bind(from.as_str().to_owned());
+    }
+    if let Some(thread) = &q.thread_id {
+        sql.push(" AND m.thread_id = ").push_bind(thread.as_str().to_owned());
+    }
+    if let Some(after) = q.after_seq {
+        sql.push(" AND m.seq > ").push_bind(after);
+    }
+    if let Some(before) = q.before_seq {
+        sql.push(" AND m.seq < ").push_bind(before);
+    }
+    sql.push(" ORDER BY m.seq DESC LIMIT ").push_bind(i64::from(limit) + 1);
+    let rows: Vec<SummaryRow> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
+    let page = paged(rows, limit, |r| r.seq);
+    let seqs: Vec<i64> = page.items.iter().map(|r| r.seq).collect();
+    let mut labels = labels_of(conn, &seqs).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|r| {
+            let l = labels.remove(&r.seq).unwrap_or_default();
+            r.into_summary(l)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(StorePage {
+        items,
+        next_before: page.next_before,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct ThreadRow {
+    thread_id: String,
+    message_count: i64,
+    unread_count: i64,
+    last_seq: i64,
+    subject: String,
+    last_id: String,
+    last_snippet: String,
+    last_at: i64,
+}
+
+pub(crate) async fn list_threads(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    q: ThreadQuery,
+) -> Result<StorePage<ThreadSummary>> {
+    let limit = page_limit(q.limit);
+    // One pass over the owner's (owner_id, thread_id, seq, unread) index groups the threads;
+    // the first and last message of each are then looked up by seq.
+    let rows: Vec<ThreadRow> = sqlx::query_as(
+        "WITH t AS (
+             SELECT thread_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq,
+                    COUNT(*) AS message_count, SUM(unread) AS unread_count
+             FROM messages WHERE owner_id = ?1 GROUP BY thread_id
+         )
+         SELECT t.thread_id, t.message_count, t.unread_count, t.last_seq,
+                f.subject AS subject, l.id AS last_id, l.snippet AS last_snippet, l.created_at AS last_at
+         FROM t
+         JOIN messages f ON f.seq = t.first_seq
+         JOIN messages l ON l.seq = t.last_seq
+         WHERE (?2 = 0 OR t.unread_count > 0)
+           AND (?3 IS NULL OR EXISTS (
+                 SELECT 1 FROM messages m JOIN message_labels ml ON ml.message_seq = m.seq
+                 WHERE m.owner_id = ?1 AND m.thread_id = t.thread_id AND ml.label = ?3))
+           AND (?4 IS NULL OR t.last_seq < ?4)
+         ORDER BY t.last_seq DESC
+         LIMIT ?5",
+    )
+    .bind(owner.as_str().to_owned())
+    .bind(q.unread_only)
+    .bind(q.label.clone())
+    .bind(q.before_seq)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let page = paged(rows, limit, |r| r.last_seq);
+
+    // Participants: distinct senders in order of first appearance, for the threads on this page.
+    let ids: Vec<&str> = page.items.iter().map(|r| r.thread_id.as_str()).collect();
+    let mut participants: HashMap<String, Vec<EmailAddress>> = HashMap::new();
+    if !ids.is_empty() {
+        let senders: Vec<(String, String)> = sqlx::query_as(
+            "SELECT thread_id, from_addr FROM messages
+             WHERE owner_id = ? AND thread_id IN (SELECT value FROM json_each(?)) ORDER BY seq",
+        )
+        .bind(owner.as_str().to_owned())
+        .bind(to_json(&ids, "thread ids")?)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        for (thread, from) in senders {
+            let list = participants.entry(thread).or_default();
+            if !list.iter().any(|a| a.as_str() == from) {
+                list.push(EmailAddress::from_trusted(from));
+            }
+        }
+    }
+    let items = page
+        .items
+        .into_iter()
+        .map(|r| ThreadSummary {
+            participants: participants.remove(&r.thread_id).unwrap_or_default(),
+            id: ThreadId::from_trusted(r.thread_id),
+            subject: r.subject,
+            message_count: r.message_count,
+            unread_count: r.unread_count,
+            snippet: r.last_snippet,
+            last_message_id: MessageId::from_trusted(r.last_id),
+            last_message_at: Timestamp::from_micros(r.last_at),
+        })
+        .collect();
+    Ok(StorePage {
+        items,
+        next_before: page.next_before,
+    })
+}
+
+/// Records a thread read; `NotFound` when the owner has no such thread.
+pub(crate) async fn record_thread_read(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    id: &ThreadId,
+    audit_entry: AuditEntry,
+) -> Result<()> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM messages WHERE owner_id = ? AND thread_id = ? LIMIT 1")
+        .bind(owner.as_str().to_owned())
+        .bind(id.as_str().to_owned())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    if exists.is_none() {
+        return Err(Error::not_found("thread"));
+    }
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+/// A whole thread, oldest first; `None` when the owner has no such thread.
+pub(crate) async fn thread(conn: &mut SqliteConnection, owner: &IdentityId, id: &ThreadId) -> Result<Option<Thread>> {
+    let rows: Vec<MessageRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages m JOIN mail_contents c ON c.id = m.content_id
+         WHERE m.owner_id = ? AND m.thread_id = ? ORDER BY m.seq"
+    ))
+    .bind(owner.as_str().to_owned())
+    .bind(id.as_str().to_owned())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let messages = full_messages(conn, rows).await?;
+    let subject = messages.first().map(|m| m.subject.clone()).unwrap_or_default();
+    Ok(Some(Thread {
+        id: id.clone(),
+        subject,
+        messages,
+    }))
+}
+
+pub(crate) async fn latest_seq(conn: &mut SqliteConnection, owner: &IdentityId) -> Result<i64> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE owner_id = ?")
+        .bind(owner.as_str().to_owned())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)
+}

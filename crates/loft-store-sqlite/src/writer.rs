@@ -1,0 +1,248 @@
+//! The single writer and its group commit.
+//!
+//! SQLite allows one writer at a time, and with `synchronous=FULL` every `COMMIT` costs an
+//! fsync. Rather than let many tasks contend for the write lock (and pay one fsync each), every
+//! write is a *job* sent to one task that owns the only read-write connection:
+//!
+//! 1. it waits for a job, then takes whatever else is already queued (up to [`MAX_BATCH`]);
+//! 2. `BEGIN IMMEDIATE` (takes the database write lock now, so the audit chain head read by
+//!    the jobs cannot move under them, even from another process);
+//! 3. each job runs inside its own `SAVEPOINT`: `RELEASE` when it succeeds, `ROLLBACK TO` +
+//!    `RELEASE` when it fails, so one bad job leaves no trace and does not spoil the others;
+//! 4. one `COMMIT` for the whole batch;
+//! 5. only then is each job answered. A job's success therefore means its change is on disk.
+//!    If `COMMIT` fails, every job that had succeeded gets that error instead.
+//!
+//! While one batch commits, new jobs queue up and form the next batch, so under load many
+//! writes share one fsync. Jobs see the effects of earlier jobs of the same batch (same
+//! connection, same transaction), which is what keeps the audit chain contiguous.
+//!
+//! The writer stops when [`Writer::close`] asks it to (after finishing every job already
+//! queued) or when every sender is gone; then it closes its connection.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use loft_core::{Error, Result};
+use sqlx::{Connection as _, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{duplicate, map_err};
+
+/// Most jobs committed together.
+pub(crate) const MAX_BATCH: usize = 64;
+/// Jobs waiting beyond this many make senders wait (back-pressure instead of unbounded memory).
+const QUEUE: usize = 1024;
+
+/// A boxed write: gets the writer's connection, inside a transaction and a savepoint.
+type BoxedFn<T> = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send>;
+
+/// What the writer needs from a job, whatever its result type.
+trait Job: Send {
+    /// Runs the job's statements and keeps its result until the batch is decided.
+    fn run(self: Box<Self>, conn: &mut SqliteConnection) -> BoxFuture<'_, Ran>;
+    /// Answers without running (the batch could not start).
+    fn abort(self: Box<Self>, err: &Error);
+}
+
+/// Answers a job that ran, given the batch's error if the batch failed after it ran.
+type Answer = Box<dyn FnOnce(Option<&Error>) + Send>;
+
+/// A job that ran: whether it succeeded, and how to answer once the batch is decided.
+struct Ran {
+    ok: bool,
+    answer: Answer,
+}
+
+struct TypedJob<T> {
+    f: BoxedFn<T>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send + 'static> Job for TypedJob<T> {
+    fn run(self: Box<Self>, conn: &mut SqliteConnection) -> BoxFuture<'_, Ran> {
+        let TypedJob { f, reply } = *self;
+        Box::pin(async move {
+            // A panicking job must not take the writer (and every later write) down with it.
+            let result = match AssertUnwindSafe(f(conn)).catch_unwind().await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Internal("a store write panicked".into())),
+            };
+            let ok = result.is_ok();
+            Ran {
+                ok,
+                answer: Box::new(move |batch_err: Option<&Error>| {
+                    let out = match (result, batch_err) {
+                        // The job's own error says more than the batch's: nothing of it was
+                        // written either way.
+                        (Err(own), _) => Err(own),
+                        (Ok(_), Some(e)) => Err(duplicate(e)),
+                        (Ok(v), None) => Ok(v),
+                    };
+                    // The caller may have gone away (its request was cancelled): nothing to do.
+                    let _ = reply.send(out);
+                }),
+            }
+        })
+    }
+
+    fn abort(self: Box<Self>, err: &Error) {
+        let _ = self.reply.send(Err(duplicate(err)));
+    }
+}
+
+enum Msg {
+    Job(Box<dyn Job>),
+    Close(oneshot::Sender<()>),
+}
+
+/// The sending side, held by the store.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Msg>,
+    commits: Arc<AtomicU64>,
+}
+
+fn stopped() -> Error {
+    Error::Unavailable("the SQLite store is closed".into())
+}
+
+impl Writer {
+    /// Starts the writer task on `conn`, which must be the store's only read-write connection.
+    pub(crate) fn spawn(conn: SqliteConnection) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let commits = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(conn, rx, Arc::clone(&commits)));
+        Self { tx, commits }
+    }
+
+    /// Batches committed so far (for tests and diagnostics: fewer than the writes means
+    /// group commit is doing its work).
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` in the next batch and returns its result once the batch is committed.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = TypedJob { f: Box::new(f), reply };
+        self.tx.send(Msg::Job(Box::new(job))).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Finishes the jobs already queued, refuses new ones, closes the connection, and returns
+    /// when all that is done. Calling it again returns at once.
+    pub(crate) async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Close(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Msg>, commits: Arc<AtomicU64>) {
+    let mut closers = Vec::new();
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Job(job) => batch.push(job),
+                Msg::Close(ack) => {
+                    // Refuse new jobs; those already queued are still received and run.
+                    rx.close();
+                    closers.push(ack);
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() && commit_batch(&mut conn, std::mem::take(&mut batch)).await {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    // Fold the WAL back into the database file so a stopped server leaves one tidy file
+    // (best effort: a reader still inside a transaction can hold part of it back).
+    if let Err(e) = exec(&mut conn, "PRAGMA wal_checkpoint(TRUNCATE)").await {
+        tracing::debug!(error = %e, "final WAL checkpoint");
+    }
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing the SQLite writer connection");
+    }
+    for ack in closers {
+        let _ = ack.send(());
+    }
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
+    sqlx::raw_sql(sql).execute(conn).await.map(|_| ()).map_err(map_err)
+}
+
+/// Leaves the connection outside any transaction, whatever state a failure left it in.
+async fn rollback(conn: &mut SqliteConnection) {
+    // Fails harmlessly ("no transaction is active") when SQLite already rolled back itself.
+    let _ = exec(conn, "ROLLBACK").await;
+}
+
+/// Runs one batch and answers its jobs; true when it committed.
+async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Box<dyn Job>>) -> bool {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+        // Each job's caller gets (and logs, at its edge) the error; this only adds the batch.
+        tracing::debug!(error = %e, jobs = batch.len(), "could not start a write transaction");
+        rollback(conn).await;
+        for job in batch {
+            job.abort(&e);
+        }
+        return false;
+    }
+    let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
+    let mut failure: Option<Error> = None;
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
+        if let Err(e) = exec(conn, "SAVEPOINT job").await {
+            job.abort(&e);
+            failure = Some(e);
+            break;
+        }
+        let done = job.run(conn).await;
+        let end = if done.ok {
+            exec(conn, "RELEASE job").await
+        } else {
+            // ROLLBACK TO keeps the savepoint open; RELEASE removes it. If SQLite rolled the
+            // whole transaction back on its own (disk full, I/O error), this fails, and so
+            // does the batch.
+            match exec(conn, "ROLLBACK TO job").await {
+                Ok(()) => exec(conn, "RELEASE job").await,
+                Err(e) => Err(e),
+            }
+        };
+        ran.push(done);
+        if let Err(e) = end {
+            failure = Some(e);
+            break;
+        }
+    }
+    if let Some(e) = &failure {
+        for job in jobs {
+            job.abort(e);
+        }
+    } else if let Err(e) = exec(conn, "COMMIT").await {
+        failure = Some(e);
+    }
+    if let Some(e) = &failure {
+        tracing::debug!(error = %e, jobs = ran.len(), "write batch failed and was rolled back");
+        rollback(conn).await;
+    }
+    for done in ran {
+        (done.answer)(failure.as_ref());
+    }
+    failure.is_none()
+}

@@ -1,0 +1,173 @@
+//! The storage conformance suite: one story of behaviours every [`Store`] must show, run on
+//! each backend (Atuin's `tests-database` is the model).
+//!
+//! Each case is a `pub async fn case(store: Arc<dyn Store>)` that gets a fresh, empty store.
+//! Most drive the use cases through [`loft_core::service::Loft`] (what the doors call), so a
+//! store is judged by what a user sees; where the contract is about the store itself (audit
+//! filters, `NotFound` codes, transactions) a case calls the store directly.
+//!
+//! A store crate runs the whole suite with one line in `tests/conformance.rs`:
+//!
+//! ```ignore
+//! loft_testkit::conformance_tests!(setup());
+//! // where `async fn setup() -> Option<(Arc<dyn Store>, Cleanup)>` opens a fresh store
+//! ```
+//!
+//! which expands to one `#[test]` per case, so that nextest runs and reports every case on
+//! its own. Each test builds a multi-threaded tokio runtime with two workers (what
+//! `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]` does, without making every
+//! caller depend on tokio), runs the case in a task, closes the store and runs the cleanup even
+//! when the case panics, then re-raises the panic. `setup` may return `None` to skip a backend
+//! that is not available (the PostgreSQL fixture only does so outside CI, loudly).
+
+#![allow(
+    clippy::too_many_lines,
+    clippy::similar_names,
+    clippy::many_single_char_names,
+    reason = "test stories read top to bottom; short names like `a`/`aa` pair an identity with its actor"
+)]
+
+mod audit;
+mod identities;
+mod keys;
+mod mail;
+mod store;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use loft_core::store::Store;
+
+pub use audit::*;
+pub use identities::*;
+pub use keys::*;
+pub use mail::*;
+pub use store::*;
+
+/// What a fixture hands the suite: a fresh store, and what to do when the case is over.
+pub type Fixture = Option<(Arc<dyn Store>, Cleanup)>;
+
+/// Work to do after a case: drop a temporary directory, drop a database.
+pub struct Cleanup(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl Cleanup {
+    /// Nothing to clean up.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// Runs `fut` after the case.
+    pub fn new(fut: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self(Some(Box::pin(fut)))
+    }
+
+    /// Keeps `value` alive until the case is over, then drops it (a `TempDir`, say).
+    pub fn keep<T: Send + 'static>(value: T) -> Self {
+        Self::new(async move { drop(value) })
+    }
+
+    pub async fn run(self) {
+        if let Some(fut) = self.0 {
+            fut.await;
+        }
+    }
+}
+
+/// A case that runs longer than this is taken to be stuck (a lock never released).
+pub const CASE_TIMEOUT: Duration = Duration::from_mins(5);
+
+/// Runs one case on the store `setup` produces; see the module docs.
+pub fn run_case<S, C, F>(setup: S, case: C)
+where
+    S: Future<Output = Fixture>,
+    C: FnOnce(Arc<dyn Store>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building the test runtime");
+    rt.block_on(async move {
+        let Some((store, cleanup)) = setup.await else {
+            return;
+        };
+        let handle = store.clone();
+        let outcome = tokio::time::timeout(CASE_TIMEOUT, tokio::spawn(case(store))).await;
+        if outcome.is_ok() {
+            // The case is over and dropped its handles; a stuck case may still hold
+            // connections, so only a finished one is closed gracefully.
+            handle.close().await;
+        }
+        drop(handle);
+        cleanup.run().await;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Ok(Err(e)) => panic!("the case's task failed: {e}"),
+            Err(elapsed) => panic!(
+                "the case did not finish ({elapsed} after {} s): a transaction or lock is probably never released",
+                CASE_TIMEOUT.as_secs()
+            ),
+        }
+    });
+}
+
+/// Expands to one `#[test]` per conformance case, each on the fixture `$setup` (an expression
+/// evaluated afresh per test, producing a future of [`Fixture`]).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr) => {
+        $crate::conformance_tests!(@cases ($setup)
+            store_fresh_is_empty,
+            store_missing_things_are_not_found,
+            store_find_key_returns_revoked_keys,
+            identity_create_and_get,
+            identity_list_visibility,
+            identity_list_pagination,
+            identity_local_part_conflict_leaves_nothing,
+            identity_update,
+            auth_valid_key,
+            auth_unknown_key,
+            auth_malformed_key,
+            auth_revoked_key,
+            auth_expired_key,
+            scope_missing_mail_send,
+            key_minting_cannot_escalate_scopes,
+            key_minting_cannot_escalate_expiry,
+            key_rotation,
+            delegation_revoke_cascades,
+            whoami_chain,
+            mail_send_local_and_remote,
+            mail_bcc_hidden_from_recipients,
+            mail_unknown_local_recipient_stores_nothing,
+            mail_send_to_self,
+            mail_reply_threads_in_both_mailboxes,
+            mail_reply_all,
+            mail_foreign_message_is_not_found,
+            mail_list_filters,
+            mail_cursor_pagination,
+            mail_labels,
+            mail_reading_marks_read,
+            mail_threads_list_and_get,
+            mail_raw_is_rfc5322,
+            mail_content_round_trips,
+            audit_actions_recorded,
+            audit_identity_sees_own_rows_only,
+            audit_verify_after_story,
+            audit_append_round_trip_and_filters,
+            audit_pagination,
+            audit_concurrent_sends,
+        );
+    };
+    (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::conformance::run_case($setup, $crate::conformance::$case);
+            }
+        )+
+    };
+}

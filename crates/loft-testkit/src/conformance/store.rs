@@ -1,0 +1,253 @@
+//! Cases about the store contract itself: an empty store, `NotFound` for what is missing or
+//! foreign, and nothing written when a mutating call fails.
+
+use std::sync::Arc;
+
+use loft_core::Error;
+use loft_core::audit::{ActorKind, AuditEntry, Outcome};
+use loft_core::ids::{IdentityId, KeyId, MessageId, ThreadId};
+use loft_core::keys::{ApiKey, KeyKind, KeyMeta, ScopeSet, StoredKey};
+use loft_core::mail::{MessagePatch, MessageQuery, ThreadQuery};
+use loft_core::random::OsRandom;
+use loft_core::service::CreateKeyRequest;
+use loft_core::store::{IdentityQuery, IdentityUpdate, Store};
+
+use crate::{expect_err, test_loft};
+
+pub(crate) fn op_entry(t: &crate::TestLoft, action: &str) -> AuditEntry {
+    AuditEntry {
+        at: t.loft.now(),
+        actor_kind: ActorKind::Operator,
+        actor_identity_id: None,
+        key_id: Some("operator".into()),
+        action: action.into(),
+        target: None,
+        outcome: Outcome::Ok,
+        request_id: None,
+        remote_addr: None,
+        details: serde_json::json!({}),
+    }
+}
+
+/// A fresh store holds nothing, its chain is empty and verifies.
+pub async fn store_fresh_is_empty(store: Arc<dyn Store>) {
+    assert!(
+        ["sqlite", "postgres"].contains(&store.backend()),
+        "backend() must be `sqlite` or `postgres`, not {}",
+        store.backend()
+    );
+    let t = test_loft(store);
+    let s = t.store();
+    assert_eq!(s.audit_head().await.unwrap(), None, "a fresh store has no chain head");
+    assert!(s.audit_after(0, 10).await.unwrap().is_empty());
+    let ids = s
+        .list_identities(IdentityQuery {
+            limit: 10,
+            include_revoked: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(ids.items.is_empty() && ids.next_before.is_none());
+    let nobody = IdentityId::generate(&OsRandom);
+    assert_eq!(s.latest_mail_seq(&nobody).await.unwrap(), 0);
+    assert!(s.get_identity(&nobody).await.unwrap().is_none());
+    assert!(s.find_key(&KeyId::generate(&OsRandom)).await.unwrap().is_none());
+    assert!(s.ancestors(&nobody).await.unwrap().is_empty());
+    assert!(s.list_keys(&nobody).await.unwrap().is_empty());
+    let report = t.assert_chain_ok().await;
+    assert_eq!(report.rows_checked, 0);
+    // Authenticating as the operator writes nothing.
+    let _ = t.operator().await;
+    assert_eq!(t.audit_len().await, 0);
+}
+
+/// Missing and foreign things are `NotFound`, and a failed mutation writes nothing, not even
+/// its audit row (one transaction).
+pub async fn store_missing_things_are_not_found(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (a, aa) = t.identity("alpha").await;
+    let (b, _) = t.identity("beta").await;
+    let sent = t.send(&aa, &[b.identity.address.as_str()], "hello", "hi").await;
+    let s = t.store().clone();
+    let before = t.audit_len().await;
+    let nobody = IdentityId::generate(&OsRandom);
+    let now = t.loft.now();
+
+    let e = expect_err(
+        s.update_identity(
+            &nobody,
+            IdentityUpdate {
+                display_name: Some("x".into()),
+                scopes: None,
+            },
+            op_entry(&t, "identity.update"),
+        )
+        .await,
+    );
+    assert!(matches!(e, Error::NotFound(_)), "update_identity(unknown): {e:?}");
+    let e = expect_err(s.revoke_identity(&nobody, now, op_entry(&t, "identity.revoke")).await);
+    assert!(matches!(e, Error::NotFound(_)), "revoke_identity(unknown): {e:?}");
+
+    // b's key is not a's key.
+    let e = expect_err(
+        s.revoke_key(&a.identity.id, &b.key_id, now, op_entry(&t, "key.revoke"))
+            .await,
+    );
+    assert!(matches!(e, Error::NotFound(_)), "revoke_key(foreign key): {e:?}");
+    let e = expect_err(
+        s.revoke_key(
+            &a.identity.id,
+            &KeyId::generate(&OsRandom),
+            now,
+            op_entry(&t, "key.revoke"),
+        )
+        .await,
+    );
+    assert!(matches!(e, Error::NotFound(_)), "revoke_key(unknown key): {e:?}");
+    t.actor(&b.api_key).await;
+
+    // Rotation replacing a key that is not the identity's: NotFound, and the new key is not
+    // stored.
+    let new_key = ApiKey::generate(&OsRandom);
+    let stored = StoredKey {
+        id: new_key.id().clone(),
+        identity_id: a.identity.id.clone(),
+        digest: new_key.digest(),
+        meta: KeyMeta {
+            id: new_key.id().clone(),
+            identity_id: a.identity.id.clone(),
+            kind: KeyKind::Primary,
+            label: None,
+            scopes: ScopeSet::default_for_identity(),
+            created_at: now,
+            expires_at: None,
+            revoked_at: None,
+            created_by_key: Some("operator".into()),
+        },
+    };
+    let e = expect_err(
+        s.create_key(stored.clone(), Some(b.key_id.clone()), op_entry(&t, "key.rotate"))
+            .await,
+    );
+    assert!(
+        matches!(e, Error::NotFound(_)),
+        "create_key replacing a foreign key: {e:?}"
+    );
+    assert!(
+        s.find_key(new_key.id()).await.unwrap().is_none(),
+        "a failed rotation must not leave the new key behind"
+    );
+    t.actor(&b.api_key).await;
+
+    // Mail lookups by a non-owner, or of unknown ids.
+    let unknown_msg = MessageId::generate(&OsRandom);
+    for (owner, id) in [
+        (&b.identity.id, &unknown_msg),
+        (&b.identity.id, &sent.id),
+        (&nobody, &sent.id),
+    ] {
+        assert!(s.get_message(owner, id).await.unwrap().is_none());
+        assert!(s.raw_message(owner, id).await.unwrap().is_none());
+        let e = expect_err(s.read_message(owner, id, op_entry(&t, "mail.read")).await);
+        assert!(matches!(e, Error::NotFound(_)), "read_message: {e:?}");
+        let e = expect_err(
+            s.update_message(
+                owner,
+                id,
+                MessagePatch {
+                    add_labels: vec!["x".into()],
+                    ..Default::default()
+                },
+                op_entry(&t, "mail.update"),
+            )
+            .await,
+        );
+        assert!(matches!(e, Error::NotFound(_)), "update_message: {e:?}");
+    }
+    let e = expect_err(
+        s.read_thread(
+            &a.identity.id,
+            &ThreadId::generate(&OsRandom),
+            op_entry(&t, "mail.read_thread"),
+        )
+        .await,
+    );
+    assert!(matches!(e, Error::NotFound(_)), "read_thread(unknown): {e:?}");
+    let e = expect_err(
+        s.read_thread(&b.identity.id, &sent.thread_id, op_entry(&t, "mail.read_thread"))
+            .await,
+    );
+    assert!(
+        matches!(e, Error::NotFound(_)),
+        "read_thread(another owner's thread): {e:?}"
+    );
+    let page = s
+        .list_messages(
+            &nobody,
+            MessageQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+    let page = s
+        .list_threads(
+            &nobody,
+            ThreadQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+
+    assert_eq!(
+        t.audit_len().await,
+        before,
+        "failed store calls must not append their audit rows"
+    );
+    // The owner's message is untouched.
+    let still = s.get_message(&a.identity.id, &sent.id).await.unwrap().unwrap();
+    assert_eq!(still, sent);
+    t.assert_chain_ok().await;
+}
+
+/// `find_key` returns a key and its identity whether or not it is revoked.
+pub async fn store_find_key_returns_revoked_keys(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let op = t.operator().await;
+    let (a, aa) = t.identity("alpha").await;
+    let extra = t
+        .loft
+        .create_key(
+            &aa,
+            None,
+            CreateKeyRequest {
+                label: Some("ci".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (found, owner) = t.store().find_key(&extra.key.id).await.unwrap().unwrap();
+    assert_eq!(found.meta, extra.key, "find_key must return the key as stored");
+    assert_eq!(found.id, extra.key.id);
+    assert_eq!(found.identity_id, a.identity.id);
+    assert!(found.digest.matches(&ApiKey::parse(&extra.api_key).unwrap().digest()));
+    assert_eq!(owner, a.identity);
+
+    let revoked = t.loft.revoke_key(&op, extra.key.id.as_str()).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let (found, _) = t.store().find_key(&extra.key.id).await.unwrap().unwrap();
+    assert_eq!(found.meta.revoked_at, revoked.revoked_at);
+
+    t.loft.revoke_identity(&op, a.identity.id.as_str()).await.unwrap();
+    let (found, owner) = t.store().find_key(&a.key_id).await.unwrap().unwrap();
+    assert!(found.meta.revoked_at.is_some(), "revoking an identity revokes its keys");
+    assert!(!owner.is_active());
+    t.assert_chain_ok().await;
+}
