@@ -1,1 +1,169 @@
+//! Loft's HTTP door: the REST API under `/v0` and its OpenAPI document.
+//!
+//! Handlers are thin: they extract an authenticated [`loft_core::service::Actor`]
+//! ([`extract::Auth`]), parse the body or query with Loft's own error format
+//! ([`extract::AppJson`], [`extract::AppQuery`]), call one use case on
+//! [`loft_core::service::Loft`] and serialise its result. Core errors become HTTP responses in
+//! one place ([`error`]). Routes are registered through `utoipa-axum`, so the OpenAPI document
+//! is generated from the same handler list that serves requests and cannot drift from it.
+//!
+//! This crate must not contain business rules or SQL.
 
+pub mod error;
+pub mod extract;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use loft_core::service::Loft;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+
+/// Default largest request body, in bytes.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Largest request body accepted; larger ones get 413 `body_too_large`.
+    pub max_request_bytes: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub loft: Arc<Loft>,
+    pub config: Arc<WebConfig>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Loft",
+        description = "Identities, mail and audit for AI agents. Authenticate with `Authorization: Bearer <key>`: \
+                       the operator key for administration, an identity key (`loft_sk_...`) to act as that identity.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "identities", description = "Agent identities and their delegation chain"),
+        (name = "keys", description = "API keys: mint, rotate, revoke"),
+        (name = "mail", description = "Mailboxes, sending, replies, threads"),
+        (name = "audit", description = "The hash-chained audit log"),
+        (name = "meta", description = "Health and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("API key")
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::meta::router())
+        .merge(routes::identities::router())
+        .merge(routes::keys::router())
+        .merge(routes::mail::router())
+        .merge(routes::audit::router())
+}
+
+/// The OpenAPI document of the whole API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The complete HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (router, doc) = api().split_for_parts();
+    let doc = Arc::new(doc);
+    let limit = state.config.max_request_bytes;
+    router
+        .route(
+            "/v0/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(routes::meta::no_route)
+        .method_not_allowed_fallback(routes::meta::method_not_allowed)
+        .with_state(state)
+        // Bodies are read by our own extractor against this limit; axum's default is lifted
+        // so that the configured limit, not axum's 2 MB, decides.
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn(request_id))
+}
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served, for error bodies and the audit log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The request id of the current request, when called inside a handler.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+fn acceptable_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .then(|| s.to_owned())
+}
+
+/// Gives every request an id (the client's `x-request-id` if it is sane), echoes it in the
+/// response, and makes it available to handlers and error bodies.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(acceptable_request_id)
+        .unwrap_or_else(|| {
+            format!(
+                "req_{}",
+                loft_core::random::base32_string(&loft_core::random::OsRandom, 20)
+            )
+        });
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut res = CURRENT_REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    res
+}

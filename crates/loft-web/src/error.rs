@@ -1,0 +1,112 @@
+//! Core errors → HTTP responses, in this one place.
+//!
+//! | core error          | status | notes                                   |
+//! |---------------------|--------|-----------------------------------------|
+//! | `Unauthenticated`   | 401    | with `WWW-Authenticate: Bearer`          |
+//! | `MissingScope`      | 403    | code `missing_scope`, names the scope    |
+//! | `Forbidden`         | 403    |                                         |
+//! | `PolicyDenied`      | 403    |                                         |
+//! | `NotFound`          | 404    | also for other identities' data          |
+//! | `Conflict`          | 409    |                                         |
+//! | `Invalid`           | 422    | 400 for unparseable JSON (see extract)  |
+//! | `Unavailable`       | 503    | logged                                  |
+//! | `Internal`          | 500    | logged; the client sees a generic text  |
+//!
+//! Every error body is `{"error": {"code", "message", "hint", "request_id"}}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use loft_core::Error;
+use serde::Serialize;
+
+/// The error body every route returns.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: act on this.
+    pub code: String,
+    /// For humans and models.
+    pub message: String,
+    /// How to fix the request, where there is a known fix.
+    pub hint: Option<String>,
+    /// Quote this when asking for help; it is in the server log and the audit log.
+    pub request_id: Option<String>,
+}
+
+/// A response-ready error: a core error, or one found by the HTTP layer itself.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::MissingScope { .. } | Error::Forbidden(_) | Error::PolicyDenied(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let request_id = crate::current_request_id();
+        match &e {
+            Error::Internal(m) => tracing::error!(request_id, error = %m, "internal error"),
+            Error::Unavailable(m) => tracing::warn!(request_id, error = %m, "database unavailable"),
+            _ => tracing::debug!(request_id, error = %e, "request refused"),
+        }
+        Self {
+            status,
+            code: e.code().into_owned(),
+            message: e.public_message(),
+            hint: e.hint(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                hint: self.hint,
+                request_id: crate::current_request_id(),
+            },
+        };
+        let mut res = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

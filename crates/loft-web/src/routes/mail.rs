@@ -1,0 +1,123 @@
+//! `/v0/messages` and `/v0/threads`: the calling identity's mailbox.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use loft_core::mail::{Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
+use loft_core::service::{ListMessagesParams, ListThreadsParams, Page, WaitParams, WaitResult};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::created;
+use crate::AppState;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{AppJson, AppQuery, Auth};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(send))
+        .routes(routes!(list_messages))
+        .routes(routes!(wait_for_mail))
+        .routes(routes!(get_message, update_message))
+        .routes(routes!(raw_message))
+        .routes(routes!(reply))
+        .routes(routes!(list_threads))
+        .routes(routes!(get_thread))
+}
+
+/// Send a message. Recipients that are identities on this server have it in their inbox
+/// before this returns; others are queued for SMTP delivery (see `delivery`).
+#[utoipa::path(post, path = "/v0/messages/send", tag = "mail", request_body = SendMail,
+    responses(
+        (status = 201, description = "the sender's copy, with per-recipient delivery", body = Message),
+        (status = 403, description = "the key lacks `mail:send`", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn send(State(s): State<AppState>, Auth(actor): Auth, AppJson(req): AppJson<SendMail>) -> ApiResult<Response> {
+    Ok(created(s.loft.send(&actor, req).await?))
+}
+
+/// The caller's mailbox, newest first (inbox by default).
+#[utoipa::path(get, path = "/v0/messages", tag = "mail", params(ListMessagesParams),
+    responses((status = 200, body = Page<MessageSummary>), (status = 403, body = ErrorBody)))]
+async fn list_messages(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<ListMessagesParams>,
+) -> ApiResult<Json<Page<MessageSummary>>> {
+    Ok(Json(s.loft.list_messages(&actor, params).await?))
+}
+
+/// Wait up to `timeout_seconds` for inbox mail and return it (unread mail, or mail newer than
+/// `after`): the inbox as a queue, without a polling loop in the agent.
+#[utoipa::path(get, path = "/v0/messages/wait", tag = "mail", params(WaitParams),
+    responses((status = 200, body = WaitResult), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn wait_for_mail(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<WaitParams>,
+) -> ApiResult<Json<WaitResult>> {
+    Ok(Json(s.loft.wait_for_mail(&actor, params).await?))
+}
+
+/// One message, whole; marks it read.
+#[utoipa::path(get, path = "/v0/messages/{id}", tag = "mail",
+    params(("id" = String, Path, description = "message id (`msg_...`)")),
+    responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
+async fn get_message(State(s): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> ApiResult<Json<Message>> {
+    Ok(Json(s.loft.get_message(&actor, &id).await?))
+}
+
+/// The stored RFC 5322 message.
+#[utoipa::path(get, path = "/v0/messages/{id}/raw", tag = "mail",
+    params(("id" = String, Path, description = "message id")),
+    responses((status = 200, content_type = "message/rfc822", body = String), (status = 404, body = ErrorBody)))]
+async fn raw_message(State(s): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> ApiResult<Response> {
+    let raw = s.loft.raw_message(&actor, &id).await?;
+    Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+/// Add or remove labels, mark read or unread.
+#[utoipa::path(patch, path = "/v0/messages/{id}", tag = "mail", request_body = MessagePatch,
+    params(("id" = String, Path, description = "message id")),
+    responses((status = 200, body = Message), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_message(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    AppJson(patch): AppJson<MessagePatch>,
+) -> ApiResult<Json<Message>> {
+    Ok(Json(s.loft.update_message(&actor, &id, patch).await?))
+}
+
+/// Reply in the same thread (`In-Reply-To`, `References`, `Re:` subject).
+#[utoipa::path(post, path = "/v0/messages/{id}/reply", tag = "mail", request_body = ReplyMail,
+    params(("id" = String, Path, description = "id of the message answered")),
+    responses((status = 201, body = Message), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn reply(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    AppJson(req): AppJson<ReplyMail>,
+) -> ApiResult<Response> {
+    Ok(created(s.loft.reply(&actor, &id, req).await?))
+}
+
+/// Conversations, most recently active first.
+#[utoipa::path(get, path = "/v0/threads", tag = "mail", params(ListThreadsParams),
+    responses((status = 200, body = Page<ThreadSummary>)))]
+async fn list_threads(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<ListThreadsParams>,
+) -> ApiResult<Json<Page<ThreadSummary>>> {
+    Ok(Json(s.loft.list_threads(&actor, params).await?))
+}
+
+/// One conversation, oldest message first.
+#[utoipa::path(get, path = "/v0/threads/{id}", tag = "mail",
+    params(("id" = String, Path, description = "thread id (`thr_...`)")),
+    responses((status = 200, body = Thread), (status = 404, body = ErrorBody)))]
+async fn get_thread(State(s): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> ApiResult<Json<Thread>> {
+    Ok(Json(s.loft.get_thread(&actor, &id).await?))
+}

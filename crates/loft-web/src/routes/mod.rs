@@ -1,0 +1,25 @@
+//! Route handlers, one module per area. Each handler authenticates, parses, calls one use
+//! case and serialises the result; nothing else.
+
+pub mod audit;
+pub mod identities;
+pub mod keys;
+pub mod mail;
+pub mod meta;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// `201 Created` with a JSON body.
+pub(crate) fn created<T: Serialize>(value: T) -> Response {
+    (StatusCode::CREATED, Json(value)).into_response()
+}
+
+/// A plain list wrapped in an object, so that fields can be added later without breaking
+/// clients.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}

@@ -1,0 +1,363 @@
+//! `/v0/messages` and `/v0/threads`.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::{App, assert_error};
+
+#[tokio::test]
+async fn agent_to_agent_mail_reply_and_thread() {
+    let app = App::new().await;
+    let (_, r_addr, r_key) = app.identity("researcher").await;
+    let (_, w_addr, w_key) = app.identity("writer").await;
+
+    let sent = app
+        .post(
+            "/v0/messages/send",
+            &r_key,
+            json!({ "to": w_addr, "subject": "Brief", "text": "Please write 300 words." }),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.text);
+    assert_eq!(sent.body["folder"], "sent");
+    assert_eq!(sent.body["delivery"][0]["status"], "delivered");
+    assert_eq!(sent.body["from"], r_addr.as_str());
+
+    // In the writer's inbox before the send returned.
+    let inbox = app.get("/v0/messages", &w_key).await;
+    assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.text);
+    let items = inbox.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["subject"], "Brief");
+    assert_eq!(items[0]["unread"], true);
+    assert_eq!(items[0]["authentication"]["verdict"], "internal_verified");
+    let msg_id = items[0]["id"].as_str().unwrap().to_owned();
+
+    let msg = app.get(&format!("/v0/messages/{msg_id}"), &w_key).await;
+    assert_eq!(msg.status, StatusCode::OK, "{}", msg.text);
+    assert_eq!(msg.body["text"], "Please write 300 words.");
+    assert_eq!(msg.body["extracted_text"], "Please write 300 words.");
+    assert_eq!(msg.body["authentication"]["internal"], true);
+    let unread = app.get("/v0/messages?unread=true", &w_key).await;
+    assert_eq!(unread.body["items"].as_array().unwrap().len(), 0, "reading marks read");
+
+    let reply = app
+        .post(
+            &format!("/v0/messages/{msg_id}/reply"),
+            &w_key,
+            json!({ "text": "Draft attached.\n\nOn Sunday, researcher wrote:\n> Please write 300 words." }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.body["subject"], "Re: Brief");
+    assert_eq!(reply.body["in_reply_to"], msg.body["message_id"]);
+
+    let r_inbox = app.get("/v0/messages", &r_key).await;
+    let got = &r_inbox.body["items"][0];
+    assert_eq!(got["from"], w_addr.as_str());
+    assert_eq!(got["subject"], "Re: Brief");
+    assert_eq!(
+        got["thread_id"], sent.body["thread_id"],
+        "the reply joins the researcher's thread"
+    );
+    let got_id = got["id"].as_str().unwrap();
+    let full = app.get(&format!("/v0/messages/{got_id}"), &r_key).await;
+    assert_eq!(full.body["extracted_text"], "Draft attached.");
+
+    let threads = app.get("/v0/threads", &r_key).await;
+    assert_eq!(threads.status, StatusCode::OK, "{}", threads.text);
+    let t = &threads.body["items"][0];
+    assert_eq!(t["message_count"], 2);
+    assert_eq!(t["subject"], "Brief");
+    let thread = app
+        .get(&format!("/v0/threads/{}", t["id"].as_str().unwrap()), &r_key)
+        .await;
+    assert_eq!(thread.status, StatusCode::OK, "{}", thread.text);
+    let subjects: Vec<&str> = thread.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, ["Brief", "Re: Brief"]);
+
+    let raw = app.get(&format!("/v0/messages/{got_id}/raw"), &r_key).await;
+    assert_eq!(raw.status, StatusCode::OK);
+    assert_eq!(raw.headers["content-type"], "message/rfc822");
+    assert!(
+        raw.text.contains("In-Reply-To: <") && raw.text.contains("Subject: Re: Brief"),
+        "{}",
+        raw.text
+    );
+}
+
+#[tokio::test]
+async fn another_identitys_message_is_404_through_every_route() {
+    let app = App::new().await;
+    let (_, a_addr, a_key) = app.identity("a").await;
+    let (_, _, b_key) = app.identity("b").await;
+    let (_, _, c_key) = app.identity("c").await;
+    app.send(&c_key, &a_addr, "for a only").await;
+    let a_msg = app.get("/v0/messages", &a_key).await.body["items"][0].clone();
+    let id = a_msg["id"].as_str().unwrap();
+    let thread = a_msg["thread_id"].as_str().unwrap();
+    for r in [
+        app.get(&format!("/v0/messages/{id}"), &b_key).await,
+        app.get(&format!("/v0/messages/{id}/raw"), &b_key).await,
+        app.patch(&format!("/v0/messages/{id}"), &b_key, json!({ "add_labels": ["x"] }))
+            .await,
+        app.post(&format!("/v0/messages/{id}/reply"), &b_key, json!({ "text": "hi" }))
+            .await,
+        app.get(&format!("/v0/threads/{thread}"), &b_key).await,
+    ] {
+        assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+        assert!(!r.text.contains("for a only"));
+    }
+    // Untouched for its owner.
+    let mine = app.get(&format!("/v0/messages/{id}"), &a_key).await;
+    assert_eq!(mine.body["labels"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        app.get("/v0/messages", &b_key).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn labels_read_state_and_filters() {
+    let app = App::new().await;
+    let (_, a_addr, a_key) = app.identity("a").await;
+    let (_, b_addr, b_key) = app.identity("b").await;
+    let (_, _, c_key) = app.identity("c").await;
+    app.send(&b_key, &a_addr, "from b").await;
+    app.send(&c_key, &a_addr, "from c").await;
+    let first = app.get("/v0/messages", &a_key).await.body["items"][1].clone();
+    let id = first["id"].as_str().unwrap();
+    let r = app
+        .patch(
+            &format!("/v0/messages/{id}"),
+            &a_key,
+            json!({ "add_labels": ["Todo", "todo", "q4/brief"], "unread": false }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut labels: Vec<&str> = r.body["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["q4/brief", "todo"]);
+    assert_eq!(r.body["unread"], false);
+    let r = app
+        .patch(
+            &format!("/v0/messages/{id}"),
+            &a_key,
+            json!({ "remove_labels": ["q4/brief"] }),
+        )
+        .await;
+    assert_eq!(r.body["labels"], json!(["todo"]));
+
+    let by_label = app.get("/v0/messages?label=todo", &a_key).await;
+    assert_eq!(by_label.body["items"].as_array().unwrap().len(), 1);
+    let by_from = app.get(&format!("/v0/messages?from={b_addr}"), &a_key).await;
+    assert_eq!(by_from.body["items"][0]["subject"], "from b");
+    let unread = app.get("/v0/messages?unread=true", &a_key).await;
+    assert_eq!(unread.body["items"].as_array().unwrap().len(), 1);
+    let sent = app.get("/v0/messages?folder=sent", &b_key).await;
+    assert_eq!(sent.body["items"][0]["subject"], "from b");
+
+    let r = app
+        .patch(
+            &format!("/v0/messages/{id}"),
+            &a_key,
+            json!({ "add_labels": ["has space"] }),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_label");
+    let r = app.patch(&format!("/v0/messages/{id}"), &a_key, json!({})).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "empty_update");
+}
+
+#[tokio::test]
+async fn pagination_walks_every_message_once() {
+    let app = App::new().await;
+    let (_, a_addr, a_key) = app.identity("a").await;
+    let (_, _, b_key) = app.identity("b").await;
+    for i in 0..7 {
+        app.send(&b_key, &a_addr, &format!("m{i}")).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v0/messages?limit=3&cursor={c}"),
+            None => "/v0/messages?limit=3".to_owned(),
+        };
+        let page = app.get(&path, &a_key).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        for m in page.body["items"].as_array().unwrap() {
+            seen.push(m["subject"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["m6", "m5", "m4", "m3", "m2", "m1", "m0"]);
+}
+
+#[tokio::test]
+async fn bad_mail_input_is_refused_and_nothing_is_stored() {
+    let app = App::new().await;
+    let (_, a_addr, a_key) = app.identity("a").await;
+    let cases = [
+        (
+            json!({ "subject": "s", "text": "t" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({ "to": [], "subject": "s", "text": "t" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_recipients",
+        ),
+        (
+            json!({ "to": "not-an-address", "subject": "s", "text": "t" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_address",
+        ),
+        (
+            json!({ "to": [a_addr, "bad@@x"], "subject": "s", "text": "t" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_address",
+        ),
+        (
+            json!({ "to": "ghost@agents.test", "subject": "s", "text": "t" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_recipient",
+        ),
+        (
+            json!({ "to": a_addr, "subject": "s", "text": " " }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty_body",
+        ),
+        (
+            json!({ "to": a_addr, "subject": "a\r\nBcc: x@y.z", "text": "t" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_subject",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let r = app.post("/v0/messages/send", &a_key, body.clone()).await;
+        assert_error(&r, status, code);
+        if code == "invalid_address" {
+            assert!(r.text.contains("`to`"), "the field is named: {}", r.text);
+        }
+    }
+    let all = app.get("/v0/messages?folder=all", &a_key).await;
+    assert_eq!(all.body["items"].as_array().unwrap().len(), 0, "{}", all.text);
+    let audit = app.get("/v0/audit?action=mail.", &app.admin).await;
+    assert_eq!(audit.body["items"].as_array().unwrap().len(), 0, "{}", audit.text);
+}
+
+#[tokio::test]
+async fn remote_recipients_are_queued_and_bcc_is_private() {
+    let app = App::new().await;
+    let (_, a_addr, a_key) = app.identity("a").await;
+    let (_, b_addr, b_key) = app.identity("b").await;
+    let (_, _, c_key) = app.identity("c").await;
+    let r = app
+        .post(
+            "/v0/messages/send",
+            &c_key,
+            json!({ "to": [a_addr, "person@example.com"], "bcc": b_addr, "subject": "hi", "text": "t" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let delivery = r.body["delivery"].as_array().unwrap();
+    assert_eq!(delivery.len(), 3);
+    let remote = delivery
+        .iter()
+        .find(|d| d["recipient"] == "person@example.com")
+        .unwrap();
+    assert_eq!(remote["status"], "queued");
+    assert_eq!(r.body["bcc"], json!([b_addr]));
+    for key in [&a_key, &b_key] {
+        let id = app.get("/v0/messages", key).await.body["items"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let m = app.get(&format!("/v0/messages/{id}"), key).await;
+        assert_eq!(m.body["bcc"], json!([]), "{}", m.text);
+        let raw = app.get(&format!("/v0/messages/{id}/raw"), key).await;
+        assert!(!raw.text.contains(&b_addr), "bcc leaked into the raw message");
+    }
+}
+
+#[tokio::test]
+async fn the_operator_key_is_not_a_mailbox() {
+    let app = App::new().await;
+    let r = app.get("/v0/messages", &app.admin).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity_key_required");
+    let r = app
+        .call(Method::GET, "/v0/messages/msg_zzzz", Some(&app.admin), None)
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "identity_key_required");
+}
+
+#[tokio::test]
+async fn malformed_ids_are_invalid_not_missing() {
+    let app = App::new().await;
+    let (_, _, key) = app.identity("a").await;
+    let r = app.get("/v0/messages/idt_abc", &key).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_id");
+    let r = app.get("/v0/messages/msg_abcdefghij", &key).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn wait_returns_mail_as_it_arrives() {
+    let app = std::sync::Arc::new(App::new().await);
+    let (_, a_addr, a_key) = app.identity("a").await;
+    let (_, _, b_key) = app.identity("b").await;
+
+    // Nothing there: a zero timeout answers at once.
+    let r = app.get("/v0/messages/wait?timeout_seconds=0", &a_key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["timed_out"], true);
+
+    // Mail sent while the wait is under way ends it.
+    let sender = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            app.send(&b_key, &a_addr, "wake up").await;
+        })
+    };
+    let started = std::time::Instant::now();
+    let r = app.get("/v0/messages/wait?timeout_seconds=20", &a_key).await;
+    sender.await.unwrap();
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["timed_out"], false);
+    assert_eq!(r.body["items"][0]["subject"], "wake up");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the wait did not wake on delivery"
+    );
+
+    // Unread mail is returned at once; with the cursor, only newer mail is.
+    let again = app.get("/v0/messages/wait?timeout_seconds=5", &a_key).await;
+    assert_eq!(again.body["items"].as_array().unwrap().len(), 1);
+    let cursor = again.body["cursor"].as_str().unwrap();
+    let newer = app
+        .get(&format!("/v0/messages/wait?timeout_seconds=0&after={cursor}"), &a_key)
+        .await;
+    assert_eq!(newer.body["items"].as_array().unwrap().len(), 0, "{}", newer.text);
+
+    let r = app.get("/v0/messages/wait?timeout_seconds=301", &a_key).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_timeout");
+}

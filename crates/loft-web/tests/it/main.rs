@@ -1,0 +1,155 @@
+//! HTTP tests of every route, through the real router on a real SQLite file, without sockets
+//! (`Router::oneshot`). Each test gets its own database.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "tests")]
+
+mod audit;
+mod identities;
+mod keys;
+mod mail;
+mod protocol;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use loft_core::keys::OperatorKey;
+use loft_core::random::OsRandom;
+use loft_core::service::{Loft, LoftConfig};
+use loft_core::time::SystemClock;
+use loft_web::{AppState, WebConfig};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub struct App {
+    pub router: Router,
+    pub admin: String,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// The error code of an error response.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl App {
+    pub async fn new() -> Self {
+        Self::with_limit(64 * 1024).await
+    }
+
+    pub async fn with_limit(max_request_bytes: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("loft.db"))
+            .await
+            .unwrap();
+        let admin = OperatorKey::generate(&OsRandom);
+        let loft = Loft::new(
+            Arc::new(store),
+            Arc::new(SystemClock),
+            Arc::new(OsRandom),
+            OperatorKey::from_secret(&admin).unwrap(),
+            LoftConfig {
+                domain: "agents.test".into(),
+                max_body_bytes: max_request_bytes,
+            },
+        )
+        .unwrap();
+        let state = AppState {
+            loft: Arc::new(loft),
+            config: Arc::new(WebConfig { max_request_bytes }),
+        };
+        Self {
+            router: loft_web::router(state),
+            admin,
+            _dir: dir,
+        }
+    }
+
+    pub async fn raw(&self, req: Request<Body>) -> Resp {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.raw(req.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Resp {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(key), Some(body)).await
+    }
+
+    /// Creates an identity with the operator key; returns (id, address, api key).
+    pub async fn identity(&self, name: &str) -> (String, String, String) {
+        let r = self.post("/v0/identities", &self.admin, json!({ "name": name })).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        (
+            r.body["id"].as_str().unwrap().to_owned(),
+            r.body["address"].as_str().unwrap().to_owned(),
+            r.body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Sends `subject` from `key` to `to`; returns the sender's copy.
+    pub async fn send(&self, key: &str, to: &str, subject: &str) -> Value {
+        let r = self
+            .post(
+                "/v0/messages/send",
+                key,
+                json!({ "to": to, "subject": subject, "text": "hello" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body
+    }
+}
+
+/// Asserts an error response: status, code, a message, and the request id.
+#[track_caller]
+pub fn assert_error(r: &Resp, status: StatusCode, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.code(), code, "{}", r.text);
+    assert!(
+        r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        r.text
+    );
+    assert!(r.body["error"]["request_id"].as_str().is_some(), "{}", r.text);
+}

@@ -1,0 +1,231 @@
+//! What every route shares: authentication, body parsing, error format, OpenAPI.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::json;
+
+use crate::{App, assert_error};
+
+#[tokio::test]
+async fn health_needs_no_key() {
+    let app = App::new().await;
+    let r = app.call(Method::GET, "/v0/health", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "ok");
+    assert_eq!(r.body["backend"], "sqlite");
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_route() {
+    let app = App::new().await;
+    let r = app.call(Method::GET, "/v0/openapi.json", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        r.body["openapi"]
+    );
+    let paths = r.body["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/v0/health", "get"),
+        ("/v0/identities", "post"),
+        ("/v0/identities", "get"),
+        ("/v0/identities/{id}", "get"),
+        ("/v0/identities/{id}", "patch"),
+        ("/v0/identities/{id}/revoke", "post"),
+        ("/v0/identities/{id}/keys", "get"),
+        ("/v0/identities/{id}/keys", "post"),
+        ("/v0/identities/{id}/keys/rotate", "post"),
+        ("/v0/keys", "get"),
+        ("/v0/keys", "post"),
+        ("/v0/keys/rotate", "post"),
+        ("/v0/keys/{key_id}", "delete"),
+        ("/v0/whoami", "get"),
+        ("/v0/messages/send", "post"),
+        ("/v0/messages", "get"),
+        ("/v0/messages/wait", "get"),
+        ("/v0/messages/{id}", "get"),
+        ("/v0/messages/{id}", "patch"),
+        ("/v0/messages/{id}/raw", "get"),
+        ("/v0/messages/{id}/reply", "post"),
+        ("/v0/threads", "get"),
+        ("/v0/threads/{id}", "get"),
+        ("/v0/audit", "get"),
+        ("/v0/audit/export", "get"),
+        ("/v0/audit/head", "get"),
+        ("/v0/audit/verify", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the document"
+        );
+    }
+    assert!(r.body["components"]["schemas"]["Message"].is_object());
+    assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_in_json() {
+    let app = App::new().await;
+    let r = app.get("/v0/nope", &app.admin).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "no_route");
+    let r = app.call(Method::DELETE, "/v0/whoami", Some(&app.admin), None).await;
+    assert_error(&r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn refused_keys_get_401_and_are_audited() {
+    let app = App::new().await;
+    let r = app.call(Method::GET, "/v0/whoami", None, None).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(r.headers[header::WWW_AUTHENTICATE], "Bearer");
+    assert!(r.body["error"]["hint"].as_str().unwrap().contains("Bearer"));
+
+    let basic = Request::get("/v0/whoami")
+        .header(header::AUTHORIZATION, "Basic dXNlcjpwYXNz")
+        .body(Body::empty());
+    assert_error(
+        &app.raw(basic.unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+
+    let malformed = "loft_sk_tooshort_abc";
+    let r = app.get("/v0/whoami", malformed).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert!(!r.text.contains("tooshort"), "the key is echoed: {}", r.text);
+
+    let unknown = format!("loft_sk_{}_{}", "a".repeat(16), "b".repeat(52));
+    let r = app.get("/v0/whoami", &unknown).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert!(!r.text.contains(&"b".repeat(52)));
+    let r = app.get("/v0/whoami", "not-the-admin-key-but-long-enough").await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    let audit = app.get("/v0/audit?action=auth.refused", &app.admin).await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
+    let rows = audit.body["items"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{}", audit.text);
+    assert!(
+        rows.iter()
+            .all(|r| r["outcome"] == "denied" && r["request_id"].is_string())
+    );
+    assert!(rows.iter().any(|r| r["key_id"] == format!("key_{}", "a".repeat(16))));
+    assert!(!audit.text.contains(&"b".repeat(52)));
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_and_taken_from_the_client() {
+    let app = App::new().await;
+    let req = Request::get("/v0/whoami")
+        .header("x-request-id", "trace-42")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.raw(req).await;
+    assert_eq!(r.headers["x-request-id"], "trace-42");
+    assert_eq!(r.body["error"]["request_id"], "trace-42");
+    let r = app.get("/v0/whoami", &app.admin).await;
+    assert!(r.headers["x-request-id"].to_str().unwrap().starts_with("req_"));
+}
+
+#[tokio::test]
+async fn json_body_without_content_type_or_as_curl_form_is_accepted() {
+    let app = App::new().await;
+    for ct in [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("application/json; charset=utf-8"),
+    ] {
+        let mut req = Request::post("/v0/identities").header(header::AUTHORIZATION, format!("Bearer {}", app.admin));
+        if let Some(ct) = ct {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let r = app.raw(req.body(Body::from(r#"{"name":"researcher"}"#)).unwrap()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{ct:?}: {}", r.text);
+    }
+    let req = Request::post("/v0/identities")
+        .header(header::AUTHORIZATION, format!("Bearer {}", app.admin))
+        .header(header::CONTENT_TYPE, "multipart/form-data; boundary=x")
+        .body(Body::from("--x--"))
+        .unwrap();
+    assert_error(
+        &app.raw(req).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_get_precise_errors() {
+    let app = App::new().await;
+    let send = |body: &'static str| {
+        Request::post("/v0/identities")
+            .header(header::AUTHORIZATION, format!("Bearer {}", app.admin))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let r = app.raw(send(r#"{"name": "x",}"#)).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "malformed_json");
+    assert!(
+        r.body["error"]["message"].as_str().unwrap().contains("line 1"),
+        "{}",
+        r.text
+    );
+
+    let r = app.raw(send(r#"{"name": "x", "nmae": "y"}"#)).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    assert!(r.text.contains("nmae"), "{}", r.text);
+
+    let r = app.raw(send(r#"{"display_name": "x"}"#)).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    assert!(r.text.contains("name"), "{}", r.text);
+
+    let r = app.raw(send(r#"{"name": 5}"#)).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    assert!(r.text.contains("name"), "{}", r.text);
+
+    let r = app.raw(send("")).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "missing_body");
+
+    let r = app.raw(send(r#"{"name": "x"} trailing"#)).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "malformed_json");
+
+    // Nothing was created by any of these.
+    let list = app.get("/v0/identities", &app.admin).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 0, "{}", list.text);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let app = App::with_limit(1024).await;
+    let (_, addr, key) = app.identity("writer").await;
+    let big = "x".repeat(4096);
+    let r = app
+        .post(
+            "/v0/messages/send",
+            &key,
+            json!({ "to": addr, "subject": "big", "text": big }),
+        )
+        .await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("1024"));
+    let list = app.get("/v0/messages?folder=all", &key).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_named() {
+    let app = App::new().await;
+    let (_, _, key) = app.identity("reader").await;
+    let r = app.get("/v0/messages?limt=5", &key).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_query");
+    assert!(r.text.contains("limt"), "{}", r.text);
+    let r = app.get("/v0/messages?limit=0", &key).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_limit");
+    let r = app.get("/v0/messages?limit=lots", &key).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_query");
+    let r = app.get("/v0/messages?cursor=garbage", &key).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor");
+    let r = app.get("/v0/messages?folder=spam", &key).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_folder");
+}
