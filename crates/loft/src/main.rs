@@ -1,1 +1,81 @@
-fn main() {}
+//! The `loft` binary: `loft serve` runs the server; every other subcommand is a client of a
+//! running server over REST (like the Vault or kubectl CLIs).
+//!
+//! This is the only crate that depends on every other one: it parses the command line,
+//! loads configuration once, picks the storage backend and wires the doors together.
+
+mod bench;
+mod cli;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "loft", version, about = "Identities, mail, audit and oversight for AI agents", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: HTTP API (/v0) and its description, MCP endpoint (/mcp), and later SMTP.
+    Serve(serve::ServeCommand),
+    /// Run an MCP server on stdio, acting as the identity whose API key it is given (for agent frameworks).
+    Mcp(McpArgs),
+    /// Measure delivery latency and throughput against an in-process server (SQLite or PostgreSQL).
+    Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+/// `loft mcp`: the server to talk to and the identity to act as.
+#[derive(clap::Args)]
+struct McpArgs {
+    /// Base URL of the Loft server.
+    #[arg(long, env = "LOFT_URL", default_value = loft_mcp::DEFAULT_URL, value_name = "URL")]
+    url: String,
+    /// API key of the identity to act as (`loft_sk_...`). Prefer the environment variable: a flag
+    /// is visible to other users in the process list.
+    #[arg(long, env = "LOFT_API_KEY", hide_env_values = true, value_name = "KEY")]
+    api_key: Option<String>,
+}
+
+impl std::fmt::Debug for McpArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpArgs")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loft: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::Mcp(args) => {
+                // stdout carries only MCP; logs go to stderr.
+                let filter = tracing_subscriber::EnvFilter::try_from_env("LOFT_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_writer(std::io::stderr)
+                    .try_init();
+                loft_mcp::run_stdio(&args.url, args.api_key.as_deref()).await
+            }
+            Command::Client(cmd) => cli::run(cmd).await,
+        }
+    })
+}

@@ -1,0 +1,863 @@
+//! A small typed client for Loft's REST API (`/v0`), over `reqwest`.
+//!
+//! Owns: joining the base URL with percent-encoded path segments, bearer authentication, the
+//! `User-Agent`, decoding a success body into the `loft-core` type the server sends, and turning
+//! an error answer (`{"error": {code, message, hint, request_id}}`) or a transport failure into
+//! a typed [`ClientError`]. It must not print anything, and no error it builds ever contains a
+//! key: keys travel only in the `Authorization` header, which reqwest marks as sensitive.
+//!
+//! An endpoint is described by a [`Call`] built in [`api`] (method, path, query, body, and the
+//! type of the answer), and sent with [`Client::call`] (decoded), [`Client::call_json`] (the
+//! server's JSON as is, for `--json`) or [`Client::call_bytes`] (raw messages, NDJSON export).
+//!
+//! Used by the `loft` CLI, the stdio MCP server (`loft mcp`) and `loft bench`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use loft_core::audit::AuditRecord;
+
+/// Sent with every request.
+pub const USER_AGENT: &str = concat!("loft-cli/", env!("CARGO_PKG_VERSION"));
+
+/// Where a CLI looks when neither `--url` nor `LOFT_URL` is given.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";
+
+/// An error answer from the server, decoded from its JSON error body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    /// Stable, machine-readable (`not_found`, `missing_scope`, ...).
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl ApiError {
+    /// Decodes an error body; a body that is not Loft's error format (a proxy's HTML page, an
+    /// empty 502) still gives a readable error naming the status.
+    pub fn from_response(status: StatusCode, body: &[u8]) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            error: Body,
+        }
+        #[derive(serde::Deserialize)]
+        struct Body {
+            code: String,
+            message: String,
+            hint: Option<String>,
+            request_id: Option<String>,
+        }
+        if let Ok(Envelope { error }) = serde_json::from_slice::<Envelope>(body) {
+            return Self {
+                status: status.as_u16(),
+                code: error.code,
+                message: error.message,
+                hint: error.hint,
+                request_id: error.request_id,
+            };
+        }
+        let text = String::from_utf8_lossy(body);
+        let text: String = text.trim().chars().filter(|c| !c.is_control()).take(200).collect();
+        let reason = status.canonical_reason().unwrap_or("unknown status");
+        let message = if text.is_empty() {
+            format!("the server answered {} {reason}", status.as_u16())
+        } else {
+            format!("the server answered {} {reason}: {text}", status.as_u16())
+        };
+        Self {
+            status: status.as_u16(),
+            code: format!("http_{}", status.as_u16()),
+            message,
+            hint: (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED)
+                .then(|| "is --url / LOFT_URL pointing at a Loft server of a matching version?".to_owned()),
+            request_id: None,
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The server answered with an error status.
+    Api(ApiError),
+    /// Nothing accepted the connection (server not running, wrong host or port).
+    Connect { url: String, reason: String },
+    /// The server did not answer in time.
+    Timeout { url: String },
+    /// Any other failure on the way (TLS, reset connection, ...).
+    Transport { url: String, reason: String },
+    /// The server answered 2xx, but not with what this client expected.
+    Decode { url: String, reason: String },
+    /// The base URL cannot be used.
+    InvalidUrl(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Api(e) => f.write_str(&e.message),
+            Self::Connect { url, reason } => write!(f, "cannot connect to the Loft server at {url}: {reason}"),
+            Self::Timeout { url } => write!(f, "the Loft server at {url} did not answer in time"),
+            Self::Transport { url, reason } => write!(f, "request to {url} failed: {reason}"),
+            Self::Decode { url, reason } => write!(f, "unexpected answer from {url}: {reason}"),
+            Self::InvalidUrl(why) => write!(f, "invalid server URL: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl ClientError {
+    /// How to fix it, where we can tell.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Api(e) => e.hint.clone(),
+            Self::Connect { .. } => Some(
+                "is the server running? Start one with `loft serve`, or point --url / LOFT_URL at a running server"
+                    .into(),
+            ),
+            Self::Timeout { .. } => Some("retry; if it persists, check the server's log".into()),
+            Self::Decode { .. } => Some("is --url / LOFT_URL pointing at a Loft server of a matching version?".into()),
+            Self::Transport { .. } | Self::InvalidUrl(_) => None,
+        }
+    }
+
+    /// The server's error, if it answered with one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Self::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, if the server answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        self.api().map(|e| e.status)
+    }
+}
+
+/// One endpoint call, typed by what the server answers with.
+#[derive(Debug, Clone)]
+pub struct Call<T> {
+    method: Method,
+    segments: Vec<String>,
+    query: Vec<(&'static str, String)>,
+    body: Option<serde_json::Value>,
+    out: PhantomData<fn() -> T>,
+}
+
+impl<T> Call<T> {
+    fn new<S: Into<String>>(method: Method, segments: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            method,
+            segments: segments.into_iter().map(Into::into).collect(),
+            query: Vec::new(),
+            body: None,
+            out: PhantomData,
+        }
+    }
+
+    fn get<S: Into<String>>(segments: impl IntoIterator<Item = S>) -> Self {
+        Self::new(Method::GET, segments)
+    }
+
+    fn post<S: Into<String>>(segments: impl IntoIterator<Item = S>) -> Self {
+        Self::new(Method::POST, segments)
+    }
+
+    /// Sets the JSON body.
+    #[must_use]
+    fn body(mut self, body: &impl Serialize) -> Self {
+        // The request types in `api` are plain structs with string keys: serialising them to a
+        // `Value` cannot fail.
+        self.body = Some(serde_json::to_value(body).unwrap_or(serde_json::Value::Null));
+        self
+    }
+
+    #[must_use]
+    fn query_opt(mut self, name: &'static str, value: Option<impl ToString>) -> Self {
+        if let Some(v) = value {
+            self.query.push((name, v.to_string()));
+        }
+        self
+    }
+
+    #[must_use]
+    fn query_flag(mut self, name: &'static str, on: bool) -> Self {
+        if on {
+            self.query.push((name, "true".into()));
+        }
+        self
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path, percent-encoded, e.g. `/v0/identities/idt_x`.
+    pub fn path(&self) -> String {
+        let mut u = Url::parse("http://x/").unwrap_or_else(|_| unreachable!("a constant URL parses"));
+        if let Ok(mut segs) = u.path_segments_mut() {
+            segs.pop_if_empty().extend(&self.segments);
+        }
+        u.path().to_owned()
+    }
+
+    pub fn query_pairs(&self) -> &[(&'static str, String)] {
+        &self.query
+    }
+
+    pub fn json_body(&self) -> Option<&serde_json::Value> {
+        self.body.as_ref()
+    }
+}
+
+/// A client of one Loft server, acting with one key (or none).
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    key: Option<String>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &display_url(&self.base))
+            .field("key", &self.key.as_ref().map(|_| ".."))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL without any password in it, for messages.
+fn display_url(u: &Url) -> String {
+    let mut u = u.clone();
+    let _ = u.set_password(None);
+    u.as_str().trim_end_matches('/').to_owned()
+}
+
+impl Client {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:7070`), sending `key` as the
+    /// bearer token when given.
+    pub fn new(base: Url, key: Option<String>) -> Result<Self, ClientError> {
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(ClientError::InvalidUrl(format!(
+                "`{}` must start with http:// or https://",
+                display_url(&base)
+            )));
+        }
+        if base.cannot_be_a_base() {
+            return Err(ClientError::InvalidUrl(format!(
+                "`{}` cannot be a base URL",
+                display_url(&base)
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_mins(2))
+            .build()
+            .map_err(|e| ClientError::Transport {
+                url: display_url(&base),
+                reason: root_cause(&e),
+            })?;
+        Ok(Self { http, base, key })
+    }
+
+    /// Parses `base` and builds a client.
+    pub fn from_url(base: &str, key: Option<String>) -> Result<Self, ClientError> {
+        let url = Url::parse(base).map_err(|e| ClientError::InvalidUrl(format!("`{base}`: {e}")))?;
+        Self::new(url, key)
+    }
+
+    /// The same server, another key.
+    #[must_use]
+    pub fn with_key(&self, key: Option<String>) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            key,
+        }
+    }
+
+    /// The base URL, without any password, for messages.
+    pub fn base_url(&self) -> String {
+        display_url(&self.base)
+    }
+
+    /// The full URL of a path below the base (a base with a path prefix keeps it).
+    pub fn url_for(&self, segments: &[String]) -> Url {
+        let mut u = self.base.clone();
+        u.set_query(None);
+        u.set_fragment(None);
+        if let Ok(mut segs) = u.path_segments_mut() {
+            segs.pop_if_empty().extend(segments);
+        }
+        u
+    }
+
+    async fn send<T>(&self, call: Call<T>) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let url = self.url_for(&call.segments);
+        let shown = display_url(&url);
+        let mut req = self.http.request(call.method, url);
+        if !call.query.is_empty() {
+            req = req.query(&call.query);
+        }
+        if let Some(body) = &call.body {
+            req = req.json(body);
+        }
+        if let Some(key) = &self.key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e, &shown))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e, &shown))?;
+        if !status.is_success() {
+            return Err(ClientError::Api(ApiError::from_response(status, &bytes)));
+        }
+        Ok((status, bytes.to_vec()))
+    }
+
+    fn transport_error(&self, e: &reqwest::Error, url: &str) -> ClientError {
+        if e.is_connect() {
+            ClientError::Connect {
+                url: self.base_url(),
+                reason: root_cause(e),
+            }
+        } else if e.is_timeout() {
+            ClientError::Timeout { url: self.base_url() }
+        } else {
+            ClientError::Transport {
+                url: url.to_owned(),
+                reason: root_cause(e),
+            }
+        }
+    }
+
+    /// Sends a call and decodes the answer into the type the server sends.
+    pub async fn call<T: DeserializeOwned>(&self, call: Call<T>) -> Result<T, ClientError> {
+        let path = call.path();
+        let (_, body) = self.send(call).await?;
+        decode(&body).map_err(|reason| ClientError::Decode {
+            url: format!("{}{path}", self.base_url()),
+            reason,
+        })
+    }
+
+    /// Sends a call and returns the server's JSON as it came (for `--json`).
+    pub async fn call_json<T>(&self, call: Call<T>) -> Result<serde_json::Value, ClientError> {
+        let path = call.path();
+        let (_, body) = self.send(call).await?;
+        decode(&body).map_err(|reason| ClientError::Decode {
+            url: format!("{}{path}", self.base_url()),
+            reason,
+        })
+    }
+
+    /// Sends a call and returns the body's bytes (raw messages, NDJSON).
+    pub async fn call_bytes<T>(&self, call: Call<T>) -> Result<Vec<u8>, ClientError> {
+        Ok(self.send(call).await?.1)
+    }
+
+    /// One page of the audit export, oldest first, with each row's line as the server sent it.
+    pub async fn audit_export_page(&self, after: i64, limit: u32) -> Result<Vec<(String, AuditRecord)>, ClientError> {
+        let call = api::audit_export(after, limit);
+        let path = call.path();
+        let bytes = self.call_bytes(call).await?;
+        parse_ndjson(&bytes).map_err(|reason| ClientError::Decode {
+            url: format!("{}{path}", self.base_url()),
+            reason,
+        })
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    // An empty body (204) reads as JSON `null`, so `Option<T>` answers decode.
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"null"
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
+/// Parses NDJSON audit rows, keeping each row's line.
+pub fn parse_ndjson(bytes: &[u8]) -> Result<Vec<(String, AuditRecord)>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("the export is not UTF-8: {e}"))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, line)| {
+            serde_json::from_str::<AuditRecord>(line)
+                .map(|r| (line.trim_end().to_owned(), r))
+                .map_err(|e| format!("line {} of the export: {e}", n + 1))
+        })
+        .collect()
+}
+
+/// The innermost cause of a reqwest error, e.g. "Connection refused (os error 111)".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// The endpoints of `/v0`, with their request bodies and query parameters.
+pub mod api {
+    use loft_core::audit::{AuditRecord, ChainHead, VerifyReport};
+    use loft_core::identity::{CreatedIdentity, CreatedKey, Identity, WhoAmI};
+    use loft_core::keys::KeyMeta;
+    use loft_core::mail::{Message, MessageSummary, Thread, ThreadSummary};
+    use loft_core::service::{Page, RevokedIdentities};
+    use serde::{Deserialize, Serialize};
+
+    use super::Call;
+
+    /// `{"items": [...]}` without a cursor (key lists).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Items<T> {
+        pub items: Vec<T>,
+    }
+
+    /// Marker: the answer is an RFC 5322 document (use [`super::Client::call_bytes`]).
+    #[derive(Debug)]
+    pub enum RawMessage {}
+
+    /// Marker: the answer is NDJSON audit rows (use [`super::Client::audit_export_page`]).
+    #[derive(Debug)]
+    pub enum AuditExport {}
+
+    /// `POST /v0/identities`.
+    #[derive(Debug, Clone, Default, Serialize)]
+    pub struct CreateIdentity {
+        pub name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub display_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub local_part: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub scopes: Option<Vec<String>>,
+    }
+
+    /// `PATCH /v0/identities/{id}`.
+    #[derive(Debug, Clone, Default, Serialize)]
+    pub struct UpdateIdentity {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub display_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub scopes: Option<Vec<String>>,
+    }
+
+    /// `POST /v0/keys`, `POST /v0/identities/{id}/keys`.
+    #[derive(Debug, Clone, Default, Serialize)]
+    pub struct CreateKey {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub scopes: Option<Vec<String>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub expires_in_seconds: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub label: Option<String>,
+    }
+
+    /// `POST /v0/messages/send`.
+    #[derive(Debug, Clone, Default, Serialize)]
+    pub struct SendMail {
+        pub to: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub cc: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub bcc: Vec<String>,
+        pub subject: String,
+        pub text: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub html: Option<String>,
+    }
+
+    /// `POST /v0/messages/{id}/reply`.
+    #[derive(Debug, Clone, Default, Serialize)]
+    pub struct ReplyMail {
+        pub text: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub html: Option<String>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        pub reply_all: bool,
+    }
+
+    /// `PATCH /v0/messages/{id}`.
+    #[derive(Debug, Clone, Default, Serialize)]
+    pub struct MessagePatch {
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub add_labels: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub remove_labels: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub unread: Option<bool>,
+    }
+
+    /// Query of `GET /v0/identities`.
+    #[derive(Debug, Clone, Default)]
+    pub struct ListIdentities {
+        pub include_revoked: bool,
+        pub limit: Option<u32>,
+        pub cursor: Option<String>,
+    }
+
+    /// Query of `GET /v0/messages`.
+    #[derive(Debug, Clone, Default)]
+    pub struct ListMessages {
+        /// `inbox` (the server's default), `sent` or `all`.
+        pub folder: Option<String>,
+        pub unread: bool,
+        pub label: Option<String>,
+        pub from: Option<String>,
+        pub thread_id: Option<String>,
+        pub limit: Option<u32>,
+        pub cursor: Option<String>,
+    }
+
+    /// Query of `GET /v0/threads`.
+    #[derive(Debug, Clone, Default)]
+    pub struct ListThreads {
+        pub unread: bool,
+        pub label: Option<String>,
+        pub limit: Option<u32>,
+        pub cursor: Option<String>,
+    }
+
+    /// Query of `GET /v0/audit`.
+    #[derive(Debug, Clone, Default)]
+    pub struct ListAudit {
+        pub identity: Option<String>,
+        pub action: Option<String>,
+        pub outcome: Option<String>,
+        /// RFC 3339.
+        pub since: Option<String>,
+        /// RFC 3339.
+        pub until: Option<String>,
+        pub limit: Option<u32>,
+        pub cursor: Option<String>,
+    }
+
+    pub fn health() -> Call<serde_json::Value> {
+        Call::get(["v0", "health"])
+    }
+
+    pub fn whoami() -> Call<WhoAmI> {
+        Call::get(["v0", "whoami"])
+    }
+
+    // ----- identities -----
+
+    pub fn create_identity(req: &CreateIdentity) -> Call<CreatedIdentity> {
+        Call::post(["v0", "identities"]).body(req)
+    }
+
+    pub fn list_identities(q: &ListIdentities) -> Call<Page<Identity>> {
+        Call::get(["v0", "identities"])
+            .query_flag("include_revoked", q.include_revoked)
+            .query_opt("limit", q.limit)
+            .query_opt("cursor", q.cursor.as_ref())
+    }
+
+    pub fn get_identity(id: &str) -> Call<Identity> {
+        Call::get(["v0", "identities", id])
+    }
+
+    pub fn update_identity(id: &str, req: &UpdateIdentity) -> Call<Identity> {
+        Call::new(reqwest::Method::PATCH, ["v0", "identities", id]).body(req)
+    }
+
+    pub fn revoke_identity(id: &str) -> Call<RevokedIdentities> {
+        Call::post(["v0", "identities", id, "revoke"])
+    }
+
+    // ----- keys -----
+
+    /// The keys of `identity`, or of the calling identity when `None`.
+    pub fn list_keys(identity: Option<&str>) -> Call<Items<KeyMeta>> {
+        match identity {
+            Some(id) => Call::get(["v0", "identities", id, "keys"]),
+            None => Call::get(["v0", "keys"]),
+        }
+    }
+
+    pub fn create_key(identity: Option<&str>, req: &CreateKey) -> Call<CreatedKey> {
+        match identity {
+            Some(id) => Call::post(["v0", "identities", id, "keys"]).body(req),
+            None => Call::post(["v0", "keys"]).body(req),
+        }
+    }
+
+    /// Rotates the calling key (`None`) or the primary key of `identity`.
+    pub fn rotate_key(identity: Option<&str>) -> Call<CreatedKey> {
+        match identity {
+            Some(id) => Call::post(["v0", "identities", id, "keys", "rotate"]),
+            None => Call::post(["v0", "keys", "rotate"]),
+        }
+    }
+
+    pub fn revoke_key(key_id: &str) -> Call<KeyMeta> {
+        Call::new(reqwest::Method::DELETE, ["v0", "keys", key_id])
+    }
+
+    // ----- mail -----
+
+    pub fn send_mail(req: &SendMail) -> Call<Message> {
+        Call::post(["v0", "messages", "send"]).body(req)
+    }
+
+    pub fn list_messages(q: &ListMessages) -> Call<Page<MessageSummary>> {
+        Call::get(["v0", "messages"])
+            .query_opt("folder", q.folder.as_ref())
+            .query_flag("unread", q.unread)
+            .query_opt("label", q.label.as_ref())
+            .query_opt("from", q.from.as_ref())
+            .query_opt("thread_id", q.thread_id.as_ref())
+            .query_opt("limit", q.limit)
+            .query_opt("cursor", q.cursor.as_ref())
+    }
+
+    /// Reading a message marks it read.
+    pub fn get_message(id: &str) -> Call<Message> {
+        Call::get(["v0", "messages", id])
+    }
+
+    pub fn raw_message(id: &str) -> Call<RawMessage> {
+        Call::get(["v0", "messages", id, "raw"])
+    }
+
+    pub fn update_message(id: &str, patch: &MessagePatch) -> Call<Message> {
+        Call::new(reqwest::Method::PATCH, ["v0", "messages", id]).body(patch)
+    }
+
+    pub fn reply(id: &str, req: &ReplyMail) -> Call<Message> {
+        Call::post(["v0", "messages", id, "reply"]).body(req)
+    }
+
+    pub fn list_threads(q: &ListThreads) -> Call<Page<ThreadSummary>> {
+        Call::get(["v0", "threads"])
+            .query_flag("unread", q.unread)
+            .query_opt("label", q.label.as_ref())
+            .query_opt("limit", q.limit)
+            .query_opt("cursor", q.cursor.as_ref())
+    }
+
+    pub fn get_thread(id: &str) -> Call<Thread> {
+        Call::get(["v0", "threads", id])
+    }
+
+    // ----- audit -----
+
+    /// Newest first.
+    pub fn list_audit(q: &ListAudit) -> Call<Page<AuditRecord>> {
+        Call::get(["v0", "audit"])
+            .query_opt("identity", q.identity.as_ref())
+            .query_opt("action", q.action.as_ref())
+            .query_opt("outcome", q.outcome.as_ref())
+            .query_opt("since", q.since.as_ref())
+            .query_opt("until", q.until.as_ref())
+            .query_opt("limit", q.limit)
+            .query_opt("cursor", q.cursor.as_ref())
+    }
+
+    /// Rows after `after`, oldest first, as NDJSON (operator only).
+    pub fn audit_export(after: i64, limit: u32) -> Call<AuditExport> {
+        Call::get(["v0", "audit", "export"])
+            .query_opt("after", Some(after))
+            .query_opt("limit", Some(limit))
+    }
+
+    /// `null` while the log is empty.
+    pub fn audit_head() -> Call<Option<ChainHead>> {
+        Call::get(["v0", "audit", "head"])
+    }
+
+    /// The server's own check of the chain.
+    pub fn audit_verify() -> Call<VerifyReport> {
+        Call::get(["v0", "audit", "verify"])
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test should fail loudly at the first surprise")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_joined_and_ids_percent_encoded() {
+        let c = Client::from_url("http://127.0.0.1:7070", None).unwrap();
+        let call = api::get_identity("../../admin?x=1");
+        assert_eq!(call.path(), "/v0/identities/..%2F..%2Fadmin%3Fx=1");
+        assert_eq!(
+            c.url_for(&call.segments).as_str(),
+            "http://127.0.0.1:7070/v0/identities/..%2F..%2Fadmin%3Fx=1"
+        );
+        // A base with a path prefix (behind a reverse proxy) keeps it, with or without a slash.
+        for base in ["https://example.com/loft", "https://example.com/loft/"] {
+            let c = Client::from_url(base, None).unwrap();
+            assert_eq!(
+                c.url_for(&api::whoami().segments).as_str(),
+                "https://example.com/loft/v0/whoami"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused() {
+        assert!(matches!(
+            Client::from_url("ftp://x", None),
+            Err(ClientError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            Client::from_url("127.0.0.1:7070", None),
+            Err(ClientError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            Client::from_url("not a url", None),
+            Err(ClientError::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
+    fn debug_and_messages_hide_secrets() {
+        let c = Client::from_url("http://user:hunter2@h:1", Some("loft_sk_secret".into())).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("loft_sk_secret") && !dbg.contains("hunter2"), "{dbg}");
+        assert_eq!(c.base_url(), "http://user@h:1");
+    }
+
+    #[test]
+    fn query_pairs_skip_absent_values() {
+        let q = api::ListMessages {
+            folder: Some("sent".into()),
+            unread: true,
+            limit: Some(5),
+            ..Default::default()
+        };
+        let call = api::list_messages(&q);
+        assert_eq!(
+            call.query_pairs(),
+            &[
+                ("folder", "sent".to_owned()),
+                ("unread", "true".to_owned()),
+                ("limit", "5".to_owned())
+            ]
+        );
+        assert!(
+            api::list_identities(&api::ListIdentities::default())
+                .query_pairs()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bodies_omit_what_was_not_given() {
+        // The server refuses `null` for list fields, so absent values must be left out.
+        let patch = api::MessagePatch {
+            add_labels: vec!["x".into()],
+            ..Default::default()
+        };
+        let call = api::update_message("msg_a", &patch);
+        assert_eq!(call.method(), Method::PATCH);
+        assert_eq!(call.json_body().unwrap(), &serde_json::json!({"add_labels": ["x"]}));
+        let reply = api::ReplyMail {
+            text: "hi".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            api::reply("msg_a", &reply).json_body().unwrap(),
+            &serde_json::json!({"text": "hi"})
+        );
+        let id = api::CreateIdentity {
+            name: "r".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            api::create_identity(&id).json_body().unwrap(),
+            &serde_json::json!({"name": "r"})
+        );
+    }
+
+    #[test]
+    fn error_bodies_decode() {
+        let body = br#"{"error":{"code":"missing_scope","message":"this key lacks the scope `mail:send`","hint":"use another key","request_id":"req_1"}}"#;
+        let e = ApiError::from_response(StatusCode::FORBIDDEN, body);
+        assert_eq!(e.status, 403);
+        assert_eq!(e.code, "missing_scope");
+        assert_eq!(e.hint.as_deref(), Some("use another key"));
+        assert_eq!(e.request_id.as_deref(), Some("req_1"));
+
+        let e = ApiError::from_response(StatusCode::BAD_GATEWAY, b"<html>\r\nbad gateway</html>");
+        assert_eq!(e.code, "http_502");
+        assert_eq!(
+            e.message,
+            "the server answered 502 Bad Gateway: <html>bad gateway</html>"
+        );
+        let e = ApiError::from_response(StatusCode::NOT_FOUND, b"");
+        assert_eq!(e.message, "the server answered 404 Not Found");
+        assert!(e.hint.is_some());
+    }
+
+    #[test]
+    fn empty_bodies_decode_as_null() {
+        let head: Option<loft_core::audit::ChainHead> = decode(b"").unwrap();
+        assert!(head.is_none());
+        let head: Option<loft_core::audit::ChainHead> = decode(br#"{"seq":3,"hash":"ab"}"#).unwrap();
+        assert_eq!(head.unwrap().seq, 3);
+    }
+
+    #[test]
+    fn ndjson_keeps_lines_and_names_bad_ones() {
+        use loft_core::audit::{ActorKind, AuditEntry, AuditRecord, GENESIS_HASH, Outcome};
+        let entry = AuditEntry {
+            at: loft_core::time::Timestamp::from_micros(1_795_000_000_000_000),
+            actor_kind: ActorKind::Operator,
+            actor_identity_id: None,
+            key_id: Some("operator".into()),
+            action: "identity.create".into(),
+            target: None,
+            outcome: Outcome::Ok,
+            request_id: None,
+            remote_addr: None,
+            details: serde_json::json!({"z": 1, "a": 2}),
+        };
+        let r1 = AuditRecord::seal(entry.clone(), 0, GENESIS_HASH);
+        let r2 = AuditRecord::seal(entry, 1, &r1.hash);
+        let text = format!(
+            "{}\n\n{}\n",
+            serde_json::to_string(&r1).unwrap(),
+            serde_json::to_string(&r2).unwrap()
+        );
+        let rows = parse_ndjson(text.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].1, r2);
+        assert_eq!(rows[0].0, serde_json::to_string(&r1).unwrap());
+        let err = parse_ndjson(format!("{}\n{{oops\n", rows[0].0).as_bytes()).unwrap_err();
+        assert!(err.starts_with("line 2 of the export"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn refused_connection_names_the_url_and_suggests_serve() {
+        // Bind then drop a listener to get a port that nothing listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = Client::from_url(&format!("http://127.0.0.1:{port}"), Some("loft_sk_secret".into())).unwrap();
+        let err = c.call(api::whoami()).await.unwrap_err();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("http://127.0.0.1:{port}")), "{msg}");
+        assert!(!msg.contains("loft_sk_secret"));
+        assert!(err.hint().unwrap().contains("loft serve"));
+    }
+}

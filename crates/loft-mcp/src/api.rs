@@ -1,0 +1,79 @@
+//! The mailbox operations the tools need, behind one small trait, so that the same tools serve
+//! both doors: [`LocalApi`] calls the use cases in this process (the HTTP endpoint inside
+//! `loft serve`), and [`crate::RestApi`] calls a server over REST (`loft mcp` on stdio).
+//!
+//! Every method acts as one identity and returns `loft-core` types and errors: deciding what is
+//! allowed stays in the use cases (or the server behind REST), never here.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use loft_core::Result;
+use loft_core::identity::WhoAmI;
+use loft_core::keys::ScopeSet;
+use loft_core::mail::{Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
+use loft_core::service::{Actor, ListMessagesParams, ListThreadsParams, Loft, Page, WaitParams, WaitResult};
+
+/// One identity's view of Loft: what the MCP tools call.
+#[async_trait]
+pub trait MailboxApi: Send + Sync {
+    /// The scopes the caller's key carries now (they gate the tool list).
+    async fn scopes(&self) -> Result<ScopeSet> {
+        Ok(self.whoami().await?.scopes)
+    }
+    async fn whoami(&self) -> Result<WhoAmI>;
+    async fn send(&self, req: SendMail) -> Result<Message>;
+    async fn reply(&self, message_id: &str, req: ReplyMail) -> Result<Message>;
+    async fn list_messages(&self, params: ListMessagesParams) -> Result<Page<MessageSummary>>;
+    async fn get_message(&self, message_id: &str) -> Result<Message>;
+    async fn update_message(&self, message_id: &str, patch: MessagePatch) -> Result<Message>;
+    async fn list_threads(&self, params: ListThreadsParams) -> Result<Page<ThreadSummary>>;
+    async fn get_thread(&self, thread_id: &str) -> Result<Thread>;
+    async fn wait_for_mail(&self, params: WaitParams) -> Result<WaitResult>;
+}
+
+/// The use cases in this process, as one authenticated actor (one HTTP request at `/mcp`).
+pub struct LocalApi {
+    loft: Arc<Loft>,
+    actor: Actor,
+}
+
+impl LocalApi {
+    pub fn new(loft: Arc<Loft>, actor: Actor) -> Self {
+        Self { loft, actor }
+    }
+}
+
+#[async_trait]
+impl MailboxApi for LocalApi {
+    async fn scopes(&self) -> Result<ScopeSet> {
+        Ok(self.actor.scopes())
+    }
+    async fn whoami(&self) -> Result<WhoAmI> {
+        self.loft.whoami(&self.actor).await
+    }
+    async fn send(&self, req: SendMail) -> Result<Message> {
+        self.loft.send(&self.actor, req).await
+    }
+    async fn reply(&self, message_id: &str, req: ReplyMail) -> Result<Message> {
+        self.loft.reply(&self.actor, message_id, req).await
+    }
+    async fn list_messages(&self, params: ListMessagesParams) -> Result<Page<MessageSummary>> {
+        self.loft.list_messages(&self.actor, params).await
+    }
+    async fn get_message(&self, message_id: &str) -> Result<Message> {
+        self.loft.get_message(&self.actor, message_id).await
+    }
+    async fn update_message(&self, message_id: &str, patch: MessagePatch) -> Result<Message> {
+        self.loft.update_message(&self.actor, message_id, patch).await
+    }
+    async fn list_threads(&self, params: ListThreadsParams) -> Result<Page<ThreadSummary>> {
+        self.loft.list_threads(&self.actor, params).await
+    }
+    async fn get_thread(&self, thread_id: &str) -> Result<Thread> {
+        self.loft.get_thread(&self.actor, thread_id).await
+    }
+    async fn wait_for_mail(&self, params: WaitParams) -> Result<WaitResult> {
+        self.loft.wait_for_mail(&self.actor, params).await
+    }
+}

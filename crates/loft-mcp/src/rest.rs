@@ -1,0 +1,280 @@
+//! [`RestApi`]: the mailbox operations over a Loft server's REST API, for `loft mcp` on stdio.
+//!
+//! The stdio server holds no database and no secrets of its own: every call goes to the server
+//! with the identity's key, through the shared typed client (`loft-client`), and the server
+//! decides. Error answers (`{"error": {"code", "message", "hint"}}`) come back as the `loft-core`
+//! error of their status, keeping the server's code, message and hint, so that a model sees the
+//! same tool error JSON as over HTTP. Ids are checked locally before they are put into a URL path.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use loft_client::api;
+use loft_client::{ApiError, ClientError};
+use loft_core::error::Detail;
+use loft_core::identity::WhoAmI;
+use loft_core::ids::{MessageId, ThreadId};
+use loft_core::mail::{Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
+use loft_core::service::{ListMessagesParams, ListThreadsParams, Page, WaitParams, WaitResult};
+use loft_core::{Error, Result};
+use reqwest::StatusCode;
+
+use crate::api::MailboxApi;
+
+/// Where `loft mcp` looks when `LOFT_URL` is not set.
+pub const DEFAULT_URL: &str = loft_client::DEFAULT_URL;
+
+/// Extra time a wait may take beyond its own timeout (the server answers at the deadline).
+const WAIT_MARGIN: Duration = Duration::from_secs(30);
+
+/// One identity's mailbox on a Loft server, over REST.
+pub struct RestApi {
+    client: loft_client::Client,
+    /// `GET /v0/messages/wait` may take up to 300 s, longer than `loft_client`'s request timeout;
+    /// it is sent here, with a timeout of its own, until the shared client has that endpoint.
+    wait_http: reqwest::Client,
+    key: String,
+}
+
+impl std::fmt::Debug for RestApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestApi")
+            .field("base", &self.client.base_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RestApi {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:7070`) acting with `api_key`.
+    pub fn new(base_url: &str, api_key: &str) -> Result<Self, String> {
+        let key = api_key.trim();
+        if key.is_empty() {
+            return Err("the API key is empty".into());
+        }
+        let client = loft_client::Client::from_url(base_url.trim(), Some(key.to_owned())).map_err(|e| e.to_string())?;
+        let wait_http = reqwest::Client::builder()
+            .user_agent(loft_client::USER_AGENT)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        Ok(Self {
+            client,
+            wait_http,
+            key: key.to_owned(),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> String {
+        self.client.base_url()
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(&self, call: loft_client::Call<T>) -> Result<T> {
+        self.client.call(call).await.map_err(from_client)
+    }
+}
+
+/// A failed call, as the `loft-core` error it stands for.
+fn from_client(e: ClientError) -> Error {
+    match e {
+        ClientError::Api(a) => from_api(a),
+        // Said by this process, not by the server: the text is safe to log and to print.
+        ClientError::Connect { .. } | ClientError::Timeout { .. } | ClientError::Transport { .. } => {
+            Error::Unavailable(e.to_string())
+        }
+        ClientError::Decode { .. } | ClientError::InvalidUrl(_) => Error::Internal(e.to_string()),
+    }
+}
+
+/// An error answer, as the `loft-core` error of its status, keeping the server's code, message
+/// and hint.
+fn from_api(a: ApiError) -> Error {
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let detail = Detail {
+        code: Cow::Owned(a.code),
+        message: a.message,
+        hint: a.hint,
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => Error::Unauthenticated(detail),
+        StatusCode::FORBIDDEN => Error::Forbidden(detail),
+        StatusCode::NOT_FOUND => Error::NotFound(detail),
+        StatusCode::CONFLICT => Error::Conflict(detail),
+        StatusCode::SERVICE_UNAVAILABLE => Error::Unavailable(detail.message),
+        s if s.is_client_error() => Error::Invalid(detail),
+        s => Error::Internal(format!("the server answered {s}: {}: {}", detail.code, detail.message)),
+    }
+}
+
+#[async_trait]
+impl MailboxApi for RestApi {
+    async fn whoami(&self) -> Result<WhoAmI> {
+        self.call(api::whoami()).await
+    }
+
+    async fn send(&self, req: SendMail) -> Result<Message> {
+        let req = api::SendMail {
+            to: req.to,
+            cc: req.cc,
+            bcc: req.bcc,
+            subject: req.subject,
+            text: req.text,
+            html: req.html,
+        };
+        self.call(api::send_mail(&req)).await
+    }
+
+    async fn reply(&self, message_id: &str, req: ReplyMail) -> Result<Message> {
+        let id = MessageId::parse(message_id)?;
+        let req = api::ReplyMail {
+            text: req.text,
+            html: req.html,
+            reply_all: req.reply_all,
+        };
+        self.call(api::reply(id.as_str(), &req)).await
+    }
+
+    async fn list_messages(&self, p: ListMessagesParams) -> Result<Page<MessageSummary>> {
+        let q = api::ListMessages {
+            folder: p.folder,
+            unread: p.unread.unwrap_or(false),
+            label: p.label,
+            from: p.from,
+            thread_id: p.thread_id,
+            limit: p.limit,
+            cursor: p.cursor,
+        };
+        self.call(api::list_messages(&q)).await
+    }
+
+    async fn get_message(&self, message_id: &str) -> Result<Message> {
+        let id = MessageId::parse(message_id)?;
+        self.call(api::get_message(id.as_str())).await
+    }
+
+    async fn update_message(&self, message_id: &str, patch: MessagePatch) -> Result<Message> {
+        let id = MessageId::parse(message_id)?;
+        let patch = api::MessagePatch {
+            add_labels: patch.add_labels,
+            remove_labels: patch.remove_labels,
+            unread: patch.unread,
+        };
+        self.call(api::update_message(id.as_str(), &patch)).await
+    }
+
+    async fn list_threads(&self, p: ListThreadsParams) -> Result<Page<ThreadSummary>> {
+        let q = api::ListThreads {
+            unread: p.unread.unwrap_or(false),
+            label: p.label,
+            limit: p.limit,
+            cursor: p.cursor,
+        };
+        self.call(api::list_threads(&q)).await
+    }
+
+    async fn get_thread(&self, thread_id: &str) -> Result<Thread> {
+        let id = ThreadId::parse(thread_id)?;
+        self.call(api::get_thread(id.as_str())).await
+    }
+
+    async fn wait_for_mail(&self, p: WaitParams) -> Result<WaitResult> {
+        let url = self.client.url_for(&["v0".into(), "messages".into(), "wait".into()]);
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(t) = p.timeout_seconds {
+            query.push(("timeout_seconds", t.to_string()));
+        }
+        if let Some(a) = p.after {
+            query.push(("after", a));
+        }
+        if let Some(l) = p.limit {
+            query.push(("limit", l.to_string()));
+        }
+        let timeout = WAIT_MARGIN + Duration::from_secs(u64::from(p.timeout_seconds.unwrap_or(30)));
+        let unavailable = |e: reqwest::Error| {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            Error::Unavailable(format!("the Loft server at {}: {why}", self.client.base_url()))
+        };
+        let res = self
+            .wait_http
+            .get(url)
+            .query(&query)
+            .bearer_auth(&self.key)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(unavailable)?;
+        if !status.is_success() {
+            return Err(from_api(ApiError::from_response(status, &bytes)));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("unexpected answer to a wait: {e}")))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test should fail loudly at the first surprise")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_urls_are_checked() {
+        assert!(RestApi::new("127.0.0.1:7070", "k").is_err());
+        assert!(RestApi::new("ftp://127.0.0.1", "k").is_err());
+        assert!(RestApi::new("http://127.0.0.1:7070", " ").is_err());
+        let api = RestApi::new("http://127.0.0.1:7070/", "loft_sk_secret").unwrap();
+        assert!(!format!("{api:?}").contains("secret"));
+    }
+
+    fn api_error(status: u16, code: &str) -> ApiError {
+        ApiError {
+            status,
+            code: code.into(),
+            message: "m".into(),
+            hint: Some("h".into()),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn error_answers_keep_code_message_and_hint() {
+        let e = from_api(ApiError {
+            status: 403,
+            code: "missing_scope".into(),
+            message: "this key lacks the scope `mail:send`".into(),
+            hint: Some("use another key".into()),
+            request_id: Some("req_1".into()),
+        });
+        assert!(matches!(e, Error::Forbidden(_)));
+        assert_eq!(
+            (e.code().as_ref(), e.public_message(), e.hint()),
+            (
+                "missing_scope",
+                "this key lacks the scope `mail:send`".to_owned(),
+                Some("use another key".to_owned())
+            )
+        );
+        assert!(matches!(
+            from_api(api_error(401, "unauthenticated")),
+            Error::Unauthenticated(_)
+        ));
+        assert!(matches!(from_api(api_error(404, "not_found")), Error::NotFound(_)));
+        assert_eq!(
+            from_api(api_error(422, "unknown_recipient")).code(),
+            "unknown_recipient"
+        );
+        assert_eq!(from_api(api_error(502, "http_502")).code(), "internal");
+        assert_eq!(from_api(api_error(503, "unavailable")).code(), "unavailable");
+        let e = from_client(ClientError::Connect {
+            url: "http://127.0.0.1:9".into(),
+            reason: "refused".into(),
+        });
+        assert_eq!(e.code(), "unavailable");
+    }
+}

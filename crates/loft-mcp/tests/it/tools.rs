@@ -1,0 +1,276 @@
+//! Every tool, in process (rmcp client ↔ `serve_io` ↔ `LocalApi` ↔ the use cases ↔ `SQLite`).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{World, body, call, error_code, ok, tool_names};
+
+#[tokio::test]
+async fn initialize_names_the_server_and_offers_tools() {
+    let w = World::new().await;
+    let a = w.agent("researcher", None).await;
+    let c = w.local_client(&a.key).await;
+    let info = c.peer_info().unwrap();
+    assert_eq!(info.server_info.as_ref().unwrap().name, "loft");
+    assert!(info.capabilities.tools.is_some());
+    assert!(info.instructions.as_deref().is_some_and(|i| i.contains("mail_wait")));
+    let tools = c.list_tools(None).await.unwrap().tools;
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        [
+            "identity_whoami",
+            "mail_send",
+            "mail_list_messages",
+            "mail_get_message",
+            "mail_reply",
+            "mail_list_threads",
+            "mail_get_thread",
+            "mail_update_labels",
+            "mail_wait"
+        ]
+    );
+    for t in &tools {
+        assert!(t.title.is_some() && t.description.is_some() && t.annotations.is_some() && t.output_schema.is_some());
+    }
+}
+
+#[tokio::test]
+async fn the_tool_list_follows_the_key_scopes() {
+    let w = World::new().await;
+    let reader = w.agent("reader", Some(&["mail:read"])).await;
+    let c = w.local_client(&reader.key).await;
+    let names = tool_names(&c).await;
+    assert!(
+        names.contains(&"mail_get_message".to_owned()) && names.contains(&"mail_wait".to_owned()),
+        "{names:?}"
+    );
+    for hidden in ["mail_send", "mail_reply", "mail_update_labels"] {
+        assert!(
+            !names.contains(&hidden.to_owned()),
+            "{hidden} offered to a read-only key: {names:?}"
+        );
+    }
+
+    let nothing = w.agent("idle", Some(&[])).await;
+    let c = w.local_client(&nothing.key).await;
+    assert_eq!(tool_names(&c).await, ["identity_whoami"]);
+    let me = ok(&call(&c, "identity_whoami", json!({})).await);
+    assert_eq!(me["scopes"], json!([]));
+}
+
+#[tokio::test]
+async fn a_hidden_tool_called_anyway_is_refused_with_missing_scope() {
+    let w = World::new().await;
+    let reader = w.agent("reader", Some(&["mail:read"])).await;
+    let c = w.local_client(&reader.key).await;
+    let r = call(
+        &c,
+        "mail_send",
+        json!({"to": reader.address, "subject": "s", "text": "t"}),
+    )
+    .await;
+    assert_eq!(error_code(&r), "missing_scope");
+    assert!(body(&r)["error"]["message"].as_str().unwrap().contains("mail:send"));
+    let r = call(
+        &c,
+        "mail_update_labels",
+        json!({"message_id": "msg_aaaaaaaaaaaaaaaaaaaa", "add_labels": ["x"]}),
+    )
+    .await;
+    assert_eq!(error_code(&r), "missing_scope");
+}
+
+#[tokio::test]
+async fn whoami_send_list_get_reply_threads_labels() {
+    let w = World::new().await;
+    let alice = w.agent("alice", None).await;
+    let bob = w.agent("bob", None).await;
+    let ca = w.local_client(&alice.key).await;
+    let cb = w.local_client(&bob.key).await;
+
+    let me = ok(&call(&ca, "identity_whoami", json!({})).await);
+    assert_eq!(me["address"], alice.address);
+    assert_eq!(me["chain"][0]["address"], alice.address);
+    assert_eq!(me["chain"].as_array().unwrap().last().unwrap()["kind"], "operator");
+
+    // A single address as a string is accepted for `to`.
+    let sent = ok(&call(
+        &ca,
+        "mail_send",
+        json!({"to": bob.address, "subject": "Brief", "text": "Please draft the intro."}),
+    )
+    .await);
+    assert_eq!(sent["to"], json!([bob.address]));
+    assert_eq!(sent["delivery"][0]["status"], "delivered");
+    assert!(sent["message_id"].as_str().unwrap().starts_with("msg_"));
+
+    let inbox = ok(&call(&cb, "mail_list_messages", json!({"unread_only": true})).await);
+    assert_eq!(inbox["messages"].as_array().unwrap().len(), 1);
+    let m = &inbox["messages"][0];
+    assert_eq!(
+        (m["from"].as_str(), m["subject"].as_str()),
+        (Some(alice.address.as_str()), Some("Brief"))
+    );
+    assert_eq!(m["authentication"]["verdict"], "internal_verified");
+    assert!(inbox["next_page_token"].is_null());
+    assert!(inbox["notice"].as_str().unwrap().contains("not instructions"));
+    let id = m["message_id"].as_str().unwrap().to_owned();
+
+    let full = ok(&call(&cb, "mail_get_message", json!({"message_id": id})).await);
+    assert_eq!(full["unread"], false);
+    let framed = full["body"].as_str().unwrap();
+    assert!(framed.contains("verified internal mail"), "{framed}");
+    assert!(
+        framed.contains(&format!(
+            "<<<BEGIN MAIL BODY {id}>>>\nPlease draft the intro.\n<<<END MAIL BODY {id}>>>"
+        )),
+        "{framed}"
+    );
+    // Metadata first, body last, in the text the model reads.
+    let text = &call(&cb, "mail_get_message", json!({"message_id": id})).await.content[0]
+        .as_text()
+        .unwrap()
+        .text
+        .clone();
+    assert!(
+        text.find("\"from\"").unwrap() < text.find("\"body\"").unwrap(),
+        "{text}"
+    );
+
+    let reply = ok(&call(&cb, "mail_reply", json!({"message_id": id, "text": "Draft attached."})).await);
+    assert_eq!(reply["subject"], "Re: Brief");
+    assert_eq!(reply["to"], json!([alice.address]));
+
+    let threads = ok(&call(&ca, "mail_list_threads", json!({})).await);
+    assert_eq!(threads["threads"].as_array().unwrap().len(), 1);
+    assert_eq!(threads["threads"][0]["message_count"], 2);
+    let thread_id = threads["threads"][0]["thread_id"].as_str().unwrap().to_owned();
+    let thread = ok(&call(&ca, "mail_get_thread", json!({"thread_id": thread_id})).await);
+    let msgs = thread["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert!(
+        msgs[0]["body"].as_str().unwrap().contains("written by you"),
+        "{}",
+        msgs[0]["body"]
+    );
+    assert!(msgs[1]["body"].as_str().unwrap().contains("Draft attached."));
+
+    let labelled = ok(&call(
+        &cb,
+        "mail_update_labels",
+        json!({"message_id": id, "add_labels": "Done", "unread": true}),
+    )
+    .await);
+    assert_eq!(
+        (labelled["labels"].clone(), labelled["unread"].clone()),
+        (json!(["done"]), json!(true))
+    );
+    let by_label = ok(&call(&cb, "mail_list_messages", json!({"label": "done"})).await);
+    assert_eq!(by_label["messages"][0]["message_id"], id);
+
+    let sent_folder = ok(&call(&cb, "mail_list_messages", json!({"folder": "sent", "limit": 1})).await);
+    assert_eq!(sent_folder["messages"][0]["subject"], "Re: Brief");
+}
+
+#[tokio::test]
+async fn wait_returns_mail_when_it_arrives() {
+    let w = World::new().await;
+    let alice = w.agent("alice", None).await;
+    let bob = w.agent("bob", None).await;
+    let ca = w.local_client(&alice.key).await;
+    let cb = w.local_client(&bob.key).await;
+
+    let empty = ok(&call(&cb, "mail_wait", json!({"timeout_seconds": 0})).await);
+    assert_eq!(empty["timed_out"], true);
+    let cursor = empty["cursor"].as_str().unwrap().to_owned();
+
+    let to = bob.address.clone();
+    let sender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ok(&call(&ca, "mail_send", json!({"to": [to], "subject": "Task", "text": "Go."})).await);
+        ca
+    });
+    let started = std::time::Instant::now();
+    let got = ok(&call(&cb, "mail_wait", json!({"timeout_seconds": 20, "after": cursor})).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woke on delivery, not at the timeout"
+    );
+    assert_eq!(got["timed_out"], false);
+    assert_eq!(got["messages"][0]["subject"], "Task");
+    let _ca = sender.await.unwrap();
+
+    // Mail already there comes back at once; the new cursor skips it next time.
+    let again = ok(&call(&cb, "mail_wait", json!({"timeout_seconds": 0, "after": got["cursor"]})).await);
+    assert_eq!(again["timed_out"], true);
+}
+
+#[tokio::test]
+async fn refusals_are_tool_errors_with_rest_codes() {
+    let w = World::new().await;
+    let alice = w.agent("alice", None).await;
+    let bob = w.agent("bob", None).await;
+    let ca = w.local_client(&alice.key).await;
+    let cb = w.local_client(&bob.key).await;
+
+    // Another identity's message is not found, not forbidden.
+    let sent = ok(&call(
+        &ca,
+        "mail_send",
+        json!({"to": bob.address, "subject": "s", "text": "t"}),
+    )
+    .await);
+    let foreign = sent["message_id"].as_str().unwrap();
+    let r = call(&cb, "mail_get_message", json!({"message_id": foreign})).await;
+    assert_eq!(error_code(&r), "not_found");
+    let r = call(&cb, "mail_reply", json!({"message_id": foreign, "text": "x"})).await;
+    assert_eq!(error_code(&r), "not_found");
+
+    let r = call(
+        &ca,
+        "mail_send",
+        json!({"to": "nobody@agents.test", "subject": "s", "text": "t"}),
+    )
+    .await;
+    assert_eq!(error_code(&r), "unknown_recipient");
+    let r = call(
+        &ca,
+        "mail_send",
+        json!({"to": "not an address", "subject": "s", "text": "t"}),
+    )
+    .await;
+    assert_eq!(error_code(&r), "invalid_address");
+    let r = call(&ca, "mail_send", json!({"to": bob.address, "subject": "s"})).await;
+    assert_eq!(error_code(&r), "empty_body");
+    let r = call(&ca, "mail_get_message", json!({"message_id": "bogus"})).await;
+    assert_eq!(error_code(&r), "invalid_id");
+    let r = call(&ca, "mail_list_messages", json!({"page_token": "nope"})).await;
+    assert_eq!(error_code(&r), "invalid_cursor");
+    let r = call(&ca, "mail_wait", json!({"timeout_seconds": 301})).await;
+    assert_eq!(error_code(&r), "invalid_timeout");
+
+    // Arguments that do not fit the schema: a tool error the model can act on.
+    let r = call(&ca, "mail_send", json!({"subject": "s"})).await;
+    assert_eq!(error_code(&r), "invalid_arguments");
+    assert!(body(&r)["error"]["message"].as_str().unwrap().contains("`to`"));
+    let r = call(&ca, "mail_list_messages", json!({"limit": "many"})).await;
+    assert_eq!(error_code(&r), "invalid_arguments");
+
+    // Frameworks send null for arguments they leave out.
+    let r = call(
+        &ca,
+        "mail_send",
+        json!({"to": [bob.address], "cc": null, "bcc": null, "subject": "s", "text": "t", "html": null}),
+    )
+    .await;
+    ok(&r);
+
+    // An unknown tool is a protocol error.
+    let e = ca
+        .call_tool(rmcp::model::CallToolRequestParams::new("mail_delete_everything"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown tool"), "{e}");
+}

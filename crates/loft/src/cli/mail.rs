@@ -1,0 +1,446 @@
+//! `loft mail ...`: mail as one identity, with its API key.
+
+use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use loft_core::mail::MessageSummary;
+use loft_core::service::Page;
+
+use super::{CliError, CmdResult, Ctx, GlobalArgs, KeyNeed, decode, emit, format, note};
+use loft_client::api;
+
+#[derive(Debug, Args)]
+pub struct MailArgs {
+    #[command(flatten)]
+    pub(super) global: GlobalArgs,
+    #[command(subcommand)]
+    command: MailCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum MailCommand {
+    /// Send a message. The body comes from --text, --text-file, or standard input when it is
+    /// piped.
+    Send(SendArgs),
+    /// List messages, newest first (`*` marks unread).
+    List(ListArgs),
+    /// Show one message with its body (this marks it read).
+    Read {
+        /// The message's id (`msg_...`).
+        id: String,
+        /// Print the stored RFC 5322 message (headers and MIME parts) instead.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Reply to a message (to its sender, or with --all to everyone on it).
+    Reply {
+        /// The id of the message to reply to (`msg_...`).
+        id: String,
+        #[command(flatten)]
+        body: BodyArgs,
+        /// Reply to everyone on the original (To and Cc), not only its sender.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Add or remove labels, or mark a message read or unread.
+    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["add", "remove", "read", "unread"])))]
+    Label {
+        /// The message's id (`msg_...`).
+        id: String,
+        /// A label to add (letters, digits and `_-:./`); repeat for several.
+        #[arg(long, value_name = "LABEL")]
+        add: Vec<String>,
+        /// A label to remove; repeat for several.
+        #[arg(long, value_name = "LABEL")]
+        remove: Vec<String>,
+        /// Mark the message read.
+        #[arg(long, conflicts_with = "unread")]
+        read: bool,
+        /// Mark the message unread.
+        #[arg(long)]
+        unread: bool,
+    },
+    /// List conversations, most recent first (`*` marks those with unread mail).
+    Threads(ThreadsArgs),
+    /// Show a whole conversation, oldest message first.
+    Thread {
+        /// The thread's id (`thr_...`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SendArgs {
+    /// A recipient; repeat for several.
+    #[arg(long, required = true, value_name = "ADDRESS")]
+    to: Vec<String>,
+    /// A copy recipient; repeat for several.
+    #[arg(long, value_name = "ADDRESS")]
+    cc: Vec<String>,
+    /// A blind copy recipient (not shown to the others); repeat for several.
+    #[arg(long, value_name = "ADDRESS")]
+    bcc: Vec<String>,
+    /// The subject line.
+    #[arg(long, short = 's')]
+    subject: String,
+    #[command(flatten)]
+    body: BodyArgs,
+}
+
+#[derive(Debug, Args)]
+struct BodyArgs {
+    /// The plain-text body.
+    #[arg(long, conflicts_with = "text_file")]
+    text: Option<String>,
+    /// Read the plain-text body from a file (`-` for standard input).
+    #[arg(long, value_name = "PATH")]
+    text_file: Option<PathBuf>,
+    /// An HTML body, sent as an alternative to the text.
+    #[arg(long, value_name = "HTML")]
+    html: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FolderArg {
+    /// Mail received.
+    Inbox,
+    /// Mail sent.
+    Sent,
+    /// Both.
+    All,
+}
+
+impl FolderArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            FolderArg::Inbox => "inbox",
+            FolderArg::Sent => "sent",
+            FolderArg::All => "all",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Which folder.
+    #[arg(long, value_enum, default_value_t = FolderArg::Inbox)]
+    folder: FolderArg,
+    /// Only unread messages.
+    #[arg(long)]
+    unread: bool,
+    /// Only messages with this label.
+    #[arg(long, value_name = "LABEL")]
+    label: Option<String>,
+    /// Only messages from this address.
+    #[arg(long, value_name = "ADDRESS")]
+    from: Option<String>,
+    /// Only messages in this thread (`thr_...`).
+    #[arg(long = "thread", value_name = "ID")]
+    thread_id: Option<String>,
+    /// Messages per page (1 to 200; the server's default is 50).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=200))]
+    limit: Option<u32>,
+    /// Continue from the `next_cursor` of a previous page.
+    #[arg(long, value_name = "CURSOR")]
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ThreadsArgs {
+    /// Only threads with unread mail.
+    #[arg(long)]
+    unread: bool,
+    /// Only threads with a message carrying this label.
+    #[arg(long, value_name = "LABEL")]
+    label: Option<String>,
+    /// Threads per page (1 to 200; the server's default is 50).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=200))]
+    limit: Option<u32>,
+    /// Continue from the `next_cursor` of a previous page.
+    #[arg(long, value_name = "CURSOR")]
+    cursor: Option<String>,
+}
+
+/// The text body: `--text`, else `--text-file` (`-` = stdin), else stdin when it is not a
+/// terminal. Reading stdin is passed in so that tests can supply it.
+fn resolve_text(
+    body: &BodyArgs,
+    stdin_is_terminal: bool,
+    read_stdin: impl FnOnce() -> std::io::Result<String>,
+) -> Result<String, CliError> {
+    let stdin =
+        move || read_stdin().map_err(|e| CliError::usage(format!("cannot read the body from standard input: {e}")));
+    if let Some(t) = &body.text {
+        return Ok(t.clone());
+    }
+    match body.text_file.as_deref() {
+        Some(p) if p == Path::new("-") => stdin(),
+        Some(p) => std::fs::read(p)
+            .map_err(|e| CliError::usage(format!("cannot read --text-file {}: {e}", p.display())))
+            .and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| CliError::usage(format!("--text-file {} is not UTF-8 text", p.display())))
+            }),
+        None if body.html.is_some() && stdin_is_terminal => Ok(String::new()),
+        None if !stdin_is_terminal => stdin(),
+        None => Err(
+            CliError::usage("no message body: give --text, --text-file PATH, or pipe the body on stdin")
+                .with_hint("e.g. `echo 'Hello' | loft mail send --to a@x --subject Hi`"),
+        ),
+    }
+}
+
+fn read_stdin() -> std::io::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().lock().read_to_string(&mut s)?;
+    Ok(s)
+}
+
+fn text_from(body: &BodyArgs) -> Result<String, CliError> {
+    resolve_text(body, std::io::stdin().is_terminal(), read_stdin)
+}
+
+pub async fn run(args: MailArgs) -> CmdResult {
+    let ctx = Ctx::new(args.global);
+    let client = ctx.client(KeyNeed::Identity)?;
+    match args.command {
+        MailCommand::Send(a) => {
+            let text = text_from(&a.body)?;
+            let req = api::SendMail {
+                to: a.to,
+                cc: a.cc,
+                bcc: a.bcc,
+                subject: a.subject,
+                text,
+                html: a.body.html,
+            };
+            ctx.show(&client, api::send_mail(&req), format::sent).await
+        }
+        MailCommand::List(a) => {
+            let folder = a.folder.as_str();
+            let q = api::ListMessages {
+                folder: Some(folder.to_owned()),
+                unread: a.unread,
+                label: a.label,
+                from: a.from,
+                thread_id: a.thread_id,
+                limit: a.limit,
+                cursor: a.cursor,
+            };
+            let value = client.call_json(api::list_messages(&q)).await?;
+            if ctx.json() {
+                Ctx::print_json(&value);
+            } else {
+                let page: Page<MessageSummary> = decode(&client, value)?;
+                emit(&format::messages(&page.items, Some(folder)));
+                if let Some(c) = page.next_cursor {
+                    note(&format!("more messages: add --cursor {c}"));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MailCommand::Read { id, raw: true } => {
+            let bytes = client.call_bytes(api::raw_message(&id)).await?;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&bytes);
+            let _ = out.flush();
+            Ok(ExitCode::SUCCESS)
+        }
+        MailCommand::Read { id, raw: false } => ctx.show(&client, api::get_message(&id), format::message).await,
+        MailCommand::Reply { id, body, all } => {
+            let text = text_from(&body)?;
+            let req = api::ReplyMail {
+                text,
+                html: body.html,
+                reply_all: all,
+            };
+            ctx.show(&client, api::reply(&id, &req), format::sent).await
+        }
+        MailCommand::Label {
+            id,
+            add,
+            remove,
+            read,
+            unread,
+        } => {
+            let patch = api::MessagePatch {
+                add_labels: add,
+                remove_labels: remove,
+                unread: if read {
+                    Some(false)
+                } else if unread {
+                    Some(true)
+                } else {
+                    None
+                },
+            };
+            ctx.show(&client, api::update_message(&id, &patch), format::labelled)
+                .await
+        }
+        MailCommand::Threads(a) => {
+            let q = api::ListThreads {
+                unread: a.unread,
+                label: a.label,
+                limit: a.limit,
+                cursor: a.cursor,
+            };
+            let value = client.call_json(api::list_threads(&q)).await?;
+            if ctx.json() {
+                Ctx::print_json(&value);
+            } else {
+                let page: Page<loft_core::mail::ThreadSummary> = decode(&client, value)?;
+                emit(&format::threads(&page.items));
+                if let Some(c) = page.next_cursor {
+                    note(&format!("more threads: add --cursor {c}"));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MailCommand::Thread { id } => ctx.show(&client, api::get_thread(&id), format::thread).await,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test should fail loudly at the first surprise")]
+mod tests {
+    use super::super::ClientCommand;
+    use super::super::tests::parse;
+    use super::*;
+
+    fn mail(args: &[&str]) -> MailCommand {
+        let mut all = vec!["mail"];
+        all.extend_from_slice(args);
+        match parse(&all).unwrap() {
+            ClientCommand::Mail(a) => a.command,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn body(text: Option<&str>, file: Option<&str>) -> BodyArgs {
+        BodyArgs {
+            text: text.map(Into::into),
+            text_file: file.map(Into::into),
+            html: None,
+        }
+    }
+
+    fn no_stdin() -> std::io::Result<String> {
+        panic!("stdin must not be read")
+    }
+
+    #[test]
+    fn send_takes_repeated_recipients() {
+        let MailCommand::Send(a) = mail(&[
+            "send", "--to", "a@x.io", "--to", "b@x.io", "--cc", "c@x.io", "-s", "Hi", "--text", "yo",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(a.to, ["a@x.io", "b@x.io"]);
+        assert_eq!(a.cc, ["c@x.io"]);
+        assert_eq!(a.subject, "Hi");
+        assert!(
+            parse(&["mail", "send", "--subject", "Hi", "--text", "x"]).is_err(),
+            "--to is required"
+        );
+        assert!(
+            parse(&["mail", "send", "--to", "a@x.io", "--text", "x"]).is_err(),
+            "--subject is required"
+        );
+        assert!(
+            parse(&[
+                "mail",
+                "send",
+                "--to",
+                "a@x.io",
+                "-s",
+                "s",
+                "--text",
+                "x",
+                "--text-file",
+                "f"
+            ])
+            .is_err(),
+            "--text and --text-file conflict"
+        );
+    }
+
+    #[test]
+    fn body_sources() {
+        assert_eq!(resolve_text(&body(Some("hi"), None), false, no_stdin).unwrap(), "hi");
+        assert_eq!(
+            resolve_text(&body(None, None), false, || Ok("piped".into())).unwrap(),
+            "piped"
+        );
+        assert_eq!(
+            resolve_text(&body(None, Some("-")), true, || Ok("dash".into())).unwrap(),
+            "dash"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("body.txt");
+        std::fs::write(&path, "from a file\n").unwrap();
+        let b = body(None, Some(path.to_str().unwrap()));
+        assert_eq!(resolve_text(&b, false, no_stdin).unwrap(), "from a file\n");
+
+        // Nothing given at a terminal: a usage error, not a hang waiting for input.
+        let e = resolve_text(&body(None, None), true, no_stdin).unwrap_err();
+        assert_eq!(e.exit_code(), ExitCode::from(2));
+        assert!(e.render().contains("--text"));
+        // An HTML-only message at a terminal is fine.
+        let html = BodyArgs {
+            html: Some("<p>x</p>".into()),
+            ..body(None, None)
+        };
+        assert_eq!(resolve_text(&html, true, no_stdin).unwrap(), "");
+
+        let missing = body(None, Some(dir.path().join("nope").to_str().unwrap()));
+        let e = resolve_text(&missing, false, no_stdin).unwrap_err();
+        assert_eq!(e.exit_code(), ExitCode::from(2));
+        std::fs::write(&path, [0xff, 0xfe]).unwrap();
+        assert!(
+            resolve_text(&b, false, no_stdin)
+                .unwrap_err()
+                .render()
+                .contains("not UTF-8")
+        );
+    }
+
+    #[test]
+    fn list_and_label_flags() {
+        let MailCommand::List(a) = mail(&["list", "--folder", "sent", "--unread", "--thread", "thr_x"]) else {
+            panic!()
+        };
+        assert_eq!(a.folder.as_str(), "sent");
+        assert!(a.unread);
+        assert_eq!(a.thread_id.as_deref(), Some("thr_x"));
+        assert!(parse(&["mail", "list", "--folder", "spam"]).is_err());
+
+        let MailCommand::Label {
+            add,
+            remove,
+            read,
+            unread,
+            ..
+        } = mail(&["label", "msg_x", "--add", "a", "--add", "b", "--remove", "c", "--read"])
+        else {
+            panic!()
+        };
+        assert_eq!((add.len(), remove.len(), read, unread), (2, 1, true, false));
+        assert!(parse(&["mail", "label", "msg_x"]).is_err(), "nothing to change");
+        assert!(parse(&["mail", "label", "msg_x", "--read", "--unread"]).is_err());
+    }
+
+    #[test]
+    fn reply_and_read() {
+        let MailCommand::Reply { id, body, all } = mail(&["reply", "msg_x", "--text", "ok", "--all"]) else {
+            panic!()
+        };
+        assert_eq!((id.as_str(), body.text.as_deref(), all), ("msg_x", Some("ok"), true));
+        let MailCommand::Read { raw, .. } = mail(&["read", "msg_x", "--raw"]) else {
+            panic!()
+        };
+        assert!(raw);
+    }
+}

@@ -1,0 +1,308 @@
+//! `loft serve`: configuration, storage selection, and the HTTP listener.
+//!
+//! Configuration is read once here (flags, each with an environment variable) and passed
+//! down explicitly. Deploy-time settings only: run-time policy lives in the database.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use loft_core::keys::OperatorKey;
+use loft_core::random::OsRandom;
+use loft_core::service::{Loft, LoftConfig};
+use loft_core::store::Store;
+use loft_core::time::SystemClock;
+use loft_mcp::{AllowedHosts, McpHttpSettings};
+use loft_web::{AppState, WebConfig};
+
+/// `loft serve`: the server's settings and those of its MCP endpoint (kept apart so that
+/// in-process callers of [`app`], like the benchmark, build [`ServeArgs`] alone).
+#[derive(Debug, Args)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    pub server: ServeArgs,
+    #[command(flatten)]
+    pub mcp: McpArgs,
+}
+
+/// Settings of the MCP endpoint `/mcp`.
+#[derive(Debug, Default, Args)]
+pub struct McpArgs {
+    /// Host names the MCP endpoint `/mcp` accepts in the `Host` header (a DNS-rebinding guard),
+    /// comma-separated, each a name, an IP address or `host:port`; `*` alone accepts any host.
+    /// Default: `localhost`, `127.0.0.1`, `::1` and the host of `--http`. List every name clients use to
+    /// reach this server (its DNS name, a load balancer's name), or they get 403.
+    #[arg(
+        long = "mcp-allowed-hosts",
+        env = "LOFT_MCP_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOSTS"
+    )]
+    pub mcp_allowed_hosts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory for the SQLite database and the generated operator key.
+    #[arg(long, env = "LOFT_DATA_DIR", default_value = "./loft-data")]
+    pub data_dir: PathBuf,
+    /// Address for the HTTP API (`127.0.0.1:0` picks a free port; the bound address is printed).
+    #[arg(long = "http", env = "LOFT_HTTP_ADDR", default_value = "127.0.0.1:7070")]
+    pub http: SocketAddr,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: `sqlite://<data-dir>/loft.db`.
+    #[arg(long, env = "LOFT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Mail domain of new identities' addresses.
+    #[arg(long, env = "LOFT_DOMAIN", default_value = "agents.localhost")]
+    pub domain: String,
+    /// Largest HTTP request body accepted, in bytes.
+    #[arg(long, env = "LOFT_MAX_REQUEST_BYTES", default_value_t = loft_web::DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// The operator key, when a caller inside this process (the benchmark) supplies it; the
+    /// command line never does (it would show in `ps`): use `LOFT_ADMIN_KEY`.
+    #[arg(skip)]
+    pub admin_key: Option<String>,
+}
+
+/// The storage backend a database URL names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// Picks the backend from the URL scheme, in this one place. An unknown scheme is an error
+/// naming the accepted ones; nothing without a scheme is taken for a file name, so a typo
+/// never silently creates a new SQLite database.
+pub fn backend_from_url(url: &str) -> Result<Backend, String> {
+    let accepted = "accepted: sqlite://PATH (or sqlite:PATH) and postgres://... (or postgresql://...)";
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return Err(format!("the database URL has no scheme; {accepted}"));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" => {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() {
+                return Err("the sqlite URL names no file; use sqlite://PATH".into());
+            }
+            Ok(Backend::Sqlite(PathBuf::from(path)))
+        }
+        "postgres" | "postgresql" => Ok(Backend::Postgres(url.to_owned())),
+        other => Err(format!("unknown database URL scheme `{other}`; {accepted}")),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    // Logs go to stderr; stdout carries only the start-up lines that scripts read.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn run(cmd: ServeCommand) -> ExitCode {
+    init_logging();
+    match serve(cmd).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loft serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// The operator key: `LOFT_ADMIN_KEY`, else the one stored in the data dir, else a new one,
+/// stored owner-only and printed this once.
+fn operator_key(data_dir: &Path, given: Option<&str>) -> Result<OperatorKey, String> {
+    if let Some(k) = given {
+        return OperatorKey::from_secret(k).map_err(|e| e.to_string());
+    }
+    if let Ok(k) = std::env::var("LOFT_ADMIN_KEY")
+        && !k.trim().is_empty()
+    {
+        return OperatorKey::from_secret(&k).map_err(|e| format!("LOFT_ADMIN_KEY: {e}"));
+    }
+    let path = data_dir.join("admin.key");
+    match std::fs::read_to_string(&path) {
+        Ok(k) => {
+            println!("operator key: stored in {}", path.display());
+            OperatorKey::from_secret(&k).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = OperatorKey::generate(&OsRandom);
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts
+                .open(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            std::io::Write::write_all(&mut f, format!("{key}\n").as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            println!(
+                "operator key (shown once; stored owner-only in {}):\n  {key}",
+                path.display()
+            );
+            OperatorKey::from_secret(&key).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+async fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
+    let backend = match &args.database_url {
+        Some(url) => backend_from_url(url).map_err(|e| format!("--database-url: {e}"))?,
+        None => Backend::Sqlite(args.data_dir.join("loft.db")),
+    };
+    Ok(match backend {
+        Backend::Sqlite(path) => {
+            let store = loft_store_sqlite::SqliteStore::open(&path)
+                .await
+                .map_err(|e| format!("opening SQLite database {}: {e}", path.display()))?;
+            println!("database: sqlite {}", path.display());
+            Arc::new(store)
+        }
+        Backend::Postgres(url) => {
+            let store = loft_store_postgres::PostgresStore::connect(&url)
+                .await
+                .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
+            println!("database: postgres");
+            Arc::new(store)
+        }
+    })
+}
+
+/// Everything `loft serve` runs, wired, without a listener: the HTTP application and the store
+/// behind it (which the caller closes after the server stops). `/mcp` gets its default settings.
+pub async fn app(args: &ServeArgs) -> Result<(axum::Router, Arc<dyn Store>), String> {
+    app_with_mcp(args, &McpArgs::default()).await
+}
+
+/// [`app`] with the MCP endpoint's settings.
+pub async fn app_with_mcp(args: &ServeArgs, mcp: &McpArgs) -> Result<(axum::Router, Arc<dyn Store>), String> {
+    let allowed_hosts =
+        AllowedHosts::parse(&mcp.mcp_allowed_hosts, args.http).map_err(|e| format!("--mcp-allowed-hosts: {e}"))?;
+    create_private_dir(&args.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", args.data_dir.display()))?;
+    let operator = operator_key(&args.data_dir, args.admin_key.as_deref())?;
+    let store = open_store(args).await?;
+    let loft = Loft::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        operator,
+        LoftConfig {
+            domain: args.domain.to_ascii_lowercase(),
+            max_body_bytes: args.max_request_bytes,
+        },
+    )
+    .map_err(|e| format!("--domain: {e}"))?;
+    let loft = Arc::new(loft);
+    let state = AppState {
+        loft: loft.clone(),
+        config: Arc::new(WebConfig {
+            max_request_bytes: args.max_request_bytes,
+        }),
+    };
+    let mcp = McpHttpSettings {
+        allowed_hosts,
+        max_request_bytes: args.max_request_bytes,
+    };
+    Ok((loft_web::router(state).merge(loft_mcp::http_router(loft, mcp)), store))
+}
+
+async fn serve(cmd: ServeCommand) -> Result<(), String> {
+    let ServeCommand { server: args, mcp } = cmd;
+    let (app, store) = app_with_mcp(&args, &mcp).await?;
+
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.http))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("mail domain: {}", args.domain);
+    println!("HTTP API listening on http://{addr}");
+    println!("MCP endpoint: http://{addr}{}", loft_mcp::MCP_PATH);
+    // Scripts and tests read the lines above; make sure they are out before serving.
+    std::io::Write::flush(&mut std::io::stdout()).ok();
+    tracing::info!(%addr, backend = store.backend(), "loft serve started");
+
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("HTTP server: {e}"))?;
+    tracing::info!("shutting down: finishing pending writes");
+    store.close().await;
+    println!("loft serve stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_selection() {
+        assert_eq!(
+            backend_from_url("sqlite:///tmp/x.db"),
+            Ok(Backend::Sqlite("/tmp/x.db".into()))
+        );
+        assert_eq!(backend_from_url("sqlite:rel.db"), Ok(Backend::Sqlite("rel.db".into())));
+        assert!(matches!(
+            backend_from_url("postgres://u@h/db"),
+            Ok(Backend::Postgres(_))
+        ));
+        assert!(matches!(
+            backend_from_url("postgresql://u@h/db"),
+            Ok(Backend::Postgres(_))
+        ));
+        let e = backend_from_url("mysql://u@h/db").unwrap_err();
+        assert!(
+            e.contains("mysql") && e.contains("sqlite://") && e.contains("postgres://"),
+            "{e}"
+        );
+        assert!(backend_from_url("./loft.db").unwrap_err().contains("no scheme"));
+        assert!(backend_from_url("sqlite://").is_err());
+    }
+}

@@ -1,0 +1,400 @@
+//! End to end: the real `loft` binary as a server, and the real CLI as its client, through the
+//! scenario a newcomer follows (two agents, mail both ways, revoke one, verify the audit log),
+//! on the embedded SQLite default and on PostgreSQL; plus start-up behaviour (generated
+//! operator key, refused database URLs, graceful shutdown) and two server processes sharing one
+//! PostgreSQL database.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "tests")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loft");
+const ADMIN: &str = "e2e-operator-key-0123456789abcdef";
+
+/// A `loft serve` child process, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    stdout_lines: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data_dir: &Path, database_url: Option<&str>, admin: Option<&str>) -> Server {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--domain", "agents.e2e"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("LOFT_ADMIN_KEY")
+        .env_remove("LOFT_DATABASE_URL")
+        .env("LOFT_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
+    if let Some(k) = admin {
+        cmd.env("LOFT_ADMIN_KEY", k);
+    }
+    let mut server = Server {
+        child: cmd.spawn().unwrap(),
+        url: String::new(),
+        stdout_lines: Vec::new(),
+    };
+    let stdout = server.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("loft serve did not start; stdout so far: {:?}", server.stdout_lines));
+        if let Some(url) = line.strip_prefix("HTTP API listening on ") {
+            url.trim().clone_into(&mut server.url);
+            server.stdout_lines.push(line);
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return server;
+        }
+        server.stdout_lines.push(line);
+    }
+}
+
+/// Runs the CLI against `server` with the given keys; returns its output.
+fn cli(server: &Server, api_key: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("LOFT_URL", &server.url)
+        .env("LOFT_ADMIN_KEY", ADMIN)
+        .env_remove("LOFT_API_KEY")
+        .stdin(Stdio::null());
+    if let Some(k) = api_key {
+        cmd.env("LOFT_API_KEY", k);
+    }
+    cmd.output().unwrap()
+}
+
+#[track_caller]
+fn ok_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[track_caller]
+fn ok_text(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The scenario at the top of the foundation issue, through the CLI.
+fn newcomer_scenario(server: &Server) {
+    let health = ok_text(&cli(server, None, &["whoami"]));
+    assert!(health.contains("operator"), "{health}");
+
+    let researcher = ok_json(&cli(server, None, &["identity", "create", "researcher", "--json"]));
+    let writer = ok_json(&cli(server, None, &["identity", "create", "writer", "--json"]));
+    let r_key = researcher["api_key"].as_str().unwrap();
+    let w_key = writer["api_key"].as_str().unwrap();
+    let w_addr = writer["address"].as_str().unwrap();
+    let r_addr = researcher["address"].as_str().unwrap();
+    assert!(
+        r_addr.starts_with("researcher-") && r_addr.ends_with("@agents.e2e"),
+        "{r_addr}"
+    );
+
+    // Human-readable creation output shows the key once, marked as such.
+    let third = ok_text(&cli(server, None, &["identity", "create", "support"]));
+    assert!(
+        third.contains("loft_sk_") && third.to_lowercase().contains("once"),
+        "{third}"
+    );
+
+    let who = ok_json(&cli(server, Some(w_key), &["whoami", "--json"]));
+    assert_eq!(who["address"], w_addr);
+
+    let sent = ok_json(&cli(
+        server,
+        Some(r_key),
+        &[
+            "mail",
+            "send",
+            "--to",
+            w_addr,
+            "--subject",
+            "Brief: Q4 launch",
+            "--text",
+            "Please draft 300 words.",
+            "--json",
+        ],
+    ));
+    assert_eq!(sent["delivery"][0]["status"], "delivered");
+
+    let inbox = ok_json(&cli(server, Some(w_key), &["mail", "list", "--json"]));
+    let first = &inbox["items"][0];
+    assert_eq!(first["subject"], "Brief: Q4 launch");
+    assert_eq!(first["from"], r_addr);
+    let msg_id = first["id"].as_str().unwrap();
+    let human_list = ok_text(&cli(server, Some(w_key), &["mail", "list"]));
+    assert!(human_list.contains("Brief: Q4 launch"), "{human_list}");
+
+    let read = ok_text(&cli(server, Some(w_key), &["mail", "read", msg_id]));
+    assert!(read.contains("Please draft 300 words."), "{read}");
+
+    let reply = ok_json(&cli(
+        server,
+        Some(w_key),
+        &["mail", "reply", msg_id, "--text", "Draft attached.", "--json"],
+    ));
+    assert_eq!(reply["subject"], "Re: Brief: Q4 launch");
+
+    let r_inbox = ok_json(&cli(server, Some(r_key), &["mail", "list", "--json"]));
+    assert_eq!(r_inbox["items"][0]["from"], w_addr);
+    assert_eq!(r_inbox["items"][0]["thread_id"], sent["thread_id"]);
+    let threads = ok_json(&cli(server, Some(r_key), &["mail", "threads", "--json"]));
+    assert_eq!(threads["items"][0]["message_count"], 2);
+
+    // Revoke the writer: its key is refused at once, the researcher keeps working.
+    let w_id = writer["id"].as_str().unwrap();
+    ok_text(&cli(server, None, &["identity", "revoke", w_id]));
+    let refused = cli(server, Some(w_key), &["mail", "list"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("revoked"), "{stderr}");
+    assert!(!stderr.contains(w_key), "the key is echoed in an error");
+    ok_json(&cli(server, Some(r_key), &["mail", "list", "--json"]));
+
+    // Bad input: a clear error and a non-zero exit.
+    let bad = cli(
+        server,
+        Some(r_key),
+        &[
+            "mail",
+            "send",
+            "--to",
+            "nobody@agents.e2e",
+            "--subject",
+            "x",
+            "--text",
+            "y",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nobody@agents.e2e"));
+
+    // Who did what, tamper-evident.
+    let audit = ok_json(&cli(server, None, &["audit", "list", "--json", "--limit", "200"]));
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "identity.create",
+        "mail.send",
+        "mail.read",
+        "mail.reply",
+        "identity.revoke",
+        "auth.refused",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    let verify = ok_text(&cli(server, None, &["audit", "verify"]));
+    assert!(verify.contains("intact"), "{verify}");
+    let export = ok_text(&cli(server, None, &["audit", "export"]));
+    assert_eq!(export.lines().count(), actions.len());
+    assert!(!export.contains("loft_sk_"), "keys never reach the audit log");
+}
+
+#[test]
+fn newcomer_scenario_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), None, Some(ADMIN));
+    assert!(
+        server.stdout_lines.iter().any(|l| l.contains("sqlite")),
+        "{:?}",
+        server.stdout_lines
+    );
+    newcomer_scenario(&server);
+}
+
+#[test]
+fn newcomer_scenario_on_postgres() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = rt.block_on(loft_testkit::pg::TestDb::create()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let server = serve(dir.path(), Some(&db.url), Some(ADMIN));
+        assert!(
+            server.stdout_lines.iter().any(|l| l.contains("postgres")),
+            "{:?}",
+            server.stdout_lines
+        );
+        newcomer_scenario(&server);
+    }
+    rt.block_on(db.drop_db());
+}
+
+#[test]
+fn two_server_processes_share_one_postgres_database() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = rt.block_on(loft_testkit::pg::TestDb::create()) else {
+        return;
+    };
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    {
+        let a = serve(dir_a.path(), Some(&db.url), Some(ADMIN));
+        let b = serve(dir_b.path(), Some(&db.url), Some(ADMIN));
+        let x = ok_json(&cli(&a, None, &["identity", "create", "x", "--json"]));
+        let y = ok_json(&cli(&b, None, &["identity", "create", "y", "--json"]));
+        let x_key = x["api_key"].as_str().unwrap().to_owned();
+        let y_key = y["api_key"].as_str().unwrap().to_owned();
+        // Keys minted on one node work on the other at once.
+        ok_json(&cli(&b, Some(&x_key), &["whoami", "--json"]));
+        // Both nodes write at the same time.
+        std::thread::scope(|s| {
+            for (node, key, to) in [
+                (&a, &x_key, y["address"].as_str().unwrap()),
+                (&b, &y_key, x["address"].as_str().unwrap()),
+            ] {
+                for t in 0..3 {
+                    s.spawn(move || {
+                        for i in 0..8 {
+                            let subject = format!("t{t} m{i}");
+                            ok_json(&cli(
+                                node,
+                                Some(key),
+                                &[
+                                    "mail",
+                                    "send",
+                                    "--to",
+                                    to,
+                                    "--subject",
+                                    &subject,
+                                    "--text",
+                                    "x",
+                                    "--json",
+                                ],
+                            ));
+                        }
+                    });
+                }
+            }
+        });
+        let x_inbox = ok_json(&cli(&a, Some(&x_key), &["mail", "list", "--limit", "200", "--json"]));
+        assert_eq!(x_inbox["items"].as_array().unwrap().len(), 24);
+        // Revoked through one node, refused by the other at once.
+        ok_text(&cli(&a, None, &["identity", "revoke", y["id"].as_str().unwrap()]));
+        assert!(!cli(&b, Some(&y_key), &["whoami"]).status.success());
+        for node in [&a, &b] {
+            let verify = ok_text(&cli(node, None, &["audit", "verify"]));
+            assert!(verify.contains("intact"), "{verify}");
+        }
+    }
+    rt.block_on(db.drop_db());
+}
+
+#[test]
+fn first_start_generates_and_stores_the_operator_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = {
+        let server = serve(dir.path(), None, None);
+        let printed = server
+            .stdout_lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("loft_admin_").map(|k| format!("loft_admin_{k}")));
+        let key = printed.unwrap_or_else(|| panic!("no key printed: {:?}", server.stdout_lines));
+        // It works as the operator key.
+        let out = Command::new(BIN)
+            .args(["whoami", "--json"])
+            .env("LOFT_URL", &server.url)
+            .env("LOFT_ADMIN_KEY", &key)
+            .env_remove("LOFT_API_KEY")
+            .output()
+            .unwrap();
+        assert_eq!(ok_json(&out)["kind"], "operator");
+        key
+    };
+    let path = dir.path().join("admin.key");
+    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), key);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // The second start reuses it and does not print it again.
+    let again = serve(dir.path(), None, None);
+    assert!(
+        again.stdout_lines.iter().all(|l| !l.contains(&key)),
+        "{:?}",
+        again.stdout_lines
+    );
+}
+
+#[test]
+fn unknown_database_url_scheme_is_refused_with_the_accepted_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in ["mysql://root@localhost/loft", "./loft.db"] {
+        let out = Command::new(BIN)
+            .args(["serve", "--http", "127.0.0.1:0", "--database-url", url])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("LOFT_ADMIN_KEY", ADMIN)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("sqlite://") && err.contains("postgres://"), "{err}");
+        assert!(!dir.path().join("loft.db").exists() && !Path::new("./loft.db").exists());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), None, Some(ADMIN));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "loft serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

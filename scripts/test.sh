@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: formatting, lints, and every test on SQLite and
+# PostgreSQL. Works from a clean clone; installs what it needs.
+#
+#   scripts/test.sh            everything
+#   LOFT_TEST_PG_URL=postgres://user@host:5432/postgres scripts/test.sh
+#
+# PostgreSQL: each test creates and drops its own database on the server named by
+# LOFT_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres). Under CI=true an
+# unreachable server fails the run; elsewhere the PostgreSQL tests say loudly that they did
+# not run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+export LOFT_TEST_PG_URL="${LOFT_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+step "PostgreSQL at ${LOFT_TEST_PG_URL##*@}"
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    # On the project's machines PostgreSQL is installed; start it if it is down.
+    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+        echo "not answering; starting the local cluster"
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+        for _ in $(seq 1 20); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+    fi
+fi
+if command -v pg_isready >/dev/null; then pg_isready -h 127.0.0.1 -p 5432 || true; fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast
+    # nextest does not run doctests
+    cargo test --workspace --locked --doc
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
