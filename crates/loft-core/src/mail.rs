@@ -212,6 +212,9 @@ pub struct MessageQuery {
     pub after_seq: Option<i64>,
     /// Cursor: only messages older than this sequence number.
     pub before_seq: Option<i64>,
+    /// Oldest first instead of newest first; `next_before` then holds the sequence number of
+    /// the last item returned, to continue *after* it.
+    pub oldest_first: bool,
     pub limit: u32,
 }
 
@@ -223,7 +226,8 @@ pub struct ThreadQuery {
     pub limit: u32,
 }
 
-/// A page as the store returns it: items plus the sequence number to continue before.
+/// A page as the store returns it: items plus the sequence number to continue from (before it
+/// when newest first, after it when oldest first); `None` on the last page.
 #[derive(Debug, Clone)]
 pub struct StorePage<T> {
     pub items: Vec<T>,

@@ -1110,6 +1110,7 @@ impl Loft {
             thread_id: params.thread_id.as_deref().map(ThreadId::parse).transpose()?,
             after_seq: None,
             before_seq: cursor(params.cursor.as_deref())?,
+            oldest_first: false,
             limit: page_limit(params.limit)?,
         };
         Ok(page(self.store.list_messages(&me.id, query).await?))
@@ -1144,17 +1145,19 @@ impl Loft {
                 unread_only: after.is_none(),
                 after_seq: after,
                 before_seq: Some(upto + 1),
+                oldest_first: true,
                 limit,
                 ..MessageQuery::default()
             };
-            let mut items = self.store.list_messages(&me.id, query).await?.items;
+            let page = self.store.list_messages(&me.id, query).await?;
             let now = tokio::time::Instant::now();
-            if !items.is_empty() || now >= deadline {
-                items.reverse();
+            if !page.items.is_empty() || now >= deadline {
+                // With more than `limit` new messages, continue after the last one returned.
+                let cursor = encode_cursor(page.next_before.unwrap_or(upto));
                 return Ok(WaitResult {
-                    timed_out: items.is_empty(),
-                    items,
-                    cursor: encode_cursor(upto),
+                    timed_out: page.items.is_empty(),
+                    items: page.items,
+                    cursor,
                 });
             }
             let poll = (deadline - now).min(std::time::Duration::from_secs(1));

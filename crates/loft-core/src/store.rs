@@ -91,11 +91,13 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_key(&self, identity: &IdentityId, key: &KeyId, at: Timestamp, audit: AuditEntry)
     -> Result<KeyMeta>;
 
-    /// Stores every copy of a message, threads each copy in its owner's mailbox, queues
+    /// Stores every copy of a message, threads each copy in its owner's mailbox (joining the
+    /// thread of the newest copy in that mailbox whose Message-ID is the new message's own,
+    /// its `In-Reply-To` or one of its `References`, so mail to oneself is one thread), queues
     /// remote recipients, and returns the sender's copy.
     async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message>;
 
-    /// Newest first.
+    /// Newest first, or oldest first with `query.oldest_first`.
     async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>>;
 
     /// One message without side effects (used to look up what a reply answers).
@@ -107,7 +109,9 @@ pub trait Store: Send + Sync + 'static {
     /// The stored RFC 5322 bytes of one message.
     async fn raw_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>>;
 
-    /// Applies label and read-state changes. `NotFound` otherwise.
+    /// Applies label and read-state changes (additions first, then removals). A message carries
+    /// at most `MAX_LABELS_PER_MESSAGE` labels: `Invalid("too_many_labels")`, nothing changed.
+    /// `NotFound` otherwise.
     async fn update_message(
         &self,
         owner: &IdentityId,

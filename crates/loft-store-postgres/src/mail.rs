@@ -155,7 +155,12 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
     let delivery_json = rows::to_json(&delivery)?;
     let authentication = rows::to_json(&c.authentication)?;
     let snippet = loft_core::text::snippet(&c.extracted_text, SNIPPET_CHARS);
-    let parents: Vec<String> = c.in_reply_to.iter().chain(&c.references).cloned().collect();
+    // The message's own id too: a copy to oneself joins the thread of the sent copy.
+    let parents: Vec<String> = std::iter::once(&c.message_id)
+        .chain(c.in_reply_to.iter())
+        .chain(&c.references)
+        .cloned()
+        .collect();
 
     let mut w = WriteTx::begin(pool).await?;
     let content_id: i64 = sqlx::query_scalar(
@@ -294,7 +299,11 @@ pub(crate) async fn list_messages(
         qb.push(" AND m.seq < ");
         qb.push_bind(before);
     }
-    qb.push(" ORDER BY m.seq DESC LIMIT ");
+    qb.push(if query.oldest_first {
+        " ORDER BY m.seq ASC LIMIT "
+    } else {
+        " ORDER BY m.seq DESC LIMIT "
+    });
     qb.push_bind(rows::fetch_limit(query.limit));
     let found = qb.build().fetch_all(pool).await.map_err(db_err)?;
     let items = found.iter().map(summary).collect::<Result<Vec<_>>>()?;
@@ -401,6 +410,24 @@ pub(crate) async fn update_message(
             .execute(w.conn())
             .await
             .map_err(db_err)?;
+    }
+    if !patch.add_labels.is_empty() {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_labels WHERE message_seq = $1")
+            .bind(seq)
+            .fetch_one(w.conn())
+            .await
+            .map_err(db_err)?;
+        if count > loft_core::mail::MAX_LABELS_PER_MESSAGE as i64 {
+            // Dropping the transaction rolls the whole patch back.
+            return Err(Error::invalid(
+                "too_many_labels",
+                format!(
+                    "a message carries at most {} labels",
+                    loft_core::mail::MAX_LABELS_PER_MESSAGE
+                ),
+            )
+            .with_hint("remove labels before adding more"));
+        }
     }
     if let Some(unread) = patch.unread {
         sqlx::query("UPDATE messages SET unread = $2 WHERE seq = $1")

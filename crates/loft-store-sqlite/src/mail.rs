@@ -43,7 +43,9 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
         .map_err(map_err)?;
 
     // What a copy is threaded by: the messages it answers.
-    let mut parents: Vec<&str> = Vec::with_capacity(c.references.len() + 1);
+    // The message's own id too: a copy to oneself joins the thread of the sent copy.
+    let mut parents: Vec<&str> = Vec::with_capacity(c.references.len() + 2);
+    parents.push(c.message_id.as_str());
     parents.extend(c.in_reply_to.as_deref());
     parents.extend(c.references.iter().map(String::as_str));
     let parents = to_json(&parents, "references")?;
@@ -327,7 +329,12 @@ pub(crate) async fn list(
     if let Some(before) = q.before_seq {
         sql.push(" AND m.seq < ").push_bind(before);
     }
-    sql.push(" ORDER BY m.seq DESC LIMIT ").push_bind(i64::from(limit) + 1);
+    sql.push(if q.oldest_first {
+        " ORDER BY m.seq ASC LIMIT "
+    } else {
+        " ORDER BY m.seq DESC LIMIT "
+    })
+    .push_bind(i64::from(limit) + 1);
     let rows: Vec<SummaryRow> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
     let page = paged(rows, limit, |r| r.seq);
     let seqs: Vec<i64> = page.items.iter().map(|r| r.seq).collect();

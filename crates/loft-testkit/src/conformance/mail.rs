@@ -249,7 +249,115 @@ pub async fn mail_send_to_self(store: Arc<dyn Store>) {
     assert!(all.iter().all(|m| m.message_id == sent.message_id));
     let inbox = inbox_copy(&t, &a, &aa, &sent.message_id).await;
     assert!(inbox.unread);
+    assert_eq!(
+        inbox.thread_id, sent.thread_id,
+        "both copies of a note to self are one thread"
+    );
     t.assert_chain_ok().await;
+}
+
+/// A message carries at most `MAX_LABELS_PER_MESSAGE` labels; a patch that would exceed it
+/// changes nothing.
+pub async fn mail_label_cap(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (a, aa) = t.identity("alice").await;
+    let (b, ba) = t.identity("bob").await;
+    let sent = t.send(&aa, &[addr(&b)], "Labels", "x").await;
+    let copy = inbox_copy(&t, &b, &ba, &sent.message_id).await;
+    let max = loft_core::mail::MAX_LABELS_PER_MESSAGE;
+    let first: Vec<String> = (0..max).map(|i| format!("l{i}")).collect();
+    let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+    let m = t
+        .loft
+        .update_message(&ba, copy.id.as_str(), label_patch(&refs, &[]))
+        .await
+        .unwrap();
+    assert_eq!(m.labels.len(), max);
+    let e = t
+        .loft
+        .update_message(
+            &ba,
+            copy.id.as_str(),
+            MessagePatch {
+                unread: Some(false),
+                ..label_patch(&["one-more"], &[])
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "too_many_labels", "{e:?}");
+    let stored = t.store().get_message(&b.identity.id, &copy.id).await.unwrap().unwrap();
+    assert_eq!(stored.labels.len(), max, "nothing of the refused patch stays");
+    assert!(stored.unread, "nothing of the refused patch stays");
+    // Swapping one label for another within the cap is fine.
+    let m = t
+        .loft
+        .update_message(&ba, copy.id.as_str(), label_patch(&["one-more"], &["l0"]))
+        .await
+        .unwrap();
+    assert_eq!(m.labels.len(), max);
+    let _ = a;
+    t.assert_chain_ok().await;
+}
+
+/// `wait_for_mail` hands out every new message exactly once, oldest first, across calls, even
+/// when more arrived than one call returns.
+pub async fn mail_wait_pages_oldest_first(store: Arc<dyn Store>) {
+    use loft_core::service::WaitParams;
+    let t = test_loft(store);
+    let (a, aa) = t.identity("alice").await;
+    let (b, ba) = t.identity("bob").await;
+    let first = t
+        .loft
+        .wait_for_mail(
+            &ba,
+            WaitParams {
+                timeout_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(first.timed_out && first.items.is_empty());
+    for i in 0..7 {
+        t.send(&aa, &[addr(&b)], &format!("m{i}"), "x").await;
+    }
+    let mut cursor = first.cursor;
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let w = t
+            .loft
+            .wait_for_mail(
+                &ba,
+                WaitParams {
+                    timeout_seconds: Some(0),
+                    after: Some(cursor.clone()),
+                    limit: Some(3),
+                },
+            )
+            .await
+            .unwrap();
+        cursor = w.cursor;
+        if w.items.is_empty() {
+            break;
+        }
+        seen.extend(w.items.into_iter().map(|m| m.subject));
+    }
+    assert_eq!(seen, ["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+    // Without a cursor: the unread inbox, oldest first.
+    let unread = t
+        .loft
+        .wait_for_mail(
+            &ba,
+            WaitParams {
+                timeout_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(unread.items.first().map(|m| m.subject.as_str()), Some("m0"));
+    let _ = a;
 }
 
 /// A reply threads with the original in both mailboxes, with the right headers and subject.

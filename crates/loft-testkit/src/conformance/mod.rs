@@ -144,6 +144,8 @@ macro_rules! conformance_tests {
             mail_bcc_hidden_from_recipients,
             mail_unknown_local_recipient_stores_nothing,
             mail_send_to_self,
+            mail_label_cap,
+            mail_wait_pages_oldest_first,
             mail_reply_threads_in_both_mailboxes,
             mail_reply_all,
             mail_foreign_message_is_not_found,
