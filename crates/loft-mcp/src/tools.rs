@@ -329,8 +329,7 @@ pub struct NoArgs {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SendArgs {
-    /// Recipient addresses, e.g. `["writer-a1b2c@agents.example.com"]`. A single address as a string is
-    /// accepted too.
+    /// Recipient addresses, e.g. `["writer-a1b2c@agents.example.com"]` (one address as a string works too).
     #[serde(deserialize_with = "loft_core::mail::one_or_many")]
     #[schemars(with = "Vec<String>")]
     pub to: Vec<String>,
@@ -345,7 +344,7 @@ pub struct SendArgs {
     /// The subject: one line, at most 998 characters.
     pub subject: String,
     /// The plain-text body.
-    #[serde(default)]
+    #[serde(default, alias = "body")]
     pub text: Option<String>,
     /// An HTML version of the body (optional; sent as an alternative to `text`).
     #[serde(default)]
@@ -358,13 +357,13 @@ pub struct ListMessagesArgs {
     #[serde(default)]
     pub folder: Option<String>,
     /// Only unread messages (default false).
-    #[serde(default)]
+    #[serde(default, alias = "unread")]
     pub unread_only: Option<bool>,
     /// Only messages with this label.
     #[serde(default)]
     pub label: Option<String>,
     /// Only messages from this sender address.
-    #[serde(default)]
+    #[serde(default, alias = "from")]
     pub from_address: Option<String>,
     /// Only messages in this conversation (`thr_...`).
     #[serde(default)]
@@ -374,7 +373,7 @@ pub struct ListMessagesArgs {
     #[schemars(range(min = 1, max = 200))]
     pub limit: Option<u32>,
     /// The `next_page_token` of the previous page, to get the next one.
-    #[serde(default)]
+    #[serde(default, alias = "cursor")]
     pub page_token: Option<String>,
 }
 
@@ -392,7 +391,7 @@ pub struct ReplyArgs {
     /// The message you answer (`msg_...`).
     pub message_id: String,
     /// Your reply, as plain text (only the new text: the original is not quoted).
-    #[serde(default)]
+    #[serde(default, alias = "body")]
     pub text: Option<String>,
     /// An HTML version of your reply (optional).
     #[serde(default)]
@@ -405,7 +404,7 @@ pub struct ReplyArgs {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct ListThreadsArgs {
     /// Only conversations with unread messages (default false).
-    #[serde(default)]
+    #[serde(default, alias = "unread")]
     pub unread_only: Option<bool>,
     /// Only conversations with a message that has this label.
     #[serde(default)]
@@ -415,7 +414,7 @@ pub struct ListThreadsArgs {
     #[schemars(range(min = 1, max = 200))]
     pub limit: Option<u32>,
     /// The `next_page_token` of the previous page, to get the next one.
-    #[serde(default)]
+    #[serde(default, alias = "cursor")]
     pub page_token: Option<String>,
 }
 
@@ -451,8 +450,7 @@ pub struct WaitArgs {
     #[serde(default)]
     #[schemars(range(min = 0, max = 300))]
     pub timeout_seconds: Option<u32>,
-    /// The cursor returned by your previous `mail_wait`: return only mail that arrived since, read or
-    /// not. Without it, return your unread inbox mail.
+    /// The `cursor` of your previous `mail_wait`, to get only mail that arrived since (default: unread mail).
     #[serde(default)]
     pub after: Option<String>,
     /// At most this many messages, 1 to 200 (default 20).
@@ -682,6 +680,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.add_labels, ["done"]);
+        // Names models often guess, from REST or habit, are understood.
+        let a: SendArgs = parse(
+            ToolKind::MailSend,
+            args(serde_json::json!({"to": ["a@b.c"], "subject": "s", "body": "hi"})),
+        )
+        .unwrap();
+        assert_eq!(a.text.as_deref(), Some("hi"));
+        let a: ListMessagesArgs = parse(
+            ToolKind::MailListMessages,
+            args(serde_json::json!({"unread": true, "cursor": "c", "from": "x@y.z"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (a.unread_only, a.page_token.as_deref(), a.from_address.as_deref()),
+            (Some(true), Some("c"), Some("x@y.z"))
+        );
         let e = parse::<SendArgs>(ToolKind::MailSend, args(serde_json::json!({"subject": "s"}))).unwrap_err();
         assert_eq!(e.code, "invalid_arguments");
         assert!(e.message.contains("missing field `to`"), "{e:?}");
