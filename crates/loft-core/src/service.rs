@@ -310,6 +310,8 @@ pub struct Loft {
     config: LoftConfig,
     /// Bumped whenever this process delivers mail, so that waiters can look again.
     mail_tick: watch::Sender<u64>,
+    /// Set when the server is stopping: waits answer at once.
+    stopping: watch::Sender<bool>,
 }
 
 impl Loft {
@@ -328,6 +330,7 @@ impl Loft {
             operator,
             config,
             mail_tick: watch::channel(0).0,
+            stopping: watch::channel(false).0,
         })
     }
 
@@ -341,6 +344,12 @@ impl Loft {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The server is stopping: long polls return now (as timed out) so that shutdown is not
+    /// held up by them.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Subscribes to this process's mail deliveries (a hint to look again, not the mail).
@@ -1138,6 +1147,7 @@ impl Loft {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(timeout));
         // Subscribe before looking, so that a delivery between the look and the wait is seen.
         let mut ticks = self.mail_tick.subscribe();
+        let mut stopping = self.stopping.subscribe();
         loop {
             let upto = self.store.latest_mail_seq(&me.id).await?;
             let query = MessageQuery {
@@ -1151,7 +1161,7 @@ impl Loft {
             };
             let page = self.store.list_messages(&me.id, query).await?;
             let now = tokio::time::Instant::now();
-            if !page.items.is_empty() || now >= deadline {
+            if !page.items.is_empty() || now >= deadline || *stopping.borrow() {
                 // With more than `limit` new messages, continue after the last one returned.
                 let cursor = encode_cursor(page.next_before.unwrap_or(upto));
                 return Ok(WaitResult {
@@ -1163,6 +1173,7 @@ impl Loft {
             let poll = (deadline - now).min(std::time::Duration::from_secs(1));
             tokio::select! {
                 _ = ticks.changed() => {}
+                _ = stopping.changed() => {}
                 () = tokio::time::sleep(poll) => {}
             }
         }

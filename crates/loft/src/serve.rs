@@ -196,11 +196,15 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
 /// Everything `loft serve` runs, wired, without a listener: the HTTP application and the store
 /// behind it (which the caller closes after the server stops). `/mcp` gets its default settings.
 pub async fn app(args: &ServeArgs) -> Result<(axum::Router, Arc<dyn Store>), String> {
-    app_with_mcp(args, &McpArgs::default()).await
+    let (router, store, _) = app_with_mcp(args, &McpArgs::default()).await?;
+    Ok((router, store))
 }
 
 /// [`app`] with the MCP endpoint's settings.
-pub async fn app_with_mcp(args: &ServeArgs, mcp: &McpArgs) -> Result<(axum::Router, Arc<dyn Store>), String> {
+pub async fn app_with_mcp(
+    args: &ServeArgs,
+    mcp: &McpArgs,
+) -> Result<(axum::Router, Arc<dyn Store>, Arc<Loft>), String> {
     let allowed_hosts =
         AllowedHosts::parse(&mcp.mcp_allowed_hosts, args.http).map_err(|e| format!("--mcp-allowed-hosts: {e}"))?;
     create_private_dir(&args.data_dir)
@@ -229,12 +233,16 @@ pub async fn app_with_mcp(args: &ServeArgs, mcp: &McpArgs) -> Result<(axum::Rout
         allowed_hosts,
         max_request_bytes: args.max_request_bytes,
     };
-    Ok((loft_web::router(state).merge(loft_mcp::http_router(loft, mcp)), store))
+    Ok((
+        loft_web::router(state).merge(loft_mcp::http_router(loft.clone(), mcp)),
+        store,
+        loft,
+    ))
 }
 
 async fn serve(cmd: ServeCommand) -> Result<(), String> {
     let ServeCommand { server: args, mcp } = cmd;
-    let (app, store) = app_with_mcp(&args, &mcp).await?;
+    let (app, store, loft) = app_with_mcp(&args, &mcp).await?;
 
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
@@ -248,7 +256,11 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
     tracing::info!(%addr, backend = store.backend(), "loft serve started");
 
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Long polls (`mail_wait`) answer now instead of holding the shutdown up.
+            loft.begin_shutdown();
+        })
         .await
         .map_err(|e| format!("HTTP server: {e}"))?;
     tracing::info!("shutting down: finishing pending writes");

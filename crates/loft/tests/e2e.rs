@@ -384,8 +384,20 @@ fn unknown_database_url_scheme_is_refused_with_the_accepted_ones() {
 #[cfg(unix)]
 #[test]
 fn sigterm_shuts_down_gracefully() {
+    use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let mut server = serve(dir.path(), None, Some(ADMIN));
+    // A long poll under way must not hold the shutdown up.
+    let agent = ok_json(&cli(&server, None, &["identity", "create", "waiter", "--json"]));
+    let key = agent["api_key"].as_str().unwrap().to_owned();
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        conn,
+        "GET /v0/messages/wait?timeout_seconds=300 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -397,4 +409,10 @@ fn sigterm_shuts_down_gracefully() {
         assert!(Instant::now() < deadline, "loft serve did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("\"timed_out\":true"),
+        "{answer}"
+    );
 }
