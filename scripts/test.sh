@@ -41,3 +41,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast
 fi
+
+step "MCP with real Python clients (mcp 1.x and 2.x, AutoGen, CrewAI) and the examples"
+bash tests/python/run.sh

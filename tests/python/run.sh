@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Loft's MCP door, proven with the real Python clients: the official `mcp` SDK 1.x and 2.x
+# (stdio and streamable HTTP), AutoGen's McpWorkbench and CrewAI's MCPServerAdapter, and the
+# examples in examples/. Every test runs the real `loft` binary against a real server.
+#
+#   tests/python/run.sh                 build loft, (re)create the venvs if needed, run everything
+#   tests/python/run.sh -k mail_wait    extra arguments go to both pytest runs
+#
+# Two venvs under .venv/ (git-ignored), because AutoGen and CrewAI need mcp<2:
+#   .venv/mcp1  requirements-mcp1.txt  mcp 1.x, AutoGen, CrewAI, pytest
+#   .venv/mcp2  requirements-mcp2.txt  mcp 2.x, pytest
+# A venv is rebuilt when the hash of its requirements and constraints files (and the Python
+# version), stored inside it, no longer matches. Python: $LOFT_PYTHON, else python3.11, else
+# python3 (3.10 to 3.13). The frameworks' telemetry is switched off and the tests refuse any
+# connection that is not to this machine.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+here=tests/python
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# No telemetry, tracing or phoning home from the frameworks (the tests also block such attempts).
+export CREWAI_DISABLE_TELEMETRY=true CREWAI_DISABLE_TRACKING=true CREWAI_TRACING_ENABLED=false \
+    CREWAI_TESTING=true OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none OTEL_METRICS_EXPORTER=none \
+    OTEL_LOGS_EXPORTER=none ANONYMIZED_TELEMETRY=false DO_NOT_TRACK=1 LITELLM_TELEMETRY=False \
+    LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
+    TOKENIZERS_PARALLELISM=false AUTOGEN_DISABLE_RUNTIME_TRACING=true
+# The examples must run scripted, whatever the caller's shell holds.
+unset OPENAI_API_KEY OPENAI_BASE_URL LOFT_URL LOFT_API_KEY LOFT_ADMIN_KEY
+
+step() { printf '\n==> %s\n' "$*"; }
+
+python=${LOFT_PYTHON:-}
+if [ -z "$python" ]; then
+    if command -v python3.11 >/dev/null 2>&1; then python=python3.11; else python=python3; fi
+fi
+pyver=$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
+if ! "$python" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 13)))'; then
+    echo "error: $python is Python $pyver; these tests need Python 3.10 to 3.13 (3.11 is what CI uses)" >&2
+    echo "hint: set LOFT_PYTHON to a suitable interpreter" >&2
+    exit 1
+fi
+
+# ensure_venv NAME: .venv/NAME from $here/requirements-NAME.txt, rebuilt when stale.
+ensure_venv() {
+    local name=$1 venv=.venv/$1 req=$here/requirements-$1.txt con=$here/constraints-$1.txt
+    local want have=""
+    want=$( { echo "python $pyver"; cat "$req" "$con"; } | sha256sum | cut -d' ' -f1)
+    [ -f "$venv/.loft-requirements.sha256" ] && have=$(cat "$venv/.loft-requirements.sha256")
+    if [ "$want" = "$have" ] && [ -x "$venv/bin/python" ]; then
+        echo "$venv is up to date"
+        return
+    fi
+    echo "creating $venv (Python $pyver) from $req"
+    rm -rf "$venv"
+    mkdir -p .venv
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --no-input --upgrade-strategy only-if-needed -r "$req"
+    # Written last: an interrupted install is redone next time.
+    echo "$want" >"$venv/.loft-requirements.sha256"
+}
+
+step "Python venvs"
+SECONDS=0
+ensure_venv mcp1
+ensure_venv mcp2
+echo "venvs ready in ${SECONDS}s"
+
+step "cargo build -p loft"
+cargo build -p loft --locked
+export LOFT_BIN="$repo/${CARGO_TARGET_DIR:-target}/debug/loft"
+[ -x "$LOFT_BIN" ] || { echo "error: no binary at $LOFT_BIN" >&2; exit 1; }
+
+# run_pytest VENV FILES...: pytest in that venv, bounded in time. Exit 5 (no test ran) fails.
+failed=()
+run_pytest() {
+    local name=$1
+    shift
+    step "pytest in .venv/$name ($(".venv/$name/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'))"
+    local rc=0
+    (cd "$here" && timeout -k 10 1500 "$repo/.venv/$name/bin/python" -m pytest -p no:cacheprovider "$@" "${extra[@]}") || rc=$?
+    case $rc in
+        0) ;;
+        5) echo "error: pytest in .venv/$name collected no test" >&2; failed+=("$name (no tests)") ;;
+        124) echo "error: pytest in .venv/$name timed out" >&2; failed+=("$name (timeout)") ;;
+        *) failed+=("$name (exit $rc)") ;;
+    esac
+}
+
+extra=("$@")
+run_pytest mcp1 test_mcp_client.py test_autogen.py test_crewai.py test_examples.py
+run_pytest mcp2 test_mcp_client.py
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "Python MCP tests FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "Python MCP tests passed in both venvs"
