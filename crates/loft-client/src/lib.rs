@@ -685,6 +685,51 @@ pub mod api {
     pub fn audit_verify() -> Call<VerifyReport> {
         Call::get(["v0", "audit", "verify"])
     }
+
+    // ----- vault -----
+
+    /// Metadata only, newest first.
+    pub fn vault_list(limit: Option<u32>, cursor: Option<&str>) -> Call<Page<loft_core::vault::CredentialMeta>> {
+        Call::get(["v0", "vault"])
+            .query_opt("limit", limit)
+            .query_opt("cursor", cursor)
+    }
+
+    /// Stores a credential: `body` is the JSON of `POST /v0/vault` (short or typed form).
+    pub fn vault_put(body: &serde_json::Value) -> Call<loft_core::vault::CredentialMeta> {
+        Call::post(["v0", "vault"]).body(body)
+    }
+
+    /// Metadata; with `reveal`, the secret fields (needs `vault:reveal`).
+    pub fn vault_get(name: &str, reveal: bool) -> Call<loft_core::service::CredentialView> {
+        Call::get(["v0", "vault", name]).query_flag("reveal", reveal)
+    }
+
+    pub fn vault_update(name: &str, body: &serde_json::Value) -> Call<loft_core::vault::CredentialMeta> {
+        Call::new(reqwest::Method::PATCH, ["v0", "vault", name]).body(body)
+    }
+
+    /// Answers 204 (use [`super::Client::call_bytes`]).
+    pub fn vault_delete(name: &str) -> Call<serde_json::Value> {
+        Call::new(reqwest::Method::DELETE, ["v0", "vault", name])
+    }
+
+    pub fn vault_totp(name: &str) -> Call<loft_core::vault::TotpCode> {
+        Call::get(["v0", "vault", name, "totp"])
+    }
+
+    pub fn vault_totp_backup(name: &str) -> Call<loft_core::service::BackupCode> {
+        Call::post(["v0", "vault", name, "totp", "backup"])
+    }
+
+    pub fn vault_http(name: &str, req: &serde_json::Value) -> Call<loft_core::service::BrokeredHttpResponse> {
+        Call::post(["v0", "vault", name, "http"]).body(req)
+    }
+
+    /// Operator only.
+    pub fn vault_rotate_master_key() -> Call<loft_core::service::RotationReport> {
+        Call::post(["v0", "vault", "rotate-master-key"])
+    }
 }
 
 #[cfg(test)]

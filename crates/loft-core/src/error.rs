@@ -45,6 +45,10 @@ pub enum Error {
     /// A dependency (the database) cannot serve the request right now.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A remote service that Loft called on the caller's behalf (a brokered HTTP request)
+    /// failed or timed out. The message names the host only and may be shown.
+    #[error("{}", .0.message)]
+    Upstream(Detail),
     /// A bug or an unexpected failure; the text is for the server log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -74,6 +78,12 @@ impl Error {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid(detail(code, message))
     }
+    pub fn policy_denied(code: &'static str, message: impl Into<String>) -> Self {
+        Self::PolicyDenied(detail(code, message))
+    }
+    pub fn upstream(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Upstream(detail(code, message))
+    }
     pub fn internal(message: impl std::fmt::Display) -> Self {
         Self::Internal(message.to_string())
     }
@@ -86,7 +96,8 @@ impl Error {
         | Self::NotFound(d)
         | Self::Conflict(d)
         | Self::Invalid(d)
-        | Self::PolicyDenied(d) = &mut self
+        | Self::PolicyDenied(d)
+        | Self::Upstream(d) = &mut self
         {
             d.hint = Some(hint.into());
         }
@@ -101,7 +112,8 @@ impl Error {
             | Self::NotFound(d)
             | Self::Conflict(d)
             | Self::Invalid(d)
-            | Self::PolicyDenied(d) => d.code.clone(),
+            | Self::PolicyDenied(d)
+            | Self::Upstream(d) => d.code.clone(),
             Self::MissingScope { .. } => "missing_scope".into(),
             Self::Unavailable(_) => "unavailable".into(),
             Self::Internal(_) => "internal".into(),
@@ -124,7 +136,8 @@ impl Error {
             | Self::NotFound(d)
             | Self::Conflict(d)
             | Self::Invalid(d)
-            | Self::PolicyDenied(d) => d.hint.clone(),
+            | Self::PolicyDenied(d)
+            | Self::Upstream(d) => d.hint.clone(),
             Self::MissingScope { scope } => Some(format!(
                 "use a key that carries `{scope}`: the operator can add it to the identity (`loft identity update ID --scopes ...`), which its primary key follows; extra keys keep the scopes they were minted with"
             )),

@@ -19,5 +19,6 @@ pub mod service;
 pub mod store;
 pub mod text;
 pub mod time;
+pub mod vault;
 
 pub use error::{Error, Result};

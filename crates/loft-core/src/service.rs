@@ -30,6 +30,13 @@ use crate::text;
 use crate::time::{Clock, Timestamp};
 use crate::{Error, Result};
 
+mod vault;
+
+pub use vault::{
+    BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, GetCredentialParams, InjectInput,
+    ListCredentialsParams, RotationReport, StoreCredentialRequest,
+};
+
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -312,6 +319,10 @@ pub struct Loft {
     mail_tick: watch::Sender<u64>,
     /// Set when the server is stopping: waits answer at once.
     stopping: watch::Sender<bool>,
+    /// The master keyring; `None` until [`Loft::with_vault`] (vault routes then refuse).
+    vault: Option<vault::VaultKeys>,
+    /// Outbound HTTP for brokered calls; `None` until [`Loft::with_broker`].
+    broker: Option<Arc<dyn crate::vault::HttpBroker>>,
 }
 
 impl Loft {
@@ -331,6 +342,8 @@ impl Loft {
             config,
             mail_tick: watch::channel(0).0,
             stopping: watch::channel(false).0,
+            vault: None,
+            broker: None,
         })
     }
 

@@ -25,6 +25,7 @@ use crate::mail::{
     Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary,
 };
 use crate::time::Timestamp;
+use crate::vault::{CredentialMeta, MasterKeyCheck, StoredCredential};
 
 #[derive(Debug, Clone, Default)]
 pub struct IdentityQuery {
@@ -137,4 +138,49 @@ pub trait Store: Send + Sync + 'static {
 
     /// The chain head pointer (`None` before the first row).
     async fn audit_head(&self) -> Result<Option<ChainHead>>;
+
+    // ----- vault ---------------------------------------------------------------------
+    //
+    // Every credential is scoped by its owner: another owner's credential behaves exactly
+    // like a missing one. Only sealed bytes and descriptive metadata reach the store.
+
+    /// The key-check values of every master key ever registered.
+    async fn vault_key_checks(&self) -> Result<Vec<MasterKeyCheck>>;
+
+    /// Registers a master key's check value and its audit row, unless a check for that key id
+    /// exists already (then nothing is written and `false` is returned).
+    async fn vault_register_key(&self, check: MasterKeyCheck, audit: AuditEntry) -> Result<bool>;
+
+    /// The distinct master key ids that wrap at least one credential.
+    async fn vault_key_ids_in_use(&self) -> Result<Vec<String>>;
+
+    /// Stores a new credential. `Conflict("credential_exists")` when the owner has one of
+    /// that name.
+    async fn vault_create(&self, credential: StoredCredential, audit: AuditEntry) -> Result<()>;
+
+    async fn vault_get(&self, owner: &IdentityId, name: &str) -> Result<Option<StoredCredential>>;
+
+    /// Metadata only, newest first; the cursor is a sequence number.
+    async fn vault_list(
+        &self,
+        owner: &IdentityId,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<StorePage<CredentialMeta>>;
+
+    /// Replaces the stored credential `(credential.owner, credential.meta.name)` if its version
+    /// is still `expected_version` (optimistic concurrency). `NotFound` when it does not exist,
+    /// `Conflict("version_conflict")` when someone changed it since it was read.
+    async fn vault_update(&self, credential: StoredCredential, expected_version: i64, audit: AuditEntry) -> Result<()>;
+
+    /// `NotFound` when the owner has no credential of that name.
+    async fn vault_delete(&self, owner: &IdentityId, name: &str, audit: AuditEntry) -> Result<()>;
+
+    /// Up to `limit` credentials (of any owner) wrapped under a key other than `current_key_id`.
+    async fn vault_stale(&self, current_key_id: &str, limit: u32) -> Result<Vec<StoredCredential>>;
+
+    /// Writes re-wrapped credentials, each only if its version is still the one paired with
+    /// it (others are skipped and picked up again), and the audit row, in one transaction.
+    /// Returns how many were written.
+    async fn vault_rewrap(&self, batch: Vec<(StoredCredential, i64)>, audit: AuditEntry) -> Result<u64>;
 }

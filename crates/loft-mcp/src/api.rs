@@ -1,4 +1,4 @@
-//! The mailbox operations the tools need, behind one small trait, so that the same tools serve
+//! The identity's operations the tools need (mail and vault), behind one small trait, so that the same tools serve
 //! both doors: [`LocalApi`] calls the use cases in this process (the HTTP endpoint inside
 //! `loft serve`), and [`crate::RestApi`] calls a server over REST (`loft mcp` on stdio).
 //!
@@ -12,11 +12,15 @@ use loft_core::Result;
 use loft_core::identity::WhoAmI;
 use loft_core::keys::ScopeSet;
 use loft_core::mail::{Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
-use loft_core::service::{Actor, ListMessagesParams, ListThreadsParams, Loft, Page, WaitParams, WaitResult};
+use loft_core::service::{
+    Actor, BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, ListCredentialsParams,
+    ListMessagesParams, ListThreadsParams, Loft, Page, StoreCredentialRequest, WaitParams, WaitResult,
+};
+use loft_core::vault::{CredentialMeta, TotpCode};
 
-/// One identity's view of Loft: what the MCP tools call.
+/// One identity's view of Loft (its mailbox and its vault): what the MCP tools call.
 #[async_trait]
-pub trait MailboxApi: Send + Sync {
+pub trait IdentityApi: Send + Sync {
     /// The scopes the caller's key carries now (they gate the tool list).
     async fn scopes(&self) -> Result<ScopeSet> {
         Ok(self.whoami().await?.scopes)
@@ -30,6 +34,17 @@ pub trait MailboxApi: Send + Sync {
     async fn list_threads(&self, params: ListThreadsParams) -> Result<Page<ThreadSummary>>;
     async fn get_thread(&self, thread_id: &str) -> Result<Thread>;
     async fn wait_for_mail(&self, params: WaitParams) -> Result<WaitResult>;
+
+    /// Stores a credential in the caller's vault; returns its metadata (never the secret).
+    async fn vault_store(&self, req: StoreCredentialRequest) -> Result<CredentialMeta>;
+    async fn vault_list(&self, params: ListCredentialsParams) -> Result<Page<CredentialMeta>>;
+    /// Metadata; with `reveal`, the plaintext secret fields (the use case requires `vault:reveal`).
+    async fn vault_get(&self, name: &str, reveal: bool) -> Result<CredentialView>;
+    async fn vault_delete(&self, name: &str) -> Result<()>;
+    async fn vault_totp(&self, name: &str) -> Result<TotpCode>;
+    async fn vault_totp_backup(&self, name: &str) -> Result<BackupCode>;
+    /// A request with the credential injected; the response comes back with secrets redacted.
+    async fn vault_http(&self, name: &str, req: BrokeredHttpRequest) -> Result<BrokeredHttpResponse>;
 }
 
 /// The use cases in this process, as one authenticated actor (one HTTP request at `/mcp`).
@@ -45,7 +60,7 @@ impl LocalApi {
 }
 
 #[async_trait]
-impl MailboxApi for LocalApi {
+impl IdentityApi for LocalApi {
     async fn scopes(&self) -> Result<ScopeSet> {
         Ok(self.actor.scopes())
     }
@@ -75,5 +90,27 @@ impl MailboxApi for LocalApi {
     }
     async fn wait_for_mail(&self, params: WaitParams) -> Result<WaitResult> {
         self.loft.wait_for_mail(&self.actor, params).await
+    }
+
+    async fn vault_store(&self, req: StoreCredentialRequest) -> Result<CredentialMeta> {
+        self.loft.vault_store(&self.actor, req).await
+    }
+    async fn vault_list(&self, params: ListCredentialsParams) -> Result<Page<CredentialMeta>> {
+        self.loft.vault_list(&self.actor, params).await
+    }
+    async fn vault_get(&self, name: &str, reveal: bool) -> Result<CredentialView> {
+        self.loft.vault_get(&self.actor, name, reveal).await
+    }
+    async fn vault_delete(&self, name: &str) -> Result<()> {
+        self.loft.vault_delete(&self.actor, name).await
+    }
+    async fn vault_totp(&self, name: &str) -> Result<TotpCode> {
+        self.loft.vault_totp(&self.actor, name).await
+    }
+    async fn vault_totp_backup(&self, name: &str) -> Result<BackupCode> {
+        self.loft.vault_totp_backup(&self.actor, name).await
+    }
+    async fn vault_http(&self, name: &str, req: BrokeredHttpRequest) -> Result<BrokeredHttpResponse> {
+        self.loft.vault_http(&self.actor, name, req).await
     }
 }

@@ -1,4 +1,4 @@
-//! [`RestApi`]: the mailbox operations over a Loft server's REST API, for `loft mcp` on stdio.
+//! [`RestApi`]: the identity's operations (mail and vault) over a Loft server's REST API, for `loft mcp` on stdio.
 //!
 //! The stdio server holds no database and no secrets of its own: every call goes to the server
 //! with the identity's key, through the shared typed client (`loft-client`), and the server
@@ -16,11 +16,15 @@ use loft_core::error::Detail;
 use loft_core::identity::WhoAmI;
 use loft_core::ids::{MessageId, ThreadId};
 use loft_core::mail::{Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
-use loft_core::service::{ListMessagesParams, ListThreadsParams, Page, WaitParams, WaitResult};
+use loft_core::service::{
+    BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, InjectInput, ListCredentialsParams,
+    ListMessagesParams, ListThreadsParams, Page, StoreCredentialRequest, WaitParams, WaitResult,
+};
+use loft_core::vault::{CredentialMeta, TotpCode};
 use loft_core::{Error, Result};
 use reqwest::StatusCode;
 
-use crate::api::MailboxApi;
+use crate::api::IdentityApi;
 
 /// Where `loft mcp` looks when `LOFT_URL` is not set.
 pub const DEFAULT_URL: &str = loft_client::DEFAULT_URL;
@@ -108,7 +112,7 @@ fn from_api(a: ApiError) -> Error {
 }
 
 #[async_trait]
-impl MailboxApi for RestApi {
+impl IdentityApi for RestApi {
     async fn whoami(&self) -> Result<WhoAmI> {
         self.call(api::whoami()).await
     }
@@ -216,6 +220,149 @@ impl MailboxApi for RestApi {
         }
         serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("unexpected answer to a wait: {e}")))
     }
+
+    async fn vault_store(&self, req: StoreCredentialRequest) -> Result<CredentialMeta> {
+        self.call(api::vault_put(&store_body(req)?)).await
+    }
+
+    async fn vault_list(&self, p: ListCredentialsParams) -> Result<Page<CredentialMeta>> {
+        self.call(api::vault_list(p.limit, p.cursor.as_deref())).await
+    }
+
+    async fn vault_get(&self, name: &str, reveal: bool) -> Result<CredentialView> {
+        self.call(api::vault_get(&credential_name(name)?, reveal)).await
+    }
+
+    async fn vault_delete(&self, name: &str) -> Result<()> {
+        // 204 No Content: there is no JSON to decode.
+        self.client
+            .call_bytes(api::vault_delete(&credential_name(name)?))
+            .await
+            .map_err(from_client)?;
+        Ok(())
+    }
+
+    async fn vault_totp(&self, name: &str) -> Result<TotpCode> {
+        self.call(api::vault_totp(&credential_name(name)?)).await
+    }
+
+    async fn vault_totp_backup(&self, name: &str) -> Result<BackupCode> {
+        self.call(api::vault_totp_backup(&credential_name(name)?)).await
+    }
+
+    async fn vault_http(&self, name: &str, req: BrokeredHttpRequest) -> Result<BrokeredHttpResponse> {
+        let mut body = serde_json::Map::new();
+        if let Some(m) = req.method {
+            body.insert("method".into(), m.into());
+        }
+        body.insert("url".into(), req.url.into());
+        if !req.headers.is_empty() {
+            body.insert(
+                "headers".into(),
+                serde_json::to_value(&req.headers).map_err(|e| encode_error(&e))?,
+            );
+        }
+        if let Some(b) = req.body {
+            body.insert("body".into(), b.into());
+        }
+        self.call(api::vault_http(
+            &credential_name(name)?,
+            &serde_json::Value::Object(body),
+        ))
+        .await
+    }
+}
+
+/// A credential name, checked before it goes into a URL path. A name that cannot exist is
+/// answered as the server answers an unknown one.
+fn credential_name(name: &str) -> Result<String> {
+    loft_core::vault::validate_name(name).map_err(|_| Error::not_found("credential"))
+}
+
+fn encode_error(e: &serde_json::Error) -> Error {
+    Error::internal(format!("encoding a vault request: {e}"))
+}
+
+/// The JSON body of `POST /v0/vault` for `req` (the core type is not `Serialize`, on purpose:
+/// it holds secrets). Only the fields given are sent, so the server applies its own defaults.
+/// The destructuring is exhaustive: a field added in core fails to compile here until it is sent.
+fn store_body(req: StoreCredentialRequest) -> Result<serde_json::Value> {
+    use serde_json::Value;
+    let StoreCredentialRequest {
+        name,
+        label,
+        kind,
+        value,
+        username,
+        url,
+        password,
+        secret,
+        otpauth_uri,
+        issuer,
+        account,
+        algorithm,
+        digits,
+        period,
+        backup_codes,
+        access_token,
+        refresh_token,
+        client_secret,
+        client_id,
+        private_key,
+        passphrase,
+        connection_string,
+        fields,
+        notes,
+        expires_at,
+        allowed_hosts,
+        inject,
+        replace,
+    } = req;
+    let inject = match inject {
+        None => None,
+        Some(InjectInput::Short(s)) => Some(Value::from(s)),
+        Some(InjectInput::Full(i)) => Some(serde_json::to_value(i).map_err(|e| encode_error(&e))?),
+    };
+    let fields = fields
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| encode_error(&e))?;
+    let entries: [(&str, Option<Value>); 28] = [
+        ("name", name.map(Value::from)),
+        ("label", label.map(Value::from)),
+        ("type", kind.map(Value::from)),
+        ("value", value.map(Value::from)),
+        ("username", username.map(Value::from)),
+        ("url", url.map(Value::from)),
+        ("password", password.map(Value::from)),
+        ("secret", secret.map(Value::from)),
+        ("otpauth_uri", otpauth_uri.map(Value::from)),
+        ("issuer", issuer.map(Value::from)),
+        ("account", account.map(Value::from)),
+        ("algorithm", algorithm.map(Value::from)),
+        ("digits", digits.map(Value::from)),
+        ("period", period.map(Value::from)),
+        ("backup_codes", backup_codes.map(Value::from)),
+        ("access_token", access_token.map(Value::from)),
+        ("refresh_token", refresh_token.map(Value::from)),
+        ("client_secret", client_secret.map(Value::from)),
+        ("client_id", client_id.map(Value::from)),
+        ("private_key", private_key.map(Value::from)),
+        ("passphrase", passphrase.map(Value::from)),
+        ("connection_string", connection_string.map(Value::from)),
+        ("fields", fields),
+        ("notes", notes.map(Value::from)),
+        ("expires_at", expires_at.map(Value::from)),
+        ("allowed_hosts", allowed_hosts.map(Value::from)),
+        ("inject", inject),
+        ("replace", replace.map(Value::from)),
+    ];
+    Ok(Value::Object(
+        entries
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -240,6 +387,23 @@ mod tests {
             hint: Some("h".into()),
             request_id: None,
         }
+    }
+
+    #[test]
+    fn a_store_request_sends_only_the_fields_given() {
+        let req = StoreCredentialRequest {
+            name: Some("crm".into()),
+            value: Some("v".into()),
+            allowed_hosts: Some(vec!["api.example.com".into()]),
+            inject: Some(InjectInput::Short("header:X-Api-Key".into())),
+            ..StoreCredentialRequest::default()
+        };
+        assert_eq!(
+            store_body(req).unwrap(),
+            serde_json::json!({"name": "crm", "value": "v", "allowed_hosts": ["api.example.com"], "inject": "header:X-Api-Key"})
+        );
+        assert_eq!(credential_name("../admin").unwrap_err().code(), "not_found");
+        assert_eq!(credential_name("crm").unwrap(), "crm");
     }
 
     #[test]

@@ -12,18 +12,18 @@ use std::sync::Arc;
 use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::api::MailboxApi;
+use crate::api::IdentityApi;
 use crate::rest::RestApi;
 use crate::server::{Caller, LoftMcp};
 
 /// Serves MCP on stdin/stdout as the identity behind `api`, until the client closes stdin.
-pub async fn serve_stdio(api: Arc<dyn MailboxApi>) -> std::io::Result<()> {
+pub async fn serve_stdio(api: Arc<dyn IdentityApi>) -> std::io::Result<()> {
     let (read, write) = rmcp::transport::stdio_pipes();
     serve_io(api, read, write).await
 }
 
 /// Serves MCP over any byte stream pair (newline-delimited JSON-RPC), as `api`'s identity.
-pub async fn serve_io<R, W>(api: Arc<dyn MailboxApi>, read: R, write: W) -> std::io::Result<()>
+pub async fn serve_io<R, W>(api: Arc<dyn IdentityApi>, read: R, write: W) -> std::io::Result<()>
 where
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,

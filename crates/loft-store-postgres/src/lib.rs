@@ -54,6 +54,7 @@ mod mail;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod vault;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -69,6 +70,7 @@ use loft_core::mail::{
 };
 use loft_core::store::{IdentityQuery, IdentityUpdate, Store};
 use loft_core::time::Timestamp;
+use loft_core::vault::{CredentialMeta, MasterKeyCheck, StoredCredential};
 use loft_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
@@ -354,5 +356,50 @@ impl Store for PostgresStore {
 
     async fn audit_head(&self) -> Result<Option<ChainHead>> {
         audit_log::head(&self.pool).await
+    }
+
+    async fn vault_key_checks(&self) -> Result<Vec<MasterKeyCheck>> {
+        vault::key_checks(&self.pool).await
+    }
+
+    async fn vault_register_key(&self, check: MasterKeyCheck, audit: AuditEntry) -> Result<bool> {
+        vault::register_key(&self.pool, &check, audit).await
+    }
+
+    async fn vault_key_ids_in_use(&self) -> Result<Vec<String>> {
+        vault::key_ids_in_use(&self.pool).await
+    }
+
+    async fn vault_create(&self, credential: StoredCredential, audit: AuditEntry) -> Result<()> {
+        vault::create(&self.pool, &credential, audit).await
+    }
+
+    async fn vault_get(&self, owner: &IdentityId, name: &str) -> Result<Option<StoredCredential>> {
+        vault::get(&self.pool, owner, name).await
+    }
+
+    async fn vault_list(
+        &self,
+        owner: &IdentityId,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<StorePage<CredentialMeta>> {
+        vault::list(&self.pool, owner, before_seq, limit).await
+    }
+
+    async fn vault_update(&self, credential: StoredCredential, expected_version: i64, audit: AuditEntry) -> Result<()> {
+        vault::update(&self.pool, &credential, expected_version, audit).await
+    }
+
+    async fn vault_delete(&self, owner: &IdentityId, name: &str, audit: AuditEntry) -> Result<()> {
+        vault::delete(&self.pool, owner, name, audit).await
+    }
+
+    async fn vault_stale(&self, current_key_id: &str, limit: u32) -> Result<Vec<StoredCredential>> {
+        vault::stale(&self.pool, current_key_id, limit).await
+    }
+
+    async fn vault_rewrap(&self, batch: Vec<(StoredCredential, i64)>, audit: AuditEntry) -> Result<u64> {
+        vault::rewrap(&self.pool, &batch, audit).await
     }
 }

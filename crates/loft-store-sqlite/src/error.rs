@@ -59,6 +59,7 @@ pub(crate) fn duplicate(e: &Error) -> Error {
         Error::Invalid(d) => Error::Invalid(d.clone()),
         Error::PolicyDenied(d) => Error::PolicyDenied(d.clone()),
         Error::Unavailable(m) => Error::Unavailable(m.clone()),
+        Error::Upstream(d) => Error::Upstream(d.clone()),
         Error::Internal(m) => Error::Internal(m.clone()),
     }
 }

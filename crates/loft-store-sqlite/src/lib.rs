@@ -39,6 +39,7 @@ mod error;
 mod identities;
 mod mail;
 mod rows;
+mod vault;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,7 @@ use loft_core::mail::{
 };
 use loft_core::store::{IdentityQuery, IdentityUpdate, Store};
 use loft_core::time::Timestamp;
+use loft_core::vault::{CredentialMeta, MasterKeyCheck, StoredCredential};
 use loft_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Sqlite, SqliteConnection, Transaction};
@@ -402,6 +404,65 @@ impl Store for SqliteStore {
         let mut tx = self.reading().await?;
         let out = audit::head(&mut tx).await;
         done(tx, out).await
+    }
+
+    async fn vault_key_checks(&self) -> Result<Vec<MasterKeyCheck>> {
+        let mut tx = self.reading().await?;
+        let out = vault::key_checks(&mut tx).await;
+        done(tx, out).await
+    }
+
+    async fn vault_register_key(&self, check: MasterKeyCheck, audit: AuditEntry) -> Result<bool> {
+        self.write(move |c| Box::pin(vault::register_key(c, check, audit)))
+            .await
+    }
+
+    async fn vault_key_ids_in_use(&self) -> Result<Vec<String>> {
+        let mut tx = self.reading().await?;
+        let out = vault::key_ids_in_use(&mut tx).await;
+        done(tx, out).await
+    }
+
+    async fn vault_create(&self, credential: StoredCredential, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(vault::create(c, credential, audit))).await
+    }
+
+    async fn vault_get(&self, owner: &IdentityId, name: &str) -> Result<Option<StoredCredential>> {
+        let mut tx = self.reading().await?;
+        let out = vault::get(&mut tx, owner, name).await;
+        done(tx, out).await
+    }
+
+    async fn vault_list(
+        &self,
+        owner: &IdentityId,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<StorePage<CredentialMeta>> {
+        let mut tx = self.reading().await?;
+        let out = vault::list(&mut tx, owner, before_seq, limit).await;
+        done(tx, out).await
+    }
+
+    async fn vault_update(&self, credential: StoredCredential, expected_version: i64, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(vault::update(c, credential, expected_version, audit)))
+            .await
+    }
+
+    async fn vault_delete(&self, owner: &IdentityId, name: &str, audit: AuditEntry) -> Result<()> {
+        let (owner, name) = (owner.clone(), name.to_owned());
+        self.write(move |c| Box::pin(async move { vault::delete(c, &owner, &name, audit).await }))
+            .await
+    }
+
+    async fn vault_stale(&self, current_key_id: &str, limit: u32) -> Result<Vec<StoredCredential>> {
+        let mut tx = self.reading().await?;
+        let out = vault::stale(&mut tx, current_key_id, limit).await;
+        done(tx, out).await
+    }
+
+    async fn vault_rewrap(&self, batch: Vec<(StoredCredential, i64)>, audit: AuditEntry) -> Result<u64> {
+        self.write(move |c| Box::pin(vault::rewrap(c, batch, audit))).await
     }
 }
 

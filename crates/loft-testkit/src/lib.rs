@@ -32,6 +32,7 @@ use loft_core::service::{
 };
 use loft_core::store::Store;
 use loft_core::time::{ManualClock, Timestamp};
+use loft_core::vault::{Keyring, MasterKey};
 use loft_core::{Error, Result};
 
 /// The mail domain of every test server.
@@ -47,6 +48,8 @@ pub struct TestLoft {
     pub operator_key: String,
     /// The clock every use case reads; advance it to expire keys.
     pub clock: Arc<ManualClock>,
+    /// The vault master keyring (a fresh random key per test).
+    pub keyring: Keyring,
 }
 
 /// A Loft on `store` with domain [`TEST_DOMAIN`], OS randomness, a manual clock at
@@ -54,10 +57,11 @@ pub struct TestLoft {
 pub fn test_loft(store: Arc<dyn Store>) -> TestLoft {
     let operator_key = OperatorKey::generate(&OsRandom);
     let clock = Arc::new(ManualClock::new(TEST_START));
-    build(store, operator_key, clock)
+    let keyring = Keyring::new(MasterKey::generate(&OsRandom), vec![]);
+    build(store, operator_key, clock, keyring)
 }
 
-fn build(store: Arc<dyn Store>, operator_key: String, clock: Arc<ManualClock>) -> TestLoft {
+fn build(store: Arc<dyn Store>, operator_key: String, clock: Arc<ManualClock>, keyring: Keyring) -> TestLoft {
     let loft = Loft::new(
         store,
         clock.clone(),
@@ -68,11 +72,13 @@ fn build(store: Arc<dyn Store>, operator_key: String, clock: Arc<ManualClock>) -
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         },
     )
-    .expect("the test configuration is valid");
+    .expect("the test configuration is valid")
+    .with_vault(keyring.clone(), None);
     TestLoft {
         loft: Arc::new(loft),
         operator_key,
         clock,
+        keyring,
     }
 }
 
@@ -92,7 +98,23 @@ impl TestLoft {
     /// Another node on a second store handle (say a second connection pool to the same
     /// database): same operator key, same clock, its own [`Loft`].
     pub fn another_node(&self, store: Arc<dyn Store>) -> TestLoft {
-        build(store, self.operator_key.clone(), self.clock.clone())
+        build(
+            store,
+            self.operator_key.clone(),
+            self.clock.clone(),
+            self.keyring.clone(),
+        )
+    }
+
+    /// The same store, operator key and clock, with another vault keyring (a node restarted
+    /// with other master keys).
+    pub fn with_keyring(&self, keyring: Keyring) -> TestLoft {
+        build(
+            self.store().clone(),
+            self.operator_key.clone(),
+            self.clock.clone(),
+            keyring,
+        )
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

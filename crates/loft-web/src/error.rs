@@ -10,6 +10,7 @@
 //! | `Conflict`          | 409    |                                         |
 //! | `Invalid`           | 422    | 400 for unparseable JSON (see extract)  |
 //! | `Unavailable`       | 503    | logged                                  |
+//! | `Upstream`          | 502    | a brokered request's remote host failed |
 //! | `Internal`          | 500    | logged; the client sees a generic text  |
 //!
 //! Every error body is `{"error": {"code", "message", "hint", "request_id"}}`.
@@ -73,6 +74,7 @@ impl From<Error> for ApiError {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Upstream(_) => StatusCode::BAD_GATEWAY,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let request_id = crate::current_request_id();

@@ -67,6 +67,7 @@ pub struct AppState {
         (name = "keys", description = "API keys: mint, rotate, revoke"),
         (name = "mail", description = "Mailboxes, sending, replies, threads"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "vault", description = "Per-identity encrypted credentials, TOTP, brokered HTTP"),
         (name = "meta", description = "Health and this document"),
     )
 )]
@@ -96,6 +97,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::keys::router())
         .merge(routes::mail::router())
         .merge(routes::audit::router())
+        .merge(routes::vault::router())
 }
 
 /// The OpenAPI document of the whole API.

@@ -16,11 +16,6 @@
 //! 127.0.0.1 (plus the PostgreSQL server the caller names). This module must not reach into the
 //! store or core: it sees Loft only through the REST API, like any agent.
 
-#![allow(
-    clippy::doc_markdown,
-    reason = "SQLite and PostgreSQL are product names in prose, not code"
-)]
-
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -449,33 +444,25 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
 async fn phases(args: &BenchArgs, base: &str, admin_key: &str) -> Result<Results, String> {
     let operator = client()?;
     let max_agents = args.agents.iter().copied().max().unwrap_or(1) as usize;
-    // At least two: the delivery test needs a sender and a recipient, and a lone agent in the
-    // throughput runs still needs someone else to write to.
-    let n_identities = max_agents.max(2);
-    progress(&format!("creating {n_identities} identities"));
-    let mut agents = Vec::with_capacity(n_identities);
-    for i in 0..n_identities {
-        let created: CreatedIdentity = call(
-            operator
-                .post(format!("{base}/identities"))
-                .bearer_auth(admin_key)
-                .json(&json!({ "name": format!("bench-agent-{i}") })),
-            StatusCode::CREATED,
-            "POST /v0/identities",
-        )
-        .await?;
-        agents.push(Agent {
-            client: client()?,
-            key: created.api_key,
-            address: created.address,
-        });
+    // The delivery pair has identities of its own, so that the mailboxes it fills do not weigh
+    // on the throughput runs. Those have at least two agents, so that a lone agent still has
+    // someone else to write to.
+    let n_agents = max_agents.max(2);
+    progress(&format!("creating {} identities", n_agents + 2));
+    let mut created = Vec::with_capacity(n_agents + 2);
+    for name in ["bench-sender".to_owned(), "bench-recipient".to_owned()]
+        .into_iter()
+        .chain((0..n_agents).map(|i| format!("bench-agent-{i}")))
+    {
+        created.push(create_agent(&operator, base, admin_key, &name).await?);
     }
     // Open each agent's connection before anything is timed.
-    for a in &agents {
+    for a in &created {
         call::<ListPage>(list_req(base, a, 1), StatusCode::OK, "GET /v0/messages").await?;
     }
-
-    let delivery = delivery(args, base, &agents[0], &agents[1]).await?;
+    let agents = created.split_off(2);
+    let delivery = delivery(args, base, &created[0], &created[1]).await?;
+    drop(created);
 
     let agents = Arc::new(agents);
     let window = Duration::from_secs(args.seconds);
@@ -510,6 +497,23 @@ async fn phases(args: &BenchArgs, base: &str, admin_key: &str) -> Result<Results
     })
 }
 
+async fn create_agent(operator: &Client, base: &str, admin_key: &str, name: &str) -> Result<Agent, String> {
+    let created: CreatedIdentity = call(
+        operator
+            .post(format!("{base}/identities"))
+            .bearer_auth(admin_key)
+            .json(&json!({ "name": name })),
+        StatusCode::CREATED,
+        "POST /v0/identities",
+    )
+    .await?;
+    Ok(Agent {
+        client: client()?,
+        key: created.api_key,
+        address: created.address,
+    })
+}
+
 fn progress(what: &str) {
     eprintln!("loft bench: {what} ...");
 }
@@ -526,6 +530,8 @@ struct Delivery {
     first_list_hits: u32,
     /// Most lists any sample needed.
     max_polls: u32,
+    /// CPU time of this process (client and Loft server) per sample: one send plus its lists.
+    cpu_per_sample: Option<Duration>,
 }
 
 async fn delivery(args: &BenchArgs, base: &str, a: &Agent, b: &Agent) -> Result<Delivery, String> {
@@ -537,7 +543,11 @@ async fn delivery(args: &BenchArgs, base: &str, a: &Agent, b: &Agent) -> Result<
     let mut send_lat = Vec::with_capacity(args.samples as usize);
     let mut first_list_hits = 0;
     let mut max_polls = 0;
+    let mut cpu_start = None;
     for i in 0..args.warmup + args.samples {
+        if i == args.warmup {
+            cpu_start = process_cpu();
+        }
         let subject = format!("delivery {i}");
         let t0 = Instant::now();
         let sent: Sent = call(
@@ -569,7 +579,9 @@ async fn delivery(args: &BenchArgs, base: &str, a: &Agent, b: &Agent) -> Result<
             max_polls = max_polls.max(polls);
         }
     }
+    let cpu_per_sample = per_op(cpu_start, process_cpu(), seen_lat.len());
     Ok(Delivery {
+        cpu_per_sample,
         delivered: Stats::of(&mut seen_lat),
         send: Stats::of(&mut send_lat),
         first_list_hits,
@@ -592,6 +604,8 @@ struct Run {
     ops: usize,
     elapsed: Duration,
     latency: Stats,
+    /// CPU time of this process (client and Loft server, not PostgreSQL) per request.
+    cpu_per_op: Option<Duration>,
 }
 
 impl Run {
@@ -606,6 +620,7 @@ async fn throughput(op: Op, n: usize, agents: &Arc<Vec<Agent>>, base: &str, wind
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let deadline = start + window;
     let mut tasks = tokio::task::JoinSet::new();
+    let cpu_start = process_cpu();
     for me in 0..n {
         let agents = agents.clone();
         let base = base.to_owned();
@@ -619,7 +634,7 @@ async fn throughput(op: Op, n: usize, agents: &Arc<Vec<Agent>>, base: &str, wind
                 let t0 = Instant::now();
                 match op {
                     Op::Send => {
-                        // A random other identity (all of them, not only the active ones).
+                        // A random other agent (of all of them, not only the active ones).
                         let mut to = rng.below(agents.len() - 1);
                         if to >= me {
                             to += 1;
@@ -648,12 +663,34 @@ async fn throughput(op: Op, n: usize, agents: &Arc<Vec<Agent>>, base: &str, wind
         end = end.max(finished);
     }
     let ops = all.len();
+    let cpu_per_op = per_op(cpu_start, process_cpu(), ops);
     Ok(Run {
         agents: n as u32,
         ops,
+        cpu_per_op,
         elapsed: end - start,
         latency: Stats::of(&mut all),
     })
+}
+
+/// CPU time (user + system, all threads) this process has used so far, from `/proc/self/stat`
+/// (Linux; `None` elsewhere). Unlike latency, it barely moves when other work shares the
+/// machine, so it says what a request costs rather than how long it waited.
+fn process_cpu() -> Option<Duration> {
+    // USER_HZ, the unit of these fields, is 100 on every Linux architecture Loft targets.
+    const TICKS_PER_SEC: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start with field 3, `state`.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / TICKS_PER_SEC))
+}
+
+fn per_op(start: Option<Duration>, end: Option<Duration>, ops: usize) -> Option<Duration> {
+    let used = end?.checked_sub(start?)?;
+    (ops > 0).then(|| used / ops as u32)
 }
 
 /// A tiny deterministic generator for picking recipients (not for anything secret).
@@ -839,17 +876,18 @@ fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &Resu
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| measurement                        | agents | requests |    per s |  p50 ms |  p90 ms |  p99 ms |  max ms |"
+        "| measurement                        | agents | requests |    per s |  p50 ms |  p90 ms |  p99 ms |  max ms | cpu ms/req |"
     );
     let _ = writeln!(
         out,
-        "|------------------------------------|-------:|---------:|---------:|--------:|--------:|--------:|--------:|"
+        "|------------------------------------|-------:|---------:|---------:|--------:|--------:|--------:|--------:|-----------:|"
     );
-    let row = |out: &mut String, what: &str, agents: u32, s: &Stats, rate: Option<f64>| {
+    let row = |out: &mut String, what: &str, agents: u32, s: &Stats, rate: Option<f64>, cpu: Option<Duration>| {
         let rate = rate.map_or_else(|| "-".to_owned(), |r| format!("{r:.1}"));
+        let cpu = cpu.map_or_else(|| "-".to_owned(), ms);
         let _ = writeln!(
             out,
-            "| {what:<34} | {agents:>6} | {:>8} | {rate:>8} | {:>7} | {:>7} | {:>7} | {:>7} |",
+            "| {what:<34} | {agents:>6} | {:>8} | {rate:>8} | {:>7} | {:>7} | {:>7} | {:>7} | {cpu:>10} |",
             s.n,
             ms(s.p50),
             ms(s.p90),
@@ -857,8 +895,15 @@ fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &Resu
             ms(s.max)
         );
     };
-    row(&mut out, "delivery: send start → in inbox", 1, &d.delivered, None);
-    row(&mut out, "delivery: the send call alone", 1, &d.send, None);
+    row(
+        &mut out,
+        "delivery: send start → in inbox",
+        1,
+        &d.delivered,
+        None,
+        d.cpu_per_sample,
+    );
+    row(&mut out, "delivery: the send call alone", 1, &d.send, None, None);
     for run in &r.sends {
         row(
             &mut out,
@@ -866,6 +911,7 @@ fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &Resu
             run.agents,
             &run.latency,
             Some(run.per_second()),
+            run.cpu_per_op,
         );
     }
     for run in &r.lists {
@@ -875,6 +921,7 @@ fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &Resu
             run.agents,
             &run.latency,
             Some(run.per_second()),
+            run.cpu_per_op,
         );
     }
     let _ = writeln!(out);
@@ -886,9 +933,20 @@ fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &Resu
     );
     let _ = writeln!(
         out,
-        "throughput: {} s per run; each agent sends to a random other identity (of {}), or lists its own inbox",
+        "throughput: {} s per run; each agent sends to a random other agent (of {}), or lists its own inbox; \
+         the delivery pair has identities of its own",
         args.seconds,
         args.agents.iter().copied().max().unwrap_or(1).max(2)
+    );
+    let _ = writeln!(
+        out,
+        "cpu ms/req: CPU time of this process (client and Loft server{}) per request, in 10 ms ticks: \
+         what a request costs, where latency also counts waiting",
+        if target.backend == "postgres" {
+            "; PostgreSQL's own processes not included"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
@@ -919,6 +977,7 @@ fn runs_json(runs: &[Run]) -> serde_json::Value {
                 "seconds": (r.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
                 "per_second": (r.per_second() * 10.0).round() / 10.0,
                 "latency": stats_json(&r.latency),
+                "cpu_ms_per_request": r.cpu_per_op.map(ms_json),
             })
         })
         .collect()
@@ -937,6 +996,7 @@ fn to_json(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &Re
             "delivered": stats_json(&r.delivery.delivered),
             "send": stats_json(&r.delivery.send),
             "first_list_hits": r.delivery.first_list_hits,
+            "cpu_ms_per_sample": r.delivery.cpu_per_sample.map(ms_json),
             "max_lists": r.delivery.max_polls,
         },
         "throughput": {
@@ -1000,6 +1060,30 @@ mod tests {
             "postgres://u:p@h/x?sslmode=disable"
         );
         assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_cpu_is_read_and_grows() {
+        let before = process_cpu().expect("/proc/self/stat is readable");
+        // Spin until a clock tick (10 ms of CPU) is counted; on a busy machine that may take a
+        // while in wall time, so the bound is generous.
+        let t = Instant::now();
+        let mut after = before;
+        let mut x = 0u64;
+        while after <= before && t.elapsed() < Duration::from_secs(10) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            after = process_cpu().expect("/proc/self/stat is readable");
+        }
+        assert!(after > before, "{before:?} -> {after:?}");
+        assert_eq!(per_op(Some(before), Some(after), 0), None);
+        let ten_ms_later = before + Duration::from_millis(10);
+        assert_eq!(
+            per_op(Some(before), Some(ten_ms_later), 5),
+            Some(Duration::from_millis(2))
+        );
     }
 
     #[test]

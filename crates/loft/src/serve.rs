@@ -14,6 +14,7 @@ use loft_core::random::OsRandom;
 use loft_core::service::{Loft, LoftConfig};
 use loft_core::store::Store;
 use loft_core::time::SystemClock;
+use loft_core::vault::{KeySource, Keyring, MasterKey};
 use loft_mcp::{AllowedHosts, McpHttpSettings};
 use loft_web::{AppState, WebConfig};
 
@@ -170,6 +171,92 @@ fn operator_key(data_dir: &Path, given: Option<&str>) -> Result<OperatorKey, Str
     }
 }
 
+/// The vault's master keys: `LOFT_MASTER_KEY` (base64 or hex of 32 bytes) or the first line
+/// of `LOFT_MASTER_KEY_FILE`, with `LOFT_MASTER_KEY_PREVIOUS` (comma-separated) still able to
+/// open rows not yet re-wrapped; else the data dir's `vault.keys` (current key first, previous
+/// ones after), generated owner-only on first start. Only the data-dir file is a [`KeySource`]:
+/// rotation then generates and stores the new key itself.
+fn master_keys(data_dir: &Path) -> Result<(Keyring, Option<Arc<dyn KeySource>>), String> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let previous = match env("LOFT_MASTER_KEY_PREVIOUS") {
+        Some(list) => list
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| MasterKey::parse(k).map_err(|e| format!("LOFT_MASTER_KEY_PREVIOUS: {e}")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    if let Some(k) = env("LOFT_MASTER_KEY") {
+        let current = MasterKey::parse(&k).map_err(|e| format!("LOFT_MASTER_KEY: {e}"))?;
+        return Ok((Keyring::new(current, previous), None));
+    }
+    if let Some(path) = env("LOFT_MASTER_KEY_FILE") {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("LOFT_MASTER_KEY_FILE {path}: {e}"))?;
+        let mut keys = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| MasterKey::parse(l).map_err(|e| format!("LOFT_MASTER_KEY_FILE {path}: {e}")));
+        let current = keys
+            .next()
+            .ok_or_else(|| format!("LOFT_MASTER_KEY_FILE {path}: the file holds no key"))??;
+        let mut prev = keys.collect::<Result<Vec<_>, _>>()?;
+        prev.extend(previous);
+        return Ok((Keyring::new(current, prev), None));
+    }
+    let file = KeyFile(data_dir.join("vault.keys"));
+    match std::fs::read_to_string(&file.0) {
+        Ok(text) => {
+            let mut keys = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| MasterKey::parse(l).map_err(|e| format!("{}: {e}", file.0.display())));
+            let current = keys
+                .next()
+                .ok_or_else(|| format!("{}: the file holds no key", file.0.display()))??;
+            let mut prev = keys.collect::<Result<Vec<_>, _>>()?;
+            prev.extend(previous);
+            Ok((Keyring::new(current, prev), Some(Arc::new(file))))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let ring = Keyring::new(MasterKey::generate(&OsRandom), previous);
+            file.store(&ring).map_err(|e| e.to_string())?;
+            println!("vault master key: generated, stored owner-only in {}", file.0.display());
+            Ok((ring, Some(Arc::new(file))))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", file.0.display())),
+    }
+}
+
+/// The data dir's key file: one base64 key per line, the current one first.
+struct KeyFile(PathBuf);
+
+impl KeySource for KeyFile {
+    fn store(&self, keyring: &Keyring) -> loft_core::Result<()> {
+        use secrecy::ExposeSecret as _;
+        let mut text = String::new();
+        for k in keyring.keys() {
+            text.push_str(k.to_base64().expose_secret());
+            text.push('\n');
+        }
+        let tmp = self.0.with_extension("keys.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let fail = |e: std::io::Error| loft_core::Error::internal(format!("writing {}: {e}", self.0.display()));
+        let mut f = opts.open(&tmp).map_err(fail)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(fail)?;
+        std::fs::rename(&tmp, &self.0).map_err(fail)?;
+        Ok(())
+    }
+}
+
 async fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
     let backend = match &args.database_url {
         Some(url) => backend_from_url(url).map_err(|e| format!("--database-url: {e}"))?,
@@ -222,6 +309,14 @@ pub async fn app_with_mcp(
         },
     )
     .map_err(|e| format!("--domain: {e}"))?;
+    let (keyring, source) = master_keys(&args.data_dir)?;
+    let broker = loft_broker::ReqwestBroker::new().map_err(|e| format!("brokered HTTP: {e}"))?;
+    let loft = loft.with_vault(keyring, source).with_broker(Arc::new(broker));
+    let held = loft.verify_vault_keys().await.map_err(|e| match e.hint() {
+        Some(h) => format!("vault: {e} ({h})"),
+        None => format!("vault: {e}"),
+    })?;
+    println!("vault master key: {}", held.first().map_or("", String::as_str));
     let loft = Arc::new(loft);
     let state = AppState {
         loft: loft.clone(),
@@ -255,6 +350,13 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
     std::io::Write::flush(&mut std::io::stdout()).ok();
     tracing::info!(%addr, backend = store.backend(), "loft serve started");
 
+    // No Nagle delay: responses (SSE ones for /mcp especially) go out in several writes, and
+    // waiting for the client's delayed ACK added ~40 ms to every MCP call.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -416,3 +416,191 @@ fn sigterm_shuts_down_gracefully() {
         "{answer}"
     );
 }
+
+/// The vault through the real binary and CLI: put (secret on stdin), list, get, reveal refused
+/// and granted, TOTP, backup codes, rotation of the data-dir master key, a restart with a wrong
+/// key refused; and the marker secret appears nowhere: not in the SQLite file or its WAL, not in
+/// the server's debug log, not in any CLI output but the explicit reveal.
+#[test]
+fn vault_scenario_leaves_no_plaintext() {
+    const MARKER: &str = "e2e-vault-marker-c0ffee42d00d";
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--domain", "agents.e2e"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("LOFT_ADMIN_KEY", ADMIN)
+        .env_remove("LOFT_DATABASE_URL")
+        .env_remove("LOFT_MASTER_KEY")
+        .env_remove("LOFT_MASTER_KEY_FILE")
+        .env_remove("LOFT_MASTER_KEY_PREVIOUS")
+        .env("LOFT_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log));
+    let server = spawn_server(cmd);
+    let key_file = dir.path().join("vault.keys");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the generated master key file must be owner-only");
+    }
+
+    let agent = ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    let key = agent["api_key"].as_str().unwrap();
+    let id = agent["id"].as_str().unwrap();
+    let mut outputs = String::new();
+    let mut record = |o: &Output| {
+        outputs.push_str(&String::from_utf8_lossy(&o.stdout));
+        outputs.push_str(&String::from_utf8_lossy(&o.stderr));
+    };
+
+    let put = cli_stdin(
+        &server,
+        Some(key),
+        &[
+            "vault",
+            "put",
+            "crm",
+            "--allowed-hosts",
+            "127.0.0.1",
+            "--meta",
+            "url=https://crm.test",
+        ],
+        MARKER,
+    );
+    record(&put);
+    assert!(ok_text(&put).contains("stored crm"));
+    let totp_uri = "otpauth://totp/ACME:agent?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ACME";
+    let put = cli_stdin(&server, Some(key), &["vault", "put", "otp", "--type", "totp"], totp_uri);
+    record(&put);
+    ok_text(&put);
+    let list = cli(&server, Some(key), &["vault", "list", "--json"]);
+    record(&list);
+    assert_eq!(ok_json(&list)["items"].as_array().unwrap().len(), 2);
+    let human = cli(&server, Some(key), &["vault", "list"]);
+    record(&human);
+    assert!(ok_text(&human).contains("crm"));
+    let get = cli(&server, Some(key), &["vault", "get", "crm"]);
+    record(&get);
+    assert!(ok_text(&get).contains("https://crm.test"));
+    let refused = cli(&server, Some(key), &["vault", "get", "crm", "--reveal"]);
+    record(&refused);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("vault:reveal"));
+    let code = cli(&server, Some(key), &["vault", "totp", "otp"]);
+    record(&code);
+    let code = ok_text(&code);
+    assert_eq!(code.trim().len(), 6, "{code}");
+    let other = cli(&server, Some(key), &["vault", "totp", "nope"]);
+    record(&other);
+    assert!(!other.status.success());
+
+    // Rotation: the server generates a new key into the data dir and re-wraps everything.
+    let rot = ok_json(&cli(&server, None, &["vault", "rotate-master-key", "--json"]));
+    assert_eq!(rot["generated"], true);
+    assert_eq!(rot["rewrapped"], 2);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap().lines().count(), 2);
+
+    // The operator grants reveal; the plaintext comes back only there.
+    ok_text(&cli(
+        &server,
+        None,
+        &[
+            "identity",
+            "update",
+            id,
+            "--scopes",
+            "mail:read,vault:read,vault:write,vault:reveal",
+        ],
+    ));
+    let revealed = ok_text(&cli(&server, Some(key), &["vault", "get", "crm", "--reveal"]));
+    assert!(revealed.contains(MARKER), "{revealed}");
+    let rm = cli(&server, Some(key), &["vault", "rm", "otp"]);
+    record(&rm);
+    ok_text(&rm);
+
+    assert!(!outputs.contains(MARKER), "a CLI output holds the secret: {outputs}");
+    let scan = |path: &Path| {
+        if let Ok(bytes) = std::fs::read(path) {
+            assert!(
+                !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+                "{} holds the plaintext secret",
+                path.display()
+            );
+        }
+    };
+    let db = dir.path().join("loft.db");
+    assert!(db.exists());
+    scan(&db);
+    scan(&dir.path().join("loft.db-wal"));
+    drop(server);
+    scan(&db);
+    scan(&dir.path().join("loft.db-wal"));
+    let log_text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log_text.contains("DEBUG") || log_text.contains("debug"),
+        "debug logging was not on"
+    );
+    assert!(!log_text.contains(MARKER), "the server log holds the secret");
+
+    // A restart with another master key is refused, naming the key ids the database needs.
+    let out = Command::new(BIN)
+        .args(["serve", "--http", "127.0.0.1:0", "--domain", "agents.e2e"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("LOFT_ADMIN_KEY", ADMIN)
+        .env_remove("LOFT_DATABASE_URL")
+        .env("LOFT_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("master key") && err.contains(rot["current_key_id"].as_str().unwrap()),
+        "{err}"
+    );
+}
+
+fn spawn_server(mut cmd: Command) -> Server {
+    let mut server = Server {
+        child: cmd.spawn().unwrap(),
+        url: String::new(),
+        stdout_lines: Vec::new(),
+    };
+    let stdout = server.child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(url) = line.strip_prefix("HTTP API listening on ") {
+            url.trim().clone_into(&mut server.url);
+            std::thread::spawn(move || for _ in lines.by_ref() {});
+            return server;
+        }
+        server.stdout_lines.push(line);
+    }
+    panic!("loft serve did not start: {:?}", server.stdout_lines);
+}
+
+fn cli_stdin(server: &Server, api_key: Option<&str>, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("LOFT_URL", &server.url)
+        .env("LOFT_ADMIN_KEY", ADMIN)
+        .env_remove("LOFT_API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(k) = api_key {
+        cmd.env("LOFT_API_KEY", k);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}

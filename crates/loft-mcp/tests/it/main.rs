@@ -7,6 +7,7 @@
 mod http;
 mod rest;
 mod tools;
+mod vault;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use loft_core::keys::OperatorKey;
 use loft_core::random::OsRandom;
 use loft_core::service::{Actor, CreateIdentityRequest, Loft, LoftConfig, RequestContext};
 use loft_core::time::SystemClock;
-use loft_mcp::{AllowedHosts, LocalApi, MailboxApi, McpHttpSettings};
+use loft_core::vault::{Keyring, MasterKey};
+use loft_mcp::{AllowedHosts, IdentityApi, LocalApi, McpHttpSettings};
 use loft_web::{AppState, WebConfig};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
@@ -31,6 +33,7 @@ pub struct World {
 }
 
 pub struct Agent {
+    pub id: String,
     pub key: String,
     pub address: String,
 }
@@ -54,7 +57,10 @@ impl World {
                 max_body_bytes: 64 * 1024,
             },
         )
-        .unwrap();
+        .unwrap()
+        .with_vault(Keyring::new(MasterKey::generate(&OsRandom), vec![]), None)
+        .with_broker(Arc::new(loft_broker::ReqwestBroker::new().unwrap()));
+        loft.verify_vault_keys().await.unwrap();
         Self {
             loft: Arc::new(loft),
             admin,
@@ -79,6 +85,7 @@ impl World {
         };
         let created = self.loft.create_identity(&operator, req).await.unwrap();
         Agent {
+            id: created.identity.id.to_string(),
             key: created.api_key,
             address: created.identity.address.to_string(),
         }
@@ -86,7 +93,7 @@ impl World {
 
     /// An MCP client talking, in process, to a server acting as `key`'s identity.
     pub async fn local_client(&self, key: &str) -> Client {
-        let api: Arc<dyn MailboxApi> = Arc::new(LocalApi::new(self.loft.clone(), self.actor(key).await));
+        let api: Arc<dyn IdentityApi> = Arc::new(LocalApi::new(self.loft.clone(), self.actor(key).await));
         client_for(api).await
     }
 
@@ -116,8 +123,26 @@ impl World {
     }
 }
 
+/// Sets an identity's scopes as the operator does, with `PATCH /v0/identities/{id}` on the
+/// server at `base`.
+pub async fn set_scopes(base: &str, admin: &str, identity_id: &str, scopes: &[&str]) {
+    let res = reqwest::Client::new()
+        .patch(format!("{base}/v0/identities/{identity_id}"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({ "scopes": scopes }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        res.text().await.unwrap_or_default()
+    );
+}
+
 /// An rmcp client connected over an in-memory duplex pipe to `loft_mcp::serve_io(api)`.
-pub async fn client_for(api: Arc<dyn MailboxApi>) -> Client {
+pub async fn client_for(api: Arc<dyn IdentityApi>) -> Client {
     let (server_end, client_end) = tokio::io::duplex(64 * 1024);
     let (read, write) = tokio::io::split(server_end);
     tokio::spawn(async move {

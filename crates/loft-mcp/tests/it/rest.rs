@@ -3,13 +3,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use loft_mcp::{MailboxApi, RestApi};
+use loft_mcp::{IdentityApi, RestApi};
 use serde_json::json;
 
 use crate::{World, body, call, client_for, error_code, ok, tool_names};
 
 async fn rest_client(base: &str, key: &str) -> crate::Client {
-    let api: Arc<dyn MailboxApi> = Arc::new(RestApi::new(base, key).unwrap());
+    let api: Arc<dyn IdentityApi> = Arc::new(RestApi::new(base, key).unwrap());
     client_for(api).await
 }
 
@@ -26,7 +26,7 @@ async fn tools_over_rest_match_the_local_ones() {
         ok(&call(&ca, "identity_whoami", json!({})).await)["address"],
         alice.address
     );
-    assert_eq!(tool_names(&ca).await.len(), 9);
+    assert_eq!(tool_names(&ca).await.len(), 15);
     let names = tool_names(&cr).await;
     assert!(
         !names.contains(&"mail_send".to_owned()) && names.contains(&"mail_list_messages".to_owned()),

@@ -28,7 +28,13 @@ async fn initialize_names_the_server_and_offers_tools() {
             "mail_list_threads",
             "mail_get_thread",
             "mail_update_labels",
-            "mail_wait"
+            "mail_wait",
+            "vault_list",
+            "vault_store",
+            "vault_totp",
+            "vault_totp_backup",
+            "vault_http_request",
+            "vault_delete"
         ]
     );
     for t in &tools {

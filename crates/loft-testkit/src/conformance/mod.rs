@@ -32,6 +32,7 @@ mod identities;
 mod keys;
 mod mail;
 mod store;
+mod vault;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +46,7 @@ pub use identities::*;
 pub use keys::*;
 pub use mail::*;
 pub use store::*;
+pub use vault::*;
 
 /// What a fixture hands the suite: a fresh store, and what to do when the case is over.
 pub type Fixture = Option<(Arc<dyn Store>, Cleanup)>;
@@ -162,6 +164,13 @@ macro_rules! conformance_tests {
             audit_append_round_trip_and_filters,
             audit_pagination,
             audit_concurrent_sends,
+            vault_store_list_get_update_delete,
+            vault_isolation,
+            vault_reveal_needs_scope,
+            vault_totp_codes,
+            vault_backup_codes_are_popped_atomically,
+            vault_tampered_rows_fail,
+            vault_key_check_and_rotation,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {

@@ -6,6 +6,7 @@ pub mod identities;
 pub mod keys;
 pub mod mail;
 pub mod meta;
+pub mod vault;
 
 use axum::Json;
 use axum::http::StatusCode;

@@ -8,6 +8,7 @@ mod identities;
 mod keys;
 mod mail;
 mod protocol;
+mod vault;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use loft_core::keys::OperatorKey;
 use loft_core::random::OsRandom;
 use loft_core::service::{Loft, LoftConfig};
 use loft_core::time::SystemClock;
+use loft_core::vault::{Keyring, MasterKey};
 use loft_web::{AppState, WebConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -63,7 +65,9 @@ impl App {
                 max_body_bytes: max_request_bytes,
             },
         )
-        .unwrap();
+        .unwrap()
+        .with_vault(Keyring::new(MasterKey::generate(&OsRandom), vec![]), None)
+        .with_broker(Arc::new(loft_broker::ReqwestBroker::new().unwrap()));
         let state = AppState {
             loft: Arc::new(loft),
             config: Arc::new(WebConfig { max_request_bytes }),

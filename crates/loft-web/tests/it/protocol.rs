@@ -54,6 +54,15 @@ async fn openapi_document_covers_every_route() {
         ("/v0/audit/export", "get"),
         ("/v0/audit/head", "get"),
         ("/v0/audit/verify", "get"),
+        ("/v0/vault", "post"),
+        ("/v0/vault", "get"),
+        ("/v0/vault/{name}", "get"),
+        ("/v0/vault/{name}", "patch"),
+        ("/v0/vault/{name}", "delete"),
+        ("/v0/vault/{name}/totp", "get"),
+        ("/v0/vault/{name}/totp/backup", "post"),
+        ("/v0/vault/{name}/http", "post"),
+        ("/v0/vault/rotate-master-key", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -18,6 +18,7 @@ mod format;
 mod identity;
 mod key;
 mod mail;
+mod vault;
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
@@ -46,6 +47,9 @@ pub enum ClientCommand {
     /// List, export and verify the hash-chained audit log.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Audit(audit::AuditArgs),
+    /// Store, list, read and delete credentials; TOTP codes; rotate the master key.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Vault(vault::VaultArgs),
 }
 
 const GLOBAL: &str = "Connection and output (every client command)";
@@ -354,6 +358,7 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
         ClientCommand::Whoami(a) => whoami(a).await,
         ClientCommand::Mail(a) => mail::run(a).await,
         ClientCommand::Audit(a) => audit::run(a).await,
+        ClientCommand::Vault(a) => vault::run(a).await,
     };
     match result {
         Ok(code) => code,

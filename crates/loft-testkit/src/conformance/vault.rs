@@ -1,0 +1,380 @@
+//! The credential vault: storing and listing, isolation between identities, reveal and its
+//! scope, TOTP codes, atomic backup codes, tampering, key checks and master key rotation.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use loft_core::Error;
+use loft_core::audit::Outcome;
+use loft_core::random::OsRandom;
+use loft_core::service::{ListCredentialsParams, StoreCredentialRequest};
+use loft_core::store::Store;
+use loft_core::vault::{Keyring, MasterKey};
+
+use crate::{TestLoft, expect_err, test_loft};
+
+fn api_key(name: &str, value: &str) -> StoreCredentialRequest {
+    StoreCredentialRequest {
+        label: Some(name.into()),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn totp(name: &str, codes: usize) -> StoreCredentialRequest {
+    StoreCredentialRequest {
+        name: Some(name.into()),
+        kind: Some("totp".into()),
+        // RFC 6238's SHA-1 seed, "12345678901234567890".
+        secret: Some("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".into()),
+        digits: Some(8),
+        issuer: Some("ACME".into()),
+        backup_codes: Some((0..codes).map(|i| format!("backup-{i:04}")).collect()),
+        ..Default::default()
+    }
+}
+
+async fn actions(t: &TestLoft) -> Vec<(String, Outcome)> {
+    t.audit_rows()
+        .await
+        .into_iter()
+        .filter(|r| r.entry.action.starts_with("vault."))
+        .map(|r| (r.entry.action, r.entry.outcome))
+        .collect()
+}
+
+/// Store, list (metadata only), get, update, delete; names are per identity.
+pub async fn vault_store_list_get_update_delete(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (_, a) = t.identity("alpha").await;
+    let meta = t.loft.vault_store(&a, api_key("crm", "marker-value-1")).await.unwrap();
+    assert_eq!(meta.name, "crm");
+    assert_eq!(meta.kind.as_str(), "api_key");
+    assert_eq!(meta.secret_fields, vec!["value".to_owned()]);
+    let e = expect_err(t.loft.vault_store(&a, api_key("crm", "other")).await);
+    assert_eq!(e.code(), "credential_exists");
+    let mut replace = api_key("crm", "marker-value-2");
+    replace.replace = Some(true);
+    let replaced = t.loft.vault_store(&a, replace).await.unwrap();
+    assert_eq!(replaced.version, 2);
+    t.loft.vault_store(&a, totp("bank", 2)).await.unwrap();
+    let page = t.loft.vault_list(&a, ListCredentialsParams::default()).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["bank", "crm"]
+    );
+    let json = serde_json::to_string(&page).unwrap();
+    assert!(!json.contains("marker-value") && !json.contains("backup-0"), "{json}");
+    let got = t.loft.vault_get(&a, "crm", false).await.unwrap();
+    assert!(got.secrets.is_none());
+    let updated = t
+        .loft
+        .vault_update(
+            &a,
+            "crm",
+            StoreCredentialRequest {
+                notes: Some("the CRM".into()),
+                allowed_hosts: Some(vec!["api.crm.test".into()]),
+                inject: Some(loft_core::service::InjectInput::Short("header:X-Api-Key".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.notes.as_deref(), Some("the CRM"));
+    assert_eq!(updated.allowed_hosts, vec!["api.crm.test".to_owned()]);
+    assert_eq!(updated.version, 3);
+    let e = expect_err(
+        t.loft
+            .vault_store(
+                &a,
+                StoreCredentialRequest {
+                    label: Some("bad".into()),
+                    password: Some("x".into()),
+                    ..Default::default()
+                },
+            )
+            .await,
+    );
+    assert_eq!(e.code(), "invalid_field");
+    t.loft.vault_delete(&a, "crm").await.unwrap();
+    assert!(matches!(
+        expect_err(t.loft.vault_get(&a, "crm", false).await),
+        Error::NotFound(_)
+    ));
+    let acts = actions(&t).await;
+    for want in ["vault.store", "vault.list", "vault.get", "vault.update", "vault.delete"] {
+        assert!(
+            acts.iter().any(|(a, o)| a == want && *o == Outcome::Ok),
+            "{want} in {acts:?}"
+        );
+    }
+    let all = serde_json::to_string(&t.audit_rows().await).unwrap();
+    assert!(!all.contains("marker-value"), "an audit row holds a secret");
+}
+
+/// B can never read, list, use, overwrite or delete A's credentials: 404, like a missing one.
+pub async fn vault_isolation(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (_, a) = t.identity("alpha").await;
+    let (_, b) = t
+        .identity_with_scopes("beta", &["vault:read", "vault:write", "vault:reveal"])
+        .await;
+    t.loft.vault_store(&a, api_key("crm", "marker-a")).await.unwrap();
+    t.loft.vault_store(&a, totp("bank", 3)).await.unwrap();
+    let nf = |e: Error| assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+    nf(expect_err(t.loft.vault_get(&b, "crm", false).await));
+    nf(expect_err(t.loft.vault_get(&b, "crm", true).await));
+    nf(expect_err(t.loft.vault_totp(&b, "bank").await));
+    nf(expect_err(t.loft.vault_totp_backup(&b, "bank").await));
+    nf(expect_err(t.loft.vault_delete(&b, "crm").await));
+    nf(expect_err(
+        t.loft
+            .vault_update(
+                &b,
+                "crm",
+                StoreCredentialRequest {
+                    notes: Some("x".into()),
+                    ..Default::default()
+                },
+            )
+            .await,
+    ));
+    // The same name is B's own, separate credential.
+    t.loft.vault_store(&b, api_key("crm", "marker-b")).await.unwrap();
+    let revealed = t.loft.vault_get(&b, "crm", true).await.unwrap();
+    assert_eq!(revealed.secrets.unwrap()["value"], "marker-b");
+    assert_eq!(
+        t.loft
+            .vault_list(&b, ListCredentialsParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        t.loft
+            .vault_list(&a, ListCredentialsParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    // A still has its own, unchanged.
+    assert_eq!(t.loft.vault_totp_backup(&a, "bank").await.unwrap().remaining, 2);
+    // Refusals were recorded.
+    let acts = actions(&t).await;
+    assert!(
+        acts.iter().filter(|(_, o)| *o == Outcome::Denied).count() >= 6,
+        "{acts:?}"
+    );
+}
+
+/// Reveal needs `vault:reveal` (not in the defaults); the operator grants it per identity.
+pub async fn vault_reveal_needs_scope(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (ca, a) = t.identity("alpha").await;
+    t.loft.vault_store(&a, api_key("crm", "marker-r")).await.unwrap();
+    let e = expect_err(t.loft.vault_get(&a, "crm", true).await);
+    assert!(matches!(e, Error::MissingScope { .. }), "{e:?}");
+    assert!(!e.to_string().contains("marker-r"));
+    let op = t.operator().await;
+    let mut scopes: Vec<String> = ca.identity.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    scopes.push("vault:reveal".into());
+    t.loft
+        .update_identity(
+            &op,
+            ca.identity.id.as_str(),
+            loft_core::service::UpdateIdentityRequest {
+                scopes: Some(scopes),
+                display_name: None,
+            },
+        )
+        .await
+        .unwrap();
+    let a = t.actor(&ca.api_key).await;
+    let v = t.loft.vault_get(&a, "crm", true).await.unwrap();
+    assert_eq!(v.secrets.unwrap()["value"], "marker-r");
+    let acts = actions(&t).await;
+    assert!(acts.contains(&("vault.reveal".into(), Outcome::Denied)), "{acts:?}");
+    assert!(acts.contains(&("vault.reveal".into(), Outcome::Ok)), "{acts:?}");
+    // A revoked identity's vault is unusable at once.
+    t.loft.revoke_identity(&op, ca.identity.id.as_str()).await.unwrap();
+    assert!(matches!(
+        expect_err(t.authenticate(&ca.api_key).await),
+        Error::Unauthenticated(_)
+    ));
+}
+
+/// TOTP codes follow RFC 6238 at the server's clock; otpauth import works.
+pub async fn vault_totp_codes(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (_, a) = t.identity("alpha").await;
+    t.loft.vault_store(&a, totp("bank", 0)).await.unwrap();
+    t.clock
+        .set(loft_core::time::Timestamp::from_micros(1_111_111_109_000_000));
+    let c = t.loft.vault_totp(&a, "bank").await.unwrap();
+    assert_eq!(c.code, "07081804");
+    assert_eq!((c.digits, c.period, c.seconds_remaining), (8, 30, 1));
+    t.loft
+        .vault_store(
+            &a,
+            StoreCredentialRequest {
+                name: Some("gh".into()),
+                kind: Some("totp".into()),
+                otpauth_uri: Some(
+                    "otpauth://totp/GitHub:bot?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZA&issuer=GitHub&algorithm=SHA256&digits=8"
+                        .into(),
+                ),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.loft.vault_totp(&a, "gh").await.unwrap().code, "68084774");
+    let meta = t.loft.vault_get(&a, "gh", false).await.unwrap().meta;
+    assert_eq!(meta.issuer.as_deref(), Some("GitHub"));
+    assert_eq!(meta.account.as_deref(), Some("bot"));
+    t.loft.vault_store(&a, api_key("crm", "x-value")).await.unwrap();
+    assert_eq!(expect_err(t.loft.vault_totp(&a, "crm").await).code(), "not_totp");
+}
+
+/// Concurrent pops never hand out the same backup code; the last pop empties the list.
+pub async fn vault_backup_codes_are_popped_atomically(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (_, a) = t.identity("alpha").await;
+    t.loft.vault_store(&a, totp("bank", 12)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let (loft, a) = (t.loft.clone(), a.clone());
+        tasks.push(tokio::spawn(async move { loft.vault_totp_backup(&a, "bank").await }));
+    }
+    let mut seen = HashSet::new();
+    for task in tasks {
+        let code = task.await.unwrap().unwrap();
+        assert!(
+            seen.insert(code.code.clone()),
+            "the code {} was handed out twice",
+            code.code
+        );
+    }
+    assert_eq!(seen.len(), 12);
+    assert_eq!(
+        expect_err(t.loft.vault_totp_backup(&a, "bank").await).code(),
+        "no_backup_codes"
+    );
+}
+
+/// A changed byte in a stored row is an error, never a wrong secret; so is a row moved to
+/// another identity.
+pub async fn vault_tampered_rows_fail(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (ca, a) = t
+        .identity_with_scopes("alpha", &["vault:read", "vault:write", "vault:reveal"])
+        .await;
+    let (cb, b) = t
+        .identity_with_scopes("beta", &["vault:read", "vault:write", "vault:reveal"])
+        .await;
+    t.loft.vault_store(&a, api_key("crm", "marker-t")).await.unwrap();
+    t.loft.vault_store(&b, api_key("crm", "other-b")).await.unwrap();
+    let st = t.store();
+    let mut row = st.vault_get(&ca.identity.id, "crm").await.unwrap().unwrap();
+    let v = row.meta.version;
+    row.sealed.ciphertext[3] ^= 1;
+    row.meta.version = v + 1;
+    st.vault_update(row.clone(), v, audit_entry()).await.unwrap();
+    let e = expect_err(t.loft.vault_get(&a, "crm", true).await);
+    assert!(matches!(e, Error::Internal(_)), "{e:?}");
+    assert!(!e.to_string().contains("marker-t"));
+    // A's sealed bytes put into B's row do not open either.
+    let mut moved = st.vault_get(&cb.identity.id, "crm").await.unwrap().unwrap();
+    row.sealed.ciphertext[3] ^= 1;
+    let vb = moved.meta.version;
+    moved.sealed = row.sealed.clone();
+    moved.meta.version = vb + 1;
+    st.vault_update(moved, vb, audit_entry()).await.unwrap();
+    assert!(matches!(
+        expect_err(t.loft.vault_get(&b, "crm", true).await),
+        Error::Internal(_)
+    ));
+    // A stale version is a conflict, a missing name NotFound.
+    let fresh = st.vault_get(&ca.identity.id, "crm").await.unwrap().unwrap();
+    let e = expect_err(st.vault_update(fresh.clone(), 999, audit_entry()).await);
+    assert_eq!(e.code(), "version_conflict");
+    let mut gone = fresh;
+    gone.meta.name = "nope".into();
+    assert!(matches!(
+        expect_err(st.vault_update(gone, 1, audit_entry()).await),
+        Error::NotFound(_)
+    ));
+}
+
+fn audit_entry() -> loft_core::audit::AuditEntry {
+    loft_core::audit::AuditEntry {
+        at: crate::TEST_START,
+        actor_kind: loft_core::audit::ActorKind::System,
+        actor_identity_id: None,
+        key_id: None,
+        action: "test.tamper".into(),
+        target: None,
+        outcome: Outcome::Ok,
+        request_id: None,
+        remote_addr: None,
+        details: serde_json::json!({}),
+    }
+}
+
+/// Key checks at start-up, and rotation to a new key with the old one as previous.
+pub async fn vault_key_check_and_rotation(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let old_id = t.keyring.current().id().to_owned();
+    assert_eq!(t.loft.verify_vault_keys().await.unwrap(), vec![old_id.clone()]);
+    let (ca, a) = t
+        .identity_with_scopes("alpha", &["vault:read", "vault:write", "vault:reveal"])
+        .await;
+    for i in 0..5 {
+        t.loft
+            .vault_store(&a, api_key(&format!("k{i}"), &format!("marker-{i}")))
+            .await
+            .unwrap();
+    }
+    // A server with another key refuses to start, naming the key it lacks.
+    let wrong = t.with_keyring(Keyring::new(MasterKey::generate(&OsRandom), vec![]));
+    let e = expect_err(wrong.loft.verify_vault_keys().await);
+    assert_eq!(e.code(), "wrong_master_key");
+    assert!(e.to_string().contains(&old_id), "{e}");
+    // Restarted with a new key and the old one as previous: everything opens, then rotates.
+    let new_key = MasterKey::generate(&OsRandom);
+    let rotated = t.with_keyring(Keyring::new(new_key.clone(), vec![t.keyring.current().clone()]));
+    rotated.loft.verify_vault_keys().await.unwrap();
+    let a2 = rotated.actor(&ca.api_key).await;
+    assert_eq!(
+        rotated.loft.vault_get(&a2, "k1", true).await.unwrap().secrets.unwrap()["value"],
+        "marker-1"
+    );
+    let op = rotated.operator().await;
+    let report = rotated.loft.vault_rotate_master_key(&op).await.unwrap();
+    assert_eq!(report.rewrapped, 5);
+    assert_eq!(report.current_key_id, new_key.id());
+    assert!(report.still_in_use.is_empty());
+    assert_eq!(
+        t.store().vault_key_ids_in_use().await.unwrap(),
+        vec![new_key.id().to_owned()]
+    );
+    // Now the new key alone suffices, and the old one alone is refused.
+    let only_new = t.with_keyring(Keyring::new(new_key, vec![]));
+    only_new.loft.verify_vault_keys().await.unwrap();
+    let a3 = only_new.actor(&ca.api_key).await;
+    assert_eq!(
+        only_new.loft.vault_get(&a3, "k4", true).await.unwrap().secrets.unwrap()["value"],
+        "marker-4"
+    );
+    assert_eq!(expect_err(t.loft.verify_vault_keys().await).code(), "wrong_master_key");
+    // Only the operator rotates.
+    assert_eq!(
+        expect_err(only_new.loft.vault_rotate_master_key(&a3).await).code(),
+        "operator_only"
+    );
+}
