@@ -88,7 +88,7 @@ run_pytest() {
 }
 
 extra=("$@")
-run_pytest mcp1 test_mcp_client.py test_autogen.py test_crewai.py test_examples.py
+run_pytest mcp1 test_mcp_client.py test_autogen.py test_autogen_vault.py test_crewai.py test_examples.py
 run_pytest mcp2 test_mcp_client.py
 
 if [ ${#failed[@]} -gt 0 ]; then
