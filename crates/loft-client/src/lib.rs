@@ -150,6 +150,8 @@ pub struct Call<T> {
     segments: Vec<String>,
     query: Vec<(&'static str, String)>,
     body: Option<serde_json::Value>,
+    /// Overrides the client's request timeout (long polls).
+    timeout: Option<Duration>,
     out: PhantomData<fn() -> T>,
 }
 
@@ -160,6 +162,7 @@ impl<T> Call<T> {
             segments: segments.into_iter().map(Into::into).collect(),
             query: Vec::new(),
             body: None,
+            timeout: None,
             out: PhantomData,
         }
     }
@@ -194,6 +197,13 @@ impl<T> Call<T> {
         if on {
             self.query.push((name, "true".into()));
         }
+        self
+    }
+
+    /// This call may take up to `timeout` instead of the client's usual limit.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -315,6 +325,9 @@ impl Client {
         }
         if let Some(key) = &self.key {
             req = req.bearer_auth(key);
+        }
+        if let Some(t) = call.timeout {
+            req = req.timeout(t);
         }
         let resp = req.send().await.map_err(|e| self.transport_error(&e, &shown))?;
         let status = resp.status();
@@ -624,6 +637,21 @@ pub mod api {
             .query_opt("thread_id", q.thread_id.as_ref())
             .query_opt("limit", q.limit)
             .query_opt("cursor", q.cursor.as_ref())
+    }
+
+    /// Waits up to `timeout_seconds` (server default 30) for inbox mail; the request may take
+    /// that long plus a margin.
+    pub fn wait_for_mail(
+        timeout_seconds: Option<u32>,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Call<loft_core::service::WaitResult> {
+        let secs = u64::from(timeout_seconds.unwrap_or(30));
+        Call::get(["v0", "messages", "wait"])
+            .query_opt("timeout_seconds", timeout_seconds)
+            .query_opt("after", after)
+            .query_opt("limit", limit)
+            .with_timeout(std::time::Duration::from_secs(secs + 30))
     }
 
     /// Reading a message marks it read.

@@ -7,7 +7,6 @@
 //! same tool error JSON as over HTTP. Ids are checked locally before they are put into a URL path.
 
 use std::borrow::Cow;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use loft_client::api;
@@ -29,16 +28,9 @@ use crate::api::IdentityApi;
 /// Where `loft mcp` looks when `LOFT_URL` is not set.
 pub const DEFAULT_URL: &str = loft_client::DEFAULT_URL;
 
-/// Extra time a wait may take beyond its own timeout (the server answers at the deadline).
-const WAIT_MARGIN: Duration = Duration::from_secs(30);
-
 /// One identity's mailbox on a Loft server, over REST.
 pub struct RestApi {
     client: loft_client::Client,
-    /// `GET /v0/messages/wait` may take up to 300 s, longer than `loft_client`'s request timeout;
-    /// it is sent here, with a timeout of its own, until the shared client has that endpoint.
-    wait_http: reqwest::Client,
-    key: String,
 }
 
 impl std::fmt::Debug for RestApi {
@@ -57,16 +49,7 @@ impl RestApi {
             return Err("the API key is empty".into());
         }
         let client = loft_client::Client::from_url(base_url.trim(), Some(key.to_owned())).map_err(|e| e.to_string())?;
-        let wait_http = reqwest::Client::builder()
-            .user_agent(loft_client::USER_AGENT)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-        Ok(Self {
-            client,
-            wait_http,
-            key: key.to_owned(),
-        })
+        Ok(Self { client })
     }
 
     /// The server's base URL.
@@ -183,42 +166,8 @@ impl IdentityApi for RestApi {
     }
 
     async fn wait_for_mail(&self, p: WaitParams) -> Result<WaitResult> {
-        let url = self.client.url_for(&["v0".into(), "messages".into(), "wait".into()]);
-        let mut query: Vec<(&str, String)> = Vec::new();
-        if let Some(t) = p.timeout_seconds {
-            query.push(("timeout_seconds", t.to_string()));
-        }
-        if let Some(a) = p.after {
-            query.push(("after", a));
-        }
-        if let Some(l) = p.limit {
-            query.push(("limit", l.to_string()));
-        }
-        let timeout = WAIT_MARGIN + Duration::from_secs(u64::from(p.timeout_seconds.unwrap_or(30)));
-        let unavailable = |e: reqwest::Error| {
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                why = format!("{why}: {s}");
-                source = s.source();
-            }
-            Error::Unavailable(format!("the Loft server at {}: {why}", self.client.base_url()))
-        };
-        let res = self
-            .wait_http
-            .get(url)
-            .query(&query)
-            .bearer_auth(&self.key)
-            .timeout(timeout)
-            .send()
+        self.call(api::wait_for_mail(p.timeout_seconds, p.after.as_deref(), p.limit))
             .await
-            .map_err(unavailable)?;
-        let status = res.status();
-        let bytes = res.bytes().await.map_err(unavailable)?;
-        if !status.is_success() {
-            return Err(from_api(ApiError::from_response(status, &bytes)));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("unexpected answer to a wait: {e}")))
     }
 
     async fn vault_store(&self, req: StoreCredentialRequest) -> Result<CredentialMeta> {
