@@ -107,7 +107,9 @@ async fn insert_copy(
     let c = &mail.content;
     // The thread of the newest message in this owner's mailbox that this one answers.
     let existing: Option<String> = sqlx::query_scalar(
-        "SELECT thread_id FROM messages
+        // INDEXED BY: left to itself the planner walks the whole mailbox through
+        // `messages_owner` to honour ORDER BY seq, which made every send O(mailbox size).
+        "SELECT thread_id FROM messages INDEXED BY messages_owner_message_id
          WHERE owner_id = ? AND message_id IN (SELECT value FROM json_each(?))
          ORDER BY seq DESC LIMIT 1",
     )

@@ -45,6 +45,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_POLLS: u32 = 100_000;
 /// Most requests one agent makes in one throughput run, whatever `--seconds` says.
 const MAX_OPS_PER_AGENT: usize = 2_000_000;
+/// How long the benchmark waits for PostgreSQL when creating or dropping its database.
+const PG_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for the server to stop after the clients are gone.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The body of every benchmark message: a short note, like most agent-to-agent mail.
@@ -169,7 +171,12 @@ impl Target {
                         path.display()
                     ));
                 }
-                let description = format!("sqlite, new file {}", path.display());
+                let kept = if given.is_some() {
+                    "kept afterwards"
+                } else {
+                    "removed afterwards"
+                };
+                let description = format!("sqlite, new file {} ({kept})", path.display());
                 let url = format!("sqlite://{}", path.display());
                 Ok(Self {
                     data_dir,
@@ -182,20 +189,30 @@ impl Target {
             Backend::Postgres(server) => {
                 let name = format!("loft_bench_{}", random::base32_string(&OsRandom, 12));
                 let mut conn = pg_connect(&server).await?;
-                let version: String = sqlx::query_scalar("SHOW server_version")
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(|e| format!("PostgreSQL at {}: {e}", redact(&server)))?;
-                // The name is ours: lowercase letters, digits and `_`, so quoting is safe.
-                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "CREATE DATABASE {name} on {} failed (the role needs CREATEDB): {e}",
-                            redact(&server)
-                        )
-                    })?;
+                let create = async {
+                    let version: String = sqlx::query_scalar("SHOW server_version")
+                        .fetch_one(&mut conn)
+                        .await
+                        .map_err(|e| format!("PostgreSQL at {}: {e}", redact(&server)))?;
+                    // The name is ours: lowercase letters, digits and `_`, so quoting is safe.
+                    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "CREATE DATABASE {name} on {} failed (the role needs CREATEDB): {e}",
+                                redact(&server)
+                            )
+                        })?;
+                    Ok::<_, String>(version)
+                };
+                let version = tokio::time::timeout(PG_TIMEOUT, create).await.map_err(|_| {
+                    format!(
+                        "PostgreSQL at {} did not create database {name} within {} s (check whether it exists)",
+                        redact(&server),
+                        PG_TIMEOUT.as_secs()
+                    )
+                })??;
                 let _ = conn.close().await;
                 let url = with_database(&server, &name);
                 let description = format!(
@@ -218,13 +235,15 @@ impl Target {
         if let Some((server, name)) = &self.pg {
             let dropped = match pg_connect(server).await {
                 Ok(mut conn) => {
-                    let r = sqlx::query(AssertSqlSafe(format!(
+                    let drop = sqlx::query(AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
                     )))
-                    .execute(&mut conn)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
+                    .execute(&mut conn);
+                    let r = match tokio::time::timeout(PG_TIMEOUT, drop).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("no answer within {} s", PG_TIMEOUT.as_secs())),
+                    };
                     let _ = conn.close().await;
                     r
                 }
@@ -248,10 +267,14 @@ impl Target {
 }
 
 async fn pg_connect(url: &str) -> Result<PgConnection, String> {
-    match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(url)).await {
+    match tokio::time::timeout(PG_TIMEOUT, PgConnection::connect(url)).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(format!("cannot connect to PostgreSQL at {}: {e}", redact(url))),
-        Err(_) => Err(format!("PostgreSQL at {} did not answer within 10 s", redact(url))),
+        Err(_) => Err(format!(
+            "PostgreSQL at {} did not answer within {} s",
+            redact(url),
+            PG_TIMEOUT.as_secs()
+        )),
     }
 }
 
@@ -437,7 +460,12 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
             SHUTDOWN_TIMEOUT.as_secs()
         ),
     }
-    store.close().await;
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, store.close()).await.is_err() {
+        eprintln!(
+            "loft bench: the store did not close within {} s",
+            SHUTDOWN_TIMEOUT.as_secs()
+        );
+    }
     results
 }
 
