@@ -19,7 +19,7 @@ pub struct Detail {
     pub hint: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The caller did not prove who it is (no key, unknown key, revoked or expired key).
     #[error("{}", .0.message)]

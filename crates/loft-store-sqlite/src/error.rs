@@ -47,23 +47,6 @@ pub(crate) fn bad_json(column: &str, e: &serde_json::Error) -> Error {
     Error::Internal(format!("stored `{column}` is not valid JSON: {e}"))
 }
 
-/// `loft_core::Error` is not `Clone` (it need not be anywhere else); a failed group commit must
-/// hand the same error to every job of the batch.
-pub(crate) fn duplicate(e: &Error) -> Error {
-    match e {
-        Error::Unauthenticated(d) => Error::Unauthenticated(d.clone()),
-        Error::MissingScope { scope } => Error::MissingScope { scope: *scope },
-        Error::Forbidden(d) => Error::Forbidden(d.clone()),
-        Error::NotFound(d) => Error::NotFound(d.clone()),
-        Error::Conflict(d) => Error::Conflict(d.clone()),
-        Error::Invalid(d) => Error::Invalid(d.clone()),
-        Error::PolicyDenied(d) => Error::PolicyDenied(d.clone()),
-        Error::Unavailable(m) => Error::Unavailable(m.clone()),
-        Error::Upstream(d) => Error::Upstream(d.clone()),
-        Error::Internal(m) => Error::Internal(m.clone()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,7 +61,7 @@ mod tests {
     #[test]
     fn duplicates_keep_variant_and_code() {
         let e = Error::conflict("address_taken", "taken");
-        let d = duplicate(&e);
+        let d = e.clone();
         assert_eq!(d.code(), "address_taken");
         assert_eq!(d.to_string(), e.to_string());
     }

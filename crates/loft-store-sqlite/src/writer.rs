@@ -30,7 +30,7 @@ use loft_core::{Error, Result};
 use sqlx::{Connection as _, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{duplicate, map_err};
+use crate::error::map_err;
 
 /// Most jobs committed together.
 pub(crate) const MAX_BATCH: usize = 64;
@@ -79,7 +79,7 @@ impl<T: Send + 'static> Job for TypedJob<T> {
                         // The job's own error says more than the batch's: nothing of it was
                         // written either way.
                         (Err(own), _) => Err(own),
-                        (Ok(_), Some(e)) => Err(duplicate(e)),
+                        (Ok(_), Some(e)) => Err(e.clone()),
                         (Ok(v), None) => Ok(v),
                     };
                     // The caller may have gone away (its request was cancelled): nothing to do.
@@ -90,7 +90,7 @@ impl<T: Send + 'static> Job for TypedJob<T> {
     }
 
     fn abort(self: Box<Self>, err: &Error) {
-        let _ = self.reply.send(Err(duplicate(err)));
+        let _ = self.reply.send(Err(err.clone()));
     }
 }
 
