@@ -315,7 +315,8 @@ pub fn parse_label(label: &str) -> Result<String> {
 /// Subject for a reply: `Re: ` unless it already starts with it.
 pub fn reply_subject(subject: &str) -> String {
     let t = subject.trim_start();
-    if t.len() >= 3 && t[..3].eq_ignore_ascii_case("re:") {
+    // `get` by bytes, not slicing: the subject may start with a multi-byte letter.
+    if t.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
         t.to_owned()
     } else {
         format!("Re: {t}")
@@ -400,6 +401,10 @@ mod tests {
     fn reply_subjects() {
         assert_eq!(reply_subject("brief"), "Re: brief");
         assert_eq!(reply_subject("RE: brief"), "RE: brief");
+        // Multi-byte first letters used to panic (byte slicing inside a character).
+        for s in ["Grüße aus Köln", "Привет", "שלום עולם", "🙂 hi", "é", "ü", "Ré: x"] {
+            assert_eq!(reply_subject(s), format!("Re: {s}"));
+        }
     }
 
     #[test]
