@@ -143,7 +143,8 @@ class LoftServer:
         self._stderr_file = stderr
         self.proc = subprocess.Popen(
             [LOFT_BIN, "serve", "--data-dir", str(self.data_dir / "data"), "--http", "127.0.0.1:0"],
-            env=clean_env(LOFT_ADMIN_KEY=self.admin_key, LOFT_LOG="warn"),
+            # The tests' HTTP APIs listen on 127.0.0.1, which the default egress policy refuses.
+            env=clean_env(LOFT_ADMIN_KEY=self.admin_key, LOFT_LOG="warn", LOFT_EGRESS_ALLOW="127.0.0.1,localhost"),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,

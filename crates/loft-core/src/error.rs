@@ -42,6 +42,10 @@ pub enum Error {
     /// Allowed in principle, but a policy stops it now.
     #[error("{}", .0.message)]
     PolicyDenied(Detail),
+    /// Too many requests, or too many refused keys, from this key or address (or a rate quota
+    /// used up): retry after `retry_after_secs`.
+    #[error("{}", .detail.message)]
+    TooManyRequests { detail: Detail, retry_after_secs: u64 },
     /// A dependency (the database) cannot serve the request right now.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -84,6 +88,12 @@ impl Error {
     pub fn upstream(code: &'static str, message: impl Into<String>) -> Self {
         Self::Upstream(detail(code, message))
     }
+    pub fn too_many(code: &'static str, message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::TooManyRequests {
+            detail: detail(code, message),
+            retry_after_secs: retry_after_secs.max(1),
+        }
+    }
     pub fn internal(message: impl std::fmt::Display) -> Self {
         Self::Internal(message.to_string())
     }
@@ -97,7 +107,8 @@ impl Error {
         | Self::Conflict(d)
         | Self::Invalid(d)
         | Self::PolicyDenied(d)
-        | Self::Upstream(d) = &mut self
+        | Self::Upstream(d)
+        | Self::TooManyRequests { detail: d, .. } = &mut self
         {
             d.hint = Some(hint.into());
         }
@@ -113,7 +124,8 @@ impl Error {
             | Self::Conflict(d)
             | Self::Invalid(d)
             | Self::PolicyDenied(d)
-            | Self::Upstream(d) => d.code.clone(),
+            | Self::Upstream(d)
+            | Self::TooManyRequests { detail: d, .. } => d.code.clone(),
             Self::MissingScope { .. } => "missing_scope".into(),
             Self::Unavailable(_) => "unavailable".into(),
             Self::Internal(_) => "internal".into(),
@@ -137,7 +149,8 @@ impl Error {
             | Self::Conflict(d)
             | Self::Invalid(d)
             | Self::PolicyDenied(d)
-            | Self::Upstream(d) => d.hint.clone(),
+            | Self::Upstream(d)
+            | Self::TooManyRequests { detail: d, .. } => d.hint.clone(),
             Self::MissingScope { scope } => Some(format!(
                 "use a key that carries `{scope}`: the operator can add it to the identity (`loft identity update ID --scopes ...`), which its primary key follows; extra keys keep the scopes they were minted with"
             )),

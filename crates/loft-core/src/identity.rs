@@ -66,8 +66,9 @@ pub struct NewIdentity {
     pub key: crate::keys::StoredKey,
 }
 
-/// `POST /v0/identities` answers with the identity and its key, shown this once.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+/// `POST /v0/identities` answers with the identity and its key, shown this once. `Debug`
+/// never prints the key.
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedIdentity {
     #[serde(flatten)]
     pub identity: Identity,
@@ -76,13 +77,32 @@ pub struct CreatedIdentity {
     pub key_id: KeyId,
 }
 
-/// A new key, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+/// A new key, shown once. `Debug` never prints the key.
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     #[serde(flatten)]
     pub key: KeyMeta,
     /// The key itself. It is shown only in this response; store it now.
     pub api_key: String,
+}
+
+impl std::fmt::Debug for CreatedIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedIdentity")
+            .field("identity", &self.identity)
+            .field("api_key", &"[REDACTED]")
+            .field("key_id", &self.key_id)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("key", &self.key)
+            .field("api_key", &"[REDACTED]")
+            .finish()
+    }
 }
 
 /// One link of a whoami chain, from the caller up to the operator.
@@ -182,5 +202,28 @@ mod tests {
             let local = format!("{s}-abcde");
             prop_assert!(crate::address::validate_local_part(&local).is_ok());
         }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn created_keys_never_print_the_key_through_debug() {
+        let meta: KeyMeta = serde_json::from_value(serde_json::json!({
+            "id": "key_aaaaaaaaaaaaaaaa", "identity_id": "idt_aaaaaaaaaaaaaaaa", "kind": "extra",
+            "label": null, "scopes": [], "created_at": "2026-12-04T00:00:00Z", "expires_at": null,
+            "revoked_at": null, "created_by_key": null
+        }))
+        .expect("key meta");
+        let secret = "loft_sk_aaaaaaaaaaaaaaaa_supersecretsupersecretsupersecretsupersecretsupers";
+        let created = CreatedKey {
+            key: meta,
+            api_key: secret.into(),
+        };
+        let printed = format!("{created:?} {created:#?}");
+        assert!(!printed.contains("supersecret"), "{printed}");
+        assert!(printed.contains("[REDACTED]"));
     }
 }

@@ -41,6 +41,11 @@ pub enum Scope {
     /// Create (and revoke) sub-identities below this one.
     #[serde(rename = "identity:create")]
     IdentityCreate,
+    /// List, mint and revoke the identity's keys (and those of its sub-identities, with
+    /// `identity:create`), and revoke identities. Primary keys hold it by default; an extra
+    /// key holds it only when it was asked for by name.
+    #[serde(rename = "keys:manage")]
+    KeysManage,
     /// List vault entries, get TOTP codes, make brokered calls (vault issue).
     #[serde(rename = "vault:read")]
     VaultRead,
@@ -53,21 +58,23 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::MailRead,
         Scope::MailSend,
         Scope::MailManage,
         Scope::IdentityCreate,
+        Scope::KeysManage,
         Scope::VaultRead,
         Scope::VaultWrite,
         Scope::VaultReveal,
     ];
 
     /// What a new identity gets when no scopes are named.
-    pub const DEFAULT: [Scope; 5] = [
+    pub const DEFAULT: [Scope; 6] = [
         Scope::MailRead,
         Scope::MailSend,
         Scope::MailManage,
+        Scope::KeysManage,
         Scope::VaultRead,
         Scope::VaultWrite,
     ];
@@ -78,6 +85,7 @@ impl Scope {
             Scope::MailSend => "mail:send",
             Scope::MailManage => "mail:manage",
             Scope::IdentityCreate => "identity:create",
+            Scope::KeysManage => "keys:manage",
             Scope::VaultRead => "vault:read",
             Scope::VaultWrite => "vault:write",
             Scope::VaultReveal => "vault:reveal",

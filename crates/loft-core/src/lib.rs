@@ -13,6 +13,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod keys;
+pub mod limits;
 pub mod mail;
 pub mod random;
 pub mod service;

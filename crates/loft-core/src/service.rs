@@ -20,6 +20,7 @@ use crate::identity::{
 };
 use crate::ids::{IdentityId, KeyId, MessageId, ThreadId};
 use crate::keys::{ApiKey, KEY_PREFIX, KeyKind, KeyMeta, OperatorKey, Scope, ScopeSet, StoredKey};
+use crate::limits::{self, Limits, LimitsConfig};
 use crate::mail::{
     self, Authentication, Delivery, DeliveryStatus, Folder, MailContent, MailCopy, Message, MessagePatch, MessageQuery,
     MessageSummary, NewMail, ReplyMail, SendMail, Thread, ThreadQuery, ThreadSummary,
@@ -120,6 +121,40 @@ impl Actor {
         }
     }
 
+    /// The calling key's own id, when it is an identity key.
+    fn own_key(&self) -> Option<&KeyMeta> {
+        match &self.principal {
+            Principal::Identity { key, .. } => Some(key),
+            Principal::Operator => None,
+        }
+    }
+
+    /// Key management (listing, minting, revoking keys; revoking identities) needs
+    /// `keys:manage` on an identity key; the operator always may.
+    fn require_keys_manage(&self) -> Result<()> {
+        match &self.principal {
+            Principal::Operator => Ok(()),
+            Principal::Identity { scopes, .. } if scopes.contains(Scope::KeysManage) => Ok(()),
+            Principal::Identity { .. } => Err(Error::MissingScope {
+                scope: Scope::KeysManage,
+            }),
+        }
+    }
+
+    /// What any key this actor mints may hold at most: see [`MintCeiling`].
+    fn mint_ceiling(&self) -> MintCeiling {
+        match &self.principal {
+            Principal::Operator => MintCeiling {
+                scopes: ScopeSet::new(Scope::ALL),
+                expires_at: None,
+            },
+            Principal::Identity { key, scopes, .. } => MintCeiling {
+                scopes: scopes.clone(),
+                expires_at: key.expires_at,
+            },
+        }
+    }
+
     fn audit(&self, at: Timestamp, action: &str, target: Option<String>, details: serde_json::Value) -> AuditEntry {
         let (kind, id) = match &self.principal {
             Principal::Operator => (ActorKind::Operator, None),
@@ -139,6 +174,47 @@ impl Actor {
         }
     }
 }
+
+/// The one rule of every key-minting path (a key created, a key rotated, a sub-identity's
+/// primary key, and any path added later): the new key never holds a scope the minting key
+/// lacks, and never expires later than the minting key. The operator's ceiling is everything,
+/// never expiring.
+#[derive(Debug, Clone)]
+struct MintCeiling {
+    scopes: ScopeSet,
+    expires_at: Option<Timestamp>,
+}
+
+impl MintCeiling {
+    /// Refuses `scopes` and `expires_at` unless both are within the ceiling; `what` names the
+    /// thing being minted in the error.
+    fn check(&self, what: &str, scopes: &ScopeSet, expires_at: Option<Timestamp>) -> Result<()> {
+        let escalation = scopes.missing_from(&self.scopes);
+        if !escalation.is_empty() {
+            return Err(Error::forbidden(
+                "scope_escalation",
+                format!(
+                    "{what} cannot have scopes the calling key lacks: {}",
+                    escalation.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .with_hint("ask for fewer scopes, or use a key that holds them"));
+        }
+        if let Some(max) = self.expires_at
+            && expires_at.is_none_or(|t| t > max)
+        {
+            return Err(Error::forbidden(
+                "expiry_escalation",
+                format!("{what} cannot outlive the calling key, which expires at {max}"),
+            )
+            .with_hint("give an expiry no later than the calling key's, or use a key that does not expire"));
+        }
+        Ok(())
+    }
+}
+
+/// The longest lifetime a key may be given: ten years.
+pub const MAX_KEY_LIFETIME_SECS: i64 = 10 * 366 * 24 * 3600;
 
 /// A page of results and the cursor for the next one.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -323,6 +399,8 @@ pub struct Loft {
     vault: Option<vault::VaultKeys>,
     /// Outbound HTTP for brokered calls; `None` until [`Loft::with_broker`].
     broker: Option<Arc<dyn crate::vault::HttpBroker>>,
+    /// Request limits and refused-key counts; off until [`Loft::with_limits`].
+    limits: Limits,
 }
 
 impl Loft {
@@ -344,7 +422,16 @@ impl Loft {
             stopping: watch::channel(false).0,
             vault: None,
             broker: None,
+            limits: Limits::new(LimitsConfig::off()),
         })
+    }
+
+    /// Limits requests per key and per address, and locks out addresses that present too
+    /// many refused keys (`loft serve` turns them on with generous defaults).
+    #[must_use]
+    pub fn with_limits(mut self, config: LimitsConfig) -> Self {
+        self.limits = Limits::new(config);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -372,30 +459,85 @@ impl Loft {
 
     // ----- authentication -------------------------------------------------------------
 
-    /// Turns a bearer token into an [`Actor`], or refuses it (and records the refusal).
+    /// Turns a bearer token into an [`Actor`], or refuses it.
+    ///
+    /// Before the key is looked at, the client address must not be locked out (too many
+    /// refused keys in this window) nor over its request rate; after, the key must be within
+    /// its own rate. Refusals are counted per address and written as aggregated audit rows by
+    /// [`Loft::flush_auth_refusals`], never one row per request (a flood of bad keys would
+    /// otherwise grow the log and slow every writer), and never naming a key id taken from a
+    /// token that did not verify.
     pub async fn authenticate(&self, bearer: Option<&str>, ctx: RequestContext) -> Result<Actor> {
+        let now = self.clock.now();
+        let address = limits::address_key(ctx.remote_addr.as_deref());
+        if let Err(wait) = self.limits.check_lockout(&address, now) {
+            return Err(Error::too_many(
+                "too_many_refused_keys",
+                format!("too many refused API keys from this address; try again in {wait} s"),
+                wait,
+            )
+            .with_hint("check that the key is copied whole and not revoked or expired before retrying"));
+        }
+        if let Err(wait) = self.limits.check_address(&address, now) {
+            return Err(Error::too_many(
+                "rate_limited",
+                format!("too many requests from this address; try again in {wait} s"),
+                wait,
+            )
+            .with_hint("slow down; the operator sets the limit with `--rate-limit-per-address`"));
+        }
         match self.check_key(bearer).await {
-            Ok(principal) => Ok(Actor { principal, ctx }),
-            Err((key_id, err)) => {
-                let entry = AuditEntry {
-                    at: self.clock.now(),
-                    actor_kind: ActorKind::Anonymous,
-                    actor_identity_id: None,
-                    key_id,
-                    action: "auth.refused".into(),
-                    target: None,
-                    outcome: Outcome::Denied,
-                    request_id: ctx.request_id.clone(),
-                    remote_addr: ctx.remote_addr.clone(),
-                    details: serde_json::json!({ "reason": err.to_string() }),
-                };
-                self.store.append_audit(entry).await?;
+            Ok(principal) => {
+                if let Principal::Identity { key, .. } = &principal
+                    && let Err(wait) = self.limits.check_key(key.id.as_str(), now)
+                {
+                    return Err(Error::too_many(
+                        "rate_limited",
+                        format!("too many requests with this key; try again in {wait} s"),
+                        wait,
+                    )
+                    .with_hint("slow down, e.g. wait for mail with `mail_wait` instead of polling; the operator sets the limit with `--rate-limit-per-key`"));
+                }
+                Ok(Actor { principal, ctx })
+            }
+            Err((Some(reason), err)) => {
+                self.limits.record_refusal(&address, reason, now);
                 Err(err)
             }
+            Err((None, err)) => Err(err),
         }
     }
 
-    async fn check_key(&self, bearer: Option<&str>) -> std::result::Result<Principal, (Option<String>, Error)> {
+    /// Writes the refused authentications of every window that has ended (every window, the
+    /// current one included, when `everything`: at shutdown) as one `auth.refused` audit row
+    /// per address and window, with the count and the reasons. Returns the rows written.
+    pub async fn flush_auth_refusals(&self, everything: bool) -> Result<usize> {
+        let rows = self.limits.take_refusals(self.clock.now(), everything);
+        let n = rows.len();
+        for r in rows {
+            let entry = AuditEntry {
+                at: self.clock.now(),
+                actor_kind: ActorKind::Anonymous,
+                actor_identity_id: None,
+                key_id: None,
+                action: "auth.refused".into(),
+                target: None,
+                outcome: Outcome::Denied,
+                request_id: None,
+                remote_addr: Some(r.address.clone()),
+                details: serde_json::json!({
+                    "count": r.count, "locked_out": r.locked_out, "reasons": r.reasons,
+                    "window_start": r.window_start, "window_end": r.window_end,
+                }),
+            };
+            self.store.append_audit(entry).await?;
+        }
+        Ok(n)
+    }
+
+    /// `Err((Some(reason), error))` is a refused key, counted against the client address;
+    /// `Err((None, error))` is a failure to check it (the database), not the client's fault.
+    async fn check_key(&self, bearer: Option<&str>) -> std::result::Result<Principal, (Option<&'static str>, Error)> {
         let unknown = || {
             Error::unauthenticated("the API key is not valid").with_hint(
                 "check that the whole key was copied; keys are shown only once, so mint a new one if it is lost",
@@ -403,7 +545,7 @@ impl Loft {
         };
         let Some(token) = bearer.map(str::trim).filter(|t| !t.is_empty()) else {
             return Err((
-                None,
+                Some("missing_key"),
                 Error::unauthenticated("an API key is required").with_hint("send `Authorization: Bearer <key>`"),
             ));
         };
@@ -411,30 +553,32 @@ impl Loft {
             return if self.operator.matches(token) {
                 Ok(Principal::Operator)
             } else {
-                Err((None, unknown()))
+                Err((Some("unknown_key"), unknown()))
             };
         }
-        let key = ApiKey::parse(token).map_err(|e| (None, e))?;
-        let kid = Some(key.id().to_string());
-        let found = self.store.find_key(key.id()).await.map_err(|e| (kid.clone(), e))?;
+        let key = ApiKey::parse(token).map_err(|e| (Some("malformed_key"), e))?;
+        let found = self.store.find_key(key.id()).await.map_err(|e| (None, e))?;
         let Some((stored, identity)) = found else {
-            return Err((kid, unknown()));
+            return Err((Some("unknown_key"), unknown()));
         };
         if !stored.digest.matches(&key.digest()) {
-            return Err((kid, unknown()));
+            return Err((Some("unknown_key"), unknown()));
         }
         if stored.meta.revoked_at.is_some() {
-            return Err((kid, Error::unauthenticated("this API key has been revoked")));
+            return Err((
+                Some("revoked_key"),
+                Error::unauthenticated("this API key has been revoked"),
+            ));
         }
         if !identity.is_active() {
             return Err((
-                kid,
+                Some("revoked_identity"),
                 Error::unauthenticated("the identity of this API key has been revoked"),
             ));
         }
         if stored.meta.expires_at.is_some_and(|t| t <= self.clock.now()) {
             return Err((
-                kid,
+                Some("expired_key"),
                 Error::unauthenticated("this API key has expired").with_hint("mint a new key with `loft key create`"),
             ));
         }
@@ -454,27 +598,23 @@ impl Loft {
     // ----- identities -----------------------------------------------------------------
 
     pub async fn create_identity(&self, actor: &Actor, req: CreateIdentityRequest) -> Result<CreatedIdentity> {
-        let (creator, parent_scopes) = match &actor.principal {
-            Principal::Operator => (
-                Creator {
-                    kind: CreatorKind::Operator,
-                    identity_id: None,
-                    key_id: Some(actor.key_id()),
-                },
-                ScopeSet::new(Scope::ALL),
-            ),
-            Principal::Identity { identity, scopes, .. } => {
+        let creator = match &actor.principal {
+            Principal::Operator => Creator {
+                kind: CreatorKind::Operator,
+                identity_id: None,
+                key_id: Some(actor.key_id()),
+            },
+            Principal::Identity { identity, .. } => {
                 actor.require(Scope::IdentityCreate)?;
-                (
-                    Creator {
-                        kind: CreatorKind::Identity,
-                        identity_id: Some(identity.id.clone()),
-                        key_id: Some(actor.key_id()),
-                    },
-                    scopes.clone(),
-                )
+                Creator {
+                    kind: CreatorKind::Identity,
+                    identity_id: Some(identity.id.clone()),
+                    key_id: Some(actor.key_id()),
+                }
             }
         };
+        // The sub-identity's primary key is minted by the calling key: same rule as any key.
+        let ceiling = actor.mint_ceiling();
         let name = identity::validate_name(&req.name)?;
         let display_name = req
             .display_name
@@ -484,18 +624,9 @@ impl Loft {
             .filter(|d| !d.is_empty());
         let scopes = match &req.scopes {
             Some(names) => ScopeSet::parse_names(names)?,
-            None => ScopeSet::default_for_identity().intersection(&parent_scopes),
+            None => ScopeSet::default_for_identity().intersection(&ceiling.scopes),
         };
-        let escalation = scopes.missing_from(&parent_scopes);
-        if !escalation.is_empty() {
-            return Err(Error::forbidden(
-                "scope_escalation",
-                format!(
-                    "a sub-identity cannot have scopes its creator lacks: {}",
-                    escalation.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
+        ceiling.check("a sub-identity", &scopes, ceiling.expires_at)?;
         let explicit = req.local_part.as_deref().map(str::trim).filter(|l| !l.is_empty());
         if let Some(l) = explicit {
             address::validate_local_part(l)?;
@@ -533,7 +664,7 @@ impl Loft {
                     label: None,
                     scopes: scopes.clone(),
                     created_at: now,
-                    expires_at: None,
+                    expires_at: ceiling.expires_at,
                     revoked_at: None,
                     created_by_key: Some(actor.key_id()),
                 },
@@ -643,15 +774,17 @@ impl Loft {
             .transpose()?;
         let scopes = req.scopes.as_deref().map(ScopeSet::parse_names).transpose()?;
         if let Some(s) = &scopes {
-            let escalation = s.missing_from(&actor.scopes());
-            if !escalation.is_empty() {
+            // Widening an identity widens its primary key, which may live longer than the
+            // calling key: granting is minting, so the same ceiling applies. Narrowing is free.
+            let ceiling = actor.mint_ceiling();
+            ceiling.check("an identity", s, ceiling.expires_at)?;
+            let added = s.missing_from(&target.scopes);
+            if let (Some(max), false) = (ceiling.expires_at, added.is_empty()) {
                 return Err(Error::forbidden(
-                    "scope_escalation",
-                    format!(
-                        "cannot grant scopes the caller lacks: {}",
-                        escalation.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                ));
+                    "expiry_escalation",
+                    format!("a key that expires (at {max}) cannot grant an identity lasting scopes"),
+                )
+                .with_hint("use a key that does not expire, or ask the operator"));
             }
         }
         if display_name.is_none() && scopes.is_none() {
@@ -679,6 +812,7 @@ impl Loft {
     pub async fn revoke_identity(&self, actor: &Actor, id: &str) -> Result<RevokedIdentities> {
         let id = IdentityId::parse(id)?;
         self.managed_identity(actor, &id, true).await?;
+        actor.require_keys_manage()?;
         let now = self.clock.now();
         let audit = actor.audit(now, "identity.revoke", Some(id.to_string()), serde_json::json!({}));
         let revoked = self.store.revoke_identity(&id, now, audit).await?;
@@ -738,6 +872,7 @@ impl Loft {
     }
 
     pub async fn create_key(&self, actor: &Actor, identity: Option<&str>, req: CreateKeyRequest) -> Result<CreatedKey> {
+        actor.require_keys_manage()?;
         let owner = self.key_owner(actor, identity).await?;
         if !owner.is_active() {
             return Err(Error::conflict(
@@ -746,40 +881,27 @@ impl Loft {
             ));
         }
         let now = self.clock.now();
-        // The ceiling: what the calling key may do and how long it lives.
-        let (ceiling, ceiling_expiry) = match &actor.principal {
-            Principal::Operator => (owner.scopes.clone(), None),
-            Principal::Identity { key, scopes, .. } => (scopes.intersection(&owner.scopes), key.expires_at),
-        };
+        // The ceiling: what the calling key may do and how long it lives, within what the
+        // owner may do at all.
+        let mut ceiling = actor.mint_ceiling();
+        ceiling.scopes = ceiling.scopes.intersection(&owner.scopes);
         let scopes = match &req.scopes {
             Some(names) => ScopeSet::parse_names(names)?,
-            None => ceiling.clone(),
+            // An extra key manages keys only when asked for by name: a key handed out for a
+            // narrow job should not also be able to mint and revoke keys.
+            None => ScopeSet::new(ceiling.scopes.iter().filter(|s| *s != Scope::KeysManage)),
         };
-        let escalation = scopes.missing_from(&ceiling);
-        if !escalation.is_empty() {
-            return Err(Error::forbidden(
-                "scope_escalation",
-                format!(
-                    "a key cannot mint a key with scopes it lacks: {}",
-                    escalation.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
         let expires_at = match req.expires_in_seconds {
-            Some(s) if s <= 0 => {
-                return Err(Error::invalid("invalid_expiry", "expires_in_seconds must be positive"));
+            Some(s) if !(1..=MAX_KEY_LIFETIME_SECS).contains(&s) => {
+                return Err(Error::invalid(
+                    "invalid_expiry",
+                    format!("expires_in_seconds must be between 1 and {MAX_KEY_LIFETIME_SECS} (ten years), not {s}"),
+                ));
             }
             Some(s) => Some(now.plus_secs(s)),
-            None => ceiling_expiry,
+            None => ceiling.expires_at,
         };
-        if let (Some(max), Some(asked)) = (ceiling_expiry, expires_at)
-            && asked > max
-        {
-            return Err(Error::forbidden(
-                "expiry_escalation",
-                format!("a key cannot mint a key that outlives it (this key expires at {max})"),
-            ));
-        }
+        ceiling.check("a new key", &scopes, expires_at)?;
         let label = req
             .label
             .as_deref()
@@ -861,8 +983,26 @@ impl Loft {
             ));
         }
         let old = match (&actor.principal, identity) {
+            // Any key may replace itself: same scopes, same expiry, and it stops working.
             (Principal::Identity { key, .. }, None) => (**key).clone(),
-            _ => self
+            // Naming an identity rotates its primary key, which carries every scope of the
+            // identity and usually no expiry: only the operator, or that primary key itself.
+            (Principal::Identity { key, .. }, Some(_))
+                if key.identity_id == owner.id && key.kind == KeyKind::Primary =>
+            {
+                (**key).clone()
+            }
+            (Principal::Identity { .. }, Some(_)) => {
+                return Err(Error::forbidden(
+                    "primary_rotation_forbidden",
+                    "only the operator, or the primary key itself, can rotate an identity's primary key",
+                )
+                .with_hint(
+                    "rotate the calling key with `POST /v0/keys/rotate`, or mint a narrower key with \
+                     `POST /v0/identities/{id}/keys` and revoke the old one",
+                ));
+            }
+            (Principal::Operator, _) => self
                 .store
                 .list_keys(&owner.id)
                 .await?
@@ -878,6 +1018,8 @@ impl Loft {
         } else {
             old.scopes.clone()
         };
+        // Rotation keeps the replaced key's scopes and expiry: it never exceeds the key it
+        // replaces, which is the calling key itself or (for the operator) any key.
         let now = self.clock.now();
         self.mint_key(
             actor,
@@ -893,6 +1035,7 @@ impl Loft {
     }
 
     pub async fn list_keys(&self, actor: &Actor, identity: Option<&str>) -> Result<Vec<KeyMeta>> {
+        actor.require_keys_manage()?;
         let owner = self.key_owner(actor, identity).await?;
         self.store.list_keys(&owner.id).await
     }
@@ -910,6 +1053,10 @@ impl Loft {
                 e
             }
         })?;
+        // Any key may revoke itself; revoking another key is key management.
+        if actor.own_key().is_none_or(|k| k.id != kid) {
+            actor.require_keys_manage()?;
+        }
         let now = self.clock.now();
         let audit = actor.audit(
             now,

@@ -45,6 +45,9 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 pub const MAX_BACKUP_CODES: usize = 100;
 pub const MAX_ALLOWED_HOSTS: usize = 32;
+/// The shortest primary secret (the one brokered HTTP injects) a credential usable in brokered
+/// HTTP may hold. Below this, redaction either misses the secret's forms or eats ordinary text.
+pub const MIN_INJECTABLE_SECRET_CHARS: usize = 8;
 
 // ----- master keys ----------------------------------------------------------------------
 
@@ -429,6 +432,16 @@ pub enum Injection {
     Header { name: String },
 }
 
+impl Injection {
+    /// Compares header names case-insensitively (HTTP header names are).
+    fn same_as(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Header { name: a }, Self::Header { name: b }) => a.eq_ignore_ascii_case(b),
+            (a, b) => a == b,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TotpAlgorithm {
     #[serde(rename = "SHA1")]
@@ -502,6 +515,56 @@ pub struct CredentialMeta {
     pub version: i64,
 }
 
+impl CredentialMeta {
+    /// How brokered HTTP injects this credential: its `inject`, else the type's default (bearer
+    /// for `api_key` and `oauth`, basic for `login`); `None` when it cannot be injected.
+    pub fn effective_injection(&self) -> Option<Injection> {
+        self.inject.clone().or(match self.kind {
+            CredentialType::ApiKey | CredentialType::Oauth => Some(Injection::Bearer),
+            CredentialType::Login => Some(Injection::Basic),
+            _ => None,
+        })
+    }
+}
+
+/// Whether `new` lets a credential's secret go somewhere `old` did not: another type, another
+/// way of injecting it (mode or header name, or injectable at all), or a host `old`'s
+/// allow-list does not cover. Such a change is as good as revealing the secret (point it at
+/// a server you control and read the header), so it needs `vault:reveal`.
+///
+/// Narrowing is not widening: dropping hosts, or pinning a port on a host allowed on any port.
+/// The user name (the non-secret half of `basic`) and the plain metadata change nothing about
+/// where the secret goes.
+pub fn reach_widened(old: &CredentialMeta, new: &CredentialMeta) -> bool {
+    let injection_changed = match (old.effective_injection(), new.effective_injection()) {
+        (None, None) => false,
+        (Some(a), Some(b)) => !a.same_as(&b),
+        _ => true,
+    };
+    old.kind != new.kind || injection_changed || !hosts_within(&new.allowed_hosts, &old.allowed_hosts)
+}
+
+/// Whether every entry of the allow-list `new` allows only what some entry of `old` allows
+/// (`host:port` is within `host`, never the other way round).
+pub fn hosts_within(new: &[String], old: &[String]) -> bool {
+    new.iter().all(|n| {
+        let (nh, np) = split_allowed_host(n);
+        old.iter().any(|o| {
+            let (oh, op) = split_allowed_host(o);
+            oh == nh && (op.is_none() || op == np)
+        })
+    })
+}
+
+/// `host:port` → (host, Some(port)); `host` → (host, None); IPv6 hosts keep their brackets.
+/// The same reading as [`host_allowed`].
+fn split_allowed_host(a: &str) -> (&str, Option<&str>) {
+    match a.rsplit_once(':') {
+        Some((h, p)) if !a.starts_with('[') || a.contains("]:") => (h, Some(p)),
+        _ => (a, None),
+    }
+}
+
 /// The plaintext secret fields of one credential. Zeroized on drop; `Debug` shows field names.
 #[derive(Default, Clone, Serialize, Deserialize)]
 pub struct SecretFields {
@@ -540,6 +603,19 @@ impl SecretFields {
     pub fn from_json(bytes: &[u8], name: &str) -> Result<Self> {
         serde_json::from_slice(bytes).map_err(|_| tampered(name))
     }
+    /// The name of the field brokered HTTP injects: the type's first secret field, or a custom
+    /// credential's first field (by name).
+    pub fn primary_field(&self, kind: CredentialType) -> Option<&str> {
+        match kind {
+            CredentialType::Custom => self.fields.keys().next().map(String::as_str),
+            k => k
+                .secret_fields()
+                .first()
+                .copied()
+                .filter(|f| self.fields.contains_key(*f)),
+        }
+    }
+
     /// Every secret value, for redaction.
     pub fn values(&self) -> impl Iterator<Item = &str> {
         self.fields
@@ -773,28 +849,107 @@ fn percent_decode(s: &str) -> String {
 
 pub const REDACTED: &str = "[REDACTED]";
 
+/// Secrets at least this long are also redacted in their derived forms (hex, base32, reversed,
+/// spaced out, base64 at any alignment); shorter ones (of at least 4 bytes) only as is and in
+/// the common encodings, since short derived forms would match ordinary text.
+const MIN_DERIVED_FORM_BYTES: usize = 8;
+/// Characters put between every two characters of a secret in a "spaced" form.
+const SEPARATORS: [char; 6] = [' ', '-', '.', ',', ':', '_'];
+
 /// Every form in which `secrets` could come back from a server: as is, percent-encoded,
-/// base64, and base64 of `username:secret`.
+/// form-encoded, base64 (standard and URL-safe, padded or not) and base64 of
+/// `username:secret`; and for secrets of 8 bytes or more also hex (lower and upper case),
+/// RFC 4648 base32 (upper and lower case, padded or not), reversed, with one of
+/// `" -.,:_"` between every two characters, and the part of the base64/base32 encoding that
+/// depends only on the secret at each alignment (so a secret inside a larger encoded blob is
+/// found too). Longest first. Build them once per call and pass them to [`redact_bytes`].
 pub fn redaction_needles(secrets: &[&str], username: Option<&str>) -> Vec<Zeroizing<Vec<u8>>> {
-    let b64 = &base64::engine::general_purpose::STANDARD;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    let mut push = |s: String| out.push(Zeroizing::new(s.into_bytes()));
     for s in secrets.iter().filter(|s| s.len() >= 4) {
-        out.push(Zeroizing::new(s.as_bytes().to_vec()));
-        let enc = percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-        out.push(Zeroizing::new(enc.into_bytes()));
-        let form = form_urlencoded_byte(s);
-        out.push(Zeroizing::new(form.into_bytes()));
-        out.push(Zeroizing::new(b64.encode(s.as_bytes()).into_bytes()));
-        out.push(Zeroizing::new(
-            b64.encode(s.as_bytes()).trim_end_matches('=').as_bytes().to_vec(),
-        ));
+        let b = s.as_bytes();
+        push((*s).to_owned());
+        push(percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string());
+        push(form_urlencoded_byte(s));
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            push(engine.encode(b));
+        }
         if let Some(u) = username {
-            out.push(Zeroizing::new(b64.encode(format!("{u}:{s}")).into_bytes()));
+            let pair = Zeroizing::new(format!("{u}:{s}"));
+            push(STANDARD.encode(pair.as_bytes()));
+            push(STANDARD_NO_PAD.encode(pair.as_bytes()));
+        }
+        if b.len() < MIN_DERIVED_FORM_BYTES {
+            continue;
+        }
+        push(hex::encode(b));
+        push(hex::encode_upper(b));
+        for pad in [true, false] {
+            let upper = base32(b, pad);
+            push(upper.to_ascii_lowercase());
+            push(upper);
+        }
+        push(s.chars().rev().collect());
+        for sep in SEPARATORS {
+            let mut spaced = String::with_capacity(s.len() * 2);
+            for (i, c) in s.chars().enumerate() {
+                if i > 0 {
+                    spaced.push(sep);
+                }
+                spaced.push(c);
+            }
+            push(spaced);
+        }
+        // Inside a larger base64/base32 text the secret starts at any offset in a group; the
+        // characters made of its bits alone are the same whatever surrounds it.
+        for k in 0..3 {
+            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                push(encoded_core(b, k, 6, |d| engine.encode(d)));
+            }
+        }
+        for k in 0..5 {
+            let core = encoded_core(b, k, 5, |d| base32(d, false));
+            push(core.to_ascii_lowercase());
+            push(core);
         }
     }
     // Longest first, so that a needle containing another is replaced whole.
-    out.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    out.retain(|n| !n.is_empty());
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     out.dedup();
+    out
+}
+
+/// The characters of `encode(k zero bytes ‖ secret)` (`bits` bits per character, no padding)
+/// whose bits all come from the secret.
+fn encoded_core(secret: &[u8], k: usize, bits: usize, encode: impl Fn(&[u8]) -> String) -> String {
+    let mut data = Zeroizing::new(vec![0u8; k]);
+    data.extend_from_slice(secret);
+    let text = Zeroizing::new(encode(&data));
+    let start = (8 * k).div_ceil(bits);
+    let end = (8 * data.len()) / bits;
+    text.get(start..end).unwrap_or_default().to_owned()
+}
+
+/// RFC 4648 base32 (upper case).
+fn base32(data: &[u8], pad: bool) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
+    for chunk in data.chunks(5) {
+        let mut group = [0u8; 8];
+        group[3..3 + chunk.len()].copy_from_slice(chunk);
+        let bits = u64::from_be_bytes(group);
+        let chars = (chunk.len() * 8).div_ceil(5);
+        for i in 0..8 {
+            if i < chars {
+                out.push(char::from(ALPHABET[((bits >> (35 - 5 * i)) & 31) as usize]));
+            } else if pad {
+                out.push('=');
+            }
+        }
+        group.zeroize();
+    }
     out
 }
 
@@ -802,31 +957,137 @@ fn form_urlencoded_byte(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Replaces every occurrence of every needle in `data`. Returns how many were replaced.
+/// Replaces every occurrence of every needle in `data` with `[REDACTED]`: every byte covered
+/// by any occurrence (overlapping ones included) is removed, and each run of covered bytes
+/// becomes one `[REDACTED]`. Returns how many runs were replaced. One pass over `data`, with
+/// the needles indexed by their first bytes, so a 1 MiB body and thousands of needles (a
+/// credential with 100 backup codes) stay cheap.
 pub fn redact_bytes(data: &mut Vec<u8>, needles: &[Zeroizing<Vec<u8>>]) -> usize {
-    let mut count = 0;
-    for n in needles.iter().filter(|n| !n.is_empty()) {
-        if data.len() < n.len() {
-            continue;
-        }
-        let mut out = Vec::with_capacity(data.len());
-        let mut i = 0;
-        while i < data.len() {
-            if data[i..].starts_with(n) {
-                out.extend_from_slice(REDACTED.as_bytes());
-                i += n.len();
-                count += 1;
-            } else {
-                out.push(data[i]);
-                i += 1;
-            }
-        }
-        if count > 0 {
-            data.zeroize();
-            *data = out;
+    redact(data, needles, false)
+}
+
+/// [`redact_bytes`] for a body that was cut at a size cap: an occurrence split by the cut
+/// would leave its beginning, so a tail of `data` that is the beginning of any needle is
+/// removed too (at the price of sometimes redacting a few innocent bytes at the cut).
+pub fn redact_bytes_cut(data: &mut Vec<u8>, needles: &[Zeroizing<Vec<u8>>]) -> usize {
+    redact(data, needles, true)
+}
+
+fn redact(data: &mut Vec<u8>, needles: &[Zeroizing<Vec<u8>>], cut: bool) -> usize {
+    const KEY: usize = 4;
+    let n = data.len();
+    // Needles of 4 bytes or more are looked up by their first 4 bytes (after a cheap filter
+    // on the first 2); shorter ones, which `redaction_needles` never makes, are tried at
+    // every position.
+    let mut filter = vec![0u64; 1 << 10];
+    let mut index: std::collections::HashMap<[u8; KEY], Vec<&[u8]>> = std::collections::HashMap::new();
+    let mut short: Vec<&[u8]> = Vec::new();
+    for needle in needles.iter().map(|v| v.as_slice()).filter(|v| !v.is_empty()) {
+        if let Some(key) = needle.first_chunk::<KEY>() {
+            let f = usize::from(u16::from_be_bytes([key[0], key[1]]));
+            filter[f / 64] |= 1 << (f % 64);
+            index.entry(*key).or_default().push(needle);
+        } else {
+            short.push(needle);
         }
     }
-    count
+    // Covered ranges, in order of their start, merged when they touch or overlap.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut cover = |start: usize, end: usize| match runs.last_mut() {
+        Some(last) if start <= last.1 => last.1 = last.1.max(end),
+        _ => runs.push((start, end)),
+    };
+    for i in 0..n {
+        let rest = &data[i..];
+        let mut longest = short
+            .iter()
+            .filter(|s| rest.starts_with(s))
+            .map(|s| s.len())
+            .max()
+            .unwrap_or(0);
+        if let Some(key) = rest.first_chunk::<KEY>() {
+            let f = usize::from(u16::from_be_bytes([key[0], key[1]]));
+            if filter[f / 64] & (1 << (f % 64)) != 0
+                && let Some(candidates) = index.get(key)
+            {
+                for c in candidates {
+                    if c.len() > longest && rest.starts_with(c) {
+                        longest = c.len();
+                    }
+                }
+            }
+        }
+        if longest > 0 {
+            cover(i, i + longest);
+        }
+    }
+    if cut {
+        // The longest tail of `data` that a needle starts with (shorter than the needle: whole
+        // occurrences were found above).
+        let tail = needles
+            .iter()
+            .map(|needle| tail_overlap(data, needle))
+            .max()
+            .unwrap_or(0);
+        if tail > 0 {
+            // It may start before runs already found: it swallows those it reaches.
+            let mut start = n - tail;
+            while let Some(&(s, e)) = runs.last()
+                && e >= start
+            {
+                start = start.min(s);
+                runs.pop();
+            }
+            runs.push((start, n));
+        }
+    }
+    if runs.is_empty() {
+        return 0;
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut at = 0;
+    for &(start, end) in &runs {
+        out.extend_from_slice(&data[at..start]);
+        out.extend_from_slice(REDACTED.as_bytes());
+        at = end;
+    }
+    out.extend_from_slice(&data[at..]);
+    data.zeroize();
+    *data = out;
+    runs.len()
+}
+
+/// The length of the longest proper prefix of `needle` that `data` ends with (Knuth-Morris-
+/// Pratt over the last `needle.len() - 1` bytes: linear, whatever the needle repeats).
+fn tail_overlap(data: &[u8], needle: &[u8]) -> usize {
+    let m = needle.len();
+    if m < 2 || data.is_empty() {
+        return 0;
+    }
+    let mut fail = vec![0usize; m];
+    let mut k = 0;
+    for i in 1..m {
+        while k > 0 && needle[i] != needle[k] {
+            k = fail[k - 1];
+        }
+        if needle[i] == needle[k] {
+            k += 1;
+        }
+        fail[i] = k;
+    }
+    let mut state = 0;
+    for &b in &data[data.len().saturating_sub(m - 1)..] {
+        while state > 0 && b != needle[state] {
+            state = fail[state - 1];
+        }
+        if b == needle[state] {
+            state += 1;
+        }
+        if state == m {
+            state = fail[m - 1];
+        }
+    }
+    state
 }
 
 pub fn redact_string(s: &str, needles: &[Zeroizing<Vec<u8>>]) -> (String, usize) {
@@ -1023,6 +1284,206 @@ mod tests {
         assert!(parse_allowed_host("*.x.com").is_err());
     }
 
+    #[test]
+    fn base32_is_rfc4648() {
+        // RFC 4648 section 10, and totp-rs (another implementation) decodes ours.
+        let vectors = [
+            ("", ""),
+            ("f", "MY======"),
+            ("fo", "MZXQ===="),
+            ("foo", "MZXW6==="),
+            ("foob", "MZXW6YQ="),
+            ("fooba", "MZXW6YTB"),
+            ("foobar", "MZXW6YTBOI======"),
+        ];
+        for (plain, encoded) in vectors {
+            assert_eq!(base32(plain.as_bytes(), true), encoded);
+            assert_eq!(base32(plain.as_bytes(), false), encoded.trim_end_matches('='));
+        }
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(decode_totp_secret(&base32(&bytes, true)).unwrap().as_slice(), bytes);
+    }
+
+    #[test]
+    fn redaction_covers_transformed_forms() {
+        let secret = "Tok3n-secret_42";
+        let needles = redaction_needles(&[secret], None);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let spaced = |sep: &str| secret.chars().map(String::from).collect::<Vec<_>>().join(sep);
+        let forms = [
+            hex::encode(secret),
+            hex::encode_upper(secret),
+            base32(secret.as_bytes(), true),
+            base32(secret.as_bytes(), false),
+            base32(secret.as_bytes(), true).to_ascii_lowercase(),
+            base32(secret.as_bytes(), false).to_ascii_lowercase(),
+            secret.chars().rev().collect(),
+            spaced(" "),
+            spaced("-"),
+            spaced("."),
+            spaced(","),
+            spaced(":"),
+            spaced("_"),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+            // Inside a larger base64 text, at each alignment.
+            b64.encode(format!("{{\"token\": \"{secret}\"}}")),
+            b64.encode(format!("x{secret}yz")),
+            b64.encode(format!("xy{secret}")),
+            base32(format!("ab{secret}cd").as_bytes(), true),
+        ];
+        for form in &forms {
+            let body = format!("<p>{form}</p>");
+            let (out, n) = redact_string(&body, &needles);
+            assert_eq!(n, 1, "{form} -> {out}");
+            assert!(!out.contains(form.as_str()), "{form} -> {out}");
+            assert!(
+                out.starts_with("<p>") && out.ends_with("</p>") && out.contains(REDACTED),
+                "{out}"
+            );
+        }
+        // Short secrets keep only the plain forms: their hex or reversed forms are common text.
+        let short = redaction_needles(&["abcd"], None);
+        assert_eq!(
+            redact_string("dcba 61626364 abcd", &short).0,
+            "dcba 61626364 [REDACTED]"
+        );
+        assert!(redaction_needles(&["abc"], Some("u")).is_empty());
+    }
+
+    #[test]
+    fn a_body_cut_inside_a_secret_loses_the_cut_part() {
+        let needles = redaction_needles(&["s3cret-value-xyz"], None);
+        // Uncut, a tail that merely looks like the start of a secret is kept.
+        let mut whole = b"hello s3cret-va".to_vec();
+        assert_eq!(redact_bytes(&mut whole, &needles), 0);
+        let mut cut = b"hello s3cret-va".to_vec();
+        assert_eq!(redact_bytes_cut(&mut cut, &needles), 1);
+        assert_eq!(cut, b"hello [REDACTED]");
+        // Reversed and hex forms cut short are removed too; an unrelated tail stays.
+        for tail in ["zyx-eu", "73336372", "s 3 c"] {
+            let mut cut = format!("ok {tail}").into_bytes();
+            redact_bytes_cut(&mut cut, &needles);
+            assert_eq!(cut, b"ok [REDACTED]", "{tail}");
+        }
+        let mut plain = b"nothing to see ".to_vec();
+        assert_eq!(redact_bytes_cut(&mut plain, &needles), 0);
+        assert_eq!(plain, b"nothing to see ");
+    }
+
+    #[test]
+    fn tail_overlap_is_the_longest_proper_prefix_at_the_end() {
+        let naive = |data: &[u8], needle: &[u8]| {
+            (1..needle.len().min(data.len() + 1))
+                .rev()
+                .find(|&k| data.ends_with(&needle[..k]))
+                .unwrap_or(0)
+        };
+        for (data, needle) in [
+            ("xxabab", "ababc"),
+            ("aaaa", "aaaaa"),
+            ("aaaaa", "aaaaa"),
+            ("abcab", "abcabd"),
+            ("zz", "abc"),
+            ("", "abc"),
+            ("a", "a"),
+            ("abaabaab", "abaabaabx"),
+        ] {
+            let (d, n) = (data.as_bytes(), needle.as_bytes());
+            assert_eq!(tail_overlap(d, n), naive(d, n), "{data} / {needle}");
+        }
+        // Linear: a long repetitive secret against a long repetitive tail.
+        let needle = vec![b'a'; 64 * 1024];
+        let mut data = vec![b'a'; 256 * 1024];
+        data.push(b'b');
+        data.extend(vec![b'a'; 1000]);
+        assert_eq!(tail_overlap(&data, &needle), 1000);
+    }
+
+    #[test]
+    fn redaction_of_a_large_body_with_many_secrets_is_one_pass() {
+        // 100 backup codes and a few fields: thousands of needles over 1 MiB.
+        let codes: Vec<String> = (0..100).map(|i| format!("backup-code-{i:04}")).collect();
+        let mut secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
+        secrets.extend(["the-primary-api-key-0001", "refresh-token-abcdef"]);
+        let needles = redaction_needles(&secrets, Some("bot"));
+        assert!(needles.len() > 2000, "{}", needles.len());
+        let chunk = "lorem ipsum dolor sit amet, consectetur adipiscing elit 0123456789\n";
+        let mut body = String::new();
+        while body.len() < 1024 * 1024 {
+            body.push_str(chunk);
+            if body.len() % 100_000 < chunk.len() {
+                body.push_str(&hex::encode("the-primary-api-key-0001"));
+                body.push_str(" backup-code-0099 ");
+            }
+        }
+        let started = std::time::Instant::now();
+        let (out, n) = redact_string(&body, &needles);
+        let took = started.elapsed();
+        assert!(n >= 20, "{n}");
+        assert!(!out.contains("backup-code-0099") && !out.contains(&hex::encode("the-primary")));
+        // Generous (an unoptimised build on a busy machine); a pass per needle took minutes.
+        assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    }
+
+    #[test]
+    fn widening_and_narrowing() {
+        let meta = |kind: CredentialType, hosts: &[&str], inject: Option<Injection>| CredentialMeta {
+            name: "crm".into(),
+            kind,
+            username: None,
+            url: None,
+            issuer: None,
+            account: None,
+            algorithm: None,
+            digits: None,
+            period: None,
+            client_id: None,
+            notes: None,
+            expires_at: None,
+            allowed_hosts: hosts.iter().map(|h| parse_allowed_host(h).unwrap()).collect(),
+            inject,
+            secret_fields: vec![],
+            backup_codes_remaining: 0,
+            created_at: Timestamp::from_micros(0),
+            updated_at: Timestamp::from_micros(0),
+            version: 1,
+        };
+        let api = CredentialType::ApiKey;
+        let old = meta(api, &["api.x.test", "[::1]:8080", "b.test:443"], None);
+        let widened = |hosts: &[&str], inject: Option<Injection>| reach_widened(&old, &meta(api, hosts, inject));
+        // Narrowing, or the same reach said differently.
+        assert!(!widened(&["api.x.test"], None));
+        assert!(!widened(&["api.x.test:8443", "[::1]:8080"], None));
+        assert!(!widened(&[], Some(Injection::Bearer)));
+        assert!(!widened(&["b.test:443", "api.x.test", "[::1]:8080"], None));
+        // Widening: a new host, any port where one was pinned, another injection.
+        assert!(widened(&["evil.test"], None));
+        assert!(widened(&["api.x.test", "evil.test"], None));
+        assert!(widened(&["b.test"], None));
+        assert!(widened(&["b.test:80"], None));
+        assert!(widened(&["[::1]"], None));
+        assert!(widened(&["x.test"], None));
+        assert!(widened(&["api.x.test"], Some(Injection::Basic)));
+        let header = |n: &str| Some(Injection::Header { name: n.into() });
+        assert!(widened(&["api.x.test"], header("X-Api-Key")));
+        let with_header = meta(api, &["api.x.test"], header("X-Api-Key"));
+        assert!(!reach_widened(
+            &with_header,
+            &meta(api, &["api.x.test"], header("x-api-key"))
+        ));
+        assert!(reach_widened(
+            &with_header,
+            &meta(api, &["api.x.test"], header("X-Other"))
+        ));
+        // A type that is not injectable becoming injectable, and a type change.
+        let custom = meta(CredentialType::Custom, &["api.x.test"], None);
+        assert!(reach_widened(
+            &custom,
+            &meta(CredentialType::Custom, &["api.x.test"], header("X-K"))
+        ));
+        assert!(reach_widened(&old, &meta(CredentialType::Oauth, &["api.x.test"], None)));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -1058,6 +1519,69 @@ mod tests {
             }
             let e = open(&r, &id(), &aad_name, &t);
             prop_assert!(matches!(e, Err(Error::Internal(_))));
+        }
+
+        #[test]
+        fn every_form_of_a_secret_is_redacted_whole_or_cut(
+            secret in "[A-Za-z0-9]{8,40}",
+            prefix in "[ {};\n]{0,12}",
+            suffix in "[ {};\n]{0,12}",
+            which in any::<prop::sample::Index>(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+            let spaced = |sep: char| secret.chars().map(String::from).collect::<Vec<_>>().join(&sep.to_string());
+            let mut forms = vec![
+                secret.clone(),
+                STANDARD.encode(&secret),
+                STANDARD_NO_PAD.encode(&secret),
+                URL_SAFE_NO_PAD.encode(&secret),
+                STANDARD.encode(format!("bot:{secret}")),
+                hex::encode(&secret),
+                hex::encode_upper(&secret),
+                base32(secret.as_bytes(), true),
+                base32(secret.as_bytes(), false),
+                base32(secret.as_bytes(), true).to_ascii_lowercase(),
+                base32(secret.as_bytes(), false).to_ascii_lowercase(),
+                secret.chars().rev().collect(),
+            ];
+            forms.extend(SEPARATORS.map(spaced));
+            let form = which.get(&forms);
+            let needles = redaction_needles(&[&secret], Some("bot"));
+            let (out, n) = redact_string(&format!("{prefix}{form}{suffix}"), &needles);
+            prop_assert_eq!(n, 1);
+            prop_assert_eq!(out, format!("{prefix}{REDACTED}{suffix}"));
+            // Cut anywhere inside the form (a capped body): nothing of it is left either.
+            let k = 1 + cut.index(form.len() - 1);
+            let mut body = format!("{prefix}{}", &form[..k]).into_bytes();
+            prop_assert_eq!(redact_bytes_cut(&mut body, &needles), 1);
+            prop_assert_eq!(String::from_utf8(body).unwrap(), format!("{prefix}{REDACTED}"));
+        }
+
+        #[test]
+        fn a_secret_inside_a_larger_encoded_text_is_redacted(
+            secret in "[ -~]{8,40}",
+            before in proptest::collection::vec(any::<u8>(), 0..12),
+            after in proptest::collection::vec(any::<u8>(), 0..12),
+            form in 0u8..3,
+        ) {
+            let mut data = before.clone();
+            data.extend_from_slice(secret.as_bytes());
+            data.extend_from_slice(&after);
+            let (text, bits) = match form {
+                0 => (base64::engine::general_purpose::STANDARD.encode(&data), 6),
+                1 => (base32(&data, true), 5),
+                _ => (base32(&data, false).to_ascii_lowercase(), 5),
+            };
+            // The characters made of the secret's bits alone must go.
+            let start = (8 * before.len()).div_ceil(bits);
+            let end = 8 * (before.len() + secret.len()) / bits;
+            let core = &text[start..end];
+            let needles = redaction_needles(&[&secret], None);
+            let (out, n) = redact_string(&text, &needles);
+            prop_assert!(n >= 1, "{} -> {}", text, out);
+            prop_assert!(!out.contains(core), "{} -> {}", text, out);
+            prop_assert!(out.len() + core.len() <= text.len() + n * REDACTED.len(), "{} -> {}", text, out);
         }
     }
 }

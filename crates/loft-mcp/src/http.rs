@@ -122,6 +122,12 @@ pub fn http_router(loft: Arc<Loft>, settings: McpHttpSettings) -> Router {
     Router::new()
         .route_service(MCP_PATH, service)
         .route_layer(middleware::from_fn_with_state(loft, authenticate))
+        // A bug must not drop the connection: the client gets a 500 in Loft's error format.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send + 'static>| {
+                refuse(Error::internal("an MCP request handler panicked"))
+            },
+        ))
 }
 
 fn request_id(headers: &HeaderMap) -> String {
@@ -194,6 +200,10 @@ async fn authenticate(State(loft): State<Arc<Loft>>, mut req: Request, next: Nex
 
 fn refuse(e: Error) -> Response {
     let status = http_status(&e);
+    let retry_after = match &e {
+        Error::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
+        _ => None,
+    };
     let mut res = (
         status,
         axum::Json(ErrorBody {
@@ -204,6 +214,9 @@ fn refuse(e: Error) -> Response {
     if status == axum::http::StatusCode::UNAUTHORIZED {
         res.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(secs) = retry_after {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     res
 }

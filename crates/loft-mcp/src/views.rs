@@ -549,8 +549,9 @@ impl From<Page<CredentialMeta>> for CredentialListView {
     }
 }
 
-/// A credential with its plaintext secrets (`vault_get`, with `vault:reveal` only).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+/// A credential with its plaintext secrets (`vault_get`, with `vault:reveal` only). `Debug`
+/// prints the field names, never the values.
+#[derive(Clone, Serialize, JsonSchema)]
 pub struct RevealedView {
     pub credential: CredentialMetaView,
     /// The secret fields by name (e.g. `value`, `password`, `secret`), in plaintext.
@@ -559,6 +560,16 @@ pub struct RevealedView {
     pub backup_codes: Vec<String>,
     /// How to handle what you were shown.
     pub notice: String,
+}
+
+impl std::fmt::Debug for RevealedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevealedView")
+            .field("credential", &self.credential)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("backup_codes", &self.backup_codes.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Said with every revealed secret.

@@ -102,6 +102,44 @@ pub async fn open_url(url: &str) -> Result<SqliteStore> {
     SqliteStore::open_url(url).await
 }
 
+/// The database holds mail, key digests and the audit log: it, its WAL and its shared-memory
+/// file are readable by the owner only, whatever the umask. The file is created here, 0600,
+/// before SQLite opens it, because SQLite gives the WAL and shared-memory files the mode of
+/// the database file; files left by an older version are tightened.
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = Path::new(&file);
+        match std::fs::metadata(file) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self> {
         let cannot_open = |e: sqlx::Error| -> Error {
@@ -112,6 +150,12 @@ impl SqliteStore {
                 map_err(e)
             ))
         };
+        restrict_to_owner(path).map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot make the SQLite database {} owner-only: {e}",
+                path.display()
+            ))
+        })?;
         let base = SqliteConnectOptions::new()
             .filename(path)
             .foreign_keys(true)

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use loft_core::audit::{AuditRecord, VerifyReport};
 use loft_core::identity::CreatedIdentity;
 use loft_core::keys::OperatorKey;
+use loft_core::limits::LimitsConfig;
 use loft_core::mail::{Message, MessageSummary, SendMail};
 use loft_core::random::OsRandom;
 use loft_core::service::{
@@ -55,13 +56,25 @@ pub struct TestLoft {
 /// A Loft on `store` with domain [`TEST_DOMAIN`], OS randomness, a manual clock at
 /// [`TEST_START`] and a freshly generated operator key.
 pub fn test_loft(store: Arc<dyn Store>) -> TestLoft {
+    test_loft_with_limits(store, LimitsConfig::off())
+}
+
+/// [`test_loft`] with request limits and the refused-key lockout on (they are off by default
+/// in tests, which call far faster than any agent).
+pub fn test_loft_with_limits(store: Arc<dyn Store>, limits: LimitsConfig) -> TestLoft {
     let operator_key = OperatorKey::generate(&OsRandom);
     let clock = Arc::new(ManualClock::new(TEST_START));
     let keyring = Keyring::new(MasterKey::generate(&OsRandom), vec![]);
-    build(store, operator_key, clock, keyring)
+    build(store, operator_key, clock, keyring, limits)
 }
 
-fn build(store: Arc<dyn Store>, operator_key: String, clock: Arc<ManualClock>, keyring: Keyring) -> TestLoft {
+fn build(
+    store: Arc<dyn Store>,
+    operator_key: String,
+    clock: Arc<ManualClock>,
+    keyring: Keyring,
+    limits: LimitsConfig,
+) -> TestLoft {
     let loft = Loft::new(
         store,
         clock.clone(),
@@ -73,7 +86,8 @@ fn build(store: Arc<dyn Store>, operator_key: String, clock: Arc<ManualClock>, k
         },
     )
     .expect("the test configuration is valid")
-    .with_vault(keyring.clone(), None);
+    .with_vault(keyring.clone(), None)
+    .with_limits(limits);
     TestLoft {
         loft: Arc::new(loft),
         operator_key,
@@ -103,6 +117,7 @@ impl TestLoft {
             self.operator_key.clone(),
             self.clock.clone(),
             self.keyring.clone(),
+            LimitsConfig::off(),
         )
     }
 
@@ -114,6 +129,7 @@ impl TestLoft {
             self.operator_key.clone(),
             self.clock.clone(),
             keyring,
+            LimitsConfig::off(),
         )
     }
 
@@ -121,9 +137,19 @@ impl TestLoft {
         self.loft.store()
     }
 
-    /// Authenticates a bearer token as a door would (refusals are audited).
+    /// Authenticates a bearer token as a door would (refusals are counted, and written to
+    /// the audit log by `Loft::flush_auth_refusals`).
     pub async fn authenticate(&self, key: &str) -> Result<Actor> {
         self.loft.authenticate(Some(key), RequestContext::default()).await
+    }
+
+    /// [`Self::authenticate`] from the client address `addr`.
+    pub async fn authenticate_from(&self, key: &str, addr: &str) -> Result<Actor> {
+        let ctx = RequestContext {
+            request_id: None,
+            remote_addr: Some(addr.to_owned()),
+        };
+        self.loft.authenticate(Some(key), ctx).await
     }
 
     /// An actor for a key that must work.

@@ -46,11 +46,14 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub hint: Option<String>,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self {
+            retry_after: None,
             status,
             code: code.into(),
             message: message.into(),
@@ -75,7 +78,12 @@ impl From<Error> for ApiError {
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let retry_after = match &e {
+            Error::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
         };
         let request_id = crate::current_request_id();
         match &e {
@@ -88,6 +96,7 @@ impl From<Error> for ApiError {
             code: e.code().into_owned(),
             message: e.public_message(),
             hint: e.hint(),
+            retry_after,
         }
     }
 }
@@ -103,6 +112,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -124,8 +124,34 @@ pub fn router(state: AppState) -> Router {
         // Bodies are read by our own extractor against this limit; axum's default is lifted
         // so that the configured limit, not axum's 2 MB, decides.
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        // A bug must not drop the connection: the client gets a 500 in Loft's error format
+        // with its request id, and the panic is logged once.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(middleware::from_fn(request_id))
+}
+
+/// The answer to a request whose handler panicked.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the signature `CatchPanicLayer::custom` takes"
+)]
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(
+        request_id = current_request_id(),
+        panic = what,
+        "a request handler panicked"
+    );
+    axum::response::IntoResponse::into_response(error::ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; the server log has the details",
+    ))
 }
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");

@@ -429,7 +429,9 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
         http: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         database_url: Some(target.url.clone()),
         domain: DOMAIN.to_owned(),
+        egress_allow: Vec::new(),
         max_request_bytes: loft_web::DEFAULT_MAX_REQUEST_BYTES,
+        limits: serve::LimitArgs::off(),
         admin_key: Some(admin_key.clone()),
     };
     let (router, store) = serve::app(&serve_args).await?;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use loft_core::keys::OperatorKey;
+use loft_core::limits::{LimitsConfig, Rate};
 use loft_core::random::OsRandom;
 use loft_core::service::{Loft, LoftConfig};
 use loft_core::store::Store;
@@ -58,13 +59,77 @@ pub struct ServeArgs {
     /// Mail domain of new identities' addresses.
     #[arg(long, env = "LOFT_DOMAIN", default_value = "agents.localhost")]
     pub domain: String,
+    /// Exceptions to the egress policy, comma-separated. Outbound connections made for callers
+    /// (brokered vault HTTP) go to public addresses only; an entry allows a host name
+    /// (`localhost`, `api.internal.example`: connections to it may reach non-public addresses,
+    /// except cloud metadata) or an address or range (`127.0.0.1`, `10.0.0.0/8`, `::1`), allowed
+    /// whatever the name.
+    #[arg(
+        long = "egress-allow",
+        env = "LOFT_EGRESS_ALLOW",
+        value_delimiter = ',',
+        value_name = "ENTRIES"
+    )]
+    pub egress_allow: Vec<String>,
     /// Largest HTTP request body accepted, in bytes.
     #[arg(long, env = "LOFT_MAX_REQUEST_BYTES", default_value_t = loft_web::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
+    /// Limits on abuse.
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// The operator key, when a caller inside this process (the benchmark) supplies it; the
     /// command line never does (it would show in `ps`): use `LOFT_ADMIN_KEY`.
     #[arg(skip)]
     pub admin_key: Option<String>,
+}
+
+/// Limits on abuse: request rates per API key and per client address, and the lockout of
+/// addresses that present too many refused keys. Defaults suit a crew of dozens of agents
+/// on one host; behind a reverse proxy every client shares the proxy's address, so raise
+/// `--rate-limit-per-address` there (or set it to `off`).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Requests per second per identity key: `N` (burst 2N), `N/BURST`, or `off`.
+    #[arg(
+        long,
+        env = "LOFT_RATE_LIMIT_PER_KEY",
+        default_value = "100/200",
+        value_name = "RATE"
+    )]
+    pub rate_limit_per_key: String,
+    /// Requests per second per client address (IPv6 per /64): `N`, `N/BURST`, or `off`.
+    #[arg(
+        long,
+        env = "LOFT_RATE_LIMIT_PER_ADDRESS",
+        default_value = "1000/2000",
+        value_name = "RATE"
+    )]
+    pub rate_limit_per_address: String,
+    /// Refused API keys per client address per minute before that address gets 429 until
+    /// the minute ends; 0 turns the lockout off.
+    #[arg(long, env = "LOFT_AUTH_FAILURES_PER_MINUTE", default_value_t = 20, value_name = "N")]
+    pub auth_failures_per_minute: u32,
+}
+
+impl LimitArgs {
+    /// No limits (the benchmark measures the server, not the limiter).
+    pub fn off() -> Self {
+        Self {
+            rate_limit_per_key: "off".into(),
+            rate_limit_per_address: "off".into(),
+            auth_failures_per_minute: 0,
+        }
+    }
+
+    pub fn config(&self) -> Result<LimitsConfig, String> {
+        Ok(LimitsConfig {
+            per_key: Rate::parse(&self.rate_limit_per_key).map_err(|e| format!("--rate-limit-per-key: {e}"))?,
+            per_address: Rate::parse(&self.rate_limit_per_address)
+                .map_err(|e| format!("--rate-limit-per-address: {e}"))?,
+            auth_failures: self.auth_failures_per_minute,
+            auth_window_secs: 60,
+        })
+    }
 }
 
 /// The storage backend a database URL names.
@@ -294,6 +359,8 @@ pub async fn app_with_mcp(
 ) -> Result<(axum::Router, Arc<dyn Store>, Arc<Loft>), String> {
     let allowed_hosts =
         AllowedHosts::parse(&mcp.mcp_allowed_hosts, args.http).map_err(|e| format!("--mcp-allowed-hosts: {e}"))?;
+    let egress = loft_broker::EgressPolicy::parse(&args.egress_allow).map_err(|e| format!("--egress-allow: {e}"))?;
+    let limits = args.limits.config()?;
     create_private_dir(&args.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", args.data_dir.display()))?;
     let operator = operator_key(&args.data_dir, args.admin_key.as_deref())?;
@@ -308,9 +375,14 @@ pub async fn app_with_mcp(
             max_body_bytes: args.max_request_bytes,
         },
     )
-    .map_err(|e| format!("--domain: {e}"))?;
+    .map_err(|e| format!("--domain: {e}"))?
+    .with_limits(limits);
     let (keyring, source) = master_keys(&args.data_dir)?;
-    let broker = loft_broker::ReqwestBroker::new().map_err(|e| format!("brokered HTTP: {e}"))?;
+    if !egress.allowances().is_empty() {
+        let allowed: Vec<String> = egress.allowances().iter().map(ToString::to_string).collect();
+        tracing::info!(allowed = %allowed.join(","), "egress policy exceptions");
+    }
+    let broker = loft_broker::ReqwestBroker::new(egress).map_err(|e| format!("brokered HTTP: {e}"))?;
     let loft = loft.with_vault(keyring, source).with_broker(Arc::new(broker));
     let held = loft.verify_vault_keys().await.map_err(|e| match e.hint() {
         Some(h) => format!("vault: {e} ({h})"),
@@ -357,15 +429,35 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    // Refused keys are written to the audit log as one row per address and minute.
+    let flusher = {
+        let loft = loft.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                every.tick().await;
+                if let Err(e) = loft.flush_auth_refusals(false).await {
+                    tracing::warn!(error = %e, "writing refused-key audit rows");
+                }
+            }
+        })
+    };
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Long polls (`mail_wait`) answer now instead of holding the shutdown up.
-            loft.begin_shutdown();
+        .with_graceful_shutdown({
+            let loft = loft.clone();
+            async move {
+                shutdown_signal().await;
+                // Long polls (`mail_wait`) answer now instead of holding the shutdown up.
+                loft.begin_shutdown();
+            }
         })
         .await
         .map_err(|e| format!("HTTP server: {e}"))?;
     tracing::info!("shutting down: finishing pending writes");
+    flusher.abort();
+    if let Err(e) = loft.flush_auth_refusals(true).await {
+        tracing::warn!(error = %e, "writing refused-key audit rows");
+    }
     store.close().await;
     println!("loft serve stopped");
     Ok(())

@@ -223,7 +223,8 @@ pub struct BrokeredHttpResponse {
     pub body: String,
     /// The body was cut at the size cap.
     pub truncated: bool,
-    /// How many occurrences of a secret were replaced by `[REDACTED]`.
+    /// How many occurrences of a secret were replaced by `[REDACTED]` (touching or overlapping
+    /// ones count once).
     pub redactions: usize,
 }
 
@@ -529,6 +530,27 @@ impl Loft {
                 let old = Self::open_secrets(&ring, &c)?;
                 let now = self.clock.now();
                 let (meta, secrets) = build(&c.meta.name, c.meta.kind, &req, Some((&c.meta, &old)), now)?;
+                // Re-pointing the stored secret (another host, header or way of injecting it;
+                // see `v::reach_widened`) is as good as revealing it: point it at a server you
+                // control and read the header. So it needs `vault:reveal`, unless this update
+                // gives a new value for every secret field, leaving no old secret to send.
+                // Narrowing (dropping hosts, pinning a port) needs only `vault:write`: it can
+                // only keep the secret from places it could already go.
+                if v::reach_widened(&c.meta, &meta)
+                    && !actor.scopes().contains(Scope::VaultReveal)
+                    && !old.fields.keys().all(|f| supplies(&req, c.meta.kind, f))
+                {
+                    return Err(Error::forbidden(
+                        "reveal_required_to_widen",
+                        format!(
+                            "sending `{}`'s secret to new hosts or in another way (allowed_hosts, inject) needs the scope vault:reveal, since it would expose the secret",
+                            c.meta.name
+                        ),
+                    )
+                    .with_hint(
+                        "removing hosts needs only vault:write; to re-point the credential without vault:reveal, give new values for all its secret fields in the same update",
+                    ));
+                }
                 let sealed = self.seal_secrets(&ring, &me.id, &c.meta.name, &secrets)?;
                 let audit = actor.audit(
                     now,
@@ -704,12 +726,7 @@ impl Loft {
             )
             .with_hint("the allow-list is set when the credential is stored (`allowed_hosts`)"));
         }
-        let injection = c.meta.inject.clone().or(match c.meta.kind {
-            CredentialType::ApiKey | CredentialType::Oauth => Some(Injection::Bearer),
-            CredentialType::Login => Some(Injection::Basic),
-            _ => None,
-        });
-        let Some(injection) = injection else {
+        let Some(injection) = c.meta.effective_injection() else {
             return Err(Error::invalid(
                 "not_injectable",
                 format!(
@@ -720,12 +737,12 @@ impl Loft {
             .with_hint("set `inject` when storing it (bearer, basic or header:NAME)"));
         };
         let s = Self::open_secrets(&ring, &c)?;
-        let primary = match c.meta.kind {
-            CredentialType::Custom => s.fields.values().next().cloned(),
-            k => k.secret_fields().first().and_then(|f| s.fields.get(*f)).cloned(),
-        }
-        .map(Zeroizing::new)
-        .ok_or_else(|| Error::invalid("not_injectable", "the credential has no secret to inject"))?;
+        let primary = s
+            .primary_field(c.meta.kind)
+            .and_then(|f| s.fields.get(f))
+            .cloned()
+            .map(Zeroizing::new)
+            .ok_or_else(|| Error::invalid("not_injectable", "the credential has no secret to inject"))?;
         let (header_name, header_value): (String, SecretString) = match &injection {
             Injection::Bearer => ("authorization".into(), format!("Bearer {}", primary.as_str()).into()),
             Injection::Basic => {
@@ -803,14 +820,26 @@ impl Loft {
                 .or_insert(text);
         }
         let mut body = resp.body.clone();
-        redactions += v::redact_bytes(&mut body, &needles);
+        // Redact before anything is cut: a body cut at the cap (by the broker) may end inside a
+        // secret, so its tail is redacted if it begins one; a body longer than the cap is cut
+        // only after redaction, so the cut never splits a secret still in clear.
+        let over_cap = body.len() > BROKER_MAX_RESPONSE_BYTES;
+        redactions += if resp.truncated || over_cap {
+            v::redact_bytes_cut(&mut body, &needles)
+        } else {
+            v::redact_bytes(&mut body, &needles)
+        };
+        if over_cap {
+            body.truncate(BROKER_MAX_RESPONSE_BYTES);
+        }
+        let truncated = resp.truncated || over_cap;
         let entry = actor.audit(
             self.clock.now(),
             "vault.http",
             Some(c.meta.name.clone()),
             serde_json::json!({
                 "host": host_port, "method": method, "status": resp.status,
-                "bytes": body.len(), "truncated": resp.truncated, "redactions": redactions,
+                "bytes": body.len(), "truncated": truncated, "redactions": redactions,
                 "ms": started.elapsed().as_millis() as u64,
             }),
         );
@@ -819,7 +848,7 @@ impl Loft {
             status: resp.status,
             headers: out_headers,
             body: String::from_utf8_lossy(&body).into_owned(),
-            truncated: resp.truncated,
+            truncated,
             redactions,
         })
     }
@@ -1157,7 +1186,48 @@ fn build(
     if matches!(meta.inject, Some(Injection::Basic)) && meta.username.is_none() && kind != T::Login {
         // Basic auth with an empty user name is legal (`:token`), so allowed.
     }
+    // The secret brokered HTTP injects must be long enough to be redacted reliably from the
+    // responses. Checked whenever it is given, and when an update makes the credential
+    // injectable; an older, shorter one stays usable for changes that do neither.
+    if meta.effective_injection().is_some()
+        && let Some(field) = secrets.primary_field(kind)
+        && secrets.fields[field].chars().count() < v::MIN_INJECTABLE_SECRET_CHARS
+        && existing.is_none_or(|(m, _)| supplies(req, kind, field) || m.effective_injection().is_none())
+    {
+        let label = if kind == T::Custom {
+            format!("fields.{field}")
+        } else {
+            field.to_owned()
+        };
+        return Err(Error::invalid(
+            "secret_too_short",
+            format!(
+                "`{label}` must be at least {} characters: brokered HTTP injects it, and a shorter secret cannot be redacted reliably from responses",
+                v::MIN_INJECTABLE_SECRET_CHARS
+            ),
+        )
+        .with_hint("store the whole secret; a secret never used for brokered HTTP can be a `custom` credential without `inject`"));
+    }
     meta.secret_fields = secrets.fields.keys().cloned().collect();
     meta.backup_codes_remaining = secrets.backup_codes.len() as u32;
     Ok((meta, secrets))
+}
+
+/// Whether `req` gives a value for the secret field `field` of a `kind` credential.
+fn supplies(req: &StoreCredentialRequest, kind: CredentialType, field: &str) -> bool {
+    if kind == CredentialType::Custom {
+        return req.fields.as_ref().is_some_and(|f| f.keys().any(|k| k.trim() == field));
+    }
+    match field {
+        "value" => req.value.is_some(),
+        "password" => req.password.is_some(),
+        "secret" => req.secret.is_some() || req.otpauth_uri.is_some(),
+        "access_token" => req.access_token.is_some(),
+        "refresh_token" => req.refresh_token.is_some(),
+        "client_secret" => req.client_secret.is_some(),
+        "private_key" => req.private_key.is_some(),
+        "passphrase" => req.passphrase.is_some(),
+        "connection_string" => req.connection_string.is_some(),
+        _ => false,
+    }
 }

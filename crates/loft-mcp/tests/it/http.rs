@@ -137,13 +137,17 @@ async fn keys_are_checked_before_mcp() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.json["error"]["code"], "identity_key_required");
 
-    // Refusals are in the audit log, like REST's.
+    // Refusals are counted like REST's, and written as one aggregated row per address.
+    assert_eq!(w.loft.flush_auth_refusals(true).await.unwrap(), 1);
     let operator = w.actor(&w.admin).await;
     let params = loft_core::service::ListAuditParams {
         action: Some("auth.refused".into()),
         ..Default::default()
     };
-    assert!(w.loft.list_audit(&operator, params).await.unwrap().items.len() >= 2);
+    let rows = w.loft.list_audit(&operator, params).await.unwrap().items;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].entry.details["count"].as_u64().unwrap() >= 2, "{:?}", rows[0]);
+    assert_eq!(rows[0].entry.key_id, None);
 }
 
 #[tokio::test]

@@ -152,7 +152,7 @@ async fn the_vault_tools_work(backend: Backend) {
     ));
     assert_eq!(crm["credential"]["type"], "api_key");
     assert_eq!(crm["credential"]["inject"], "header:X-Api-Key");
-    let again = log.keep(call(&ca, "vault_store", json!({"name": "crm", "value": "other"})).await);
+    let again = log.keep(call(&ca, "vault_store", json!({"name": "crm", "value": "other-value"})).await);
     assert_eq!(error_code(&again), "credential_exists");
     let bad = log.keep(call(&ca, "vault_store", json!({"value": "no name"})).await);
     assert_eq!(error_code(&bad), "invalid_arguments");
@@ -343,4 +343,55 @@ async fn vault_tools_are_gated_by_scopes() {
     let r = call(&c, "vault_list", json!({})).await;
     assert_eq!(error_code(&r), "missing_scope");
     let _: Value = body(&r);
+}
+
+/// MCP has no update tool; its one way to change a stored credential, `vault_store` with
+/// `replace`, builds the credential from the arguments alone, so it cannot re-point the stored
+/// secret at another host without resending it (and the echo server never sees it). A secret
+/// too short to be redacted reliably is refused.
+async fn replace_cannot_repoint_a_secret(backend: Backend) {
+    let env = Env::new(backend).await;
+    let alice = env.w.agent("alice", None).await;
+    let ca = env.client(&alice.key).await;
+    let (port, seen) = spawn_echo().await;
+    ok(&call(
+        &ca,
+        "vault_store",
+        json!({"name": "crm", "value": MARKER, "allowed_hosts": ["api.crm.test"], "inject": "header:X-Api-Key"}),
+    )
+    .await);
+    let repoint = call(
+        &ca,
+        "vault_store",
+        json!({"name": "crm", "allowed_hosts": [format!("127.0.0.1:{port}")], "inject": "header:X-Api-Key",
+               "replace": true}),
+    )
+    .await;
+    assert_eq!(error_code(&repoint), "missing_field");
+    let r = call(
+        &ca,
+        "vault_http_request",
+        json!({"name": "crm", "url": format!("http://127.0.0.1:{port}/echo")}),
+    )
+    .await;
+    assert_eq!(error_code(&r), "host_not_allowed");
+    assert!(seen.lock().unwrap().is_empty(), "the echo server was called");
+    let short = call(&ca, "vault_store", json!({"name": "pin", "value": "1234"})).await;
+    assert_eq!(error_code(&short), "secret_too_short");
+    assert!(
+        body(&short)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least 8")
+    );
+}
+
+#[tokio::test]
+async fn vault_store_replace_cannot_repoint_in_process() {
+    replace_cannot_repoint_a_secret(Backend::Local).await;
+}
+
+#[tokio::test]
+async fn vault_store_replace_cannot_repoint_over_rest() {
+    replace_cannot_repoint_a_secret(Backend::Rest).await;
 }

@@ -389,10 +389,23 @@ struct Family {
 /// parent → child → grandchild, and parent → sibling.
 async fn family(t: &TestLoft) -> Family {
     let (p, pa) = t
-        .identity_with_scopes("parent", &["mail:read", "mail:send", "mail:manage", "identity:create"])
+        .identity_with_scopes(
+            "parent",
+            &[
+                "mail:read",
+                "mail:send",
+                "mail:manage",
+                "identity:create",
+                "keys:manage",
+            ],
+        )
         .await;
     let (c, ca) = t
-        .child(&pa, "child", Some(&["mail:read", "mail:send", "identity:create"]))
+        .child(
+            &pa,
+            "child",
+            Some(&["mail:read", "mail:send", "identity:create", "keys:manage"]),
+        )
         .await;
     let (g, ga) = t.child(&ca, "grandchild", None).await;
     let (s, sa) = t.child(&pa, "sibling", None).await;
@@ -423,7 +436,7 @@ pub async fn delegation_revoke_cascades(store: Arc<dyn Store>) {
         s,
         sa,
     } = family(&t).await;
-    assert_eq!(g.identity.scopes, scopes(&["mail:read", "mail:send"]));
+    assert_eq!(g.identity.scopes, scopes(&["mail:read", "mail:send", "keys:manage"]));
     assert_eq!(g.identity.created_by.identity_id.as_ref(), Some(&c.identity.id));
     assert_eq!(list_all(&t.loft, &pa, false).await, ids(&[&s, &g, &c, &p]));
     assert_eq!(list_all(&t.loft, &ca, false).await, ids(&[&g, &c]));
@@ -552,7 +565,7 @@ pub async fn whoami_chain(store: Arc<dyn Store>) {
     assert_eq!(w.kind, CreatorKind::Identity);
     assert_eq!(w.identity.as_ref(), Some(&g.identity));
     assert_eq!(w.address.as_ref(), Some(&g.identity.address));
-    assert_eq!(w.scopes, scopes(&["mail:read", "mail:send"]));
+    assert_eq!(w.scopes, scopes(&["mail:read", "mail:send", "keys:manage"]));
     assert_eq!(w.key_id, g.key_id.to_string());
     assert_eq!(w.key_expires_at, None);
     let chain: Vec<_> = w

@@ -31,6 +31,7 @@ mod audit;
 mod identities;
 mod keys;
 mod mail;
+mod security;
 mod store;
 mod vault;
 
@@ -45,6 +46,7 @@ pub use audit::*;
 pub use identities::*;
 pub use keys::*;
 pub use mail::*;
+pub use security::*;
 pub use store::*;
 pub use vault::*;
 
@@ -140,6 +142,12 @@ macro_rules! conformance_tests {
             key_minting_cannot_escalate_scopes,
             key_minting_cannot_escalate_expiry,
             key_rotation,
+            security_narrow_key_cannot_rotate_the_primary_key,
+            security_minted_keys_never_outlive_their_minter,
+            security_key_management_needs_its_scope,
+            security_bad_key_flood_is_limited_and_bounded,
+            security_per_key_rate_limit,
+            security_minting_rule_holds_on_random_sequences,
             delegation_revoke_cascades,
             whoami_chain,
             mail_send_local_and_remote,
@@ -171,6 +179,8 @@ macro_rules! conformance_tests {
             vault_backup_codes_are_popped_atomically,
             vault_tampered_rows_fail,
             vault_key_check_and_rotation,
+            vault_widening_needs_reveal,
+            vault_short_secrets_are_refused,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {

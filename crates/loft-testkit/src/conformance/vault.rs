@@ -7,9 +7,9 @@ use std::sync::Arc;
 use loft_core::Error;
 use loft_core::audit::Outcome;
 use loft_core::random::OsRandom;
-use loft_core::service::{ListCredentialsParams, StoreCredentialRequest};
+use loft_core::service::{InjectInput, ListCredentialsParams, StoreCredentialRequest};
 use loft_core::store::Store;
-use loft_core::vault::{Keyring, MasterKey};
+use loft_core::vault::{Injection, Keyring, MasterKey};
 
 use crate::{TestLoft, expect_err, test_loft};
 
@@ -51,7 +51,7 @@ pub async fn vault_store_list_get_update_delete(store: Arc<dyn Store>) {
     assert_eq!(meta.name, "crm");
     assert_eq!(meta.kind.as_str(), "api_key");
     assert_eq!(meta.secret_fields, vec!["value".to_owned()]);
-    let e = expect_err(t.loft.vault_store(&a, api_key("crm", "other")).await);
+    let e = expect_err(t.loft.vault_store(&a, api_key("crm", "other-value")).await);
     assert_eq!(e.code(), "credential_exists");
     let mut replace = api_key("crm", "marker-value-2");
     replace.replace = Some(true);
@@ -73,6 +73,8 @@ pub async fn vault_store_list_get_update_delete(store: Arc<dyn Store>) {
             &a,
             "crm",
             StoreCredentialRequest {
+                // A new value with the new hosts: the old secret is not re-pointed.
+                value: Some("marker-value-3".into()),
                 notes: Some("the CRM".into()),
                 allowed_hosts: Some(vec!["api.crm.test".into()]),
                 inject: Some(loft_core::service::InjectInput::Short("header:X-Api-Key".into())),
@@ -237,7 +239,7 @@ pub async fn vault_totp_codes(store: Arc<dyn Store>) {
     let meta = t.loft.vault_get(&a, "gh", false).await.unwrap().meta;
     assert_eq!(meta.issuer.as_deref(), Some("GitHub"));
     assert_eq!(meta.account.as_deref(), Some("bot"));
-    t.loft.vault_store(&a, api_key("crm", "x-value")).await.unwrap();
+    t.loft.vault_store(&a, api_key("crm", "x-value-1")).await.unwrap();
     assert_eq!(expect_err(t.loft.vault_totp(&a, "crm").await).code(), "not_totp");
 }
 
@@ -278,7 +280,7 @@ pub async fn vault_tampered_rows_fail(store: Arc<dyn Store>) {
         .identity_with_scopes("beta", &["vault:read", "vault:write", "vault:reveal"])
         .await;
     t.loft.vault_store(&a, api_key("crm", "marker-t")).await.unwrap();
-    t.loft.vault_store(&b, api_key("crm", "other-b")).await.unwrap();
+    t.loft.vault_store(&b, api_key("crm", "other-b-value")).await.unwrap();
     let st = t.store();
     let mut row = st.vault_get(&ca.identity.id, "crm").await.unwrap().unwrap();
     let v = row.meta.version;
@@ -377,4 +379,297 @@ pub async fn vault_key_check_and_rotation(store: Arc<dyn Store>) {
         expect_err(only_new.loft.vault_rotate_master_key(&a3).await).code(),
         "operator_only"
     );
+}
+
+fn hosts(list: &[&str]) -> Vec<String> {
+    list.iter().map(|h| (*h).to_owned()).collect()
+}
+
+fn inject(how: &str) -> InjectInput {
+    InjectInput::Short(how.into())
+}
+
+/// A key with `vault:read` and `vault:write` (every new identity's) cannot re-point a stored
+/// secret (a new host, a host on any port where one port was allowed, another header or way of
+/// injecting it): that is as good as revealing it, so it is refused (403, audited) and nothing
+/// changes. Narrowing is allowed, and so is re-pointing with a new value for every secret field
+/// (no old secret left); with `vault:reveal` widening is allowed. Storing anew with `replace`
+/// never keeps the old secret.
+pub async fn vault_widening_needs_reveal(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (ca, a) = t.identity("alpha").await;
+    let mut req = api_key("crm", "marker-widen-1");
+    req.allowed_hosts = Some(hosts(&["api.crm.test", "backup.crm.test"]));
+    t.loft.vault_store(&a, req).await.unwrap();
+    let st = t.store().clone();
+    let before = st.vault_get(&ca.identity.id, "crm").await.unwrap().unwrap();
+    let widen = |allowed: Option<&[&str]>, how: Option<&str>| StoreCredentialRequest {
+        allowed_hosts: allowed.map(hosts),
+        inject: how.map(inject),
+        notes: Some("changed".into()),
+        ..Default::default()
+    };
+    let attempts: [(Option<&[&str]>, Option<&str>); 5] = [
+        (Some(&["evil.test"]), None),
+        (Some(&["api.crm.test", "evil.test"]), None),
+        (None, Some("header:X-Leak")),
+        (None, Some("basic")),
+        (Some(&["api.crm.test"]), Some("header:X-Api-Key")),
+    ];
+    for (allowed, how) in attempts {
+        let e = expect_err(t.loft.vault_update(&a, "crm", widen(allowed, how)).await);
+        assert!(matches!(e, Error::Forbidden(_)), "{allowed:?} {how:?}: {e:?}");
+        assert_eq!(e.code(), "reveal_required_to_widen");
+        assert!(!e.to_string().contains("marker-widen"));
+    }
+    // Nothing changed: not the hosts, not the notes given alongside, not the sealed secret.
+    let after = st.vault_get(&ca.identity.id, "crm").await.unwrap().unwrap();
+    assert_eq!(after.meta, before.meta);
+    assert_eq!(after.sealed, before.sealed);
+    let denied: Vec<_> = t
+        .audit_rows()
+        .await
+        .into_iter()
+        .filter(|r| r.entry.action == "vault.update" && r.entry.outcome == Outcome::Denied)
+        .collect();
+    assert_eq!(denied.len(), 5);
+    assert!(
+        denied.iter().all(
+            |r| r.entry.details["reason"] == "reveal_required_to_widen" && r.entry.target.as_deref() == Some("crm")
+        ),
+        "{denied:?}"
+    );
+    // Narrowing needs only vault:write: fewer hosts, a port pinned, the default injection named.
+    let m = t
+        .loft
+        .vault_update(
+            &a,
+            "crm",
+            StoreCredentialRequest {
+                allowed_hosts: Some(hosts(&["api.crm.test:443"])),
+                inject: Some(inject("bearer")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.allowed_hosts, ["api.crm.test:443"]);
+    // Any port again is wider than one port.
+    let e = expect_err(
+        t.loft
+            .vault_update(&a, "crm", widen(Some(&["api.crm.test"]), None))
+            .await,
+    );
+    assert_eq!(e.code(), "reveal_required_to_widen");
+    // New hosts with a new value for every secret field: no old secret is left to re-point.
+    let m = t
+        .loft
+        .vault_update(
+            &a,
+            "crm",
+            StoreCredentialRequest {
+                value: Some("marker-widen-2".into()),
+                allowed_hosts: Some(hosts(&["new.crm.test"])),
+                inject: Some(inject("header:X-Api-Key")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.allowed_hosts, ["new.crm.test"]);
+    // An oauth credential: a new access token alone leaves the old refresh token, so no.
+    t.loft
+        .vault_store(
+            &a,
+            StoreCredentialRequest {
+                name: Some("oa".into()),
+                kind: Some("oauth".into()),
+                access_token: Some("marker-access-1".into()),
+                refresh_token: Some("marker-refresh-1".into()),
+                allowed_hosts: Some(hosts(&["api.oauth.test"])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut partial = StoreCredentialRequest {
+        access_token: Some("marker-access-2".into()),
+        allowed_hosts: Some(hosts(&["evil.test"])),
+        ..Default::default()
+    };
+    let e = expect_err(t.loft.vault_update(&a, "oa", partial.clone()).await);
+    assert_eq!(e.code(), "reveal_required_to_widen");
+    partial.refresh_token = Some("marker-refresh-2".into());
+    assert_eq!(
+        t.loft.vault_update(&a, "oa", partial).await.unwrap().allowed_hosts,
+        ["evil.test"]
+    );
+    // Storing anew over a name (`replace`) builds the credential from the request alone: without
+    // a value it is refused, and the stored one stays as it was.
+    let e = expect_err(
+        t.loft
+            .vault_store(
+                &a,
+                StoreCredentialRequest {
+                    label: Some("crm".into()),
+                    allowed_hosts: Some(hosts(&["evil.test"])),
+                    replace: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await,
+    );
+    assert_eq!(e.code(), "missing_field");
+    let kept = t.loft.vault_get(&a, "crm", false).await.unwrap().meta;
+    assert_eq!(kept.allowed_hosts, ["new.crm.test"]);
+    // With vault:reveal, widening is allowed.
+    let op = t.operator().await;
+    let mut scopes: Vec<String> = ca.identity.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    scopes.push("vault:reveal".into());
+    t.loft
+        .update_identity(
+            &op,
+            ca.identity.id.as_str(),
+            loft_core::service::UpdateIdentityRequest {
+                scopes: Some(scopes),
+                display_name: None,
+            },
+        )
+        .await
+        .unwrap();
+    let a = t.actor(&ca.api_key).await;
+    let m = t
+        .loft
+        .vault_update(&a, "crm", widen(Some(&["new.crm.test", "evil.test"]), Some("basic")))
+        .await
+        .unwrap();
+    assert_eq!(m.allowed_hosts, ["evil.test", "new.crm.test"]);
+    assert_eq!(m.inject, Some(Injection::Basic));
+    assert_eq!(m.notes.as_deref(), Some("changed"));
+    let all = serde_json::to_string(&t.audit_rows().await).unwrap();
+    assert!(!all.contains("marker-"), "an audit row holds a secret");
+}
+
+/// A secret that brokered HTTP injects must be at least 8 characters (a shorter one cannot be
+/// redacted reliably): storing or updating one is refused with `secret_too_short` naming the
+/// field, and nothing is stored. Secrets that are never injected may be shorter.
+pub async fn vault_short_secrets_are_refused(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (_, a) = t.identity("alpha").await;
+    let too_short = |e: Error, field: &str| {
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert_eq!(e.code(), "secret_too_short");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("`{field}`")) && msg.contains("at least 8"),
+            "{msg}"
+        );
+    };
+    too_short(
+        expect_err(t.loft.vault_store(&a, api_key("k", "1234567")).await),
+        "value",
+    );
+    // Characters, not bytes: 7 Cyrillic letters are 14 bytes and still too short.
+    too_short(
+        expect_err(t.loft.vault_store(&a, api_key("k", "ключклю")).await),
+        "value",
+    );
+    t.loft.vault_store(&a, api_key("k", "ключключ")).await.unwrap();
+    t.loft.vault_store(&a, api_key("k8", "12345678")).await.unwrap();
+    too_short(
+        expect_err(
+            t.loft
+                .vault_store(
+                    &a,
+                    StoreCredentialRequest {
+                        name: Some("site".into()),
+                        kind: Some("login".into()),
+                        username: Some("bob".into()),
+                        password: Some("pw-1234".into()),
+                        ..Default::default()
+                    },
+                )
+                .await,
+        ),
+        "password",
+    );
+    too_short(
+        expect_err(
+            t.loft
+                .vault_store(
+                    &a,
+                    StoreCredentialRequest {
+                        name: Some("oa".into()),
+                        kind: Some("oauth".into()),
+                        access_token: Some("tok".into()),
+                        refresh_token: Some("a-long-refresh-token".into()),
+                        ..Default::default()
+                    },
+                )
+                .await,
+        ),
+        "access_token",
+    );
+    // A custom credential injects its first field (by name), when it has `inject`.
+    let custom = |how: Option<&str>| StoreCredentialRequest {
+        name: Some("c".into()),
+        kind: Some("custom".into()),
+        fields: Some(
+            [
+                ("a".to_owned(), "pin1".to_owned()),
+                ("token".to_owned(), "long-enough-token".to_owned()),
+            ]
+            .into(),
+        ),
+        inject: how.map(inject),
+        ..Default::default()
+    };
+    too_short(
+        expect_err(t.loft.vault_store(&a, custom(Some("header:X-Key"))).await),
+        "fields.a",
+    );
+    t.loft.vault_store(&a, custom(None)).await.unwrap();
+    // Updates: a short new value, and `inject` on a credential whose first field is short.
+    let v = t.loft.vault_get(&a, "k8", false).await.unwrap().meta.version;
+    too_short(
+        expect_err(
+            t.loft
+                .vault_update(
+                    &a,
+                    "k8",
+                    StoreCredentialRequest {
+                        value: Some("short".into()),
+                        ..Default::default()
+                    },
+                )
+                .await,
+        ),
+        "value",
+    );
+    assert_eq!(t.loft.vault_get(&a, "k8", false).await.unwrap().meta.version, v);
+    too_short(
+        expect_err(
+            t.loft
+                .vault_update(
+                    &a,
+                    "c",
+                    StoreCredentialRequest {
+                        inject: Some(inject("header:X-Key")),
+                        ..Default::default()
+                    },
+                )
+                .await,
+        ),
+        "fields.a",
+    );
+    let names: Vec<String> = t
+        .loft
+        .vault_list(&a, ListCredentialsParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["c", "k8", "k"]);
 }

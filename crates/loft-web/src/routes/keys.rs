@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_key))
 }
 
-/// The calling identity's keys (metadata only; secrets are never shown again).
+/// The calling identity's keys (metadata only; secrets are never shown again). Needs `keys:manage`.
 #[utoipa::path(get, path = "/v0/keys", tag = "keys", responses((status = 200, body = Items<KeyMeta>)))]
 async fn list_own_keys(State(s): State<AppState>, Auth(actor): Auth) -> ApiResult<Json<Items<KeyMeta>>> {
     Ok(Json(Items {
@@ -32,6 +32,7 @@ async fn list_own_keys(State(s): State<AppState>, Auth(actor): Auth) -> ApiResul
 }
 
 /// Mint an extra key for the calling identity, with at most the caller's scopes and lifetime.
+/// Needs `keys:manage`; the new key holds `keys:manage` only when it is named in `scopes`.
 #[utoipa::path(post, path = "/v0/keys", tag = "keys", request_body = CreateKeyRequest,
     responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_own_key(
@@ -48,7 +49,7 @@ async fn rotate_own_key(State(s): State<AppState>, Auth(actor): Auth) -> ApiResu
     Ok(Json(s.loft.rotate_key(&actor, None).await?))
 }
 
-/// Revoke one key.
+/// Revoke one key. Any key may revoke itself; another key needs `keys:manage`.
 #[utoipa::path(delete, path = "/v0/keys/{key_id}", tag = "keys",
     params(("key_id" = String, Path, description = "key id (`key_...`)")),
     responses((status = 200, body = KeyMeta), (status = 404, body = ErrorBody)))]
@@ -60,7 +61,7 @@ async fn revoke_key(
     Ok(Json(s.loft.revoke_key(&actor, &key_id).await?))
 }
 
-/// An identity's keys (operator, or a parent holding `identity:create`).
+/// An identity's keys (operator, or a parent holding `identity:create` and `keys:manage`).
 #[utoipa::path(get, path = "/v0/identities/{id}/keys", tag = "keys",
     params(("id" = String, Path, description = "identity id")),
     responses((status = 200, body = Items<KeyMeta>), (status = 404, body = ErrorBody)))]
@@ -87,7 +88,8 @@ async fn create_key(
     Ok(created(s.loft.create_key(&actor, Some(&id), req).await?))
 }
 
-/// Rotate an identity's primary key: the new key works at once, the old one stops.
+/// Rotate an identity's primary key: the new key works at once, the old one stops. Only the
+/// operator, or that primary key itself, may.
 #[utoipa::path(post, path = "/v0/identities/{id}/keys/rotate", tag = "keys",
     params(("id" = String, Path, description = "identity id")),
     responses((status = 200, body = CreatedKey), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

@@ -19,6 +19,7 @@ async fn every_action_is_audited_and_the_chain_verifies() {
     app.post(&format!("/v0/identities/{b_id}/revoke"), &app.admin, json!({}))
         .await;
     app.get("/v0/whoami", &b_key).await; // refused
+    app.loft.flush_auth_refusals(true).await.unwrap(); // auth.refused, aggregated
 
     let all = app.get("/v0/audit?limit=200", &app.admin).await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.text);

@@ -104,7 +104,7 @@ async fn delegation_chain_whoami_and_cascading_revocation() {
         .post(
             "/v0/identities",
             &app.admin,
-            json!({ "name": "lead", "scopes": ["mail:read", "mail:send", "identity:create"] }),
+            json!({ "name": "lead", "scopes": ["mail:read", "mail:send", "identity:create", "keys:manage"] }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);

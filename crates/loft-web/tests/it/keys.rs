@@ -13,7 +13,7 @@ async fn extra_keys_carry_fewer_scopes_and_cannot_escalate() {
         .post(
             "/v0/keys",
             &key,
-            json!({ "scopes": ["mail:read"], "expires_in_seconds": 3600, "label": "ro" }),
+            json!({ "scopes": ["mail:read", "keys:manage"], "expires_in_seconds": 3600, "label": "ro" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -33,7 +33,11 @@ async fn extra_keys_carry_fewer_scopes_and_cannot_escalate() {
 
     // The read-only key cannot mint a key with more scopes, or one that outlives it.
     let r = app
-        .post("/v0/keys", &ro, json!({ "scopes": ["mail:read", "mail:send"] }))
+        .post(
+            "/v0/keys",
+            &ro,
+            json!({ "scopes": ["mail:read", "keys:manage", "mail:send"] }),
+        )
         .await;
     assert_error(&r, StatusCode::FORBIDDEN, "scope_escalation");
     let r = app.post("/v0/keys", &ro, json!({ "expires_in_seconds": 7200 })).await;
@@ -138,4 +142,91 @@ async fn operator_must_name_the_identity() {
     let app = App::new().await;
     let r = app.post("/v0/keys", &app.admin, json!({})).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "identity_required");
+}
+
+/// The probe's findings 1, 4 and 5 through REST: a narrow key cannot rotate the primary key,
+/// cannot manage keys or revoke its identity, and a key about to expire mints nothing that
+/// outlives it.
+#[tokio::test]
+async fn a_narrow_key_stays_narrow() {
+    let app = App::new().await;
+    let (id, _, primary) = app.identity("writer").await;
+    let r = app
+        .post("/v0/keys", &primary, json!({ "scopes": [], "expires_in_seconds": 60 }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let narrow = r.body["api_key"].as_str().unwrap().to_owned();
+    let narrow_id = r.body["id"].as_str().unwrap().to_owned();
+    let primary_id = app.get("/v0/whoami", &primary).await.body["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 1: rotating the identity's primary key.
+    let r = app
+        .post(&format!("/v0/identities/{id}/keys/rotate"), &narrow, json!({}))
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "primary_rotation_forbidden");
+    // 5: listing, minting, deleting the primary key, revoking the identity.
+    assert_error(
+        &app.get("/v0/keys", &narrow).await,
+        StatusCode::FORBIDDEN,
+        "missing_scope",
+    );
+    assert_error(
+        &app.post("/v0/keys", &narrow, json!({})).await,
+        StatusCode::FORBIDDEN,
+        "missing_scope",
+    );
+    let r = app
+        .call(Method::DELETE, &format!("/v0/keys/{primary_id}"), Some(&narrow), None)
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "missing_scope");
+    let r = app
+        .post(&format!("/v0/identities/{id}/revoke"), &narrow, json!({}))
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "missing_scope");
+    // Nothing happened: the primary key works. The narrow key may revoke itself.
+    assert_eq!(app.get("/v0/whoami", &primary).await.status, StatusCode::OK);
+    let r = app
+        .call(Method::DELETE, &format!("/v0/keys/{narrow_id}"), Some(&narrow), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.get("/v0/whoami", &narrow).await.status, StatusCode::UNAUTHORIZED);
+
+    // 4: a key that expires soon creates a sub-identity whose key expires with it.
+    let r = app
+        .patch(
+            &format!("/v0/identities/{id}"),
+            &app.admin,
+            json!({ "scopes": ["mail:read", "identity:create", "keys:manage"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            "/v0/keys",
+            &primary,
+            json!({ "scopes": ["mail:read", "identity:create"], "expires_in_seconds": 2 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let short = r.body["api_key"].as_str().unwrap().to_owned();
+    let expires = r.body["expires_at"].clone();
+    let r = app
+        .post(
+            "/v0/identities",
+            &short,
+            json!({ "name": "child", "scopes": ["mail:read"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let child_key = r.body["api_key"].as_str().unwrap().to_owned();
+    let who = app.get("/v0/whoami", &child_key).await;
+    assert_eq!(who.body["key_expires_at"], expires, "{}", who.text);
+    // Expiries beyond ten years are refused, not stored as a broken timestamp.
+    let r = app
+        .post("/v0/keys", &primary, json!({ "expires_in_seconds": i64::MAX }))
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_expiry");
 }

@@ -361,3 +361,25 @@ async fn wait_returns_mail_as_it_arrives() {
     let r = app.get("/v0/messages/wait?timeout_seconds=301", &a_key).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_timeout");
 }
+
+/// Replies to subjects that start with a multi-byte letter used to panic the request (the
+/// subject was sliced by bytes) and drop the connection.
+#[tokio::test]
+async fn replies_to_non_ascii_subjects() {
+    let app = App::new().await;
+    let (_, a_addr, a_key) = app.identity("a").await;
+    let (_, _, b_key) = app.identity("b").await;
+    for subject in ["Grüße aus Köln", "Привет", "שלום עולם", "🙂 hi", "é"] {
+        let sent = app.send(&b_key, &a_addr, subject).await;
+        let id = app.get("/v0/messages?limit=1", &a_key).await.body["items"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(Some(id.as_str()), sent["id"].as_str());
+        let r = app
+            .post(&format!("/v0/messages/{id}/reply"), &a_key, json!({ "text": "danke" }))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{subject}: {}", r.text);
+        assert_eq!(r.body["subject"], format!("Re: {subject}"));
+    }
+}

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use loft_broker::EgressPolicy;
 use loft_core::keys::OperatorKey;
 use loft_core::random::OsRandom;
 use loft_core::service::{Loft, LoftConfig};
@@ -26,6 +27,7 @@ use tower::ServiceExt;
 
 pub struct App {
     pub router: Router,
+    pub loft: Arc<Loft>,
     pub admin: String,
     _dir: tempfile::TempDir,
 }
@@ -50,6 +52,16 @@ impl App {
     }
 
     pub async fn with_limit(max_request_bytes: usize) -> Self {
+        // The brokered HTTP tests' peers listen on 127.0.0.1, which the default policy refuses.
+        Self::build(max_request_bytes, EgressPolicy::parse(["127.0.0.1"]).unwrap()).await
+    }
+
+    /// An app whose brokered calls obey `egress` (the others allow 127.0.0.1).
+    pub async fn with_egress(egress: EgressPolicy) -> Self {
+        Self::build(64 * 1024, egress).await
+    }
+
+    async fn build(max_request_bytes: usize, egress: EgressPolicy) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("loft.db"))
             .await
@@ -67,13 +79,15 @@ impl App {
         )
         .unwrap()
         .with_vault(Keyring::new(MasterKey::generate(&OsRandom), vec![]), None)
-        .with_broker(Arc::new(loft_broker::ReqwestBroker::new().unwrap()));
+        .with_broker(Arc::new(loft_broker::ReqwestBroker::new(egress).unwrap()));
+        let loft = Arc::new(loft);
         let state = AppState {
-            loft: Arc::new(loft),
+            loft: loft.clone(),
             config: Arc::new(WebConfig { max_request_bytes }),
         };
         Self {
             router: loft_web::router(state),
+            loft,
             admin,
             _dir: dir,
         }

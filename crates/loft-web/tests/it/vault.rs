@@ -83,12 +83,14 @@ async fn store_list_get_update_delete() {
     assert_eq!(meta["name"], "crm");
     assert_eq!(meta["type"], "api_key");
     assert!(!meta.to_string().contains(MARKER));
-    let r = app.post("/v0/vault", &a, json!({ "label": "crm", "value": "x" })).await;
+    let r = app
+        .post("/v0/vault", &a, json!({ "label": "crm", "value": "x-value-1" }))
+        .await;
     assert_error(&r, StatusCode::CONFLICT, "credential_exists");
     store(
         &app,
         &a,
-        json!({ "name": "site", "type": "login", "username": "bob", "password": "pw-1234", "url": "https://site.test" }),
+        json!({ "name": "site", "type": "login", "username": "bob", "password": "pw-12345", "url": "https://site.test" }),
     )
     .await;
     let r = app.get("/v0/vault", &a).await;
@@ -407,4 +409,313 @@ async fn brokered_http_to_a_dead_host_is_502_and_names_only_the_host() {
     assert_error(&r, StatusCode::BAD_GATEWAY, "upstream_failed");
     assert!(r.text.contains("127.0.0.1"), "{}", r.text);
     assert!(!r.text.contains(MARKER) && !r.text.contains("database"), "{}", r.text);
+}
+
+/// A local HTTP server on `addr` (a loopback address) that counts every request it gets and
+/// answers `/v0/health` like Loft would; `/straddle` is a body over the size cap with the
+/// secret across the cap. `None` where `addr` cannot be bound (no IPv6 loopback).
+async fn counting_peer(addr: &str) -> Option<(u16, Arc<Mutex<u32>>)> {
+    let hits = Arc::new(Mutex::new(0));
+    let listener = tokio::net::TcpListener::bind(addr).await.ok()?;
+    let port = listener.local_addr().unwrap().port();
+    let h = hits.clone();
+    let app = axum::Router::new()
+        .route(
+            "/straddle",
+            axum::routing::get(|| async { format!("{}{MARKER}{}", "x".repeat(1024 * 1024 - 5), "y".repeat(100)) }),
+        )
+        .fallback(|| async { r#"{"status":"ok","internal":"only for this machine"}"# })
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                *h.lock().unwrap() += 1;
+                next.run(req)
+            },
+        ));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Some((port, hits))
+}
+
+/// The live defect: a credential whose allow-list names loopback let an agent have the server
+/// fetch its own loopback services. Under the default egress policy every loopback spelling is
+/// refused with 403 `egress_denied` naming the host and rule, and nothing reaches the server;
+/// with the operator's allowance the same calls work.
+#[tokio::test]
+async fn brokered_http_to_loopback_needs_the_operator_allowance() {
+    let (v4_port, v4_hits) = counting_peer("127.0.0.1:0").await.unwrap();
+    let v6 = counting_peer("[::1]:0").await;
+    let v6_port = v6.as_ref().map_or(v4_port, |(p, _)| *p);
+    let urls = [
+        format!("http://127.0.0.1:{v4_port}/v0/health"),
+        format!("http://localhost:{v4_port}/v0/health"),
+        format!("http://[::ffff:127.0.0.1]:{v4_port}/v0/health"),
+        format!("http://[::1]:{v6_port}/v0/health"),
+    ];
+    let hosts = json!(["127.0.0.1", "localhost", "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0"]);
+    let hits = || *v4_hits.lock().unwrap() + v6.as_ref().map_or(0, |(_, h)| *h.lock().unwrap());
+
+    let strict = App::with_egress(loft_broker::EgressPolicy::default()).await;
+    let (_, _, a) = strict.identity("alpha").await;
+    store(
+        &strict,
+        &a,
+        json!({ "label": "self", "value": MARKER, "allowed_hosts": hosts }),
+    )
+    .await;
+    for url in &urls {
+        let r = strict.post("/v0/vault/self/http", &a, json!({ "url": url })).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "egress_denied");
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("rule `loopback`"), "{url}: {message}");
+        let hint = r.body["error"]["hint"].as_str().unwrap_or_default();
+        assert!(
+            hint.contains("--egress-allow") && hint.contains("LOFT_EGRESS_ALLOW"),
+            "{hint}"
+        );
+        assert!(
+            !r.text.contains(MARKER) && !r.text.contains("only for this machine"),
+            "{}",
+            r.text
+        );
+    }
+    let r = strict
+        .post(
+            "/v0/vault/self/http",
+            &a,
+            json!({ "url": format!("http://0.0.0.0:{v4_port}/v0/health") }),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "egress_denied");
+    assert!(r.text.contains("rule `unspecified`"), "{}", r.text);
+    assert_eq!(hits(), 0, "a refused request reached the local server");
+    let audit = strict.get("/v0/audit?action=vault.http&limit=50", &strict.admin).await;
+    assert!(audit.text.contains("egress_denied"), "{}", audit.text);
+
+    // The operator allows loopback: the same calls go through (and are still redacted).
+    let allowed = App::with_egress(loft_broker::EgressPolicy::parse(["127.0.0.1", "::1", "localhost"]).unwrap()).await;
+    let (_, _, b) = allowed.identity("beta").await;
+    store(
+        &allowed,
+        &b,
+        json!({ "label": "self", "value": MARKER, "allowed_hosts": hosts }),
+    )
+    .await;
+    for url in urls.iter().filter(|u| v6.is_some() || !u.contains("[::1]")) {
+        let r = allowed.post("/v0/vault/self/http", &b, json!({ "url": url })).await;
+        assert_eq!(r.status, StatusCode::OK, "{url}: {}", r.text);
+        assert_eq!(r.body["status"], 200, "{url}");
+        assert!(
+            r.body["body"].as_str().unwrap().contains("only for this machine"),
+            "{}",
+            r.text
+        );
+    }
+    let expected = if v6.is_some() { 4 } else { 3 };
+    assert_eq!(hits(), expected);
+    // An allowance for 127.0.0.1 does not open 0.0.0.0 (which reaches this machine too).
+    let r = allowed
+        .post(
+            "/v0/vault/self/http",
+            &b,
+            json!({ "url": format!("http://0.0.0.0:{v4_port}/v0/health") }),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "egress_denied");
+    assert_eq!(hits(), expected);
+
+    // A secret across the size cap is not split: no prefix of it is returned.
+    let r = allowed
+        .post(
+            "/v0/vault/self/http",
+            &b,
+            json!({ "url": format!("http://127.0.0.1:{v4_port}/straddle") }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["truncated"], true);
+    let body = r.body["body"].as_str().unwrap();
+    assert!(body.len() <= 1024 * 1024, "{}", body.len());
+    assert!(
+        !body.contains("vault") && !body.contains('y'),
+        "{}",
+        &body[body.len() - 40..]
+    );
+}
+
+/// The outside probe's attack, end to end: a key with the default scopes (`vault:read`,
+/// `vault:write`) re-points a stored credential at a host it controls with a PATCH that does
+/// not resend the secret, then makes a brokered call there to read the injected header. Every
+/// such PATCH is 403 `reveal_required_to_widen` (audited), the credential is unchanged, and the
+/// caller's server never sees the secret. Narrowing still works; re-pointing with a new value
+/// only ever sends the caller's own value; with `vault:reveal` the change is allowed.
+#[tokio::test]
+async fn widening_a_credential_needs_vault_reveal() {
+    let app = App::new().await;
+    let api = peer().await;
+    let mine = peer().await;
+    let (_, _, a) = app.identity("alpha").await;
+    let api_host = format!("127.0.0.1:{}", api.port);
+    let my_host = format!("127.0.0.1:{}", mine.port);
+    store(
+        &app,
+        &a,
+        json!({ "label": "crm", "value": MARKER, "allowed_hosts": [api_host] }),
+    )
+    .await;
+    for patch in [
+        json!({ "allowed_hosts": [my_host] }),
+        json!({ "allowed_hosts": [api_host, my_host] }),
+        json!({ "allowed_hosts": ["127.0.0.1"] }),
+        json!({ "inject": "header:X-Api-Key" }),
+        json!({ "inject": "basic", "notes": "harmless" }),
+    ] {
+        let r = app.patch("/v0/vault/crm", &a, patch.clone()).await;
+        assert_error(&r, StatusCode::FORBIDDEN, "reveal_required_to_widen");
+        assert!(
+            r.body["error"]["hint"].as_str().unwrap().contains("vault:write"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains(MARKER));
+    }
+    let r = app.get("/v0/vault/crm", &a).await;
+    assert_eq!(r.body["allowed_hosts"], json!([api_host]), "{}", r.text);
+    assert!(
+        r.body.get("inject").is_none() && r.body.get("notes").is_none(),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["version"], 1);
+    let r = app
+        .post(
+            "/v0/vault/crm/http",
+            &a,
+            json!({ "url": format!("http://{my_host}/echo") }),
+        )
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "host_not_allowed");
+    assert!(
+        mine.seen_auth.lock().unwrap().is_empty(),
+        "the caller's server was called"
+    );
+    let audit = app
+        .get("/v0/audit?action=vault.update&outcome=denied&limit=50", &app.admin)
+        .await;
+    let items = audit.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5, "{}", audit.text);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["details"]["reason"] == "reveal_required_to_widen" && i["target"] == "crm"),
+        "{}",
+        audit.text
+    );
+    // Narrowing needs only vault:write; putting the host back is widening again.
+    let r = app.patch("/v0/vault/crm", &a, json!({ "allowed_hosts": [] })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .patch("/v0/vault/crm", &a, json!({ "allowed_hosts": [api_host] }))
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "reveal_required_to_widen");
+    // With a new value, the caller's server only ever gets what the caller sent itself.
+    let own = "callers-own-value-123";
+    let r = app
+        .patch("/v0/vault/crm", &a, json!({ "value": own, "allowed_hosts": [my_host] }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            "/v0/vault/crm/http",
+            &a,
+            json!({ "url": format!("http://{my_host}/echo") }),
+        )
+        .await;
+    assert_eq!(r.body["status"], 200, "{}", r.text);
+    assert_eq!(mine.seen_auth.lock().unwrap().as_slice(), [format!("Bearer {own}")]);
+    // With vault:reveal (the secret could be read anyway), widening is allowed.
+    store(
+        &app,
+        &a,
+        json!({ "label": "crm2", "value": MARKER, "allowed_hosts": [api_host] }),
+    )
+    .await;
+    let me = app.get("/v0/whoami", &a).await;
+    let id = me.body["identity"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .patch(
+            &format!("/v0/identities/{id}"),
+            &app.admin,
+            json!({ "scopes": ["vault:read", "vault:write", "vault:reveal"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .patch(
+            "/v0/vault/crm2",
+            &a,
+            json!({ "allowed_hosts": [api_host, my_host], "inject": "header:X-Api-Key" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Until then, no request to the caller's server carried the stored secret.
+    assert!(!mine.seen_auth.lock().unwrap().iter().any(|s| s.contains(MARKER)));
+    // A short secret is refused for a credential that brokered HTTP can inject.
+    let r = app
+        .post("/v0/vault", &a, json!({ "label": "pin", "value": "1234" }))
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "secret_too_short");
+    assert!(
+        r.text.contains("`value`") && r.text.contains("at least 8"),
+        "{}",
+        r.text
+    );
+}
+
+/// An echo that transforms the secret it received (hex, upper-case hex, reversed, spaced out)
+/// still comes back redacted.
+#[tokio::test]
+async fn brokered_responses_are_redacted_in_transformed_forms() {
+    let app = axum::Router::new().route(
+        "/transform",
+        axum::routing::any(|headers: HeaderMap| async move {
+            let key = headers["x-api-key"].to_str().unwrap().to_owned();
+            let hex: String = key
+                .bytes()
+                .flat_map(|b| [b >> 4, b & 15])
+                .map(|d| char::from_digit(d.into(), 16).unwrap())
+                .collect();
+            let reversed: String = key.chars().rev().collect();
+            let spaced = key.chars().map(String::from).collect::<Vec<_>>().join(" ");
+            let dotted = key.chars().map(String::from).collect::<Vec<_>>().join(".");
+            format!(
+                "hex={hex}\nHEX={}\nrev={reversed}\nspaced={spaced}\ndotted={dotted}\n",
+                hex.to_uppercase()
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let loft = App::new().await;
+    let (_, _, a) = loft.identity("alpha").await;
+    store(
+        &loft,
+        &a,
+        json!({ "label": "crm", "value": MARKER, "allowed_hosts": [format!("127.0.0.1:{port}")],
+                "inject": "header:X-Api-Key" }),
+    )
+    .await;
+    let r = loft
+        .post(
+            "/v0/vault/crm/http",
+            &a,
+            json!({ "url": format!("http://127.0.0.1:{port}/transform") }),
+        )
+        .await;
+    assert_eq!(r.body["status"], 200, "{}", r.text);
+    let body = r.body["body"].as_str().unwrap();
+    assert_eq!(
+        body,
+        "hex=[REDACTED]\nHEX=[REDACTED]\nrev=[REDACTED]\nspaced=[REDACTED]\ndotted=[REDACTED]\n"
+    );
+    assert_eq!(r.body["redactions"], 5);
 }
