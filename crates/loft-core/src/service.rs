@@ -1129,15 +1129,18 @@ impl Loft {
 
     async fn deliver(&self, actor: &Actor, me: &Identity, draft: Draft, action: &str) -> Result<Message> {
         // Validate everything before anything is written.
+        // Each address once, in the first field that names it (to, then cc, then bcc): before
+        // the cap is counted and before the headers are built, so a repeated address can
+        // neither grow the headers nor be counted twice.
         let mut seen = HashSet::new();
-        let all: Vec<EmailAddress> = draft
-            .to
-            .iter()
-            .chain(&draft.cc)
-            .chain(&draft.bcc)
-            .filter(|a| seen.insert((*a).clone()))
-            .cloned()
-            .collect();
+        let mut once = |list: Vec<EmailAddress>| -> Vec<EmailAddress> {
+            list.into_iter().filter(|a| seen.insert(a.clone())).collect()
+        };
+        let mut draft = draft;
+        draft.to = once(std::mem::take(&mut draft.to));
+        draft.cc = once(std::mem::take(&mut draft.cc));
+        draft.bcc = once(std::mem::take(&mut draft.bcc));
+        let all: Vec<EmailAddress> = draft.to.iter().chain(&draft.cc).chain(&draft.bcc).cloned().collect();
         if all.is_empty() {
             return Err(Error::invalid("no_recipients", "the message has no recipients")
                 .with_hint("give at least one address in `to`"));

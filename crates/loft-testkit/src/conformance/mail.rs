@@ -256,6 +256,34 @@ pub async fn mail_send_to_self(store: Arc<dyn Store>) {
     t.assert_chain_ok().await;
 }
 
+/// A repeated recipient is one recipient: once in the headers, once in the cap, one inbox copy.
+pub async fn mail_duplicate_recipients_collapse(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (_, aa) = t.identity("alice").await;
+    let (b, ba) = t.identity("bob").await;
+    let many = vec![addr(&b).to_owned(); 10_000];
+    let sent = t
+        .loft
+        .send(
+            &aa,
+            SendMail {
+                to: many.clone(),
+                cc: many.clone(),
+                bcc: many,
+                subject: "once".into(),
+                text: "x".into(),
+                html: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.to.len(), 1);
+    assert!(sent.cc.is_empty() && sent.bcc.is_empty());
+    let raw = String::from_utf8(t.loft.raw_message(&aa, sent.id.as_str()).await.unwrap()).unwrap();
+    assert_eq!(raw.matches(addr(&b)).count(), 1, "{raw}");
+    assert_eq!(t.all_messages(&ba, folder("inbox")).await.len(), 1);
+}
+
 /// A message carries at most `MAX_LABELS_PER_MESSAGE` labels; a patch that would exceed it
 /// changes nothing.
 pub async fn mail_label_cap(store: Arc<dyn Store>) {

@@ -8,7 +8,7 @@
 //!
 //! A store crate runs the whole suite with one line in `tests/conformance.rs`:
 //!
-//! ```ignore
+//! ```text
 //! loft_testkit::conformance_tests!(setup());
 //! // where `async fn setup() -> Option<(Arc<dyn Store>, Cleanup)>` opens a fresh store
 //! ```
@@ -154,6 +154,7 @@ macro_rules! conformance_tests {
             mail_bcc_hidden_from_recipients,
             mail_unknown_local_recipient_stores_nothing,
             mail_send_to_self,
+            mail_duplicate_recipients_collapse,
             mail_label_cap,
             mail_wait_pages_oldest_first,
             mail_reply_threads_in_both_mailboxes,
