@@ -774,3 +774,51 @@ fn data_files_are_owner_only() {
         assert_eq!(mode & 0o077, 0, "{name} has mode {mode:o}");
     }
 }
+
+/// The probe's finding 5 through the CLI: a key minted for a narrow job cannot list or mint
+/// keys, rotate the primary key or revoke its identity; it can rotate itself.
+#[test]
+fn a_narrow_key_cannot_manage_keys_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), None, Some(ADMIN));
+    let agent = ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    let primary = agent["api_key"].as_str().unwrap();
+    let id = agent["id"].as_str().unwrap();
+    let narrow = ok_json(&cli(
+        &server,
+        Some(primary),
+        &["key", "create", "--scopes", "mail:read", "--expires-in", "1h", "--json"],
+    ));
+    let narrow = narrow["api_key"].as_str().unwrap();
+    for args in [
+        &["key", "list"][..],
+        &["key", "create"],
+        &["key", "rotate", "--identity", id],
+        &["identity", "revoke", id],
+    ] {
+        // Without the operator key in the environment, so that the CLI uses the narrow key.
+        let out = Command::new(BIN)
+            .args(args)
+            .env("LOFT_URL", &server.url)
+            .env("LOFT_API_KEY", narrow)
+            .env_remove("LOFT_ADMIN_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("keys:manage") || err.contains("primary key"),
+            "{args:?}: {err}"
+        );
+    }
+    // Rotating itself works; the primary key was never touched.
+    let rotated = ok_json(&cli(&server, Some(narrow), &["key", "rotate", "--json"]));
+    assert_eq!(rotated["scopes"], serde_json::json!(["mail:read"]));
+    ok_json(&cli(&server, Some(primary), &["whoami", "--json"]));
+}

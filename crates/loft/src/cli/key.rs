@@ -23,7 +23,8 @@ enum KeyCommand {
         #[command(flatten)]
         target: Target,
         /// Scopes, comma-separated; default: those of the key making the request (or of the
-        /// identity, for the operator). A key can never get scopes its maker lacks.
+        /// identity, for the operator) except `keys:manage`, which a key gets only when named.
+        /// A key can never get scopes its maker lacks, nor outlive it.
         #[arg(long, value_delimiter = ',', value_name = "SCOPES")]
         scopes: Option<Vec<String>>,
         /// Lifetime: seconds, or a number with s, m, h, d or w (`3600`, `90m`, `30d`).
@@ -39,7 +40,8 @@ enum KeyCommand {
         target: Target,
     },
     /// Replace a key with a new one (printed once); the old one stops working at once.
-    /// Without --identity: the calling key. With --identity: that identity's primary key.
+    /// Without --identity: the calling key. With --identity: that identity's primary key
+    /// (operator key, or that primary key itself).
     Rotate {
         #[command(flatten)]
         target: Target,
