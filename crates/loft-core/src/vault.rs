@@ -1099,7 +1099,9 @@ pub fn redact_string(s: &str, needles: &[Zeroizing<Vec<u8>>]) -> (String, usize)
 // ----- the brokered HTTP port -------------------------------------------------------------------
 
 /// An outbound request with the credential already injected. The broker must not follow any
-/// redirect, must stop reading at `max_response_bytes`, and must give up after `timeout`.
+/// redirect, must give up after `timeout`, and may read a little past `max_response_bytes`
+/// (marking the response `truncated`): the core redacts the whole body it got and only then
+/// cuts it at the cap, so a secret that straddles the cap is never returned in part.
 pub struct BrokerRequest {
     pub method: String,
     pub url: url::Url,

@@ -794,7 +794,13 @@ impl Loft {
                     Some(c.meta.name.clone()),
                     serde_json::json!({ "host": host_port, "method": method, "error": e.code() }),
                 );
-                entry.outcome = Outcome::Error;
+                // A refusal by policy (the egress policy's `egress_denied`) is a denial, not a
+                // failure of the remote service.
+                entry.outcome = if matches!(e, Error::Forbidden(_) | Error::PolicyDenied(_)) {
+                    Outcome::Denied
+                } else {
+                    Outcome::Error
+                };
                 self.store.append_audit(entry).await?;
                 // The message names the host only, but redact anyway.
                 return Err(match e {

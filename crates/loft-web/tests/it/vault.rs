@@ -489,6 +489,7 @@ async fn brokered_http_to_loopback_needs_the_operator_allowance() {
     assert_eq!(hits(), 0, "a refused request reached the local server");
     let audit = strict.get("/v0/audit?action=vault.http&limit=50", &strict.admin).await;
     assert!(audit.text.contains("egress_denied"), "{}", audit.text);
+    assert_eq!(audit.body["items"][0]["outcome"], "denied", "{}", audit.text);
 
     // The operator allows loopback: the same calls go through (and are still redacted).
     let allowed = App::with_egress(loft_broker::EgressPolicy::parse(["127.0.0.1", "::1", "localhost"]).unwrap()).await;
