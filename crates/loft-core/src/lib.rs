@@ -15,6 +15,7 @@ pub mod ids;
 pub mod keys;
 pub mod limits;
 pub mod mail;
+pub mod quota;
 pub mod random;
 pub mod service;
 pub mod store;

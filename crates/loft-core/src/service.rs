@@ -25,6 +25,7 @@ use crate::mail::{
     self, Authentication, Delivery, DeliveryStatus, Folder, MailContent, MailCopy, Message, MessagePatch, MessageQuery,
     MessageSummary, NewMail, ReplyMail, SendMail, Thread, ThreadQuery, ThreadSummary,
 };
+use crate::quota::{self, Quotas, RecipientBudget};
 use crate::random::Random;
 use crate::store::{IdentityQuery, IdentityUpdate, Store};
 use crate::text;
@@ -401,6 +402,10 @@ pub struct Loft {
     broker: Option<Arc<dyn crate::vault::HttpBroker>>,
     /// Request limits and refused-key counts; off until [`Loft::with_limits`].
     limits: Limits,
+    /// Per-identity quotas ([`Quotas::default`] unless [`Loft::with_quotas`]).
+    quotas: Quotas,
+    /// This process's hourly budgets of queued remote recipients.
+    recipient_budget: RecipientBudget,
 }
 
 impl Loft {
@@ -423,7 +428,16 @@ impl Loft {
             vault: None,
             broker: None,
             limits: Limits::new(LimitsConfig::off()),
+            quotas: Quotas::default(),
+            recipient_budget: RecipientBudget::default(),
         })
+    }
+
+    /// Sets the per-identity quotas (deploy-time: `loft serve --quota NAME=N`).
+    #[must_use]
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
     }
 
     /// Limits requests per key and per address, and locks out addresses that present too
@@ -615,6 +629,16 @@ impl Loft {
         };
         // The sub-identity's primary key is minted by the calling key: same rule as any key.
         let ceiling = actor.mint_ceiling();
+        if let Some(parent) = actor.identity() {
+            let usage = self.store.usage(&parent.id).await?;
+            quota::check(
+                "sub_identities",
+                "active sub-identities",
+                self.quotas.sub_identities,
+                usage.sub_identities,
+                1,
+            )?;
+        }
         let name = identity::validate_name(&req.name)?;
         let display_name = req
             .display_name
@@ -902,6 +926,8 @@ impl Loft {
             None => ceiling.expires_at,
         };
         ceiling.check("a new key", &scopes, expires_at)?;
+        let usage = self.store.usage(&owner.id).await?;
+        quota::check("keys", "active keys", self.quotas.keys, usage.active_keys, 1)?;
         let label = req
             .label
             .as_deref()
@@ -1239,6 +1265,11 @@ impl Loft {
                 });
             }
         }
+        let local_recipients: Vec<(&EmailAddress, &IdentityId)> =
+            all.iter().filter_map(|a| local.get(a).map(|id| (a, id))).collect();
+        let queued = delivery.iter().filter(|d| d.status == DeliveryStatus::Queued).count() as u64;
+        self.check_mail_quotas(me, &local_recipients, queued, raw.len() as u64, now)
+            .await?;
         let audit = actor.audit(
             now,
             action,
@@ -1261,6 +1292,44 @@ impl Loft {
         let sent = self.store.send_mail(mail, audit).await?;
         self.mail_tick.send_modify(|t| *t += 1);
         Ok(sent)
+    }
+
+    /// Every mailbox the message lands in (the sender's and each local recipient's) must have
+    /// room for it under the `stored_bytes` quota, and the sender's hourly budget of remote
+    /// recipients must cover the queued ones. Checked after everything else, before writing.
+    async fn check_mail_quotas(
+        &self,
+        me: &Identity,
+        local: &[(&EmailAddress, &IdentityId)],
+        queued: u64,
+        size: u64,
+        now: Timestamp,
+    ) -> Result<()> {
+        if let Some(limit) = self.quotas.stored_bytes {
+            let mut owners = vec![me.id.clone()];
+            owners.extend(local.iter().map(|(_, id)| (*id).clone()));
+            let used: std::collections::HashMap<IdentityId, u64> =
+                self.store.mailbox_bytes(&owners).await?.into_iter().collect();
+            let mailboxes = std::iter::once((None, &me.id)).chain(local.iter().map(|(a, id)| (Some(*a), *id)));
+            for (address, owner) in mailboxes {
+                let have = used.get(owner).copied().unwrap_or(0);
+                if have.saturating_add(size) > limit {
+                    let whose =
+                        address.map_or_else(|| "the sender's mailbox".to_owned(), |a| format!("the mailbox of {a}"));
+                    return Err(Error::forbidden(
+                        "quota_exceeded",
+                        format!(
+                            "{whose} is full: it holds {have} bytes of mail, the quota `stored_bytes` is {limit}, and this message is {size} bytes"
+                        ),
+                    )
+                    .with_hint("the operator can raise it with `--quota stored_bytes=N`"));
+                }
+            }
+        }
+        if let Some(per_hour) = self.quotas.queued_recipients_per_hour {
+            self.recipient_budget.take(me.id.as_str(), per_hour, queued, now)?;
+        }
+        Ok(())
     }
 
     pub async fn list_messages(&self, actor: &Actor, params: ListMessagesParams) -> Result<Page<MessageSummary>> {
@@ -1385,6 +1454,12 @@ impl Loft {
                 "too_many_labels",
                 format!("at most {} labels per message", mail::MAX_LABELS_PER_MESSAGE),
             ));
+        }
+        if let (Some(limit), false) = (self.quotas.labels, add.is_empty()) {
+            let (used, new) = self.store.mailbox_labels(&me.id, &add).await?;
+            if new > 0 {
+                quota::check("labels", "distinct labels in the mailbox", Some(limit), used, new)?;
+            }
         }
         let patch = MessagePatch {
             add_labels: add,

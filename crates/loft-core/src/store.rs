@@ -78,6 +78,17 @@ pub trait Store: Send + Sync + 'static {
     /// The identities above `id`, parent first, up to one created by the operator.
     async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>>;
 
+    /// What `identity` holds now, for quotas (see [`crate::quota::Usage`]).
+    async fn usage(&self, identity: &IdentityId) -> Result<crate::quota::Usage>;
+
+    /// The bytes of mail in each of these mailboxes (absent: none), for the mailbox quota.
+    /// Kept as a running total by `send_mail`, so this is a key lookup, not a scan.
+    async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>>;
+
+    /// How many distinct labels `owner`'s mailbox uses, and how many of `labels` it does not
+    /// use yet, for the labels quota.
+    async fn mailbox_labels(&self, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)>;
+
     /// Active identities owning these addresses.
     async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>>;
 

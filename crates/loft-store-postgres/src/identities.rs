@@ -221,6 +221,59 @@ pub(crate) async fn ancestors(pool: &PgPool, id: &IdentityId) -> Result<Vec<Iden
     found.iter().map(rows::identity).collect()
 }
 
+pub(crate) async fn usage(pool: &PgPool, id: &IdentityId) -> Result<loft_core::quota::Usage> {
+    let (sub_identities, active_keys, vault_items, stored_bytes): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT \
+           (SELECT COUNT(*) FROM identities WHERE parent_id = $1 AND status = 'active'), \
+           (SELECT COUNT(*) FROM api_keys WHERE identity_id = $1 AND revoked_at IS NULL), \
+           (SELECT COUNT(*) FROM vault_items WHERE owner_id = $1), \
+           COALESCE((SELECT bytes FROM mailbox_usage WHERE owner_id = $1), 0)",
+    )
+    .bind(id.as_str())
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(loft_core::quota::Usage {
+        sub_identities: sub_identities as u64,
+        active_keys: active_keys as u64,
+        vault_items: vault_items as u64,
+        stored_bytes: stored_bytes as u64,
+    })
+}
+
+pub(crate) async fn mailbox_bytes(pool: &PgPool, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>> {
+    if owners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<String> = owners.iter().map(|o| o.as_str().to_owned()).collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT owner_id, bytes FROM mailbox_usage WHERE owner_id = ANY($1)")
+        .bind(&wanted)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, bytes)| (IdentityId::from_trusted(id), bytes as u64))
+        .collect())
+}
+
+pub(crate) async fn mailbox_labels(pool: &PgPool, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)> {
+    let (used, present): (i64, i64) = sqlx::query_as(
+        "SELECT \
+           (SELECT COUNT(DISTINCT l.label) FROM message_labels l JOIN messages m ON m.seq = l.message_seq \
+            WHERE m.owner_id = $1), \
+           (SELECT COUNT(DISTINCT l.label) FROM message_labels l JOIN messages m ON m.seq = l.message_seq \
+            WHERE m.owner_id = $1 AND l.label = ANY($2))",
+    )
+    .bind(owner.as_str())
+    .bind(labels)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    let asked = labels.iter().collect::<HashSet<_>>().len() as u64;
+    Ok((used as u64, asked.saturating_sub(present as u64)))
+}
+
 pub(crate) async fn resolve_addresses(
     pool: &PgPool,
     addresses: &[EmailAddress],

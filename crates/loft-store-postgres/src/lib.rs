@@ -282,6 +282,18 @@ impl Store for PostgresStore {
         identities::ancestors(&self.pool, id).await
     }
 
+    async fn usage(&self, identity: &IdentityId) -> Result<loft_core::quota::Usage> {
+        identities::usage(&self.pool, identity).await
+    }
+
+    async fn mailbox_labels(&self, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)> {
+        identities::mailbox_labels(&self.pool, owner, labels).await
+    }
+
+    async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>> {
+        identities::mailbox_bytes(&self.pool, owners).await
+    }
+
     async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {
         identities::resolve_addresses(&self.pool, addresses).await
     }

@@ -118,10 +118,12 @@ struct CopyRow<'a> {
     bcc: &'a str,
     delivery: &'a str,
     unread: bool,
+    /// The message's RFC 5322 size, added to the owner's mailbox total.
+    size: i64,
 }
 
 async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
-    sqlx::query_scalar(
+    let seq: i64 = sqlx::query_scalar(
         "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, bcc_addrs, delivery, unread) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
     )
@@ -134,9 +136,19 @@ async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
     .bind(r.bcc)
     .bind(r.delivery)
     .bind(r.unread)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await
-    .map_err(db_err)
+    .map_err(db_err)?;
+    sqlx::query(
+        "INSERT INTO mailbox_usage (owner_id, bytes) VALUES ($1, $2) \
+         ON CONFLICT (owner_id) DO UPDATE SET bytes = mailbox_usage.bytes + EXCLUDED.bytes",
+    )
+    .bind(r.copy.owner.as_str())
+    .bind(r.size)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(seq)
 }
 
 pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -> Result<Message> {
@@ -200,6 +212,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
             bcc: &bcc,
             delivery: &delivery_json,
             unread: false,
+            size,
         },
     )
     .await?;
@@ -216,6 +229,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
                 bcc: "[]",
                 delivery: "[]",
                 unread: true,
+                size,
             },
         )
         .await?;

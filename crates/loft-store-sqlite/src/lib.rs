@@ -332,6 +332,24 @@ impl Store for SqliteStore {
         done(tx, out).await
     }
 
+    async fn usage(&self, identity: &IdentityId) -> Result<loft_core::quota::Usage> {
+        let mut tx = self.reading().await?;
+        let out = identities::usage(&mut tx, identity).await;
+        done(tx, out).await
+    }
+
+    async fn mailbox_labels(&self, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)> {
+        let mut tx = self.reading().await?;
+        let out = identities::mailbox_labels(&mut tx, owner, labels).await;
+        done(tx, out).await
+    }
+
+    async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>> {
+        let mut tx = self.reading().await?;
+        let out = identities::mailbox_bytes(&mut tx, owners).await;
+        done(tx, out).await
+    }
+
     async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {
         let mut tx = self.reading().await?;
         let out = identities::resolve_addresses(&mut tx, addresses).await;

@@ -154,6 +154,15 @@ async fn insert_copy(
     .await
     .map_err(map_err)?
     .last_insert_rowid();
+    sqlx::query(
+        "INSERT INTO mailbox_usage (owner_id, bytes) VALUES (?, ?)
+         ON CONFLICT (owner_id) DO UPDATE SET bytes = bytes + excluded.bytes",
+    )
+    .bind(copy.owner.as_str().to_owned())
+    .bind(shared.size)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
     Ok(seq)
 }
 

@@ -27,6 +27,7 @@ use loft_core::identity::CreatedIdentity;
 use loft_core::keys::OperatorKey;
 use loft_core::limits::LimitsConfig;
 use loft_core::mail::{Message, MessageSummary, SendMail};
+use loft_core::quota::Quotas;
 use loft_core::random::OsRandom;
 use loft_core::service::{
     Actor, CreateIdentityRequest, DEFAULT_MAX_BODY_BYTES, ListMessagesParams, Loft, LoftConfig, RequestContext,
@@ -62,10 +63,19 @@ pub fn test_loft(store: Arc<dyn Store>) -> TestLoft {
 /// [`test_loft`] with request limits and the refused-key lockout on (they are off by default
 /// in tests, which call far faster than any agent).
 pub fn test_loft_with_limits(store: Arc<dyn Store>, limits: LimitsConfig) -> TestLoft {
+    test_loft_with(store, limits, Quotas::off())
+}
+
+/// [`test_loft`] with these quotas (tests run without quotas unless they ask).
+pub fn test_loft_with_quotas(store: Arc<dyn Store>, quotas: Quotas) -> TestLoft {
+    test_loft_with(store, LimitsConfig::off(), quotas)
+}
+
+fn test_loft_with(store: Arc<dyn Store>, limits: LimitsConfig, quotas: Quotas) -> TestLoft {
     let operator_key = OperatorKey::generate(&OsRandom);
     let clock = Arc::new(ManualClock::new(TEST_START));
     let keyring = Keyring::new(MasterKey::generate(&OsRandom), vec![]);
-    build(store, operator_key, clock, keyring, limits)
+    build(store, operator_key, clock, keyring, limits, quotas)
 }
 
 fn build(
@@ -74,6 +84,7 @@ fn build(
     clock: Arc<ManualClock>,
     keyring: Keyring,
     limits: LimitsConfig,
+    quotas: Quotas,
 ) -> TestLoft {
     let loft = Loft::new(
         store,
@@ -87,7 +98,8 @@ fn build(
     )
     .expect("the test configuration is valid")
     .with_vault(keyring.clone(), None)
-    .with_limits(limits);
+    .with_limits(limits)
+    .with_quotas(quotas);
     TestLoft {
         loft: Arc::new(loft),
         operator_key,
@@ -118,6 +130,7 @@ impl TestLoft {
             self.clock.clone(),
             self.keyring.clone(),
             LimitsConfig::off(),
+            Quotas::off(),
         )
     }
 
@@ -130,6 +143,7 @@ impl TestLoft {
             self.clock.clone(),
             keyring,
             LimitsConfig::off(),
+            Quotas::off(),
         )
     }
 

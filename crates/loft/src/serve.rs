@@ -11,6 +11,7 @@ use std::sync::Arc;
 use clap::Args;
 use loft_core::keys::OperatorKey;
 use loft_core::limits::{LimitsConfig, Rate};
+use loft_core::quota::Quotas;
 use loft_core::random::OsRandom;
 use loft_core::service::{Loft, LoftConfig};
 use loft_core::store::Store;
@@ -109,6 +110,11 @@ pub struct LimitArgs {
     /// the minute ends; 0 turns the lockout off.
     #[arg(long, env = "LOFT_AUTH_FAILURES_PER_MINUTE", default_value_t = 20, value_name = "N")]
     pub auth_failures_per_minute: u32,
+    /// Per-identity quotas, each `NAME=N` or `NAME=off` (comma-separated or repeated):
+    /// `sub_identities` (default 100), `keys` (50), `vault_items` (1000), `stored_bytes`
+    /// (1073741824), `queued_recipients_per_hour` (1000).
+    #[arg(long = "quota", env = "LOFT_QUOTAS", value_delimiter = ',', value_name = "NAME=N")]
+    pub quotas: Vec<String>,
 }
 
 impl LimitArgs {
@@ -118,7 +124,12 @@ impl LimitArgs {
             rate_limit_per_key: "off".into(),
             rate_limit_per_address: "off".into(),
             auth_failures_per_minute: 0,
+            quotas: Quotas::NAMES.iter().map(|n| format!("{n}=off")).collect(),
         }
+    }
+
+    pub fn quotas(&self) -> Result<Quotas, String> {
+        Quotas::parse(&self.quotas).map_err(|e| format!("--quota: {e}"))
     }
 
     pub fn config(&self) -> Result<LimitsConfig, String> {
@@ -361,6 +372,7 @@ pub async fn app_with_mcp(
         AllowedHosts::parse(&mcp.mcp_allowed_hosts, args.http).map_err(|e| format!("--mcp-allowed-hosts: {e}"))?;
     let egress = loft_broker::EgressPolicy::parse(&args.egress_allow).map_err(|e| format!("--egress-allow: {e}"))?;
     let limits = args.limits.config()?;
+    let quotas = args.limits.quotas()?;
     create_private_dir(&args.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", args.data_dir.display()))?;
     let operator = operator_key(&args.data_dir, args.admin_key.as_deref())?;
@@ -376,7 +388,8 @@ pub async fn app_with_mcp(
         },
     )
     .map_err(|e| format!("--domain: {e}"))?
-    .with_limits(limits);
+    .with_limits(limits)
+    .with_quotas(quotas);
     let (keyring, source) = master_keys(&args.data_dir)?;
     if !egress.allowances().is_empty() {
         let allowed: Vec<String> = egress.allowances().iter().map(ToString::to_string).collect();

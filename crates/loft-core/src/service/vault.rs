@@ -18,6 +18,7 @@ use super::{Actor, Loft, Page, cursor, page, page_limit};
 use crate::audit::{ActorKind, AuditEntry, Outcome};
 use crate::ids::IdentityId;
 use crate::keys::Scope;
+use crate::quota;
 use crate::vault::{
     self as v, BrokerRequest, CredentialMeta, CredentialType, HttpBroker, Injection, KeySource, Keyring, MasterKey,
     MasterKeyCheck, SecretFields, StoredCredential, TotpAlgorithm, TotpCode, TotpParams,
@@ -434,6 +435,14 @@ impl Loft {
                 .await?;
             return Ok(cred.meta);
         }
+        let usage = self.store.usage(&me.id).await?;
+        quota::check(
+            "vault_items",
+            "vault items",
+            self.quotas.vault_items,
+            usage.vault_items,
+            1,
+        )?;
         match self.store.vault_create(cred.clone(), audit).await {
             Ok(()) => Ok(cred.meta),
             Err(Error::Conflict(_)) => Err(Error::conflict(

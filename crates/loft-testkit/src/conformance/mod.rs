@@ -148,6 +148,8 @@ macro_rules! conformance_tests {
             security_bad_key_flood_is_limited_and_bounded,
             security_per_key_rate_limit,
             security_minting_rule_holds_on_random_sequences,
+            quota_usage_is_counted,
+            security_quotas_refuse_and_leave_nothing,
             delegation_revoke_cascades,
             whoami_chain,
             mail_send_local_and_remote,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use loft_core::Error;
 use loft_core::keys::{KeyKind, Scope, ScopeSet};
 use loft_core::limits::LimitsConfig;
+use loft_core::mail::MessagePatch;
 use loft_core::service::{Actor, CreateIdentityRequest, CreateKeyRequest, UpdateIdentityRequest};
 use loft_core::store::Store;
 use loft_core::time::Timestamp;
@@ -446,4 +447,221 @@ pub async fn security_minting_rule_holds_on_random_sequences(store: Arc<dyn Stor
         }
     }
     t.assert_chain_ok().await;
+}
+
+fn api_key_cred(name: &str) -> loft_core::service::StoreCredentialRequest {
+    loft_core::service::StoreCredentialRequest {
+        name: Some(name.into()),
+        value: Some("a-long-enough-secret-value".into()),
+        ..Default::default()
+    }
+}
+
+/// The store's usage counts, which the quotas read: active sub-identities, keys not revoked,
+/// vault items, and a running total of mail bytes per mailbox (sender and recipients).
+pub async fn quota_usage_is_counted(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let op = t.operator().await;
+    let (p, pa) = t
+        .identity_with_scopes(
+            "parent",
+            &[
+                "mail:read",
+                "mail:send",
+                "identity:create",
+                "keys:manage",
+                "vault:write",
+            ],
+        )
+        .await;
+    let (b, _) = t.identity("bob").await;
+    let u = t.store().usage(&p.identity.id).await.unwrap();
+    assert_eq!(
+        u,
+        loft_core::quota::Usage {
+            active_keys: 1,
+            ..Default::default()
+        }
+    );
+
+    let (c1, _) = t.child(&pa, "c1", None).await;
+    t.child(&pa, "c2", None).await;
+    t.loft.revoke_identity(&op, c1.identity.id.as_str()).await.unwrap();
+    let k = t
+        .loft
+        .create_key(&pa, None, key_req(&["mail:read"], None))
+        .await
+        .unwrap();
+    t.loft
+        .create_key(&pa, None, key_req(&["mail:read"], None))
+        .await
+        .unwrap();
+    t.loft.revoke_key(&pa, k.key.id.as_str()).await.unwrap();
+    t.loft.vault_store(&pa, api_key_cred("one")).await.unwrap();
+    let sent = t.send(&pa, &[b.identity.address.as_str()], "size", "some text").await;
+    let size = sent.size as u64;
+    let u = t.store().usage(&p.identity.id).await.unwrap();
+    assert_eq!(u.sub_identities, 1, "the revoked child does not count");
+    assert_eq!(
+        u.active_keys, 2,
+        "the primary and one extra; the revoked one does not count"
+    );
+    assert_eq!(u.vault_items, 1);
+    assert_eq!(u.stored_bytes, size);
+    t.send(
+        &pa,
+        &[b.identity.address.as_str(), "someone@example.com"],
+        "again",
+        "more text here",
+    )
+    .await;
+    let bytes: std::collections::HashMap<_, _> = t
+        .store()
+        .mailbox_bytes(&[p.identity.id.clone(), b.identity.id.clone(), c1.identity.id.clone()])
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(bytes[&p.identity.id] > size);
+    assert_eq!(bytes[&p.identity.id], bytes[&b.identity.id], "both hold a copy of each");
+    assert!(!bytes.contains_key(&c1.identity.id), "an empty mailbox has no row");
+}
+
+/// Each quota refuses with a precise error and leaves nothing written; freeing room (revoking
+/// a key) makes room again.
+pub async fn security_quotas_refuse_and_leave_nothing(store: Arc<dyn Store>) {
+    let t = crate::test_loft_with_quotas(
+        store,
+        loft_core::quota::Quotas {
+            sub_identities: Some(1),
+            keys: Some(2),
+            vault_items: Some(1),
+            labels: Some(2),
+            stored_bytes: Some(4000),
+            queued_recipients_per_hour: Some(3),
+        },
+    );
+    let (p, pa) = t
+        .identity_with_scopes(
+            "parent",
+            &[
+                "mail:read",
+                "mail:send",
+                "identity:create",
+                "keys:manage",
+                "vault:write",
+            ],
+        )
+        .await;
+    let (b, ba) = t.identity("bob").await;
+    let quota = |e: Error| {
+        assert_eq!(e.code(), "quota_exceeded", "{e:?}");
+        e
+    };
+
+    // Keys: the primary and one extra; a third is refused until one is revoked.
+    let k = t
+        .loft
+        .create_key(&pa, None, key_req(&["mail:read"], None))
+        .await
+        .unwrap();
+    let e = quota(expect_err(
+        t.loft.create_key(&pa, None, key_req(&["mail:read"], None)).await,
+    ));
+    assert!(e.to_string().contains("`keys`"), "{e}");
+    assert!(matches!(e, Error::Forbidden(_)));
+    t.loft.revoke_key(&pa, k.key.id.as_str()).await.unwrap();
+    t.loft
+        .create_key(&pa, None, key_req(&["mail:read"], None))
+        .await
+        .unwrap();
+
+    // Sub-identities and vault items.
+    t.child(&pa, "c1", None).await;
+    let before = t.store().usage(&p.identity.id).await.unwrap();
+    quota(expect_err(
+        t.loft
+            .create_identity(
+                &pa,
+                CreateIdentityRequest {
+                    name: "c2".into(),
+                    ..Default::default()
+                },
+            )
+            .await,
+    ));
+    t.loft.vault_store(&pa, api_key_cred("one")).await.unwrap();
+    quota(expect_err(t.loft.vault_store(&pa, api_key_cred("two")).await));
+    assert_eq!(
+        t.store().usage(&p.identity.id).await.unwrap(),
+        loft_core::quota::Usage {
+            vault_items: 1,
+            ..before
+        },
+        "the refusals wrote nothing"
+    );
+
+    // Remote recipients per hour: 2 now, then 2 more is over the budget of 3 (429, with the
+    // time to wait), and nothing of the refused send is stored.
+    t.send(&pa, &["x1@example.com", "x2@example.com"], "two", "x").await;
+    let sent_before = t.all_messages(&pa, folder_all()).await.len();
+    let e = quota(expect_err(
+        t.loft
+            .send(&pa, crate::mail(&["x3@example.com", "x4@example.com"], "two more", "x"))
+            .await,
+    ));
+    assert!(matches!(e, Error::TooManyRequests { .. }), "{e:?}");
+    assert_eq!(t.all_messages(&pa, folder_all()).await.len(), sent_before);
+    t.clock.advance_secs(3600);
+    t.send(&pa, &["x3@example.com", "x4@example.com"], "two more", "x")
+        .await;
+
+    // Labels: two distinct ones per mailbox; reusing one is free, a third is refused.
+    let m = t.send(&ba, &[p.identity.address.as_str()], "labels", "x").await;
+    let label = |add: &[&str]| MessagePatch {
+        add_labels: add.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    };
+    t.loft
+        .update_message(&ba, m.id.as_str(), label(&["a", "b"]))
+        .await
+        .unwrap();
+    let e = quota(expect_err(
+        t.loft.update_message(&ba, m.id.as_str(), label(&["a", "c"])).await,
+    ));
+    assert!(e.to_string().contains("`labels`"), "{e}");
+    t.loft.update_message(&ba, m.id.as_str(), label(&["B"])).await.unwrap();
+
+    // Stored bytes: bob's mailbox fills up; a message that would overflow it is refused,
+    // naming bob's address, and lands nowhere.
+    let big = "y".repeat(1500);
+    loop {
+        match t
+            .loft
+            .send(&ba, crate::mail(&[b.identity.address.as_str()], "to self", &big))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                quota(e);
+                break;
+            }
+        }
+    }
+    let bob_before = t.all_messages(&ba, folder_all()).await.len();
+    let e = quota(expect_err(
+        t.loft
+            .send(&pa, crate::mail(&[b.identity.address.as_str()], "hello", &big))
+            .await,
+    ));
+    assert!(e.to_string().contains(b.identity.address.as_str()), "{e}");
+    assert_eq!(t.all_messages(&ba, folder_all()).await.len(), bob_before);
+    t.assert_chain_ok().await;
+}
+
+fn folder_all() -> loft_core::service::ListMessagesParams {
+    loft_core::service::ListMessagesParams {
+        folder: Some("all".into()),
+        ..Default::default()
+    }
 }

@@ -230,3 +230,30 @@ async fn a_narrow_key_stays_narrow() {
         .await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_expiry");
 }
+
+/// The default quota of 50 active keys per identity, through REST: a precise 403 with a hint,
+/// and revoking a key frees its slot.
+#[tokio::test]
+async fn the_key_quota_is_a_403_with_a_hint() {
+    let app = App::new().await;
+    let (_, _, primary) = app.identity("minter").await;
+    let mut last = String::new();
+    for _ in 1..50 {
+        let r = app.post("/v0/keys", &primary, json!({ "scopes": ["mail:read"] })).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().unwrap().clone_into(&mut last);
+    }
+    let r = app.post("/v0/keys", &primary, json!({ "scopes": ["mail:read"] })).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "quota_exceeded");
+    assert!(
+        r.text.contains("50 of 50") && r.text.contains("--quota keys="),
+        "{}",
+        r.text
+    );
+    let r = app
+        .call(Method::DELETE, &format!("/v0/keys/{last}"), Some(&primary), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.post("/v0/keys", &primary, json!({ "scopes": ["mail:read"] })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
