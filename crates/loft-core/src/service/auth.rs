@@ -1,0 +1,158 @@
+//! Authentication: turning a bearer token into an [`Actor`], under the request limits and
+//! the refused-key lockout of [`crate::limits`].
+
+use super::{Actor, Loft, Principal, RequestContext};
+use crate::audit::{ActorKind, AuditEntry, Outcome};
+use crate::keys::{ApiKey, KEY_PREFIX, KeyKind};
+use crate::limits;
+use crate::{Error, Result};
+
+impl Loft {
+    /// Turns a bearer token into an [`Actor`], or refuses it.
+    ///
+    /// Before the key is looked at, the client address must not be locked out (too many
+    /// refused keys in this window) nor over its request rate; after, the key must be within
+    /// its own rate. Refusals are counted per address and written as aggregated audit rows by
+    /// [`Loft::flush_auth_refusals`], never one row per request (a flood of bad keys would
+    /// otherwise grow the log and slow every writer), and never naming a key id taken from a
+    /// token that did not verify.
+    pub async fn authenticate(&self, bearer: Option<&str>, ctx: RequestContext) -> Result<Actor> {
+        let now = self.clock.now();
+        let address = limits::address_key(ctx.remote_addr.as_deref());
+        if let Err(wait) = self.limits.check_lockout(&address, now) {
+            return Err(Error::too_many(
+                "too_many_refused_keys",
+                format!("too many refused API keys from this address; try again in {wait} s"),
+                wait,
+            )
+            .with_hint("check that the key is copied whole and not revoked or expired before retrying"));
+        }
+        if let Err(wait) = self.limits.check_address(&address, now) {
+            return Err(Error::too_many(
+                "rate_limited",
+                format!("too many requests from this address; try again in {wait} s"),
+                wait,
+            )
+            .with_hint("slow down; the operator sets the limit with `--rate-limit-per-address`"));
+        }
+        match self.check_key(bearer).await {
+            Ok(principal) => {
+                if let Principal::Identity { key, .. } = &principal
+                    && let Err(wait) = self.limits.check_key(key.id.as_str(), now)
+                {
+                    return Err(Error::too_many(
+                        "rate_limited",
+                        format!("too many requests with this key; try again in {wait} s"),
+                        wait,
+                    )
+                    .with_hint("slow down, e.g. wait for mail with `mail_wait` instead of polling; the operator sets the limit with `--rate-limit-per-key`"));
+                }
+                Ok(Actor { principal, ctx })
+            }
+            Err((Some(reason), err)) => {
+                self.limits.record_refusal(&address, reason, now);
+                Err(err)
+            }
+            Err((None, err)) => Err(err),
+        }
+    }
+
+    /// Writes the refused authentications of every window that has ended (every window, the
+    /// current one included, when `everything`: at shutdown) as one `auth.refused` audit row
+    /// per address and window, with the count and the reasons. Returns the rows written.
+    pub async fn flush_auth_refusals(&self, everything: bool) -> Result<usize> {
+        let rows = self.limits.take_refusals(self.clock.now(), everything);
+        let n = rows.len();
+        for r in rows {
+            let entry = AuditEntry {
+                at: self.clock.now(),
+                actor_kind: ActorKind::Anonymous,
+                actor_identity_id: None,
+                key_id: None,
+                action: "auth.refused".into(),
+                target: None,
+                outcome: Outcome::Denied,
+                request_id: None,
+                remote_addr: Some(r.address.clone()),
+                details: serde_json::json!({
+                    "count": r.count, "locked_out": r.locked_out, "reasons": r.reasons,
+                    "window_start": r.window_start, "window_end": r.window_end,
+                }),
+            };
+            self.store.append_audit(entry).await?;
+        }
+        Ok(n)
+    }
+
+    /// `Err((Some(reason), error))` is a refused key, counted against the client address;
+    /// `Err((None, error))` is a failure to check it (the database), not the client's fault.
+    async fn check_key(&self, bearer: Option<&str>) -> std::result::Result<Principal, (Option<&'static str>, Error)> {
+        let unknown = || {
+            Error::unauthenticated("the API key is not valid").with_hint(
+                "check that the whole key was copied; keys are shown only once, so mint a new one if it is lost",
+            )
+        };
+        let Some(token) = bearer.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Err((
+                Some("missing_key"),
+                Error::unauthenticated("an API key is required").with_hint("send `Authorization: Bearer <key>`"),
+            ));
+        };
+        if !token.starts_with(KEY_PREFIX) {
+            return if self.operator.matches(token) {
+                Ok(Principal::Operator)
+            } else {
+                Err((Some("unknown_key"), unknown()))
+            };
+        }
+        let key = ApiKey::parse(token).map_err(|e| (Some("malformed_key"), e))?;
+        let found = self.store.find_key(key.id()).await.map_err(|e| (None, e))?;
+        let Some((stored, identity)) = found else {
+            return Err((Some("unknown_key"), unknown()));
+        };
+        if !stored.digest.matches(&key.digest()) {
+            return Err((Some("unknown_key"), unknown()));
+        }
+        if stored.meta.revoked_at.is_some() {
+            return Err((
+                Some("revoked_key"),
+                Error::unauthenticated("this API key has been revoked"),
+            ));
+        }
+        if !identity.is_active() {
+            return Err((
+                Some("revoked_identity"),
+                Error::unauthenticated("the identity of this API key has been revoked"),
+            ));
+        }
+        if stored.meta.expires_at.is_some_and(|t| t <= self.clock.now()) {
+            return Err((
+                Some("expired_key"),
+                Error::unauthenticated("this API key has expired").with_hint("mint a new key with `loft key create`"),
+            ));
+        }
+        // The primary key follows its identity's scopes (so `identity update --scopes` takes
+        // effect at once, widening included); extra keys keep their own, within the identity's.
+        let scopes = match stored.meta.kind {
+            KeyKind::Primary => identity.scopes.clone(),
+            KeyKind::Extra => stored.meta.scopes.intersection(&identity.scopes),
+        };
+        Ok(Principal::Identity {
+            identity: Box::new(identity),
+            key: Box::new(stored.meta),
+            scopes,
+        })
+    }
+
+    /// Refuses anyone but the operator, naming `what` was asked.
+    pub(super) fn require_operator(actor: &Actor, what: &str) -> Result<()> {
+        if actor.is_operator() {
+            Ok(())
+        } else {
+            Err(Error::forbidden(
+                "operator_only",
+                format!("{what} needs the operator key"),
+            ))
+        }
+    }
+}
