@@ -63,12 +63,17 @@ impl ActorKind {
             ActorKind::System => "system",
         }
     }
-    pub fn parse_stored(s: &str) -> Self {
+    /// An actor kind as stored in audit row `seq`; an unknown one is an error naming the
+    /// row, never read as anonymous.
+    pub fn parse_stored(s: &str, seq: i64) -> crate::Result<Self> {
         match s {
-            "operator" => ActorKind::Operator,
-            "identity" => ActorKind::Identity,
-            "system" => ActorKind::System,
-            _ => ActorKind::Anonymous,
+            "operator" => Ok(ActorKind::Operator),
+            "identity" => Ok(ActorKind::Identity),
+            "anonymous" => Ok(ActorKind::Anonymous),
+            "system" => Ok(ActorKind::System),
+            other => Err(crate::Error::internal(format!(
+                "audit row {seq} has the unknown actor kind `{other}` (written by a newer version?)"
+            ))),
         }
     }
 }

@@ -317,11 +317,15 @@ impl KeyKind {
             KeyKind::Extra => "extra",
         }
     }
-    pub fn parse_stored(s: &str) -> Self {
-        if s == "primary" {
-            KeyKind::Primary
-        } else {
-            KeyKind::Extra
+    /// A key kind as stored for key `row`; an unknown one is an error naming the key, never
+    /// read as some other kind.
+    pub fn parse_stored(s: &str, row: &str) -> Result<Self> {
+        match s {
+            "primary" => Ok(KeyKind::Primary),
+            "extra" => Ok(KeyKind::Extra),
+            other => Err(Error::internal(format!(
+                "key {row} has the unknown kind `{other}` (written by a newer version?)"
+            ))),
         }
     }
 }
@@ -368,6 +372,21 @@ mod tests {
         assert_eq!(ScopeSet::from_json(&s.to_json()).unwrap(), s);
         let err = ScopeSet::parse_names(&["mail:write"]).unwrap_err();
         assert!(err.to_string().contains("mail:write"));
+    }
+
+    #[test]
+    fn unknown_stored_values_are_errors_naming_the_row() {
+        assert_eq!(KeyKind::parse_stored("primary", "key_a").unwrap(), KeyKind::Primary);
+        let e = KeyKind::parse_stored("robot", "key_a").unwrap_err();
+        assert!(e.to_string().contains("key_a") && e.to_string().contains("robot"), "{e}");
+        let e = crate::mail::Folder::parse_stored("archive", "msg_b").unwrap_err();
+        assert!(e.to_string().contains("msg_b") && e.to_string().contains("archive"), "{e}");
+        let e = crate::audit::ActorKind::parse_stored("robot", 42).unwrap_err();
+        assert!(e.to_string().contains("42"), "{e}");
+        assert_eq!(
+            crate::audit::ActorKind::parse_stored("anonymous", 1).unwrap(),
+            crate::audit::ActorKind::Anonymous
+        );
     }
 
     #[test]

@@ -30,8 +30,16 @@ impl Folder {
             Folder::Sent => "sent",
         }
     }
-    pub fn parse_stored(s: &str) -> Self {
-        if s == "sent" { Folder::Sent } else { Folder::Inbox }
+    /// A folder as stored in message `row`; an unknown one (written by a newer version?) is
+    /// an error naming the row, never read as some other folder.
+    pub fn parse_stored(s: &str, row: &str) -> crate::Result<Self> {
+        match s {
+            "inbox" => Ok(Folder::Inbox),
+            "sent" => Ok(Folder::Sent),
+            other => Err(crate::Error::internal(format!(
+                "message {row} has the unknown folder `{other}` (written by a newer version?)"
+            ))),
+        }
     }
 }
 

@@ -47,12 +47,14 @@ pub(crate) async fn insert(conn: &mut PgConnection, r: &AuditRecord) -> Result<(
 fn record(row: &PgRow) -> Result<AuditRecord> {
     let actor_kind: String = col(row, "actor_kind")?;
     let outcome: String = col(row, "outcome")?;
-    let outcome = Outcome::parse(&outcome).ok_or_else(|| Error::internal("an audit row has an unknown outcome"))?;
+    let seq: i64 = col(row, "seq")?;
+    let outcome = Outcome::parse(&outcome)
+        .ok_or_else(|| Error::internal(format!("audit row {seq} has the unknown outcome `{outcome}`")))?;
     Ok(AuditRecord {
-        seq: col(row, "seq")?,
+        seq,
         entry: AuditEntry {
             at: rows::ts(row, "at")?,
-            actor_kind: ActorKind::parse_stored(&actor_kind),
+            actor_kind: ActorKind::parse_stored(&actor_kind, seq)?,
             actor_identity_id: col::<Option<String>>(row, "actor_identity_id")?.map(IdentityId::from_trusted),
             key_id: col(row, "key_id")?,
             action: col(row, "action")?,

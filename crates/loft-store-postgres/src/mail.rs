@@ -45,7 +45,8 @@ const FROM_COPIES: &str = " FROM messages m JOIN mail_contents c ON c.id = m.con
 
 fn folder_col(row: &PgRow) -> Result<Folder> {
     let folder: String = col(row, "folder")?;
-    Ok(Folder::parse_stored(&folder))
+    let id: String = col(row, "id")?;
+    Folder::parse_stored(&folder, &id)
 }
 
 fn message(row: &PgRow) -> Result<Message> {

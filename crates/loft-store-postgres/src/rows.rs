@@ -138,10 +138,11 @@ pub(crate) fn identity_with_seq(row: &PgRow) -> Result<(i64, Identity)> {
 pub(crate) fn key_meta(row: &PgRow) -> Result<KeyMeta> {
     let kind: String = col(row, "k_kind")?;
     let scopes: String = col(row, "k_scopes")?;
+    let id: String = col(row, "k_id")?;
     Ok(KeyMeta {
-        id: KeyId::from_trusted(col(row, "k_id")?),
+        kind: KeyKind::parse_stored(&kind, &id)?,
+        id: KeyId::from_trusted(id),
         identity_id: IdentityId::from_trusted(col(row, "k_identity_id")?),
-        kind: KeyKind::parse_stored(&kind),
         label: col(row, "k_label")?,
         scopes: ScopeSet::from_json(&scopes)?,
         created_at: ts(row, "k_created_at")?,

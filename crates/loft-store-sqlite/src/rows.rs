@@ -126,9 +126,9 @@ pub(crate) struct KeyRow {
 impl KeyRow {
     pub(crate) fn into_meta(self) -> Result<KeyMeta> {
         Ok(KeyMeta {
+            kind: KeyKind::parse_stored(&self.kind, &self.id)?,
             id: KeyId::from_trusted(self.id),
             identity_id: IdentityId::from_trusted(self.identity_id),
-            kind: KeyKind::parse_stored(&self.kind),
             label: self.label,
             scopes: ScopeSet::from_json(&self.scopes)?,
             created_at: Timestamp::from_micros(self.created_at),
@@ -179,9 +179,9 @@ pub(crate) struct SummaryRow {
 impl SummaryRow {
     pub(crate) fn into_summary(self, labels: Vec<String>) -> Result<MessageSummary> {
         Ok(MessageSummary {
+            folder: Folder::parse_stored(&self.folder, &self.id)?,
             id: MessageId::from_trusted(self.id),
             thread_id: ThreadId::from_trusted(self.thread_id),
-            folder: Folder::parse_stored(&self.folder),
             message_id: self.message_id,
             from: EmailAddress::from_trusted(self.from_addr),
             from_name: self.from_name,
@@ -236,9 +236,9 @@ pub(crate) struct MessageRow {
 impl MessageRow {
     pub(crate) fn into_message(self, labels: Vec<String>) -> Result<Message> {
         Ok(Message {
+            folder: Folder::parse_stored(&self.folder, &self.id)?,
             id: MessageId::from_trusted(self.id),
             thread_id: ThreadId::from_trusted(self.thread_id),
-            folder: Folder::parse_stored(&self.folder),
             message_id: self.message_id,
             in_reply_to: self.in_reply_to,
             references: from_json(&self.refs, "refs")?,
@@ -295,7 +295,7 @@ impl AuditRow {
             seq: self.seq,
             entry: AuditEntry {
                 at: Timestamp::from_micros(self.at),
-                actor_kind: ActorKind::parse_stored(&self.actor_kind),
+                actor_kind: ActorKind::parse_stored(&self.actor_kind, self.seq)?,
                 actor_identity_id: self.actor_identity_id.map(IdentityId::from_trusted),
                 key_id: self.key_id,
                 action: self.action,
