@@ -378,9 +378,15 @@ mod tests {
     fn unknown_stored_values_are_errors_naming_the_row() {
         assert_eq!(KeyKind::parse_stored("primary", "key_a").unwrap(), KeyKind::Primary);
         let e = KeyKind::parse_stored("robot", "key_a").unwrap_err();
-        assert!(e.to_string().contains("key_a") && e.to_string().contains("robot"), "{e}");
+        assert!(
+            e.to_string().contains("key_a") && e.to_string().contains("robot"),
+            "{e}"
+        );
         let e = crate::mail::Folder::parse_stored("archive", "msg_b").unwrap_err();
-        assert!(e.to_string().contains("msg_b") && e.to_string().contains("archive"), "{e}");
+        assert!(
+            e.to_string().contains("msg_b") && e.to_string().contains("archive"),
+            "{e}"
+        );
         let e = crate::audit::ActorKind::parse_stored("robot", 42).unwrap_err();
         assert!(e.to_string().contains("42"), "{e}");
         assert_eq!(

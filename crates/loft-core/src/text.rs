@@ -58,6 +58,29 @@ pub fn snippet(text: &str, max: usize) -> String {
     }
 }
 
+/// Refuses a NUL byte in text a client sends. PostgreSQL cannot store U+0000 in text at all,
+/// so SQLite must not either: both backends accept and refuse the same inputs.
+pub fn refuse_nul(field: &str, value: &str) -> crate::Result<()> {
+    if value.contains('\0') {
+        Err(crate::Error::invalid(
+            "invalid_text",
+            format!("`{field}` contains a NUL character (U+0000), which Loft does not store"),
+        )
+        .with_hint("remove the NUL characters; any other Unicode text is fine"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `text` made safe to record (in the audit log, say) when it came from a client and may not
+/// be valid for storage: NULs replaced, at most `max` characters.
+pub fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c == '\0' { '\u{fffd}' } else { c })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

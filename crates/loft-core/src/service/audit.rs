@@ -61,6 +61,9 @@ impl Loft {
                 })
             })
             .transpose()?;
+        if let Some(a) = &params.action {
+            crate::text::refuse_nul("action", a)?;
+        }
         let query = AuditQuery {
             actor_identity_id,
             action: params.action.filter(|a| !a.is_empty()),

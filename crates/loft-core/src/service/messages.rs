@@ -170,6 +170,9 @@ impl Loft {
                 ),
             ));
         }
+        text::refuse_nul("subject", &draft.subject)?;
+        text::refuse_nul("text", &draft.text)?;
+        text::refuse_nul("html", draft.html.as_deref().unwrap_or_default())?;
         if draft.text.trim().is_empty() && draft.html.as_deref().is_none_or(|h| h.trim().is_empty()) {
             return Err(Error::invalid("empty_body", "the message has no body")
                 .with_hint("give `text` (and optionally `html`)"));

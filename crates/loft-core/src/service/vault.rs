@@ -356,7 +356,7 @@ impl Loft {
             let mut entry = actor.audit(
                 self.clock.now(),
                 action,
-                Some(target.to_owned()),
+                Some(crate::text::printable(target, 128)),
                 serde_json::json!({ "reason": e.code() }),
             );
             entry.outcome = Outcome::Denied;
@@ -366,7 +366,9 @@ impl Loft {
     }
 
     async fn load(&self, owner: &IdentityId, name: &str) -> Result<StoredCredential> {
-        self.store.vault_get(owner, name).await?.ok_or_else(cred_not_found)
+        // A name no credential can have is not looked up (PostgreSQL refuses some bytes).
+        let name = v::validate_name(name).map_err(|_| cred_not_found())?;
+        self.store.vault_get(owner, &name).await?.ok_or_else(cred_not_found)
     }
 
     fn open_secrets(ring: &Keyring, c: &StoredCredential) -> Result<SecretFields> {
@@ -989,6 +991,22 @@ fn build(
     now: crate::time::Timestamp,
 ) -> Result<(CredentialMeta, SecretFields)> {
     use CredentialType as T;
+    // Plain metadata is stored as text: no NULs (secrets are sealed bytes and may hold any).
+    for (field, value) in [
+        ("username", &req.username),
+        ("url", &req.url),
+        ("issuer", &req.issuer),
+        ("account", &req.account),
+        ("client_id", &req.client_id),
+        ("notes", &req.notes),
+        ("expires_at", &req.expires_at),
+        ("algorithm", &req.algorithm),
+    ] {
+        crate::text::refuse_nul(field, value.as_deref().unwrap_or_default())?;
+    }
+    for name in req.fields.iter().flat_map(BTreeMap::keys) {
+        crate::text::refuse_nul("fields", name)?;
+    }
     let mut secrets = existing.map(|(_, s)| s.clone()).unwrap_or_default();
     let mut meta = existing.map_or_else(
         || CredentialMeta {

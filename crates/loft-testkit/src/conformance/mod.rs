@@ -31,6 +31,7 @@ mod audit;
 mod identities;
 mod keys;
 mod mail;
+mod robustness;
 mod security;
 mod store;
 mod vault;
@@ -46,6 +47,7 @@ pub use audit::*;
 pub use identities::*;
 pub use keys::*;
 pub use mail::*;
+pub use robustness::*;
 pub use security::*;
 pub use store::*;
 pub use vault::*;
@@ -149,6 +151,7 @@ macro_rules! conformance_tests {
             security_per_key_rate_limit,
             security_minting_rule_holds_on_random_sequences,
             quota_usage_is_counted,
+            robustness_nul_bytes_are_refused_alike,
             security_quotas_refuse_and_leave_nothing,
             delegation_revoke_cascades,
             whoami_chain,
