@@ -82,8 +82,18 @@ def _guard_network() -> None:
 _guard_network()
 
 
+SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A skipped test is a failed test here: a missing framework or a server that did not
+    start must not pass quietly."""
+    if report.skipped:
+        SKIPPED.append(report.nodeid)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if BLOCKED:
+    if BLOCKED or SKIPPED:
         session.exitstatus = 1
 
 
@@ -92,6 +102,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
         terminalreporter.section("network access outside 127.0.0.1 (refused; fails the run)")
         for b in sorted(set(BLOCKED)):
             terminalreporter.line(b)
+    if SKIPPED:
+        terminalreporter.section("skipped tests (a skipped test fails the run)")
+        for s in SKIPPED:
+            terminalreporter.line(s)
 
 
 # ----- the server -----------------------------------------------------------------------------
@@ -144,7 +158,14 @@ class LoftServer:
         self.proc = subprocess.Popen(
             [LOFT_BIN, "serve", "--data-dir", str(self.data_dir / "data"), "--http", "127.0.0.1:0"],
             # The tests' HTTP APIs listen on 127.0.0.1, which the default egress policy refuses.
-            env=clean_env(LOFT_ADMIN_KEY=self.admin_key, LOFT_LOG="warn", LOFT_EGRESS_ALLOW="127.0.0.1,localhost"),
+            # The refused-key tests all come from 127.0.0.1 within a minute: raise the lockout
+            # (20 by default) so that they see 401s, which is what they test.
+            env=clean_env(
+                LOFT_ADMIN_KEY=self.admin_key,
+                LOFT_LOG="warn",
+                LOFT_EGRESS_ALLOW="127.0.0.1,localhost",
+                LOFT_AUTH_FAILURES_PER_MINUTE="1000",
+            ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,

@@ -107,7 +107,10 @@ def test_handshake_and_tool_list(open_as, identities, variant) -> None:  # type:
             assert schema.get("type") == "object", name
             for field, prop in (schema.get("properties") or {}).items():
                 assert prop.get("description"), f"{name}.{field} has no description"
-                assert "null" not in json.dumps(prop.get("type")), f"{name}.{field}: {prop}"
+                # A plain type, or (for one-or-many arguments) typed alternatives; never null.
+                types = [prop.get("type")] if "type" in prop else [alt.get("type") for alt in prop.get("anyOf", [])]
+                assert types and all(types), f"{name}.{field}: {prop}"
+                assert "null" not in json.dumps(types), f"{name}.{field}: {prop}"
             assert "$ref" not in json.dumps(schema), name
             out = t.get("outputSchema")
             assert out and out.get("type") == "object" and out.get("properties"), f"{name}: {out}"
@@ -189,6 +192,51 @@ def test_every_tool(open_as, identities) -> None:  # type: ignore[no-untyped-def
             assert got["subject"].startswith("Re:") and got["thread_id"] == sent["thread_id"]
             sent_folder = ok(await a.call("mail_list_messages", {"folder": "sent"}))
             assert len(sent_folder["messages"]) == 2
+
+    run(go())
+
+
+def test_model_style_arguments_match_the_advertised_schemas(open_as, identities) -> None:  # type: ignore[no-untyped-def]
+    """Clients that check arguments against a tool's input schema before calling (CrewAI does,
+    with pydantic) must accept what the server accepts. Each argument set below, in the shapes
+    models produce (one address as a string, a list, an empty list, `body` for `text`), is
+    checked against the advertised schema with an independent JSON-schema validator, then
+    called; what the server refuses, the schema refuses too."""
+    import jsonschema
+
+    alice, bob = identities("schema-a"), identities("schema-b")
+
+    async def go() -> None:
+        async with open_as(alice) as a:
+            tools = {t["name"]: t for t in await a.list_tools()}
+
+            def validator(name: str) -> jsonschema.Draft202012Validator:
+                schema = tools[name]["inputSchema"]
+                jsonschema.Draft202012Validator.check_schema(schema)
+                return jsonschema.Draft202012Validator(schema)
+
+            accepted = [
+                ("mail_send", {"to": bob.address, "subject": "one", "text": "x"}),
+                ("mail_send", {"to": [bob.address], "cc": bob.address, "subject": "two", "body": "x"}),
+                ("mail_send", {"to": [bob.address], "cc": [], "bcc": [], "subject": "three", "text": "x"}),
+                ("mail_list_messages", {"limit": 5, "unread_only": True}),
+                ("mail_list_messages", {"folder": "sent"}),
+                ("mail_list_threads", {"limit": 3}),
+                ("mail_wait", {"timeout_seconds": 0}),
+                ("identity_whoami", {}),
+            ]
+            for name, args in accepted:
+                validator(name).validate(args)
+                ok(await a.call(name, args))
+            refused = [
+                ("mail_send", {"subject": "no recipient", "text": "x"}),
+                ("mail_send", {"to": 5, "subject": "x", "text": "x"}),
+                ("mail_send", {"to": [bob.address, 7], "subject": "x", "text": "x"}),
+                ("mail_list_messages", {"limit": 0}),
+            ]
+            for name, args in refused:
+                assert not validator(name).is_valid(args), (name, args)
+                assert (await a.call(name, args)).get("isError") is True, (name, args)
 
     run(go())
 

@@ -396,6 +396,23 @@ fn input_schema<T: JsonSchema>() -> Arc<JsonObject> {
 
 fn drop_null_type(schema: &mut Value) {
     let Value::Object(s) = schema else { return };
+    // `Option<A | B>` comes out as `anyOf: [A, B, null]` (or with the pair nested): keep the
+    // alternatives, drop the null.
+    if let Some(Value::Array(alternatives)) = s.get_mut("anyOf") {
+        let mut flat = Vec::new();
+        for alt in alternatives.drain(..) {
+            match alt {
+                Value::Object(ref o) if o.get("type").and_then(Value::as_str) == Some("null") => {}
+                Value::Object(mut o) if o.len() == 1 && o.contains_key("anyOf") => {
+                    if let Some(Value::Array(inner)) = o.remove("anyOf") {
+                        flat.extend(inner);
+                    }
+                }
+                other => flat.push(other),
+            }
+        }
+        *alternatives = flat;
+    }
     if let Some(Value::Array(types)) = s.get("type") {
         let rest: Vec<Value> = types.iter().filter(|t| t.as_str() != Some("null")).cloned().collect();
         if rest.len() == 1 {
@@ -431,6 +448,18 @@ fn opt_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
     })
 }
 
+// The schema of an argument that takes one string or a list of them (read by `one_or_many`):
+// advertised as exactly that, since clients that check arguments against the schema before
+// calling (CrewAI does) would otherwise refuse a model's `"to": "a@x"`. (A plain comment: a
+// doc comment would become the schema's description.)
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "a schema only; the value is read by one_or_many")]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct NoArgs {}
 
@@ -438,15 +467,15 @@ pub struct NoArgs {}
 pub struct SendArgs {
     /// Recipient addresses, e.g. `["writer-a1b2c@agents.example.com"]` (one address as a string works too).
     #[serde(deserialize_with = "loft_core::mail::one_or_many")]
-    #[schemars(with = "Vec<String>")]
+    #[schemars(with = "OneOrMany")]
     pub to: Vec<String>,
     /// Carbon-copy recipients (optional).
     #[serde(default, deserialize_with = "opt_one_or_many")]
-    #[schemars(with = "Option<Vec<String>>")]
+    #[schemars(with = "Option<OneOrMany>")]
     pub cc: Vec<String>,
     /// Blind carbon-copy recipients (optional): they receive the mail, but no other recipient sees them.
     #[serde(default, deserialize_with = "opt_one_or_many")]
-    #[schemars(with = "Option<Vec<String>>")]
+    #[schemars(with = "Option<OneOrMany>")]
     pub bcc: Vec<String>,
     /// The subject: one line, at most 998 characters.
     pub subject: String,
@@ -540,11 +569,11 @@ pub struct UpdateLabelsArgs {
     pub message_id: String,
     /// Labels to add, e.g. `["done"]`. A single label as a string is accepted too.
     #[serde(default, deserialize_with = "opt_one_or_many")]
-    #[schemars(with = "Option<Vec<String>>")]
+    #[schemars(with = "Option<OneOrMany>")]
     pub add_labels: Vec<String>,
     /// Labels to remove. A single label as a string is accepted too.
     #[serde(default, deserialize_with = "opt_one_or_many")]
-    #[schemars(with = "Option<Vec<String>>")]
+    #[schemars(with = "Option<OneOrMany>")]
     pub remove_labels: Vec<String>,
     /// Mark the message unread (true) or read (false); leave out to keep it as it is.
     #[serde(default)]
@@ -620,7 +649,7 @@ pub struct VaultStoreArgs {
     pub period: Option<u64>,
     /// One-time backup (recovery) codes of a `totp`.
     #[serde(default, deserialize_with = "opt_one_or_many")]
-    #[schemars(with = "Option<Vec<String>>")]
+    #[schemars(with = "Option<OneOrMany>")]
     pub backup_codes: Vec<String>,
     /// The access token of an `oauth` credential.
     #[serde(default)]
@@ -654,7 +683,7 @@ pub struct VaultStoreArgs {
     pub expires_at: Option<String>,
     /// Hosts (`host` or `host:port`) that `vault_http_request` may reach with it, e.g. `["api.example.com"]`.
     #[serde(default, deserialize_with = "opt_one_or_many")]
-    #[schemars(with = "Option<Vec<String>>")]
+    #[schemars(with = "Option<OneOrMany>")]
     pub allowed_hosts: Vec<String>,
     /// How `vault_http_request` injects it: `bearer`, `basic` or `header:NAME` (e.g. `header:X-Api-Key`). Default: bearer for `api_key` and `oauth`, basic for `login`.
     #[serde(default)]
@@ -935,7 +964,12 @@ mod tests {
                     "{}.{field}: {schema}",
                     t.name
                 );
-                assert_ne!(schema["type"], Value::Null, "{}.{field}: {schema}", t.name);
+                // A type, or alternatives that each have one (one address or a list).
+                let typed = schema["type"] != Value::Null
+                    || schema["anyOf"]
+                        .as_array()
+                        .is_some_and(|alts| !alts.is_empty() && alts.iter().all(|a| a["type"] != Value::Null));
+                assert!(typed, "{}.{field}: {schema}", t.name);
                 assert!(
                     !schema.to_string().contains("\"null\""),
                     "{}.{field}: no null types in inputs: {schema}",
@@ -961,6 +995,20 @@ mod tests {
         assert!(ToolKind::VaultGet.description().contains("Prefer"));
         let a = ToolKind::VaultDelete.annotations();
         assert_eq!((a.destructive_hint, a.read_only_hint), (Some(true), Some(false)));
+    }
+
+    #[test]
+    fn address_arguments_take_one_or_many() {
+        let s = Value::Object((*ToolKind::MailSend.tool().input_schema).clone());
+        for field in ["to", "cc", "bcc"] {
+            let types: Vec<&str> = s["properties"][field]["anyOf"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{field}: {s}"))
+                .iter()
+                .map(|a| a["type"].as_str().unwrap())
+                .collect();
+            assert_eq!(types, ["string", "array"], "{field}: {s}");
+        }
     }
 
     #[test]

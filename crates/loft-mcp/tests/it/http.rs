@@ -185,7 +185,9 @@ async fn the_2025_11_25_handshake_is_served_without_sessions() {
     let tool = &list.json["result"]["tools"][1];
     assert_eq!(tool["name"], "mail_send");
     assert!(tool["annotations"]["openWorldHint"].as_bool().unwrap());
-    assert_eq!(tool["inputSchema"]["properties"]["to"]["type"], "array");
+    // One address or a list, as the server accepts.
+    assert_eq!(tool["inputSchema"]["properties"]["to"]["anyOf"][0]["type"], "string");
+    assert_eq!(tool["inputSchema"]["properties"]["to"]["anyOf"][1]["type"], "array");
     assert!(tool["outputSchema"]["properties"]["delivery"].is_object());
 
     let call = legacy_request(3, "tools/call", &json!({"name": "identity_whoami", "arguments": {}}));
