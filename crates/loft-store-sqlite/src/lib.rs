@@ -35,6 +35,7 @@
 //! [`AuditRecord::seal`]: loft_core::audit::AuditRecord::seal
 
 mod audit;
+pub mod backup;
 mod error;
 mod identities;
 mod mail;

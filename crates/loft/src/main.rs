@@ -1,9 +1,11 @@
-//! The `loft` binary: `loft serve` runs the server; every other subcommand is a client of a
-//! running server over REST (like the Vault or kubectl CLIs).
+//! The `loft` binary: `loft serve` runs the server; `loft backup` and `loft restore` act on a
+//! data dir on this machine; every other subcommand is a client of a running server over REST
+//! (like the Vault or kubectl CLIs).
 //!
 //! This is the only crate that depends on every other one: it parses the command line,
 //! loads configuration once, picks the storage backend and wires the doors together.
 
+mod backup;
 mod bench;
 mod cli;
 mod serve;
@@ -27,6 +29,12 @@ enum Command {
     Mcp(McpArgs),
     /// Measure delivery latency and throughput against an in-process server (SQLite or PostgreSQL).
     Bench(bench::BenchArgs),
+    /// Take a consistent snapshot of a SQLite deployment's data dir (database, vault and operator
+    /// key files) into a new directory, while the server keeps running.
+    Backup(backup::BackupArgs),
+    /// Restore a `loft backup` directory into a new data dir, checking the vault master keys
+    /// and the audit chain before declaring it good.
+    Restore(backup::RestoreArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -65,6 +73,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Backup(args) => backup::run_backup(args).await,
+            Command::Restore(args) => backup::run_restore(args).await,
             Command::Mcp(args) => {
                 // stdout carries only MCP; logs go to stderr.
                 let filter = tracing_subscriber::EnvFilter::try_from_env("LOFT_LOG")

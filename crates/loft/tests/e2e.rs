@@ -822,3 +822,234 @@ fn a_narrow_key_cannot_manage_keys_through_the_cli() {
     assert_eq!(rotated["scopes"], serde_json::json!(["mail:read"]));
     ok_json(&cli(&server, Some(primary), &["whoami", "--json"]));
 }
+
+/// Runs `loft backup` or `loft restore` (local commands: no server URL, no key).
+fn local(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("LOFT_DATA_DIR")
+        .env_remove("LOFT_DATABASE_URL")
+        .env_remove("LOFT_MASTER_KEY")
+        .env_remove("LOFT_MASTER_KEY_FILE")
+        .env_remove("LOFT_MASTER_KEY_PREVIOUS")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// `loft backup` of a server under write load, then `loft restore` into a new data dir and a
+/// server on it: every send acknowledged before the backup started is there, the audit chain
+/// verifies, and the files are owner-only.
+#[test]
+fn backup_under_write_load_and_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, snap, restored) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let server = serve(&data, None, Some(ADMIN));
+    let agent = ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    let key = agent["api_key"].as_str().unwrap().to_owned();
+    let to = agent["address"].as_str().unwrap().to_owned();
+    let url = server.url.clone();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (before_backup, total, backup_out) = rt.block_on(async {
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (acked, stop, url, key, to) = (acked.clone(), stop.clone(), url.clone(), key.clone(), to.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let subject = format!("load-{n}");
+                    let r = client
+                        .post(format!("{url}/v0/messages/send"))
+                        .bearer_auth(&key)
+                        .json(&serde_json::json!({"to": to, "subject": subject, "text": "x"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                        // Over the per-key rate: wait as a well-behaved client does.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    assert!(r.status().is_success(), "{}", r.status());
+                    acked.lock().unwrap().push(subject);
+                    n += 1;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before_backup = acked.lock().unwrap().clone();
+        let args: Vec<String> = vec![
+            "backup".into(),
+            snap.to_str().unwrap().into(),
+            "--data-dir".into(),
+            data.to_str().unwrap().into(),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            local(&args, &[])
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.await.unwrap();
+        let total = acked.lock().unwrap().len();
+        (before_backup, total, out)
+    });
+    let text = ok_text(&backup_out);
+    assert!(text.contains("audit chain at row"), "{text}");
+    assert!(
+        !before_backup.is_empty() && total > before_backup.len(),
+        "the load ran across the backup"
+    );
+    drop(server);
+
+    let out = local(
+        &[
+            "restore",
+            snap.to_str().unwrap(),
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = ok_text(&out);
+    assert!(text.contains("audit chain intact"), "{text}");
+    // Restoring over a database is refused.
+    let again = local(
+        &[
+            "restore",
+            snap.to_str().unwrap(),
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    #[cfg(unix)]
+    for f in [
+        "b/loft.db",
+        "b/vault.keys",
+        "b/manifest.json",
+        "c/loft.db",
+        "c/vault.keys",
+    ] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{f} has mode {mode:o}");
+    }
+
+    let server = serve(&restored, None, Some(ADMIN));
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut args = vec!["mail", "list", "--json", "--limit", "200"];
+        if let Some(c) = &cursor {
+            args.extend(["--cursor", c.as_str()]);
+        }
+        let page = ok_json(&cli(&server, Some(&key), &args));
+        for m in page["items"].as_array().unwrap() {
+            seen.insert(m["subject"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let missing: Vec<_> = before_backup.iter().filter(|s| !seen.contains(*s)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged before the backup but not restored: {missing:?}"
+    );
+    println!(
+        "{} sends acknowledged before the backup, {total} in all, {} in the restored inbox",
+        before_backup.len(),
+        seen.len()
+    );
+    let verify = ok_text(&cli(&server, None, &["audit", "verify"]));
+    assert!(verify.contains("intact"), "{verify}");
+}
+
+/// A backup whose vault credentials are wrapped by a master key from the environment, restored
+/// with another key, fails naming the key it needs, and leaves no database behind.
+#[test]
+fn restore_with_the_wrong_master_key_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, snap, restored) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let right = "11".repeat(32);
+    let wrong = "22".repeat(32);
+    let (right, wrong) = (right.as_str(), wrong.as_str());
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--domain", "agents.e2e"])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("LOFT_ADMIN_KEY", ADMIN)
+        .env("LOFT_MASTER_KEY", right)
+        .env_remove("LOFT_DATABASE_URL")
+        .env("LOFT_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let server = spawn_server(cmd);
+    let key_line = server
+        .stdout_lines
+        .iter()
+        .find_map(|l| l.strip_prefix("vault master key: "))
+        .unwrap_or_default()
+        .to_owned();
+    let agent = ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    let api_key = agent["api_key"].as_str().unwrap();
+    ok_text(&cli_stdin(
+        &server,
+        Some(api_key),
+        &["vault", "put", "crm"],
+        "a-long-enough-secret-value",
+    ));
+    drop(server);
+
+    let out = local(
+        &["backup", snap.to_str().unwrap(), "--data-dir", data.to_str().unwrap()],
+        &[],
+    );
+    let text = ok_text(&out);
+    assert!(text.contains("keep it with this backup"), "{text}");
+
+    let out = local(
+        &[
+            "restore",
+            snap.to_str().unwrap(),
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+        &[("LOFT_MASTER_KEY", wrong)],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mk_") && err.contains("nothing was restored"), "{err}");
+    if !key_line.is_empty() {
+        assert!(
+            err.contains(&key_line),
+            "the error names the key the backup needs ({key_line}): {err}"
+        );
+    }
+    assert!(!restored.join("loft.db").exists());
+    // With the right key it restores.
+    let out = local(
+        &[
+            "restore",
+            snap.to_str().unwrap(),
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+        &[("LOFT_MASTER_KEY", right)],
+    );
+    ok_text(&out);
+}
