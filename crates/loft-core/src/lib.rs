@@ -12,6 +12,7 @@ pub mod audit;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod mail;

@@ -43,8 +43,10 @@ pub struct IdentityUpdate {
     pub scopes: Option<ScopeSet>,
 }
 
+/// The storage port: the sum of the area traits (jobs so far; the other areas' methods are
+/// still on this trait itself, to be split the same way).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: crate::jobs::JobStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

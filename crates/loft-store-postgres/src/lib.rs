@@ -50,6 +50,7 @@
 
 mod audit_log;
 mod identities;
+mod jobs;
 mod mail;
 mod rows;
 #[cfg(test)]

@@ -38,6 +38,7 @@ mod audit;
 pub mod backup;
 mod error;
 mod identities;
+mod jobs;
 mod mail;
 mod rows;
 mod vault;

@@ -29,6 +29,7 @@
 
 mod audit;
 mod identities;
+mod jobs;
 mod keys;
 mod mail;
 mod robustness;
@@ -45,6 +46,7 @@ use loft_core::store::Store;
 
 pub use audit::*;
 pub use identities::*;
+pub use jobs::*;
 pub use keys::*;
 pub use mail::*;
 pub use robustness::*;
@@ -152,6 +154,10 @@ macro_rules! conformance_tests {
             security_minting_rule_holds_on_random_sequences,
             quota_usage_is_counted,
             robustness_nul_bytes_are_refused_alike,
+            jobs_claim_lease_and_complete,
+            jobs_expired_lease_is_claimed_again,
+            jobs_retry_then_give_up,
+            jobs_two_claimers_complete_each_job_once,
             security_quotas_refuse_and_leave_nothing,
             delegation_revoke_cascades,
             whoami_chain,
@@ -197,4 +203,60 @@ macro_rules! conformance_tests {
             }
         )+
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every case written in a conformance module is listed in `conformance_tests!`, and both
+    /// store crates run that list: a case cannot exist without running on SQLite and
+    /// PostgreSQL.
+    #[test]
+    fn every_case_runs_on_both_backends() {
+        let modules = [
+            include_str!("audit.rs"),
+            include_str!("identities.rs"),
+            include_str!("jobs.rs"),
+            include_str!("keys.rs"),
+            include_str!("mail.rs"),
+            include_str!("robustness.rs"),
+            include_str!("security.rs"),
+            include_str!("store.rs"),
+            include_str!("vault.rs"),
+        ];
+        let this = include_str!("mod.rs");
+        let macro_body = &this[this.find("macro_rules! conformance_tests").unwrap()..];
+        let listed: Vec<&str> = macro_body
+            .lines()
+            .map(|l| l.trim().trim_end_matches(','))
+            .filter(|l| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .collect();
+        let mut cases = Vec::new();
+        for src in modules {
+            for line in src.lines() {
+                if let Some(rest) = line.strip_prefix("pub async fn ")
+                    && let Some((name, args)) = rest.split_once('(')
+                    && args.starts_with("store: Arc<dyn Store>")
+                {
+                    cases.push(name);
+                }
+            }
+        }
+        assert!(
+            cases.len() > 50,
+            "found only {} cases: is the pattern still right?",
+            cases.len()
+        );
+        let missing: Vec<_> = cases.iter().filter(|c| !listed.contains(c)).collect();
+        assert!(missing.is_empty(), "cases not in conformance_tests!: {missing:?}");
+        for runner in [
+            include_str!("../../../loft-store-sqlite/tests/conformance.rs"),
+            include_str!("../../../loft-store-postgres/tests/conformance.rs"),
+        ] {
+            assert!(runner.contains("loft_testkit::conformance_tests!("), "{runner}");
+        }
+    }
 }

@@ -1,0 +1,184 @@
+//! The jobs table (`loft_core::jobs`). Claims, completions and failures go through the single
+//! writer, so two claimers in this process are serialised by it; across processes SQLite's
+//! write lock does the same.
+
+use async_trait::async_trait;
+use loft_core::ids::IdentityId;
+use loft_core::jobs::{Job, JobStatus, JobStore, NewJob, Retry};
+use loft_core::time::Timestamp;
+use loft_core::{Error, Result};
+
+use crate::SqliteStore;
+use crate::error::map_err;
+use crate::rows::to_json;
+
+const COLUMNS: &str = "id, kind, payload, owner_id, status, attempts, max_attempts, run_at, lease_owner, lease_until, \
+                       last_error, created_at, finished_at";
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    kind: String,
+    payload: String,
+    owner_id: Option<String>,
+    status: String,
+    attempts: i64,
+    max_attempts: i64,
+    run_at: i64,
+    lease_owner: Option<String>,
+    lease_until: Option<i64>,
+    last_error: Option<String>,
+    created_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl JobRow {
+    fn into_job(self) -> Result<Job> {
+        Ok(Job {
+            status: JobStatus::parse_stored(&self.status, self.id)?,
+            id: self.id,
+            kind: self.kind,
+            payload: self.payload,
+            owner: self.owner_id.map(IdentityId::from_trusted),
+            attempts: self.attempts as u32,
+            max_attempts: self.max_attempts as u32,
+            run_at: Timestamp::from_micros(self.run_at),
+            lease_owner: self.lease_owner,
+            lease_until: self.lease_until.map(Timestamp::from_micros),
+            last_error: self.last_error,
+            created_at: Timestamp::from_micros(self.created_at),
+            finished_at: self.finished_at.map(Timestamp::from_micros),
+        })
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn enqueue_job(&self, job: NewJob) -> Result<i64> {
+        if job.max_attempts == 0 {
+            return Err(Error::internal("a job needs at least one attempt"));
+        }
+        self.write(move |c| {
+            Box::pin(async move {
+                let id = sqlx::query(
+                    "INSERT INTO jobs (kind, payload, owner_id, status, attempts, max_attempts, run_at, created_at)
+                     VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
+                )
+                .bind(job.kind)
+                .bind(job.payload)
+                .bind(job.owner.map(|o| o.as_str().to_owned()))
+                .bind(i64::from(job.max_attempts))
+                .bind(job.run_at.as_micros())
+                .bind(job.run_at.as_micros())
+                .execute(&mut *c)
+                .await
+                .map_err(map_err)?
+                .last_insert_rowid();
+                Ok(id)
+            })
+        })
+        .await
+    }
+
+    async fn claim_jobs(
+        &self,
+        kinds: &[&str],
+        worker: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        let kinds = to_json(&kinds, "kinds")?;
+        let worker = worker.to_owned();
+        let rows: Vec<JobRow> = self
+            .write(move |c| {
+                Box::pin(async move {
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_until = ?2, attempts = attempts + 1
+                         WHERE id IN (
+                             SELECT id FROM jobs
+                             WHERE kind IN (SELECT value FROM json_each(?3))
+                               AND ((status = 'queued' AND run_at <= ?4) OR (status = 'running' AND lease_until < ?4))
+                             ORDER BY run_at, id LIMIT ?5)
+                         RETURNING {COLUMNS}"
+                    )))
+                    .bind(worker)
+                    .bind(lease_until.as_micros())
+                    .bind(kinds)
+                    .bind(now.as_micros())
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(map_err)
+                })
+            })
+            .await?;
+        let mut jobs = rows.into_iter().map(JobRow::into_job).collect::<Result<Vec<_>>>()?;
+        jobs.sort_by_key(|j| (j.run_at, j.id));
+        Ok(jobs)
+    }
+
+    async fn complete_job(&self, id: i64, worker: &str, now: Timestamp) -> Result<bool> {
+        let worker = worker.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE jobs SET status = 'done', finished_at = ?, lease_owner = NULL, lease_until = NULL
+                     WHERE id = ? AND status = 'running' AND lease_owner = ?",
+                )
+                .bind(now.as_micros())
+                .bind(id)
+                .bind(worker)
+                .execute(&mut *c)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    async fn fail_job(&self, id: i64, worker: &str, error: &str, retry: Retry, now: Timestamp) -> Result<bool> {
+        let (worker, error) = (worker.to_owned(), error.to_owned());
+        let retry_at = match retry {
+            Retry::At(t) => Some(t.as_micros()),
+            Retry::Never => None,
+        };
+        self.write(move |c| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE jobs SET
+                       status = CASE WHEN ?1 IS NOT NULL AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                       finished_at = CASE WHEN ?1 IS NOT NULL AND attempts < max_attempts THEN NULL ELSE ?2 END,
+                       run_at = CASE WHEN ?1 IS NOT NULL AND attempts < max_attempts THEN ?1 ELSE run_at END,
+                       last_error = ?3, lease_owner = NULL, lease_until = NULL
+                     WHERE id = ?4 AND status = 'running' AND lease_owner = ?5",
+                )
+                .bind(retry_at)
+                .bind(now.as_micros())
+                .bind(error)
+                .bind(id)
+                .bind(worker)
+                .execute(&mut *c)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    async fn get_job(&self, id: i64) -> Result<Option<Job>> {
+        let mut tx = self.reading().await?;
+        let row: Option<JobRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = ?")))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        row.map(JobRow::into_job).transpose()
+    }
+}
