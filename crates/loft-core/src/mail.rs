@@ -207,6 +207,49 @@ pub struct NewMail {
     pub sender_copy: MailCopy,
     pub recipient_copies: Vec<MailCopy>,
     pub delivery: Vec<Delivery>,
+    /// Background work the send queues in the same transaction: one [`DELIVERY_JOB`] per
+    /// remote recipient.
+    pub jobs: Vec<crate::jobs::NewJob>,
+}
+
+/// The job kind of delivering one message to one remote recipient; its payload is
+/// [`DeliveryJob`].
+pub const DELIVERY_JOB: &str = "smtp.deliver";
+
+/// Attempts at delivering to a remote recipient before it bounces (the SMTP issue sets the
+/// backoff between them).
+pub const DELIVERY_ATTEMPTS: u32 = 20;
+
+/// The delivery jobs of a message: one per queued (remote) recipient, for its sender.
+pub fn delivery_jobs(
+    sender: &IdentityId,
+    sender_copy: &MessageId,
+    delivery: &[Delivery],
+    now: Timestamp,
+) -> Vec<crate::jobs::NewJob> {
+    delivery
+        .iter()
+        .filter(|d| d.status == DeliveryStatus::Queued)
+        .map(|d| crate::jobs::NewJob {
+            kind: DELIVERY_JOB.into(),
+            payload: serde_json::to_string(&DeliveryJob {
+                message: sender_copy.clone(),
+                recipient: d.recipient.clone(),
+            })
+            .unwrap_or_default(),
+            owner: Some(sender.clone()),
+            run_at: now,
+            max_attempts: DELIVERY_ATTEMPTS,
+        })
+        .collect()
+}
+
+/// The payload of a [`DELIVERY_JOB`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryJob {
+    /// The sender's copy, which carries the delivery report.
+    pub message: MessageId,
+    pub recipient: EmailAddress,
 }
 
 #[derive(Debug, Clone, Default)]

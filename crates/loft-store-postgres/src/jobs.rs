@@ -7,6 +7,7 @@ use loft_core::ids::IdentityId;
 use loft_core::jobs::{Job, JobStatus, JobStore, NewJob, Retry};
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
+use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 
 use crate::rows::col;
@@ -37,24 +38,30 @@ fn job(row: &PgRow) -> Result<Job> {
     })
 }
 
+/// Queues `job` on this connection (inside the caller's transaction, e.g. a send's).
+pub(crate) async fn insert(conn: &mut PgConnection, job: &NewJob) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO jobs (kind, payload, owner_id, status, attempts, max_attempts, run_at, created_at) \
+         VALUES ($1, $2, $3, 'queued', 0, $4, $5, $5) RETURNING id",
+    )
+    .bind(&job.kind)
+    .bind(&job.payload)
+    .bind(job.owner.as_ref().map(IdentityId::as_str))
+    .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+    .bind(job.run_at.as_micros())
+    .fetch_one(conn)
+    .await
+    .map_err(db_err)
+}
+
 #[async_trait]
 impl JobStore for PostgresStore {
     async fn enqueue_job(&self, new: NewJob) -> Result<i64> {
         if new.max_attempts == 0 {
             return Err(Error::internal("a job needs at least one attempt"));
         }
-        sqlx::query_scalar(
-            "INSERT INTO jobs (kind, payload, owner_id, status, attempts, max_attempts, run_at, created_at) \
-             VALUES ($1, $2, $3, 'queued', 0, $4, $5, $5) RETURNING id",
-        )
-        .bind(&new.kind)
-        .bind(&new.payload)
-        .bind(new.owner.as_ref().map(IdentityId::as_str))
-        .bind(i32::try_from(new.max_attempts).unwrap_or(i32::MAX))
-        .bind(new.run_at.as_micros())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        insert(&mut conn, &new).await
     }
 
     async fn claim_jobs(

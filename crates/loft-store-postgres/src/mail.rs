@@ -11,8 +11,8 @@ use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
 use loft_core::ids::{IdentityId, MessageId, ThreadId};
 use loft_core::mail::{
-    Authentication, DeliveryStatus, Folder, MailCopy, Message, MessagePatch, MessageQuery, MessageSummary, NewMail,
-    SNIPPET_CHARS, StorePage, Thread, ThreadQuery, ThreadSummary,
+    Authentication, Folder, MailCopy, Message, MessagePatch, MessageQuery, MessageSummary, NewMail, SNIPPET_CHARS,
+    StorePage, Thread, ThreadQuery, ThreadSummary,
 };
 use loft_core::{Error, Result};
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -159,6 +159,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         sender_copy,
         recipient_copies,
         delivery,
+        jobs,
     } = mail;
     let size = raw.len() as i64;
     let refs = rows::to_json(&c.references)?;
@@ -203,7 +204,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
 
     // The sender's copy first, then each recipient's, each threaded in its own mailbox.
     let sender_thread = thread_for(w.conn(), &sender_copy, &parents).await?;
-    let sender_seq = insert_copy(
+    insert_copy(
         w.conn(),
         CopyRow {
             copy: &sender_copy,
@@ -235,19 +236,8 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         )
         .await?;
     }
-    for d in delivery.iter().filter(|d| d.status == DeliveryStatus::Queued) {
-        sqlx::query(
-            "INSERT INTO outbound_queue (message_seq, content_id, sender, recipient, status, next_attempt_at, \
-             created_at) VALUES ($1, $2, $3, $4, 'queued', $5, $5)",
-        )
-        .bind(sender_seq)
-        .bind(content_id)
-        .bind(c.from.as_str())
-        .bind(d.recipient.as_str())
-        .bind(c.created_at.as_micros())
-        .execute(w.conn())
-        .await
-        .map_err(db_err)?;
+    for job in &jobs {
+        crate::jobs::insert(w.conn(), job).await?;
     }
     w.audit(audit).await?;
     w.commit().await?;

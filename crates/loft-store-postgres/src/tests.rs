@@ -194,7 +194,7 @@ fn mail(from: &Identity, to: &[&Identity], remote: &[&str], text: &str, parent: 
         created_at: at(10),
     };
     let raw = m::build_rfc5322(&content).expect("raw message");
-    let delivery = to_addrs
+    let delivery: Vec<Delivery> = to_addrs
         .iter()
         .map(|a| {
             let local = to.iter().any(|i| &i.address == a);
@@ -215,12 +215,15 @@ fn mail(from: &Identity, to: &[&Identity], remote: &[&str], text: &str, parent: 
         folder,
         new_thread_id: ThreadId::generate(r),
     };
+    let sender_copy = copy(from, Folder::Sent);
+    let jobs = m::delivery_jobs(&from.id, &sender_copy.id, &delivery, content.created_at);
     NewMail {
         content,
         raw,
-        sender_copy: copy(from, Folder::Sent),
+        sender_copy,
         recipient_copies: to.iter().map(|i| copy(i, Folder::Inbox)).collect(),
         delivery,
+        jobs,
     }
 }
 
@@ -288,12 +291,17 @@ async fn send_and_reply_thread_in_both_mailboxes() {
     assert!(bob_copy.unread);
     assert_eq!(store.raw_message(&bob.id, &got.id).await.expect("raw"), Some(raw));
 
-    // The remote recipient is queued, once.
-    let queued: Vec<(String, String)> = sqlx::query_as("SELECT recipient, status FROM outbound_queue")
+    // The remote recipient is queued, once, as a delivery job.
+    let queued: Vec<(String, String)> = sqlx::query_as("SELECT payload, status FROM jobs WHERE kind = 'smtp.deliver'")
         .fetch_all(store.pool())
         .await
         .expect("queue");
-    assert_eq!(queued, vec![("carol@remote.test".to_owned(), "queued".to_owned())]);
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let job: m::DeliveryJob = serde_json::from_str(&queued[0].0).expect("payload");
+    assert_eq!(
+        (job.recipient.as_str(), queued[0].1.as_str()),
+        ("carol@remote.test", "queued")
+    );
 
     // Bob replies: both copies of the reply join the existing threads.
     let reply = mail(&bob, &[&alice], &[], "Draft attached.", Some(&bob_copy));

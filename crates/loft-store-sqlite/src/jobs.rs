@@ -8,6 +8,8 @@ use loft_core::jobs::{Job, JobStatus, JobStore, NewJob, Retry};
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 
+use sqlx::SqliteConnection;
+
 use crate::SqliteStore;
 use crate::error::map_err;
 use crate::rows::to_json;
@@ -52,32 +54,32 @@ impl JobRow {
     }
 }
 
+/// Queues `job` on this connection (inside the caller's transaction, e.g. a send's).
+pub(crate) async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> Result<i64> {
+    Ok(sqlx::query(
+        "INSERT INTO jobs (kind, payload, owner_id, status, attempts, max_attempts, run_at, created_at)
+         VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
+    )
+    .bind(job.kind.clone())
+    .bind(job.payload.clone())
+    .bind(job.owner.as_ref().map(|o| o.as_str().to_owned()))
+    .bind(i64::from(job.max_attempts))
+    .bind(job.run_at.as_micros())
+    .bind(job.run_at.as_micros())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .last_insert_rowid())
+}
+
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue_job(&self, job: NewJob) -> Result<i64> {
         if job.max_attempts == 0 {
             return Err(Error::internal("a job needs at least one attempt"));
         }
-        self.write(move |c| {
-            Box::pin(async move {
-                let id = sqlx::query(
-                    "INSERT INTO jobs (kind, payload, owner_id, status, attempts, max_attempts, run_at, created_at)
-                     VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
-                )
-                .bind(job.kind)
-                .bind(job.payload)
-                .bind(job.owner.map(|o| o.as_str().to_owned()))
-                .bind(i64::from(job.max_attempts))
-                .bind(job.run_at.as_micros())
-                .bind(job.run_at.as_micros())
-                .execute(&mut *c)
-                .await
-                .map_err(map_err)?
-                .last_insert_rowid();
-                Ok(id)
-            })
-        })
-        .await
+        self.write(move |c| Box::pin(async move { insert(c, &job).await }))
+            .await
     }
 
     async fn claim_jobs(

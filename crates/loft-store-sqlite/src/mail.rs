@@ -11,8 +11,8 @@ use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
 use loft_core::ids::{IdentityId, MessageId, ThreadId};
 use loft_core::mail::{
-    self as core_mail, DeliveryStatus, MailCopy, Message, MessagePatch, MessageQuery, MessageSummary, NewMail,
-    StorePage, Thread, ThreadQuery, ThreadSummary,
+    self as core_mail, MailCopy, Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread,
+    ThreadQuery, ThreadSummary,
 };
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result, text};
@@ -62,22 +62,12 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
         parents,
     };
 
-    let sender_seq = insert_copy(conn, &mail, &shared, &mail.sender_copy, true).await?;
+    insert_copy(conn, &mail, &shared, &mail.sender_copy, true).await?;
     for copy in &mail.recipient_copies {
         insert_copy(conn, &mail, &shared, copy, false).await?;
     }
-    for d in mail.delivery.iter().filter(|d| d.status == DeliveryStatus::Queued) {
-        sqlx::query(
-            "INSERT INTO outbound_queue (message_seq, recipient, status, attempts, next_attempt_at, created_at)
-             VALUES (?, ?, 'queued', 0, ?, ?)",
-        )
-        .bind(sender_seq)
-        .bind(d.recipient.as_str().to_owned())
-        .bind(c.created_at.as_micros())
-        .bind(c.created_at.as_micros())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    for job in &mail.jobs {
+        crate::jobs::insert(conn, job).await?;
     }
     audit::append(conn, audit_entry).await?;
     Ok(())

@@ -168,11 +168,13 @@ impl Fixture {
             status: DeliveryStatus::Queued,
             detail: "queued".into(),
         });
+        let sender_id = MessageId::generate(r);
+        let created_at = content.created_at;
         NewMail {
             content,
             raw,
             sender_copy: MailCopy {
-                id: MessageId::generate(r),
+                id: sender_id.clone(),
                 owner: from.id.clone(),
                 folder: Folder::Sent,
                 new_thread_id: ThreadId::generate(r),
@@ -186,6 +188,7 @@ impl Fixture {
                     new_thread_id: ThreadId::generate(r),
                 })
                 .collect(),
+            jobs: core_mail::delivery_jobs(&from.id, &sender_id, &delivery, created_at),
             delivery,
         }
     }
@@ -341,11 +344,11 @@ async fn send_between_two_identities_and_thread_the_reply_in_both_mailboxes() {
     assert_eq!(f.store.audit_head().await.unwrap().unwrap().seq, before + 2);
 
     assert!(f.store.latest_mail_seq(&bob.id).await.unwrap() > 0);
-    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbound_queue WHERE status = 'queued'")
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'smtp.deliver' AND status = 'queued'")
         .fetch_one(&f.store.reader)
         .await
         .unwrap();
-    assert_eq!(queued, 3, "one queue row per remote recipient of each message");
+    assert_eq!(queued, 3, "one delivery job per remote recipient of each message");
     f.assert_chain_ok().await;
 }
 

@@ -265,12 +265,14 @@ impl Loft {
                 "size": raw.len(),
             }),
         );
+        let jobs = mail::delivery_jobs(&me.id, &sender_copy.id, &delivery, now);
         let mail = NewMail {
             content,
             raw,
             sender_copy,
             recipient_copies,
             delivery,
+            jobs,
         };
         let sent = self.store.send_mail(mail, audit).await?;
         self.mail_tick.send_modify(|t| *t += 1);

@@ -112,6 +112,23 @@ pub async fn mail_send_local_and_remote(store: Arc<dyn Store>) {
     assert_eq!(status(&sent, addr(&c)), DeliveryStatus::Delivered);
     assert_eq!(status(&sent, remote), DeliveryStatus::Queued);
 
+    // The remote recipient is one delivery job, queued in the send's transaction.
+    let jobs = t
+        .store()
+        .claim_jobs(
+            &[loft_core::mail::DELIVERY_JOB],
+            "test",
+            t.loft.now(),
+            t.loft.now().plus_secs(30),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].owner.as_ref(), Some(&a.identity.id));
+    let payload: loft_core::mail::DeliveryJob = serde_json::from_str(&jobs[0].payload).unwrap();
+    assert_eq!((payload.message, payload.recipient), (sent.id.clone(), email(remote)));
+
     // What send returned is what is stored, delivery included.
     let stored = t.store().get_message(&a.identity.id, &sent.id).await.unwrap().unwrap();
     assert_eq!(
