@@ -211,12 +211,24 @@ fn operator_key(data_dir: &Path, given: Option<&str>) -> Result<OperatorKey, Str
     if let Some(k) = given {
         return OperatorKey::from_secret(k).map_err(|e| e.to_string());
     }
+    let path = data_dir.join("admin.key");
     if let Ok(k) = std::env::var("LOFT_ADMIN_KEY")
         && !k.trim().is_empty()
     {
-        return OperatorKey::from_secret(&k).map_err(|e| format!("LOFT_ADMIN_KEY: {e}"));
+        let key = OperatorKey::from_secret(&k).map_err(|e| format!("LOFT_ADMIN_KEY: {e}"))?;
+        println!("operator key: from LOFT_ADMIN_KEY");
+        // A key file left from an earlier start is not accepted while the variable is set:
+        // say so, rather than let its key be refused as invalid without a word.
+        if let Ok(stored) = std::fs::read_to_string(&path)
+            && !key.matches(stored.trim())
+        {
+            println!(
+                "operator key: note: {} holds another key, which is not accepted while LOFT_ADMIN_KEY is set",
+                path.display()
+            );
+        }
+        return Ok(key);
     }
-    let path = data_dir.join("admin.key");
     match std::fs::read_to_string(&path) {
         Ok(k) => {
             println!("operator key: stored in {}", path.display());
@@ -420,13 +432,67 @@ pub async fn app_with_mcp(
     ))
 }
 
+/// Holds an exclusive lock on `<database>.lock` (owner-only, holding this process's id) for
+/// as long as the returned file lives: a second server on the same SQLite database refuses to
+/// start, naming the first. (Several nodes are the PostgreSQL story.)
+fn lock_sqlite(db: &Path) -> Result<std::fs::File, String> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let path = db.with_extension("lock");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts
+        .open(&path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another `loft serve`".to_owned()
+            } else {
+                format!("another `loft serve` (pid {holder})")
+            };
+            return Err(format!(
+                "{who} is already using {}: one server per SQLite database; stop it first, or use PostgreSQL for several nodes",
+                db.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(format!("cannot lock {}: {e}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(file)
+}
+
 async fn serve(cmd: ServeCommand) -> Result<(), String> {
     let ServeCommand { server: args, mcp } = cmd;
-    let (app, store, loft) = app_with_mcp(&args, &mcp).await?;
-
+    // One server per SQLite database, checked before anything is opened or printed.
+    let sqlite = match args.database_url.as_deref().map(backend_from_url).transpose()? {
+        None => Some(args.data_dir.join("loft.db")),
+        Some(Backend::Sqlite(path)) => Some(path),
+        Some(Backend::Postgres(_)) => None,
+    };
+    create_private_dir(&args.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", args.data_dir.display()))?;
+    let _lock = sqlite.as_deref().map(lock_sqlite).transpose()?;
+    // The port before the keys: a start that fails on a busy port must not have printed a
+    // newly generated operator key ("shown once") already.
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.http))?;
+    let (app, store, loft) = app_with_mcp(&args, &mcp).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("mail domain: {}", args.domain);
     println!("HTTP API listening on http://{addr}");

@@ -1053,3 +1053,38 @@ fn restore_with_the_wrong_master_key_names_the_key() {
     );
     ok_text(&out);
 }
+
+/// A second `loft serve` on the same SQLite data dir refuses to start, naming the first; the
+/// operator key's source is printed (never the key), and a conflicting `admin.key` is reported.
+#[test]
+fn one_server_per_sqlite_data_dir_and_the_operator_key_source_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = serve(dir.path(), None, None);
+    assert!(
+        first.stdout_lines.iter().any(|l| l.contains("shown once")),
+        "{:?}",
+        first.stdout_lines
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("LOFT_DATABASE_URL")
+        .env("LOFT_ADMIN_KEY", ADMIN)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let pid = first.child.id().to_string();
+    assert!(err.contains("already using") && err.contains(&pid), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    drop(first);
+
+    // With LOFT_ADMIN_KEY set over an existing admin.key: which key is in use, and the conflict.
+    let second = serve(dir.path(), None, Some(ADMIN));
+    let lines = second.stdout_lines.join("\n");
+    assert!(lines.contains("operator key: from LOFT_ADMIN_KEY"), "{lines}");
+    assert!(lines.contains("admin.key holds another key"), "{lines}");
+    assert!(!lines.contains(ADMIN), "the key itself is never printed");
+}

@@ -100,7 +100,7 @@ impl Loft {
             .store
             .get_message(&me.id, &id)
             .await?
-            .ok_or_else(|| Error::not_found("message"))?;
+            .ok_or_else(|| per_mailbox(Error::not_found("message")))?;
         let (to, mut cc) = match original.folder {
             Folder::Inbox => (
                 vec![original.from.clone()],
@@ -405,7 +405,7 @@ impl Loft {
             Some(id.to_string()),
             serde_json::json!({}),
         );
-        self.store.read_message(&me.id, &id, audit).await
+        self.store.read_message(&me.id, &id, audit).await.map_err(per_mailbox)
     }
 
     pub async fn raw_message(&self, actor: &Actor, id: &str) -> Result<Vec<u8>> {
@@ -414,7 +414,7 @@ impl Loft {
         self.store
             .raw_message(&me.id, &id)
             .await?
-            .ok_or_else(|| Error::not_found("message"))
+            .ok_or_else(|| per_mailbox(Error::not_found("message")))
     }
 
     pub async fn update_message(&self, actor: &Actor, id: &str, patch: MessagePatch) -> Result<Message> {
@@ -457,7 +457,10 @@ impl Loft {
             Some(id.to_string()),
             serde_json::json!({ "add_labels": patch.add_labels, "remove_labels": patch.remove_labels, "unread": patch.unread }),
         );
-        self.store.update_message(&me.id, &id, patch, audit).await
+        self.store
+            .update_message(&me.id, &id, patch, audit)
+            .await
+            .map_err(per_mailbox)
     }
 
     pub async fn list_threads(&self, actor: &Actor, params: ListThreadsParams) -> Result<Page<ThreadSummary>> {
@@ -480,7 +483,7 @@ impl Loft {
             Some(id.to_string()),
             serde_json::json!({}),
         );
-        self.store.read_thread(&me.id, &id, audit).await
+        self.store.read_thread(&me.id, &id, audit).await.map_err(per_mailbox)
     }
 }
 
@@ -507,4 +510,16 @@ fn parse_addresses(field: &str, list: &[String]) -> Result<Vec<EmailAddress>> {
             })
         })
         .collect()
+}
+
+/// A message or thread that is not in the caller's mailbox: say that ids are per mailbox,
+/// since the usual cause is a recipient using the id its sender was given.
+fn per_mailbox(e: Error) -> Error {
+    match e {
+        Error::NotFound(d) if d.hint.is_none() => Error::NotFound(d).with_hint(
+            "ids are per mailbox: each recipient's copy has its own id, and the id a send returns is the sender's copy; \
+             find yours in your own list (GET /v0/messages, `loft mail list`, or the MCP tool mail_list_messages)",
+        ),
+        other => other,
+    }
 }

@@ -383,3 +383,27 @@ async fn replies_to_non_ascii_subjects() {
         assert_eq!(r.body["subject"], format!("Re: {subject}"));
     }
 }
+
+/// The id a send returns is the sender's copy: the recipient using it gets a 404 that says ids
+/// are per mailbox and where to find its own.
+#[tokio::test]
+async fn a_not_found_message_says_ids_are_per_mailbox() {
+    let app = App::new().await;
+    let (_, a_addr, a_key) = app.identity("a").await;
+    let (_, _, b_key) = app.identity("b").await;
+    let sent = app.send(&b_key, &a_addr, "hello").await;
+    let id = sent["id"].as_str().unwrap();
+    for r in [
+        app.get(&format!("/v0/messages/{id}"), &a_key).await,
+        app.post(&format!("/v0/messages/{id}/reply"), &a_key, json!({ "text": "x" }))
+            .await,
+    ] {
+        assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+        let hint = r.body["error"]["hint"].as_str().unwrap_or_default();
+        assert!(
+            hint.contains("per mailbox") && hint.contains("/v0/messages"),
+            "{}",
+            r.text
+        );
+    }
+}

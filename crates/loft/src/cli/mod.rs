@@ -190,11 +190,11 @@ pub fn select_key(need: KeyNeed, api: bool, admin: bool) -> Result<KeyUsed, CliE
         ),
         Operator => (
             "this command needs the operator key: set LOFT_ADMIN_KEY or pass --admin-key",
-            "an identity key with the `identity:create` scope (LOFT_API_KEY or --api-key) also works, for the identities it created".to_owned(),
+            "the operator key is in <data-dir>/admin.key (./loft-data/admin.key by default) unless the server takes it from LOFT_ADMIN_KEY; an identity key with the `identity:create` scope (LOFT_API_KEY or --api-key) also works, for the identities it created".to_owned(),
         ),
         OperatorOnly => (
             "this command needs the operator key: set LOFT_ADMIN_KEY or pass --admin-key",
-            "`loft serve` prints the operator key on first start, or takes it from LOFT_ADMIN_KEY".to_owned(),
+            "`loft serve` prints the operator key on first start and keeps it in <data-dir>/admin.key (./loft-data/admin.key by default), e.g. `export LOFT_ADMIN_KEY=$(cat ./loft-data/admin.key)`; or it takes it from LOFT_ADMIN_KEY".to_owned(),
         ),
         IdentityFirst | OperatorFirst => (
             "no key given: set LOFT_API_KEY (or --api-key) to act as an identity, or LOFT_ADMIN_KEY (or --admin-key) to act as the operator",
