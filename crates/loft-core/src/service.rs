@@ -250,6 +250,9 @@ pub struct Loft {
     quotas: Quotas,
     /// This process's hourly budgets of queued remote recipients.
     recipient_budget: RecipientBudget,
+    /// Whether mail to addresses outside this server is queued for SMTP delivery; without
+    /// it such a send is refused at once rather than queued for ever.
+    outbound: bool,
 }
 
 impl Loft {
@@ -274,7 +277,16 @@ impl Loft {
             limits: Limits::new(LimitsConfig::off()),
             quotas: Quotas::default(),
             recipient_budget: RecipientBudget::default(),
+            outbound: false,
         })
+    }
+
+    /// Accepts mail for addresses outside this server, queued as delivery jobs for the SMTP
+    /// worker (off by default: until a worker delivers them, such mail would never leave).
+    #[must_use]
+    pub fn with_outbound(mut self, enabled: bool) -> Self {
+        self.outbound = enabled;
+        self
     }
 
     /// Sets the per-identity quotas (deploy-time: `loft serve --quota NAME=N`).

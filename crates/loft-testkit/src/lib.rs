@@ -63,19 +63,24 @@ pub fn test_loft(store: Arc<dyn Store>) -> TestLoft {
 /// [`test_loft`] with request limits and the refused-key lockout on (they are off by default
 /// in tests, which call far faster than any agent).
 pub fn test_loft_with_limits(store: Arc<dyn Store>, limits: LimitsConfig) -> TestLoft {
-    test_loft_with(store, limits, Quotas::off())
+    test_loft_with(store, limits, Quotas::off(), true)
+}
+
+/// [`test_loft`] as a server without outbound mail: sends to outside addresses are refused.
+pub fn test_loft_local_only(store: Arc<dyn Store>) -> TestLoft {
+    test_loft_with(store, LimitsConfig::off(), Quotas::off(), false)
 }
 
 /// [`test_loft`] with these quotas (tests run without quotas unless they ask).
 pub fn test_loft_with_quotas(store: Arc<dyn Store>, quotas: Quotas) -> TestLoft {
-    test_loft_with(store, LimitsConfig::off(), quotas)
+    test_loft_with(store, LimitsConfig::off(), quotas, true)
 }
 
-fn test_loft_with(store: Arc<dyn Store>, limits: LimitsConfig, quotas: Quotas) -> TestLoft {
+fn test_loft_with(store: Arc<dyn Store>, limits: LimitsConfig, quotas: Quotas, outbound: bool) -> TestLoft {
     let operator_key = OperatorKey::generate(&OsRandom);
     let clock = Arc::new(ManualClock::new(TEST_START));
     let keyring = Keyring::new(MasterKey::generate(&OsRandom), vec![]);
-    build(store, operator_key, clock, keyring, limits, quotas)
+    build(store, operator_key, clock, keyring, limits, quotas, outbound)
 }
 
 fn build(
@@ -85,6 +90,7 @@ fn build(
     keyring: Keyring,
     limits: LimitsConfig,
     quotas: Quotas,
+    outbound: bool,
 ) -> TestLoft {
     let loft = Loft::new(
         store,
@@ -99,7 +105,8 @@ fn build(
     .expect("the test configuration is valid")
     .with_vault(keyring.clone(), None)
     .with_limits(limits)
-    .with_quotas(quotas);
+    .with_quotas(quotas)
+    .with_outbound(outbound);
     TestLoft {
         loft: Arc::new(loft),
         operator_key,
@@ -131,6 +138,7 @@ impl TestLoft {
             self.keyring.clone(),
             LimitsConfig::off(),
             Quotas::off(),
+            true,
         )
     }
 
@@ -144,6 +152,7 @@ impl TestLoft {
             keyring,
             LimitsConfig::off(),
             Quotas::off(),
+            true,
         )
     }
 

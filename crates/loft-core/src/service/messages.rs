@@ -197,7 +197,24 @@ impl Loft {
                 "unknown_recipient",
                 format!("no active identity has the address {unknown} on this server"),
             )
-            .with_hint("check the address with `loft identity list`"));
+            .with_hint(
+                "check the address for typos: each identity's address has a random suffix (e.g. writer-a1b2c@...); \
+                 the operator lists them with `loft identity list`",
+            ));
+        }
+        let remote: Vec<&EmailAddress> = all.iter().filter(|a| !local.contains_key(*a)).collect();
+        if !remote.is_empty() && !self.outbound {
+            return Err(Error::policy_denied(
+                "outbound_not_configured",
+                format!(
+                    "this server does not send mail outside (outbound SMTP is not configured), so it cannot deliver to {}",
+                    remote.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .with_hint(format!(
+                "send only to identities on this server (addresses @{}), or ask the operator to configure outbound mail",
+                self.config.domain
+            )));
         }
 
         let now = self.clock.now();
@@ -244,7 +261,7 @@ impl Loft {
                 delivery.push(Delivery {
                     recipient: a.clone(),
                     status: DeliveryStatus::Queued,
-                    detail: "queued for SMTP delivery; outbound SMTP is not enabled on this server yet".into(),
+                    detail: "queued for delivery by SMTP".into(),
                 });
             }
         }

@@ -1262,3 +1262,34 @@ pub async fn mail_content_round_trips(store: Arc<dyn Store>) {
     let stored = t.store().get_message(&b.identity.id, &copy.id).await.unwrap().unwrap();
     assert_eq!(stored, copy);
 }
+
+/// A server without outbound mail refuses a send to an outside address at once, naming it,
+/// through the same use case every door calls; nothing is stored or queued.
+pub async fn mail_outside_recipients_refused_without_outbound(store: Arc<dyn Store>) {
+    let t = crate::test_loft_local_only(store);
+    let (_, aa) = t.identity("alice").await;
+    let (b, ba) = t.identity("bob").await;
+    let e = expect_err(
+        t.loft
+            .send(&aa, mail(&[addr(&b), "someone@example.com"], "hi", "x"))
+            .await,
+    );
+    assert_eq!(e.code(), "outbound_not_configured", "{e:?}");
+    assert!(e.to_string().contains("someone@example.com"), "{e}");
+    assert!(t.all_messages(&ba, ListMessagesParams::default()).await.is_empty());
+    assert!(t.all_messages(&aa, folder("all")).await.is_empty());
+    let jobs = t
+        .store()
+        .claim_jobs(
+            &[loft_core::mail::DELIVERY_JOB],
+            "test",
+            t.loft.now(),
+            t.loft.now().plus_secs(30),
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(jobs.is_empty());
+    // Mail between identities of the server still works.
+    t.send(&aa, &[addr(&b)], "hi", "x").await;
+}

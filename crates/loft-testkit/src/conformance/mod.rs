@@ -165,6 +165,7 @@ macro_rules! conformance_tests {
             mail_bcc_hidden_from_recipients,
             mail_unknown_local_recipient_stores_nothing,
             mail_send_to_self,
+            mail_outside_recipients_refused_without_outbound,
             mail_duplicate_recipients_collapse,
             mail_label_cap,
             mail_wait_pages_oldest_first,

@@ -265,11 +265,12 @@ async fn bad_mail_input_is_refused_and_nothing_is_stored() {
 }
 
 #[tokio::test]
-async fn remote_recipients_are_queued_and_bcc_is_private() {
+async fn outside_recipients_are_refused_without_outbound_and_bcc_is_private() {
     let app = App::new().await;
     let (_, a_addr, a_key) = app.identity("a").await;
     let (_, b_addr, b_key) = app.identity("b").await;
     let (_, _, c_key) = app.identity("c").await;
+    // This server has no outbound mail: the send says so at once, and stores nothing.
     let r = app
         .post(
             "/v0/messages/send",
@@ -277,14 +278,20 @@ async fn remote_recipients_are_queued_and_bcc_is_private() {
             json!({ "to": [a_addr, "person@example.com"], "bcc": b_addr, "subject": "hi", "text": "t" }),
         )
         .await;
+    assert_error(&r, StatusCode::FORBIDDEN, "outbound_not_configured");
+    assert!(r.text.contains("person@example.com"), "{}", r.text);
+    assert_eq!(app.get("/v0/messages", &a_key).await.body["items"], json!([]));
+    let r = app
+        .post(
+            "/v0/messages/send",
+            &c_key,
+            json!({ "to": [a_addr], "bcc": b_addr, "subject": "hi", "text": "t" }),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let delivery = r.body["delivery"].as_array().unwrap();
-    assert_eq!(delivery.len(), 3);
-    let remote = delivery
-        .iter()
-        .find(|d| d["recipient"] == "person@example.com")
-        .unwrap();
-    assert_eq!(remote["status"], "queued");
+    assert_eq!(delivery.len(), 2);
+    assert!(delivery.iter().all(|d| d["status"] == "delivered"), "{}", r.text);
     assert_eq!(r.body["bcc"], json!([b_addr]));
     for key in [&a_key, &b_key] {
         let id = app.get("/v0/messages", key).await.body["items"][0]["id"]
