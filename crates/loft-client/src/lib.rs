@@ -269,6 +269,13 @@ impl Client {
                 display_url(&base)
             )));
         }
+        // The likely mistake of pasting an API URL: the client adds /v0 itself.
+        if base.path().trim_end_matches('/').ends_with("/v0") {
+            return Err(ClientError::InvalidUrl(format!(
+                "`{}` ends in /v0: give the server's base URL (e.g. http://127.0.0.1:7070), the client adds /v0 itself",
+                display_url(&base)
+            )));
+        }
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
@@ -798,6 +805,19 @@ mod tests {
             Client::from_url("not a url", None),
             Err(ClientError::InvalidUrl(_))
         ));
+        for api_url in [
+            "http://127.0.0.1:7070/v0",
+            "http://127.0.0.1:7070/v0/",
+            "https://loft.example/agents/v0",
+        ] {
+            match Client::from_url(api_url, None) {
+                Err(ClientError::InvalidUrl(m)) => assert!(m.contains("base URL"), "{m}"),
+                Ok(_) => panic!("{api_url} must be refused"),
+                Err(other) => panic!("{api_url}: {other}"),
+            }
+        }
+        // A server mounted under a path of its own is fine.
+        Client::from_url("https://loft.example/agents", None).unwrap();
     }
 
     #[test]

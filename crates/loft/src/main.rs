@@ -82,6 +82,8 @@ fn main() -> ExitCode {
                 let _ = tracing_subscriber::fmt()
                     .with_env_filter(filter)
                     .with_writer(std::io::stderr)
+                    // Colour codes only on a terminal, never into a log file.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .try_init();
                 loft_mcp::run_stdio(&args.url, args.api_key.as_deref()).await
             }
