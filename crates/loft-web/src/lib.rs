@@ -102,12 +102,99 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the whole API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    let mut doc = api().into_openapi();
+    document_errors(&mut doc);
+    doc
+}
+
+/// Every operation lists the error answers any route can give, with Loft's error body, besides
+/// those it declares itself: a client generated from the document, or a schema-driven test,
+/// is never surprised by a status. Authenticated routes can answer 400 (a malformed body or
+/// query), 401 (no or a refused key), 403 (a missing scope or a policy), 404, 409, 413, 415,
+/// 422 (invalid input), 429 (a rate limit, lockout or quota); every route 500 and 503.
+fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let authenticated: [(&str, &str); 9] = [
+        ("400", "The request is malformed (body, query or path)"),
+        ("401", "No API key, or a key that is unknown, revoked or expired"),
+        ("403", "The key lacks a scope, or a policy or quota forbids this"),
+        ("404", "Not found, or not visible to this key"),
+        ("409", "Conflicts with what is stored"),
+        ("413", "The request body is too large"),
+        ("415", "The body is not JSON"),
+        ("422", "The input is invalid"),
+        (
+            "429",
+            "Too many requests, refused keys, or a rate quota used up; see Retry-After",
+        ),
+    ];
+    let always: [(&str, &str); 2] = [
+        (
+            "500",
+            "An internal error (the server log has the details, under the request id)",
+        ),
+        ("503", "The database cannot be reached right now"),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+            &mut item.head,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // `security(())` marks the public routes (health, this document).
+            let public = op.security.as_ref().is_some_and(|s| {
+                s.iter()
+                    .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+            });
+            let extra = if public { &[][..] } else { &authenticated[..] };
+            for (status, description) in extra.iter().chain(always.iter()) {
+                op.responses
+                    .responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| error(description));
+            }
+            // OpenAPI requires a description on every response.
+            for (status, response) in &mut op.responses.responses {
+                if let RefOr::T(r) = response
+                    && r.description.is_empty()
+                {
+                    r.description = authenticated
+                        .iter()
+                        .chain(always.iter())
+                        .find(|(s, _)| s == status)
+                        .map_or_else(
+                            || if status.starts_with('2') { "Success" } else { "Error" }.to_owned(),
+                            |(_, d)| (*d).to_owned(),
+                        );
+                }
+            }
+        }
+    }
 }
 
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
-    let (router, doc) = api().split_for_parts();
+    let (router, mut doc) = api().split_for_parts();
+    document_errors(&mut doc);
     let doc = Arc::new(doc);
     let limit = state.config.max_request_bytes;
     router

@@ -119,8 +119,9 @@ async fn totp_backup(
 #[utoipa::path(post, path = "/v0/vault/{name}/http", tag = "vault", request_body = BrokeredHttpRequest,
     params(("name" = String, Path)),
     responses((status = 200, body = BrokeredHttpResponse),
-        (status = 403, description = "host not on the allow-list, or scope missing", body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 403, description = "host not on the allow-list, refused by the egress policy, or scope missing", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 502, description = "the remote service failed or timed out (names the host only)", body = ErrorBody)))]
 async fn brokered_http(
     State(s): State<AppState>,
     Auth(actor): Auth,

@@ -27,6 +27,8 @@ use tower::ServiceExt;
 
 pub struct App {
     pub router: Router,
+    /// The served OpenAPI document: every answer a test gets must be documented in it.
+    pub doc: Arc<Value>,
     pub loft: Arc<Loft>,
     pub admin: String,
     _dir: tempfile::TempDir,
@@ -87,6 +89,7 @@ impl App {
         };
         Self {
             router: loft_web::router(state),
+            doc: Arc::new(serde_json::to_value(loft_web::openapi()).unwrap()),
             loft,
             admin,
             _dir: dir,
@@ -94,8 +97,10 @@ impl App {
     }
 
     pub async fn raw(&self, req: Request<Body>) -> Resp {
+        let (method, path) = (req.method().as_str().to_ascii_lowercase(), req.uri().path().to_owned());
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
+        assert_documented(&self.doc, &method, &path, status);
         let headers = res.headers().clone();
         let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
         let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -157,6 +162,39 @@ impl App {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.body
     }
+}
+
+/// Every answer of a route in the document is one of the statuses the document lists for it:
+/// each test of this suite doubles as a check that the OpenAPI document tells the truth.
+/// (Paths and methods no route serves answer 404 and 405 from the fallbacks, outside it.)
+#[track_caller]
+pub fn assert_documented(doc: &Value, method: &str, path: &str, status: StatusCode) {
+    let Some(paths) = doc["paths"].as_object() else {
+        panic!("the document has no paths")
+    };
+    let matches = |template: &str| {
+        let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len()
+            && t.iter()
+                .zip(&p)
+                .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
+    };
+    // A literal path wins over a template (`/v0/keys/rotate` over `/v0/keys/{key_id}`).
+    let mut candidates: Vec<&String> = paths.keys().filter(|t| matches(t)).collect();
+    candidates.sort_by_key(|t| t.matches('{').count());
+    let Some(op) = candidates.iter().find_map(|t| paths[*t].get(method)) else {
+        return;
+    };
+    let documented = op["responses"]
+        .as_object()
+        .map(|r| r.contains_key(status.as_str()) || r.contains_key("default"));
+    assert_eq!(
+        documented,
+        Some(true),
+        "{} {path} answered {status}, which its OpenAPI operation does not list: {}",
+        method.to_uppercase(),
+        op["responses"]
+    );
 }
 
 /// Asserts an error response: status, code, a message, and the request id.

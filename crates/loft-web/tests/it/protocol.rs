@@ -240,3 +240,42 @@ async fn bad_query_parameters_are_named() {
     let r = app.get("/v0/messages?folder=spam", &key).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_folder");
 }
+
+/// Every operation documents the error answers it can give, with Loft's error body.
+#[tokio::test]
+async fn every_operation_documents_its_errors() {
+    let app = App::new().await;
+    let doc = &app.doc;
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let public = path == "/v0/health" || path == "/v0/openapi.json";
+            let needed: &[&str] = if public {
+                &["500"]
+            } else {
+                &["400", "401", "403", "422", "429", "500", "503"]
+            };
+            for status in needed {
+                let r = responses
+                    .get(*status)
+                    .unwrap_or_else(|| panic!("{method} {path} does not list {status}"));
+                assert!(r["content"]["application/json"].is_object(), "{method} {path} {status}");
+            }
+            operations += 1;
+        }
+    }
+    // OpenAPI requires a description on every response.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, r) in op["responses"].as_object().unwrap() {
+                assert!(
+                    r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description"
+                );
+            }
+        }
+    }
+    assert!(operations > 30, "{operations}");
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
