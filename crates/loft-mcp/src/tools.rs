@@ -997,6 +997,28 @@ mod tests {
         assert_eq!((a.destructive_hint, a.read_only_hint), (Some(true), Some(false)));
     }
 
+    /// The README and docs/mcp.md name every tool there is, and no tool that is not.
+    #[test]
+    fn the_docs_list_the_real_tools() {
+        let names: Vec<&str> = ToolKind::ALL.iter().map(|k| k.name()).collect();
+        for (file, text) in [
+            ("README.md", include_str!("../../../README.md")),
+            ("docs/mcp.md", include_str!("../../../docs/mcp.md")),
+        ] {
+            for n in &names {
+                assert!(text.contains(&format!("`{n}`")), "{file} does not name the tool {n}");
+            }
+            for word in text.split('`').skip(1).step_by(2) {
+                let looks_like_tool = ["identity_", "mail_", "vault_"].iter().any(|p| word.starts_with(p))
+                    && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                assert!(
+                    !looks_like_tool || names.contains(&word),
+                    "{file} names `{word}`, which is not a tool"
+                );
+            }
+        }
+    }
+
     #[test]
     fn address_arguments_take_one_or_many() {
         let s = Value::Object((*ToolKind::MailSend.tool().input_schema).clone());

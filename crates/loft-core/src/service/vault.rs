@@ -451,7 +451,10 @@ impl Loft {
                 "credential_exists",
                 format!("a credential named `{name}` exists already"),
             )
-            .with_hint("update it with PATCH /v0/vault/{name}, or send `\"replace\": true`")),
+            .with_hint(
+                "update it with PATCH /v0/vault/{name}, or replace it whole: `\"replace\": true` in REST, \
+                 `loft vault put --replace`, or the MCP argument `replace`",
+            )),
             Err(e) => Err(e),
         }
     }
