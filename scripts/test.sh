@@ -42,5 +42,8 @@ else
     cargo test --workspace --locked --no-fail-fast
 fi
 
-step "MCP with real Python clients (mcp 1.x and 2.x, AutoGen, CrewAI) and the examples"
+step "fuzzing every parser of untrusted bytes, briefly (scripts/fuzz.sh SECONDS for a campaign)"
+bash scripts/fuzz.sh 10
+
+step "MCP with real Python clients (mcp 1.x and 2.x, AutoGen, CrewAI), the examples, schemathesis"
 bash tests/python/run.sh

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Fuzzes every parser of untrusted bytes in loft-core with cargo-fuzz (libFuzzer).
+#
+#   scripts/fuzz.sh            each target for 10 s (what the test command runs)
+#   scripts/fuzz.sh 3600       each target for an hour (a campaign)
+#   scripts/fuzz.sh 60 cursor  one target
+#
+# Targets live in fuzz/fuzz_targets; corpora in fuzz/corpus (git-ignored). A crash fails the
+# run and leaves its input under fuzz/artifacts/TARGET/ with the command to reproduce it.
+# This machine has only a stable toolchain: RUSTC_BOOTSTRAP=1 lets it accept the -Z flags
+# libFuzzer's instrumentation needs (the same compiler, no nightly download).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+shift || true
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+fi
+export RUSTC_BOOTSTRAP=1
+
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
+fi
+cargo fuzz build --fuzz-dir fuzz
+failed=()
+for t in "${targets[@]}"; do
+    mkdir -p "fuzz/corpus/$t"
+    log=$(mktemp)
+    if cargo fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+        runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+        echo "fuzz $t: ${runs:-?} executions in ${seconds}s, no crash"
+    else
+        echo "fuzz $t: FAILED" >&2
+        tail -40 "$log" >&2
+        failed+=("$t")
+    fi
+    rm -f "$log"
+done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "fuzzing found crashes in: ${failed[*]}" >&2
+    exit 1
+fi
+echo "fuzzing: ${#targets[@]} targets, no crash"
