@@ -7,6 +7,7 @@
 #
 # Targets live in fuzz/fuzz_targets; corpora in fuzz/corpus (git-ignored). A crash fails the
 # run and leaves its input under fuzz/artifacts/TARGET/ with the command to reproduce it.
+# The seed is fixed (FUZZ_SEED, default 1) so that the test command's runs repeat.
 # This machine has only a stable toolchain: RUSTC_BOOTSTRAP=1 lets it accept the -Z flags
 # libFuzzer's instrumentation needs (the same compiler, no nightly download).
 set -euo pipefail
@@ -29,7 +30,7 @@ failed=()
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t"
     log=$(mktemp)
-    if cargo fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+    if cargo fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" -- -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -print_final_stats=1 >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
         echo "fuzz $t: ${runs:-?} executions in ${seconds}s, no crash"
     else
