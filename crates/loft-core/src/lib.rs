@@ -5,7 +5,7 @@
 //! them together ([`service::Loft`]). It talks to the outside world only through ports:
 //! [`store::Store`] for persistence, [`time::Clock`] for time and [`random::Random`] for
 //! randomness. It must not depend on a web framework, a database driver or an MCP SDK; the
-//! front doors (`loft-web`, later `loft-mcp` and `loft-smtp`) are thin adapters over it.
+//! front doors (`loft-web`, `loft-mcp`, and later `loft-smtp`) are thin adapters over it.
 
 pub mod address;
 pub mod audit;
