@@ -57,7 +57,7 @@ struct CreateArgs {
     /// A human-friendly name shown in the From header.
     #[arg(long, value_name = "NAME")]
     display_name: Option<String>,
-    /// Scopes, comma-separated; default: mail:read, mail:send, mail:manage, vault:read, vault:write.
+    /// Scopes, comma-separated; default: mail:read, mail:send, mail:manage, keys:manage, vault:read, vault:write.
     #[arg(long, value_delimiter = ',', value_name = "SCOPES")]
     scopes: Option<Vec<String>>,
 }
