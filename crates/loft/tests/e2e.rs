@@ -1088,3 +1088,55 @@ fn one_server_per_sqlite_data_dir_and_the_operator_key_source_is_told() {
     assert!(lines.contains("admin.key holds another key"), "{lines}");
     assert!(!lines.contains(ADMIN), "the key itself is never printed");
 }
+
+/// The README's walkthrough runs for real (`scripts/walkthrough.sh`, with the values each step
+/// returns), and every `loft` and `curl` command of that README section is in the script: a
+/// change that breaks a documented command or its output fails here.
+#[test]
+fn the_readme_walkthrough_runs() {
+    let readme = include_str!("../../../README.md");
+    let script = include_str!("../../../scripts/walkthrough.sh");
+    let start = readme.find("## Five minutes").expect("the walkthrough section");
+    let end = start + readme[start..].find("\n## ").expect("the next section");
+    let mut checked = 0;
+    for line in readme[start..end].lines() {
+        let command = line.split(" #").next().unwrap_or_default().trim();
+        // Leading `NAME=value` assignments are the environment, not the command.
+        let words: Vec<&str> = command
+            .split_whitespace()
+            .skip_while(|w| w.contains('=') && !w.starts_with('-'))
+            .collect();
+        if !matches!(words.first(), Some(&"loft" | &"curl")) {
+            continue;
+        }
+        // The command's words up to its first argument or placeholder.
+        let skeleton: Vec<&str> = words
+            .iter()
+            .take_while(|w| !w.contains("...") && !w.starts_with(['$', '-', '"', '\'']))
+            .copied()
+            .collect();
+        let skeleton = skeleton.join(" ");
+        assert!(
+            script.contains(&skeleton),
+            "the README command `{command}` is not in scripts/walkthrough.sh (looked for `{skeleton}`)"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 12,
+        "only {checked} README commands found: is the section still there?"
+    );
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/walkthrough.sh"))
+        .env("LOFT_BIN", BIN)
+        .env_remove("LOFT_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the walkthrough failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
