@@ -279,3 +279,38 @@ async fn every_operation_documents_its_errors() {
     assert!(operations > 30, "{operations}");
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 }
+
+/// The README's route table and the OpenAPI document list the same routes.
+#[tokio::test]
+async fn the_readme_route_table_matches_the_document() {
+    let app = App::new().await;
+    let readme = include_str!("../../../../README.md");
+    let mut in_readme = std::collections::BTreeSet::new();
+    for line in readme.lines().filter(|l| l.starts_with("| `") && l.contains(" /v0/")) {
+        for span in line.split('`').skip(1).step_by(2) {
+            let Some((methods, path)) = span.split_once(' ') else {
+                continue;
+            };
+            if !path.starts_with("/v0/") {
+                continue;
+            }
+            for m in methods.split('/') {
+                in_readme.insert(format!("{} {path}", m.to_ascii_lowercase()));
+            }
+        }
+    }
+    let mut in_doc = std::collections::BTreeSet::new();
+    for (path, item) in app.doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            in_doc.insert(format!("{method} {path}"));
+        }
+    }
+    in_doc.insert("get /v0/openapi.json".to_owned()); // served beside the document, not in it
+    let missing: Vec<_> = in_doc.difference(&in_readme).collect();
+    let extra: Vec<_> = in_readme.difference(&in_doc).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the README's table: {missing:?}"
+    );
+    assert!(extra.is_empty(), "README routes the server does not have: {extra:?}");
+}
