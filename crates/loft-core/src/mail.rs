@@ -313,6 +313,7 @@ pub struct SendMail {
     #[serde(default, deserialize_with = "one_or_many")]
     #[schema(value_type = Vec<String>)]
     pub bcc: Vec<String>,
+    #[schema(max_length = 998)]
     pub subject: String,
     /// Plain-text body.
     #[serde(default)]

@@ -23,6 +23,7 @@ pub struct ListAuditParams {
     pub since: Option<String>,
     /// RFC 3339; rows before.
     pub until: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

@@ -18,7 +18,9 @@ use crate::{Error, Result};
 #[serde(deny_unknown_fields)]
 pub struct CreateIdentityRequest {
     /// What the agent is called, e.g. `researcher`.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
+    #[schema(max_length = 128)]
     pub display_name: Option<String>,
     /// The part of the address before `@`; default: a slug of the name plus a random suffix.
     pub local_part: Option<String>,
@@ -47,6 +49,7 @@ pub struct RevokedIdentities {
 pub struct ListIdentitiesParams {
     #[serde(default)]
     pub include_revoked: bool,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

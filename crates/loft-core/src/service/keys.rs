@@ -51,6 +51,8 @@ impl MintCeiling {
 
 /// The longest lifetime a key may be given: ten years.
 pub const MAX_KEY_LIFETIME_SECS: i64 = 10 * 366 * 24 * 3600;
+// The OpenAPI bound on `expires_in_seconds` below is a literal: keep them equal.
+const _: () = assert!(MAX_KEY_LIFETIME_SECS == 316_224_000);
 
 /// `POST /v0/keys` and `POST /v0/identities/{id}/keys`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -58,8 +60,10 @@ pub const MAX_KEY_LIFETIME_SECS: i64 = 10 * 366 * 24 * 3600;
 pub struct CreateKeyRequest {
     /// Default: the scopes of the key making the request (or of the identity, for the operator).
     pub scopes: Option<Vec<String>>,
-    /// Lifetime in seconds from now.
+    /// Lifetime in seconds from now, at most ten years.
+    #[schema(minimum = 1, maximum = 316_224_000)]
     pub expires_in_seconds: Option<i64>,
+    #[schema(max_length = 64)]
     pub label: Option<String>,
 }
 

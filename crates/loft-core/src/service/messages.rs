@@ -33,6 +33,7 @@ pub struct ListMessagesParams {
     pub from: Option<String>,
     pub thread_id: Option<String>,
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -43,11 +44,13 @@ pub struct ListMessagesParams {
 #[into_params(parameter_in = Query)]
 pub struct WaitParams {
     /// How long to wait for mail, 0 to 300 seconds (default 30). 0 checks once.
+    #[param(maximum = 300)]
     pub timeout_seconds: Option<u32>,
     /// The `cursor` of a previous wait: return inbox mail newer than that, read or not.
     /// Without it, return the unread inbox mail.
     pub after: Option<String>,
     /// At most this many messages (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -70,6 +73,7 @@ pub const MAX_WAIT_SECONDS: u32 = 300;
 pub struct ListThreadsParams {
     pub unread: Option<bool>,
     pub label: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
