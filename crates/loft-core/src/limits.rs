@@ -111,6 +111,37 @@ struct Bucket {
     at: Timestamp,
 }
 
+/// Token buckets by key, refilled evenly with time (on the `Clock` port's timestamps): the
+/// request limits here and the hourly recipient budget of [`crate::quota`].
+#[derive(Default)]
+pub(crate) struct Buckets(Mutex<HashMap<String, Bucket>>);
+
+impl Buckets {
+    /// Takes `cost` tokens from `key`'s bucket, which holds at most `capacity` and refills
+    /// `per_second`; `Err(seconds to wait)` when it holds fewer (and nothing is taken).
+    pub(crate) fn take(&self, key: &str, capacity: f64, per_second: f64, cost: f64, now: Timestamp) -> Result<(), u64> {
+        let per_micro = per_second / 1e6;
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= 100_000 && !map.contains_key(key) {
+            // Drop the buckets that have refilled completely: they carry no state.
+            map.retain(|_, b| b.tokens + (now.as_micros() - b.at.as_micros()) as f64 * per_micro < capacity);
+        }
+        let b = map.entry(key.to_owned()).or_insert(Bucket {
+            tokens: capacity,
+            at: now,
+        });
+        let elapsed = (now.as_micros() - b.at.as_micros()).max(0) as f64;
+        b.tokens = (b.tokens + elapsed * per_micro).min(capacity);
+        b.at = now;
+        if b.tokens >= cost {
+            b.tokens -= cost;
+            Ok(())
+        } else {
+            Err((((cost - b.tokens) / per_micro / 1e6).ceil() as u64).max(1))
+        }
+    }
+}
+
 /// One address's refused keys in the current window.
 #[derive(Debug, Clone, Default)]
 struct Refusals {
@@ -145,8 +176,8 @@ struct Window {
 /// The limiter state of one process.
 pub struct Limits {
     config: LimitsConfig,
-    keys: Mutex<HashMap<String, Bucket>>,
-    addresses: Mutex<HashMap<String, Bucket>>,
+    keys: Buckets,
+    addresses: Buckets,
     refusals: Mutex<Option<Window>>,
     /// Windows that ended, waiting to be written as audit rows.
     finished: Mutex<Vec<RefusalSummary>>,
@@ -169,8 +200,8 @@ impl Limits {
     pub fn new(config: LimitsConfig) -> Self {
         Self {
             config,
-            keys: Mutex::new(HashMap::new()),
-            addresses: Mutex::new(HashMap::new()),
+            keys: Buckets::default(),
+            addresses: Buckets::default(),
             refusals: Mutex::new(None),
             finished: Mutex::new(Vec::new()),
         }
@@ -184,32 +215,13 @@ impl Limits {
         i64::from(self.config.auth_window_secs.max(1)) * 1_000_000
     }
 
-    /// Takes one token from `key`'s bucket; `Err(seconds to wait)` when there is none.
-    fn take(map: &Mutex<HashMap<String, Bucket>>, rate: Rate, key: &str, now: Timestamp) -> Result<(), u64> {
-        let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let burst = f64::from(rate.burst);
-        let per_micro = f64::from(rate.per_second) / 1e6;
-        if map.len() >= 100_000 && !map.contains_key(key) {
-            // Drop the buckets that have refilled completely: they carry no state.
-            map.retain(|_, b| b.tokens + (now.as_micros() - b.at.as_micros()) as f64 * per_micro < burst);
-        }
-        let b = map.entry(key.to_owned()).or_insert(Bucket { tokens: burst, at: now });
-        let elapsed = (now.as_micros() - b.at.as_micros()).max(0) as f64;
-        b.tokens = (b.tokens + elapsed * per_micro).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = ((1.0 - b.tokens) / per_micro / 1e6).ceil() as u64;
-            Err(wait.max(1))
-        }
-    }
-
     /// A request from `address` (see [`address_key`]), before its key is looked at.
     pub fn check_address(&self, address: &str, now: Timestamp) -> Result<(), u64> {
         match self.config.per_address {
-            Some(rate) if address != "unknown" => Self::take(&self.addresses, rate, address, now),
+            Some(rate) if address != "unknown" => {
+                self.addresses
+                    .take(address, f64::from(rate.burst), f64::from(rate.per_second), 1.0, now)
+            }
             _ => Ok(()),
         }
     }
@@ -217,7 +229,9 @@ impl Limits {
     /// A request made with the verified key `key_id`.
     pub fn check_key(&self, key_id: &str, now: Timestamp) -> Result<(), u64> {
         match self.config.per_key {
-            Some(rate) => Self::take(&self.keys, rate, key_id, now),
+            Some(rate) => self
+                .keys
+                .take(key_id, f64::from(rate.burst), f64::from(rate.per_second), 1.0, now),
             None => Ok(()),
         }
     }

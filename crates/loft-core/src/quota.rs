@@ -11,9 +11,7 @@
 //! edge and exceed a stock quota by one each. Quotas bound abuse; they are not an accounting
 //! system.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
+use crate::limits::Buckets;
 use crate::time::Timestamp;
 use crate::{Error, Result};
 
@@ -134,16 +132,10 @@ pub fn check(name: &str, what: &str, limit: Option<u64>, have: u64, adding: u64)
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Timestamp,
-}
-
 /// The per-identity hourly budget of queued remote recipients, in this process.
 #[derive(Default)]
 pub struct RecipientBudget {
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Buckets,
 }
 
 impl RecipientBudget {
@@ -154,23 +146,7 @@ impl RecipientBudget {
             return Ok(());
         }
         let capacity = per_hour as f64;
-        let per_micro = capacity / 3_600_000_000.0;
-        let mut map = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= 100_000 && !map.contains_key(identity) {
-            map.retain(|_, b| b.tokens + (now.as_micros() - b.at.as_micros()) as f64 * per_micro < capacity);
-        }
-        let b = map.entry(identity.to_owned()).or_insert(Bucket {
-            tokens: capacity,
-            at: now,
-        });
-        let elapsed = (now.as_micros() - b.at.as_micros()).max(0) as f64;
-        b.tokens = (b.tokens + elapsed * per_micro).min(capacity);
-        b.at = now;
         let asked = n as f64;
-        if b.tokens >= asked {
-            b.tokens -= asked;
-            return Ok(());
-        }
         if asked > capacity {
             return Err(Error::forbidden(
                 "quota_exceeded",
@@ -178,7 +154,9 @@ impl RecipientBudget {
             )
             .with_hint("send to fewer remote recipients at once, or ask the operator to raise it with `--quota queued_recipients_per_hour=N`"));
         }
-        let wait = ((asked - b.tokens) / per_micro / 1e6).ceil() as u64;
+        let Err(wait) = self.buckets.take(identity, capacity, capacity / 3600.0, asked, now) else {
+            return Ok(());
+        };
         Err(Error::too_many(
             "quota_exceeded",
             format!(

@@ -516,6 +516,31 @@ pub struct CredentialMeta {
 }
 
 impl CredentialMeta {
+    /// A new credential's metadata: no descriptive fields, no allow-list, version 1.
+    pub fn new(name: &str, kind: CredentialType, now: Timestamp) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind,
+            username: None,
+            url: None,
+            issuer: None,
+            account: None,
+            algorithm: None,
+            digits: None,
+            period: None,
+            client_id: None,
+            notes: None,
+            expires_at: None,
+            allowed_hosts: Vec::new(),
+            inject: None,
+            secret_fields: Vec::new(),
+            backup_codes_remaining: 0,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
     /// How brokered HTTP injects this credential: its `inject`, else the type's default (bearer
     /// for `api_key` and `oauth`, basic for `login`); `None` when it cannot be injected.
     pub fn effective_injection(&self) -> Option<Injection> {
@@ -1430,25 +1455,9 @@ mod tests {
     #[test]
     fn widening_and_narrowing() {
         let meta = |kind: CredentialType, hosts: &[&str], inject: Option<Injection>| CredentialMeta {
-            name: "crm".into(),
-            kind,
-            username: None,
-            url: None,
-            issuer: None,
-            account: None,
-            algorithm: None,
-            digits: None,
-            period: None,
-            client_id: None,
-            notes: None,
-            expires_at: None,
             allowed_hosts: hosts.iter().map(|h| parse_allowed_host(h).unwrap()).collect(),
             inject,
-            secret_fields: vec![],
-            backup_codes_remaining: 0,
-            created_at: Timestamp::from_micros(0),
-            updated_at: Timestamp::from_micros(0),
-            version: 1,
+            ..CredentialMeta::new("crm", kind, Timestamp::from_micros(0))
         };
         let api = CredentialType::ApiKey;
         let old = meta(api, &["api.x.test", "[::1]:8080", "b.test:443"], None);

@@ -1013,27 +1013,7 @@ fn build(
     }
     let mut secrets = existing.map(|(_, s)| s.clone()).unwrap_or_default();
     let mut meta = existing.map_or_else(
-        || CredentialMeta {
-            name: name.to_owned(),
-            kind,
-            username: None,
-            url: None,
-            issuer: None,
-            account: None,
-            algorithm: None,
-            digits: None,
-            period: None,
-            client_id: None,
-            notes: None,
-            expires_at: None,
-            allowed_hosts: Vec::new(),
-            inject: None,
-            secret_fields: Vec::new(),
-            backup_codes_remaining: 0,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        },
+        || CredentialMeta::new(name, kind, now),
         |(m, _)| {
             let mut m = m.clone();
             m.updated_at = now;
