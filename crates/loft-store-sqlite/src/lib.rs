@@ -110,14 +110,9 @@ pub async fn open_url(url: &str) -> Result<SqliteStore> {
 /// the database file; files left by an older version are tightened.
 #[cfg(unix)]
 fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => {}
+    use std::os::unix::fs::PermissionsExt as _;
+    match backup::create_private_file(path) {
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
