@@ -6,9 +6,9 @@
 //! - `/mcp` ([`http_router`]): MCP over streamable HTTP inside `loft serve`, stateless, each
 //!   request authenticated by its own identity key, so one endpoint serves a whole crew.
 //!
-//! Both doors run the same tools ([`ToolKind`]) over one small trait, [`IdentityApi`]:
-//! [`LocalApi`] calls the `loft-core` use cases in process, [`RestApi`] calls the server. The
-//! tool list is gated by the key's scopes, results are one JSON text block plus
+//! Both doors run the same tools (one spec per tool, by area, in `tools/`) over one small trait,
+//! [`IdentityApi`]: [`LocalApi`] calls the `loft-core` use cases in process, [`RestApi`] calls
+//! the server. The tool list is gated by the key's scopes, results are one JSON text block plus
 //! `structuredContent`, failures are tool results with `isError` and the REST error codes
 //! ([`error`]), and mail bodies and brokered HTTP response bodies are framed as untrusted text
 //! ([`framing`]). The vault tools let an agent use a credential (TOTP codes, brokered HTTP)
@@ -32,4 +32,4 @@ pub use error::{ErrorBody, ToolError};
 pub use http::{AllowedHosts, DEFAULT_MAX_REQUEST_BYTES, MCP_PATH, McpHttpSettings, http_router};
 pub use rest::{DEFAULT_URL, RestApi};
 pub use stdio::{run_stdio, serve_io, serve_stdio};
-pub use tools::{DEFAULT_LIMIT, DEFAULT_WAIT_SECONDS, ToolKind};
+pub use tools::{DEFAULT_LIMIT, DEFAULT_WAIT_SECONDS};

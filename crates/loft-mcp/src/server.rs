@@ -19,7 +19,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::api::{IdentityApi, LocalApi};
 use crate::error::ToolError;
-use crate::tools::{self, ToolKind};
+use crate::tools;
 
 const INSTRUCTIONS: &str = "Loft gives you an identity of your own: an email address, a mailbox, a credential \
     vault and an audit trail of what you do. Use identity_whoami to learn your address. Wait for work with mail_wait, read it with \
@@ -104,7 +104,7 @@ impl ServerHandler for LoftMcp {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        ToolKind::from_name(name).map(ToolKind::tool)
+        tools::find(name).map(|t| t.tool().clone())
     }
 
     async fn call_tool(
@@ -112,7 +112,7 @@ impl ServerHandler for LoftMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let Some(kind) = ToolKind::from_name(&request.name) else {
+        let Some(tool) = tools::find(&request.name) else {
             return Err(ErrorData::invalid_params(
                 format!(
                     "unknown tool `{}`; list the tools to see which ones this key is offered",
@@ -124,7 +124,7 @@ impl ServerHandler for LoftMcp {
         let api = self.api(&context)?;
         let args = request.arguments.unwrap_or_default();
         let result = tokio::select! {
-            r = tools::call(kind, api.as_ref(), args) => r,
+            r = tools::call(tool, api, args) => r,
             () = context.ct.cancelled() => {
                 ToolError::new("cancelled", "the client cancelled this call").into_call_result()
             }

@@ -88,6 +88,15 @@ fn modern_request(id: u64, method: &str, mut params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
+/// Posts a 2026-07-28 request with the headers that protocol wants beside the body: its method,
+/// and for a tool call the tool's name.
+async fn post_modern(base: &str, key: &str, id: u64, method: &str, params: Value) -> Reply {
+    let name = params["name"].as_str().map(str::to_owned);
+    let mut headers = vec![("mcp-protocol-version", MODERN), ("mcp-method", method)];
+    headers.extend(name.as_deref().map(|n| ("mcp-name", n)));
+    post(base, Some(key), &headers, &modern_request(id, method, params)).await
+}
+
 fn tool_names(list: &Value) -> Vec<String> {
     list["result"]["tools"]
         .as_array()
@@ -213,14 +222,7 @@ async fn the_2026_07_28_protocol_works_request_by_request() {
     let a = w.agent("alice", None).await;
     let b = w.agent("bob", Some(&["mail:read"])).await;
 
-    let headers = [("mcp-protocol-version", MODERN), ("mcp-method", "tools/list")];
-    let list = post(
-        &base,
-        Some(&a.key),
-        &headers,
-        &modern_request(1, "tools/list", json!({})),
-    )
-    .await;
+    let list = post_modern(&base, &a.key, 1, "tools/list", json!({})).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.json);
     assert_eq!(tool_names(&list.json).len(), 15, "{}", list.json);
     assert_eq!(
@@ -228,50 +230,20 @@ async fn the_2026_07_28_protocol_works_request_by_request() {
         "the list depends on the key"
     );
 
-    let headers = [
-        ("mcp-protocol-version", MODERN),
-        ("mcp-method", "tools/call"),
-        ("mcp-name", "mail_send"),
-    ];
-    let send = modern_request(
-        2,
-        "tools/call",
-        json!({"name": "mail_send", "arguments": {"to": b.address, "subject": "Hi", "text": "New protocol."}}),
-    );
-    let reply = post(&base, Some(&a.key), &headers, &send).await;
+    let send = json!({"name": "mail_send", "arguments": {"to": b.address, "subject": "Hi", "text": "New protocol."}});
+    let reply = post_modern(&base, &a.key, 2, "tools/call", send.clone()).await;
     assert_eq!(reply.json["result"]["isError"], false, "{}", reply.json);
     assert_eq!(tool_json(&reply.json)["delivery"][0]["status"], "delivered");
 
     // Bob's key is read-only: no mail_send offered, and a call is refused as a tool error.
-    let headers = [("mcp-protocol-version", MODERN), ("mcp-method", "tools/list")];
-    let list = post(
-        &base,
-        Some(&b.key),
-        &headers,
-        &modern_request(3, "tools/list", json!({})),
-    )
-    .await;
+    let list = post_modern(&base, &b.key, 3, "tools/list", json!({})).await;
     assert!(!tool_names(&list.json).contains(&"mail_send".to_owned()));
-    let headers = [
-        ("mcp-protocol-version", MODERN),
-        ("mcp-method", "tools/call"),
-        ("mcp-name", "mail_send"),
-    ];
-    let reply = post(&base, Some(&b.key), &headers, &send).await;
+    let reply = post_modern(&base, &b.key, 2, "tools/call", send).await;
     assert_eq!(reply.json["result"]["isError"], true);
     assert_eq!(tool_json(&reply.json)["error"]["code"], "missing_scope");
 
-    let headers = [
-        ("mcp-protocol-version", MODERN),
-        ("mcp-method", "tools/call"),
-        ("mcp-name", "mail_wait"),
-    ];
-    let wait = modern_request(
-        4,
-        "tools/call",
-        json!({"name": "mail_wait", "arguments": {"timeout_seconds": 5}}),
-    );
-    let reply = post(&base, Some(&b.key), &headers, &wait).await;
+    let wait = json!({"name": "mail_wait", "arguments": {"timeout_seconds": 5}});
+    let reply = post_modern(&base, &b.key, 4, "tools/call", wait).await;
     assert_eq!(tool_json(&reply.json)["messages"][0]["subject"], "Hi");
 }
 
