@@ -10,7 +10,7 @@
 //! type of the answer), and sent with [`Client::call`] (decoded), [`Client::call_json`] (the
 //! server's JSON as is, for `--json`) or [`Client::call_bytes`] (raw messages, NDJSON export).
 //!
-//! Used by the `loft` CLI, the stdio MCP server (`loft mcp`) and `loft bench`.
+//! Used by the `loft` CLI, the stdio MCP server (`loft mcp`) and `loft-bench`.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -246,6 +246,30 @@ impl fmt::Debug for Client {
     }
 }
 
+/// Refuses a base URL the client cannot use, naming the likely mistake.
+fn check_base(base: &Url) -> Result<(), ClientError> {
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(ClientError::InvalidUrl(format!(
+            "`{}` must start with http:// or https://",
+            display_url(base)
+        )));
+    }
+    if base.cannot_be_a_base() {
+        return Err(ClientError::InvalidUrl(format!(
+            "`{}` cannot be a base URL",
+            display_url(base)
+        )));
+    }
+    // The likely mistake of pasting an API URL: the client adds /v0 itself.
+    if base.path().trim_end_matches('/').ends_with("/v0") {
+        return Err(ClientError::InvalidUrl(format!(
+            "`{}` ends in /v0: give the server's base URL (e.g. http://127.0.0.1:7070), the client adds /v0 itself",
+            display_url(base)
+        )));
+    }
+    Ok(())
+}
+
 /// A URL without any password in it, for messages.
 fn display_url(u: &Url) -> String {
     let mut u = u.clone();
@@ -257,25 +281,7 @@ impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:7070`), sending `key` as the
     /// bearer token when given.
     pub fn new(base: Url, key: Option<String>) -> Result<Self, ClientError> {
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(ClientError::InvalidUrl(format!(
-                "`{}` must start with http:// or https://",
-                display_url(&base)
-            )));
-        }
-        if base.cannot_be_a_base() {
-            return Err(ClientError::InvalidUrl(format!(
-                "`{}` cannot be a base URL",
-                display_url(&base)
-            )));
-        }
-        // The likely mistake of pasting an API URL: the client adds /v0 itself.
-        if base.path().trim_end_matches('/').ends_with("/v0") {
-            return Err(ClientError::InvalidUrl(format!(
-                "`{}` ends in /v0: give the server's base URL (e.g. http://127.0.0.1:7070), the client adds /v0 itself",
-                display_url(&base)
-            )));
-        }
+        check_base(&base)?;
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
@@ -285,6 +291,13 @@ impl Client {
                 url: display_url(&base),
                 reason: root_cause(&e),
             })?;
+        Ok(Self { http, base, key })
+    }
+
+    /// Like [`Client::new`], over an HTTP client the caller built (its own timeouts, proxy
+    /// settings and connection pool: `loft-bench` gives every simulated agent one of its own).
+    pub fn with_http(base: Url, key: Option<String>, http: reqwest::Client) -> Result<Self, ClientError> {
+        check_base(&base)?;
         Ok(Self { http, base, key })
     }
 

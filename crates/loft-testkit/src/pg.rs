@@ -1,4 +1,4 @@
-//! A fresh PostgreSQL database per test.
+//! PostgreSQL databases of their own: one per test, and the benchmark's.
 //!
 //! [`TestDb::create`] connects to the server named by `LOFT_TEST_PG_URL` (default
 //! [`DEFAULT_URL`]), creates `loft_test_<unix seconds>_<pid>_<n>_<random>` and hands back its
@@ -8,6 +8,11 @@
 //! When the server cannot be reached, CI must fail rather than skip: with `CI` set (to anything
 //! but `false` or `0`) this panics; elsewhere it prints a loud warning that the PostgreSQL tests
 //! did not run, and returns `None` so that the caller passes without testing anything.
+//!
+//! Under it, [`create_database`] and [`drop_database`] create and drop a database of a given
+//! name on a given server and return errors instead of panicking: `loft-bench` makes its
+//! `loft_bench_<random>` database with them. This is the workspace's one copy of the SQL that
+//! creates and drops databases.
 
 use std::io::Write as _;
 use std::sync::Once;
@@ -28,6 +33,9 @@ pub const DB_PREFIX: &str = "loft_test_";
 pub const STALE_AFTER_SECS: u64 = 3600;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest `CREATE DATABASE` or `DROP DATABASE` may take (a drop waits for other sessions on
+/// the database to be terminated).
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A database of its own for one test.
 #[derive(Debug)]
@@ -71,17 +79,14 @@ impl TestDb {
         };
         sweep_stale(&mut conn).await;
         let name = unique_name();
-        if let Err(e) = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await
-        {
+        let created = create_on(&mut conn, &name).await;
+        let _ = conn.close().await;
+        if let Err(e) = created {
             panic!(
-                "PostgreSQL at {} is reachable but CREATE DATABASE {name} failed: {e}\n\
-                 the test role needs CREATEDB (or set {URL_ENV} to a server where it has it)",
+                "PostgreSQL at {} is reachable, but {e}\n(or set {URL_ENV} to a server where the role has it)",
                 redact(&admin_url)
             );
         }
-        let _ = conn.close().await;
         Some(TestDb {
             url: with_database(&admin_url, &name),
             name,
@@ -91,20 +96,117 @@ impl TestDb {
 
     /// Drops the database, closing any connection still open on it.
     pub async fn drop_db(self) {
-        let mut conn = match connect(&self.admin_url).await {
-            Ok(c) => c,
-            Err(why) => panic!("could not reconnect to drop test database {}: {why}", self.name),
-        };
-        if let Err(e) = sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut conn)
-        .await
-        {
-            panic!("dropping test database {} failed: {e}", self.name);
+        if let Err(e) = drop_database(&self.admin_url, &self.name).await {
+            panic!("test database: {e}");
         }
-        let _ = conn.close().await;
+    }
+
+    /// [`TestDb::drop_db`] from synchronous code, such as a `Drop` impl, on a runtime of its
+    /// own in a thread of its own (the test's runtime may be shutting down, or single-threaded).
+    /// A failure is reported on stderr, not raised: this may run while a test is unwinding.
+    pub fn drop_db_blocking(self) {
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(drop_database(&self.admin_url, &self.name))
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("test database: {e}"),
+            Err(_) => eprintln!("test database {name}: the thread dropping it panicked"),
+        }
+    }
+}
+
+/// Creates the database `name` (lowercase ASCII letters, digits and `_`, at most 63 bytes) on
+/// the server at `server_url`, and returns the URL of the new database (the server URL with its
+/// database replaced). The role needs `CREATEDB`.
+pub async fn create_database(server_url: &str, name: &str) -> Result<String, String> {
+    let mut conn = connect(server_url)
+        .await
+        .map_err(|why| format!("cannot connect to PostgreSQL at {}: {why}", redact(server_url)))?;
+    let created = create_on(&mut conn, name).await;
+    let _ = conn.close().await;
+    created
+        .map(|()| with_database(server_url, name))
+        .map_err(|e| format!("PostgreSQL at {}: {e}", redact(server_url)))
+}
+
+/// Drops the database `name` on the server at `server_url`, closing any connection still open on
+/// it (`WITH (FORCE)`); a database that does not exist is not an error.
+pub async fn drop_database(server_url: &str, name: &str) -> Result<(), String> {
+    check_name(name)?;
+    let mut conn = connect(server_url).await.map_err(|why| {
+        format!(
+            "cannot reconnect to PostgreSQL at {} to drop database {name} (drop it by hand): {why}",
+            redact(server_url)
+        )
+    })?;
+    let drop = sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn);
+    let dropped = match tokio::time::timeout(STATEMENT_TIMEOUT, drop).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("dropping database {name} failed (drop it by hand): {e}")),
+        Err(_) => Err(format!(
+            "dropping database {name}: no answer within {} s (drop it by hand)",
+            STATEMENT_TIMEOUT.as_secs()
+        )),
+    };
+    let _ = conn.close().await;
+    dropped
+}
+
+/// The server's version (`SHOW server_version`), e.g. `15.8`.
+pub async fn server_version(url: &str) -> Result<String, String> {
+    let fail = |why: String| format!("PostgreSQL at {}: {why}", redact(url));
+    let mut conn = connect(url).await.map_err(fail)?;
+    let version = tokio::time::timeout(
+        STATEMENT_TIMEOUT,
+        sqlx::query_scalar::<_, String>("SHOW server_version").fetch_one(&mut conn),
+    )
+    .await;
+    let _ = conn.close().await;
+    match version {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(fail(e.to_string())),
+        Err(_) => Err(fail(format!("no answer within {} s", STATEMENT_TIMEOUT.as_secs()))),
+    }
+}
+
+async fn create_on(conn: &mut PgConnection, name: &str) -> Result<(), String> {
+    check_name(name)?;
+    // The name is checked above, so quoting it is safe.
+    let create = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut *conn);
+    match tokio::time::timeout(STATEMENT_TIMEOUT, create).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("CREATE DATABASE {name} failed (the role needs CREATEDB): {e}")),
+        Err(_) => Err(format!(
+            "CREATE DATABASE {name}: no answer within {} s (check whether it exists)",
+            STATEMENT_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Only names this module's callers generate: nothing that needs quoting, nothing PostgreSQL
+/// would truncate.
+fn check_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a database name this helper creates or drops (lowercase letters, digits and `_`, at most 63 bytes)"
+        ))
     }
 }
 
@@ -173,18 +275,31 @@ fn unreachable_server(url: &str, why: &str) {
     }
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
+/// `text` with the password of every `scheme://user:password@` in it replaced by `***`: for
+/// messages and reports that show a URL or a command line.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(['/', '?', ' ']).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***@");
+                    out.push_str(host);
+                }
+                None => out.push_str(authority),
+            },
+            None => out.push_str(authority),
         }
-        _ => url.to_owned(),
+        rest = &tail[end..];
     }
+    out.push_str(rest);
+    out
 }
 
 #[allow(
@@ -228,11 +343,7 @@ async fn sweep_stale(conn: &mut PgConnection) {
     for name in names {
         let stale = created_secs(&name).is_some_and(|t| now.saturating_sub(t) > STALE_AFTER_SECS);
         // Only names we generate: no quoting surprises in the statement below.
-        if stale
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
+        if stale && check_name(&name).is_ok() {
             let _ = sqlx::query(AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
             )))
@@ -243,7 +354,7 @@ async fn sweep_stale(conn: &mut PgConnection) {
 }
 
 /// `url` with its database replaced by `db` (query parameters kept).
-fn with_database(url: &str, db: &str) -> String {
+pub fn with_database(url: &str, db: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
@@ -296,6 +407,20 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("loft-bench --database-url postgres://u:secret@h:5432/db?x=1 --pg"),
+            "loft-bench --database-url postgres://u:***@h:5432/db?x=1 --pg"
+        );
+        assert_eq!(redact("--samples 10"), "--samples 10");
+    }
+
+    #[test]
+    fn only_plain_names_are_created_or_dropped() {
+        assert!(check_name("loft_bench_abc123").is_ok());
+        assert!(check_name(&unique_name()).is_ok());
+        for bad in ["", "Loft", "a\"b", "a;b", "a b", &"x".repeat(64)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]
@@ -305,6 +430,7 @@ mod tests {
         let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await.unwrap();
         assert_eq!(one, 1);
         conn.close().await.unwrap();
+        assert!(!server_version(&db.url).await.unwrap().is_empty());
         let name = db.name.clone();
         db.drop_db().await;
         let mut admin = PgConnection::connect(&server_url()).await.unwrap();

@@ -6,13 +6,12 @@
 //! loads configuration once, picks the storage backend and wires the doors together.
 
 mod backup;
-mod bench;
 mod cli;
-mod serve;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use loft::serve;
 
 #[derive(Debug, Parser)]
 #[command(name = "loft", version, about = "Identities, mail, audit and oversight for AI agents", long_about = None)]
@@ -27,8 +26,6 @@ enum Command {
     Serve(serve::ServeCommand),
     /// Run an MCP server on stdio, acting as the identity whose API key it is given (for agent frameworks).
     Mcp(McpArgs),
-    /// Measure delivery latency and throughput against an in-process server (SQLite or PostgreSQL).
-    Bench(bench::BenchArgs),
     /// Take a consistent snapshot of a SQLite deployment's data dir (database, vault and operator
     /// key files) into a new directory, while the server keeps running.
     Backup(backup::BackupArgs),
@@ -72,7 +69,6 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
             Command::Backup(args) => backup::run_backup(args).await,
             Command::Restore(args) => backup::run_restore(args).await,
             Command::Mcp(args) => {

@@ -195,7 +195,7 @@ pub async fn run(cmd: ServeCommand) -> ExitCode {
     }
 }
 
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -266,7 +266,7 @@ fn operator_key(data_dir: &Path, given: Option<&str>) -> Result<OperatorKey, Str
 /// open rows not yet re-wrapped; else the data dir's `vault.keys` (current key first, previous
 /// ones after), generated owner-only on first start. Only the data-dir file is a [`KeySource`]:
 /// rotation then generates and stores the new key itself.
-pub(crate) fn master_keys(data_dir: &Path) -> Result<(Keyring, Option<Arc<dyn KeySource>>), String> {
+pub fn master_keys(data_dir: &Path) -> Result<(Keyring, Option<Arc<dyn KeySource>>), String> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let previous = match env("LOFT_MASTER_KEY_PREVIOUS") {
         Some(list) => list
