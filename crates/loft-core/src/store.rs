@@ -1,8 +1,8 @@
 //! The storage port.
 //!
 //! Methods are shaped like use cases, not tables: each mutating method receives the audit
-//! entry that records it and writes the change, its audit row (sealed into the hash chain) and
-//! anything queued by it in **one transaction**, so a failure leaves nothing half-written.
+//! entry that records it and writes the change, its audit row and anything queued by it in
+//! **one transaction**, so a failure leaves nothing half-written.
 //! Implementations live in `loft-store-sqlite` and `loft-store-postgres` and must pass the
 //! shared conformance suite in `loft-testkit`. Only store crates contain SQL.
 //!
@@ -11,7 +11,12 @@
 //!   a foreign id behaves exactly like a missing one.
 //! - `NotFound` / `Conflict` use the codes documented on each method; anything unexpected is
 //!   `Error::Internal` (logged by the door, never shown) or `Error::Unavailable`.
-//! - Audit appends are serialised through a single chain head, across processes too.
+//! - The audit log is one hash chain, across processes too. A store may chain a write's rows in
+//!   its transaction (SQLite's single writer) or later, in batches (PostgreSQL's sealer), but
+//!   `list_audit`, `audit_after` and `audit_head` return every row committed before the call,
+//!   chained.
+//! - Within one mailbox, a message with a higher `seq` never becomes visible before one with a
+//!   lower `seq`: a reader that has seen `seq` n will never later find a new message below n.
 
 use async_trait::async_trait;
 
@@ -20,6 +25,7 @@ use crate::address::EmailAddress;
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
 use crate::identity::{Identity, NewIdentity};
 use crate::ids::{IdentityId, KeyId, MessageId, ThreadId};
+use crate::jobs::JobStore;
 use crate::keys::{KeyMeta, ScopeSet, StoredKey};
 use crate::mail::{
     Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary,
@@ -43,20 +49,10 @@ pub struct IdentityUpdate {
     pub scopes: Option<ScopeSet>,
 }
 
-/// The storage port: the sum of the area traits (jobs so far; the other areas' methods are
-/// still on this trait itself, to be split the same way).
+/// Identities, their delegation tree, and their API keys (conformance: `identities`, `keys`,
+/// `security`).
 #[async_trait]
-pub trait Store: crate::jobs::JobStore + Send + Sync + 'static {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
-
-    /// Finishes pending writes and closes connections (graceful shutdown). Calls after it may
-    /// fail with `Unavailable`.
-    async fn close(&self) {}
-
-    /// Appends one audit row on its own (refused authentications, denials).
-    async fn append_audit(&self, entry: AuditEntry) -> Result<()>;
-
+pub trait IdentityStore: Send + Sync {
     /// The key with this id and the identity it belongs to, revoked or not.
     async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>>;
 
@@ -83,14 +79,6 @@ pub trait Store: crate::jobs::JobStore + Send + Sync + 'static {
     /// What `identity` holds now, for quotas (see [`crate::quota::Usage`]).
     async fn usage(&self, identity: &IdentityId) -> Result<crate::quota::Usage>;
 
-    /// The bytes of mail in each of these mailboxes (absent: none), for the mailbox quota.
-    /// Kept as a running total by `send_mail`, so this is a key lookup, not a scan.
-    async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>>;
-
-    /// How many distinct labels `owner`'s mailbox uses, and how many of `labels` it does not
-    /// use yet, for the labels quota.
-    async fn mailbox_labels(&self, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)>;
-
     /// Active identities owning these addresses.
     async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>>;
 
@@ -104,6 +92,19 @@ pub trait Store: crate::jobs::JobStore + Send + Sync + 'static {
     /// Revokes one key of `identity`. `NotFound` when it is not that identity's key.
     async fn revoke_key(&self, identity: &IdentityId, key: &KeyId, at: Timestamp, audit: AuditEntry)
     -> Result<KeyMeta>;
+}
+
+/// Mailboxes: every copy of every message, threads, labels and read state, and the running
+/// totals quotas read (conformance: `mail`).
+#[async_trait]
+pub trait MailStore: Send + Sync {
+    /// The bytes of mail in each of these mailboxes (absent: none), for the mailbox quota.
+    /// Kept as a running total by `send_mail`, so this is a key lookup, not a scan.
+    async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>>;
+
+    /// How many distinct labels `owner`'s mailbox uses, and how many of `labels` it does not
+    /// use yet, for the labels quota.
+    async fn mailbox_labels(&self, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)>;
 
     /// Stores every copy of a message, threads each copy in its owner's mailbox (joining the
     /// thread of the newest copy in that mailbox whose Message-ID is the new message's own,
@@ -142,6 +143,13 @@ pub trait Store: crate::jobs::JobStore + Send + Sync + 'static {
 
     /// The highest mail sequence number in `owner`'s mailbox (0 when empty).
     async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64>;
+}
+
+/// The hash-chained audit log (conformance: `audit`).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends one audit row on its own (refused authentications, denials).
+    async fn append_audit(&self, entry: AuditEntry) -> Result<()>;
 
     /// Newest first, filtered.
     async fn list_audit(&self, query: AuditQuery) -> Result<StorePage<AuditRecord>>;
@@ -151,12 +159,13 @@ pub trait Store: crate::jobs::JobStore + Send + Sync + 'static {
 
     /// The chain head pointer (`None` before the first row).
     async fn audit_head(&self) -> Result<Option<ChainHead>>;
+}
 
-    // ----- vault ---------------------------------------------------------------------
-    //
-    // Every credential is scoped by its owner: another owner's credential behaves exactly
-    // like a missing one. Only sealed bytes and descriptive metadata reach the store.
-
+/// The vault. Every credential is scoped by its owner: another owner's credential behaves
+/// exactly like a missing one. Only sealed bytes and descriptive metadata reach the store
+/// (conformance: `vault`).
+#[async_trait]
+pub trait VaultStore: Send + Sync {
     /// The key-check values of every master key ever registered.
     async fn vault_key_checks(&self) -> Result<Vec<MasterKeyCheck>>;
 
@@ -196,4 +205,17 @@ pub trait Store: crate::jobs::JobStore + Send + Sync + 'static {
     /// it (others are skipped and picked up again), and the audit row, in one transaction.
     /// Returns how many were written.
     async fn vault_rewrap(&self, batch: Vec<(StoredCredential, i64)>, audit: AuditEntry) -> Result<u64>;
+}
+
+/// The storage port: the sum of the area traits, each with its own conformance module in
+/// `loft-testkit` run on both backends. A new area (oversight, domains, events) adds a trait
+/// here and to this sum.
+#[async_trait]
+pub trait Store: IdentityStore + MailStore + AuditStore + VaultStore + JobStore + Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Finishes pending writes and closes connections (graceful shutdown). Calls after it may
+    /// fail with `Unavailable`.
+    async fn close(&self) {}
 }

@@ -1,5 +1,5 @@
-//! The audit log table: inserting sealed rows (inside a [`crate::WriteTx`], which holds the
-//! chain head) and reading them back.
+//! Reading the audit log table back. Rows get into it only through the sealer
+//! (`crate::sealer`), which chains them; the store seals what is pending before it calls these.
 //!
 //! `details` is stored as the exact `serde_json` text, so the value read back is the value
 //! that was hashed. Nothing here updates or deletes rows.
@@ -8,7 +8,7 @@ use loft_core::audit::{ActorKind, AuditEntry, AuditQuery, AuditRecord, ChainHead
 use loft_core::ids::IdentityId;
 use loft_core::mail::StorePage;
 use loft_core::{Error, Result};
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::db_err;
@@ -16,33 +16,6 @@ use crate::rows::{self, col};
 
 const AUDIT_COLS: &str = "SELECT seq, at, actor_kind, actor_identity_id, key_id, action, target, outcome, \
                           request_id, remote_addr, details, prev_hash, hash FROM audit_log";
-
-pub(crate) async fn insert(conn: &mut PgConnection, r: &AuditRecord) -> Result<()> {
-    let e = &r.entry;
-    let details = rows::to_json(&e.details)?;
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor_kind, actor_identity_id, key_id, action, target, outcome, \
-         request_id, remote_addr, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(r.seq)
-    .bind(e.at.as_micros())
-    .bind(e.actor_kind.as_str())
-    .bind(e.actor_identity_id.as_ref().map(IdentityId::as_str))
-    .bind(e.key_id.as_deref())
-    .bind(&e.action)
-    .bind(e.target.as_deref())
-    .bind(e.outcome.as_str())
-    .bind(e.request_id.as_deref())
-    .bind(e.remote_addr.as_deref())
-    .bind(details)
-    .bind(&r.prev_hash)
-    .bind(&r.hash)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
-}
 
 fn record(row: &PgRow) -> Result<AuditRecord> {
     let actor_kind: String = col(row, "actor_kind")?;
@@ -149,4 +122,27 @@ pub(crate) async fn head(pool: &PgPool) -> Result<Option<ChainHead>> {
         .await
         .map_err(db_err)?;
     Ok((seq > 0).then_some(ChainHead { seq, hash }))
+}
+
+#[async_trait::async_trait]
+impl loft_core::store::AuditStore for crate::PostgresStore {
+    async fn append_audit(&self, entry: AuditEntry) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        self.wrote(crate::sealer::append(&mut conn, &entry).await)
+    }
+
+    async fn list_audit(&self, query: AuditQuery) -> Result<StorePage<AuditRecord>> {
+        crate::sealer::seal_pending(&self.pool, crate::sealer::Wait::Block).await?;
+        self::list(&self.pool, &query).await
+    }
+
+    async fn audit_after(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+        crate::sealer::seal_pending(&self.pool, crate::sealer::Wait::Block).await?;
+        self::after(&self.pool, after_seq, limit).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<ChainHead>> {
+        crate::sealer::seal_pending(&self.pool, crate::sealer::Wait::Block).await?;
+        self::head(&self.pool).await
+    }
 }

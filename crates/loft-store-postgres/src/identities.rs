@@ -23,7 +23,7 @@ use crate::{WriteTx, db_err};
 
 pub(crate) async fn create_identity(pool: &PgPool, new: &NewIdentity, audit: AuditEntry) -> Result<()> {
     let i = &new.identity;
-    let mut w = WriteTx::begin(pool).await?;
+    let mut w = WriteTx::identities(pool).await?;
     sqlx::query(
         "INSERT INTO identities (id, name, display_name, address, scopes, status, created_at, revoked_at, \
          creator_kind, parent_id, creator_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -122,7 +122,7 @@ pub(crate) async fn update_identity(
     update: &IdentityUpdate,
     audit: AuditEntry,
 ) -> Result<Identity> {
-    let mut w = WriteTx::begin(pool).await?;
+    let mut w = WriteTx::identities(pool).await?;
     // `display_name`: NULL leaves it, '' clears it, anything else sets it.
     let row = sqlx::query(concat!(
         "UPDATE identities i SET ",
@@ -152,7 +152,7 @@ pub(crate) async fn revoke_identity(
     at: Timestamp,
     mut audit: AuditEntry,
 ) -> Result<Vec<IdentityId>> {
-    let mut w = WriteTx::begin(pool).await?;
+    let mut w = WriteTx::identities(pool).await?;
     if !identity_exists(w.conn(), id).await? {
         return Err(Error::not_found("identity"));
     }
@@ -326,7 +326,7 @@ pub(crate) async fn create_key(
     replaces: Option<&KeyId>,
     audit: AuditEntry,
 ) -> Result<()> {
-    let mut w = WriteTx::begin(pool).await?;
+    let mut w = WriteTx::identities(pool).await?;
     if !identity_exists(w.conn(), &key.identity_id).await? {
         return Err(Error::not_found("identity"));
     }
@@ -369,7 +369,7 @@ pub(crate) async fn revoke_key(
     at: Timestamp,
     audit: AuditEntry,
 ) -> Result<KeyMeta> {
-    let mut w = WriteTx::begin(pool).await?;
+    let mut w = WriteTx::identities(pool).await?;
     let row = sqlx::query(concat!(
         "SELECT ",
         key_cols!(),
@@ -396,4 +396,61 @@ pub(crate) async fn revoke_key(
     w.audit(audit).await?;
     w.commit().await?;
     Ok(meta)
+}
+
+#[async_trait::async_trait]
+impl loft_core::store::IdentityStore for crate::PostgresStore {
+    async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
+        self::find_key(&self.pool, id).await
+    }
+
+    async fn create_identity(&self, new: NewIdentity, audit: AuditEntry) -> Result<()> {
+        self.wrote(self::create_identity(&self.pool, &new, audit).await)
+    }
+
+    async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>> {
+        self::get_identity(&self.pool, id).await
+    }
+
+    async fn list_identities(&self, query: IdentityQuery) -> Result<StorePage<Identity>> {
+        self::list_identities(&self.pool, &query).await
+    }
+
+    async fn update_identity(&self, id: &IdentityId, update: IdentityUpdate, audit: AuditEntry) -> Result<Identity> {
+        self.wrote(self::update_identity(&self.pool, id, &update, audit).await)
+    }
+
+    async fn revoke_identity(&self, id: &IdentityId, at: Timestamp, audit: AuditEntry) -> Result<Vec<IdentityId>> {
+        self.wrote(self::revoke_identity(&self.pool, id, at, audit).await)
+    }
+
+    async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>> {
+        self::ancestors(&self.pool, id).await
+    }
+
+    async fn usage(&self, identity: &IdentityId) -> Result<loft_core::quota::Usage> {
+        self::usage(&self.pool, identity).await
+    }
+
+    async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {
+        self::resolve_addresses(&self.pool, addresses).await
+    }
+
+    async fn create_key(&self, key: StoredKey, replaces: Option<KeyId>, audit: AuditEntry) -> Result<()> {
+        self.wrote(self::create_key(&self.pool, &key, replaces.as_ref(), audit).await)
+    }
+
+    async fn list_keys(&self, identity: &IdentityId) -> Result<Vec<KeyMeta>> {
+        self::list_keys(&self.pool, identity).await
+    }
+
+    async fn revoke_key(
+        &self,
+        identity: &IdentityId,
+        key: &KeyId,
+        at: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<KeyMeta> {
+        self.wrote(self::revoke_key(&self.pool, identity, key, at, audit).await)
+    }
 }

@@ -6,32 +6,34 @@
 //! meaning: `loft-core` does that and hands over use-case-shaped calls. It must behave exactly
 //! like `loft-store-sqlite`; the shared conformance suite in `loft-testkit` is the judge.
 //!
-//! # Writes, and why they are serialised
+//! # Writes, and what orders them
 //!
-//! Every mutating method is **one transaction** whose **first statement** is
+//! Every mutating method is **one transaction**: its change, its audit entries and anything it
+//! queues commit together or not at all (see `WriteTx`). No transaction takes a lock that
+//! every writer takes; what used to be one global lock (the audit chain head, locked first by
+//! every writer of every node) is now three narrow ones:
 //!
-//! ```sql
-//! SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE
-//! ```
+//! - **The audit chain is sealed after the fact.** A writer inserts its entries, unchained,
+//!   into `audit_pending`; the sealer (`sealer.rs`: one at a time per database, on whichever
+//!   node, under an advisory lock only sealers take) gives them their sequence numbers and
+//!   hashes in batches, and every reader of the log seals first, so what `list_audit`,
+//!   `audit_after` and `audit_head` return is exactly what the chain would have held had each
+//!   writer chained its own rows. Writers never wait for the sealer.
+//! - **Each mailbox orders its own mail.** A send locks the `mailbox_usage` row of every
+//!   mailbox it writes to, in id order (so two sends cannot deadlock), before it draws the
+//!   `messages.seq` of its copies, and holds the locks until it commits: within one mailbox a
+//!   higher seq never becomes visible before a lower one, which is all that waiting on
+//!   `after_seq` needs. Sends to different mailboxes do not wait for each other.
+//! - **Identity and key changes take one advisory lock of their own** (`IDENTITY_LOCK`): they
+//!   are administrative and rare, and serialising them keeps the delegation tree simple to
+//!   reason about (a child cannot be created under a parent being revoked at the same moment,
+//!   two rotations of one key cannot both succeed). Mail and vault writes never take it.
 //!
-//! on the single-row chain head (seeded by the migration with seq 0 and
-//! [`loft_core::audit::GENESIS_HASH`]). The transaction then makes its change, seals its audit
-//! row(s) after the head with [`loft_core::audit::AuditRecord::seal`], moves the head, and
-//! commits. [`Store::append_audit`] is the same with only the row (see `WriteTx`).
+//! Row-level races that remain are settled by the statements themselves: a message's labels
+//! are changed under that message's row lock, credentials by version (`WHERE version = $n`),
+//! keys and addresses by unique constraints. A deadlock or serialisation failure PostgreSQL
+//! reports anyway is `Unavailable` (retryable), never a half-written change.
 //!
-//! Taking that row lock first, everywhere, gives:
-//! - **A correct hash chain across processes.** Two nodes cannot both read head *n* and both
-//!   append *n + 1*; the second waits for the first to commit and then reads the new head
-//!   (`FOR UPDATE` under READ COMMITTED re-reads the latest committed version of the row).
-//! - **One lock order, so no deadlocks** between Loft's own transactions: every writer holds
-//!   the head before it touches any other row.
-//! - **Mail sequence numbers that commit in order.** `messages.seq` comes from an identity
-//!   column, and since writers are serialised, a higher seq never becomes visible before a
-//!   lower one; waiting on `after_seq` cannot skip a message.
-//!
-//! The price: **writes are serialised across the whole deployment**, so write throughput is
-//! bounded by one transaction at a time (a few milliseconds each on a local server; network
-//! round trips to the database add to every write). Reads take no lock and scale with nodes.
 //! Keep write transactions short: no network calls or heavy work inside them.
 //!
 //! # Storage conventions
@@ -53,6 +55,7 @@ mod identities;
 mod jobs;
 mod mail;
 mod rows;
+mod sealer;
 #[cfg(test)]
 mod tests;
 mod vault;
@@ -61,37 +64,34 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use loft_core::address::EmailAddress;
-use loft_core::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
-use loft_core::identity::{Identity, NewIdentity};
-use loft_core::ids::{IdentityId, KeyId, MessageId, ThreadId};
-use loft_core::keys::{KeyMeta, StoredKey};
-use loft_core::mail::{
-    Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary,
-};
-use loft_core::store::{IdentityQuery, IdentityUpdate, Store};
-use loft_core::time::Timestamp;
-use loft_core::vault::{CredentialMeta, MasterKeyCheck, StoredCredential};
+use loft_core::audit::AuditEntry;
+use loft_core::store::Store;
 use loft_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-/// Connections per node. Writers are serialised on the chain head anyway; the rest serve reads.
+/// Connections per node, shared by readers, writers and the node's audit sealer.
 const MAX_CONNECTIONS: u32 = 10;
+/// The advisory lock identity and key changes take (`LOFTIDEN` in ASCII); see the crate docs.
+const IDENTITY_LOCK: i64 = 0x4c4f_4654_4944_454e;
 /// How long a request waits for a pooled connection before the store reports `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Session settings for every connection. A node that stalls inside a transaction (paused VM,
-/// network partition) would otherwise hold the chain head, and so every node's writes,
-/// indefinitely: the server ends such a session, and a writer gives up waiting for the head
-/// with `Unavailable` instead of hanging. Loft's transactions never wait on anything but the
+/// network partition) would otherwise hold its row locks (a mailbox, the sealer's or the
+/// identity lock) indefinitely: the server ends such a session, and a writer gives up waiting
+/// for a lock with `Unavailable` instead of hanging. Loft's transactions never wait on anything but the
 /// database, so neither limit is reached in normal operation.
 const SESSION_SETTINGS: [(&str, &str); 2] = [("idle_in_transaction_session_timeout", "30s"), ("lock_timeout", "30s")];
 
-/// The Postgres store. Cheap to clone (it is a connection pool handle).
+/// The Postgres store. Cheap to clone (a connection pool handle and the node's audit sealer,
+/// which stops when the last clone is dropped).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    sealer: std::sync::Arc<sealer::Sealer>,
 }
+
+pub use sealer::SealerStats;
 
 /// Connects to `url`, runs the embedded migrations and returns the store.
 ///
@@ -133,12 +133,43 @@ impl PostgresStore {
             other => Error::internal(format!("migrating the PostgreSQL database at {target}: {other}")),
         })?;
         tracing::debug!(%target, "connected to PostgreSQL and applied migrations");
-        Ok(Self { pool })
+        let sealer = std::sync::Arc::new(sealer::Sealer::spawn(pool.clone()));
+        Ok(Self { pool, sealer })
     }
 
-    /// Closes the pool, waiting for checked-out connections to be returned.
+    /// Seals what is pending, then closes the pool, waiting for checked-out connections to be
+    /// returned.
     pub async fn close(&self) {
+        if self.pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sealer::seal_pending(&self.pool, sealer::Wait::Block).await {
+            tracing::warn!(error = %e, "could not seal the audit log before closing; another node will");
+        }
         self.pool.close().await;
+    }
+
+    /// What this node's audit sealer has done (see the crate docs on writes).
+    pub fn sealer_stats(&self) -> SealerStats {
+        self.sealer.stats()
+    }
+
+    /// How many audit rows wait to be sealed.
+    pub async fn unsealed_audit_rows(&self) -> Result<i64> {
+        sealer::pending_count(&self.pool).await
+    }
+
+    /// Seals every audit row committed so far (readers of the log do this themselves).
+    pub async fn seal_audit(&self) -> Result<u64> {
+        Ok(sealer::seal_pending(&self.pool, sealer::Wait::Block).await?.rows)
+    }
+
+    /// Wakes the sealer after a write that may have added audit rows.
+    fn wrote<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_ok() {
+            self.sealer.wake();
+        }
+        result
     }
 
     /// The underlying pool (for diagnostics and tests; Loft's code goes through [`Store`]).
@@ -175,8 +206,11 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
             }
             // Class 08: connection exception; 53: insufficient resources; 57P0x: the server is
             // shutting down or starting; 57014: statement cancelled (timeout); 55P03: lock not
-            // available (`lock_timeout` on the chain head).
+            // available (`lock_timeout`); 40001 / 40P01: serialisation failure or deadlock (the
+            // transaction was rolled back whole; trying again is safe).
             if code.starts_with("08")
+                || code == "40001"
+                || code == "40P01"
                 || code.starts_with("53")
                 || code.starts_with("57P0")
                 || code == "57014"
@@ -193,25 +227,31 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
     }
 }
 
-/// A write transaction that holds the audit chain head.
+/// A write transaction: the change and its audit entries commit together.
 ///
-/// [`WriteTx::begin`] opens the transaction and locks the head row as its first statement;
-/// [`WriteTx::audit`] seals rows onto the chain; [`WriteTx::commit`] moves the head and
-/// commits. Dropping it without committing rolls everything back, head included.
+/// [`WriteTx::audit`] appends an entry, unsealed, for the sealer (see the crate docs);
+/// [`WriteTx::identities`] first takes the identity lock. Dropping it without committing rolls
+/// everything back, audit entries included.
 pub(crate) struct WriteTx {
     tx: Transaction<'static, Postgres>,
-    seq: i64,
-    hash: String,
 }
 
 impl WriteTx {
     pub(crate) async fn begin(pool: &PgPool) -> Result<Self> {
-        let mut tx = pool.begin().await.map_err(db_err)?;
-        let (seq, hash): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
+        let tx = pool.begin().await.map_err(db_err)?;
+        Ok(Self { tx })
+    }
+
+    /// A transaction for identity and key changes, serialised among themselves by
+    /// `IDENTITY_LOCK` (taken first, so it is the first lock such a transaction holds).
+    pub(crate) async fn identities(pool: &PgPool) -> Result<Self> {
+        let mut w = Self::begin(pool).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(IDENTITY_LOCK)
+            .execute(&mut *w.tx)
             .await
             .map_err(db_err)?;
-        Ok(Self { tx, seq, hash })
+        Ok(w)
     }
 
     /// The connection to run the change on.
@@ -219,22 +259,12 @@ impl WriteTx {
         &mut self.tx
     }
 
-    /// Seals `entry` after the current head and inserts it.
+    /// Appends `entry` to the audit log, to be sealed once this transaction commits.
     pub(crate) async fn audit(&mut self, entry: AuditEntry) -> Result<()> {
-        let record = AuditRecord::seal(entry, self.seq, &self.hash);
-        audit_log::insert(&mut self.tx, &record).await?;
-        self.seq = record.seq;
-        self.hash = record.hash;
-        Ok(())
+        sealer::append(&mut self.tx, &entry).await
     }
 
-    pub(crate) async fn commit(mut self) -> Result<()> {
-        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(self.seq)
-            .bind(&self.hash)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err)?;
+    pub(crate) async fn commit(self) -> Result<()> {
         self.tx.commit().await.map_err(db_err)
     }
 }
@@ -246,173 +276,6 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    async fn append_audit(&self, entry: AuditEntry) -> Result<()> {
-        let mut w = WriteTx::begin(&self.pool).await?;
-        w.audit(entry).await?;
-        w.commit().await
-    }
-
-    async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
-        identities::find_key(&self.pool, id).await
-    }
-
-    async fn create_identity(&self, new: NewIdentity, audit: AuditEntry) -> Result<()> {
-        identities::create_identity(&self.pool, &new, audit).await
-    }
-
-    async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>> {
-        identities::get_identity(&self.pool, id).await
-    }
-
-    async fn list_identities(&self, query: IdentityQuery) -> Result<StorePage<Identity>> {
-        identities::list_identities(&self.pool, &query).await
-    }
-
-    async fn update_identity(&self, id: &IdentityId, update: IdentityUpdate, audit: AuditEntry) -> Result<Identity> {
-        identities::update_identity(&self.pool, id, &update, audit).await
-    }
-
-    async fn revoke_identity(&self, id: &IdentityId, at: Timestamp, audit: AuditEntry) -> Result<Vec<IdentityId>> {
-        identities::revoke_identity(&self.pool, id, at, audit).await
-    }
-
-    async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>> {
-        identities::ancestors(&self.pool, id).await
-    }
-
-    async fn usage(&self, identity: &IdentityId) -> Result<loft_core::quota::Usage> {
-        identities::usage(&self.pool, identity).await
-    }
-
-    async fn mailbox_labels(&self, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)> {
-        identities::mailbox_labels(&self.pool, owner, labels).await
-    }
-
-    async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>> {
-        identities::mailbox_bytes(&self.pool, owners).await
-    }
-
-    async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {
-        identities::resolve_addresses(&self.pool, addresses).await
-    }
-
-    async fn create_key(&self, key: StoredKey, replaces: Option<KeyId>, audit: AuditEntry) -> Result<()> {
-        identities::create_key(&self.pool, &key, replaces.as_ref(), audit).await
-    }
-
-    async fn list_keys(&self, identity: &IdentityId) -> Result<Vec<KeyMeta>> {
-        identities::list_keys(&self.pool, identity).await
-    }
-
-    async fn revoke_key(
-        &self,
-        identity: &IdentityId,
-        key: &KeyId,
-        at: Timestamp,
-        audit: AuditEntry,
-    ) -> Result<KeyMeta> {
-        identities::revoke_key(&self.pool, identity, key, at, audit).await
-    }
-
-    async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message> {
-        mail::send_mail(&self.pool, mail, audit).await
-    }
-
-    async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {
-        mail::list_messages(&self.pool, owner, &query).await
-    }
-
-    async fn get_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
-        mail::get_message(&self.pool, owner, id).await
-    }
-
-    async fn read_message(&self, owner: &IdentityId, id: &MessageId, audit: AuditEntry) -> Result<Message> {
-        mail::read_message(&self.pool, owner, id, audit).await
-    }
-
-    async fn raw_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>> {
-        mail::raw_message(&self.pool, owner, id).await
-    }
-
-    async fn update_message(
-        &self,
-        owner: &IdentityId,
-        id: &MessageId,
-        patch: MessagePatch,
-        audit: AuditEntry,
-    ) -> Result<Message> {
-        mail::update_message(&self.pool, owner, id, &patch, audit).await
-    }
-
-    async fn list_threads(&self, owner: &IdentityId, query: ThreadQuery) -> Result<StorePage<ThreadSummary>> {
-        mail::list_threads(&self.pool, owner, &query).await
-    }
-
-    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread> {
-        mail::read_thread(&self.pool, owner, id, audit).await
-    }
-
-    async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64> {
-        mail::latest_mail_seq(&self.pool, owner).await
-    }
-
-    async fn list_audit(&self, query: AuditQuery) -> Result<StorePage<AuditRecord>> {
-        audit_log::list(&self.pool, &query).await
-    }
-
-    async fn audit_after(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>> {
-        audit_log::after(&self.pool, after_seq, limit).await
-    }
-
-    async fn audit_head(&self) -> Result<Option<ChainHead>> {
-        audit_log::head(&self.pool).await
-    }
-
-    async fn vault_key_checks(&self) -> Result<Vec<MasterKeyCheck>> {
-        vault::key_checks(&self.pool).await
-    }
-
-    async fn vault_register_key(&self, check: MasterKeyCheck, audit: AuditEntry) -> Result<bool> {
-        vault::register_key(&self.pool, &check, audit).await
-    }
-
-    async fn vault_key_ids_in_use(&self) -> Result<Vec<String>> {
-        vault::key_ids_in_use(&self.pool).await
-    }
-
-    async fn vault_create(&self, credential: StoredCredential, audit: AuditEntry) -> Result<()> {
-        vault::create(&self.pool, &credential, audit).await
-    }
-
-    async fn vault_get(&self, owner: &IdentityId, name: &str) -> Result<Option<StoredCredential>> {
-        vault::get(&self.pool, owner, name).await
-    }
-
-    async fn vault_list(
-        &self,
-        owner: &IdentityId,
-        before_seq: Option<i64>,
-        limit: u32,
-    ) -> Result<StorePage<CredentialMeta>> {
-        vault::list(&self.pool, owner, before_seq, limit).await
-    }
-
-    async fn vault_update(&self, credential: StoredCredential, expected_version: i64, audit: AuditEntry) -> Result<()> {
-        vault::update(&self.pool, &credential, expected_version, audit).await
-    }
-
-    async fn vault_delete(&self, owner: &IdentityId, name: &str, audit: AuditEntry) -> Result<()> {
-        vault::delete(&self.pool, owner, name, audit).await
-    }
-
-    async fn vault_stale(&self, current_key_id: &str, limit: u32) -> Result<Vec<StoredCredential>> {
-        vault::stale(&self.pool, current_key_id, limit).await
-    }
-
-    async fn vault_rewrap(&self, batch: Vec<(StoredCredential, i64)>, audit: AuditEntry) -> Result<u64> {
-        vault::rewrap(&self.pool, &batch, audit).await
+        PostgresStore::close(self).await;
     }
 }

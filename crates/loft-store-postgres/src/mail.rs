@@ -119,8 +119,6 @@ struct CopyRow<'a> {
     bcc: &'a str,
     delivery: &'a str,
     unread: bool,
-    /// The message's RFC 5322 size, added to the owner's mailbox total.
-    size: i64,
 }
 
 async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
@@ -140,16 +138,29 @@ async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
+    Ok(seq)
+}
+
+/// Locks the mailbox of every copy's owner (see the crate docs: this orders each mailbox's
+/// `seq`) and adds the message's size to each mailbox's total, in one statement. Rows are
+/// upserted in owner-id order, the one order every send uses, so two sends cannot deadlock.
+async fn lock_mailboxes(conn: &mut PgConnection, sender: &MailCopy, recipients: &[MailCopy], size: i64) -> Result<()> {
+    let mut bytes: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for copy in std::iter::once(sender).chain(recipients) {
+        *bytes.entry(copy.owner.as_str()).or_default() += size;
+    }
+    let (owners, sizes): (Vec<&str>, Vec<i64>) = bytes.into_iter().unzip();
     sqlx::query(
-        "INSERT INTO mailbox_usage (owner_id, bytes) VALUES ($1, $2) \
+        "INSERT INTO mailbox_usage (owner_id, bytes) \
+         SELECT o, b FROM unnest($1::text[], $2::bigint[]) AS u (o, b) ORDER BY o \
          ON CONFLICT (owner_id) DO UPDATE SET bytes = mailbox_usage.bytes + EXCLUDED.bytes",
     )
-    .bind(r.copy.owner.as_str())
-    .bind(r.size)
-    .execute(&mut *conn)
+    .bind(owners)
+    .bind(sizes)
+    .execute(conn)
     .await
     .map_err(db_err)?;
-    Ok(seq)
+    Ok(())
 }
 
 pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -> Result<Message> {
@@ -177,6 +188,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         .collect();
 
     let mut w = WriteTx::begin(pool).await?;
+    lock_mailboxes(w.conn(), &sender_copy, &recipient_copies, size).await?;
     let content_id: i64 = sqlx::query_scalar(
         "INSERT INTO mail_contents (message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
          subject, body_text, body_html, extracted_text, snippet, authentication, created_at, size, raw) \
@@ -214,7 +226,6 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
             bcc: &bcc,
             delivery: &delivery_json,
             unread: false,
-            size,
         },
     )
     .await?;
@@ -231,7 +242,6 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
                 bcc: "[]",
                 delivery: "[]",
                 unread: true,
-                size,
             },
         )
         .await?;
@@ -330,7 +340,9 @@ async fn message_by_seq(conn: &mut PgConnection, seq: i64) -> Result<Message> {
 
 /// The seq of `owner`'s copy `id`, or `NotFound("message")`.
 async fn owned_seq(conn: &mut PgConnection, owner: &IdentityId, id: &MessageId) -> Result<i64> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = $1 AND id = $2")
+    // The row lock makes concurrent changes of one message's labels take turns, so the label
+    // cap below counts what the other change committed.
+    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = $1 AND id = $2 FOR UPDATE")
         .bind(owner.as_str())
         .bind(id.as_str())
         .fetch_optional(conn)
@@ -549,4 +561,57 @@ pub(crate) async fn latest_mail_seq(pool: &PgPool, owner: &IdentityId) -> Result
         .fetch_one(pool)
         .await
         .map_err(db_err)
+}
+
+#[async_trait::async_trait]
+impl loft_core::store::MailStore for crate::PostgresStore {
+    async fn mailbox_labels(&self, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)> {
+        crate::identities::mailbox_labels(&self.pool, owner, labels).await
+    }
+
+    async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>> {
+        crate::identities::mailbox_bytes(&self.pool, owners).await
+    }
+
+    async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message> {
+        self.wrote(self::send_mail(&self.pool, mail, audit).await)
+    }
+
+    async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {
+        self::list_messages(&self.pool, owner, &query).await
+    }
+
+    async fn get_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
+        self::get_message(&self.pool, owner, id).await
+    }
+
+    async fn read_message(&self, owner: &IdentityId, id: &MessageId, audit: AuditEntry) -> Result<Message> {
+        self.wrote(self::read_message(&self.pool, owner, id, audit).await)
+    }
+
+    async fn raw_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>> {
+        self::raw_message(&self.pool, owner, id).await
+    }
+
+    async fn update_message(
+        &self,
+        owner: &IdentityId,
+        id: &MessageId,
+        patch: MessagePatch,
+        audit: AuditEntry,
+    ) -> Result<Message> {
+        self.wrote(self::update_message(&self.pool, owner, id, &patch, audit).await)
+    }
+
+    async fn list_threads(&self, owner: &IdentityId, query: ThreadQuery) -> Result<StorePage<ThreadSummary>> {
+        self::list_threads(&self.pool, owner, &query).await
+    }
+
+    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread> {
+        self.wrote(self::read_thread(&self.pool, owner, id, audit).await)
+    }
+
+    async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64> {
+        self::latest_mail_seq(&self.pool, owner).await
+    }
 }

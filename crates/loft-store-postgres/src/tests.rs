@@ -1,8 +1,7 @@
-//! Unit tests against a real Postgres server. Each test creates its own database
-//! (`loft_dev_<random>`) and drops it afterwards, also when the test fails.
-//!
-//! The server is `LOFT_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`
-//! (used only to create and drop the per-test database).
+//! Unit tests against a real Postgres server. Each test creates its own database with the
+//! testkit's helper (`loft_testkit::pg`: `loft_test_<time>_<pid>_<n>_<random>` on the server
+//! named by `LOFT_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`) and drops
+//! it afterwards, also when the test fails.
 
 use loft_core::Error;
 use loft_core::address::EmailAddress;
@@ -15,36 +14,32 @@ use loft_core::mail::{
     MessageQuery, NewMail, ThreadQuery,
 };
 use loft_core::random::{OsRandom, base32_string};
-use loft_core::store::{IdentityQuery, IdentityUpdate, Store};
+use loft_core::store::{AuditStore, IdentityQuery, IdentityStore, IdentityUpdate, MailStore, Store};
 use loft_core::time::Timestamp;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use loft_testkit::pg::{self, with_database};
+use sqlx::{Connection, PgConnection};
 
 use crate::PostgresStore;
 
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const DOMAIN: &str = "agents.test";
 
-/// A database of our own for one test; dropped (`WITH (FORCE)`) when this value is dropped.
+/// A database of our own for one test ([`pg::TestDb`]), dropped when this value is dropped.
+/// Unlike the testkit's own callers these tests fail, rather than pass untested, when
+/// PostgreSQL is not reachable.
 struct TestDb {
-    admin_url: String,
-    name: String,
     url: String,
+    db: Option<pg::TestDb>,
 }
 
 impl TestDb {
     async fn create() -> Self {
-        let admin_url = std::env::var("LOFT_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
-        let name = format!("loft_dev_{}", base32_string(&OsRandom, 16));
-        let mut conn = PgConnection::connect(&admin_url)
+        let db = pg::TestDb::create()
             .await
-            .expect("PostgreSQL for tests (set LOFT_TEST_POSTGRES_URL)");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create the test database");
-        let _ = conn.close().await;
-        let url = with_database(&admin_url, &name);
-        Self { admin_url, name, url }
+            .expect("PostgreSQL for tests (set LOFT_TEST_PG_URL)");
+        Self {
+            url: db.url.clone(),
+            db: Some(db),
+        }
     }
 
     async fn store(&self) -> PostgresStore {
@@ -54,37 +49,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let admin = self.admin_url.clone();
-        let name = self.name.clone();
-        // The test's runtime may be finishing (or single-threaded); use a runtime of our own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut conn)
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
+        if let Some(db) = self.db.take() {
+            db.drop_db_blocking();
+        }
     }
-}
-
-/// `url` with its database path replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..].find('/').map_or(base.len(), |i| authority + i);
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    format!("{}/{db}{query}", &base[..path])
 }
 
 fn at(n: i64) -> Timestamp {
@@ -1227,7 +1195,7 @@ fn database_urls_are_rewritten() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writers_wait_for_the_chain_head() {
+async fn writers_never_wait_for_the_sealer_and_readers_see_every_committed_row() {
     let db = TestDb::create().await;
     let store = db.store().await;
     let setting: String = sqlx::query_scalar("SHOW lock_timeout")
@@ -1241,27 +1209,40 @@ async fn writers_wait_for_the_chain_head() {
         .expect("show");
     assert_eq!(setting, "30s");
 
-    // Another "node" holds the head: writers wait for it, then append after what it wrote.
+    // Another "node" is sealing (it holds the sealer's lock and the chain head): writers go on
+    // at once, with their audit rows pending; a reader of the log waits for that sealer and
+    // then sees the rows, chained after what the other node sealed.
     let mut other = PgConnection::connect(&db.url).await.expect("connect");
     let mut tx = other.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock(x'4c4f46545345414c'::bigint)")
+        .execute(&mut *tx)
+        .await
+        .expect("sealer lock");
     sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
         .execute(&mut *tx)
         .await
-        .expect("lock");
-    let writer = {
-        let store = store.clone();
-        tokio::spawn(async move { store.append_audit(entry("auth.refused", None)).await })
+        .expect("head");
+    let write = async {
+        store.append_audit(entry("auth.refused", None)).await.expect("append");
+        identity(&store, "alice", None).await
     };
-    let (alice, _) = {
+    let (alice, _) = tokio::time::timeout(std::time::Duration::from_secs(5), write)
+        .await
+        .expect("writers must not wait for the sealer");
+    assert_eq!(store.unsealed_audit_rows().await.expect("pending"), 2);
+    let reader = {
         let store = store.clone();
-        let blocked = tokio::spawn(async move { identity(&store, "alice", None).await });
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert!(!writer.is_finished(), "append_audit must wait for the chain head");
-        assert!(!blocked.is_finished(), "create_identity must wait for the chain head");
-        tx.rollback().await.expect("release");
-        blocked.await.expect("task")
+        tokio::spawn(async move { store.audit_head().await })
     };
-    writer.await.expect("task").expect("append");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !reader.is_finished(),
+        "a reader of the log waits for the sealer at work"
+    );
+    tx.rollback().await.expect("release");
+    let head = reader.await.expect("task").expect("head").expect("a head");
+    assert_eq!(head.seq, 2);
+    assert_eq!(store.unsealed_audit_rows().await.expect("pending"), 0);
     assert!(store.get_identity(&alice.id).await.expect("get").is_some());
     let report = verify(&store).await;
     assert!(report.ok, "{report:?}");

@@ -231,3 +231,51 @@ pub(crate) async fn rewrap(pool: &PgPool, batch: &[(StoredCredential, i64)], mut
     w.commit().await?;
     Ok(n)
 }
+
+#[async_trait::async_trait]
+impl loft_core::store::VaultStore for crate::PostgresStore {
+    async fn vault_key_checks(&self) -> Result<Vec<MasterKeyCheck>> {
+        self::key_checks(&self.pool).await
+    }
+
+    async fn vault_register_key(&self, check: MasterKeyCheck, audit: AuditEntry) -> Result<bool> {
+        self.wrote(self::register_key(&self.pool, &check, audit).await)
+    }
+
+    async fn vault_key_ids_in_use(&self) -> Result<Vec<String>> {
+        self::key_ids_in_use(&self.pool).await
+    }
+
+    async fn vault_create(&self, credential: StoredCredential, audit: AuditEntry) -> Result<()> {
+        self.wrote(self::create(&self.pool, &credential, audit).await)
+    }
+
+    async fn vault_get(&self, owner: &IdentityId, name: &str) -> Result<Option<StoredCredential>> {
+        self::get(&self.pool, owner, name).await
+    }
+
+    async fn vault_list(
+        &self,
+        owner: &IdentityId,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<StorePage<CredentialMeta>> {
+        self::list(&self.pool, owner, before_seq, limit).await
+    }
+
+    async fn vault_update(&self, credential: StoredCredential, expected_version: i64, audit: AuditEntry) -> Result<()> {
+        self.wrote(self::update(&self.pool, &credential, expected_version, audit).await)
+    }
+
+    async fn vault_delete(&self, owner: &IdentityId, name: &str, audit: AuditEntry) -> Result<()> {
+        self.wrote(self::delete(&self.pool, owner, name, audit).await)
+    }
+
+    async fn vault_stale(&self, current_key_id: &str, limit: u32) -> Result<Vec<StoredCredential>> {
+        self::stale(&self.pool, current_key_id, limit).await
+    }
+
+    async fn vault_rewrap(&self, batch: Vec<(StoredCredential, i64)>, audit: AuditEntry) -> Result<u64> {
+        self.wrote(self::rewrap(&self.pool, &batch, audit).await)
+    }
+}

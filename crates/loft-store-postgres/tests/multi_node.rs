@@ -132,3 +132,107 @@ async fn revocation_on_one_node_applies_on_the_other_at_once() {
     })
     .await;
 }
+
+/// Mail-wait ordering without a global lock: senders on two nodes write into two shared
+/// mailboxes (every send goes to both, so sends also contend across mailboxes), while a waiter
+/// on each node follows each mailbox with `wait_for_mail` cursors. Every waiter must see every
+/// message exactly once. A mailbox whose sequence numbers could commit out of order (a later
+/// copy visible before an earlier one) would make a cursor step over the earlier copy, and
+/// this test would report it missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mail_wait_cursors_miss_and_repeat_nothing_across_nodes() {
+    use loft_core::service::WaitParams;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    const SENDERS_PER_NODE: usize = 6;
+    const SENDS_EACH: usize = 40;
+    with_test_db(|url| async move {
+        let s1 = PostgresStore::connect(&url).await.unwrap();
+        let s2 = PostgresStore::connect(&url).await.unwrap();
+        let node1 = test_loft(Arc::new(s1.clone()));
+        let node2 = node1.another_node(Arc::new(s2.clone()));
+        let (a, a_actor) = node1.identity("inbox a").await;
+        let (b, _) = node2.identity("inbox b").await;
+        let b_actor = node1.actor(&b.api_key).await;
+        let total = 2 * SENDERS_PER_NODE * SENDS_EACH;
+
+        // Waiters first: one per node and mailbox, each following its cursor.
+        let mut waiters = Vec::new();
+        for (name, node, actor) in [
+            ("a@node1", &node1, a_actor.clone()),
+            ("a@node2", &node2, node2.actor(&a.api_key).await),
+            ("b@node1", &node1, b_actor.clone()),
+            ("b@node2", &node2, node2.actor(&b.api_key).await),
+        ] {
+            let loft = node.loft.clone();
+            waiters.push(tokio::spawn(async move {
+                let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+                let mut cursor = loft
+                    .wait_for_mail(
+                        &actor,
+                        WaitParams {
+                            timeout_seconds: Some(0),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap()
+                    .cursor;
+                let deadline = Instant::now() + Duration::from_mins(2);
+                while seen.len() < total && Instant::now() < deadline {
+                    let got = loft
+                        .wait_for_mail(
+                            &actor,
+                            WaitParams {
+                                timeout_seconds: Some(1),
+                                after: Some(cursor.clone()),
+                                limit: Some(7),
+                            },
+                        )
+                        .await
+                        .unwrap_or_else(|e| panic!("{name}: wait: {e:?}"));
+                    for m in got.items {
+                        *seen.entry(m.subject).or_default() += 1;
+                    }
+                    cursor = got.cursor;
+                }
+                (name, seen)
+            }));
+        }
+
+        let mut senders = Vec::new();
+        for (n, node) in [&node1, &node2].into_iter().enumerate() {
+            for t in 0..SENDERS_PER_NODE {
+                let (created, _) = node.identity(&format!("sender {n}-{t}")).await;
+                let actor = node.actor(&created.api_key).await;
+                let loft = node.loft.clone();
+                let to = [a.identity.address.to_string(), b.identity.address.to_string()];
+                senders.push(tokio::spawn(async move {
+                    for i in 0..SENDS_EACH {
+                        // Alternate the order of the two recipients: the mailbox locks must
+                        // not deadlock whichever way a send names them.
+                        let (x, y) = if i % 2 == 0 { (&to[0], &to[1]) } else { (&to[1], &to[0]) };
+                        loft.send(&actor, mail(&[x, y], &format!("n{n}-t{t}-{i}"), "x"))
+                            .await
+                            .unwrap_or_else(|e| panic!("node {n} sender {t} send {i}: {e:?}"));
+                    }
+                }));
+            }
+        }
+        for s in senders {
+            s.await.unwrap();
+        }
+        for w in waiters {
+            let (name, seen) = w.await.unwrap();
+            let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+            assert!(repeated.is_empty(), "{name} saw messages more than once: {repeated:?}");
+            assert_eq!(seen.len(), total, "{name} missed {} messages", total - seen.len());
+        }
+        node1.assert_chain_ok().await;
+        node2.assert_chain_ok().await;
+        s1.close().await;
+        s2.close().await;
+    })
+    .await;
+}

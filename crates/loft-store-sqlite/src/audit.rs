@@ -114,3 +114,29 @@ pub(crate) async fn head(conn: &mut SqliteConnection) -> Result<Option<ChainHead
         .map_err(map_err)?;
     Ok((seq > 0).then_some(ChainHead { seq, hash }))
 }
+
+#[async_trait::async_trait]
+impl loft_core::store::AuditStore for crate::SqliteStore {
+    async fn append_audit(&self, entry: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(async move { self::append(c, entry).await.map(|_| ()) }))
+            .await
+    }
+
+    async fn list_audit(&self, query: AuditQuery) -> Result<StorePage<AuditRecord>> {
+        let mut tx = self.reading().await?;
+        let out = self::list(&mut tx, query).await;
+        crate::done(tx, out).await
+    }
+
+    async fn audit_after(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>> {
+        let mut tx = self.reading().await?;
+        let out = self::after(&mut tx, after_seq, limit).await;
+        crate::done(tx, out).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<ChainHead>> {
+        let mut tx = self.reading().await?;
+        let out = self::head(&mut tx).await;
+        crate::done(tx, out).await
+    }
+}

@@ -448,3 +448,81 @@ pub(crate) async fn revoke_key(
     audit::append(conn, audit_entry).await?;
     Ok(meta)
 }
+
+#[async_trait::async_trait]
+impl loft_core::store::IdentityStore for crate::SqliteStore {
+    async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
+        let mut tx = self.reading().await?;
+        let out = self::find_key(&mut tx, id).await;
+        crate::done(tx, out).await
+    }
+
+    async fn create_identity(&self, new: NewIdentity, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(self::create(c, new, audit))).await
+    }
+
+    async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>> {
+        let mut tx = self.reading().await?;
+        let out = self::get(&mut tx, id).await;
+        crate::done(tx, out).await
+    }
+
+    async fn list_identities(&self, query: IdentityQuery) -> Result<StorePage<Identity>> {
+        let mut tx = self.reading().await?;
+        let out = self::list(&mut tx, query).await;
+        crate::done(tx, out).await
+    }
+
+    async fn update_identity(&self, id: &IdentityId, update: IdentityUpdate, audit: AuditEntry) -> Result<Identity> {
+        let id = id.clone();
+        self.write(move |c| Box::pin(async move { self::update(c, &id, update, audit).await }))
+            .await
+    }
+
+    async fn revoke_identity(&self, id: &IdentityId, at: Timestamp, audit: AuditEntry) -> Result<Vec<IdentityId>> {
+        let id = id.clone();
+        self.write(move |c| Box::pin(async move { self::revoke(c, &id, at, audit).await }))
+            .await
+    }
+
+    async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>> {
+        let mut tx = self.reading().await?;
+        let out = self::ancestors(&mut tx, id).await;
+        crate::done(tx, out).await
+    }
+
+    async fn usage(&self, identity: &IdentityId) -> Result<loft_core::quota::Usage> {
+        let mut tx = self.reading().await?;
+        let out = self::usage(&mut tx, identity).await;
+        crate::done(tx, out).await
+    }
+
+    async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {
+        let mut tx = self.reading().await?;
+        let out = self::resolve_addresses(&mut tx, addresses).await;
+        crate::done(tx, out).await
+    }
+
+    async fn create_key(&self, key: StoredKey, replaces: Option<KeyId>, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(self::create_key(c, key, replaces, audit)))
+            .await
+    }
+
+    async fn list_keys(&self, identity: &IdentityId) -> Result<Vec<KeyMeta>> {
+        let mut tx = self.reading().await?;
+        let out = self::list_keys(&mut tx, identity).await;
+        crate::done(tx, out).await
+    }
+
+    async fn revoke_key(
+        &self,
+        identity: &IdentityId,
+        key: &KeyId,
+        at: Timestamp,
+        audit: AuditEntry,
+    ) -> Result<KeyMeta> {
+        let (identity, key) = (identity.clone(), key.clone());
+        self.write(move |c| Box::pin(async move { self::revoke_key(c, &identity, &key, at, audit).await }))
+            .await
+    }
+}

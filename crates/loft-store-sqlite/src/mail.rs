@@ -495,3 +495,89 @@ pub(crate) async fn latest_seq(conn: &mut SqliteConnection, owner: &IdentityId) 
         .await
         .map_err(map_err)
 }
+
+#[async_trait::async_trait]
+impl loft_core::store::MailStore for crate::SqliteStore {
+    async fn mailbox_labels(&self, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)> {
+        let mut tx = self.reading().await?;
+        let out = crate::identities::mailbox_labels(&mut tx, owner, labels).await;
+        crate::done(tx, out).await
+    }
+
+    async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>> {
+        let mut tx = self.reading().await?;
+        let out = crate::identities::mailbox_bytes(&mut tx, owners).await;
+        crate::done(tx, out).await
+    }
+
+    async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message> {
+        let (owner, id) = (mail.sender_copy.owner.clone(), mail.sender_copy.id.clone());
+        self.write(move |c| Box::pin(self::send(c, mail, audit))).await?;
+        self.get_message(&owner, &id)
+            .await?
+            .ok_or_else(|| Error::internal("the sender's copy is missing right after it was committed"))
+    }
+
+    async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {
+        let mut tx = self.reading().await?;
+        let out = self::list(&mut tx, owner, query).await;
+        crate::done(tx, out).await
+    }
+
+    async fn get_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
+        let mut tx = self.reading().await?;
+        let out = self::get(&mut tx, owner, id).await;
+        crate::done(tx, out).await
+    }
+
+    async fn read_message(&self, owner: &IdentityId, id: &MessageId, audit: AuditEntry) -> Result<Message> {
+        let (o, i) = (owner.clone(), id.clone());
+        self.write(move |c| Box::pin(async move { self::mark_read(c, &o, &i, audit).await }))
+            .await?;
+        self.get_message(owner, id)
+            .await?
+            .ok_or_else(|| Error::not_found("message"))
+    }
+
+    async fn raw_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.reading().await?;
+        let out = self::raw(&mut tx, owner, id).await;
+        crate::done(tx, out).await
+    }
+
+    async fn update_message(
+        &self,
+        owner: &IdentityId,
+        id: &MessageId,
+        patch: MessagePatch,
+        audit: AuditEntry,
+    ) -> Result<Message> {
+        let (o, i) = (owner.clone(), id.clone());
+        self.write(move |c| Box::pin(async move { self::update(c, &o, &i, patch, audit).await }))
+            .await?;
+        self.get_message(owner, id)
+            .await?
+            .ok_or_else(|| Error::not_found("message"))
+    }
+
+    async fn list_threads(&self, owner: &IdentityId, query: ThreadQuery) -> Result<StorePage<ThreadSummary>> {
+        let mut tx = self.reading().await?;
+        let out = self::list_threads(&mut tx, owner, query).await;
+        crate::done(tx, out).await
+    }
+
+    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread> {
+        let (o, i) = (owner.clone(), id.clone());
+        self.write(move |c| Box::pin(async move { self::record_thread_read(c, &o, &i, audit).await }))
+            .await?;
+        let mut tx = self.reading().await?;
+        let out = self::thread(&mut tx, owner, id).await;
+        crate::done(tx, out).await?.ok_or_else(|| Error::not_found("thread"))
+    }
+
+    async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64> {
+        let mut tx = self.reading().await?;
+        let out = self::latest_seq(&mut tx, owner).await;
+        crate::done(tx, out).await
+    }
+}

@@ -21,7 +21,7 @@ use loft_core::mail::{
     NewMail, ThreadQuery,
 };
 use loft_core::random::{OsRandom, Random, SeededRandom};
-use loft_core::store::{IdentityQuery, IdentityUpdate, Store};
+use loft_core::store::{AuditStore, IdentityQuery, IdentityStore, IdentityUpdate, MailStore};
 use loft_core::time::Timestamp;
 use loft_core::{Error, mail as core_mail};
 use tempfile::TempDir;

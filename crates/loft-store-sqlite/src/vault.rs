@@ -248,3 +248,64 @@ pub(crate) async fn rewrap(
     audit::append(conn, entry).await?;
     Ok(n)
 }
+
+#[async_trait::async_trait]
+impl loft_core::store::VaultStore for crate::SqliteStore {
+    async fn vault_key_checks(&self) -> Result<Vec<MasterKeyCheck>> {
+        let mut tx = self.reading().await?;
+        let out = self::key_checks(&mut tx).await;
+        crate::done(tx, out).await
+    }
+
+    async fn vault_register_key(&self, check: MasterKeyCheck, audit: AuditEntry) -> Result<bool> {
+        self.write(move |c| Box::pin(self::register_key(c, check, audit))).await
+    }
+
+    async fn vault_key_ids_in_use(&self) -> Result<Vec<String>> {
+        let mut tx = self.reading().await?;
+        let out = self::key_ids_in_use(&mut tx).await;
+        crate::done(tx, out).await
+    }
+
+    async fn vault_create(&self, credential: StoredCredential, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(self::create(c, credential, audit))).await
+    }
+
+    async fn vault_get(&self, owner: &IdentityId, name: &str) -> Result<Option<StoredCredential>> {
+        let mut tx = self.reading().await?;
+        let out = self::get(&mut tx, owner, name).await;
+        crate::done(tx, out).await
+    }
+
+    async fn vault_list(
+        &self,
+        owner: &IdentityId,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<StorePage<CredentialMeta>> {
+        let mut tx = self.reading().await?;
+        let out = self::list(&mut tx, owner, before_seq, limit).await;
+        crate::done(tx, out).await
+    }
+
+    async fn vault_update(&self, credential: StoredCredential, expected_version: i64, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(self::update(c, credential, expected_version, audit)))
+            .await
+    }
+
+    async fn vault_delete(&self, owner: &IdentityId, name: &str, audit: AuditEntry) -> Result<()> {
+        let (owner, name) = (owner.clone(), name.to_owned());
+        self.write(move |c| Box::pin(async move { self::delete(c, &owner, &name, audit).await }))
+            .await
+    }
+
+    async fn vault_stale(&self, current_key_id: &str, limit: u32) -> Result<Vec<StoredCredential>> {
+        let mut tx = self.reading().await?;
+        let out = self::stale(&mut tx, current_key_id, limit).await;
+        crate::done(tx, out).await
+    }
+
+    async fn vault_rewrap(&self, batch: Vec<(StoredCredential, i64)>, audit: AuditEntry) -> Result<u64> {
+        self.write(move |c| Box::pin(self::rewrap(c, batch, audit))).await
+    }
+}
