@@ -13,6 +13,7 @@ say() { printf '\n$ %s\n' "$*"; }
 work=$(mktemp -d)
 export LOFT_ADMIN_KEY=my-operator-key-at-least-24-chars
 unset LOFT_API_KEY LOFT_DATABASE_URL
+# The README's `loft serve &`, on a fresh data dir and a free port.
 "$LOFT_BIN" serve --data-dir "$work/loft-data" --http 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
