@@ -282,6 +282,14 @@ fn two_server_processes_share_one_postgres_database() {
         let y_key = y["api_key"].as_str().unwrap().to_owned();
         // Keys minted on one node work on the other at once.
         ok_json(&cli(&b, Some(&x_key), &["whoami", "--json"]));
+        // Mail-wait callers on both nodes follow both mailboxes while the nodes write: each
+        // must see every message once, none missed, none repeated.
+        let mut waiters = Vec::new();
+        for node in [&a, &b] {
+            for key in [&x_key, &y_key] {
+                waiters.push(rt.spawn(follow_mailbox(node.url.clone(), key.clone(), 24)));
+            }
+        }
         // Both nodes write at the same time.
         std::thread::scope(|s| {
             for (node, key, to) in [
@@ -314,6 +322,14 @@ fn two_server_processes_share_one_postgres_database() {
         });
         let x_inbox = ok_json(&cli(&a, Some(&x_key), &["mail", "list", "--limit", "200", "--json"]));
         assert_eq!(x_inbox["items"].as_array().unwrap().len(), 24);
+        for w in waiters {
+            let seen = rt.block_on(w).unwrap();
+            assert_eq!(seen.len(), 24, "a mail-wait caller missed messages: {seen:?}");
+            assert!(
+                seen.values().all(|n| *n == 1),
+                "a mail-wait caller saw repeats: {seen:?}"
+            );
+        }
         // Revoked through one node, refused by the other at once.
         ok_text(&cli(&a, None, &["identity", "revoke", y["id"].as_str().unwrap()]));
         assert!(!cli(&b, Some(&y_key), &["whoami"]).status.success());
@@ -323,6 +339,38 @@ fn two_server_processes_share_one_postgres_database() {
         }
     }
     rt.block_on(db.drop_db());
+}
+
+/// Follows one mailbox with `GET /v0/messages/wait` cursors until `want` messages arrived (or a
+/// minute passed); returns how often each subject was seen.
+async fn follow_mailbox(url: String, key: String, want: usize) -> std::collections::BTreeMap<String, u32> {
+    let client = reqwest::Client::new();
+    let wait_once = |after: Option<String>, timeout: u32| {
+        let mut q = vec![("timeout_seconds", timeout.to_string()), ("limit", "5".to_owned())];
+        if let Some(a) = after {
+            q.push(("after", a));
+        }
+        let req = client
+            .get(format!("{url}/v0/messages/wait"))
+            .bearer_auth(&key)
+            .query(&q);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert!(resp.status().is_success(), "wait: {}", resp.status());
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let mut cursor = wait_once(None, 0).await["cursor"].as_str().unwrap().to_owned();
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while seen.len() < want && Instant::now() < deadline {
+        let got = wait_once(Some(cursor.clone()), 1).await;
+        for m in got["items"].as_array().unwrap() {
+            *seen.entry(m["subject"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+        }
+        got["cursor"].as_str().unwrap().clone_into(&mut cursor);
+    }
+    seen
 }
 
 #[test]
