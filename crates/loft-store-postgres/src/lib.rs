@@ -159,11 +159,6 @@ impl PostgresStore {
         sealer::pending_count(&self.pool).await
     }
 
-    /// Seals every audit row committed so far (readers of the log do this themselves).
-    pub async fn seal_audit(&self) -> Result<u64> {
-        Ok(sealer::seal_pending(&self.pool, sealer::Wait::Block).await?.rows)
-    }
-
     /// Wakes the sealer after a write that may have added audit rows.
     fn wrote<T>(&self, result: Result<T>) -> Result<T> {
         if result.is_ok() {

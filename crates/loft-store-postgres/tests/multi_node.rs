@@ -236,3 +236,66 @@ async fn mail_wait_cursors_miss_and_repeat_nothing_across_nodes() {
     })
     .await;
 }
+
+/// Nobody reads the log: a node's sealer task seals its own writes within moments, and a row
+/// that a stopped node committed but never sealed is taken over by a running node's sweep.
+/// The chain is whole afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sealer_task_seals_without_readers_and_another_node_takes_over() {
+    use std::time::{Duration, Instant};
+
+    async fn pending_drains(store: &PostgresStore, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if store.unsealed_audit_rows().await.unwrap() == 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    with_test_db(|url| async move {
+        let s1 = PostgresStore::connect(&url).await.unwrap();
+        let node1 = test_loft(Arc::new(s1.clone()));
+        let (a, aa) = node1.identity("alpha").await;
+        node1
+            .loft
+            .send(&aa, mail(&[a.identity.address.as_str()], "to myself", "x"))
+            .await
+            .unwrap();
+        assert!(
+            pending_drains(&s1, Duration::from_secs(2)).await,
+            "the node's own sealer seals its writes without a reader"
+        );
+        let stats = s1.sealer_stats();
+        assert!(stats.rows >= 2 && stats.batches >= 1, "{stats:?}");
+        assert!(stats.max_delay_micros < 2_000_000, "{stats:?}");
+
+        // A node that committed a write and stopped before any sealer ran: its row stays
+        // pending, and nobody wakes this node's task for it; the sweep (every 5 s) finds it.
+        // (First let the task use up any wake-up its own writes left.)
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query(
+            "INSERT INTO audit_pending (at, actor_kind, action, outcome, details) \
+             VALUES (1, 'system', 'node.crashed', 'ok', '{}')",
+        )
+        .execute(s1.pool())
+        .await
+        .unwrap();
+        assert_eq!(s1.unsealed_audit_rows().await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            s1.unsealed_audit_rows().await.unwrap(),
+            1,
+            "no wake-up, no sealing before the sweep"
+        );
+        assert!(
+            pending_drains(&s1, Duration::from_secs(12)).await,
+            "a running node's sweep seals what a stopped node left"
+        );
+        node1.assert_chain_ok().await;
+        s1.close().await;
+    })
+    .await;
+}

@@ -417,6 +417,18 @@ pub async fn audit_append_round_trip_and_filters(store: Arc<dyn Store>) {
         vec![seq(5)],
         "`_` in a prefix is not a wildcard"
     );
+    for (action, why) in [
+        ("%.", "`%` in a prefix is not a wildcard"),
+        ("mail%", "without a closing `.` an action is exact"),
+        ("MAIL.", "actions match case-sensitively"),
+        ("MAIL.SEND", "actions match case-sensitively"),
+    ] {
+        assert_eq!(
+            seqs(q(&|q| q.action = Some(action.into()))).await,
+            Vec::<i64>::new(),
+            "{why}"
+        );
+    }
     assert_eq!(seqs(q(&|q| q.outcome = Some(Outcome::Denied))).await, vec![seq(4)]);
     assert_eq!(seqs(q(&|q| q.outcome = Some(Outcome::Error))).await, vec![seq(7)]);
     assert_eq!(

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use loft_core::Error;
+use loft_core::address::EmailAddress;
 use loft_core::identity::{CreatedIdentity, CreatorKind, IdentityStatus};
 use loft_core::ids::IdentityId;
 use loft_core::keys::{KeyKind, Scope, ScopeSet};
@@ -372,6 +373,82 @@ pub async fn identity_update(store: Arc<dyn Store>) {
             .await,
     );
     assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+    t.assert_chain_ok().await;
+}
+
+/// The store's side of revocation and addresses: `revoke_identity` revokes the identity, the
+/// tree below it and all their keys at the time it is given, returns the ids it newly revoked
+/// in creation order (none a second time, the first time kept) and adds them to the entry's
+/// details; `resolve_addresses` answers active identities only, once each, in the order asked.
+pub async fn identity_store_revocation_and_addresses(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let creator = &["mail:read", "identity:create"];
+    let (root, ra) = t.identity_with_scopes("root", creator).await;
+    let (child, ca) = t.child(&ra, "child", Some(creator)).await;
+    let (grandchild, _) = t.child(&ca, "grandchild", None).await;
+    let (other, _) = t.identity("other").await;
+    let s = t.store().clone();
+    let entry = |action: &str| {
+        let mut e = super::store::op_entry(&t, action);
+        e.details = serde_json::json!({ "z": 1 });
+        e
+    };
+    let address = |c: &CreatedIdentity| c.identity.address.clone();
+    assert!(s.ancestors(&root.identity.id).await.unwrap().is_empty());
+    let nobody = EmailAddress::parse(&format!("nobody@{TEST_DOMAIN}")).unwrap();
+    let asked = [address(&other), nobody, address(&root), address(&other)];
+    assert_eq!(
+        s.resolve_addresses(&asked).await.unwrap(),
+        vec![
+            (address(&other), other.identity.id.clone()),
+            (address(&root), root.identity.id.clone())
+        ]
+    );
+
+    let at = t.loft.now();
+    let revoked = s
+        .revoke_identity(&child.identity.id, at, entry("identity.revoke"))
+        .await
+        .unwrap();
+    assert_eq!(revoked, ids(&[&child, &grandchild]), "in creation order");
+    let row = t.audit_rows().await.pop().unwrap();
+    assert_eq!(
+        row.entry.details["revoked"],
+        serde_json::json!([child.identity.id.as_str(), grandchild.identity.id.as_str()])
+    );
+    assert_eq!(row.entry.details["z"], 1, "the rest of the details stays");
+    for c in [&child, &grandchild] {
+        let i = s.get_identity(&c.identity.id).await.unwrap().unwrap();
+        assert_eq!((i.status, i.revoked_at), (IdentityStatus::Revoked, Some(at)));
+        for k in s.list_keys(&c.identity.id).await.unwrap() {
+            assert_eq!(k.revoked_at, Some(at), "key {} of {}", k.id, c.identity.name);
+        }
+    }
+    let root_now = s.get_identity(&root.identity.id).await.unwrap().unwrap();
+    assert_eq!(root_now.status, IdentityStatus::Active);
+    let gone = [address(&child), address(&grandchild)];
+    assert!(s.resolve_addresses(&gone).await.unwrap().is_empty());
+
+    // Again: nothing new. From the root: only the root is new; the child keeps its time.
+    let again = s.revoke_identity(&child.identity.id, t.loft.now(), entry("identity.revoke"));
+    assert!(again.await.unwrap().is_empty());
+    let later = t.loft.now();
+    let from_root = s.revoke_identity(&root.identity.id, later, entry("identity.revoke"));
+    assert_eq!(from_root.await.unwrap(), ids(&[&root]));
+    let child_now = s.get_identity(&child.identity.id).await.unwrap().unwrap();
+    assert_eq!(child_now.revoked_at, Some(at), "the first revocation time is kept");
+    let (key, owner) = s.find_key(&child.key_id).await.unwrap().unwrap();
+    assert_eq!(key.meta.revoked_at, Some(at));
+    assert_eq!(
+        (owner.id, owner.status),
+        (child.identity.id.clone(), IdentityStatus::Revoked)
+    );
+    let (key, _) = s.find_key(&root.key_id).await.unwrap().unwrap();
+    assert_eq!(key.meta.revoked_at, Some(later));
+
+    let nobody = IdentityId::generate(&OsRandom);
+    let e = expect_err(s.revoke_identity(&nobody, later, entry("identity.revoke")).await);
+    super::store::assert_not_found(&e, "identity", "revoke_identity(unknown)");
     t.assert_chain_ok().await;
 }
 

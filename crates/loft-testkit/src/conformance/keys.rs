@@ -483,3 +483,64 @@ pub async fn key_rotation(store: Arc<dyn Store>) {
     assert_eq!(active.len(), 2, "{active:?}");
     t.assert_chain_ok().await;
 }
+
+/// The store's side of keys: `list_keys` in creation order; `create_key` replacing a key
+/// revokes it at the new key's creation time, and replacing a key that is already revoked or
+/// another identity's is `NotFound("key")` and writes nothing; `revoke_key` returns the key
+/// with its revocation time, and revoking it again returns it unchanged and is still recorded.
+pub async fn key_store_rotate_and_revoke(store: Arc<dyn Store>) {
+    use super::store::{assert_not_found, new_stored_key, op_entry};
+    let t = test_loft(store);
+    let (a, _) = t.identity("alpha").await;
+    let (b, _) = t.identity("beta").await;
+    let (s, alpha) = (t.store().clone(), &a.identity.id);
+
+    let at = t.loft.now();
+    let (second, k2) = new_stored_key(alpha, KeyKind::Primary, at);
+    let rotate = s.create_key(k2, Some(a.key_id.clone()), op_entry(&t, "key.rotate"));
+    rotate.await.unwrap();
+    let keys = s.list_keys(alpha).await.unwrap();
+    let ids: Vec<_> = keys.iter().map(|k| &k.id).collect();
+    assert_eq!(ids, vec![&a.key_id, second.id()], "oldest first");
+    assert_eq!((keys[0].revoked_at, keys[1].revoked_at), (Some(at), None));
+
+    let before = t.audit_len().await;
+    let (third, k3) = new_stored_key(alpha, KeyKind::Extra, t.loft.now());
+    for (replaces, what) in [
+        (&a.key_id, "an already revoked key"),
+        (&b.key_id, "another identity's key"),
+    ] {
+        let e = expect_err(
+            s.create_key(k3.clone(), Some(replaces.clone()), op_entry(&t, "key.rotate"))
+                .await,
+        );
+        assert_not_found(&e, "key", &format!("create_key replacing {what}"));
+    }
+    assert!(s.find_key(third.id()).await.unwrap().is_none());
+    assert_eq!(t.audit_len().await, before, "refused calls write nothing");
+    assert_eq!(s.list_keys(alpha).await.unwrap().len(), 2);
+    assert_eq!(s.list_keys(&b.identity.id).await.unwrap()[0].revoked_at, None);
+    s.create_key(k3, None, op_entry(&t, "key.create")).await.unwrap();
+
+    let e = expect_err(
+        s.revoke_key(&b.identity.id, third.id(), t.loft.now(), op_entry(&t, "key.revoke"))
+            .await,
+    );
+    assert_not_found(&e, "key", "revoke_key(another identity's key)");
+    let at = t.loft.now();
+    let revoked = s
+        .revoke_key(alpha, third.id(), at, op_entry(&t, "key.revoke"))
+        .await
+        .unwrap();
+    assert_eq!((&revoked.id, revoked.revoked_at), (third.id(), Some(at)));
+    let before = t.audit_len().await;
+    let again = s
+        .revoke_key(alpha, third.id(), t.loft.now(), op_entry(&t, "key.revoke"))
+        .await
+        .unwrap();
+    assert_eq!(again, revoked, "revoking again changes nothing");
+    assert_eq!(t.audit_len().await, before + 1, "and is still recorded");
+    let (found, _) = s.find_key(third.id()).await.unwrap().unwrap();
+    assert_eq!(found.meta.revoked_at, Some(at));
+    t.assert_chain_ok().await;
+}

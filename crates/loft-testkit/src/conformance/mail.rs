@@ -8,7 +8,10 @@ use loft_core::Error;
 use loft_core::address::EmailAddress;
 use loft_core::identity::CreatedIdentity;
 use loft_core::ids::{MessageId, ThreadId};
-use loft_core::mail::{DeliveryStatus, Folder, Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Verdict};
+use loft_core::mail::{
+    DeliveryStatus, Folder, Message, MessagePatch, MessageQuery, MessageSummary, ReplyMail, SendMail, ThreadQuery,
+    Verdict,
+};
 use loft_core::service::{Actor, CreateIdentityRequest, ListMessagesParams, ListThreadsParams};
 use loft_core::store::Store;
 
@@ -152,6 +155,7 @@ pub async fn mail_send_local_and_remote(store: Arc<dyn Store>) {
         assert_eq!(m.text, sent.text);
         assert_eq!(m.created_at, sent.created_at);
         assert_eq!(m.size, sent.size);
+        assert!(m.delivery.is_empty(), "a recipient's copy has no delivery report");
         assert!(t.store().latest_mail_seq(&who.identity.id).await.unwrap() > 0);
     }
 
@@ -209,6 +213,17 @@ pub async fn mail_bcc_hidden_from_recipients(store: Arc<dyn Store>) {
         );
         assert!(!raw.to_ascii_lowercase().contains("\nbcc:"), "{raw}");
     }
+    // The outside bcc recipient is still delivered to: one queued job.
+    let jobs = queued_deliveries(&t).await;
+    let recipients: Vec<EmailAddress> = jobs
+        .iter()
+        .map(|j| {
+            serde_json::from_str::<loft_core::mail::DeliveryJob>(&j.payload)
+                .unwrap()
+                .recipient
+        })
+        .collect();
+    assert_eq!(recipients, vec![email("eve@example.org")]);
 }
 
 /// A recipient at this server's domain that does not exist refuses the whole message, and
@@ -866,6 +881,106 @@ pub async fn mail_cursor_pagination(store: Arc<dyn Store>) {
     assert_eq!(second, sent[3..6].to_vec());
 }
 
+/// The store's side of listing and labels: a page's `next_before` is the sequence number of
+/// its last item (none on the last page), `before_seq` and `after_seq` select below and above
+/// it, `latest_mail_seq` is the newest message's, threads page the same way, a `limit` of 0
+/// is taken literally; labels come back sorted, once each, and a patch is idempotent.
+pub async fn mail_store_labels_cursors_and_limits(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (_, aa) = t.identity("alice").await;
+    let (b, ba) = t.identity("bob").await;
+    let (_, ca) = t.identity("carol").await;
+    let mut copies = Vec::new();
+    for (from, subject) in [(&aa, "one"), (&ca, "two"), (&aa, "three")] {
+        let sent = t.send(from, &[addr(&b)], subject, subject).await;
+        copies.push(inbox_copy(&t, &b, &ba, &sent.message_id).await);
+    }
+    let (s, owner) = (t.store().clone(), &b.identity.id);
+    let list = |limit: u32, before_seq: Option<i64>, after_seq: Option<i64>| {
+        let s = s.clone();
+        async move {
+            let q = MessageQuery {
+                folder: Some(Folder::Inbox),
+                limit,
+                before_seq,
+                after_seq,
+                ..Default::default()
+            };
+            let page = s.list_messages(owner, q).await.unwrap();
+            let subjects: Vec<String> = page.items.into_iter().map(|m| m.subject).collect();
+            (subjects, page.next_before)
+        }
+    };
+    let (newest, s3) = list(1, None, None).await;
+    assert_eq!(newest, ["three"]);
+    let s3 = s3.expect("more pages");
+    assert_eq!(s.latest_mail_seq(owner).await.unwrap(), s3);
+    let (middle, s2) = list(1, Some(s3), None).await;
+    assert_eq!(middle, ["two"]);
+    let s2 = s2.expect("more pages");
+    assert!(s2 < s3);
+    assert_eq!(list(2, Some(s3), None).await, (vec!["two".into(), "one".into()], None));
+    assert_eq!(list(10, None, Some(s2)).await, (vec!["three".into()], None));
+    assert_eq!(list(10, None, Some(0)).await.0, ["three", "two", "one"]);
+    assert_eq!(
+        list(0, None, None).await,
+        (vec![], None),
+        "a limit of 0 returns nothing"
+    );
+
+    let threads = |limit: u32, before_seq: Option<i64>| {
+        let s = s.clone();
+        async move {
+            let q = ThreadQuery {
+                limit,
+                before_seq,
+                ..Default::default()
+            };
+            let page = s.list_threads(owner, q).await.unwrap();
+            (
+                page.items.into_iter().map(|t| t.id).collect::<Vec<_>>(),
+                page.next_before,
+            )
+        }
+    };
+    assert_eq!(threads(1, None).await, (vec![copies[2].thread_id.clone()], Some(s3)));
+    assert_eq!(
+        threads(1, Some(s3)).await,
+        (vec![copies[1].thread_id.clone()], Some(s2))
+    );
+
+    let patch = |add: &[&str], remove: &[&str], unread: Option<bool>| MessagePatch {
+        unread,
+        ..label_patch(add, remove)
+    };
+    let entry = |action: &str| super::store::op_entry(&t, action);
+    let first = &copies[0].id;
+    let twice = patch(&["work", "todo", "work"], &[], None);
+    for _ in 0..2 {
+        let m = s.update_message(owner, first, twice.clone(), entry("mail.update"));
+        assert_eq!(m.await.unwrap().labels, ["todo", "work"], "sorted, once each");
+    }
+    let m = s
+        .update_message(
+            owner,
+            first,
+            patch(&[], &["todo", "absent"], Some(false)),
+            entry("mail.update"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((m.labels, m.unread), (vec!["work".to_owned()], false));
+    let labelled = ThreadQuery {
+        label: Some("work".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let page = s.list_threads(owner, labelled).await.unwrap();
+    let ids: Vec<_> = page.items.iter().map(|t| &t.id).collect();
+    assert_eq!(ids, vec![&copies[0].thread_id]);
+    t.assert_chain_ok().await;
+}
+
 /// Labels are normalised, added idempotently, removed, and belong to one copy.
 pub async fn mail_labels(store: Arc<dyn Store>) {
     let t = test_loft(store);
@@ -1035,10 +1150,11 @@ pub async fn mail_threads_list_and_get(store: Arc<dyn Store>) {
     assert_eq!(t1.unread_count, 1, "the inbox copy; one's own reply is not unread");
     assert_eq!(t1.last_message_id, r.id);
     assert_eq!(t1.last_message_at, r.created_at);
-    let participants: BTreeSet<_> = t1.participants.iter().cloned().collect();
+    assert_eq!(t1.snippet, "re first", "the newest message's snippet");
     assert_eq!(
-        participants,
-        BTreeSet::from([a.identity.address.clone(), b.identity.address.clone()])
+        t1.participants,
+        vec![a.identity.address.clone(), b.identity.address.clone()],
+        "the senders, each once, in order of first appearance"
     );
     assert_eq!(page.items[1].message_count, 1);
     assert_eq!(page.items[1].subject, "second");
@@ -1132,6 +1248,9 @@ pub async fn mail_threads_list_and_get(store: Arc<dyn Store>) {
         vec![b_first.id.clone(), r.id.clone()]
     );
     assert_eq!(th.messages[0].text, "1");
+    assert!(th.messages[0].unread, "reading a thread marks nothing read");
+    let stored = t.store().get_message(&b.identity.id, &b_first.id).await.unwrap();
+    assert!(stored.unwrap().unread);
     assert_eq!(t.audit_count("mail.read_thread").await, 1);
 
     // The sender's mailbox threads the same conversation under its own id.

@@ -11,12 +11,50 @@ use loft_core::mail::{MessagePatch, MessageQuery, ThreadQuery};
 use loft_core::random::OsRandom;
 use loft_core::service::CreateKeyRequest;
 use loft_core::store::{IdentityQuery, IdentityUpdate, Store};
+use loft_core::time::Timestamp;
 
 use crate::{expect_err, test_loft};
 
+/// A new key for `identity` and the row a store keeps for it (scopes as a new identity's).
+pub(crate) fn new_stored_key(identity: &IdentityId, kind: KeyKind, at: Timestamp) -> (ApiKey, StoredKey) {
+    let key = ApiKey::generate(&OsRandom);
+    let stored = StoredKey {
+        id: key.id().clone(),
+        identity_id: identity.clone(),
+        digest: key.digest(),
+        meta: KeyMeta {
+            id: key.id().clone(),
+            identity_id: identity.clone(),
+            kind,
+            label: None,
+            scopes: ScopeSet::default_for_identity(),
+            created_at: at,
+            expires_at: None,
+            revoked_at: None,
+            created_by_key: Some("operator".into()),
+        },
+    };
+    (key, stored)
+}
+
+/// `e` is `NotFound` with the message every store gives for `what` ("message not found").
+#[track_caller]
+pub(crate) fn assert_not_found(e: &Error, what: &str, context: &str) {
+    match e {
+        Error::NotFound(d) => assert_eq!(d.message, format!("{what} not found"), "{context}"),
+        other => panic!("{context}: expected NotFound({what}), got {other:?}"),
+    }
+}
+
 pub(crate) fn op_entry(t: &crate::TestLoft, action: &str) -> AuditEntry {
+    operator_entry(action, t.loft.now())
+}
+
+/// The operator's audit entry for `action` at `at` with empty details, for a test that calls
+/// a store directly.
+pub fn operator_entry(action: &str, at: Timestamp) -> AuditEntry {
     AuditEntry {
-        at: t.loft.now(),
+        at,
         actor_kind: ActorKind::Operator,
         actor_identity_id: None,
         key_id: Some("operator".into()),
@@ -85,16 +123,16 @@ pub async fn store_missing_things_are_not_found(store: Arc<dyn Store>) {
         )
         .await,
     );
-    assert!(matches!(e, Error::NotFound(_)), "update_identity(unknown): {e:?}");
+    assert_not_found(&e, "identity", "update_identity(unknown)");
     let e = expect_err(s.revoke_identity(&nobody, now, op_entry(&t, "identity.revoke")).await);
-    assert!(matches!(e, Error::NotFound(_)), "revoke_identity(unknown): {e:?}");
+    assert_not_found(&e, "identity", "revoke_identity(unknown)");
 
     // b's key is not a's key.
     let e = expect_err(
         s.revoke_key(&a.identity.id, &b.key_id, now, op_entry(&t, "key.revoke"))
             .await,
     );
-    assert!(matches!(e, Error::NotFound(_)), "revoke_key(foreign key): {e:?}");
+    assert_not_found(&e, "key", "revoke_key(foreign key)");
     let e = expect_err(
         s.revoke_key(
             &a.identity.id,
@@ -104,36 +142,17 @@ pub async fn store_missing_things_are_not_found(store: Arc<dyn Store>) {
         )
         .await,
     );
-    assert!(matches!(e, Error::NotFound(_)), "revoke_key(unknown key): {e:?}");
+    assert_not_found(&e, "key", "revoke_key(unknown key)");
     t.actor(&b.api_key).await;
 
     // Rotation replacing a key that is not the identity's: NotFound, and the new key is not
     // stored.
-    let new_key = ApiKey::generate(&OsRandom);
-    let stored = StoredKey {
-        id: new_key.id().clone(),
-        identity_id: a.identity.id.clone(),
-        digest: new_key.digest(),
-        meta: KeyMeta {
-            id: new_key.id().clone(),
-            identity_id: a.identity.id.clone(),
-            kind: KeyKind::Primary,
-            label: None,
-            scopes: ScopeSet::default_for_identity(),
-            created_at: now,
-            expires_at: None,
-            revoked_at: None,
-            created_by_key: Some("operator".into()),
-        },
-    };
+    let (new_key, stored) = new_stored_key(&a.identity.id, KeyKind::Primary, now);
     let e = expect_err(
         s.create_key(stored.clone(), Some(b.key_id.clone()), op_entry(&t, "key.rotate"))
             .await,
     );
-    assert!(
-        matches!(e, Error::NotFound(_)),
-        "create_key replacing a foreign key: {e:?}"
-    );
+    assert_not_found(&e, "key", "create_key replacing a foreign key");
     assert!(
         s.find_key(new_key.id()).await.unwrap().is_none(),
         "a failed rotation must not leave the new key behind"
@@ -150,7 +169,7 @@ pub async fn store_missing_things_are_not_found(store: Arc<dyn Store>) {
         assert!(s.get_message(owner, id).await.unwrap().is_none());
         assert!(s.raw_message(owner, id).await.unwrap().is_none());
         let e = expect_err(s.read_message(owner, id, op_entry(&t, "mail.read")).await);
-        assert!(matches!(e, Error::NotFound(_)), "read_message: {e:?}");
+        assert_not_found(&e, "message", "read_message");
         let e = expect_err(
             s.update_message(
                 owner,
@@ -163,7 +182,7 @@ pub async fn store_missing_things_are_not_found(store: Arc<dyn Store>) {
             )
             .await,
         );
-        assert!(matches!(e, Error::NotFound(_)), "update_message: {e:?}");
+        assert_not_found(&e, "message", "update_message");
     }
     let e = expect_err(
         s.read_thread(
@@ -173,15 +192,12 @@ pub async fn store_missing_things_are_not_found(store: Arc<dyn Store>) {
         )
         .await,
     );
-    assert!(matches!(e, Error::NotFound(_)), "read_thread(unknown): {e:?}");
+    assert_not_found(&e, "thread", "read_thread(unknown)");
     let e = expect_err(
         s.read_thread(&b.identity.id, &sent.thread_id, op_entry(&t, "mail.read_thread"))
             .await,
     );
-    assert!(
-        matches!(e, Error::NotFound(_)),
-        "read_thread(another owner's thread): {e:?}"
-    );
+    assert_not_found(&e, "thread", "read_thread(another owner's thread)");
     let page = s
         .list_messages(
             &nobody,
