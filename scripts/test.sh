@@ -32,6 +32,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The workspace build turns on loft-core's `openapi` and `json-schema` (for loft-web and
+# loft-mcp); alone, the domain must compile without an HTTP-docs or JSON-schema library.
+cargo clippy -p loft-core --all-targets --locked -- -D warnings
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -191,8 +191,8 @@ fn mail(to: &str, subject: String) -> api::SendMail {
 }
 
 /// `GET /v0/messages?limit=N` on the caller's inbox.
-fn inbox(limit: u32) -> api::ListMessages {
-    api::ListMessages {
+fn inbox(limit: u32) -> api::ListMessagesParams {
+    api::ListMessagesParams {
         limit: Some(limit),
         ..Default::default()
     }
@@ -306,7 +306,7 @@ async fn phases(args: &BenchArgs, base: &Url, admin_key: &str) -> Result<Results
 
 async fn create_agent(operator: &Client, base: &Url, name: String) -> Result<Agent, String> {
     let created = operator
-        .call(api::create_identity(&api::CreateIdentity {
+        .call(api::create_identity(&api::CreateIdentityRequest {
             name,
             ..Default::default()
         }))

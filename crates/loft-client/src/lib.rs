@@ -10,6 +10,11 @@
 //! type of the answer), and sent with [`Client::call`] (decoded), [`Client::call_json`] (the
 //! server's JSON as is, for `--json`) or [`Client::call_bytes`] (raw messages, NDJSON export).
 //!
+//! It defines no wire type of its own: request bodies, query parameters, answers and the error
+//! envelope are the `loft-core` types the server reads and writes (see `loft_core::wire`),
+//! re-exported in [`api`], so a field added there reaches the CLI, the stdio MCP server and
+//! `loft-bench` without a copy to update. A query is those types' serde form, in field order.
+//!
 //! Used by the `loft` CLI, the stdio MCP server (`loft mcp`) and `loft-bench`.
 
 use std::fmt;
@@ -21,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use loft_core::audit::AuditRecord;
+use loft_core::error::ErrorBody;
 
 /// Sent with every request.
 pub const USER_AGENT: &str = concat!("loft-cli/", env!("CARGO_PKG_VERSION"));
@@ -43,18 +49,7 @@ impl ApiError {
     /// Decodes an error body; a body that is not Loft's error format (a proxy's HTML page, an
     /// empty 502) still gives a readable error naming the status.
     pub fn from_response(status: StatusCode, body: &[u8]) -> Self {
-        #[derive(serde::Deserialize)]
-        struct Envelope {
-            error: Body,
-        }
-        #[derive(serde::Deserialize)]
-        struct Body {
-            code: String,
-            message: String,
-            hint: Option<String>,
-            request_id: Option<String>,
-        }
-        if let Ok(Envelope { error }) = serde_json::from_slice::<Envelope>(body) {
+        if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) {
             return Self {
                 status: status.as_u16(),
                 code: error.code,
@@ -148,7 +143,7 @@ impl ClientError {
 pub struct Call<T> {
     method: Method,
     segments: Vec<String>,
-    query: Vec<(&'static str, String)>,
+    query: Vec<(String, String)>,
     body: Option<serde_json::Value>,
     /// Overrides the client's request timeout (long polls).
     timeout: Option<Duration>,
@@ -184,19 +179,16 @@ impl<T> Call<T> {
         self
     }
 
+    /// Sets the query from a query type of `loft_core` (`ListMessagesParams`, ...): its fields
+    /// in order, those left out by its serde attributes (and every `None`) not sent.
     #[must_use]
-    fn query_opt(mut self, name: &'static str, value: Option<impl ToString>) -> Self {
-        if let Some(v) = value {
-            self.query.push((name, v.to_string()));
-        }
-        self
-    }
-
-    #[must_use]
-    fn query_flag(mut self, name: &'static str, on: bool) -> Self {
-        if on {
-            self.query.push((name, "true".into()));
-        }
+    fn query(mut self, params: &impl Serialize) -> Self {
+        // The query types are flat structs of strings, numbers and flags: encoding them, and
+        // reading the pairs back, cannot fail.
+        self.query = serde_urlencoded::to_string(params)
+            .ok()
+            .and_then(|q| serde_urlencoded::from_str(&q).ok())
+            .unwrap_or_default();
         self
     }
 
@@ -220,7 +212,7 @@ impl<T> Call<T> {
         u.path().to_owned()
     }
 
-    pub fn query_pairs(&self) -> &[(&'static str, String)] {
+    pub fn query_pairs(&self) -> &[(String, String)] {
         &self.query
     }
 
@@ -444,22 +436,25 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// The endpoints of `/v0`, with their request bodies and query parameters.
+/// The endpoints of `/v0`, and (re-exported from `loft-core`, where the server reads them too)
+/// their request bodies and query parameters.
 pub mod api {
     use loft_core::audit::{AuditRecord, ChainHead, VerifyReport};
     use loft_core::identity::{CreatedIdentity, CreatedKey, Identity, WhoAmI};
     use loft_core::keys::KeyMeta;
     use loft_core::mail::{Message, MessageSummary, Thread, ThreadSummary};
-    use loft_core::service::{Page, RevokedIdentities};
-    use serde::{Deserialize, Serialize};
+    pub use loft_core::mail::{MessagePatch, ReplyMail, SendMail};
+    pub use loft_core::service::{
+        AuditExportParams, BrokeredHttpRequest, CreateIdentityRequest, CreateKeyRequest, GetCredentialParams, Items,
+        ListAuditParams, ListCredentialsParams, ListIdentitiesParams, ListMessagesParams, ListThreadsParams,
+        StoreCredentialRequest, UpdateIdentityRequest, WaitParams,
+    };
+    use loft_core::service::{
+        BackupCode, BrokeredHttpResponse, CredentialView, Page, RevokedIdentities, RotationReport, WaitResult,
+    };
+    use loft_core::vault::{CredentialMeta, TotpCode};
 
     use super::Call;
-
-    /// `{"items": [...]}` without a cursor (key lists).
-    #[derive(Debug, Clone, Serialize, Deserialize)]
-    pub struct Items<T> {
-        pub items: Vec<T>,
-    }
 
     /// Marker: the answer is an RFC 5322 document (use [`super::Client::call_bytes`]).
     #[derive(Debug)]
@@ -468,117 +463,6 @@ pub mod api {
     /// Marker: the answer is NDJSON audit rows (use [`super::Client::audit_export_page`]).
     #[derive(Debug)]
     pub enum AuditExport {}
-
-    /// `POST /v0/identities`.
-    #[derive(Debug, Clone, Default, Serialize)]
-    pub struct CreateIdentity {
-        pub name: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub display_name: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub local_part: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub scopes: Option<Vec<String>>,
-    }
-
-    /// `PATCH /v0/identities/{id}`.
-    #[derive(Debug, Clone, Default, Serialize)]
-    pub struct UpdateIdentity {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub display_name: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub scopes: Option<Vec<String>>,
-    }
-
-    /// `POST /v0/keys`, `POST /v0/identities/{id}/keys`.
-    #[derive(Debug, Clone, Default, Serialize)]
-    pub struct CreateKey {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub scopes: Option<Vec<String>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub expires_in_seconds: Option<i64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub label: Option<String>,
-    }
-
-    /// `POST /v0/messages/send`.
-    #[derive(Debug, Clone, Default, Serialize)]
-    pub struct SendMail {
-        pub to: Vec<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        pub cc: Vec<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        pub bcc: Vec<String>,
-        pub subject: String,
-        pub text: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub html: Option<String>,
-    }
-
-    /// `POST /v0/messages/{id}/reply`.
-    #[derive(Debug, Clone, Default, Serialize)]
-    pub struct ReplyMail {
-        pub text: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub html: Option<String>,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        pub reply_all: bool,
-    }
-
-    /// `PATCH /v0/messages/{id}`.
-    #[derive(Debug, Clone, Default, Serialize)]
-    pub struct MessagePatch {
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        pub add_labels: Vec<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        pub remove_labels: Vec<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub unread: Option<bool>,
-    }
-
-    /// Query of `GET /v0/identities`.
-    #[derive(Debug, Clone, Default)]
-    pub struct ListIdentities {
-        pub include_revoked: bool,
-        pub limit: Option<u32>,
-        pub cursor: Option<String>,
-    }
-
-    /// Query of `GET /v0/messages`.
-    #[derive(Debug, Clone, Default)]
-    pub struct ListMessages {
-        /// `inbox` (the server's default), `sent` or `all`.
-        pub folder: Option<String>,
-        pub unread: bool,
-        pub label: Option<String>,
-        pub from: Option<String>,
-        pub thread_id: Option<String>,
-        pub limit: Option<u32>,
-        pub cursor: Option<String>,
-    }
-
-    /// Query of `GET /v0/threads`.
-    #[derive(Debug, Clone, Default)]
-    pub struct ListThreads {
-        pub unread: bool,
-        pub label: Option<String>,
-        pub limit: Option<u32>,
-        pub cursor: Option<String>,
-    }
-
-    /// Query of `GET /v0/audit`.
-    #[derive(Debug, Clone, Default)]
-    pub struct ListAudit {
-        pub identity: Option<String>,
-        pub action: Option<String>,
-        pub outcome: Option<String>,
-        /// RFC 3339.
-        pub since: Option<String>,
-        /// RFC 3339.
-        pub until: Option<String>,
-        pub limit: Option<u32>,
-        pub cursor: Option<String>,
-    }
 
     pub fn health() -> Call<serde_json::Value> {
         Call::get(["v0", "health"])
@@ -590,22 +474,19 @@ pub mod api {
 
     // ----- identities -----
 
-    pub fn create_identity(req: &CreateIdentity) -> Call<CreatedIdentity> {
+    pub fn create_identity(req: &CreateIdentityRequest) -> Call<CreatedIdentity> {
         Call::post(["v0", "identities"]).body(req)
     }
 
-    pub fn list_identities(q: &ListIdentities) -> Call<Page<Identity>> {
-        Call::get(["v0", "identities"])
-            .query_flag("include_revoked", q.include_revoked)
-            .query_opt("limit", q.limit)
-            .query_opt("cursor", q.cursor.as_ref())
+    pub fn list_identities(q: &ListIdentitiesParams) -> Call<Page<Identity>> {
+        Call::get(["v0", "identities"]).query(q)
     }
 
     pub fn get_identity(id: &str) -> Call<Identity> {
         Call::get(["v0", "identities", id])
     }
 
-    pub fn update_identity(id: &str, req: &UpdateIdentity) -> Call<Identity> {
+    pub fn update_identity(id: &str, req: &UpdateIdentityRequest) -> Call<Identity> {
         Call::new(reqwest::Method::PATCH, ["v0", "identities", id]).body(req)
     }
 
@@ -623,7 +504,7 @@ pub mod api {
         }
     }
 
-    pub fn create_key(identity: Option<&str>, req: &CreateKey) -> Call<CreatedKey> {
+    pub fn create_key(identity: Option<&str>, req: &CreateKeyRequest) -> Call<CreatedKey> {
         match identity {
             Some(id) => Call::post(["v0", "identities", id, "keys"]).body(req),
             None => Call::post(["v0", "keys"]).body(req),
@@ -648,29 +529,16 @@ pub mod api {
         Call::post(["v0", "messages", "send"]).body(req)
     }
 
-    pub fn list_messages(q: &ListMessages) -> Call<Page<MessageSummary>> {
-        Call::get(["v0", "messages"])
-            .query_opt("folder", q.folder.as_ref())
-            .query_flag("unread", q.unread)
-            .query_opt("label", q.label.as_ref())
-            .query_opt("from", q.from.as_ref())
-            .query_opt("thread_id", q.thread_id.as_ref())
-            .query_opt("limit", q.limit)
-            .query_opt("cursor", q.cursor.as_ref())
+    pub fn list_messages(q: &ListMessagesParams) -> Call<Page<MessageSummary>> {
+        Call::get(["v0", "messages"]).query(q)
     }
 
     /// Waits up to `timeout_seconds` (server default 30) for inbox mail; the request may take
     /// that long plus a margin.
-    pub fn wait_for_mail(
-        timeout_seconds: Option<u32>,
-        after: Option<&str>,
-        limit: Option<u32>,
-    ) -> Call<loft_core::service::WaitResult> {
-        let secs = u64::from(timeout_seconds.unwrap_or(30));
+    pub fn wait_for_mail(q: &WaitParams) -> Call<WaitResult> {
+        let secs = u64::from(q.timeout_seconds.unwrap_or(30));
         Call::get(["v0", "messages", "wait"])
-            .query_opt("timeout_seconds", timeout_seconds)
-            .query_opt("after", after)
-            .query_opt("limit", limit)
+            .query(q)
             .with_timeout(std::time::Duration::from_secs(secs + 30))
     }
 
@@ -691,12 +559,8 @@ pub mod api {
         Call::post(["v0", "messages", id, "reply"]).body(req)
     }
 
-    pub fn list_threads(q: &ListThreads) -> Call<Page<ThreadSummary>> {
-        Call::get(["v0", "threads"])
-            .query_flag("unread", q.unread)
-            .query_opt("label", q.label.as_ref())
-            .query_opt("limit", q.limit)
-            .query_opt("cursor", q.cursor.as_ref())
+    pub fn list_threads(q: &ListThreadsParams) -> Call<Page<ThreadSummary>> {
+        Call::get(["v0", "threads"]).query(q)
     }
 
     pub fn get_thread(id: &str) -> Call<Thread> {
@@ -706,22 +570,16 @@ pub mod api {
     // ----- audit -----
 
     /// Newest first.
-    pub fn list_audit(q: &ListAudit) -> Call<Page<AuditRecord>> {
-        Call::get(["v0", "audit"])
-            .query_opt("identity", q.identity.as_ref())
-            .query_opt("action", q.action.as_ref())
-            .query_opt("outcome", q.outcome.as_ref())
-            .query_opt("since", q.since.as_ref())
-            .query_opt("until", q.until.as_ref())
-            .query_opt("limit", q.limit)
-            .query_opt("cursor", q.cursor.as_ref())
+    pub fn list_audit(q: &ListAuditParams) -> Call<Page<AuditRecord>> {
+        Call::get(["v0", "audit"]).query(q)
     }
 
     /// Rows after `after`, oldest first, as NDJSON (operator only).
     pub fn audit_export(after: i64, limit: u32) -> Call<AuditExport> {
-        Call::get(["v0", "audit", "export"])
-            .query_opt("after", Some(after))
-            .query_opt("limit", Some(limit))
+        Call::get(["v0", "audit", "export"]).query(&AuditExportParams {
+            after,
+            limit: Some(limit),
+        })
     }
 
     /// `null` while the log is empty.
@@ -737,24 +595,23 @@ pub mod api {
     // ----- vault -----
 
     /// Metadata only, newest first.
-    pub fn vault_list(limit: Option<u32>, cursor: Option<&str>) -> Call<Page<loft_core::vault::CredentialMeta>> {
-        Call::get(["v0", "vault"])
-            .query_opt("limit", limit)
-            .query_opt("cursor", cursor)
+    pub fn vault_list(q: &ListCredentialsParams) -> Call<Page<CredentialMeta>> {
+        Call::get(["v0", "vault"]).query(q)
     }
 
-    /// Stores a credential: `body` is the JSON of `POST /v0/vault` (short or typed form).
-    pub fn vault_put(body: &serde_json::Value) -> Call<loft_core::vault::CredentialMeta> {
-        Call::post(["v0", "vault"]).body(body)
+    /// Stores a credential (only the fields given are sent: the server applies its defaults).
+    pub fn vault_put(req: &StoreCredentialRequest) -> Call<CredentialMeta> {
+        Call::post(["v0", "vault"]).body(req)
     }
 
     /// Metadata; with `reveal`, the secret fields (needs `vault:reveal`).
-    pub fn vault_get(name: &str, reveal: bool) -> Call<loft_core::service::CredentialView> {
-        Call::get(["v0", "vault", name]).query_flag("reveal", reveal)
+    pub fn vault_get(name: &str, reveal: bool) -> Call<CredentialView> {
+        Call::get(["v0", "vault", name]).query(&GetCredentialParams { reveal })
     }
 
-    pub fn vault_update(name: &str, body: &serde_json::Value) -> Call<loft_core::vault::CredentialMeta> {
-        Call::new(reqwest::Method::PATCH, ["v0", "vault", name]).body(body)
+    /// Changes the fields given.
+    pub fn vault_update(name: &str, req: &StoreCredentialRequest) -> Call<CredentialMeta> {
+        Call::new(reqwest::Method::PATCH, ["v0", "vault", name]).body(req)
     }
 
     /// Answers 204 (use [`super::Client::call_bytes`]).
@@ -762,20 +619,20 @@ pub mod api {
         Call::new(reqwest::Method::DELETE, ["v0", "vault", name])
     }
 
-    pub fn vault_totp(name: &str) -> Call<loft_core::vault::TotpCode> {
+    pub fn vault_totp(name: &str) -> Call<TotpCode> {
         Call::get(["v0", "vault", name, "totp"])
     }
 
-    pub fn vault_totp_backup(name: &str) -> Call<loft_core::service::BackupCode> {
+    pub fn vault_totp_backup(name: &str) -> Call<BackupCode> {
         Call::post(["v0", "vault", name, "totp", "backup"])
     }
 
-    pub fn vault_http(name: &str, req: &serde_json::Value) -> Call<loft_core::service::BrokeredHttpResponse> {
+    pub fn vault_http(name: &str, req: &BrokeredHttpRequest) -> Call<BrokeredHttpResponse> {
         Call::post(["v0", "vault", name, "http"]).body(req)
     }
 
     /// Operator only.
-    pub fn vault_rotate_master_key() -> Call<loft_core::service::RotationReport> {
+    pub fn vault_rotate_master_key() -> Call<RotationReport> {
         Call::post(["v0", "vault", "rotate-master-key"])
     }
 }
@@ -843,23 +700,19 @@ mod tests {
 
     #[test]
     fn query_pairs_skip_absent_values() {
-        let q = api::ListMessages {
+        let q = api::ListMessagesParams {
             folder: Some("sent".into()),
-            unread: true,
+            unread: Some(true),
             limit: Some(5),
             ..Default::default()
         };
         let call = api::list_messages(&q);
         assert_eq!(
             call.query_pairs(),
-            &[
-                ("folder", "sent".to_owned()),
-                ("unread", "true".to_owned()),
-                ("limit", "5".to_owned())
-            ]
+            &[("folder", "sent"), ("unread", "true"), ("limit", "5")].map(|(k, v)| (k.to_owned(), v.to_owned()))
         );
         assert!(
-            api::list_identities(&api::ListIdentities::default())
+            api::list_identities(&api::ListIdentitiesParams::default())
                 .query_pairs()
                 .is_empty()
         );
@@ -883,13 +736,87 @@ mod tests {
             api::reply("msg_a", &reply).json_body().unwrap(),
             &serde_json::json!({"text": "hi"})
         );
-        let id = api::CreateIdentity {
+        let id = api::CreateIdentityRequest {
             name: "r".into(),
             ..Default::default()
         };
         assert_eq!(
             api::create_identity(&id).json_body().unwrap(),
             &serde_json::json!({"name": "r"})
+        );
+    }
+
+    #[test]
+    fn flags_that_mean_no_filter_are_not_sent() {
+        // `false` and absent mean the same to the server: only `true` goes on the wire, as
+        // before the query types were shared with the server.
+        for unread in [None, Some(false)] {
+            let q = api::ListThreadsParams {
+                unread,
+                ..Default::default()
+            };
+            assert!(api::list_threads(&q).query_pairs().is_empty());
+        }
+        assert!(api::vault_get("crm", false).query_pairs().is_empty());
+        assert_eq!(
+            api::vault_get("crm", true).query_pairs(),
+            &[("reveal".to_owned(), "true".to_owned())]
+        );
+        let q = api::ListIdentitiesParams {
+            include_revoked: true,
+            cursor: Some("a b".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            api::list_identities(&q).query_pairs(),
+            &[("include_revoked", "true"), ("cursor", "a b")].map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        let wait = api::wait_for_mail(&api::WaitParams {
+            timeout_seconds: Some(5),
+            after: Some("c".into()),
+            limit: None,
+        });
+        assert_eq!(
+            wait.query_pairs(),
+            &[("timeout_seconds", "5"), ("after", "c")].map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert_eq!(wait.timeout, Some(Duration::from_secs(35)));
+        assert_eq!(
+            api::audit_export(7, 100).query_pairs(),
+            &[("after", "7"), ("limit", "100")].map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+    }
+
+    #[test]
+    fn vault_bodies_carry_only_the_fields_given() {
+        // (Moved from loft-mcp's `RestApi`, which built this body field by field.)
+        let req = api::StoreCredentialRequest {
+            name: Some("crm".into()),
+            value: Some("v".into()),
+            allowed_hosts: Some(vec!["api.example.com".into()]),
+            inject: Some(loft_core::service::InjectInput::Short("header:X-Api-Key".into())),
+            ..Default::default()
+        };
+        assert_eq!(
+            api::vault_put(&req).json_body().unwrap(),
+            &serde_json::json!({"name": "crm", "value": "v", "allowed_hosts": ["api.example.com"], "inject": "header:X-Api-Key"})
+        );
+        let http = api::BrokeredHttpRequest {
+            url: "https://api.example.com/x".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            api::vault_http("crm", &http).json_body().unwrap(),
+            &serde_json::json!({"url": "https://api.example.com/x"})
+        );
+        let send = api::SendMail {
+            to: vec!["a@x".into()],
+            subject: "s".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            api::send_mail(&send).json_body().unwrap(),
+            &serde_json::json!({"to": ["a@x"], "subject": "s", "text": ""})
         );
     }
 

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "researcher-k3x9p@agents.localhost")]
+#[cfg_attr(feature = "openapi", schema(value_type = String, example = "researcher-k3x9p@agents.localhost"))]
 pub struct EmailAddress(String);
 
 pub const MAX_LOCAL_PART: usize = 64;

@@ -3,12 +3,38 @@
 //! Variants say what went wrong in domain terms (not found, conflict, forbidden, ...), never
 //! which library failed. Each door (HTTP, MCP, CLI, SMTP) maps them once, in one file.
 //! `Internal` carries a message for the server log only; doors never show it to clients.
+//!
+//! [`ErrorBody`] is the envelope the REST door writes an error into and `loft-client` reads it
+//! from (a wire type, defined once; see [`crate::wire`]). Which status goes with which variant is
+//! the REST door's business, not this module's.
 
 use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::keys::Scope;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error body every route returns.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: act on this.
+    pub code: String,
+    /// For humans and models.
+    pub message: String,
+    /// How to fix the request, where there is a known fix.
+    pub hint: Option<String>,
+    /// Quote this when asking for help; it is in the server log and the audit log.
+    pub request_id: Option<String>,
+}
 
 /// What a client is told: a stable machine-readable code, a human message, and a hint on how
 /// to fix it where there is one.

@@ -12,7 +12,8 @@ use crate::{Error, Result};
 pub const MAX_NAME: usize = 64;
 pub const MAX_DISPLAY_NAME: usize = 128;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityStatus {
     Active,
@@ -20,7 +21,8 @@ pub enum IdentityStatus {
 }
 
 /// Who created an identity: the operator, or another identity (with the key it used).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Creator {
     /// `operator` or `identity`.
     pub kind: CreatorKind,
@@ -28,14 +30,16 @@ pub struct Creator {
     pub key_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CreatorKind {
     Operator,
     Identity,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Identity {
     pub id: IdentityId,
     /// The name it was created with (unique per creator is not required).
@@ -68,7 +72,8 @@ pub struct NewIdentity {
 
 /// `POST /v0/identities` answers with the identity and its key, shown this once. `Debug`
 /// never prints the key.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedIdentity {
     #[serde(flatten)]
     pub identity: Identity,
@@ -78,7 +83,8 @@ pub struct CreatedIdentity {
 }
 
 /// A new key, shown once. `Debug` never prints the key.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedKey {
     #[serde(flatten)]
     pub key: KeyMeta,
@@ -106,7 +112,8 @@ impl std::fmt::Debug for CreatedKey {
 }
 
 /// One link of a whoami chain, from the caller up to the operator.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainLink {
     /// `identity` or `operator`.
     pub kind: CreatorKind,
@@ -117,7 +124,8 @@ pub struct ChainLink {
     pub created_with_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhoAmI {
     /// `identity` or `operator`.
     pub kind: CreatorKind,

@@ -15,9 +15,10 @@ pub const ID_RANDOM_LEN: usize = 20;
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(try_from = "String", into = "String")]
-        #[schema(value_type = String, example = json!(concat!($prefix, "a2b3c4d5e6f7g2h3i4j5")))]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = json!(concat!($prefix, "a2b3c4d5e6f7g2h3i4j5"))))]
         pub struct $name(String);
 
         impl $name {

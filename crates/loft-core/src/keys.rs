@@ -27,7 +27,8 @@ const KID_LEN: usize = 16;
 const SECRET_LEN: usize = 52;
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// List and read the identity's own mail.
     #[serde(rename = "mail:read")]
@@ -110,7 +111,8 @@ impl FromStr for Scope {
 }
 
 /// A set of scopes, kept sorted so that it serialises the same way every time.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ScopeSet(BTreeSet<Scope>);
 
@@ -287,7 +289,8 @@ pub struct StoredKey {
 }
 
 /// What anyone may see about a key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyMeta {
     pub id: KeyId,
     pub identity_id: crate::ids::IdentityId,
@@ -303,7 +306,8 @@ pub struct KeyMeta {
     pub created_by_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {
     Primary,

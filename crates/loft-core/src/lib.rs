@@ -6,6 +6,10 @@
 //! [`store::Store`] for persistence, [`time::Clock`] for time and [`random::Random`] for
 //! randomness. It must not depend on a web framework, a database driver or an MCP SDK; the
 //! front doors (`loft-web`, `loft-mcp`, and later `loft-smtp`) are thin adapters over it.
+//!
+//! The wire types the doors and `loft-client` share are defined here, once ([`wire`]). Their
+//! OpenAPI derives (feature `openapi`) and JSON schemas (feature `json-schema`) are optional:
+//! the domain compiles without an HTTP-docs or JSON-schema library.
 
 pub mod address;
 pub mod audit;
@@ -23,5 +27,6 @@ pub mod store;
 pub mod text;
 pub mod time;
 pub mod vault;
+pub mod wire;
 
 pub use error::{Error, Result};

@@ -1,11 +1,12 @@
 //! The mail model: messages as real RFC 5322 documents plus the parsed fields the API needs,
 //! one copy per mailbox, threaded per mailbox by `Message-ID` / `In-Reply-To` / `References`.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::address::EmailAddress;
 use crate::ids::{IdentityId, MessageId, ThreadId};
 use crate::time::Timestamp;
+pub use crate::wire::one_or_many;
 use crate::{Error, Result};
 
 pub const MAX_SUBJECT: usize = 998;
@@ -14,7 +15,8 @@ pub const MAX_LABEL: usize = 64;
 pub const MAX_LABELS_PER_MESSAGE: usize = 50;
 pub const SNIPPET_CHARS: usize = 160;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Folder {
     /// Mail this identity received.
@@ -44,7 +46,8 @@ impl Folder {
 }
 
 /// How sure Loft is of who sent a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Sent by another identity on this server, authenticated by its key: the sender is
@@ -54,7 +57,8 @@ pub enum Verdict {
     Unverified,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Authentication {
     pub verdict: Verdict,
     /// True when the sender is an identity on this server.
@@ -80,7 +84,8 @@ impl Authentication {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// In the recipient's inbox on this server.
@@ -89,7 +94,8 @@ pub enum DeliveryStatus {
     Queued,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
     pub recipient: EmailAddress,
     pub status: DeliveryStatus,
@@ -117,7 +123,8 @@ pub struct MailContent {
 }
 
 /// One copy of a message in one mailbox, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub id: MessageId,
     pub thread_id: ThreadId,
@@ -148,7 +155,8 @@ pub struct Message {
 }
 
 /// A message in a list: no body, a snippet instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageSummary {
     pub id: MessageId,
     pub thread_id: ThreadId,
@@ -166,7 +174,8 @@ pub struct MessageSummary {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThreadSummary {
     pub id: ThreadId,
     /// Subject of the first message in the thread.
@@ -179,7 +188,8 @@ pub struct ThreadSummary {
     pub last_message_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Thread {
     pub id: ThreadId,
     pub subject: String,
@@ -286,66 +296,59 @@ pub struct StorePage<T> {
 }
 
 /// A change to one copy's labels and read state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+// Empty lists are left out when sent: the server refuses `null` for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MessagePatch {
     /// Labels to add (lowercase letters, digits and `_-:./`, at most 64 characters).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add_labels: Vec<String>,
     /// Labels to remove.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove_labels: Vec<String>,
     /// Mark read (`false`) or unread (`true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<bool>,
 }
 
 /// `POST /v0/messages/send`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMail {
     /// Recipient addresses; a single string is accepted.
     #[serde(deserialize_with = "one_or_many")]
-    #[schema(value_type = Vec<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub to: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    #[schema(value_type = Vec<String>)]
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub cc: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    #[schema(value_type = Vec<String>)]
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub bcc: Vec<String>,
-    #[schema(max_length = 998)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 998))]
     pub subject: String,
     /// Plain-text body.
     #[serde(default)]
     pub text: String,
     /// Optional HTML body, sent as an alternative to the text.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
 }
 
 /// `POST /v0/messages/{id}/reply`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReplyMail {
     #[serde(default)]
     pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
     /// Reply to everyone on the original (To and Cc), not only its sender.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reply_all: bool,
-}
-
-/// Accepts `"a@x"` as well as `["a@x", "b@y"]`.
-pub fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-    })
 }
 
 /// Normalises a label, or says precisely why it is not one.
@@ -364,15 +367,21 @@ pub fn parse_label(label: &str) -> Result<String> {
     }
 }
 
-/// Subject for a reply: `Re: ` unless it already starts with it.
+/// Subject for a reply: `Re: ` unless it already starts with it, cut to [`MAX_SUBJECT`]
+/// characters, so that every stored subject can be replied to (one of 995 to 998 characters
+/// used to give a reply subject over the limit, which the send then refused).
 pub fn reply_subject(subject: &str) -> String {
     let t = subject.trim_start();
     // `get` by bytes, not slicing: the subject may start with a multi-byte letter.
-    if t.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
+    let mut s = if t.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
         t.to_owned()
     } else {
         format!("Re: {t}")
+    };
+    if let Some((cut, _)) = s.char_indices().nth(MAX_SUBJECT) {
+        s.truncate(cut);
     }
+    s
 }
 
 /// Builds the RFC 5322 document for a message (Bcc is never written into the headers).
@@ -457,6 +466,10 @@ mod tests {
         for s in ["Grüße aus Köln", "Привет", "שלום עולם", "🙂 hi", "é", "ü", "Ré: x"] {
             assert_eq!(reply_subject(s), format!("Re: {s}"));
         }
+        // A subject at the limit still gives a valid reply subject.
+        let long = "ü".repeat(MAX_SUBJECT);
+        assert_eq!(reply_subject(&long), format!("Re: {}", "ü".repeat(MAX_SUBJECT - 4)));
+        assert_eq!(reply_subject(&format!("Re: {long}")).chars().count(), MAX_SUBJECT);
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //! row. Nothing here knows about HTTP or SQL.
 //!
 //! One file per area, each continuing `impl Loft` with that area's use cases and owning its
-//! wire types (re-exported here): `auth` (keys to actors, limits), `identities`, `keys` (the
-//! minting rule), `mail`, `audit` and `vault`. This file holds what they share: the [`Loft`]
-//! value and its settings, [`Actor`], pages and cursors.
+//! wire types (re-exported here; see [`crate::wire`]): `auth` (keys to actors, limits),
+//! `identities`, `keys` (the minting rule), `messages`, `audit` and `vault`. This file holds what
+//! they share: the [`Loft`] value and its settings, [`Actor`], pages, item lists and cursors.
 
 use std::sync::Arc;
 
@@ -36,7 +36,7 @@ mod keys;
 mod messages;
 mod vault;
 
-pub use audit::ListAuditParams;
+pub use audit::{AuditExportParams, ListAuditParams};
 pub use identities::{CreateIdentityRequest, ListIdentitiesParams, RevokedIdentities, UpdateIdentityRequest};
 use keys::MintCeiling;
 pub use keys::{CreateKeyRequest, MAX_KEY_LIFETIME_SECS};
@@ -184,11 +184,20 @@ impl Actor {
 }
 
 /// A page of results and the cursor for the next one.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// A plain list wrapped in an object, so that fields can be added later without breaking
+/// clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Items<T> {
+    pub items: Vec<T>,
 }
 
 pub fn encode_cursor(seq: i64) -> String {

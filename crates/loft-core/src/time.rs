@@ -60,6 +60,8 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// An RFC 3339 date-time string in the OpenAPI document.
+#[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for Timestamp {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
@@ -70,6 +72,7 @@ impl utoipa::PartialSchema for Timestamp {
             .into()
     }
 }
+#[cfg(feature = "openapi")]
 impl utoipa::ToSchema for Timestamp {}
 
 /// The time port.

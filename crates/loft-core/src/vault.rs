@@ -374,7 +374,8 @@ pub fn rewrap(keyring: &Keyring, random: &dyn Random, identity: &IdentityId, nam
 
 // ----- credentials ------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialType {
     Login,
@@ -421,7 +422,8 @@ impl CredentialType {
 }
 
 /// How a brokered request carries the credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Injection {
     /// `Authorization: Bearer <secret>`.
@@ -442,7 +444,8 @@ impl Injection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TotpAlgorithm {
     #[serde(rename = "SHA1")]
     Sha1,
@@ -474,7 +477,8 @@ impl TotpAlgorithm {
 }
 
 /// The descriptive, unencrypted part of a credential: what listing shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialMeta {
     pub name: String,
     #[serde(rename = "type")]
@@ -755,7 +759,8 @@ impl TotpParams {
 }
 
 /// A TOTP code and how long it stays current.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TotpCode {
     pub code: String,
     pub seconds_remaining: u64,

@@ -5,6 +5,9 @@
 //! decides. Error answers (`{"error": {"code", "message", "hint"}}`) come back as the `loft-core`
 //! error of their status, keeping the server's code, message and hint, so that a model sees the
 //! same tool error JSON as over HTTP. Ids are checked locally before they are put into a URL path.
+//!
+//! The requests go out as the tools hand them over: the request and query types are
+//! `loft-core`'s, which the server reads and `loft-client` sends, so nothing here copies a field.
 
 use std::borrow::Cow;
 
@@ -16,8 +19,8 @@ use loft_core::identity::WhoAmI;
 use loft_core::ids::{MessageId, ThreadId};
 use loft_core::mail::{Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
 use loft_core::service::{
-    BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, InjectInput, ListCredentialsParams,
-    ListMessagesParams, ListThreadsParams, Page, StoreCredentialRequest, WaitParams, WaitResult,
+    BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, ListCredentialsParams, ListMessagesParams,
+    ListThreadsParams, Page, StoreCredentialRequest, WaitParams, WaitResult,
 };
 use loft_core::vault::{CredentialMeta, TotpCode};
 use loft_core::{Error, Result};
@@ -101,38 +104,16 @@ impl IdentityApi for RestApi {
     }
 
     async fn send(&self, req: SendMail) -> Result<Message> {
-        let req = api::SendMail {
-            to: req.to,
-            cc: req.cc,
-            bcc: req.bcc,
-            subject: req.subject,
-            text: req.text,
-            html: req.html,
-        };
         self.call(api::send_mail(&req)).await
     }
 
     async fn reply(&self, message_id: &str, req: ReplyMail) -> Result<Message> {
         let id = MessageId::parse(message_id)?;
-        let req = api::ReplyMail {
-            text: req.text,
-            html: req.html,
-            reply_all: req.reply_all,
-        };
         self.call(api::reply(id.as_str(), &req)).await
     }
 
     async fn list_messages(&self, p: ListMessagesParams) -> Result<Page<MessageSummary>> {
-        let q = api::ListMessages {
-            folder: p.folder,
-            unread: p.unread.unwrap_or(false),
-            label: p.label,
-            from: p.from,
-            thread_id: p.thread_id,
-            limit: p.limit,
-            cursor: p.cursor,
-        };
-        self.call(api::list_messages(&q)).await
+        self.call(api::list_messages(&p)).await
     }
 
     async fn get_message(&self, message_id: &str) -> Result<Message> {
@@ -142,22 +123,11 @@ impl IdentityApi for RestApi {
 
     async fn update_message(&self, message_id: &str, patch: MessagePatch) -> Result<Message> {
         let id = MessageId::parse(message_id)?;
-        let patch = api::MessagePatch {
-            add_labels: patch.add_labels,
-            remove_labels: patch.remove_labels,
-            unread: patch.unread,
-        };
         self.call(api::update_message(id.as_str(), &patch)).await
     }
 
     async fn list_threads(&self, p: ListThreadsParams) -> Result<Page<ThreadSummary>> {
-        let q = api::ListThreads {
-            unread: p.unread.unwrap_or(false),
-            label: p.label,
-            limit: p.limit,
-            cursor: p.cursor,
-        };
-        self.call(api::list_threads(&q)).await
+        self.call(api::list_threads(&p)).await
     }
 
     async fn get_thread(&self, thread_id: &str) -> Result<Thread> {
@@ -166,16 +136,15 @@ impl IdentityApi for RestApi {
     }
 
     async fn wait_for_mail(&self, p: WaitParams) -> Result<WaitResult> {
-        self.call(api::wait_for_mail(p.timeout_seconds, p.after.as_deref(), p.limit))
-            .await
+        self.call(api::wait_for_mail(&p)).await
     }
 
     async fn vault_store(&self, req: StoreCredentialRequest) -> Result<CredentialMeta> {
-        self.call(api::vault_put(&store_body(req)?)).await
+        self.call(api::vault_put(&req)).await
     }
 
     async fn vault_list(&self, p: ListCredentialsParams) -> Result<Page<CredentialMeta>> {
-        self.call(api::vault_list(p.limit, p.cursor.as_deref())).await
+        self.call(api::vault_list(&p)).await
     }
 
     async fn vault_get(&self, name: &str, reveal: bool) -> Result<CredentialView> {
@@ -200,25 +169,7 @@ impl IdentityApi for RestApi {
     }
 
     async fn vault_http(&self, name: &str, req: BrokeredHttpRequest) -> Result<BrokeredHttpResponse> {
-        let mut body = serde_json::Map::new();
-        if let Some(m) = req.method {
-            body.insert("method".into(), m.into());
-        }
-        body.insert("url".into(), req.url.into());
-        if !req.headers.is_empty() {
-            body.insert(
-                "headers".into(),
-                serde_json::to_value(&req.headers).map_err(|e| encode_error(&e))?,
-            );
-        }
-        if let Some(b) = req.body {
-            body.insert("body".into(), b.into());
-        }
-        self.call(api::vault_http(
-            &credential_name(name)?,
-            &serde_json::Value::Object(body),
-        ))
-        .await
+        self.call(api::vault_http(&credential_name(name)?, &req)).await
     }
 }
 
@@ -226,92 +177,6 @@ impl IdentityApi for RestApi {
 /// answered as the server answers an unknown one.
 fn credential_name(name: &str) -> Result<String> {
     loft_core::vault::validate_name(name).map_err(|_| Error::not_found("credential"))
-}
-
-fn encode_error(e: &serde_json::Error) -> Error {
-    Error::internal(format!("encoding a vault request: {e}"))
-}
-
-/// The JSON body of `POST /v0/vault` for `req` (the core type is not `Serialize`, on purpose:
-/// it holds secrets). Only the fields given are sent, so the server applies its own defaults.
-/// The destructuring is exhaustive: a field added in core fails to compile here until it is sent.
-fn store_body(req: StoreCredentialRequest) -> Result<serde_json::Value> {
-    use serde_json::Value;
-    let StoreCredentialRequest {
-        name,
-        label,
-        kind,
-        value,
-        username,
-        url,
-        password,
-        secret,
-        otpauth_uri,
-        issuer,
-        account,
-        algorithm,
-        digits,
-        period,
-        backup_codes,
-        access_token,
-        refresh_token,
-        client_secret,
-        client_id,
-        private_key,
-        passphrase,
-        connection_string,
-        fields,
-        notes,
-        expires_at,
-        allowed_hosts,
-        inject,
-        replace,
-    } = req;
-    let inject = match inject {
-        None => None,
-        Some(InjectInput::Short(s)) => Some(Value::from(s)),
-        Some(InjectInput::Full(i)) => Some(serde_json::to_value(i).map_err(|e| encode_error(&e))?),
-    };
-    let fields = fields
-        .map(serde_json::to_value)
-        .transpose()
-        .map_err(|e| encode_error(&e))?;
-    let entries: [(&str, Option<Value>); 28] = [
-        ("name", name.map(Value::from)),
-        ("label", label.map(Value::from)),
-        ("type", kind.map(Value::from)),
-        ("value", value.map(Value::from)),
-        ("username", username.map(Value::from)),
-        ("url", url.map(Value::from)),
-        ("password", password.map(Value::from)),
-        ("secret", secret.map(Value::from)),
-        ("otpauth_uri", otpauth_uri.map(Value::from)),
-        ("issuer", issuer.map(Value::from)),
-        ("account", account.map(Value::from)),
-        ("algorithm", algorithm.map(Value::from)),
-        ("digits", digits.map(Value::from)),
-        ("period", period.map(Value::from)),
-        ("backup_codes", backup_codes.map(Value::from)),
-        ("access_token", access_token.map(Value::from)),
-        ("refresh_token", refresh_token.map(Value::from)),
-        ("client_secret", client_secret.map(Value::from)),
-        ("client_id", client_id.map(Value::from)),
-        ("private_key", private_key.map(Value::from)),
-        ("passphrase", passphrase.map(Value::from)),
-        ("connection_string", connection_string.map(Value::from)),
-        ("fields", fields),
-        ("notes", notes.map(Value::from)),
-        ("expires_at", expires_at.map(Value::from)),
-        ("allowed_hosts", allowed_hosts.map(Value::from)),
-        ("inject", inject),
-        ("replace", replace.map(Value::from)),
-    ];
-    Ok(Value::Object(
-        entries
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
-            .collect(),
-    ))
 }
 
 #[cfg(test)]
@@ -338,19 +203,10 @@ mod tests {
         }
     }
 
+    // That a store request sends only the fields given is `loft-client`'s test
+    // `vault_bodies_carry_only_the_fields_given`: the body is the shared request type's.
     #[test]
-    fn a_store_request_sends_only_the_fields_given() {
-        let req = StoreCredentialRequest {
-            name: Some("crm".into()),
-            value: Some("v".into()),
-            allowed_hosts: Some(vec!["api.example.com".into()]),
-            inject: Some(InjectInput::Short("header:X-Api-Key".into())),
-            ..StoreCredentialRequest::default()
-        };
-        assert_eq!(
-            store_body(req).unwrap(),
-            serde_json::json!({"name": "crm", "value": "v", "allowed_hosts": ["api.example.com"], "inject": "header:X-Api-Key"})
-        );
+    fn credential_names_are_checked_before_they_go_into_a_path() {
         assert_eq!(credential_name("../admin").unwrap_err().code(), "not_found");
         assert_eq!(credential_name("crm").unwrap(), "crm");
     }

@@ -19,25 +19,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loft_core::Error;
-use serde::Serialize;
-
-/// The error body every route returns.
-#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable: act on this.
-    pub code: String,
-    /// For humans and models.
-    pub message: String,
-    /// How to fix the request, where there is a known fix.
-    pub hint: Option<String>,
-    /// Quote this when asking for help; it is in the server log and the audit log.
-    pub request_id: Option<String>,
-}
+/// The body (defined in core, shared with `loft-client`).
+pub use loft_core::error::{ErrorBody, ErrorDetail};
 
 /// A response-ready error: a core error, or one found by the HTTP layer itself.
 #[derive(Debug)]

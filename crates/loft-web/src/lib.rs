@@ -7,6 +7,10 @@
 //! one place ([`error`]). Routes are registered through `utoipa-axum`, so the OpenAPI document
 //! is generated from the same handler list that serves requests and cannot drift from it.
 //!
+//! It reads and writes `loft-core`'s wire types (with core's `openapi` feature for their
+//! schemas), the same ones `loft-client` sends; it must not define a request, query or answer
+//! type of its own (`Health` aside, which no client decodes).
+//!
 //! This crate must not contain business rules or SQL.
 
 pub mod error;

@@ -1,7 +1,7 @@
 //! The audit log as the doors see it: filtered lists for identities and the operator, and
 //! the operator's export, head and server-side verification.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Actor, Loft, Page, cursor, page, page_limit};
 use crate::audit::{AuditQuery, AuditRecord, ChainHead, VerifyReport};
@@ -9,9 +9,10 @@ use crate::ids::IdentityId;
 use crate::time::Timestamp;
 use crate::{Error, Result};
 
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListAuditParams {
     /// Only rows whose actor is this identity (identity keys always see only their own).
     pub identity: Option<String>,
@@ -23,9 +24,22 @@ pub struct ListAuditParams {
     pub since: Option<String>,
     /// RFC 3339; rows before.
     pub until: Option<String>,
-    #[param(minimum = 1, maximum = 200)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+}
+
+/// `GET /v0/audit/export`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct AuditExportParams {
+    /// Rows with a sequence number above this (default 0: from the start).
+    #[serde(default)]
+    pub after: i64,
+    /// At most this many rows (1 to 10000, default 1000). Page with `after` = last seq.
+    pub limit: Option<u32>,
 }
 
 impl Loft {

@@ -1,7 +1,7 @@
 //! API keys: minting, rotating, listing and revoking, under the one minting rule
 //! ([`MintCeiling`]).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Actor, Loft, Principal};
 use crate::identity::{CreatedKey, Identity};
@@ -55,15 +55,19 @@ pub const MAX_KEY_LIFETIME_SECS: i64 = 10 * 366 * 24 * 3600;
 const _: () = assert!(MAX_KEY_LIFETIME_SECS == 316_224_000);
 
 /// `POST /v0/keys` and `POST /v0/identities/{id}/keys`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// Default: the scopes of the key making the request (or of the identity, for the operator).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
     /// Lifetime in seconds from now, at most ten years.
-    #[schema(minimum = 1, maximum = 316_224_000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 316_224_000))]
     pub expires_in_seconds: Option<i64>,
-    #[schema(max_length = 64)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub label: Option<String>,
 }
 

@@ -20,42 +20,46 @@ use crate::time::Timestamp;
 use crate::{Error, Result};
 
 /// Filters for `GET /v0/messages`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListMessagesParams {
     /// `inbox` (default), `sent` or `all`.
     pub folder: Option<String>,
     /// Only unread messages.
+    #[serde(skip_serializing_if = "crate::wire::is_not_true")]
     pub unread: Option<bool>,
     pub label: Option<String>,
     /// Only messages from this address.
     pub from: Option<String>,
     pub thread_id: Option<String>,
     /// 1 to 200, default 50.
-    #[param(minimum = 1, maximum = 200)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
 
 /// `GET /v0/messages/wait`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct WaitParams {
     /// How long to wait for mail, 0 to 300 seconds (default 30). 0 checks once.
-    #[param(maximum = 300)]
+    #[cfg_attr(feature = "openapi", param(maximum = 300))]
     pub timeout_seconds: Option<u32>,
     /// The `cursor` of a previous wait: return inbox mail newer than that, read or not.
     /// Without it, return the unread inbox mail.
     pub after: Option<String>,
     /// At most this many messages (1 to 200, default 50).
-    #[param(minimum = 1, maximum = 200)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
 }
 
 /// What a wait returns.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WaitResult {
     /// The mail that arrived (or was already unread), oldest first.
     pub items: Vec<MessageSummary>,
@@ -67,13 +71,15 @@ pub struct WaitResult {
 
 pub const MAX_WAIT_SECONDS: u32 = 300;
 
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListThreadsParams {
+    #[serde(skip_serializing_if = "crate::wire::is_not_true")]
     pub unread: Option<bool>,
     pub label: Option<String>,
-    #[param(minimum = 1, maximum = 200)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

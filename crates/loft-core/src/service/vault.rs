@@ -42,7 +42,8 @@ pub(crate) struct VaultKeys {
 
 /// How a brokered call injects the credential: `"bearer"`, `"basic"`, `"header:X-Api-Key"`,
 /// or the object form `{"kind": "header", "name": "X-Api-Key"}`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum InjectInput {
     Short(String),
@@ -91,51 +92,111 @@ impl InjectInput {
 
 /// `POST /v0/vault` (and `PATCH /v0/vault/{name}`, where every field is optional and only the
 /// ones given change). The short form is `{"label": "crm", "value": "..."}`: an `api_key`.
-#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
+// Also the MCP tool `vault_store`'s arguments as they are (with `json-schema`; `label` is left
+// out of that schema, the tool asks for `name`), so each field's doc, on one line, is read by
+// a model as well as by the OpenAPI document. `Serialize` is for clients, which send only the
+// fields given: the server never writes one out, and `Debug` shows no secret.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StoreCredentialRequest {
-    /// The credential's name (`label` is accepted as an alias).
+    /// The name to store it under (`label` is accepted instead): letters, digits, `.`, `_` and `-`, starting with a letter or digit, at most 64 characters (e.g. `crm`, `github-token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The short form's word for `name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "json-schema", schemars(skip))]
     pub label: Option<String>,
-    /// `login`, `api_key` (default), `totp`, `oauth`, `ssh_key`, `database` or `custom`.
-    #[serde(rename = "type")]
+    /// `api_key` (the default), `login`, `totp`, `oauth`, `ssh_key`, `database` or `custom`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Secret of an `api_key`.
+    /// The secret of an `api_key` (the key or token itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The user name of a `login` (also used for basic auth).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Where the credential is used, e.g. the login page (informational).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Secret of a login.
+    /// The password of a `login`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    /// Base32 secret of a totp.
+    /// The base32 secret of a `totp` (as shown under the QR code).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    /// A totp imported from `otpauth://totp/...` (instead of `secret` and its settings).
+    /// A `totp` as an `otpauth://totp/...` URI, instead of `secret` and its settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub otpauth_uri: Option<String>,
+    /// The `totp` issuer (e.g. the service's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// The `totp` account (e.g. the login it protects).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-    /// SHA1 (default), SHA256 or SHA512.
+    /// The `totp` algorithm: SHA1 (default), SHA256 or SHA512.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<String>,
-    /// 6 (default) to 8.
+    /// The `totp` code length, 6 (default) to 8.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub digits: Option<u32>,
-    /// Seconds, default 30.
+    /// The `totp` period in seconds (default 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<u64>,
-    /// One-time backup codes of a totp (secret).
+    /// One-time backup (recovery) codes of a `totp` (secret); one code as a string works too.
+    #[serde(
+        default,
+        deserialize_with = "crate::wire::opt_one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "json-schema", schemars(with = "Option<crate::wire::OneOrMany>"))]
     pub backup_codes: Option<Vec<String>>,
+    /// The access token of an `oauth` credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,
+    /// The refresh token of an `oauth` credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The client secret of an `oauth` credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// The client id of an `oauth` credential (not secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The private key of an `ssh_key` (PEM/OpenSSH text).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
+    /// The passphrase of an `ssh_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub passphrase: Option<String>,
+    /// The connection string of a `database` credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_string: Option<String>,
-    /// Secret fields of a custom credential.
+    /// The secret fields of a `custom` credential, as an object of names to values.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, String>>,
+    /// A note (not secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
-    /// RFC 3339.
+    /// When the credential expires (RFC 3339), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
-    /// Hosts (`host` or `host:port`) that brokered requests with this credential may reach.
+    /// Hosts (`host` or `host:port`) that brokered requests with this credential may reach, e.g. `["api.example.com"]`; one host as a string works too.
+    #[serde(
+        default,
+        deserialize_with = "crate::wire::opt_one_or_many",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "json-schema", schemars(with = "Option<crate::wire::OneOrMany>"))]
     pub allowed_hosts: Option<Vec<String>>,
+    /// How brokered requests inject it: `bearer`, `basic` or `header:NAME` (e.g. `header:X-Api-Key`). Default: bearer for `api_key` and `oauth`, basic for `login`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    // The object form is accepted too, but a model is offered the short one only.
+    #[cfg_attr(feature = "json-schema", schemars(with = "Option<String>"))]
     pub inject: Option<InjectInput>,
-    /// Overwrite an existing credential of the same name (default: refuse with 409).
+    /// Overwrite a credential of the same name (default false: an existing name is refused with `credential_exists`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub replace: Option<bool>,
 }
 
@@ -148,26 +209,29 @@ impl fmt::Debug for StoreCredentialRequest {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListCredentialsParams {
-    #[param(minimum = 1, maximum = 200)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct GetCredentialParams {
     /// Include the plaintext secret fields (needs `vault:reveal`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reveal: bool,
 }
 
 /// A credential's metadata, and its secret fields when revealed.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialView {
     #[serde(flatten)]
     pub meta: CredentialMeta,
@@ -190,7 +254,8 @@ impl fmt::Debug for CredentialView {
 }
 
 /// One backup code, removed from the credential.
-#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackupCode {
     pub code: String,
     pub remaining: u32,
@@ -203,21 +268,25 @@ impl fmt::Debug for BackupCode {
 }
 
 /// `POST /v0/vault/{name}/http`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BrokeredHttpRequest {
     /// GET (default), POST, PUT, PATCH, DELETE, HEAD.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// An http(s) URL whose host is on the credential's allow-list.
     pub url: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Sent as is (text).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
 }
 
 /// What the server answered, with every occurrence of the credential's secrets redacted.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BrokeredHttpResponse {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
@@ -231,7 +300,8 @@ pub struct BrokeredHttpResponse {
 }
 
 /// What `POST /v0/vault/rotate-master-key` did.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RotationReport {
     /// The key every credential is now wrapped under.
     pub current_key_id: String,

@@ -1,14 +1,18 @@
 //! The vault tools: storing credentials and using them without seeing their secrets; only
 //! `vault_get`, offered to keys with `vault:reveal`, shows one.
+//!
+//! `vault_store` takes the REST request (`StoreCredentialRequest`) as its arguments, schema and
+//! all ([`VaultStoreArgs`]): the credential's 28 fields are written down once, in `loft-core`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use loft_core::keys::Scope;
-use loft_core::service::{BrokeredHttpRequest, InjectInput, ListCredentialsParams, StoreCredentialRequest};
-use schemars::JsonSchema;
-use serde::Deserialize;
+use loft_core::service::{BrokeredHttpRequest, ListCredentialsParams, StoreCredentialRequest};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer};
 
-use super::{DEFAULT_LIMIT, Hints, OneOrMany, ToolDef, ToolSpec, opt_one_or_many};
+use super::{DEFAULT_LIMIT, Hints, ToolDef, ToolSpec};
 use crate::views::{
     BackupCodeView, CredentialListView, DeletedView, HttpResponseView, RevealedView, StoredView, TotpView,
 };
@@ -55,7 +59,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
                  vault_http_request can call those hosts with it. Returns the metadata, never the secret. A name \
                  that exists already is refused (credential_exists) unless `replace` is true, which overwrites it.",
         }
-        .calls(|api, a: VaultStoreArgs| async move { Ok(StoredView::from(api.vault_store(a.into()).await?)) }),
+        .calls(|api, a: VaultStoreArgs| async move { Ok(StoredView::from(api.vault_store(a.0).await?)) }),
         ToolSpec {
             name: "vault_totp",
             title: "Get a TOTP code",
@@ -162,136 +166,35 @@ pub struct VaultListArgs {
     pub page_token: Option<String>,
 }
 
-#[derive(Deserialize, JsonSchema)]
-pub struct VaultStoreArgs {
-    /// The name to store it under: letters, digits, `.`, `_` and `-`, starting with a letter or digit, at most 64 characters (e.g. `crm`, `github-token`).
-    #[serde(alias = "label")]
-    pub name: String,
-    /// `api_key` (the default), `login`, `totp`, `oauth`, `ssh_key`, `database` or `custom`.
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    /// The secret of an `api_key` (the key or token itself).
-    #[serde(default)]
-    pub value: Option<String>,
-    /// The user name of a `login` (also used for basic auth).
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Where the credential is used, e.g. the login page (informational).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// The password of a `login`.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// The base32 secret of a `totp` (as shown under the QR code).
-    #[serde(default)]
-    pub secret: Option<String>,
-    /// A `totp` as an `otpauth://totp/...` URI, instead of `secret` and its settings.
-    #[serde(default)]
-    pub otpauth_uri: Option<String>,
-    /// The `totp` issuer (e.g. the service's name).
-    #[serde(default)]
-    pub issuer: Option<String>,
-    /// The `totp` account (e.g. the login it protects).
-    #[serde(default)]
-    pub account: Option<String>,
-    /// The `totp` algorithm: SHA1 (default), SHA256 or SHA512.
-    #[serde(default)]
-    pub algorithm: Option<String>,
-    /// The `totp` code length, 6 (default) to 8.
-    #[serde(default)]
-    pub digits: Option<u32>,
-    /// The `totp` period in seconds (default 30).
-    #[serde(default)]
-    pub period: Option<u64>,
-    /// One-time backup (recovery) codes of a `totp`.
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    #[schemars(with = "Option<OneOrMany>")]
-    pub backup_codes: Vec<String>,
-    /// The access token of an `oauth` credential.
-    #[serde(default)]
-    pub access_token: Option<String>,
-    /// The refresh token of an `oauth` credential.
-    #[serde(default)]
-    pub refresh_token: Option<String>,
-    /// The client secret of an `oauth` credential.
-    #[serde(default)]
-    pub client_secret: Option<String>,
-    /// The client id of an `oauth` credential (not secret).
-    #[serde(default)]
-    pub client_id: Option<String>,
-    /// The private key of an `ssh_key` (PEM/OpenSSH text).
-    #[serde(default)]
-    pub private_key: Option<String>,
-    /// The passphrase of an `ssh_key`.
-    #[serde(default)]
-    pub passphrase: Option<String>,
-    /// The connection string of a `database` credential.
-    #[serde(default)]
-    pub connection_string: Option<String>,
-    /// The secret fields of a `custom` credential, as an object of names to values.
-    #[serde(default)]
-    pub fields: Option<BTreeMap<String, String>>,
-    /// A note for yourself (not secret).
-    #[serde(default)]
-    pub notes: Option<String>,
-    /// When the credential expires (RFC 3339), if it does.
-    #[serde(default)]
-    pub expires_at: Option<String>,
-    /// Hosts (`host` or `host:port`) that `vault_http_request` may reach with it, e.g. `["api.example.com"]`.
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    #[schemars(with = "Option<OneOrMany>")]
-    pub allowed_hosts: Vec<String>,
-    /// How `vault_http_request` injects it: `bearer`, `basic` or `header:NAME` (e.g. `header:X-Api-Key`). Default: bearer for `api_key` and `oauth`, basic for `login`.
-    #[serde(default)]
-    pub inject: Option<String>,
-    /// Overwrite a credential of the same name (default false: an existing name is refused).
-    #[serde(default)]
-    pub replace: Option<bool>,
-}
+/// `vault_store`'s arguments: the REST request itself ([`StoreCredentialRequest`], whose field
+/// docs are the schema's descriptions), with `name` required. One definition serves both doors:
+/// a field added to the request is a tool argument at once, and the stdio server sends it on.
+#[derive(Debug)]
+pub struct VaultStoreArgs(StoreCredentialRequest);
 
-impl std::fmt::Debug for VaultStoreArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VaultStoreArgs")
-            .field("name", &self.name)
-            .field("type", &self.kind)
-            .finish_non_exhaustive()
+impl<'de> Deserialize<'de> for VaultStoreArgs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut req = StoreCredentialRequest::deserialize(d)?;
+        if req.name.is_none() && req.label.is_none() {
+            return Err(serde::de::Error::missing_field("name"));
+        }
+        // An empty list is the same as none here (a new credential starts without either), so
+        // that `"backup_codes": []` is no error on a type that has no backup codes.
+        req.backup_codes = req.backup_codes.filter(|c| !c.is_empty());
+        req.allowed_hosts = req.allowed_hosts.filter(|h| !h.is_empty());
+        Ok(Self(req))
     }
 }
 
-/// The use case's request for `vault_store`'s arguments.
-impl From<VaultStoreArgs> for StoreCredentialRequest {
-    fn from(a: VaultStoreArgs) -> Self {
-        let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
-        StoreCredentialRequest {
-            name: Some(a.name),
-            kind: a.kind,
-            value: a.value,
-            username: a.username,
-            url: a.url,
-            password: a.password,
-            secret: a.secret,
-            otpauth_uri: a.otpauth_uri,
-            issuer: a.issuer,
-            account: a.account,
-            algorithm: a.algorithm,
-            digits: a.digits,
-            period: a.period,
-            backup_codes: non_empty(a.backup_codes),
-            access_token: a.access_token,
-            refresh_token: a.refresh_token,
-            client_secret: a.client_secret,
-            client_id: a.client_id,
-            private_key: a.private_key,
-            passphrase: a.passphrase,
-            connection_string: a.connection_string,
-            fields: a.fields,
-            notes: a.notes,
-            expires_at: a.expires_at,
-            allowed_hosts: non_empty(a.allowed_hosts),
-            inject: a.inject.map(InjectInput::Short),
-            replace: a.replace,
-            ..StoreCredentialRequest::default()
-        }
+impl JsonSchema for VaultStoreArgs {
+    fn schema_name() -> Cow<'static, str> {
+        "VaultStoreArgs".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = StoreCredentialRequest::json_schema(generator);
+        schema.insert("required".into(), serde_json::json!(["name"]));
+        schema
     }
 }
 
@@ -318,4 +221,56 @@ pub struct VaultHttpArgs {
     /// The request body, as text (e.g. JSON; set a `content-type` header for it).
     #[serde(default)]
     pub body: Option<String>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test should fail loudly at the first surprise")]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::VaultStoreArgs;
+
+    fn parse(args: Value) -> Result<VaultStoreArgs, String> {
+        serde_json::from_value(args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn vault_store_takes_the_rest_request_with_its_name_required() {
+        let tool = super::super::find("vault_store").unwrap().tool();
+        let schema = Value::Object((*tool.input_schema).clone());
+        assert_eq!(schema["required"], json!(["name"]), "{schema}");
+        let props = schema["properties"].as_object().unwrap();
+        assert!(props.contains_key("type") && props.contains_key("inject") && !props.contains_key("label"));
+        assert_eq!(props["inject"]["type"], "string", "{schema}");
+        for list in ["allowed_hosts", "backup_codes"] {
+            let kinds: Vec<&Value> = props[list]["anyOf"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| &a["type"])
+                .collect();
+            assert_eq!(kinds, [&json!("string"), &json!("array")], "{list}: {schema}");
+        }
+
+        let a = parse(json!({"name": "crm", "value": "v", "allowed_hosts": "api.example.com", "backup_codes": []}))
+            .unwrap()
+            .0;
+        assert_eq!(a.allowed_hosts, Some(vec!["api.example.com".to_owned()]));
+        assert_eq!(a.backup_codes, None, "an empty list is none");
+        assert_eq!(
+            parse(json!({"label": "crm", "value": "v"})).unwrap().0.label.as_deref(),
+            Some("crm")
+        );
+        assert!(
+            parse(json!({"value": "v"}))
+                .unwrap_err()
+                .contains("missing field `name`")
+        );
+        // As over REST, a misspelt argument is refused rather than dropped.
+        assert!(
+            parse(json!({"name": "crm", "allowed_host": "x"}))
+                .unwrap_err()
+                .contains("unknown field")
+        );
+    }
 }

@@ -5,8 +5,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use loft_core::audit::{AuditRecord, ChainHead, VerifyReport};
-use loft_core::service::{ListAuditParams, Page};
-use serde::Deserialize;
+use loft_core::service::{AuditExportParams, ListAuditParams, Page};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -33,24 +32,13 @@ async fn list_audit(
     Ok(Json(s.loft.list_audit(&actor, params).await?))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct ExportParams {
-    /// Rows with a sequence number above this (default 0: from the start).
-    #[serde(default)]
-    after: i64,
-    /// At most this many rows (1 to 10000, default 1000). Page with `after` = last seq.
-    limit: Option<u32>,
-}
-
 /// Rows oldest first as JSON lines (operator only): the input of `loft audit verify`.
-#[utoipa::path(get, path = "/v0/audit/export", tag = "audit", params(ExportParams),
+#[utoipa::path(get, path = "/v0/audit/export", tag = "audit", params(AuditExportParams),
     responses((status = 200, content_type = "application/x-ndjson", body = String), (status = 403, body = ErrorBody)))]
 async fn export_audit(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    AppQuery(p): AppQuery<ExportParams>,
+    AppQuery(p): AppQuery<AuditExportParams>,
 ) -> ApiResult<Response> {
     let rows = s.loft.audit_export(&actor, p.after, p.limit.unwrap_or(1000)).await?;
     let mut body = String::new();

@@ -11,16 +11,10 @@ pub mod vault;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+pub use loft_core::service::Items;
 use serde::Serialize;
 
 /// `201 Created` with a JSON body.
 pub(crate) fn created<T: Serialize>(value: T) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
-}
-
-/// A plain list wrapped in an object, so that fields can be added later without breaking
-/// clients.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Items<T> {
-    pub items: Vec<T>,
 }

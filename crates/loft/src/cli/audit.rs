@@ -100,7 +100,7 @@ pub async fn run(args: AuditArgs) -> CmdResult {
     match args.command {
         AuditCommand::List(a) => {
             let client = ctx.client(KeyNeed::OperatorFirst)?;
-            let q = api::ListAudit {
+            let q = api::ListAuditParams {
                 identity: a.identity,
                 action: a.action,
                 outcome: a.outcome.map(|o| {

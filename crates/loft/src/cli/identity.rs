@@ -83,7 +83,7 @@ pub async fn run(args: IdentityArgs) -> CmdResult {
     let client = ctx.client(KeyNeed::Operator)?;
     match args.command {
         IdentityCommand::Create(a) => {
-            let req = api::CreateIdentity {
+            let req = api::CreateIdentityRequest {
                 name: a.name,
                 display_name: a.display_name,
                 local_part: a.local_part,
@@ -99,7 +99,7 @@ pub async fn run(args: IdentityArgs) -> CmdResult {
             display_name,
             scopes,
         } => {
-            let req = api::UpdateIdentity {
+            let req = api::UpdateIdentityRequest {
                 display_name,
                 scopes: scopes.map(trim_all),
             };
@@ -121,7 +121,7 @@ pub(super) fn trim_all(v: Vec<String>) -> Vec<String> {
 }
 
 async fn list(ctx: &Ctx, client: &loft_client::Client, a: ListArgs) -> CmdResult {
-    let mut q = api::ListIdentities {
+    let mut q = api::ListIdentitiesParams {
         include_revoked: a.include_revoked,
         limit: a.limit,
         cursor: a.cursor,

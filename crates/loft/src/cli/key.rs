@@ -86,7 +86,7 @@ pub async fn run(args: KeyArgs) -> CmdResult {
             label,
         } => {
             let client = ctx.client(target.need())?;
-            let req = api::CreateKey {
+            let req = api::CreateKeyRequest {
                 scopes: scopes.map(trim_all),
                 expires_in_seconds: expires_in,
                 label,

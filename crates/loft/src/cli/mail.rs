@@ -220,9 +220,9 @@ pub async fn run(args: MailArgs) -> CmdResult {
         }
         MailCommand::List(a) => {
             let folder = a.folder.as_str();
-            let q = api::ListMessages {
+            let q = api::ListMessagesParams {
                 folder: Some(folder.to_owned()),
-                unread: a.unread,
+                unread: Some(a.unread),
                 label: a.label,
                 from: a.from,
                 thread_id: a.thread_id,
@@ -280,8 +280,8 @@ pub async fn run(args: MailArgs) -> CmdResult {
                 .await
         }
         MailCommand::Threads(a) => {
-            let q = api::ListThreads {
-                unread: a.unread,
+            let q = api::ListThreadsParams {
+                unread: Some(a.unread),
                 label: a.label,
                 limit: a.limit,
                 cursor: a.cursor,

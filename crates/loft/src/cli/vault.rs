@@ -187,7 +187,9 @@ pub async fn run(args: VaultArgs) -> CmdResult {
     match args.command {
         VaultCommand::List { limit, cursor } => {
             let client = ctx.client(KeyNeed::Identity)?;
-            let value = client.call_json(api::vault_list(limit, cursor.as_deref())).await?;
+            let value = client
+                .call_json(api::vault_list(&api::ListCredentialsParams { limit, cursor }))
+                .await?;
             if ctx.json() {
                 Ctx::print_json(&value);
                 return Ok(ExitCode::SUCCESS);
@@ -255,7 +257,13 @@ pub async fn run(args: VaultArgs) -> CmdResult {
             if replace {
                 body.insert("replace".into(), json!(true));
             }
-            ctx.show(&client, api::vault_put(&Value::Object(body)), |m| {
+            // `--meta` names fields of the request as the server reads them: checked here, with
+            // the server's own type, before anything is sent.
+            let req: api::StoreCredentialRequest = serde_json::from_value(Value::Object(body)).map_err(|e| {
+                CliError::usage(format!("the credential does not fit `POST /v0/vault`: {e}"))
+                    .with_hint("--meta takes descriptive fields such as username=..., url=..., notes=...")
+            })?;
+            ctx.show(&client, api::vault_put(&req), |m| {
                 format!("stored {} ({})\n", m.name, m.kind.as_str())
             })
             .await
