@@ -1,7 +1,8 @@
 //! Test support shared by every crate's tests: a [`Loft`] wired to a manual clock and a fresh
 //! operator key ([`test_loft`]), small fixtures over it ([`TestLoft`]), a fresh PostgreSQL
-//! database per test ([`pg`]), and the storage conformance suite ([`conformance`]) that every
-//! [`Store`] implementation must pass.
+//! database per test ([`pg`]), the storage conformance suite ([`conformance`]) that every
+//! [`Store`] implementation must pass, and the arbitrary Unicode the doors' property tests
+//! push through every text field ([`unicode`]).
 //!
 //! This crate depends on no store implementation: the store crates depend on it (as a
 //! dev-dependency) and hand their store in as an `Arc<dyn Store>`. It is test code: it panics
@@ -19,6 +20,7 @@
 
 pub mod conformance;
 pub mod pg;
+pub mod unicode;
 
 use std::sync::Arc;
 

@@ -7,6 +7,8 @@
 //!   line and column; a body of the wrong shape (unknown or missing field, wrong type) is 422
 //!   `invalid_body` naming the field; an oversized body is 413 `body_too_large`.
 //! - [`AppQuery`]: query parameters, with unknown ones refused by name.
+//! - [`AppPath`]: path parameters; a segment that does not decode (percent-encoded bytes that
+//!   are not UTF-8) is 400 `invalid_path`, not the framework's plain text.
 
 use std::net::SocketAddr;
 
@@ -137,6 +139,25 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
     };
     Err(err)
+}
+
+/// Path parameters, parsed with Loft's errors.
+pub struct AppPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for AppPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(AppPath(v)),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                format!("bad path parameter: {}", e.body_text()),
+            )
+            .hint("percent-encode path segments as UTF-8")),
+        }
+    }
 }
 
 /// Query parameters, parsed with Loft's errors.

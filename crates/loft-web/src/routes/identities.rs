@@ -1,7 +1,7 @@
 //! `/v0/identities` and `/v0/whoami`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use loft_core::identity::{CreatedIdentity, Identity, WhoAmI};
 use loft_core::service::{CreateIdentityRequest, ListIdentitiesParams, Page, RevokedIdentities, UpdateIdentityRequest};
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::created;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AppJson, AppQuery, Auth};
+use crate::extract::{AppJson, AppPath, AppQuery, Auth};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -57,7 +57,7 @@ async fn list_identities(
 async fn get_identity(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Identity>> {
     Ok(Json(s.loft.get_identity(&actor, &id).await?))
 }
@@ -70,7 +70,7 @@ async fn get_identity(
 async fn update_identity(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(req): AppJson<UpdateIdentityRequest>,
 ) -> ApiResult<Json<Identity>> {
     Ok(Json(s.loft.update_identity(&actor, &id, req).await?))
@@ -83,7 +83,7 @@ async fn update_identity(
 async fn revoke_identity(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<RevokedIdentities>> {
     Ok(Json(s.loft.revoke_identity(&actor, &id).await?))
 }

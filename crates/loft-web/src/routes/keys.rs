@@ -1,7 +1,7 @@
 //! `/v0/keys` (the caller's own keys) and `/v0/identities/{id}/keys` (someone else's).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use loft_core::identity::CreatedKey;
 use loft_core::keys::KeyMeta;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::{Items, created};
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AppJson, Auth};
+use crate::extract::{AppJson, AppPath, Auth};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,7 +56,7 @@ async fn rotate_own_key(State(s): State<AppState>, Auth(actor): Auth) -> ApiResu
 async fn revoke_key(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(key_id): Path<String>,
+    AppPath(key_id): AppPath<String>,
 ) -> ApiResult<Json<KeyMeta>> {
     Ok(Json(s.loft.revoke_key(&actor, &key_id).await?))
 }
@@ -68,7 +68,7 @@ async fn revoke_key(
 async fn list_keys(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Items<KeyMeta>>> {
     Ok(Json(Items {
         items: s.loft.list_keys(&actor, Some(&id)).await?,
@@ -82,7 +82,7 @@ async fn list_keys(
 async fn create_key(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(req): AppJson<CreateKeyRequest>,
 ) -> ApiResult<Response> {
     Ok(created(s.loft.create_key(&actor, Some(&id), req).await?))
@@ -96,7 +96,7 @@ async fn create_key(
 async fn rotate_key(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<CreatedKey>> {
     Ok(Json(s.loft.rotate_key(&actor, Some(&id)).await?))
 }

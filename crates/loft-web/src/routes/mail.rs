@@ -1,7 +1,7 @@
 //! `/v0/messages` and `/v0/threads`: the calling identity's mailbox.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use loft_core::mail::{Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::created;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AppJson, AppQuery, Auth};
+use crate::extract::{AppJson, AppPath, AppQuery, Auth};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -64,7 +64,11 @@ async fn wait_for_mail(
 #[utoipa::path(get, path = "/v0/messages/{id}", tag = "mail",
     params(("id" = String, Path, description = "message id (`msg_...`)")),
     responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
-async fn get_message(State(s): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> ApiResult<Json<Message>> {
+async fn get_message(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<Message>> {
     Ok(Json(s.loft.get_message(&actor, &id).await?))
 }
 
@@ -72,7 +76,11 @@ async fn get_message(State(s): State<AppState>, Auth(actor): Auth, Path(id): Pat
 #[utoipa::path(get, path = "/v0/messages/{id}/raw", tag = "mail",
     params(("id" = String, Path, description = "message id")),
     responses((status = 200, content_type = "message/rfc822", body = String), (status = 404, body = ErrorBody)))]
-async fn raw_message(State(s): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> ApiResult<Response> {
+async fn raw_message(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Response> {
     let raw = s.loft.raw_message(&actor, &id).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
 }
@@ -84,7 +92,7 @@ async fn raw_message(State(s): State<AppState>, Auth(actor): Auth, Path(id): Pat
 async fn update_message(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(patch): AppJson<MessagePatch>,
 ) -> ApiResult<Json<Message>> {
     Ok(Json(s.loft.update_message(&actor, &id, patch).await?))
@@ -97,7 +105,7 @@ async fn update_message(
 async fn reply(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(req): AppJson<ReplyMail>,
 ) -> ApiResult<Response> {
     Ok(created(s.loft.reply(&actor, &id, req).await?))
@@ -118,6 +126,10 @@ async fn list_threads(
 #[utoipa::path(get, path = "/v0/threads/{id}", tag = "mail",
     params(("id" = String, Path, description = "thread id (`thr_...`)")),
     responses((status = 200, body = Thread), (status = 404, body = ErrorBody)))]
-async fn get_thread(State(s): State<AppState>, Auth(actor): Auth, Path(id): Path<String>) -> ApiResult<Json<Thread>> {
+async fn get_thread(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<Thread>> {
     Ok(Json(s.loft.get_thread(&actor, &id).await?))
 }

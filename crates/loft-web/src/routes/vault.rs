@@ -1,7 +1,7 @@
 //! `/v0/vault`: the calling identity's credential vault, and master key rotation (operator).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use loft_core::service::{
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use super::created;
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AppJson, AppQuery, Auth};
+use crate::extract::{AppJson, AppPath, AppQuery, Auth};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -60,7 +60,7 @@ async fn list_credentials(
 async fn get_credential(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
     AppQuery(params): AppQuery<GetCredentialParams>,
 ) -> ApiResult<Json<CredentialView>> {
     Ok(Json(s.loft.vault_get(&actor, &name, params.reveal).await?))
@@ -73,7 +73,7 @@ async fn get_credential(
 async fn update_credential(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
     AppJson(req): AppJson<StoreCredentialRequest>,
 ) -> ApiResult<Json<CredentialMeta>> {
     Ok(Json(s.loft.vault_update(&actor, &name, req).await?))
@@ -85,7 +85,7 @@ async fn update_credential(
 async fn delete_credential(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
 ) -> ApiResult<StatusCode> {
     s.loft.vault_delete(&actor, &name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -97,7 +97,7 @@ async fn delete_credential(
 async fn totp_code(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
 ) -> ApiResult<Json<TotpCode>> {
     Ok(Json(s.loft.vault_totp(&actor, &name).await?))
 }
@@ -109,7 +109,7 @@ async fn totp_code(
 async fn totp_backup(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
 ) -> ApiResult<Json<BackupCode>> {
     Ok(Json(s.loft.vault_totp_backup(&actor, &name).await?))
 }
@@ -125,7 +125,7 @@ async fn totp_backup(
 async fn brokered_http(
     State(s): State<AppState>,
     Auth(actor): Auth,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
     AppJson(req): AppJson<BrokeredHttpRequest>,
 ) -> ApiResult<Json<BrokeredHttpResponse>> {
     Ok(Json(s.loft.vault_http(&actor, &name, req).await?))

@@ -8,6 +8,7 @@ mod identities;
 mod keys;
 mod mail;
 mod protocol;
+mod unicode;
 mod vault;
 
 use std::sync::Arc;
