@@ -52,7 +52,7 @@ async fn list_identities(
 
 /// One identity.
 #[utoipa::path(get, path = "/v0/identities/{id}", tag = "identities",
-    params(("id" = String, Path, description = "identity id (`idt_...`)")),
+    params(("id" = String, Path, description = "identity id (`idt_...`)", pattern = r"^idt_[a-z2-7]{1,64}$")),
     responses((status = 200, body = Identity), (status = 404, body = ErrorBody)))]
 async fn get_identity(
     State(s): State<AppState>,
@@ -64,7 +64,7 @@ async fn get_identity(
 
 /// Change an identity's display name or scopes.
 #[utoipa::path(patch, path = "/v0/identities/{id}", tag = "identities", request_body = UpdateIdentityRequest,
-    params(("id" = String, Path, description = "identity id")),
+    params(("id" = String, Path, description = "identity id", pattern = r"^idt_[a-z2-7]{1,64}$")),
     responses((status = 200, body = Identity), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn update_identity(
@@ -78,7 +78,7 @@ async fn update_identity(
 
 /// Revoke an identity, every identity below it, and all their keys, at once.
 #[utoipa::path(post, path = "/v0/identities/{id}/revoke", tag = "identities",
-    params(("id" = String, Path, description = "identity id")),
+    params(("id" = String, Path, description = "identity id", pattern = r"^idt_[a-z2-7]{1,64}$")),
     responses((status = 200, body = RevokedIdentities), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke_identity(
     State(s): State<AppState>,

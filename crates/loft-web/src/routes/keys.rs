@@ -51,7 +51,7 @@ async fn rotate_own_key(State(s): State<AppState>, Auth(actor): Auth) -> ApiResu
 
 /// Revoke one key. Any key may revoke itself; another key needs `keys:manage`.
 #[utoipa::path(delete, path = "/v0/keys/{key_id}", tag = "keys",
-    params(("key_id" = String, Path, description = "key id (`key_...`)")),
+    params(("key_id" = String, Path, description = "key id (`key_...`)", pattern = r"^key_[a-z2-7]{1,64}$")),
     responses((status = 200, body = KeyMeta), (status = 404, body = ErrorBody)))]
 async fn revoke_key(
     State(s): State<AppState>,
@@ -63,7 +63,7 @@ async fn revoke_key(
 
 /// An identity's keys (operator, or a parent holding `identity:create` and `keys:manage`).
 #[utoipa::path(get, path = "/v0/identities/{id}/keys", tag = "keys",
-    params(("id" = String, Path, description = "identity id")),
+    params(("id" = String, Path, description = "identity id", pattern = r"^idt_[a-z2-7]{1,64}$")),
     responses((status = 200, body = Items<KeyMeta>), (status = 404, body = ErrorBody)))]
 async fn list_keys(
     State(s): State<AppState>,
@@ -77,7 +77,7 @@ async fn list_keys(
 
 /// Mint an extra key for an identity.
 #[utoipa::path(post, path = "/v0/identities/{id}/keys", tag = "keys", request_body = CreateKeyRequest,
-    params(("id" = String, Path, description = "identity id")),
+    params(("id" = String, Path, description = "identity id", pattern = r"^idt_[a-z2-7]{1,64}$")),
     responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_key(
     State(s): State<AppState>,
@@ -91,7 +91,7 @@ async fn create_key(
 /// Rotate an identity's primary key: the new key works at once, the old one stops. Only the
 /// operator, or that primary key itself, may.
 #[utoipa::path(post, path = "/v0/identities/{id}/keys/rotate", tag = "keys",
-    params(("id" = String, Path, description = "identity id")),
+    params(("id" = String, Path, description = "identity id", pattern = r"^idt_[a-z2-7]{1,64}$")),
     responses((status = 200, body = CreatedKey), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn rotate_key(
     State(s): State<AppState>,

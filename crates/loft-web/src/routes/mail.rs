@@ -62,7 +62,7 @@ async fn wait_for_mail(
 
 /// One message, whole; marks it read.
 #[utoipa::path(get, path = "/v0/messages/{id}", tag = "mail",
-    params(("id" = String, Path, description = "message id (`msg_...`)")),
+    params(("id" = String, Path, description = "message id (`msg_...`)", pattern = r"^msg_[a-z2-7]{1,64}$")),
     responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
 async fn get_message(
     State(s): State<AppState>,
@@ -74,7 +74,7 @@ async fn get_message(
 
 /// The stored RFC 5322 message.
 #[utoipa::path(get, path = "/v0/messages/{id}/raw", tag = "mail",
-    params(("id" = String, Path, description = "message id")),
+    params(("id" = String, Path, description = "message id", pattern = r"^msg_[a-z2-7]{1,64}$")),
     responses((status = 200, content_type = "message/rfc822", body = String), (status = 404, body = ErrorBody)))]
 async fn raw_message(
     State(s): State<AppState>,
@@ -87,7 +87,7 @@ async fn raw_message(
 
 /// Add or remove labels, mark read or unread.
 #[utoipa::path(patch, path = "/v0/messages/{id}", tag = "mail", request_body = MessagePatch,
-    params(("id" = String, Path, description = "message id")),
+    params(("id" = String, Path, description = "message id", pattern = r"^msg_[a-z2-7]{1,64}$")),
     responses((status = 200, body = Message), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_message(
     State(s): State<AppState>,
@@ -100,7 +100,7 @@ async fn update_message(
 
 /// Reply in the same thread (`In-Reply-To`, `References`, `Re:` subject).
 #[utoipa::path(post, path = "/v0/messages/{id}/reply", tag = "mail", request_body = ReplyMail,
-    params(("id" = String, Path, description = "id of the message answered")),
+    params(("id" = String, Path, description = "id of the message answered", pattern = r"^msg_[a-z2-7]{1,64}$")),
     responses((status = 201, body = Message), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn reply(
     State(s): State<AppState>,
@@ -124,7 +124,7 @@ async fn list_threads(
 
 /// One conversation, oldest message first.
 #[utoipa::path(get, path = "/v0/threads/{id}", tag = "mail",
-    params(("id" = String, Path, description = "thread id (`thr_...`)")),
+    params(("id" = String, Path, description = "thread id (`thr_...`)", pattern = r"^thr_[a-z2-7]{1,64}$")),
     responses((status = 200, body = Thread), (status = 404, body = ErrorBody)))]
 async fn get_thread(
     State(s): State<AppState>,

@@ -55,7 +55,7 @@ async fn list_credentials(
 }
 
 /// One credential's metadata; with `?reveal=true` and scope `vault:reveal`, its secret fields.
-#[utoipa::path(get, path = "/v0/vault/{name}", tag = "vault", params(("name" = String, Path), GetCredentialParams),
+#[utoipa::path(get, path = "/v0/vault/{name}", tag = "vault", params(("name" = String, Path, description = "credential name: 1 to 64 of letters, digits, `.`, `_` and `-`, starting with a letter or digit", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), GetCredentialParams),
     responses((status = 200, body = CredentialView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_credential(
     State(s): State<AppState>,
@@ -68,7 +68,7 @@ async fn get_credential(
 
 /// Change the fields given (descriptive and/or secret); the name and type stay.
 #[utoipa::path(patch, path = "/v0/vault/{name}", tag = "vault", request_body = StoreCredentialRequest,
-    params(("name" = String, Path)),
+    params(("name" = String, Path, description = "credential name: 1 to 64 of letters, digits, `.`, `_` and `-`, starting with a letter or digit", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
     responses((status = 200, body = CredentialMeta), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_credential(
     State(s): State<AppState>,
@@ -80,7 +80,7 @@ async fn update_credential(
 }
 
 /// Delete a credential.
-#[utoipa::path(delete, path = "/v0/vault/{name}", tag = "vault", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/v0/vault/{name}", tag = "vault", params(("name" = String, Path, description = "credential name: 1 to 64 of letters, digits, `.`, `_` and `-`, starting with a letter or digit", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_credential(
     State(s): State<AppState>,
@@ -92,7 +92,7 @@ async fn delete_credential(
 }
 
 /// The current TOTP code of a totp credential, and the seconds it stays current.
-#[utoipa::path(get, path = "/v0/vault/{name}/totp", tag = "vault", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v0/vault/{name}/totp", tag = "vault", params(("name" = String, Path, description = "credential name: 1 to 64 of letters, digits, `.`, `_` and `-`, starting with a letter or digit", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
     responses((status = 200, body = TotpCode), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn totp_code(
     State(s): State<AppState>,
@@ -103,7 +103,7 @@ async fn totp_code(
 }
 
 /// Remove and return one backup code (two concurrent calls never get the same code).
-#[utoipa::path(post, path = "/v0/vault/{name}/totp/backup", tag = "vault", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v0/vault/{name}/totp/backup", tag = "vault", params(("name" = String, Path, description = "credential name: 1 to 64 of letters, digits, `.`, `_` and `-`, starting with a letter or digit", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
     responses((status = 200, body = BackupCode), (status = 404, body = ErrorBody),
         (status = 409, description = "no backup codes left", body = ErrorBody)))]
 async fn totp_backup(
@@ -117,7 +117,7 @@ async fn totp_backup(
 /// Make an HTTP request with the credential injected, to a host on its allow-list; redirects
 /// are returned, never followed; every occurrence of the secret is redacted from the result.
 #[utoipa::path(post, path = "/v0/vault/{name}/http", tag = "vault", request_body = BrokeredHttpRequest,
-    params(("name" = String, Path)),
+    params(("name" = String, Path, description = "credential name: 1 to 64 of letters, digits, `.`, `_` and `-`, starting with a letter or digit", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
     responses((status = 200, body = BrokeredHttpResponse),
         (status = 403, description = "host not on the allow-list, refused by the egress policy, or scope missing", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
