@@ -198,10 +198,14 @@ impl HttpBroker for ReqwestBroker {
             .request(method, request.url.as_str())
             .timeout(request.timeout);
         for (name, value) in &request.headers {
+            // Checked here: reqwest would keep a bad name as a builder error, and `send` would
+            // report it as a failure of the remote host.
+            let n = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Error::invalid("invalid_header", format!("`{name}` is not a valid header name")))?;
             let mut v = reqwest::header::HeaderValue::from_str(value.expose_secret())
                 .map_err(|_| Error::invalid("invalid_header", format!("the value of header `{name}` is not valid")))?;
             v.set_sensitive(true);
-            builder = builder.header(name.as_str(), v);
+            builder = builder.header(n, v);
         }
         if let Some(body) = request.body {
             builder = builder.body(body);

@@ -92,6 +92,10 @@ fn from_api(a: ApiError) -> Error {
         StatusCode::NOT_FOUND => Error::NotFound(detail),
         StatusCode::CONFLICT => Error::Conflict(detail),
         StatusCode::SERVICE_UNAVAILABLE => Error::Unavailable(detail.message),
+        // Loft's own 502: a brokered request's remote host failed (`upstream_failed`,
+        // `upstream_timeout`), said to the model as at `/mcp`. A 502 without Loft's error body
+        // (`http_502`, a proxy's) is not that.
+        StatusCode::BAD_GATEWAY if detail.code != "http_502" => Error::Upstream(detail),
         s if s.is_client_error() => Error::Invalid(detail),
         s => Error::Internal(format!("the server answered {s}: {}: {}", detail.code, detail.message)),
     }
@@ -239,6 +243,9 @@ mod tests {
             "unknown_recipient"
         );
         assert_eq!(from_api(api_error(502, "http_502")).code(), "internal");
+        let e = from_api(api_error(502, "upstream_failed"));
+        assert!(matches!(e, Error::Upstream(_)), "{e:?}");
+        assert_eq!((e.code().as_ref(), e.hint()), ("upstream_failed", Some("h".to_owned())));
         assert_eq!(from_api(api_error(503, "unavailable")).code(), "unavailable");
         let e = from_client(ClientError::Connect {
             url: "http://127.0.0.1:9".into(),

@@ -1196,11 +1196,16 @@ fn build(
                 ));
             }
             let o = v::parse_otpauth(uri)?;
+            // The URI's issuer and account are plain metadata, as the arguments are: no NULs
+            // (a `%00` in the URI decodes to one), trimmed.
+            for part in [&o.issuer, &o.account] {
+                crate::text::refuse_nul("otpauth_uri", part.as_deref().unwrap_or_default())?;
+            }
             secrets
                 .fields
                 .insert("secret".into(), o.secret_base32.expose_secret().to_owned());
-            meta.issuer = o.issuer;
-            meta.account = o.account;
+            meta.issuer = clean(o.issuer.as_ref());
+            meta.account = clean(o.account.as_ref());
             meta.algorithm = Some(o.params.algorithm);
             meta.digits = Some(o.params.digits);
             meta.period = Some(o.params.period);

@@ -7,6 +7,7 @@
 mod http;
 mod rest;
 mod tools;
+mod unicode;
 mod vault;
 
 use std::net::SocketAddr;
