@@ -17,26 +17,32 @@ use crate::rows::{self, col};
 const AUDIT_COLS: &str = "SELECT seq, at, actor_kind, actor_identity_id, key_id, action, target, outcome, \
                           request_id, remote_addr, details, prev_hash, hash FROM audit_log";
 
-fn record(row: &PgRow) -> Result<AuditRecord> {
+/// The entry columns of an audit row, sealed (`audit_log`, `what` = "audit row") or not
+/// (`audit_pending`, "pending audit row"); `n` names the row in errors.
+pub(crate) fn entry(row: &PgRow, what: &str, n: i64) -> Result<AuditEntry> {
     let actor_kind: String = col(row, "actor_kind")?;
     let outcome: String = col(row, "outcome")?;
-    let seq: i64 = col(row, "seq")?;
     let outcome = Outcome::parse(&outcome)
-        .ok_or_else(|| Error::internal(format!("audit row {seq} has the unknown outcome `{outcome}`")))?;
+        .ok_or_else(|| Error::internal(format!("{what} {n} has the unknown outcome `{outcome}`")))?;
+    Ok(AuditEntry {
+        at: rows::ts(row, "at")?,
+        actor_kind: ActorKind::parse_stored(&actor_kind, n)?,
+        actor_identity_id: col::<Option<String>>(row, "actor_identity_id")?.map(IdentityId::from_trusted),
+        key_id: col(row, "key_id")?,
+        action: col(row, "action")?,
+        target: col(row, "target")?,
+        outcome,
+        request_id: col(row, "request_id")?,
+        remote_addr: col(row, "remote_addr")?,
+        details: rows::json_col(row, "details")?,
+    })
+}
+
+fn record(row: &PgRow) -> Result<AuditRecord> {
+    let seq: i64 = col(row, "seq")?;
     Ok(AuditRecord {
         seq,
-        entry: AuditEntry {
-            at: rows::ts(row, "at")?,
-            actor_kind: ActorKind::parse_stored(&actor_kind, seq)?,
-            actor_identity_id: col::<Option<String>>(row, "actor_identity_id")?.map(IdentityId::from_trusted),
-            key_id: col(row, "key_id")?,
-            action: col(row, "action")?,
-            target: col(row, "target")?,
-            outcome,
-            request_id: col(row, "request_id")?,
-            remote_addr: col(row, "remote_addr")?,
-            details: rows::json_col(row, "details")?,
-        },
+        entry: entry(row, "audit row", seq)?,
         prev_hash: col(row, "prev_hash")?,
         hash: col(row, "hash")?,
     })

@@ -36,9 +36,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use loft_core::audit::{ActorKind, AuditEntry, AuditRecord, Outcome};
+use loft_core::Result;
+use loft_core::audit::{AuditEntry, AuditRecord};
 use loft_core::ids::IdentityId;
-use loft_core::{Error, Result};
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row as _};
 use tokio::sync::Notify;
@@ -82,23 +82,7 @@ pub(crate) async fn append(conn: &mut PgConnection, e: &AuditEntry) -> Result<()
 
 fn pending_entry(row: &PgRow) -> Result<(i64, AuditEntry)> {
     let id: i64 = col(row, "id")?;
-    let actor_kind: String = col(row, "actor_kind")?;
-    let outcome: String = col(row, "outcome")?;
-    let outcome = Outcome::parse(&outcome)
-        .ok_or_else(|| Error::internal(format!("pending audit row {id} has the unknown outcome `{outcome}`")))?;
-    let entry = AuditEntry {
-        at: rows::ts(row, "at")?,
-        actor_kind: ActorKind::parse_stored(&actor_kind, id)?,
-        actor_identity_id: col::<Option<String>>(row, "actor_identity_id")?.map(IdentityId::from_trusted),
-        key_id: col(row, "key_id")?,
-        action: col(row, "action")?,
-        target: col(row, "target")?,
-        outcome,
-        request_id: col(row, "request_id")?,
-        remote_addr: col(row, "remote_addr")?,
-        details: rows::json_col(row, "details")?,
-    };
-    Ok((id, entry))
+    Ok((id, crate::audit_log::entry(row, "pending audit row", id)?))
 }
 
 /// Whether to wait for another sealer or leave the work to it.
