@@ -19,6 +19,7 @@
 )]
 
 pub mod conformance;
+pub mod loopback;
 pub mod pg;
 pub mod unicode;
 

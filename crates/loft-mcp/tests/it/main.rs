@@ -61,9 +61,9 @@ impl World {
         .unwrap()
         .with_vault(Keyring::new(MasterKey::generate(&OsRandom), vec![]), None)
         // The vault tests' peer listens on 127.0.0.1, which the default egress policy refuses.
-        .with_broker(Arc::new(
+        .with_broker(Arc::new(loft_testkit::loopback::LoopbackOnly(
             loft_broker::ReqwestBroker::new(loft_broker::EgressPolicy::parse(["127.0.0.1"]).unwrap()).unwrap(),
-        ));
+        )));
         loft.verify_vault_keys().await.unwrap();
         Self {
             loft: Arc::new(loft),

@@ -82,7 +82,9 @@ impl App {
         )
         .unwrap()
         .with_vault(Keyring::new(MasterKey::generate(&OsRandom), vec![]), None)
-        .with_broker(Arc::new(loft_broker::ReqwestBroker::new(egress).unwrap()));
+        .with_broker(Arc::new(loft_testkit::loopback::LoopbackOnly(
+            loft_broker::ReqwestBroker::new(egress).unwrap(),
+        )));
         let loft = Arc::new(loft);
         let state = AppState {
             loft: loft.clone(),
