@@ -102,7 +102,7 @@ class Server:
             return json.loads(res.read())
 
     def identity(self, name: str) -> dict:
-        return self.rest("POST", "/v0/identities", self.admin_key, {"name": name})
+        return self.rest("POST", "/v0/identities", self.admin_key, {"name": name, "oversight_mode": "autonomous"})
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -30,15 +30,37 @@ researcher=$(curl -s $LOFT_URL/v0/identities -H "Authorization: Bearer $LOFT_ADM
 echo "$researcher"
 RESEARCHER=$(echo "$researcher" | json '["api_key"]')
 [ "$(echo "$researcher" | json '["scopes"]')" = "['mail:read', 'mail:send', 'mail:manage', 'keys:manage', 'vault:read', 'vault:write']" ]
-writer=$(loft identity create writer --json)
+[ "$(echo "$researcher" | json '["oversight_mode"]')" = gated_send ]
+writer=$(loft identity create writer --mode autonomous --json)
 WRITER=$(echo "$writer" | json '["api_key"]')
 WRITER_ADDR=$(echo "$writer" | json '["address"]')
 WRITER_ID=$(echo "$writer" | json '["id"]')
+[ "$(echo "$writer" | json '["oversight_mode"]')" = autonomous ]
 loft identity create writer-2 >/dev/null  # the plain output too
 
-say "the researcher mails the writer"
-curl -s $LOFT_URL/v0/messages/send -H "Authorization: Bearer $RESEARCHER" \
-     -d "{\"to\": \"$WRITER_ADDR\", \"subject\": \"Brief\", \"text\": \"Please draft 300 words.\"}" | json '["delivery"]'
+say "the researcher mails the writer; the mail waits for a human"
+sent=$(curl -s $LOFT_URL/v0/messages/send -H "Authorization: Bearer $RESEARCHER" \
+     -d "{\"to\": \"$WRITER_ADDR\", \"subject\": \"Brief\", \"text\": \"Please draft 300 words.\"}")
+echo "$sent" | json '["status"]'
+[ "$(echo "$sent" | json '["status"]')" = pending_approval ]
+APPROVAL=$(echo "$sent" | json '["approval"]["id"]')
+[ "$(LOFT_API_KEY=$WRITER loft mail list --json | json '["items"]')" = "[]" ]
+
+say "a human approves it"
+loft approvals list | grep -q Brief
+loft approvals approve $APPROVAL
+[ "$(curl -s $LOFT_URL/v0/approvals/$APPROVAL -H "Authorization: Bearer $LOFT_ADMIN_KEY" | json '["status"]')" = approved ]
+
+say "a human fixes a second mail before sending it"
+sent=$(curl -s $LOFT_URL/v0/messages/send -H "Authorization: Bearer $RESEARCHER" \
+     -d "{\"to\": \"$WRITER_ADDR\", \"subject\": \"Brief 2\", \"text\": \"Please draft 3000 words.\"}")
+APPROVAL2=$(echo "$sent" | json '["approval"]["id"]')
+printf 'Please draft 300 words, not 3000.\n' >"$work/fixed.txt"
+loft approvals edit $APPROVAL2 --text-file "$work/fixed.txt" --approve
+edited=$(curl -s $LOFT_URL/v0/approvals/$APPROVAL2 -H "Authorization: Bearer $LOFT_ADMIN_KEY")
+[ "$(echo "$edited" | json '["status"]')" = approved ]
+[ "$(echo "$edited" | json '["edit_count"]')" = 1 ]
+[[ "$(echo "$edited" | json '["message"]["text"]')" == *"not 3000"* ]]
 
 say "the writer finds it and replies"
 LOFT_API_KEY=$WRITER loft mail list
@@ -46,6 +68,7 @@ msg=$(LOFT_API_KEY=$WRITER loft mail list --json | json '["items"][0]["id"]')
 LOFT_API_KEY=$WRITER loft mail read $msg | grep -q "Please draft 300 words."
 LOFT_API_KEY=$WRITER loft mail reply $msg --text "Draft attached."
 LOFT_API_KEY=$RESEARCHER loft mail threads | grep -q "Brief"
+LOFT_API_KEY=$WRITER loft mail search draft 300 | grep -q "\[draft\]"
 
 say "revoke the writer"
 loft identity list | grep -q writer

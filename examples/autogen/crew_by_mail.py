@@ -64,7 +64,9 @@ def loft_request(url: str, key: str, method: str, path: str, body: Any = None) -
 
 def create_identity(url: str, admin_key: str, name: str) -> dict[str, Any]:
     """A new Loft identity: its own address and API key (shown once)."""
-    return loft_request(url, admin_key, "POST", "/v0/identities", {"name": name})
+    # Autonomous for this unattended demo. Leave `oversight_mode` out to get the default,
+    # gated_send, where every mail waits for a human: `loft approvals list` / `approve`.
+    return loft_request(url, admin_key, "POST", "/v0/identities", {"name": name, "oversight_mode": "autonomous"})
 
 
 def mcp_server_for(agent: dict[str, Any], url: str, transport: str, loft_bin: str) -> Any:

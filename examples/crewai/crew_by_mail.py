@@ -160,8 +160,12 @@ def models(writer_address: str) -> tuple[Any, Any, str]:
 
 
 def run(url: str, admin_key: str, transport: str, loft_bin: str) -> int:
-    researcher = loft_request(url, admin_key, "POST", "/v0/identities", {"name": "researcher"})
-    writer = loft_request(url, admin_key, "POST", "/v0/identities", {"name": "writer"})
+    # Autonomous for this unattended demo. Leave `oversight_mode` out to get the default,
+    # gated_send, where every mail waits for a human: `loft approvals list` / `approve`.
+    researcher = loft_request(
+        url, admin_key, "POST", "/v0/identities", {"name": "researcher", "oversight_mode": "autonomous"}
+    )
+    writer = loft_request(url, admin_key, "POST", "/v0/identities", {"name": "writer", "oversight_mode": "autonomous"})
     print(f"researcher: {researcher['address']} ({researcher['id']})")
     print(f"writer:     {writer['address']} ({writer['id']})")
     researcher_llm, writer_llm, which = models(writer["address"])

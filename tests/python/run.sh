@@ -104,6 +104,7 @@ run_schemathesis() {
     dir=$(mktemp -d)
     LOFT_ADMIN_KEY=schemathesis-operator-key-0123456789 LOFT_LOG=warn \
         LOFT_RATE_LIMIT_PER_KEY=off LOFT_RATE_LIMIT_PER_ADDRESS=off LOFT_AUTH_FAILURES_PER_MINUTE=0 \
+        LOFT_EGRESS_DENY_PUBLIC=true \
         "$LOFT_BIN" serve --data-dir "$dir/data" --http 127.0.0.1:0 >"$dir/stdout" 2>"$dir/stderr" &
     local pid=$!
     for _ in $(seq 1 100); do

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -188,3 +190,87 @@ def test_researcher_and_writer_work_through_their_mailboxes(loft, identities, tr
     assert [m["from"] for m in rest_thread["messages"]] == [researcher.address, writer.address]
     writer_sent = loft.rest("GET", "/v0/messages?folder=sent", writer.api_key)
     assert [m["to"] for m in writer_sent["items"]] == [[researcher.address]]
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_gated_send_waits_for_a_human_approval_through_the_cli(loft, identities, transport) -> None:  # type: ignore[no-untyped-def]
+    """The crew with the researcher in `gated_send` (the server's default for new identities):
+    its brief is held, the writer's first wait finds nothing, a human approves it with
+    `loft approvals approve`, and the writer's next `mail_wait` returns it."""
+    researcher, writer = identities("researcher", mode="gated_send"), identities("writer")
+    approved: list[str] = []
+
+    def approve_through_the_cli(_msgs: Sequence[LLMMessage]) -> CreateResult:
+        # The human in the loop: finds the held brief and approves it with the CLI.
+        pending = loft.rest("GET", "/v0/approvals?status=pending", loft.admin_key)
+        (held,) = [a for a in pending["items"] if a["from"] == researcher.address]
+        env = {**os.environ, "LOFT_URL": loft.url, "LOFT_ADMIN_KEY": loft.admin_key}
+        env.pop("LOFT_API_KEY", None)
+        out = subprocess.run(
+            [LOFT_BIN, "approvals", "approve", held["id"]], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert out.returncode == 0, out.stderr
+        approved.append(held["id"])
+        return tool_call("mail_wait", timeout_seconds=10)
+
+    researcher_model = ScriptedModel(
+        [
+            tool_call(
+                "mail_send",
+                to=writer.address,
+                subject="Brief: held until a human says yes",
+                text="Please write 100 words on oversight.",
+            ),
+            "Brief sent; it waits for a reviewer.",
+        ]
+    )
+    writer_model = ScriptedModel(
+        [
+            tool_call("mail_wait", timeout_seconds=1),
+            approve_through_the_cli,
+            "The brief arrived. TERMINATE",
+        ]
+    )
+
+    async def go() -> Any:
+        async with (
+            McpWorkbench(server_params(loft, researcher, transport)) as researcher_tools,
+            McpWorkbench(server_params(loft, writer, transport)) as writer_tools,
+        ):
+            listed = {t["name"] for t in await researcher_tools.list_tools()}
+            assert not {n for n in listed if n.startswith("approvals_")}, listed  # never offered to an agent
+            team = RoundRobinGroupChat(
+                [
+                    AssistantAgent("researcher", model_client=researcher_model, workbench=researcher_tools),
+                    AssistantAgent(
+                        "writer", model_client=writer_model, workbench=writer_tools, max_tool_iterations=3
+                    ),
+                ],
+                termination_condition=TextMentionTermination("TERMINATE") | MaxMessageTermination(12),
+            )
+            return await team.run(task="Brief the writer.")
+
+    result = asyncio.run(asyncio.wait_for(go(), 120))
+    assert "TERMINATE" in (result.stop_reason or ""), result.stop_reason
+    results: dict[str, list[tuple[str, dict[str, Any]]]] = {"researcher": [], "writer": []}
+    for m in result.messages:
+        if isinstance(m, ToolCallExecutionEvent):
+            for r in m.content:
+                assert not r.is_error, r
+                results[m.source].append((r.name, json.loads(r.content)))
+    (send,) = results["researcher"]
+    assert send[0] == "mail_send"
+    assert send[1]["status"] == "pending_approval", send
+    assert "gated_send" in " ".join(send[1]["oversight"]["held_because"]), send
+    assert [d["status"] for d in send[1]["delivery"]] == ["held"]
+    first_wait, second_wait = results["writer"]
+    assert first_wait[1]["timed_out"] is True and first_wait[1]["messages"] == [], first_wait
+    (brief,) = second_wait[1]["messages"]
+    assert brief["from"] == researcher.address and brief["subject"] == "Brief: held until a human says yes"
+
+    # The decision is recorded, names the operator, and the researcher's copy shows it sent.
+    (approval_id,) = approved
+    decided = loft.rest("GET", f"/v0/approvals/{approval_id}", loft.admin_key)
+    assert decided["status"] == "approved" and decided["decided_by"]["kind"] == "operator", decided
+    mine = loft.rest("GET", f"/v0/messages/{send[1]['message_id']}", researcher.api_key)
+    assert mine["status"] == "sent" and mine["approval"]["status"] == "approved", mine

@@ -13,7 +13,9 @@ cache does serve a stale inbox.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -295,3 +297,104 @@ def test_a_crew_hands_work_over_by_mail(loft, identities, transport, crew_cache,
     inbox = loft.rest("GET", "/v0/messages", researcher.api_key)
     (got,) = inbox["items"]
     assert got["from"] == writer.address and got["thread_id"] == seen["sent"]["thread_id"]
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_a_gated_crew_waits_for_a_human_approval(loft, identities, transport) -> None:  # type: ignore[no-untyped-def]
+    """The crew with the researcher in `gated_send` (the server's default for new identities):
+    its brief is held; the writer's first `mail_wait` finds nothing; a human approves the brief
+    with `loft approvals approve`; the writer's next `mail_wait` returns it; and the researcher's
+    `mail_wait` reports the decision on its own mail."""
+    researcher, writer = identities("researcher", mode="gated_send"), identities("writer")
+    seen: dict[str, Any] = {}
+    approved: list[str] = []
+
+    def remember(key: str, then: Callable[[Any], str]) -> Callable[[list[dict[str, Any]]], str]:
+        def step(messages: list[dict[str, Any]]) -> str:
+            seen[key] = observation(messages)
+            return then(seen[key])
+
+        return step
+
+    def approve_through_the_cli(_: Any) -> str:
+        # The human in the loop: finds the held brief and approves it with the CLI.
+        pending = loft.rest("GET", "/v0/approvals?status=pending", loft.admin_key)
+        (held,) = [a for a in pending["items"] if a["from"] == researcher.address]
+        env = {**os.environ, "LOFT_URL": loft.url, "LOFT_ADMIN_KEY": loft.admin_key}
+        env.pop("LOFT_API_KEY", None)
+        out = subprocess.run(
+            [LOFT_BIN, "approvals", "approve", held["id"]], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert out.returncode == 0, out.stderr
+        approved.append(held["id"])
+        return act("mail_wait", timeout_seconds=10)
+
+    researcher_llm = ScriptedLLM(
+        [
+            act(
+                "mail_send",
+                to=writer.address,  # one address as a string: the schema allows it, pydantic too
+                subject="Brief: held until a human says yes",
+                text="Please write 100 words on oversight.",
+            ),
+            remember("sent", lambda sent: final(f"Brief {sent['message_id']} is {sent['status']}.")),
+            act("mail_wait", timeout_seconds=10),
+            remember("decision", lambda w: final(f"Decision: {w['decisions'][0]['decision']}.")),
+        ]
+    )
+    writer_llm = ScriptedLLM(
+        [
+            act("mail_wait", timeout_seconds=1),
+            remember("first_wait", approve_through_the_cli),
+            remember("second_wait", lambda w: final(f"The brief arrived: {w['messages'][0]['subject']}")),
+        ]
+    )
+
+    with (
+        loft_tools(loft, researcher, transport) as r_tools,
+        loft_tools(loft, writer, transport) as w_tools,
+    ):
+        assert not {t.name for t in r_tools if t.name.startswith("approvals_")}  # never offered to an agent
+        researcher_agent = Agent(
+            role="Researcher",
+            goal="Brief the writer by mail",
+            backstory="You have your own Loft mailbox; a human approves what you send.",
+            llm=researcher_llm,
+            tools=r_tools,
+            allow_delegation=False,
+            max_iter=5,
+            verbose=False,
+        )
+        writer_agent = Agent(
+            role="Writer",
+            goal="Take briefs from your inbox",
+            backstory="You have your own Loft mailbox.",
+            llm=writer_llm,
+            tools=w_tools,
+            allow_delegation=False,
+            max_iter=5,
+            verbose=False,
+        )
+        tasks = [
+            Task(description="Mail the brief to the writer.", expected_output="Its status.", agent=researcher_agent),
+            Task(description="Wait for a brief.", expected_output="The brief's subject.", agent=writer_agent),
+            Task(description="Wait for the reviewer's decision.", expected_output="It.", agent=researcher_agent),
+        ]
+        out = Crew(
+            agents=[researcher_agent, writer_agent], tasks=tasks, process=Process.sequential, verbose=False
+        ).kickoff()
+
+    assert researcher_llm.remaining == 0 and writer_llm.remaining == 0
+    sent = seen["sent"]
+    assert sent["status"] == "pending_approval", sent
+    assert "gated_send" in " ".join(sent["oversight"]["held_because"]), sent
+    assert [d["status"] for d in sent["delivery"]] == ["held"]
+    assert seen["first_wait"]["timed_out"] is True and seen["first_wait"]["messages"] == []
+    (brief,) = seen["second_wait"]["messages"]
+    assert brief["from"] == researcher.address and brief["subject"] == "Brief: held until a human says yes"
+    (decision,) = seen["decision"]["decisions"]
+    assert decision["decision"] == "approved" and decision["message_id"] == sent["message_id"], decision
+    assert "Decision: approved." in str(out)
+    (approval_id,) = approved
+    decided = loft.rest("GET", f"/v0/approvals/{approval_id}", loft.admin_key)
+    assert decided["status"] == "approved" and decided["decided_by"]["kind"] == "operator", decided

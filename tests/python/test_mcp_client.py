@@ -26,6 +26,7 @@ ALL_TOOLS = {
     "mail_send": "mail:send",
     "mail_reply": "mail:send",
     "mail_list_messages": "mail:read",
+    "mail_search": "mail:read",
     "mail_get_message": "mail:read",
     "mail_list_threads": "mail:read",
     "mail_get_thread": "mail:read",
@@ -192,6 +193,16 @@ def test_every_tool(open_as, identities) -> None:  # type: ignore[no-untyped-def
             assert got["subject"].startswith("Re:") and got["thread_id"] == sent["thread_id"]
             sent_folder = ok(await a.call("mail_list_messages", {"folder": "sent"}))
             assert len(sent_folder["messages"]) == 2
+
+            # Search by words: every word required, best match first, the match in bold.
+            found = ok(await b.call("mail_search", {"query": "quarterly Q3"}))
+            (hit,) = found["results"]
+            assert hit["message_id"] == brief["message_id"] and hit["subject"] == "Quarterly brief"
+            assert "subject: **Quarterly** brief" in hit["matched"], hit
+            assert any(m.startswith("body: ") and "**Q3**" in m for m in hit["matched"]), hit
+            found = ok(await b.call("mail_search", {"query": "draft*", "folder": "sent"}))
+            assert [r["subject"] for r in found["results"]] == [reply["subject"]]
+            assert not ok(await b.call("mail_search", {"query": "holiday"}))["results"]
 
     run(go())
 
@@ -370,6 +381,8 @@ def test_bad_arguments_are_tool_errors(open_as, identities) -> None:  # type: ig
             assert err["code"] == "invalid_arguments" and "timeout_seconds" in err["message"], err
             err = error(await s.call("mail_send", {"to": "not an address", "subject": "s", "text": "t"}))
             assert err["code"] not in ("internal", "invalid_arguments"), err
+            err = error(await s.call("mail_search", {"query": "?? !!"}))
+            assert err["code"] == "invalid_query" and "no words" in err["message"], err
 
     run(go())
 

@@ -183,7 +183,7 @@ pub async fn throughput(op: Op, n: usize, agents: &Arc<Vec<Agent>>, window: Dura
 /// CPU time (user + system, all threads) this process has used so far, from `/proc/self/stat`
 /// (Linux; `None` elsewhere). Unlike latency, it barely moves when other work shares the
 /// machine, so it says what a request costs rather than how long it waited.
-fn process_cpu() -> Option<Duration> {
+pub(crate) fn process_cpu() -> Option<Duration> {
     // USER_HZ, the unit of these fields, is 100 on every Linux architecture Loft targets.
     const TICKS_PER_SEC: u64 = 100;
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -201,10 +201,10 @@ fn per_op(start: Option<Duration>, end: Option<Duration>, ops: usize) -> Option<
 }
 
 /// A tiny deterministic generator for picking recipients (not for anything secret).
-struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         // splitmix64 of the seed, so that neighbouring seeds start far apart; never zero.
         let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -212,7 +212,7 @@ impl XorShift {
         Self((z ^ (z >> 31)) | 1)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

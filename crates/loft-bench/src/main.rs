@@ -28,8 +28,10 @@
 //! Modules: [`target`] the fresh database, [`load`] the delivery and throughput loops,
 //! [`report`] statistics and the printed table.
 
+mod gate;
 mod load;
 mod report;
+mod search;
 mod target;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -89,6 +91,22 @@ pub struct BenchArgs {
     /// Also print the results as one line of JSON at the end.
     #[arg(long)]
     pub json: bool,
+    /// Vault credentials each agent holds (random 32-character API keys): every send pays the
+    /// exfiltration guard for each, so `--vault-items 0` against `--vault-items 10` is its cost.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub vault_items: u32,
+    /// Also measure search: fill one mailbox with this many messages of generated text, then
+    /// time `GET /v0/messages/search` for queries of known selectivity (0: skip; issue 12 asks
+    /// for 100000).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub search_mailbox: u32,
+    /// Also measure what the oversight gate adds: this many sends from an autonomous
+    /// identity, as many from a `gated_send` one (held), and the approval of each (0: skip).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub gate_samples: u32,
+    /// Timed calls of each search query.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub search_samples: u32,
 }
 
 fn main() -> ExitCode {
@@ -206,7 +224,12 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
         database_url: Some(target.url.clone()),
         domain: DOMAIN.to_owned(),
         egress_allow: Vec::new(),
+        egress_deny_public: true,
         max_request_bytes: loft_web::DEFAULT_MAX_REQUEST_BYTES,
+        // Delivery is what is measured: the agents are autonomous (the exfiltration guard
+        // still looks at every send).
+        default_oversight_mode: loft_core::oversight::OversightMode::Autonomous,
+        approval_ttl_secs: loft_core::service::DEFAULT_APPROVAL_TTL_SECS,
         limits: serve::LimitArgs::off(),
         admin_key: Some(admin_key.clone()),
     };
@@ -260,7 +283,7 @@ async fn phases(args: &BenchArgs, base: &Url, admin_key: &str) -> Result<Results
         .into_iter()
         .chain((0..n_agents).map(|i| format!("bench-agent-{i}")))
     {
-        created.push(create_agent(&operator, base, name).await?);
+        created.push(create_agent(&operator, base, name, args.vault_items).await?);
     }
     // Open each agent's connection before anything is timed.
     for a in &created {
@@ -287,6 +310,33 @@ async fn phases(args: &BenchArgs, base: &Url, admin_key: &str) -> Result<Results
     }
     drop(agents);
 
+    let gate = if args.gate_samples > 0 {
+        let free = create_agent(&operator, base, "bench-free".into(), args.vault_items).await?;
+        let gated = create_agent_in(
+            &operator,
+            base,
+            "bench-gated".into(),
+            args.vault_items,
+            Some(loft_core::oversight::OversightMode::GatedSend),
+        )
+        .await?;
+        let to = create_agent(&operator, base, "bench-reader".into(), 0).await?;
+        Some(gate::gate(args.gate_samples, &operator, &free, &gated, &to).await?)
+    } else {
+        None
+    };
+
+    let search = if args.search_mailbox > 0 {
+        let searcher = create_agent(&operator, base, "bench-searcher".into(), 0).await?;
+        let mut senders = Vec::new();
+        for i in 0..8 {
+            senders.push(create_agent(&operator, base, format!("bench-author-{i}"), 0).await?);
+        }
+        Some(search::search(args, &searcher, senders).await?)
+    } else {
+        None
+    };
+
     progress("verifying the audit chain");
     let verify = operator
         .call(api::audit_verify())
@@ -299,23 +349,52 @@ async fn phases(args: &BenchArgs, base: &Url, admin_key: &str) -> Result<Results
         delivery,
         sends,
         lists,
+        gate,
+        search,
         audit_rows: verify.rows_checked,
         audit_ok: verify.ok,
     })
 }
 
-async fn create_agent(operator: &Client, base: &Url, name: String) -> Result<Agent, String> {
+async fn create_agent(operator: &Client, base: &Url, name: String, vault_items: u32) -> Result<Agent, String> {
+    create_agent_in(operator, base, name, vault_items, None).await
+}
+
+/// An agent in this oversight mode (`None`: the server's default for the benchmark,
+/// autonomous).
+async fn create_agent_in(
+    operator: &Client,
+    base: &Url,
+    name: String,
+    vault_items: u32,
+    oversight_mode: Option<loft_core::oversight::OversightMode>,
+) -> Result<Agent, String> {
     let created = operator
         .call(api::create_identity(&api::CreateIdentityRequest {
             name,
+            oversight_mode,
             ..Default::default()
         }))
         .await
         .map_err(failed("POST /v0/identities"))?;
-    Ok(Agent {
+    let agent = Agent {
         client: client(base, created.api_key)?,
         address: created.identity.address.to_string(),
-    })
+    };
+    for i in 0..vault_items {
+        let value = loft_core::random::base32_string(&OsRandom, 32);
+        let req = api::StoreCredentialRequest {
+            name: Some(format!("bench-{i}")),
+            value: Some(value),
+            ..Default::default()
+        };
+        agent
+            .client
+            .call(api::vault_put(&req))
+            .await
+            .map_err(failed("POST /v0/vault"))?;
+    }
+    Ok(agent)
 }
 
 fn progress(what: &str) {

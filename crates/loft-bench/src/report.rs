@@ -9,7 +9,9 @@ use loft_testkit::pg::redact;
 use serde_json::json;
 
 use crate::BenchArgs;
+use crate::gate::{Block, GateRun};
 use crate::load::{Delivery, Run};
+use crate::search::SearchRun;
 use crate::target::Target;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,6 +49,8 @@ pub struct Results {
     pub delivery: Delivery,
     pub sends: Vec<Run>,
     pub lists: Vec<Run>,
+    pub gate: Option<GateRun>,
+    pub search: Option<SearchRun>,
     pub audit_rows: i64,
     pub audit_ok: bool,
 }
@@ -221,6 +225,27 @@ pub fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &
             run.cpu_per_op,
         );
     }
+    if let Some(g) = &r.gate {
+        for (what, b) in [
+            ("gate: send, autonomous", &g.autonomous),
+            ("gate: send, gated_send (held)", &g.held),
+            ("gate: approve a held mail", &g.approve),
+        ] {
+            row(&mut out, what, 1, &b.latency, None, b.cpu_per_call);
+        }
+    }
+    if let Some(sr) = &r.search {
+        for q in &sr.queries {
+            row(
+                &mut out,
+                &format!("search: {}", q.label),
+                1,
+                &q.latency,
+                None,
+                q.cpu_per_call,
+            );
+        }
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -245,6 +270,21 @@ pub fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &
             ""
         }
     );
+    if let Some(sr) = &r.search {
+        let _ = writeln!(
+            out,
+            "search: one mailbox of {} messages (filled by 8 senders in {:.1} s, {:.0} sends/s); GET \
+             /v0/messages/search?limit=20, one client, one call at a time; results on the first page: {}",
+            sr.mailbox,
+            sr.fill.as_secs_f64(),
+            f64::from(sr.mailbox) / sr.fill.as_secs_f64(),
+            sr.queries
+                .iter()
+                .map(|q| format!("`{}` {}", q.q, q.hits))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "audit chain: {} rows, {} (GET /v0/audit/verify)",
@@ -301,6 +341,19 @@ pub fn to_json(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r:
             "send": runs_json(&r.sends),
             "list_limit_20": runs_json(&r.lists),
         },
+        "gate": r.gate.as_ref().map(|g| {
+            let block = |b: &Block| json!({"latency": stats_json(&b.latency), "cpu_ms_per_call": b.cpu_per_call.map(ms_json)});
+            json!({"autonomous_send": block(&g.autonomous), "held_send": block(&g.held), "approve": block(&g.approve)})
+        }),
+        "search": r.search.as_ref().map(|sr| json!({
+            "mailbox": sr.mailbox,
+            "fill_seconds": (sr.fill.as_secs_f64() * 1000.0).round() / 1000.0,
+            "queries": sr.queries.iter().map(|q| json!({
+                "label": q.label, "q": q.q, "hits_first_page": q.hits,
+                "latency": stats_json(&q.latency),
+                "cpu_ms_per_query": q.cpu_per_call.map(ms_json),
+            })).collect::<Vec<_>>(),
+        })),
         "audit": { "rows": r.audit_rows, "ok": r.audit_ok },
     })
     .to_string()

@@ -51,6 +51,9 @@ pub enum Rule {
     /// `169.254.169.254` and `169.254.170.2` (AWS, GCP, Azure, Oracle; ECS), `fd00:ec2::254` (AWS),
     /// `100.100.100.200` (Alibaba Cloud).
     CloudMetadata,
+    /// Any public address, refused only under [`EgressPolicy::deny_public`] (test rigs,
+    /// air-gapped sites).
+    Public,
 }
 
 impl Rule {
@@ -69,6 +72,7 @@ impl Rule {
             Self::Benchmarking => "benchmarking",
             Self::Reserved => "reserved",
             Self::CloudMetadata => "cloud metadata",
+            Self::Public => "public",
         }
     }
 }
@@ -242,6 +246,8 @@ fn parse_host(e: &str) -> Result<String, EgressAllowError> {
 pub struct EgressPolicy {
     hosts: BTreeSet<String>,
     ranges: Vec<IpNet>,
+    /// Refuse public addresses too, so that only the exceptions are reachable.
+    deny_public: bool,
 }
 
 impl EgressPolicy {
@@ -266,6 +272,24 @@ impl EgressPolicy {
             }
         }
         Ok(policy)
+    }
+
+    /// Refuses public addresses too (`--egress-deny-public`): only the exceptions are
+    /// reachable. Test rigs use it so that no test reaches past this machine.
+    #[must_use]
+    pub fn deny_public(mut self, deny: bool) -> Self {
+        self.deny_public = deny;
+        self
+    }
+
+    /// The rule for an address the default policy allows: none, unless public addresses are
+    /// refused too.
+    fn public(&self, ip: IpAddr) -> Option<Denied> {
+        self.deny_public.then_some(Denied {
+            ip,
+            embedded: None,
+            rule: Rule::Public,
+        })
     }
 
     /// Adds one exception.
@@ -302,7 +326,7 @@ impl EgressPolicy {
     /// Judges an address whatever name led to it: refused unless public or inside an allowed
     /// range (an IPv6 address that leads to an IPv4 one is also allowed by a range holding that).
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Denied> {
-        match classify(ip) {
+        match classify(ip).or_else(|| self.public(ip)) {
             None => Ok(()),
             Some(d) if self.range_allows(&d) => Ok(()),
             Some(d) => Err(d),
@@ -314,7 +338,7 @@ impl EgressPolicy {
     /// except for cloud metadata addresses, which only an explicit range allows (a name the
     /// operator trusts must not become a way to the metadata service through its DNS).
     pub fn check(&self, host: &str, ip: IpAddr) -> Result<(), Denied> {
-        match classify(ip) {
+        match classify(ip).or_else(|| self.public(ip)) {
             None => Ok(()),
             Some(d) if self.range_allows(&d) => Ok(()),
             Some(d) if d.rule != Rule::CloudMetadata && self.host_allowed(host) => Ok(()),
@@ -578,6 +602,19 @@ mod tests {
         ] {
             assert_eq!(rule(ip), None, "{ip}");
         }
+    }
+
+    #[test]
+    fn deny_public_leaves_only_the_exceptions() {
+        let p = EgressPolicy::parse(["127.0.0.1", "api.internal.example"])
+            .unwrap()
+            .deny_public(true);
+        let public: IpAddr = "93.184.216.34".parse().unwrap();
+        assert_eq!(p.check_ip(public).unwrap_err().rule, Rule::Public);
+        assert_eq!(p.check("example.com", public).unwrap_err().rule, Rule::Public);
+        assert!(p.check_ip("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(p.check("api.internal.example", "10.0.0.5".parse().unwrap()).is_ok());
+        assert!(EgressPolicy::new().check_ip(public).is_ok(), "off by default");
     }
 
     #[test]

@@ -149,9 +149,14 @@ impl Refused {
         } else {
             self.host.clone()
         };
+        let refused = if self.denied.rule == Rule::Public {
+            "this server refuses outbound connections to public addresses too (--egress-deny-public)"
+        } else {
+            "outbound connections to non-public addresses are refused"
+        };
         Error::forbidden("egress_denied", self.to_string()).with_hint(format!(
-            "outbound connections to non-public addresses are refused; if this server should reach \
-             `{}`, its operator can allow it with `--egress-allow {entry}` (LOFT_EGRESS_ALLOW)",
+            "{refused}; if this server should reach `{}`, its operator can allow it with \
+             `--egress-allow {entry}` (LOFT_EGRESS_ALLOW)",
             self.host
         ))
     }

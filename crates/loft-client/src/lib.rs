@@ -43,6 +43,8 @@ pub struct ApiError {
     pub message: String,
     pub hint: Option<String>,
     pub request_id: Option<String>,
+    /// The seconds of a `Retry-After` header (a 429's), when it gave a number.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -56,6 +58,7 @@ impl ApiError {
                 message: error.message,
                 hint: error.hint,
                 request_id: error.request_id,
+                retry_after: None,
             };
         }
         let text = String::from_utf8_lossy(body);
@@ -73,6 +76,7 @@ impl ApiError {
             hint: (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED)
                 .then(|| "is --url / LOFT_URL pointing at a Loft server of a matching version?".to_owned()),
             request_id: None,
+            retry_after: None,
         }
     }
 }
@@ -343,9 +347,17 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| self.transport_error(&e, &shown))?;
         let status = resp.status();
+        // Only the delta-seconds form: Loft sends no other, and a date would need a clock.
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e, &shown))?;
         if !status.is_success() {
-            return Err(ClientError::Api(ApiError::from_response(status, &bytes)));
+            let mut e = ApiError::from_response(status, &bytes);
+            e.retry_after = retry_after;
+            return Err(ClientError::Api(e));
         }
         Ok((status, bytes.to_vec()))
     }
@@ -440,18 +452,33 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 /// their request bodies and query parameters.
 pub mod api {
     use loft_core::audit::{AuditRecord, ChainHead, VerifyReport};
+    pub use loft_core::caps::FirstContact;
+    use loft_core::caps::{InstanceCapsStatus, SendingStatus};
+    use loft_core::drafts::Draft;
     use loft_core::identity::{CreatedIdentity, CreatedKey, Identity, WhoAmI};
     use loft_core::keys::KeyMeta;
+    pub use loft_core::mail::{ForwardMail, MessagePatch, ReplyMail, SendMail};
     use loft_core::mail::{Message, MessageSummary, Thread, ThreadSummary};
-    pub use loft_core::mail::{MessagePatch, ReplyMail, SendMail};
+    use loft_core::oversight::{Approval, ModeRequest};
+    use loft_core::rules::Rule;
+    use loft_core::search::SearchHit;
+    pub use loft_core::service::SearchParams;
+    use loft_core::service::{
+        ApprovalView, BackupCode, BatchDecision, BrokeredHttpResponse, CredentialView, InstanceStatus, Page,
+        RevokedIdentities, RotationReport, WaitResult,
+    };
     pub use loft_core::service::{
         AuditExportParams, BrokeredHttpRequest, CreateIdentityRequest, CreateKeyRequest, GetCredentialParams, Items,
         ListAuditParams, ListCredentialsParams, ListIdentitiesParams, ListMessagesParams, ListThreadsParams,
         StoreCredentialRequest, UpdateIdentityRequest, WaitParams,
     };
-    use loft_core::service::{
-        BackupCode, BrokeredHttpResponse, CredentialView, Page, RevokedIdentities, RotationReport, WaitResult,
+    pub use loft_core::service::{
+        CreateDraftRequest, ListDraftsParams, RescheduleRequest, SendDraftRequest, UpdateDraftRequest,
     };
+    pub use loft_core::service::{CreateRuleRequest, ListRulesParams};
+    pub use loft_core::service::{DecideRequest, ListApprovalsParams, RejectRequest};
+    pub use loft_core::service::{DenyModeRequest, EditHeldMail, ListModeRequestsParams, RequestModeRequest};
+    pub use loft_core::service::{SetIdentityCapsRequest, SetInstanceCapsRequest};
     use loft_core::vault::{CredentialMeta, TotpCode};
 
     use super::Call;
@@ -533,6 +560,11 @@ pub mod api {
         Call::get(["v0", "messages"]).query(q)
     }
 
+    /// Messages in which every word of `q.q` occurs, best match first, with highlights.
+    pub fn search_messages(q: &SearchParams) -> Call<Page<SearchHit>> {
+        Call::get(["v0", "messages", "search"]).query(q)
+    }
+
     /// Waits up to `timeout_seconds` (server default 30) for inbox mail; the request may take
     /// that long plus a margin.
     pub fn wait_for_mail(q: &WaitParams) -> Call<WaitResult> {
@@ -559,12 +591,53 @@ pub mod api {
         Call::post(["v0", "messages", id, "reply"]).body(req)
     }
 
+    pub fn forward(id: &str, req: &ForwardMail) -> Call<Message> {
+        Call::post(["v0", "messages", id, "forward"]).body(req)
+    }
+
+    /// Cancels a scheduled mail (the composer's, or with the operator key anyone's).
+    pub fn cancel_scheduled(id: &str) -> Call<Message> {
+        Call::post(["v0", "messages", id, "cancel"])
+    }
+
+    pub fn reschedule(id: &str, req: &RescheduleRequest) -> Call<Message> {
+        Call::post(["v0", "messages", id, "reschedule"]).body(req)
+    }
+
     pub fn list_threads(q: &ListThreadsParams) -> Call<Page<ThreadSummary>> {
         Call::get(["v0", "threads"]).query(q)
     }
 
     pub fn get_thread(id: &str) -> Call<Thread> {
         Call::get(["v0", "threads", id])
+    }
+
+    // ----- drafts -----
+
+    pub fn create_draft(req: &CreateDraftRequest) -> Call<Draft> {
+        Call::post(["v0", "drafts"]).body(req)
+    }
+
+    pub fn list_drafts(q: &ListDraftsParams) -> Call<Page<Draft>> {
+        Call::get(["v0", "drafts"]).query(q)
+    }
+
+    pub fn get_draft(id: &str) -> Call<Draft> {
+        Call::get(["v0", "drafts", id])
+    }
+
+    pub fn update_draft(id: &str, req: &UpdateDraftRequest) -> Call<Draft> {
+        Call::new(reqwest::Method::PATCH, ["v0", "drafts", id]).body(req)
+    }
+
+    /// Answers 204 (use [`super::Client::call_bytes`]).
+    pub fn delete_draft(id: &str) -> Call<serde_json::Value> {
+        Call::new(reqwest::Method::DELETE, ["v0", "drafts", id])
+    }
+
+    /// Sends the draft (it is deleted with the send).
+    pub fn send_draft(id: &str, req: &SendDraftRequest) -> Call<Message> {
+        Call::post(["v0", "drafts", id, "send"]).body(req)
     }
 
     // ----- audit -----
@@ -634,6 +707,107 @@ pub mod api {
     /// Operator only.
     pub fn vault_rotate_master_key() -> Call<RotationReport> {
         Call::post(["v0", "vault", "rotate-master-key"])
+    }
+
+    // ----- oversight -----
+
+    pub fn list_approvals(q: &ListApprovalsParams) -> Call<Page<Approval>> {
+        Call::get(["v0", "approvals"]).query(q)
+    }
+
+    pub fn get_approval(id: &str) -> Call<ApprovalView> {
+        Call::get(["v0", "approvals", id])
+    }
+
+    pub fn approve(id: &str) -> Call<Approval> {
+        Call::post(["v0", "approvals", id, "approve"])
+    }
+
+    pub fn reject(id: &str, req: &RejectRequest) -> Call<Approval> {
+        Call::post(["v0", "approvals", id, "reject"]).body(req)
+    }
+
+    pub fn decide_approvals(req: &DecideRequest) -> Call<BatchDecision> {
+        Call::post(["v0", "approvals", "decide"]).body(req)
+    }
+
+    /// Edits held mail before deciding (only the fields given are sent).
+    pub fn edit_approval(id: &str, req: &EditHeldMail) -> Call<ApprovalView> {
+        Call::post(["v0", "approvals", id, "edit"]).body(req)
+    }
+
+    // ----- mode requests -----
+
+    /// The calling identity asks the operator for another oversight mode.
+    pub fn request_mode(req: &RequestModeRequest) -> Call<ModeRequest> {
+        Call::post(["v0", "oversight", "mode-request"]).body(req)
+    }
+
+    /// Open mode requests (operator only).
+    pub fn list_mode_requests(q: &ListModeRequestsParams) -> Call<Page<ModeRequest>> {
+        Call::get(["v0", "oversight", "mode-requests"]).query(q)
+    }
+
+    /// Denies an identity's open mode request (operator only).
+    pub fn deny_mode_request(identity_id: &str, req: &DenyModeRequest) -> Call<ModeRequest> {
+        Call::post(["v0", "oversight", "mode-requests", identity_id, "deny"]).body(req)
+    }
+
+    // ----- the kill switches -----
+
+    pub fn pause_identity(id: &str) -> Call<Identity> {
+        Call::post(["v0", "identities", id, "pause"])
+    }
+
+    pub fn resume_identity(id: &str) -> Call<Identity> {
+        Call::post(["v0", "identities", id, "resume"])
+    }
+
+    pub fn instance_status() -> Call<InstanceStatus> {
+        Call::get(["v0", "instance"])
+    }
+
+    pub fn freeze_outgoing() -> Call<InstanceStatus> {
+        Call::post(["v0", "instance", "freeze"])
+    }
+
+    pub fn unfreeze_outgoing() -> Call<InstanceStatus> {
+        Call::post(["v0", "instance", "unfreeze"])
+    }
+
+    // ----- allow / block / hold rules -----
+
+    /// The operator: every rule, or filtered; an identity key: the rules in effect for itself.
+    pub fn list_rules(q: &ListRulesParams) -> Call<Page<Rule>> {
+        Call::get(["v0", "rules"]).query(q)
+    }
+
+    /// Operator only.
+    pub fn add_rule(req: &CreateRuleRequest) -> Call<Rule> {
+        Call::post(["v0", "rules"]).body(req)
+    }
+
+    /// Operator only; answers the rule as it was.
+    pub fn remove_rule(id: &str) -> Call<Rule> {
+        Call::new(reqwest::Method::DELETE, ["v0", "rules", id])
+    }
+
+    // ----- sending caps -----
+
+    pub fn identity_caps(id: &str) -> Call<SendingStatus> {
+        Call::get(["v0", "identities", id, "caps"])
+    }
+
+    pub fn set_identity_caps(id: &str, req: &SetIdentityCapsRequest) -> Call<SendingStatus> {
+        Call::new(reqwest::Method::PUT, ["v0", "identities", id, "caps"]).body(req)
+    }
+
+    pub fn instance_caps() -> Call<InstanceCapsStatus> {
+        Call::get(["v0", "instance", "caps"])
+    }
+
+    pub fn set_instance_caps(req: &SetInstanceCapsRequest) -> Call<InstanceCapsStatus> {
+        Call::new(reqwest::Method::PUT, ["v0", "instance", "caps"]).body(req)
     }
 }
 
@@ -818,6 +992,23 @@ mod tests {
             api::send_mail(&send).json_body().unwrap(),
             &serde_json::json!({"to": ["a@x"], "subject": "s", "text": ""})
         );
+    }
+
+    #[test]
+    fn edits_carry_only_the_fields_given() {
+        let req = api::EditHeldMail {
+            subject: Some("s".into()),
+            cc: Some(vec![]),
+            ..Default::default()
+        };
+        let call = api::edit_approval("apr_a", &req);
+        assert_eq!(call.path(), "/v0/approvals/apr_a/edit");
+        assert_eq!(
+            call.json_body().unwrap(),
+            &serde_json::json!({"subject": "s", "cc": []})
+        );
+        let deny = api::deny_mode_request("idt_a", &api::DenyModeRequest { reason: "r".into() });
+        assert_eq!(deny.path(), "/v0/oversight/mode-requests/idt_a/deny");
     }
 
     #[test]

@@ -48,7 +48,16 @@ pub struct Identity {
     pub address: EmailAddress,
     /// The most any key of this identity may do.
     pub scopes: ScopeSet,
+    /// How much a human oversees its mail (set by the operator).
+    pub oversight_mode: crate::oversight::OversightMode,
     pub status: IdentityStatus,
+    /// Set while the operator has paused it (the kill switch): its keys are refused with
+    /// `identity_paused`; mail sent to it is still delivered and kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<Timestamp>,
+    /// Its sending caps and first-contact setting (set by the operator; none by default).
+    #[serde(default)]
+    pub caps: crate::caps::IdentityCaps,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
     pub created_by: Creator,
@@ -137,6 +146,14 @@ pub struct WhoAmI {
     pub key_expires_at: Option<Timestamp>,
     /// From this identity up to the operator.
     pub chain: Vec<ChainLink>,
+    /// For an identity: its sending caps, the instance's, and what it used of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending: Option<crate::caps::SendingStatus>,
+    /// This identity's request for another oversight mode: open (waiting for the operator) or
+    /// denied (with the operator's reason, shown until it asks again). Absent when there is none
+    /// (a granted request is cleared: the mode shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_request: Option<crate::oversight::ModeRequest>,
 }
 
 /// Checks a name: 1 to 64 printable characters.

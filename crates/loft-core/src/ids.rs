@@ -1,5 +1,5 @@
 //! Typed identifiers. Each entity's id has its own type and a readable prefix
-//! (`idt_`, `msg_`, `thr_`, `key_`), so an id of one kind can never be passed as another and a
+//! (`idt_`, `msg_`, `thr_`, `apr_`, `rul_`, `key_`, `drf_`), so an id of one kind can never be passed as another and a
 //! human can tell them apart in logs.
 
 use std::fmt;
@@ -84,6 +84,18 @@ typed_id!(
 typed_id!(
     /// A conversation within one identity's mailbox.
     ThreadId, "thr_", "thread"
+);
+typed_id!(
+    /// A held mail waiting for (or decided by) a reviewer.
+    ApprovalId, "apr_", "approval"
+);
+typed_id!(
+    /// A mail an identity is still composing (`drf_...`).
+    DraftId, "drf_", "draft"
+);
+typed_id!(
+    /// An allow / block / hold rule for sending, receiving or replying.
+    RuleId, "rul_", "rule"
 );
 typed_id!(
     /// An API key's public id (the secret part is never an id).

@@ -56,10 +56,14 @@ pub enum Scope {
     /// Read plaintext secrets. Never granted by default.
     #[serde(rename = "vault:reveal")]
     VaultReveal,
+    /// Review held mail: list, approve, reject and edit approvals. Reviewers' keys hold it;
+    /// never together with `mail:send` (whoever may send may not approve), never by default.
+    #[serde(rename = "oversight")]
+    Oversight,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::MailRead,
         Scope::MailSend,
         Scope::MailManage,
@@ -68,7 +72,12 @@ impl Scope {
         Scope::VaultRead,
         Scope::VaultWrite,
         Scope::VaultReveal,
+        Scope::Oversight,
     ];
+
+    /// What a reviewer (a human principal created with `loft reviewer create`) gets: reviewing
+    /// held mail, reading the mail it is told of, and managing its own keys.
+    pub const REVIEWER: [Scope; 3] = [Scope::Oversight, Scope::MailRead, Scope::KeysManage];
 
     /// What a new identity gets when no scopes are named.
     pub const DEFAULT: [Scope; 6] = [
@@ -90,6 +99,7 @@ impl Scope {
             Scope::VaultRead => "vault:read",
             Scope::VaultWrite => "vault:write",
             Scope::VaultReveal => "vault:reveal",
+            Scope::Oversight => "oversight",
         }
     }
 }
@@ -151,13 +161,34 @@ impl ScopeSet {
         serde_json::from_str(s).map_err(|e| Error::internal(format!("stored scopes: {e}")))
     }
     /// Parses names as a client sent them, with a precise error for an unknown one.
+    /// A set holding both `oversight` and `mail:send` is refused: a principal that may send
+    /// mail may not also approve it.
     pub fn parse_names<S: AsRef<str>>(names: &[S]) -> Result<Self> {
-        names
+        let set = names
             .iter()
             .map(|n| n.as_ref().trim().parse())
             .collect::<Result<BTreeSet<_>>>()
-            .map(Self)
+            .map(Self)?;
+        set.check_separation()?;
+        Ok(set)
     }
+
+    /// Refuses `oversight` together with `mail:send` (see [`Scope::Oversight`]).
+    pub fn check_separation(&self) -> Result<()> {
+        if self.contains(Scope::Oversight) && self.contains(Scope::MailSend) {
+            return Err(Error::invalid(
+                "conflicting_scopes",
+                "`oversight` and `mail:send` cannot be held together: whoever may send mail may not approve it",
+            )
+            .with_hint("give reviewers `oversight` (with `mail:read` and `keys:manage` if wanted) and agents `mail:send`, never both"));
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of `bytes`, in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The SHA-256 digest of a key's secret, the only form in which a key is stored.

@@ -13,6 +13,9 @@
 
 pub mod address;
 pub mod audit;
+pub mod caps;
+pub mod diff;
+pub mod drafts;
 pub mod error;
 pub mod identity;
 pub mod ids;
@@ -20,8 +23,13 @@ pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod mail;
+pub mod oversight;
 pub mod quota;
 pub mod random;
+pub mod rules;
+pub mod runner;
+pub mod schedule;
+pub mod search;
 pub mod service;
 pub mod store;
 pub mod text;

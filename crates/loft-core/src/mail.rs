@@ -92,6 +92,65 @@ pub enum DeliveryStatus {
     Delivered,
     /// Waiting for outbound SMTP delivery.
     Queued,
+    /// Not sent: the mail waits for a reviewer's approval (or was rejected or expired).
+    Held,
+    /// Not sent yet: the mail goes out at its `send_at` (or was canceled).
+    Scheduled,
+}
+
+/// Where one copy of a message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// Mail this identity received.
+    Received,
+    /// Sent: delivered or queued for each recipient (see `delivery`).
+    Sent,
+    /// Held for a reviewer's approval (see `approval` for why); not sent yet.
+    PendingApproval,
+    /// A reviewer rejected it (see `approval.reason`); never sent.
+    Rejected,
+    /// Nobody approved it in time; never sent.
+    Expired,
+    /// Waiting for its `send_at`; nothing has reached a recipient yet.
+    Scheduled,
+    /// Canceled before its `send_at`; never sent.
+    Canceled,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Received => "received",
+            MessageStatus::Sent => "sent",
+            MessageStatus::PendingApproval => "pending_approval",
+            MessageStatus::Rejected => "rejected",
+            MessageStatus::Expired => "expired",
+            MessageStatus::Scheduled => "scheduled",
+            MessageStatus::Canceled => "canceled",
+        }
+    }
+
+    /// A status as stored in message `row`; an unknown one is an error naming the row.
+    pub fn parse_stored(s: &str, row: &str) -> Result<Self> {
+        [
+            Self::Received,
+            Self::Sent,
+            Self::PendingApproval,
+            Self::Rejected,
+            Self::Expired,
+            Self::Scheduled,
+            Self::Canceled,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+        .ok_or_else(|| {
+            Error::internal(format!(
+                "message {row} has the unknown status `{s}` (written by a newer version?)"
+            ))
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +188,9 @@ pub struct Message {
     pub id: MessageId,
     pub thread_id: ThreadId,
     pub folder: Folder,
+    /// `received`, `sent`, for held mail `pending_approval`, `rejected` or `expired`, and for
+    /// mail sent later `scheduled` or `canceled`.
+    pub status: MessageStatus,
     /// The RFC 5322 `Message-ID`, without angle brackets.
     pub message_id: String,
     pub in_reply_to: Option<String>,
@@ -152,6 +214,13 @@ pub struct Message {
     pub size: i64,
     /// Per-recipient delivery, on sent copies.
     pub delivery: Vec<Delivery>,
+    /// On a sender copy sent with `send_at`: when it goes (or went) out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<Timestamp>,
+    /// On a held sender copy: why it is held, and the reviewer's decision once made. Filled by
+    /// the service, not the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::oversight::Approval>,
 }
 
 /// A message in a list: no body, a snippet instead.
@@ -161,6 +230,7 @@ pub struct MessageSummary {
     pub id: MessageId,
     pub thread_id: ThreadId,
     pub folder: Folder,
+    pub status: MessageStatus,
     pub message_id: String,
     pub from: EmailAddress,
     pub from_name: Option<String>,
@@ -220,6 +290,42 @@ pub struct NewMail {
     /// Background work the send queues in the same transaction: one [`DELIVERY_JOB`] per
     /// remote recipient.
     pub jobs: Vec<crate::jobs::NewJob>,
+    /// A held send: the sender's copy is written with status `pending_approval` and this
+    /// approval, and `recipient_copies` and `jobs` are empty (the decision writes them).
+    pub hold: Option<crate::oversight::NewHold>,
+    /// The idempotency key of the request, recorded with the send (see [`Idempotency`]).
+    pub idempotency: Option<Idempotency>,
+    /// The draft this mail is sent from: the store deletes it (the sender's draft) in the
+    /// send's transaction, and writes nothing with `NotFound("draft")` when it is gone (sent or
+    /// deleted meanwhile), so a draft becomes exactly one mail.
+    pub consumes_draft: Option<crate::ids::DraftId>,
+    /// When the mail was asked to go out (a scheduled send, held or not), shown on the sender
+    /// copy.
+    pub send_at: Option<Timestamp>,
+    /// A scheduled send (not held): the sender's copy is written with status `scheduled`, this
+    /// release job ([`crate::schedule::RELEASE_JOB`]) is queued and recorded on it, and
+    /// `recipient_copies` and `jobs` are empty (the release writes them).
+    pub schedule: Option<crate::jobs::NewJob>,
+    /// The contacts this mail records (see [`crate::caps::contact_touches`]); empty for a held
+    /// send, whose contacts are recorded when it is approved.
+    pub contacts: Vec<crate::caps::ContactTouch>,
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+
+/// An idempotency key as the store records it with a send: per identity, with a fingerprint
+/// of the request and the sender copy it produced. The store writes it in the send's
+/// transaction, replacing a record of the same key older than `stale_before`; a live record
+/// of the same key makes the send fail with `Conflict("idempotency_key_in_use")` and write
+/// nothing (a concurrent retry won).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    /// SHA-256 (hex) of what was asked (action and content), never the content itself.
+    pub fingerprint: String,
+    pub created_at: Timestamp,
+    pub stale_before: Timestamp,
 }
 
 /// The job kind of delivering one message to one remote recipient; its payload is
@@ -303,38 +409,59 @@ pub struct StorePage<T> {
 pub struct MessagePatch {
     /// Labels to add (lowercase letters, digits and `_-:./`, at most 64 characters).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::add_labels))]
     pub add_labels: Vec<String>,
     /// Labels to remove.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::remove_labels))]
     pub remove_labels: Vec<String>,
     /// Mark read (`false`) or unread (`true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<bool>,
 }
 
-/// `POST /v0/messages/send`.
+/// `POST /v0/messages/send`. It needs at least one recipient and a body (`text` or `html` that
+/// is not blank).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SendMail {
     /// Recipient addresses; a single string is accepted.
     #[serde(deserialize_with = "one_or_many")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::to))]
     pub to: Vec<String>,
     #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::cc))]
     pub cc: Vec<String>,
     #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::bcc))]
     pub bcc: Vec<String>,
-    #[cfg_attr(feature = "openapi", schema(max_length = 998))]
+    /// One line (no CR, LF or NUL) of at most 998 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 998, pattern = r"^[^\r\n\u0000]*$"))]
     pub subject: String,
-    /// Plain-text body.
+    /// Plain-text body (no NUL). A message needs `text` or `html` that is not blank.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub text: String,
-    /// Optional HTML body, sent as an alternative to the text.
+    /// Optional HTML body (no NUL), sent as an alternative to the text.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub html: Option<String>,
+    /// Makes a retry safe: a send with the key of an earlier successful one and the same
+    /// content returns that result without sending again; with other content, 409. Keys are
+    /// per identity and live 24 hours. Also accepted as the `Idempotency-Key` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7e]+$")
+    )]
+    pub idempotency_key: Option<String>,
+    /// Send later: an RFC 3339 time at most a year ahead. The mail is stored now (status
+    /// `scheduled`) and reaches nobody before then; a time now or in the last few seconds sends
+    /// at once. Cancel with `POST /v0/messages/{id}/cancel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub send_at: Option<String>,
 }
 
 /// `POST /v0/messages/{id}/reply`.
@@ -342,13 +469,96 @@ pub struct SendMail {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReplyMail {
+    /// Plain-text body (no NUL). A reply needs `text` or `html` that is not blank.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub text: String,
+    /// Optional HTML body (no NUL).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub html: Option<String>,
     /// Reply to everyone on the original (To and Cc), not only its sender.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reply_all: bool,
+    /// Makes a retry safe: a send with the key of an earlier successful one and the same
+    /// content returns that result without sending again; with other content, 409. Keys are
+    /// per identity and live 24 hours. Also accepted as the `Idempotency-Key` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7e]+$")
+    )]
+    pub idempotency_key: Option<String>,
+    /// Send later: an RFC 3339 time at most a year ahead. The mail is stored now (status
+    /// `scheduled`) and reaches nobody before then; a time now or in the last few seconds sends
+    /// at once. Cancel with `POST /v0/messages/{id}/cancel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub send_at: Option<String>,
+}
+
+/// `POST /v0/messages/{id}/forward`: the message, quoted below an optional note, to new
+/// recipients, with a `Fwd:` subject. It goes through the same checks and gate as a send.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ForwardMail {
+    /// Recipient addresses; a single string is accepted.
+    #[serde(deserialize_with = "one_or_many")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::to))]
+    pub to: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::cc))]
+    pub cc: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::bcc))]
+    pub bcc: Vec<String>,
+    /// A note above the forwarded message (optional, no NUL).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
+    pub text: String,
+    /// As for a send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7e]+$")
+    )]
+    pub idempotency_key: Option<String>,
+    /// Send later, as for a send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub send_at: Option<String>,
+}
+
+/// The subject of a forward: `Fwd: ` before the original's, unless it has one already.
+pub fn forward_subject(subject: &str) -> String {
+    prefixed_subject(subject, &["fwd:", "fw:"], "Fwd: ")
+}
+
+/// The text of a forward: the note, then the original's headers and text under a marker line.
+pub fn forward_text(note: &str, original: &Message) -> String {
+    let from = match original.from_name.as_deref().filter(|n| !n.trim().is_empty()) {
+        Some(name) => format!("{name} <{}>", original.from),
+        None => original.from.to_string(),
+    };
+    let list = |v: &[EmailAddress]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let note = if note.trim().is_empty() {
+        String::new()
+    } else {
+        format!("{}\n\n", note.trim_end())
+    };
+    let cc = if original.cc.is_empty() {
+        String::new()
+    } else {
+        format!("Cc: {}\n", list(&original.cc))
+    };
+    format!(
+        "{note}---------- Forwarded message ----------\nFrom: {from}\nDate: {}\nSubject: {}\nTo: {}\n{cc}\n{}",
+        original.created_at.to_rfc3339(),
+        original.subject,
+        list(&original.to),
+        original.text,
+    )
 }
 
 /// Normalises a label, or says precisely why it is not one.
@@ -371,12 +581,21 @@ pub fn parse_label(label: &str) -> Result<String> {
 /// characters, so that every stored subject can be replied to (one of 995 to 998 characters
 /// used to give a reply subject over the limit, which the send then refused).
 pub fn reply_subject(subject: &str) -> String {
+    prefixed_subject(subject, &["re:"], "Re: ")
+}
+
+/// `subject` with `prefix` before it unless it starts with one of `already` (any case), cut to
+/// [`MAX_SUBJECT`] characters.
+fn prefixed_subject(subject: &str, already: &[&str], prefix: &str) -> String {
     let t = subject.trim_start();
     // `get` by bytes, not slicing: the subject may start with a multi-byte letter.
-    let mut s = if t.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
+    let mut s = if already
+        .iter()
+        .any(|p| t.get(..p.len()).is_some_and(|x| x.eq_ignore_ascii_case(p)))
+    {
         t.to_owned()
     } else {
-        format!("Re: {t}")
+        format!("{prefix}{t}")
     };
     if let Some((cut, _)) = s.char_indices().nth(MAX_SUBJECT) {
         s.truncate(cut);

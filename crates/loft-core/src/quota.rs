@@ -1,7 +1,7 @@
 //! Quotas per identity: how much one identity (and so one leaked key) can hold or do.
 //!
 //! Stock quotas (sub-identities, active keys, vault items, distinct labels and bytes of mail
-//! in a mailbox) are counted by the store ([`Usage`], `Store::usage`, `Store::mailbox_bytes`,
+//! in a mailbox, drafts) are counted by the store ([`Usage`], `Store::usage`, `Store::mailbox_bytes`,
 //! `Store::mailbox_labels`) and checked before the write; a refusal is 403 `quota_exceeded`
 //! naming the quota. The rate quota on remote recipients queued per
 //! hour is a token bucket per identity in this process (like the request limits in
@@ -38,6 +38,8 @@ pub struct Quotas {
     pub labels: Option<u64>,
     pub stored_bytes: Option<u64>,
     pub queued_recipients_per_hour: Option<u64>,
+    /// Drafts one identity holds.
+    pub drafts: Option<u64>,
 }
 
 impl Default for Quotas {
@@ -52,6 +54,7 @@ impl Default for Quotas {
             labels: Some(1000),
             stored_bytes: Some(1 << 30),
             queued_recipients_per_hour: Some(1000),
+            drafts: Some(1000),
         }
     }
 }
@@ -66,16 +69,18 @@ impl Quotas {
             labels: None,
             stored_bytes: None,
             queued_recipients_per_hour: None,
+            drafts: None,
         }
     }
 
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "sub_identities",
         "keys",
         "vault_items",
         "labels",
         "stored_bytes",
         "queued_recipients_per_hour",
+        "drafts",
     ];
 
     /// Applies `name=N` (or `name=off`) settings, as `--quota` takes them, to the defaults.
@@ -103,6 +108,7 @@ impl Quotas {
                 "labels" => &mut q.labels,
                 "stored_bytes" => &mut q.stored_bytes,
                 "queued_recipients_per_hour" => &mut q.queued_recipients_per_hour,
+                "drafts" => &mut q.drafts,
                 other => {
                     return Err(format!("unknown quota `{other}`; names: {}", Self::NAMES.join(", ")));
                 }

@@ -8,7 +8,8 @@
 //!
 //! One file per area, each continuing `impl Loft` with that area's use cases and owning its
 //! wire types (re-exported here; see [`crate::wire`]): `auth` (keys to actors, limits),
-//! `identities`, `keys` (the minting rule), `messages`, `audit` and `vault`. This file holds what
+//! `identities`, `keys` (the minting rule), `messages`, `drafts`, `oversight`, `rules` (allow,
+//! block and hold rules), `audit` and `vault`. This file holds what
 //! they share: the [`Loft`] value and its settings, [`Actor`], pages, item lists and cursors.
 
 use std::sync::Arc;
@@ -23,24 +24,46 @@ use crate::identity::Identity;
 use crate::keys::{KeyMeta, OperatorKey, Scope, ScopeSet};
 use crate::limits::{Limits, LimitsConfig};
 use crate::mail;
+use crate::oversight::OversightMode;
 use crate::quota::{Quotas, RecipientBudget};
 use crate::random::Random;
 use crate::store::Store;
 use crate::time::{Clock, Timestamp};
 use crate::{Error, Result};
 
+mod approval_edits;
 mod audit;
 mod auth;
+mod caps;
+mod drafts;
+mod forward;
 mod identities;
 mod keys;
 mod messages;
+mod mode_requests;
+mod oversight;
+mod rules;
+mod schedule;
+mod search;
 mod vault;
 
+pub use approval_edits::EditHeldMail;
 pub use audit::{AuditExportParams, ListAuditParams};
+pub use caps::{SetIdentityCapsRequest, SetInstanceCapsRequest};
+pub use drafts::{CreateDraftRequest, ListDraftsParams, SendDraftRequest, UpdateDraftRequest};
 pub use identities::{CreateIdentityRequest, ListIdentitiesParams, RevokedIdentities, UpdateIdentityRequest};
 use keys::MintCeiling;
 pub use keys::{CreateKeyRequest, MAX_KEY_LIFETIME_SECS};
 pub use messages::{ListMessagesParams, ListThreadsParams, MAX_WAIT_SECONDS, WaitParams, WaitResult};
+pub use mode_requests::{DenyModeRequest, ListModeRequestsParams, MAX_MODE_REASON, RequestModeRequest};
+pub use oversight::{
+    ApprovalView, BatchDecision, BatchOutcome, DecideRequest, InstanceStatus, ListApprovalsParams, RejectRequest,
+};
+pub use rules::{CreateRuleRequest, ListRulesParams};
+pub use schedule::RescheduleRequest;
+pub use search::SearchParams;
+#[cfg(feature = "openapi")]
+pub use vault::UpdateCredentialSchema;
 pub use vault::{
     BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, GetCredentialParams, InjectInput,
     ListCredentialsParams, RotationReport, StoreCredentialRequest,
@@ -57,6 +80,26 @@ pub struct LoftConfig {
     pub domain: String,
     /// Largest text + HTML body accepted for one message.
     pub max_body_bytes: usize,
+    /// The oversight mode of new identities when the request names none
+    /// (`loft serve --default-oversight-mode`; [`OversightMode::DEFAULT`] otherwise).
+    pub default_oversight_mode: OversightMode,
+    /// How long held mail waits for a reviewer before it expires.
+    pub approval_ttl_secs: i64,
+}
+
+/// Held mail expires after three days unless the operator sets another time.
+pub const DEFAULT_APPROVAL_TTL_SECS: i64 = 3 * 24 * 3600;
+
+impl LoftConfig {
+    /// A configuration with every setting but the domain at its default.
+    pub fn new(domain: impl Into<String>) -> Self {
+        Self {
+            domain: domain.into(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            default_oversight_mode: OversightMode::DEFAULT,
+            approval_ttl_secs: DEFAULT_APPROVAL_TTL_SECS,
+        }
+    }
 }
 
 /// Where a request came from, for the audit log.
@@ -247,6 +290,8 @@ pub struct Loft {
     config: LoftConfig,
     /// Bumped whenever this process delivers mail, so that waiters can look again.
     mail_tick: watch::Sender<u64>,
+    /// Bumped whenever this process queues a job the runner runs (a scheduled send).
+    job_tick: watch::Sender<u64>,
     /// Set when the server is stopping: waits answer at once.
     stopping: watch::Sender<bool>,
     /// The master keyring; `None` until [`Loft::with_vault`] (vault routes then refuse).
@@ -280,6 +325,7 @@ impl Loft {
             operator,
             config,
             mail_tick: watch::channel(0).0,
+            job_tick: watch::channel(0).0,
             stopping: watch::channel(false).0,
             vault: None,
             broker: None,
@@ -334,5 +380,10 @@ impl Loft {
     /// Subscribes to this process's mail deliveries (a hint to look again, not the mail).
     pub fn mail_ticks(&self) -> watch::Receiver<u64> {
         self.mail_tick.subscribe()
+    }
+
+    /// Subscribes to the jobs this process queues for the runner (a hint to look again).
+    pub fn job_ticks(&self) -> watch::Receiver<u64> {
+        self.job_tick.subscribe()
     }
 }

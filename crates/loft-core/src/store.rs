@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::address::EmailAddress;
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
+use crate::drafts::DraftStore;
 use crate::identity::{Identity, NewIdentity};
 use crate::ids::{IdentityId, KeyId, MessageId, ThreadId};
 use crate::jobs::JobStore;
@@ -30,6 +31,12 @@ use crate::keys::{KeyMeta, ScopeSet, StoredKey};
 use crate::mail::{
     Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary,
 };
+use crate::oversight::{
+    Approval, ApprovalId, ApprovalQuery, DecisionQuery, ModeRequest, NewModeRequest, StoredDecision, StoredEdit,
+};
+use crate::rules::{Rule, RuleId};
+use crate::schedule::ScheduleStore;
+use crate::search::{SearchQuery, SearchRow};
 use crate::time::Timestamp;
 use crate::vault::{CredentialMeta, MasterKeyCheck, StoredCredential};
 
@@ -47,6 +54,14 @@ pub struct IdentityUpdate {
     /// `Some("")` clears the display name.
     pub display_name: Option<String>,
     pub scopes: Option<ScopeSet>,
+    pub oversight_mode: Option<crate::oversight::OversightMode>,
+    /// `Some(Some(t))` pauses at `t`, `Some(None)` resumes.
+    pub paused_at: Option<Option<Timestamp>>,
+    /// Replaces its sending caps and first-contact setting.
+    pub caps: Option<crate::caps::IdentityCaps>,
+    /// Deletes the identity's mode request, open or denied, in the same transaction (the
+    /// operator set its mode: that answers it).
+    pub clear_mode_request: bool,
 }
 
 /// Identities, their delegation tree, and their API keys (conformance: `identities`, `keys`,
@@ -141,8 +156,22 @@ pub trait MailStore: Send + Sync {
     /// A whole thread, oldest first, and records the read. `NotFound` otherwise.
     async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread>;
 
+    /// The live idempotency record of `owner`'s `key` (created after `not_before`): the
+    /// request's fingerprint and the sender copy it produced.
+    async fn find_idempotency(
+        &self,
+        owner: &IdentityId,
+        key: &str,
+        not_before: Timestamp,
+    ) -> Result<Option<(String, MessageId)>>;
+
     /// The highest mail sequence number in `owner`'s mailbox (0 when empty).
     async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64>;
+
+    /// The copies in `owner`'s mailbox in which every term occurs (in the subject, the people
+    /// or the body, as `search` describes), best match first, then newest first; `query.offset`
+    /// of them skipped, at most `query.limit` returned.
+    async fn search_messages(&self, owner: &IdentityId, query: &SearchQuery) -> Result<Vec<SearchRow>>;
 }
 
 /// The hash-chained audit log (conformance: `audit`).
@@ -182,6 +211,10 @@ pub trait VaultStore: Send + Sync {
 
     async fn vault_get(&self, owner: &IdentityId, name: &str) -> Result<Option<StoredCredential>>;
 
+    /// Every credential of `owner`, sealed (for the exfiltration guard, which looks for their
+    /// values in outgoing mail). Bounded by the `credentials` quota.
+    async fn vault_all(&self, owner: &IdentityId) -> Result<Vec<StoredCredential>>;
+
     /// Metadata only, newest first; the cursor is a sequence number.
     async fn vault_list(
         &self,
@@ -207,11 +240,162 @@ pub trait VaultStore: Send + Sync {
     async fn vault_rewrap(&self, batch: Vec<(StoredCredential, i64)>, audit: AuditEntry) -> Result<u64>;
 }
 
+/// Held mail and reviewers' decisions (conformance: `oversight`). A held send itself is
+/// written by [`MailStore::send_mail`] with [`NewMail::hold`].
+#[async_trait]
+pub trait OversightStore: Send + Sync {
+    /// One approval, whoever composed it.
+    async fn get_approval(&self, id: &ApprovalId) -> Result<Option<Approval>>;
+
+    /// Newest first, filtered; the cursor is a sequence number. Statuses are as stored:
+    /// the service turns a pending approval past `expires_at` into `expired` (and
+    /// `query.status = Pending` leaves those out).
+    async fn list_approvals(&self, query: ApprovalQuery) -> Result<StorePage<Approval>>;
+
+    /// Decides a pending approval, exactly once, in one transaction with its audit row:
+    /// the approval's status, decider and reason; the sender copy's status (`sent`,
+    /// `rejected` or `expired`); and for an approval the release (recipient copies sharing
+    /// the sender copy's content, their threads, the delivery report and jobs).
+    /// `NotFound` when it does not exist; `Conflict("already_decided")` when it is no longer
+    /// pending; `Conflict("approval_expired")` when approving one whose `expires_at` is at or
+    /// before `decision.at`. Returns the approval as decided.
+    async fn decide_approval(&self, decision: StoredDecision, audit: AuditEntry) -> Result<Approval>;
+
+    /// Decisions on `query.identity`'s mail, oldest first, each with its decision number.
+    /// Deciding gives the approval the composer's next number (in commit order: a reader never
+    /// sees number n+1 before n) and marks the sender copy unread.
+    async fn list_decisions(&self, query: DecisionQuery) -> Result<Vec<(i64, Approval)>>;
+
+    /// The number of the latest decision on `identity`'s mail; 0 when there is none.
+    async fn latest_decision_seq(&self, identity: &IdentityId) -> Result<i64>;
+
+    /// Rewrites a pending held mail in place, in one transaction with its audit row (see
+    /// [`StoredEdit`]): the sender copy's content, raw bytes, snippet, size (and its mailbox's
+    /// byte total), recipients and planned delivery report; the approval's reasons, editor, edit
+    /// time and count. Exactly once against a concurrent decision or edit: `NotFound` when the
+    /// approval does not exist; `Conflict("already_decided")` when it is no longer pending;
+    /// `Conflict("approval_expired")` when `expires_at` is at or before `edit.at`;
+    /// `Conflict("approval_edited")` when its edit count is not `edit.expected_edits`.
+    /// Returns the approval as edited.
+    async fn edit_held_mail(&self, edit: StoredEdit, audit: AuditEntry) -> Result<Approval>;
+
+    /// Records an identity's request for another oversight mode with its audit row, replacing
+    /// its previous request (open or denied).
+    async fn put_mode_request(&self, request: NewModeRequest, audit: AuditEntry) -> Result<ModeRequest>;
+
+    /// The identity's mode request (open or denied), if any.
+    async fn get_mode_request(&self, identity: &IdentityId) -> Result<Option<ModeRequest>>;
+
+    /// Open mode requests of active identities, newest first; the cursor is a sequence number.
+    async fn list_mode_requests(&self, before_seq: Option<i64>, limit: u32) -> Result<StorePage<ModeRequest>>;
+
+    /// Denies the identity's open mode request, with its audit row. `NotFound("mode_request")`
+    /// when it has none; `Conflict("mode_request_not_open")` when it was already denied.
+    async fn deny_mode_request(
+        &self,
+        identity: &IdentityId,
+        at: Timestamp,
+        reason: String,
+        audit: AuditEntry,
+    ) -> Result<ModeRequest>;
+
+    /// When the operator froze all outgoing mail on the instance (`None`: not frozen). Read on
+    /// every send, so a freeze through one node holds on every node at once.
+    async fn outgoing_frozen(&self) -> Result<Option<Timestamp>>;
+
+    /// Freezes (`Some(at)`) or unfreezes (`None`) outgoing mail, with its audit row.
+    async fn set_outgoing_frozen(&self, at: Option<Timestamp>, audit: AuditEntry) -> Result<()>;
+}
+
+/// Which rules a list shows.
+#[derive(Debug, Clone)]
+pub enum RuleScope {
+    /// Every rule: the instance's and every identity's.
+    All,
+    /// The instance rules only.
+    Instance,
+    /// The rules in effect for one identity: its own and the instance's.
+    InEffectFor(IdentityId),
+}
+
+/// Filters for listing rules (newest first).
+#[derive(Debug, Clone)]
+pub struct RuleQuery {
+    pub scope: RuleScope,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// The operator's allow, block and hold rules (conformance: `rules`).
+#[async_trait]
+pub trait RuleStore: Send + Sync {
+    /// Stores a new rule with its audit row. `Conflict("rule_exists")`, naming the existing
+    /// rule's id, when the same identity (or the instance, for an instance rule) already has a
+    /// rule with the same direction, action and pattern; nothing is written then.
+    async fn add_rule(&self, rule: Rule, audit: AuditEntry) -> Result<()>;
+
+    /// Removes a rule with its audit row and returns it. `NotFound` when no rule has this id.
+    async fn remove_rule(&self, id: &RuleId, audit: AuditEntry) -> Result<Rule>;
+
+    async fn get_rule(&self, id: &RuleId) -> Result<Option<Rule>>;
+
+    /// Newest first; the cursor is a sequence number.
+    async fn list_rules(&self, query: RuleQuery) -> Result<StorePage<Rule>>;
+
+    /// Every rule in effect for any of `identities` (theirs, and the instance's), in one query:
+    /// it runs on every send. With no identities, the instance rules.
+    async fn rules_in_effect(&self, identities: &[IdentityId]) -> Result<Vec<Rule>>;
+}
+
+/// Sending controls: the instance's caps, the counts caps are checked against, and each
+/// identity's contacts (conformance: `caps`). An identity's own caps are stored on it
+/// ([`IdentityUpdate::caps`]); contact rows are written by the mail they come from
+/// ([`NewMail::contacts`], [`crate::oversight::Release::contacts`]).
+#[async_trait]
+pub trait SendingStore: Send + Sync {
+    /// The instance's caps (none set: all `None`). Read on every send.
+    async fn instance_caps(&self) -> Result<crate::caps::SendCaps>;
+
+    /// Replaces the instance's caps, with its audit row.
+    async fn set_instance_caps(&self, caps: crate::caps::SendCaps, audit: AuditEntry) -> Result<()>;
+
+    /// Counts the entries of `counter` strictly after `since`: sender copies composed
+    /// ([`crate::caps::CapCounter::Mails`]) or contacts first written to
+    /// ([`crate::caps::CapCounter::NewRecipients`]), of `identity` or, with `None`, of every
+    /// identity. When more than `keep` are counted, also returns the time of the entry whose
+    /// leaving the window brings the count down to `keep` (oldest first, the
+    /// `count - keep`-th). Indexed so that it reads only the window's entries.
+    async fn cap_window(
+        &self,
+        counter: crate::caps::CapCounter,
+        identity: Option<&IdentityId>,
+        since: Timestamp,
+        keep: u64,
+    ) -> Result<crate::caps::CapWindow>;
+
+    /// `identity`'s contact rows for those of `addresses` it has one for (any order).
+    async fn contacts(&self, identity: &IdentityId, addresses: &[EmailAddress]) -> Result<Vec<crate::caps::Contact>>;
+}
+
 /// The storage port: the sum of the area traits, each with its own conformance module in
 /// `loft-testkit` run on both backends. A new area (oversight, domains, events) adds a trait
 /// here and to this sum.
 #[async_trait]
-pub trait Store: IdentityStore + MailStore + AuditStore + VaultStore + JobStore + Send + Sync + 'static {
+pub trait Store:
+    IdentityStore
+    + MailStore
+    + AuditStore
+    + VaultStore
+    + OversightStore
+    + RuleStore
+    + SendingStore
+    + JobStore
+    + DraftStore
+    + ScheduleStore
+    + Send
+    + Sync
+    + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

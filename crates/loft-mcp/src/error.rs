@@ -17,6 +17,7 @@
 //! | `NotFound`        | `not_found`                 | 404                                         |
 //! | `Conflict`        | its code                    | 409                                         |
 //! | `Invalid`         | its code                    | 422                                         |
+//! | `TooManyRequests` | its code (`rate_limited`, `quota_exceeded`, ...); the message names the seconds to wait | 429 with `Retry-After` |
 //! | `Unavailable`     | `unavailable` (logged)      | 503                                         |
 //! | `Internal`        | `internal` (logged; generic message) | 500                                |
 //!

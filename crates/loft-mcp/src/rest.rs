@@ -1,4 +1,5 @@
-//! [`RestApi`]: the identity's operations (mail and vault) over a Loft server's REST API, for `loft mcp` on stdio.
+//! [`RestApi`]: the identity's operations (mail, vault and held mail) over a Loft server's REST
+//! API, for `loft mcp` on stdio.
 //!
 //! The stdio server holds no database and no secrets of its own: every call goes to the server
 //! with the identity's key, through the shared typed client (`loft-client`), and the server
@@ -14,13 +15,20 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 use loft_client::api;
 use loft_client::{ApiError, ClientError};
+use loft_core::drafts::Draft;
 use loft_core::error::Detail;
 use loft_core::identity::WhoAmI;
-use loft_core::ids::{MessageId, ThreadId};
-use loft_core::mail::{Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
+use loft_core::ids::{ApprovalId, DraftId, MessageId, ThreadId};
+use loft_core::mail::{ForwardMail, Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
+use loft_core::oversight::{Approval, ModeRequest};
+use loft_core::search::SearchHit;
 use loft_core::service::{
-    BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, ListCredentialsParams, ListMessagesParams,
-    ListThreadsParams, Page, StoreCredentialRequest, WaitParams, WaitResult,
+    ApprovalView, BackupCode, BatchDecision, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, DecideRequest,
+    EditHeldMail, ListApprovalsParams, ListCredentialsParams, ListMessagesParams, ListThreadsParams, Page,
+    RejectRequest, RequestModeRequest, StoreCredentialRequest, WaitParams, WaitResult,
+};
+use loft_core::service::{
+    CreateDraftRequest, ListDraftsParams, RescheduleRequest, SearchParams, SendDraftRequest, UpdateDraftRequest,
 };
 use loft_core::vault::{CredentialMeta, TotpCode};
 use loft_core::{Error, Result};
@@ -92,6 +100,20 @@ fn from_api(a: ApiError) -> Error {
         StatusCode::NOT_FOUND => Error::NotFound(detail),
         StatusCode::CONFLICT => Error::Conflict(detail),
         StatusCode::SERVICE_UNAVAILABLE => Error::Unavailable(detail.message),
+        // A rate limit, lockout or rate quota: a model sees it as it would at `/mcp` (the
+        // server's code, message and hint; Loft's message names the seconds itself), and the
+        // wait travels with it. A 429 without Loft's body (a proxy's) gets the wait of its
+        // `Retry-After` into the message, since nothing else would say it.
+        StatusCode::TOO_MANY_REQUESTS => {
+            let mut detail = detail;
+            if let (Some(secs), "http_429") = (a.retry_after, detail.code.as_ref()) {
+                detail.message = format!("{}; retry after {secs} s", detail.message);
+            }
+            Error::TooManyRequests {
+                detail,
+                retry_after_secs: a.retry_after.unwrap_or(1).max(1),
+            }
+        }
         // Loft's own 502: a brokered request's remote host failed (`upstream_failed`,
         // `upstream_timeout`), said to the model as at `/mcp`. A 502 without Loft's error body
         // (`http_502`, a proxy's) is not that.
@@ -116,8 +138,17 @@ impl IdentityApi for RestApi {
         self.call(api::reply(id.as_str(), &req)).await
     }
 
+    async fn forward(&self, message_id: &str, req: ForwardMail) -> Result<Message> {
+        let id = MessageId::parse(message_id)?;
+        self.call(api::forward(id.as_str(), &req)).await
+    }
+
     async fn list_messages(&self, p: ListMessagesParams) -> Result<Page<MessageSummary>> {
         self.call(api::list_messages(&p)).await
+    }
+
+    async fn search_messages(&self, p: SearchParams) -> Result<Page<SearchHit>> {
+        self.call(api::search_messages(&p)).await
     }
 
     async fn get_message(&self, message_id: &str) -> Result<Message> {
@@ -155,6 +186,49 @@ impl IdentityApi for RestApi {
         self.call(api::vault_get(&credential_name(name)?, reveal)).await
     }
 
+    async fn create_draft(&self, req: CreateDraftRequest) -> Result<Draft> {
+        self.call(api::create_draft(&req)).await
+    }
+
+    async fn list_drafts(&self, params: ListDraftsParams) -> Result<Page<Draft>> {
+        self.call(api::list_drafts(&params)).await
+    }
+
+    async fn get_draft(&self, draft_id: &str) -> Result<Draft> {
+        let id = DraftId::parse(draft_id)?;
+        self.call(api::get_draft(id.as_str())).await
+    }
+
+    async fn update_draft(&self, draft_id: &str, req: UpdateDraftRequest) -> Result<Draft> {
+        let id = DraftId::parse(draft_id)?;
+        self.call(api::update_draft(id.as_str(), &req)).await
+    }
+
+    async fn delete_draft(&self, draft_id: &str) -> Result<()> {
+        let id = DraftId::parse(draft_id)?;
+        // 204 No Content: there is no JSON to decode.
+        self.client
+            .call_bytes(api::delete_draft(id.as_str()))
+            .await
+            .map_err(from_client)?;
+        Ok(())
+    }
+
+    async fn send_draft(&self, draft_id: &str, req: SendDraftRequest) -> Result<Message> {
+        let id = DraftId::parse(draft_id)?;
+        self.call(api::send_draft(id.as_str(), &req)).await
+    }
+
+    async fn cancel_scheduled(&self, message_id: &str) -> Result<Message> {
+        let id = MessageId::parse(message_id)?;
+        self.call(api::cancel_scheduled(id.as_str())).await
+    }
+
+    async fn reschedule(&self, message_id: &str, req: RescheduleRequest) -> Result<Message> {
+        let id = MessageId::parse(message_id)?;
+        self.call(api::reschedule(id.as_str(), &req)).await
+    }
+
     async fn vault_delete(&self, name: &str) -> Result<()> {
         // 204 No Content: there is no JSON to decode.
         self.client
@@ -174,6 +248,39 @@ impl IdentityApi for RestApi {
 
     async fn vault_http(&self, name: &str, req: BrokeredHttpRequest) -> Result<BrokeredHttpResponse> {
         self.call(api::vault_http(&credential_name(name)?, &req)).await
+    }
+
+    async fn list_approvals(&self, p: ListApprovalsParams) -> Result<Page<Approval>> {
+        self.call(api::list_approvals(&p)).await
+    }
+
+    async fn get_approval(&self, approval_id: &str) -> Result<ApprovalView> {
+        let id = ApprovalId::parse(approval_id)?;
+        self.call(api::get_approval(id.as_str())).await
+    }
+
+    async fn approve(&self, approval_id: &str) -> Result<Approval> {
+        let id = ApprovalId::parse(approval_id)?;
+        self.call(api::approve(id.as_str())).await
+    }
+
+    async fn reject(&self, approval_id: &str, req: RejectRequest) -> Result<Approval> {
+        let id = ApprovalId::parse(approval_id)?;
+        self.call(api::reject(id.as_str(), &req)).await
+    }
+
+    async fn decide_approvals(&self, req: DecideRequest) -> Result<BatchDecision> {
+        // The ids go in the body, not a path: the server checks them, each on its own.
+        self.call(api::decide_approvals(&req)).await
+    }
+
+    async fn edit_approval(&self, approval_id: &str, req: EditHeldMail) -> Result<ApprovalView> {
+        let id = ApprovalId::parse(approval_id)?;
+        self.call(api::edit_approval(id.as_str(), &req)).await
+    }
+
+    async fn request_mode(&self, req: RequestModeRequest) -> Result<ModeRequest> {
+        self.call(api::request_mode(&req)).await
     }
 }
 
@@ -204,6 +311,7 @@ mod tests {
             message: "m".into(),
             hint: Some("h".into()),
             request_id: None,
+            retry_after: None,
         }
     }
 
@@ -223,6 +331,7 @@ mod tests {
             message: "this key lacks the scope `mail:send`".into(),
             hint: Some("use another key".into()),
             request_id: Some("req_1".into()),
+            retry_after: None,
         });
         assert!(matches!(e, Error::Forbidden(_)));
         assert_eq!(
@@ -252,5 +361,51 @@ mod tests {
             reason: "refused".into(),
         });
         assert_eq!(e.code(), "unavailable");
+    }
+
+    #[test]
+    fn a_rate_limit_keeps_its_wait() {
+        // Loft's own 429: the error a model sees is the one `/mcp` would show for it.
+        let limited = ApiError {
+            status: 429,
+            code: "rate_limited".into(),
+            message: "too many requests with this key; try again in 7 s".into(),
+            hint: Some("slow down".into()),
+            request_id: None,
+            retry_after: Some(7),
+        };
+        let e = from_api(limited);
+        assert!(
+            matches!(
+                e,
+                Error::TooManyRequests {
+                    retry_after_secs: 7,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let at_mcp = crate::ToolError::from(
+            Error::too_many("rate_limited", "too many requests with this key; try again in 7 s", 7)
+                .with_hint("slow down"),
+        );
+        assert_eq!(crate::ToolError::from(e), at_mcp);
+        // A proxy's 429: its Retry-After is the only place the wait is said.
+        let proxy = ApiError::from_response(StatusCode::TOO_MANY_REQUESTS, b"<html>slow down</html>");
+        let e = from_api(ApiError {
+            retry_after: Some(30),
+            ..proxy
+        });
+        assert!(
+            matches!(
+                e,
+                Error::TooManyRequests {
+                    retry_after_secs: 30,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(crate::ToolError::from(e).message.ends_with("retry after 30 s"));
     }
 }

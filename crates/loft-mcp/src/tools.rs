@@ -2,10 +2,10 @@
 //! description (what a model is told), the scopes that offer it and its annotations, and
 //! [`ToolSpec::calls`] adds its call, whose argument type is the input schema and whose result
 //! type is the output schema. The specs live by area (`tools/identity.rs`, `tools/mail.rs`,
-//! `tools/vault.rs`), each area's list followed by its argument types; [`all`] is their
-//! concatenation, in the order the tool list shows them. Adding a tool is adding one item to its
-//! area's list (with its argument type, if new); a test checks README.md and docs/mcp.md against
-//! the list, so the docs cannot drift from it.
+//! `tools/vault.rs`, and the reviewers' `tools/oversight.rs`), each area's list followed by its
+//! argument types; [`all`] is their concatenation, in the order the tool list shows them. Adding
+//! a tool is adding one item to its area's list (with its argument type, if new); a test checks
+//! README.md and docs/mcp.md against the list, so the docs cannot drift from it.
 //!
 //! Why spec values and not rmcp's `#[tool]`/`#[tool_router]` macros: their argument extractor
 //! (`Parameters<T>`) answers arguments that do not fit with a JSON-RPC `invalid_params` protocol
@@ -26,8 +26,10 @@
 //! without text as an empty string; `CrewAI` drops unusual shapes) plus the same value as
 //! `structuredContent`, which matches the tool's output schema.
 
+mod drafts;
 mod identity;
 mod mail;
+mod oversight;
 mod vault;
 
 use std::future::Future;
@@ -52,10 +54,16 @@ pub const DEFAULT_WAIT_SECONDS: u32 = 25;
 /// Every tool, in the order the tool list shows them.
 pub(crate) fn all() -> &'static [ToolDef] {
     static TOOLS: LazyLock<Vec<ToolDef>> = LazyLock::new(|| {
-        [identity::tools(), mail::tools(), vault::tools()]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            identity::tools(),
+            mail::tools(),
+            drafts::tools(),
+            vault::tools(),
+            oversight::tools(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     });
     &TOOLS
 }
@@ -118,6 +126,9 @@ type CallFn = Box<dyn Fn(Arc<dyn IdentityApi>, JsonObject) -> CallFuture + Send 
 /// A tool, whole: its spec, its MCP description (built once) and its call.
 pub(crate) struct ToolDef {
     pub spec: ToolSpec,
+    /// Scopes that keep the tool off a key's list even when it holds the spec's scopes (see
+    /// [`ToolDef::unless`]).
+    pub unless: &'static [Scope],
     tool: Tool,
     call: CallFn,
 }
@@ -153,7 +164,12 @@ impl ToolSpec {
             let pending = parse::<A>(name, args).map(|a| call(api, a));
             Box::pin(async move { success(&pending?.await?) })
         });
-        ToolDef { spec: self, tool, call }
+        ToolDef {
+            spec: self,
+            unless: &[],
+            tool,
+            call,
+        }
     }
 }
 
@@ -164,7 +180,15 @@ impl ToolDef {
     }
 
     pub fn offered_to(&self, scopes: &ScopeSet) -> bool {
-        self.spec.scopes.iter().all(|s| scopes.contains(*s))
+        self.spec.scopes.iter().all(|s| scopes.contains(*s)) && !self.unless.iter().any(|s| scopes.contains(*s))
+    }
+
+    /// Not offered to keys holding any of `scopes` (a tool for agents that a reviewer's key has
+    /// no use for). Offering only: a call still reaches the use case, which decides.
+    #[must_use]
+    pub fn unless(mut self, scopes: &'static [Scope]) -> Self {
+        self.unless = scopes;
+        self
     }
 }
 
@@ -293,6 +317,8 @@ mod tests {
         find(name).unwrap_or_else(|| panic!("no tool {name}"))
     }
 
+    use std::fmt::Write as _;
+
     #[test]
     fn names_are_function_names() {
         for (i, t) in all().iter().enumerate() {
@@ -378,7 +404,16 @@ mod tests {
                 assert!(text.contains(&format!("`{n}`")), "{file} does not name the tool {n}");
             }
             for word in text.split('`').skip(1).step_by(2) {
-                let looks_like_tool = ["identity_", "mail_", "vault_"].iter().any(|p| word.starts_with(p))
+                let looks_like_tool = [
+                    "identity_",
+                    "mail_",
+                    "drafts_",
+                    "vault_",
+                    "approvals_",
+                    "oversight_request",
+                ]
+                .iter()
+                .any(|p| word.starts_with(p))
                     && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
                 assert!(
                     !looks_like_tool || names.contains(&word),
@@ -396,11 +431,14 @@ mod tests {
             };
             rows += 1;
             let scopes: Vec<String> = t.spec.scopes.iter().map(|s| format!("`{}`", s.as_str())).collect();
-            let scopes = if scopes.is_empty() {
+            let mut scopes = if scopes.is_empty() {
                 "(none)".to_owned()
             } else {
                 scopes.join(" + ")
             };
+            for s in t.unless {
+                let _ = write!(scopes, ", not with `{}`", s.as_str());
+            }
             let h = t.spec.hints;
             assert_eq!(
                 [cells[1], cells[cells.len() - 2], cells[cells.len() - 1]],
@@ -456,7 +494,7 @@ mod tests {
                 .map(|t| find(&t.name).unwrap().spec.name)
                 .collect()
         };
-        assert_eq!(names(&[]), ["identity_whoami"]);
+        assert_eq!(names(&[]), ["identity_whoami", "oversight_request_mode"]);
         let read = names(&[Scope::MailRead]);
         assert!(
             read.contains(&"mail_get_message") && read.contains(&"mail_wait"),
@@ -465,10 +503,22 @@ mod tests {
         assert!(!read.contains(&"mail_send") && !read.contains(&"mail_reply") && !read.contains(&"mail_update_labels"));
         assert_eq!(
             names(&[Scope::MailSend]),
-            ["identity_whoami", "mail_send", "mail_reply"]
+            [
+                "identity_whoami",
+                "mail_send",
+                "mail_reply",
+                "mail_forward",
+                "mail_cancel_scheduled",
+                "mail_reschedule",
+                "drafts_create",
+                "drafts_update",
+                "drafts_send",
+                "drafts_delete",
+                "oversight_request_mode"
+            ]
         );
         let default = names(&Scope::DEFAULT);
-        assert_eq!(default.len(), 15, "{default:?}");
+        assert_eq!(default.len(), 26, "{default:?}");
         assert!(
             default.contains(&"vault_totp")
                 && default.contains(&"vault_http_request")
@@ -482,7 +532,15 @@ mod tests {
         assert!(names(&[Scope::VaultRead, Scope::VaultReveal]).contains(&"vault_get"));
         assert_eq!(
             names(&[Scope::VaultRead]),
-            ["identity_whoami", "vault_list", "vault_totp", "vault_http_request"]
+            [
+                "identity_whoami",
+                "vault_list",
+                "vault_totp",
+                "vault_http_request",
+                "oversight_request_mode"
+            ]
         );
+        // A reviewer's key is not offered the agents' mode request.
+        assert!(!names(&Scope::REVIEWER).contains(&"oversight_request_mode"));
     }
 }

@@ -26,7 +26,8 @@ pub(crate) async fn create_identity(pool: &PgPool, new: &NewIdentity, audit: Aud
     let mut w = WriteTx::identities(pool).await?;
     sqlx::query(
         "INSERT INTO identities (id, name, display_name, address, scopes, status, created_at, revoked_at, \
-         creator_kind, parent_id, creator_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         creator_kind, parent_id, creator_key_id, oversight_mode) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(i.id.as_str())
     .bind(&i.name)
@@ -39,6 +40,7 @@ pub(crate) async fn create_identity(pool: &PgPool, new: &NewIdentity, audit: Aud
     .bind(rows::creator_kind_str(i.created_by.kind))
     .bind(i.created_by.identity_id.as_ref().map(IdentityId::as_str))
     .bind(i.created_by.key_id.as_deref())
+    .bind(i.oversight_mode.as_str())
     .execute(w.conn())
     .await
     .map_err(db_err)?;
@@ -127,13 +129,27 @@ pub(crate) async fn update_identity(
     let row = sqlx::query(concat!(
         "UPDATE identities i SET ",
         "display_name = CASE WHEN $2::text IS NULL THEN i.display_name ELSE NULLIF($2::text, '') END, ",
-        "scopes = COALESCE($3::text, i.scopes) ",
+        "scopes = COALESCE($3::text, i.scopes), ",
+        "oversight_mode = COALESCE($4::text, i.oversight_mode), ",
+        "paused_at = CASE WHEN $5 THEN $6::bigint ELSE i.paused_at END, ",
+        "cap_mails_per_hour = CASE WHEN $7 THEN $8::bigint ELSE i.cap_mails_per_hour END, ",
+        "cap_mails_per_day = CASE WHEN $7 THEN $9::bigint ELSE i.cap_mails_per_day END, ",
+        "cap_new_recipients_per_day = CASE WHEN $7 THEN $10::bigint ELSE i.cap_new_recipients_per_day END, ",
+        "first_contact = COALESCE($11::text, i.first_contact) ",
         "WHERE i.id = $1 RETURNING ",
         identity_cols!()
     ))
     .bind(id.as_str())
     .bind(update.display_name.as_deref())
     .bind(update.scopes.as_ref().map(loft_core::keys::ScopeSet::to_json))
+    .bind(update.oversight_mode.map(loft_core::oversight::OversightMode::as_str))
+    .bind(update.paused_at.is_some())
+    .bind(update.paused_at.flatten().map(Timestamp::as_micros))
+    .bind(update.caps.is_some())
+    .bind(update.caps.and_then(|c| rows::cap_col(c.mails_per_hour)))
+    .bind(update.caps.and_then(|c| rows::cap_col(c.mails_per_day)))
+    .bind(update.caps.and_then(|c| rows::cap_col(c.new_recipients_per_day)))
+    .bind(update.caps.map(|c| c.first_contact.as_str()))
     .fetch_optional(w.conn())
     .await
     .map_err(db_err)?;
@@ -141,6 +157,9 @@ pub(crate) async fn update_identity(
         return Err(Error::not_found("identity"));
     };
     let identity = rows::identity(&row)?;
+    if update.clear_mode_request {
+        crate::oversight_edits::clear_mode_request(w.conn(), id).await?;
+    }
     w.audit(audit).await?;
     w.commit().await?;
     Ok(identity)

@@ -51,11 +51,18 @@
 //! server log; never secret values, and never the connection URL).
 
 mod audit_log;
+mod caps;
+mod drafts;
 mod identities;
 mod jobs;
 mod mail;
+mod oversight;
+mod oversight_edits;
 mod rows;
+mod rules;
+mod schedule;
 mod sealer;
+mod search;
 #[cfg(test)]
 mod tests;
 mod vault;

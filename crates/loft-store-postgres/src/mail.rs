@@ -11,9 +11,10 @@ use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
 use loft_core::ids::{IdentityId, MessageId, ThreadId};
 use loft_core::mail::{
-    Authentication, Folder, MailCopy, Message, MessagePatch, MessageQuery, MessageSummary, NewMail, SNIPPET_CHARS,
-    StorePage, Thread, ThreadQuery, ThreadSummary,
+    Authentication, Folder, MailCopy, Message, MessagePatch, MessageQuery, MessageStatus, MessageSummary, NewMail,
+    SNIPPET_CHARS, StorePage, Thread, ThreadQuery, ThreadSummary,
 };
+use loft_core::search::{SearchQuery, SearchRow};
 use loft_core::{Error, Result};
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder};
@@ -24,7 +25,8 @@ use crate::{WriteTx, db_err};
 /// Everything a full [`Message`] needs, from `messages m JOIN mail_contents c`.
 macro_rules! message_cols {
     () => {
-        "m.seq, m.id, m.thread_id, m.folder, m.unread, m.bcc_addrs, m.delivery, \
+        "m.seq, m.id, m.thread_id, m.folder, COALESCE(m.schedule_state, m.status) AS status, m.unread, m.bcc_addrs, \
+         m.delivery, m.send_at, \
          c.message_id, c.in_reply_to, c.refs, c.from_addr, c.from_name, c.to_addrs, c.cc_addrs, \
          c.subject, c.body_text, c.body_html, c.extracted_text, c.authentication, c.created_at, c.size, \
          ARRAY(SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label) AS labels"
@@ -34,14 +36,16 @@ macro_rules! message_cols {
 /// A [`MessageSummary`]: no bodies, no raw bytes.
 macro_rules! summary_cols {
     () => {
-        "m.seq, m.id, m.thread_id, m.folder, m.unread, \
+        "m.seq, m.id, m.thread_id, m.folder, COALESCE(m.schedule_state, m.status) AS status, m.unread, \
          c.message_id, c.from_addr, c.from_name, c.to_addrs, c.cc_addrs, c.subject, c.snippet, \
          c.authentication, c.created_at, \
          ARRAY(SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label) AS labels"
     };
 }
 
-const FROM_COPIES: &str = " FROM messages m JOIN mail_contents c ON c.id = m.content_id";
+pub(crate) use summary_cols;
+
+pub(crate) const FROM_COPIES: &str = " FROM messages m JOIN mail_contents c ON c.id = m.content_id";
 
 fn folder_col(row: &PgRow) -> Result<Folder> {
     let folder: String = col(row, "folder")?;
@@ -49,8 +53,17 @@ fn folder_col(row: &PgRow) -> Result<Folder> {
     Folder::parse_stored(&folder, &id)
 }
 
+fn status_col(row: &PgRow) -> Result<MessageStatus> {
+    let status: String = col(row, "status")?;
+    let id: String = col(row, "id")?;
+    MessageStatus::parse_stored(&status, &id)
+}
+
 fn message(row: &PgRow) -> Result<Message> {
     Ok(Message {
+        status: status_col(row)?,
+        send_at: rows::opt_ts(row, "send_at")?,
+        approval: None,
         id: MessageId::from_trusted(col(row, "id")?),
         thread_id: ThreadId::from_trusted(col(row, "thread_id")?),
         folder: folder_col(row)?,
@@ -75,8 +88,9 @@ fn message(row: &PgRow) -> Result<Message> {
     })
 }
 
-fn summary(row: &PgRow) -> Result<(i64, MessageSummary)> {
+pub(crate) fn summary(row: &PgRow) -> Result<(i64, MessageSummary)> {
     let item = MessageSummary {
+        status: status_col(row)?,
         id: MessageId::from_trusted(col(row, "id")?),
         thread_id: ThreadId::from_trusted(col(row, "thread_id")?),
         folder: folder_col(row)?,
@@ -96,7 +110,7 @@ fn summary(row: &PgRow) -> Result<(i64, MessageSummary)> {
 }
 
 /// The thread a new copy joins in `owner`'s mailbox (see the module header).
-async fn thread_for(conn: &mut PgConnection, copy: &MailCopy, parents: &[String]) -> Result<ThreadId> {
+pub(crate) async fn thread_for(conn: &mut PgConnection, copy: &MailCopy, parents: &[String]) -> Result<ThreadId> {
     if parents.is_empty() {
         return Ok(copy.new_thread_id.clone());
     }
@@ -111,20 +125,23 @@ async fn thread_for(conn: &mut PgConnection, copy: &MailCopy, parents: &[String]
     Ok(found.map_or_else(|| copy.new_thread_id.clone(), ThreadId::from_trusted))
 }
 
-struct CopyRow<'a> {
-    copy: &'a MailCopy,
-    thread_id: &'a ThreadId,
-    content_id: i64,
-    message_id: &'a str,
-    bcc: &'a str,
-    delivery: &'a str,
-    unread: bool,
+pub(crate) struct CopyRow<'a> {
+    pub(crate) copy: &'a MailCopy,
+    pub(crate) thread_id: &'a ThreadId,
+    pub(crate) content_id: i64,
+    pub(crate) message_id: &'a str,
+    pub(crate) bcc: &'a str,
+    pub(crate) delivery: &'a str,
+    pub(crate) unread: bool,
+    pub(crate) status: MessageStatus,
+    /// When the mail was composed, on the sender's copy only (what the mail caps count).
+    pub(crate) composed_at: Option<i64>,
 }
 
-async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
+pub(crate) async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
     let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, bcc_addrs, delivery, unread) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+        "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, bcc_addrs, delivery, unread, \
+         status, composed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq",
     )
     .bind(r.copy.id.as_str())
     .bind(r.copy.owner.as_str())
@@ -135,6 +152,8 @@ async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
     .bind(r.bcc)
     .bind(r.delivery)
     .bind(r.unread)
+    .bind(r.status.as_str())
+    .bind(r.composed_at)
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -144,9 +163,13 @@ async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
 /// Locks the mailbox of every copy's owner (see the crate docs: this orders each mailbox's
 /// `seq`) and adds the message's size to each mailbox's total, in one statement. Rows are
 /// upserted in owner-id order, the one order every send uses, so two sends cannot deadlock.
-async fn lock_mailboxes(conn: &mut PgConnection, sender: &MailCopy, recipients: &[MailCopy], size: i64) -> Result<()> {
+pub(crate) async fn lock_mailboxes<'a>(
+    conn: &mut PgConnection,
+    copies: impl IntoIterator<Item = &'a MailCopy>,
+    size: i64,
+) -> Result<()> {
     let mut bytes: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
-    for copy in std::iter::once(sender).chain(recipients) {
+    for copy in copies {
         *bytes.entry(copy.owner.as_str()).or_default() += size;
     }
     let (owners, sizes): (Vec<&str>, Vec<i64>) = bytes.into_iter().unzip();
@@ -163,6 +186,37 @@ async fn lock_mailboxes(conn: &mut PgConnection, sender: &MailCopy, recipients: 
     Ok(())
 }
 
+/// Records an idempotency key with the send (see [`loft_core::mail::Idempotency`]). A
+/// concurrent send with the same key waits on the row's unique index and then does nothing.
+async fn record_idempotency(conn: &mut PgConnection, copy: &MailCopy, i: &loft_core::mail::Idempotency) -> Result<()> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE identity_id = $1 AND key = $2 AND created_at <= $3")
+        .bind(copy.owner.as_str())
+        .bind(&i.key)
+        .bind(i.stale_before.as_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let done = sqlx::query(
+        "INSERT INTO idempotency_keys (identity_id, key, fingerprint, message_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (identity_id, key) DO NOTHING",
+    )
+    .bind(copy.owner.as_str())
+    .bind(&i.key)
+    .bind(&i.fingerprint)
+    .bind(copy.id.as_str())
+    .bind(i.created_at.as_micros())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if done.rows_affected() == 0 {
+        return Err(Error::conflict(
+            "idempotency_key_in_use",
+            "a send with this idempotency key was recorded first",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -> Result<Message> {
     let NewMail {
         content: c,
@@ -171,6 +225,12 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         recipient_copies,
         delivery,
         jobs,
+        hold,
+        idempotency,
+        consumes_draft,
+        send_at,
+        schedule,
+        contacts,
     } = mail;
     let size = raw.len() as i64;
     let refs = rows::to_json(&c.references)?;
@@ -188,7 +248,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         .collect();
 
     let mut w = WriteTx::begin(pool).await?;
-    lock_mailboxes(w.conn(), &sender_copy, &recipient_copies, size).await?;
+    lock_mailboxes(w.conn(), std::iter::once(&sender_copy).chain(&recipient_copies), size).await?;
     let content_id: i64 = sqlx::query_scalar(
         "INSERT INTO mail_contents (message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
          subject, body_text, body_html, extracted_text, snippet, authentication, created_at, size, raw) \
@@ -226,9 +286,22 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
             bcc: &bcc,
             delivery: &delivery_json,
             unread: false,
+            status: if hold.is_some() {
+                MessageStatus::PendingApproval
+            } else {
+                MessageStatus::Sent
+            },
+            composed_at: Some(c.created_at.as_micros()),
         },
     )
     .await?;
+    if send_at.is_some() || schedule.is_some() {
+        let job = match &schedule {
+            Some(job) => Some(crate::jobs::insert(w.conn(), job).await?),
+            None => None,
+        };
+        crate::schedule::mark(w.conn(), &sender_copy.id, send_at, job).await?;
+    }
     for copy in &recipient_copies {
         let thread = thread_for(w.conn(), copy, &parents).await?;
         insert_copy(
@@ -242,6 +315,8 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
                 bcc: "[]",
                 delivery: "[]",
                 unread: true,
+                status: MessageStatus::Received,
+                composed_at: None,
             },
         )
         .await?;
@@ -249,10 +324,31 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
     for job in &jobs {
         crate::jobs::insert(w.conn(), job).await?;
     }
+    if let Some(hold) = &hold {
+        crate::oversight::insert(w.conn(), hold, &sender_copy, c.created_at).await?;
+    }
+    if let Some(i) = &idempotency {
+        record_idempotency(w.conn(), &sender_copy, i).await?;
+    }
+    // After the idempotency key: a concurrent retry of the same send is answered as a retry.
+    if let Some(draft) = &consumes_draft {
+        crate::drafts::consume(w.conn(), &sender_copy.owner, draft).await?;
+    }
+    // Last, in (identity, address) order: see the migration `caps_contacts`.
+    crate::caps::touch_contacts(w.conn(), &contacts).await?;
     w.audit(audit).await?;
     w.commit().await?;
 
     Ok(Message {
+        status: if hold.is_some() {
+            MessageStatus::PendingApproval
+        } else if schedule.is_some() {
+            MessageStatus::Scheduled
+        } else {
+            MessageStatus::Sent
+        },
+        send_at,
+        approval: None,
         id: sender_copy.id,
         thread_id: sender_thread,
         folder: sender_copy.folder,
@@ -573,6 +669,24 @@ impl loft_core::store::MailStore for crate::PostgresStore {
         crate::identities::mailbox_bytes(&self.pool, owners).await
     }
 
+    async fn find_idempotency(
+        &self,
+        owner: &IdentityId,
+        key: &str,
+        not_before: loft_core::time::Timestamp,
+    ) -> Result<Option<(String, MessageId)>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT fingerprint, message_id FROM idempotency_keys WHERE identity_id = $1 AND key = $2 AND created_at > $3",
+        )
+        .bind(owner.as_str())
+        .bind(key)
+        .bind(not_before.as_micros())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(|(f, m)| (f, MessageId::from_trusted(m))))
+    }
+
     async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message> {
         self.wrote(self::send_mail(&self.pool, mail, audit).await)
     }
@@ -613,5 +727,9 @@ impl loft_core::store::MailStore for crate::PostgresStore {
 
     async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64> {
         self::latest_mail_seq(&self.pool, owner).await
+    }
+
+    async fn search_messages(&self, owner: &IdentityId, query: &SearchQuery) -> Result<Vec<SearchRow>> {
+        crate::search::search(&self.pool, owner, query).await
     }
 }

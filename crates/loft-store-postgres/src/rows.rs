@@ -33,6 +33,16 @@ pub(crate) fn opt_ts(row: &PgRow, name: &str) -> Result<Option<Timestamp>> {
     Ok(col::<Option<i64>>(row, name)?.map(Timestamp::from_micros))
 }
 
+/// A stored cap (never negative: Loft writes 1 to `MAX_CAP`).
+pub(crate) fn cap(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+/// A cap to store.
+pub(crate) fn cap_col(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
 /// A JSON-in-TEXT column.
 pub(crate) fn json_col<T: DeserializeOwned>(row: &PgRow, name: &str) -> Result<T> {
     let text: String = col(row, name)?;
@@ -72,7 +82,8 @@ pub(crate) fn fetch_limit(limit: u32) -> i64 {
 macro_rules! identity_cols {
     () => {
         "i.seq, i.id, i.name, i.display_name, i.address, i.scopes, i.status, i.created_at, \
-         i.revoked_at, i.creator_kind, i.parent_id, i.creator_key_id"
+         i.revoked_at, i.creator_kind, i.parent_id, i.creator_key_id, i.oversight_mode, i.paused_at, \
+         i.cap_mails_per_hour, i.cap_mails_per_day, i.cap_new_recipients_per_day, i.first_contact"
     };
 }
 pub(crate) use identity_cols;
@@ -105,8 +116,19 @@ pub(crate) fn identity(row: &PgRow) -> Result<Identity> {
     let status: String = col(row, "status")?;
     let creator_kind: String = col(row, "creator_kind")?;
     let scopes: String = col(row, "scopes")?;
+    let id: String = col(row, "id")?;
+    let mode: String = col(row, "oversight_mode")?;
+    let first_contact: String = col(row, "first_contact")?;
     Ok(Identity {
-        id: IdentityId::from_trusted(col(row, "id")?),
+        oversight_mode: loft_core::oversight::OversightMode::parse_stored(&mode, &id)?,
+        paused_at: opt_ts(row, "paused_at")?,
+        caps: loft_core::caps::IdentityCaps {
+            mails_per_hour: cap(col(row, "cap_mails_per_hour")?),
+            mails_per_day: cap(col(row, "cap_mails_per_day")?),
+            new_recipients_per_day: cap(col(row, "cap_new_recipients_per_day")?),
+            first_contact: loft_core::caps::FirstContact::parse_stored(&first_contact, &id)?,
+        },
+        id: IdentityId::from_trusted(id),
         name: col(row, "name")?,
         display_name: col(row, "display_name")?,
         address: EmailAddress::from_trusted(col(row, "address")?),

@@ -215,3 +215,71 @@ async fn writers_never_wait_for_the_sealer_and_readers_see_every_committed_row()
     let _ = other.close().await;
     store.close().await;
 }
+
+/// The migration `caps_contacts` fills `contacts` from the mail already stored: on a mailbox
+/// written by the live code, it finds the rows the live code recorded (first-sent times
+/// exactly; a recipient of approved mail is dated by the mail, not the approval).
+#[tokio::test]
+async fn the_contacts_backfill_finds_what_sends_recorded() {
+    type Row = (String, String, Option<i64>, bool);
+    let db = TestDb::create().await;
+    let store = Arc::new(db.store().await);
+    let t = test_loft(store.clone());
+    loft_testkit::conformance::contacts_story(&t).await;
+    drop(t);
+    store.close().await;
+
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let read = "SELECT identity_id, address, first_sent_at, first_received_at IS NOT NULL FROM contacts \
+                ORDER BY identity_id, address";
+    let live: Vec<Row> = sqlx::query_as(read).fetch_all(&mut conn).await.unwrap();
+    assert!(live.len() >= 10, "{live:?}");
+    assert!(
+        live.iter().any(|r| r.1 == "hidden@example.com"),
+        "bcc recipients are contacts"
+    );
+    assert!(
+        !live.iter().any(|r| r.1 == "pending@example.com"),
+        "held mail records nothing"
+    );
+    // The sender copies' composition times, as the migration sets them.
+    let unset: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE (composed_at IS NULL) = (folder = 'sent')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(unset, 0, "composed_at is set on sender copies and only there");
+    sqlx::query("DELETE FROM contacts").execute(&mut conn).await.unwrap();
+    sqlx::query("UPDATE messages SET composed_at = NULL")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let migration = include_str!("../migrations/20261212000000_caps_contacts.sql");
+    let start = migration.find("UPDATE messages m SET composed_at").unwrap();
+    let end = migration[start..].find(';').unwrap() + start + 1;
+    let backfill = format!(
+        "{}\n{}",
+        &migration[start..end],
+        &migration[migration.find("INSERT INTO contacts").unwrap()..]
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(backfill))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let filled: Vec<Row> = sqlx::query_as(read).fetch_all(&mut conn).await.unwrap();
+    // To the second: a released scheduled mail's time is its send_at in the backfill and the
+    // release's moment live, which the manual clock puts a few microseconds later.
+    let seconds = |rows: Vec<Row>| -> Vec<Row> {
+        rows.into_iter()
+            .map(|(i, a, sent, received)| (i, a, sent.map(|t| t / 1_000_000), received))
+            .collect()
+    };
+    assert_eq!(seconds(filled), seconds(live));
+    let unset: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE (composed_at IS NULL) = (folder = 'sent')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(unset, 0);
+    conn.close().await.unwrap();
+}

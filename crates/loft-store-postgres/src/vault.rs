@@ -125,6 +125,16 @@ pub(crate) async fn get(pool: &PgPool, owner: &IdentityId, name: &str) -> Result
     row.as_ref().map(credential).transpose().map(|o| o.map(|(_, c)| c))
 }
 
+pub(crate) async fn all(pool: &PgPool, owner: &IdentityId) -> Result<Vec<StoredCredential>> {
+    let sql = format!("{COLS} WHERE owner_id = $1 ORDER BY seq");
+    let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(owner.as_str())
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    found.iter().map(|r| credential(r).map(|(_, c)| c)).collect()
+}
+
 pub(crate) async fn list(
     pool: &PgPool,
     owner: &IdentityId,
@@ -252,6 +262,10 @@ impl loft_core::store::VaultStore for crate::PostgresStore {
 
     async fn vault_get(&self, owner: &IdentityId, name: &str) -> Result<Option<StoredCredential>> {
         self::get(&self.pool, owner, name).await
+    }
+
+    async fn vault_all(&self, owner: &IdentityId) -> Result<Vec<StoredCredential>> {
+        self::all(&self.pool, owner).await
     }
 
     async fn vault_list(

@@ -52,7 +52,7 @@ pub(crate) async fn create(conn: &mut SqliteConnection, new: NewIdentity, audit_
     }
     sqlx::query(
         "INSERT INTO identities (id, name, display_name, address, scopes, status, created_at, revoked_at, \
-         creator_kind, parent_id, creator_key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         creator_kind, parent_id, creator_key_id, oversight_mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(i.id.as_str().to_owned())
     .bind(i.name.clone())
@@ -65,6 +65,7 @@ pub(crate) async fn create(conn: &mut SqliteConnection, new: NewIdentity, audit_
     .bind(creator_kind_str(i.created_by.kind))
     .bind(i.created_by.identity_id.as_ref().map(|p| p.as_str().to_owned()))
     .bind(i.created_by.key_id.clone())
+    .bind(i.oversight_mode.as_str())
     .execute(&mut *conn)
     .await
     .map_err(|e| match map_err(e) {
@@ -136,6 +137,36 @@ pub(crate) async fn update(
             .await
             .map_err(map_err)?;
     }
+    if let Some(paused_at) = update.paused_at {
+        sqlx::query("UPDATE identities SET paused_at = ? WHERE id = ?")
+            .bind(paused_at.map(Timestamp::as_micros))
+            .bind(id.as_str().to_owned())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    if let Some(mode) = update.oversight_mode {
+        sqlx::query("UPDATE identities SET oversight_mode = ? WHERE id = ?")
+            .bind(mode.as_str())
+            .bind(id.as_str().to_owned())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    if let Some(caps) = &update.caps {
+        sqlx::query(
+            "UPDATE identities SET cap_mails_per_hour = ?, cap_mails_per_day = ?, cap_new_recipients_per_day = ?, \
+             first_contact = ? WHERE id = ?",
+        )
+        .bind(crate::rows::cap_col(caps.mails_per_hour))
+        .bind(crate::rows::cap_col(caps.mails_per_day))
+        .bind(crate::rows::cap_col(caps.new_recipients_per_day))
+        .bind(caps.first_contact.as_str())
+        .bind(id.as_str().to_owned())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    }
     if let Some(scopes) = &update.scopes {
         sqlx::query("UPDATE identities SET scopes = ? WHERE id = ?")
             .bind(scopes.to_json())
@@ -143,6 +174,9 @@ pub(crate) async fn update(
             .execute(&mut *conn)
             .await
             .map_err(map_err)?;
+    }
+    if update.clear_mode_request {
+        crate::oversight_edits::clear_mode_request(conn, id).await?;
     }
     audit::append(conn, audit_entry).await?;
     get(conn, id).await?.ok_or_else(|| Error::not_found("identity"))

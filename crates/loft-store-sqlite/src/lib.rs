@@ -36,11 +36,18 @@
 
 mod audit;
 pub mod backup;
+mod caps;
+mod drafts;
 mod error;
 mod identities;
 mod jobs;
 mod mail;
+mod oversight;
+mod oversight_edits;
 mod rows;
+mod rules;
+mod schedule;
+mod search;
 mod vault;
 mod writer;
 

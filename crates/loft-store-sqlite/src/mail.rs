@@ -11,9 +11,10 @@ use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
 use loft_core::ids::{IdentityId, MessageId, ThreadId};
 use loft_core::mail::{
-    self as core_mail, MailCopy, Message, MessagePatch, MessageQuery, MessageSummary, NewMail, StorePage, Thread,
-    ThreadQuery, ThreadSummary,
+    self as core_mail, MailCopy, Message, MessagePatch, MessageQuery, MessageStatus, MessageSummary, NewMail,
+    StorePage, Thread, ThreadQuery, ThreadSummary,
 };
+use loft_core::search::{SearchQuery, SearchRow};
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result, text};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -63,14 +64,81 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
     };
 
     insert_copy(conn, &mail, &shared, &mail.sender_copy, true).await?;
+    if mail.send_at.is_some() || mail.schedule.is_some() {
+        let job = match &mail.schedule {
+            Some(job) => Some(crate::jobs::insert(conn, job).await?),
+            None => None,
+        };
+        crate::schedule::mark(conn, &mail.sender_copy.id, mail.send_at, job).await?;
+    }
     for copy in &mail.recipient_copies {
         insert_copy(conn, &mail, &shared, copy, false).await?;
     }
     for job in &mail.jobs {
         crate::jobs::insert(conn, job).await?;
     }
+    if let Some(hold) = &mail.hold {
+        crate::oversight::insert(conn, hold, &mail.sender_copy, c.created_at).await?;
+    }
+    if let Some(i) = &mail.idempotency {
+        record_idempotency(conn, &mail.sender_copy, i).await?;
+    }
+    // After the idempotency key: a concurrent retry of the same send is answered as a retry.
+    if let Some(draft) = &mail.consumes_draft {
+        crate::drafts::consume(conn, &mail.sender_copy.owner, draft).await?;
+    }
+    crate::caps::touch_contacts(conn, &mail.contacts).await?;
     audit::append(conn, audit_entry).await?;
     Ok(())
+}
+
+/// Records an idempotency key with the send (see [`core_mail::Idempotency`]).
+async fn record_idempotency(conn: &mut SqliteConnection, copy: &MailCopy, i: &core_mail::Idempotency) -> Result<()> {
+    let owner = copy.owner.as_str().to_owned();
+    sqlx::query("DELETE FROM idempotency_keys WHERE identity_id = ? AND key = ? AND created_at <= ?")
+        .bind(owner.clone())
+        .bind(i.key.clone())
+        .bind(i.stale_before.as_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let done = sqlx::query(
+        "INSERT INTO idempotency_keys (identity_id, key, fingerprint, message_id, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (identity_id, key) DO NOTHING",
+    )
+    .bind(owner)
+    .bind(i.key.clone())
+    .bind(i.fingerprint.clone())
+    .bind(copy.id.as_str().to_owned())
+    .bind(i.created_at.as_micros())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(Error::conflict(
+            "idempotency_key_in_use",
+            "a send with this idempotency key was recorded first",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn find_idempotency(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    key: &str,
+    not_before: Timestamp,
+) -> Result<Option<(String, MessageId)>> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT fingerprint, message_id FROM idempotency_keys WHERE identity_id = ? AND key = ? AND created_at > ?",
+    )
+    .bind(owner.as_str().to_owned())
+    .bind(key.to_owned())
+    .bind(not_before.as_micros())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(row.map(|(f, m)| (f, MessageId::from_trusted(m))))
 }
 
 /// Values computed once per message and written into every copy.
@@ -96,29 +164,23 @@ async fn insert_copy(
 ) -> Result<i64> {
     let c = &mail.content;
     // The thread of the newest message in this owner's mailbox that this one answers.
-    let existing: Option<String> = sqlx::query_scalar(
-        // INDEXED BY: left to itself the planner walks the whole mailbox through
-        // `messages_owner` to honour ORDER BY seq, which made every send O(mailbox size).
-        "SELECT thread_id FROM messages INDEXED BY messages_owner_message_id
-         WHERE owner_id = ? AND message_id IN (SELECT value FROM json_each(?))
-         ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(copy.owner.as_str().to_owned())
-    .bind(shared.parents.clone())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    let existing = thread_of(conn, &copy.owner, &shared.parents).await?;
     let thread_id = existing.unwrap_or_else(|| copy.new_thread_id.as_str().to_owned());
-    let (bcc, delivery) = if is_sender {
-        (shared.bcc.clone(), to_json(&mail.delivery, "delivery")?)
+    let (bcc, delivery, status) = if is_sender {
+        let status = if mail.hold.is_some() {
+            MessageStatus::PendingApproval
+        } else {
+            MessageStatus::Sent
+        };
+        (shared.bcc.clone(), to_json(&mail.delivery, "delivery")?, status)
     } else {
         // Inbox copies never learn who else was blind-copied.
-        ("[]".to_owned(), "[]".to_owned())
+        ("[]".to_owned(), "[]".to_owned(), MessageStatus::Received)
     };
     let seq = sqlx::query(
         "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, in_reply_to, refs, from_addr, \
-         from_name, to_addrs, cc_addrs, bcc_addrs, subject, snippet, authentication, unread, created_at, size, delivery)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         from_name, to_addrs, cc_addrs, bcc_addrs, subject, snippet, authentication, unread, created_at, size, delivery, \
+         status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(copy.id.as_str().to_owned())
     .bind(copy.owner.as_str().to_owned())
@@ -140,24 +202,52 @@ async fn insert_copy(
     .bind(c.created_at.as_micros())
     .bind(shared.size)
     .bind(delivery)
+    .bind(status.as_str())
     .execute(&mut *conn)
     .await
     .map_err(map_err)?
     .last_insert_rowid();
+    add_usage(conn, &copy.owner, shared.size).await?;
+    Ok(seq)
+}
+
+/// Adds a copy's bytes to its mailbox's running total.
+pub(crate) async fn add_usage(conn: &mut SqliteConnection, owner: &IdentityId, size: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO mailbox_usage (owner_id, bytes) VALUES (?, ?)
          ON CONFLICT (owner_id) DO UPDATE SET bytes = bytes + excluded.bytes",
     )
-    .bind(copy.owner.as_str().to_owned())
-    .bind(shared.size)
+    .bind(owner.as_str().to_owned())
+    .bind(size)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
-    Ok(seq)
+    Ok(())
+}
+
+/// The thread of the newest message in `owner`'s mailbox among `parents` (a JSON array of
+/// Message-IDs), if any.
+pub(crate) async fn thread_of(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    parents: &str,
+) -> Result<Option<String>> {
+    sqlx::query_scalar(
+        // INDEXED BY: left to itself the planner walks the whole mailbox through
+        // `messages_owner` to honour ORDER BY seq, which made every send O(mailbox size).
+        "SELECT thread_id FROM messages INDEXED BY messages_owner_message_id
+         WHERE owner_id = ? AND message_id IN (SELECT value FROM json_each(?))
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(owner.as_str().to_owned())
+    .bind(parents.to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)
 }
 
 /// Labels of these messages, sorted, keyed by message seq.
-async fn labels_of(conn: &mut SqliteConnection, seqs: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+pub(crate) async fn labels_of(conn: &mut SqliteConnection, seqs: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
     let mut out: HashMap<i64, Vec<String>> = HashMap::new();
     if seqs.is_empty() {
         return Ok(out);
@@ -575,9 +665,26 @@ impl loft_core::store::MailStore for crate::SqliteStore {
         crate::done(tx, out).await?.ok_or_else(|| Error::not_found("thread"))
     }
 
+    async fn find_idempotency(
+        &self,
+        owner: &IdentityId,
+        key: &str,
+        not_before: Timestamp,
+    ) -> Result<Option<(String, MessageId)>> {
+        let mut tx = self.reading().await?;
+        let out = self::find_idempotency(&mut tx, owner, key, not_before).await;
+        crate::done(tx, out).await
+    }
+
     async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64> {
         let mut tx = self.reading().await?;
         let out = self::latest_seq(&mut tx, owner).await;
+        crate::done(tx, out).await
+    }
+
+    async fn search_messages(&self, owner: &IdentityId, query: &SearchQuery) -> Result<Vec<SearchRow>> {
+        let mut tx = self.reading().await?;
+        let out = crate::search::search(&mut tx, owner, query).await;
         crate::done(tx, out).await
     }
 }

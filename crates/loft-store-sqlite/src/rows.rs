@@ -8,7 +8,8 @@ use loft_core::audit::{ActorKind, AuditEntry, AuditRecord, Outcome};
 use loft_core::identity::{Creator, CreatorKind, Identity, IdentityStatus};
 use loft_core::ids::{IdentityId, KeyId, MessageId, ThreadId};
 use loft_core::keys::{KeyDigest, KeyKind, KeyMeta, ScopeSet, StoredKey};
-use loft_core::mail::{Authentication, Delivery, Folder, Message, MessageSummary};
+use loft_core::mail::{Authentication, Delivery, Folder, Message, MessageStatus, MessageSummary};
+use loft_core::oversight::OversightMode;
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 use serde::Serialize;
@@ -35,11 +36,22 @@ fn ts(micros: Option<i64>) -> Option<Timestamp> {
     micros.map(Timestamp::from_micros)
 }
 
+/// A stored cap (never negative: Loft writes 1 to `MAX_CAP`).
+pub(crate) fn cap(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+/// A cap to store.
+pub(crate) fn cap_col(v: Option<u64>) -> Option<i64> {
+    v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
 /// The identity columns, in the order [`IdentityRow`] reads them.
 macro_rules! identity_columns {
     () => {
         "i.seq, i.id, i.name, i.display_name, i.address, i.scopes, i.status, \
-     i.created_at, i.revoked_at, i.creator_kind, i.parent_id, i.creator_key_id"
+     i.created_at, i.revoked_at, i.creator_kind, i.parent_id, i.creator_key_id, i.oversight_mode, i.paused_at, \
+     i.cap_mails_per_hour, i.cap_mails_per_day, i.cap_new_recipients_per_day, i.first_contact"
     };
 }
 pub(crate) use identity_columns;
@@ -58,11 +70,25 @@ pub(crate) struct IdentityRow {
     creator_kind: String,
     parent_id: Option<String>,
     creator_key_id: Option<String>,
+    oversight_mode: String,
+    paused_at: Option<i64>,
+    cap_mails_per_hour: Option<i64>,
+    cap_mails_per_day: Option<i64>,
+    cap_new_recipients_per_day: Option<i64>,
+    first_contact: String,
 }
 
 impl IdentityRow {
     pub(crate) fn into_identity(self) -> Result<Identity> {
         Ok(Identity {
+            oversight_mode: OversightMode::parse_stored(&self.oversight_mode, &self.id)?,
+            paused_at: ts(self.paused_at),
+            caps: loft_core::caps::IdentityCaps {
+                mails_per_hour: cap(self.cap_mails_per_hour),
+                mails_per_day: cap(self.cap_mails_per_day),
+                new_recipients_per_day: cap(self.cap_new_recipients_per_day),
+                first_contact: loft_core::caps::FirstContact::parse_stored(&self.first_contact, &self.id)?,
+            },
             id: IdentityId::from_trusted(self.id),
             name: self.name,
             display_name: self.display_name,
@@ -153,7 +179,8 @@ impl KeyRow {
 macro_rules! summary_columns {
     () => {
         "m.seq, m.id, m.thread_id, m.folder, m.message_id, m.from_addr, \
-     m.from_name, m.to_addrs, m.cc_addrs, m.subject, m.snippet, m.authentication, m.unread, m.created_at"
+     m.from_name, m.to_addrs, m.cc_addrs, m.subject, m.snippet, m.authentication, m.unread, m.created_at, \
+     COALESCE(m.schedule_state, m.status) AS status"
     };
 }
 pub(crate) use summary_columns;
@@ -174,11 +201,13 @@ pub(crate) struct SummaryRow {
     authentication: String,
     unread: bool,
     created_at: i64,
+    status: String,
 }
 
 impl SummaryRow {
     pub(crate) fn into_summary(self, labels: Vec<String>) -> Result<MessageSummary> {
         Ok(MessageSummary {
+            status: MessageStatus::parse_stored(&self.status, &self.id)?,
             folder: Folder::parse_stored(&self.folder, &self.id)?,
             id: MessageId::from_trusted(self.id),
             thread_id: ThreadId::from_trusted(self.thread_id),
@@ -203,7 +232,8 @@ macro_rules! message_columns {
     () => {
         "m.seq, m.id, m.thread_id, m.folder, m.message_id, m.in_reply_to, m.refs, \
      m.from_addr, m.from_name, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject, c.text, c.html, c.extracted_text, \
-     m.authentication, m.unread, m.created_at, m.size, m.delivery"
+     m.authentication, m.unread, m.created_at, m.size, m.delivery, COALESCE(m.schedule_state, m.status) AS status, \
+     m.send_at"
     };
 }
 pub(crate) use message_columns;
@@ -231,11 +261,16 @@ pub(crate) struct MessageRow {
     created_at: i64,
     size: i64,
     delivery: String,
+    status: String,
+    send_at: Option<i64>,
 }
 
 impl MessageRow {
     pub(crate) fn into_message(self, labels: Vec<String>) -> Result<Message> {
         Ok(Message {
+            status: MessageStatus::parse_stored(&self.status, &self.id)?,
+            send_at: ts(self.send_at),
+            approval: None,
             folder: Folder::parse_stored(&self.folder, &self.id)?,
             id: MessageId::from_trusted(self.id),
             thread_id: ThreadId::from_trusted(self.thread_id),

@@ -61,6 +61,8 @@ async fn audit_chain_verifies_after_200_concurrent_writes_sharing_commits() {
                 0 => store.append_audit(entry("auth.refused")).await.unwrap(),
                 1 => {
                     let reply = ReplyMail {
+                        idempotency_key: None,
+                        send_at: None,
                         text: format!("n{i}"),
                         html: None,
                         reply_all: false,
@@ -270,4 +272,50 @@ async fn urls_files_close_and_reopen() {
         let e = crate::open_url(bad).await.unwrap_err();
         assert!(matches!(e, Error::Invalid(_)), "{bad}: {e:?}");
     }
+}
+
+/// The migration `0013_caps_contacts` fills `contacts` from the mail already stored: on a
+/// mailbox written by the live code, it finds the rows the live code recorded (first-sent
+/// times exactly; a recipient of approved mail is dated by the mail, not the approval).
+#[tokio::test]
+async fn the_contacts_backfill_finds_what_sends_recorded() {
+    type Row = (String, String, Option<i64>, bool);
+    use sqlx::Connection as _;
+    let (dir, store) = fresh().await;
+    let store = Arc::new(store);
+    let t = loft_testkit::test_loft(store.clone());
+    loft_testkit::conformance::contacts_story(&t).await;
+    drop(t);
+    store.close().await;
+
+    let url = format!("sqlite://{}", dir.path().join("loft.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let read = "SELECT identity_id, address, first_sent_at, first_received_at IS NOT NULL FROM contacts \
+                ORDER BY identity_id, address";
+    let live: Vec<Row> = sqlx::query_as(read).fetch_all(&mut conn).await.unwrap();
+    assert!(live.len() >= 10, "{live:?}");
+    assert!(
+        live.iter().any(|r| r.1 == "hidden@example.com"),
+        "bcc recipients are contacts"
+    );
+    assert!(
+        !live.iter().any(|r| r.1 == "pending@example.com"),
+        "held mail records nothing"
+    );
+    sqlx::query("DELETE FROM contacts").execute(&mut conn).await.unwrap();
+    let migration = include_str!("../migrations/0013_caps_contacts.sql");
+    let backfill = &migration[migration.find("INSERT INTO contacts").unwrap()..];
+    sqlx::raw_sql(sqlx::AssertSqlSafe(backfill.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let filled: Vec<Row> = sqlx::query_as(read).fetch_all(&mut conn).await.unwrap();
+    // To the second: a released scheduled mail's time is its send_at in the backfill and the
+    // release's moment live, which the manual clock puts a few microseconds later.
+    let seconds = |rows: Vec<Row>| -> Vec<Row> {
+        rows.into_iter()
+            .map(|(i, a, sent, received)| (i, a, sent.map(|t| t / 1_000_000), received))
+            .collect()
+    };
+    assert_eq!(seconds(filled), seconds(live));
 }

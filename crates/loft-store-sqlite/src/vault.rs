@@ -129,6 +129,16 @@ pub(crate) async fn get(
     row.as_ref().map(credential).transpose().map(|o| o.map(|(_, c)| c))
 }
 
+pub(crate) async fn all(conn: &mut SqliteConnection, owner: &IdentityId) -> Result<Vec<StoredCredential>> {
+    let sql = format!("SELECT {COLS} FROM vault_items WHERE owner_id = ? ORDER BY seq");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(owner.as_str().to_owned())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    rows.iter().map(|r| credential(r).map(|(_, c)| c)).collect()
+}
+
 pub(crate) async fn list(
     conn: &mut SqliteConnection,
     owner: &IdentityId,
@@ -274,6 +284,12 @@ impl loft_core::store::VaultStore for crate::SqliteStore {
     async fn vault_get(&self, owner: &IdentityId, name: &str) -> Result<Option<StoredCredential>> {
         let mut tx = self.reading().await?;
         let out = self::get(&mut tx, owner, name).await;
+        crate::done(tx, out).await
+    }
+
+    async fn vault_all(&self, owner: &IdentityId) -> Result<Vec<StoredCredential>> {
+        let mut tx = self.reading().await?;
+        let out = self::all(&mut tx, owner).await;
         crate::done(tx, out).await
     }
 

@@ -30,11 +30,10 @@ use loft_core::identity::CreatedIdentity;
 use loft_core::keys::OperatorKey;
 use loft_core::limits::LimitsConfig;
 use loft_core::mail::{Message, MessageSummary, SendMail};
+use loft_core::oversight::OversightMode;
 use loft_core::quota::Quotas;
 use loft_core::random::OsRandom;
-use loft_core::service::{
-    Actor, CreateIdentityRequest, DEFAULT_MAX_BODY_BYTES, ListMessagesParams, Loft, LoftConfig, RequestContext,
-};
+use loft_core::service::{Actor, CreateIdentityRequest, ListMessagesParams, Loft, LoftConfig, RequestContext};
 use loft_core::store::Store;
 use loft_core::time::{ManualClock, Timestamp};
 use loft_core::vault::{Keyring, MasterKey};
@@ -100,9 +99,11 @@ fn build(
         clock.clone(),
         Arc::new(OsRandom),
         OperatorKey::from_secret(&operator_key).expect("a generated operator key is valid"),
+        // Autonomous by default, so that the mail cases test mail; the oversight cases set
+        // each identity's mode explicitly.
         LoftConfig {
-            domain: TEST_DOMAIN.into(),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            default_oversight_mode: OversightMode::Autonomous,
+            ..LoftConfig::new(TEST_DOMAIN)
         },
     )
     .expect("the test configuration is valid")
@@ -121,6 +122,8 @@ fn build(
 /// A [`SendMail`] with a text body and no cc/bcc.
 pub fn mail(to: &[&str], subject: &str, text: &str) -> SendMail {
     SendMail {
+        idempotency_key: None,
+        send_at: None,
         to: to.iter().map(|s| (*s).to_owned()).collect(),
         cc: vec![],
         bcc: vec![],

@@ -81,21 +81,41 @@ fn json_content_type(req: &Request) -> Result<(), ApiError> {
     }
 }
 
+/// The body's bytes, within the server's limit, after its content type was checked.
+async fn json_bytes(req: Request, state: &AppState) -> Result<axum::body::Bytes, ApiError> {
+    json_content_type(&req)?;
+    let limit = state.config.max_request_bytes;
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+        .hint("send less, or raise the server's --max-request-bytes")
+    })
+}
+
 impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        json_content_type(&req)?;
-        let limit = state.config.max_request_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the request body is larger than the limit of {limit} bytes"),
-            )
-            .hint("send less, or raise the server's --max-request-bytes")
-        })?;
+        let bytes = json_bytes(req, state).await?;
         parse_json(&bytes).map(AppJson)
+    }
+}
+
+/// A JSON body that may be left out: an empty body is `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = json_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJson)
     }
 }
 

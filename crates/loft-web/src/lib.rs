@@ -72,6 +72,7 @@ pub struct AppState {
         (name = "mail", description = "Mailboxes, sending, replies, threads"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "vault", description = "Per-identity encrypted credentials, TOTP, brokered HTTP"),
+        (name = "oversight", description = "Held mail and reviewers' decisions, the kill switches, and allow / block / hold rules"),
         (name = "meta", description = "Health and this document"),
     )
 )]
@@ -100,15 +101,26 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::identities::router())
         .merge(routes::keys::router())
         .merge(routes::mail::router())
+        .merge(routes::drafts::router())
         .merge(routes::audit::router())
         .merge(routes::vault::router())
+        .merge(routes::oversight::router())
+        .merge(routes::caps::router())
+        .merge(routes::rules::router())
 }
 
 /// The OpenAPI document of the whole API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api().into_openapi();
-    document_errors(&mut doc);
+    complete(&mut doc);
     doc
+}
+
+/// What the route attributes leave out: the error answers of every route, and the rules of
+/// request bodies that no one field can state (`loft_core::wire::openapi::body_rules`).
+fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    document_errors(doc);
+    loft_core::wire::openapi::add_body_rules(doc);
 }
 
 /// Every operation lists the error answers any route can give, with Loft's error body, besides
@@ -198,7 +210,7 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let (router, mut doc) = api().split_for_parts();
-    document_errors(&mut doc);
+    complete(&mut doc);
     let doc = Arc::new(doc);
     let limit = state.config.max_request_bytes;
     router

@@ -204,10 +204,7 @@ async fn check(data_dir: &Path, db: &Path) -> Result<String, String> {
             Arc::new(SystemClock),
             Arc::new(OsRandom),
             OperatorKey::from_secret(&operator).map_err(|e| e.to_string())?,
-            LoftConfig {
-                domain: "restore.localhost".into(),
-                max_body_bytes: loft_core::service::DEFAULT_MAX_BODY_BYTES,
-            },
+            LoftConfig::new("restore.localhost"),
         )
         .map_err(|e| e.to_string())?
         .with_vault(keyring, source);

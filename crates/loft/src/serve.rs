@@ -11,6 +11,7 @@ use std::sync::Arc;
 use clap::Args;
 use loft_core::keys::OperatorKey;
 use loft_core::limits::{LimitsConfig, Rate};
+use loft_core::oversight::OversightMode;
 use loft_core::quota::Quotas;
 use loft_core::random::OsRandom;
 use loft_core::service::{Loft, LoftConfig};
@@ -72,9 +73,22 @@ pub struct ServeArgs {
         value_name = "ENTRIES"
     )]
     pub egress_allow: Vec<String>,
+    /// Refuse outbound connections to public addresses too, so that only the `--egress-allow`
+    /// exceptions are reachable (test rigs, air-gapped sites).
+    #[arg(long, env = "LOFT_EGRESS_DENY_PUBLIC")]
+    pub egress_deny_public: bool,
     /// Largest HTTP request body accepted, in bytes.
     #[arg(long, env = "LOFT_MAX_REQUEST_BYTES", default_value_t = loft_web::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
+    /// The oversight mode of new identities when their creator names none: `read_only`,
+    /// `gated_all`, `gated_send` (every outgoing mail waits for a reviewer), `monitored` or
+    /// `autonomous`. Existing identities keep theirs.
+    #[arg(long, env = "LOFT_DEFAULT_OVERSIGHT_MODE", default_value = "gated_send", value_parser = parse_mode)]
+    pub default_oversight_mode: OversightMode,
+    /// Seconds held mail waits for a reviewer before it expires (default three days).
+    #[arg(long = "approval-ttl", env = "LOFT_APPROVAL_TTL", default_value_t = loft_core::service::DEFAULT_APPROVAL_TTL_SECS,
+          value_parser = clap::value_parser!(i64).range(60..=31_536_000))]
+    pub approval_ttl_secs: i64,
     /// Limits on abuse.
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -82,6 +96,10 @@ pub struct ServeArgs {
     /// command line never does (it would show in `ps`): use `LOFT_ADMIN_KEY`.
     #[arg(skip)]
     pub admin_key: Option<String>,
+}
+
+fn parse_mode(s: &str) -> Result<OversightMode, String> {
+    OversightMode::parse(s).map_err(|e| format!("{e}; {}", e.hint().unwrap_or_default()))
 }
 
 /// Limits on abuse: request rates per API key and per client address, and the lockout of
@@ -112,7 +130,7 @@ pub struct LimitArgs {
     pub auth_failures_per_minute: u32,
     /// Per-identity quotas, each `NAME=N` or `NAME=off` (comma-separated or repeated):
     /// `sub_identities` (default 100), `keys` (50), `vault_items` (1000), `stored_bytes`
-    /// (1073741824), `queued_recipients_per_hour` (1000).
+    /// (1073741824), `queued_recipients_per_hour` (1000), `drafts` (1000).
     #[arg(long = "quota", env = "LOFT_QUOTAS", value_delimiter = ',', value_name = "NAME=N")]
     pub quotas: Vec<String>,
 }
@@ -384,7 +402,9 @@ pub async fn app_with_mcp(
 ) -> Result<(axum::Router, Arc<dyn Store>, Arc<Loft>), String> {
     let allowed_hosts =
         AllowedHosts::parse(&mcp.mcp_allowed_hosts, args.http).map_err(|e| format!("--mcp-allowed-hosts: {e}"))?;
-    let egress = loft_broker::EgressPolicy::parse(&args.egress_allow).map_err(|e| format!("--egress-allow: {e}"))?;
+    let egress = loft_broker::EgressPolicy::parse(&args.egress_allow)
+        .map_err(|e| format!("--egress-allow: {e}"))?
+        .deny_public(args.egress_deny_public);
     let limits = args.limits.config()?;
     let quotas = args.limits.quotas()?;
     create_private_dir(&args.data_dir)
@@ -397,8 +417,10 @@ pub async fn app_with_mcp(
         Arc::new(OsRandom),
         operator,
         LoftConfig {
-            domain: args.domain.to_ascii_lowercase(),
             max_body_bytes: args.max_request_bytes,
+            default_oversight_mode: args.default_oversight_mode,
+            approval_ttl_secs: args.approval_ttl_secs,
+            ..LoftConfig::new(args.domain.to_ascii_lowercase())
         },
     )
     .map_err(|e| format!("--domain: {e}"))?
@@ -523,6 +545,26 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
             }
         })
     };
+    // The job runner (loft_core::runner): releases scheduled mail when its time comes. It
+    // looks every second and at once when this process queues a job; on shutdown it finishes
+    // the job in hand and stops before the store closes. Every node runs one: claims are leased
+    // and a release happens once whichever node runs it.
+    let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
+    let runner = {
+        let worker = format!(
+            "serve-{}-{}",
+            std::process::id(),
+            loft_core::random::base32_string(&loft_core::random::OsRandom, 8)
+        );
+        let runner = loft_core::runner::JobRunner::new(loft.clone(), worker);
+        tokio::spawn(async move {
+            runner
+                .run_until(jobs_stop, std::time::Duration::from_secs(1), |e| {
+                    tracing::warn!(error = %e, "running due jobs; trying again shortly");
+                })
+                .await;
+        })
+    };
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown({
             let loft = loft.clone();
@@ -536,6 +578,10 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         .map_err(|e| format!("HTTP server: {e}"))?;
     tracing::info!("shutting down: finishing pending writes");
     flusher.abort();
+    let _ = stop_jobs.send(true);
+    if let Err(e) = runner.await {
+        tracing::warn!(error = %e, "the job runner stopped abnormally");
+    }
     if let Err(e) = loft.flush_auth_refusals(true).await {
         tracing::warn!(error = %e, "writing refused-key audit rows");
     }

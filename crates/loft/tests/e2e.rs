@@ -38,6 +38,8 @@ fn serve(data_dir: &Path, database_url: Option<&str>, admin: Option<&str>) -> Se
         .env_remove("LOFT_ADMIN_KEY")
         .env_remove("LOFT_DATABASE_URL")
         .env("LOFT_LOG", "warn")
+        // Nothing a test does may reach past this machine, even if the code is broken.
+        .env("LOFT_EGRESS_DENY_PUBLIC", "true")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -121,7 +123,13 @@ fn newcomer_scenario(server: &Server) {
     assert!(health.contains("operator"), "{health}");
 
     let researcher = ok_json(&cli(server, None, &["identity", "create", "researcher", "--json"]));
-    let writer = ok_json(&cli(server, None, &["identity", "create", "writer", "--json"]));
+    let writer = ok_json(&cli(
+        server,
+        None,
+        &["identity", "create", "writer", "--mode", "autonomous", "--json"],
+    ));
+    assert_eq!(researcher["oversight_mode"], "gated_send", "the default mode");
+    assert_eq!(writer["oversight_mode"], "autonomous");
     let r_key = researcher["api_key"].as_str().unwrap();
     let w_key = writer["api_key"].as_str().unwrap();
     let w_addr = writer["address"].as_str().unwrap();
@@ -156,7 +164,20 @@ fn newcomer_scenario(server: &Server) {
             "--json",
         ],
     ));
-    assert_eq!(sent["delivery"][0]["status"], "delivered");
+    // The researcher is in gated_send: the mail waits for a human, who approves it.
+    assert_eq!(sent["status"], "pending_approval");
+    assert_eq!(sent["delivery"][0]["status"], "held");
+    let empty = ok_json(&cli(server, Some(w_key), &["mail", "list", "--json"]));
+    assert_eq!(empty["items"], serde_json::json!([]));
+    let queue = ok_json(&cli(server, None, &["approvals", "list", "--json"]));
+    let approval = queue["items"][0]["id"].as_str().unwrap();
+    assert_eq!(approval, sent["approval"]["id"].as_str().unwrap());
+    let human_queue = ok_text(&cli(server, None, &["approvals", "list"]));
+    assert!(human_queue.contains("Brief: Q4 launch"), "{human_queue}");
+    ok_text(&cli(server, None, &["approvals", "approve", approval]));
+    let twice = cli(server, None, &["approvals", "approve", approval]);
+    assert!(!twice.status.success(), "a second approval must fail");
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already decided"));
 
     let inbox = ok_json(&cli(server, Some(w_key), &["mail", "list", "--json"]));
     let first = &inbox["items"][0];
@@ -168,6 +189,24 @@ fn newcomer_scenario(server: &Server) {
 
     let read = ok_text(&cli(server, Some(w_key), &["mail", "read", msg_id]));
     assert!(read.contains("Please draft 300 words."), "{read}");
+
+    // Search by words: the body's, in any case; the matched word in brackets for people.
+    let found = ok_json(&cli(server, Some(w_key), &["mail", "search", "DRAFT", "30*", "--json"]));
+    assert_eq!(found["items"][0]["message"]["id"], msg_id, "{found}");
+    assert_eq!(found["items"][0]["highlights"][0]["field"], "body", "{found}");
+    let human_found = ok_text(&cli(server, Some(w_key), &["mail", "search", "draft"]));
+    assert!(
+        human_found.contains("[draft]") && human_found.contains("Brief: Q4 launch"),
+        "{human_found}"
+    );
+    let none = ok_text(&cli(server, Some(w_key), &["mail", "search", "holiday"]));
+    assert!(none.contains("no messages match"), "{none}");
+    let bad = cli(server, Some(w_key), &["mail", "search", "x*"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("prefix needs at least 2"),
+        "{bad:?}"
+    );
 
     let reply = ok_json(&cli(
         server,
@@ -181,6 +220,68 @@ fn newcomer_scenario(server: &Server) {
     assert_eq!(r_inbox["items"][0]["thread_id"], sent["thread_id"]);
     let threads = ok_json(&cli(server, Some(r_key), &["mail", "threads", "--json"]));
     assert_eq!(threads["items"][0]["message_count"], 2);
+
+    // Forward it back to the researcher with a note: a Fwd: subject, the original quoted.
+    let fwd = ok_json(&cli(
+        server,
+        Some(w_key),
+        &[
+            "mail",
+            "forward",
+            msg_id,
+            "--to",
+            r_addr,
+            "--text",
+            "Is this the brief?",
+            "--json",
+        ],
+    ));
+    assert_eq!(fwd["subject"], "Fwd: Brief: Q4 launch", "{fwd}");
+    let fwd_text = fwd["text"].as_str().unwrap();
+    assert!(
+        fwd_text.starts_with("Is this the brief?") && fwd_text.contains("Please draft 300 words."),
+        "{fwd_text}"
+    );
+    // In the researcher's mailbox the forward joins the brief's conversation (its References).
+    let threads = ok_json(&cli(server, Some(r_key), &["mail", "threads", "--json"]));
+    assert_eq!(threads["items"][0]["message_count"], 3);
+    // Sending caps: the researcher sent one mail this hour, so a cap of one stops the next,
+    // with the wait; the operator lifts it. The instance's caps count everyone.
+    let r_id = researcher["id"].as_str().unwrap();
+    let caps = ok_text(&cli(
+        server,
+        None,
+        &["identity", "caps", r_id, "--per-hour", "1", "--first-contact", "hold"],
+    ));
+    assert!(caps.contains("mails per hour:") && caps.contains("1 of 1"), "{caps}");
+    assert!(caps.contains("first contact:") && caps.contains("hold"), "{caps}");
+    let capped = cli(
+        server,
+        Some(r_key),
+        &["mail", "send", "--to", w_addr, "--subject", "again", "--text", "x"],
+    );
+    assert!(!capped.status.success());
+    let stderr = String::from_utf8_lossy(&capped.stderr);
+    assert!(
+        stderr.contains("`mails_per_hour` (1)") && stderr.contains("retry in"),
+        "{stderr}"
+    );
+    let me = ok_json(&cli(server, Some(r_key), &["whoami", "--json"]));
+    assert_eq!(me["sending"]["caps"]["mails_per_hour"], 1, "{me}");
+    let caps = ok_json(&cli(
+        server,
+        None,
+        &["identity", "caps", r_id, "--per-hour", "none", "--json"],
+    ));
+    assert_eq!(caps["caps"]["mails_per_hour"], serde_json::Value::Null, "{caps}");
+    assert_eq!(caps["caps"]["first_contact"], "hold", "left out: kept");
+    let instance = ok_text(&cli(server, None, &["caps", "--per-day", "1000"]));
+    assert!(
+        instance.contains("mails per day:") && instance.contains("of 1000"),
+        "{instance}"
+    );
+    let instance = ok_json(&cli(server, None, &["caps", "--json"]));
+    assert_eq!(instance["caps"]["mails_per_day"], 1000, "{instance}");
 
     // Revoke the writer: its key is refused at once, the researcher keeps working.
     let w_id = writer["id"].as_str().unwrap();
@@ -276,8 +377,16 @@ fn two_server_processes_share_one_postgres_database() {
     {
         let a = serve(dir_a.path(), Some(&db.url), Some(ADMIN));
         let b = serve(dir_b.path(), Some(&db.url), Some(ADMIN));
-        let x = ok_json(&cli(&a, None, &["identity", "create", "x", "--json"]));
-        let y = ok_json(&cli(&b, None, &["identity", "create", "y", "--json"]));
+        let x = ok_json(&cli(
+            &a,
+            None,
+            &["identity", "create", "x", "--mode", "autonomous", "--json"],
+        ));
+        let y = ok_json(&cli(
+            &b,
+            None,
+            &["identity", "create", "y", "--mode", "autonomous", "--json"],
+        ));
         let x_key = x["api_key"].as_str().unwrap().to_owned();
         let y_key = y["api_key"].as_str().unwrap().to_owned();
         // Keys minted on one node work on the other at once.
@@ -341,8 +450,210 @@ fn two_server_processes_share_one_postgres_database() {
     rt.block_on(db.drop_db());
 }
 
+/// Held mail approved at the same moment through two server processes on one PostgreSQL
+/// database, by two reviewers: each mail is released once, every other attempt gets 409.
+#[test]
+fn two_server_processes_approve_each_held_mail_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = rt.block_on(loft_testkit::pg::TestDb::create()) else {
+        return;
+    };
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    {
+        let a = serve(dir_a.path(), Some(&db.url), Some(ADMIN));
+        let b = serve(dir_b.path(), Some(&db.url), Some(ADMIN));
+        let agent = ok_json(&cli(&a, None, &["identity", "create", "agent", "--json"]));
+        let reader = ok_json(&cli(
+            &a,
+            None,
+            &["identity", "create", "reader", "--mode", "autonomous", "--json"],
+        ));
+        let r1 = ok_json(&cli(&a, None, &["reviewer", "create", "r1", "--json"]));
+        let r2 = ok_json(&cli(&b, None, &["reviewer", "create", "r2", "--json"]));
+        let agent_key = agent["api_key"].as_str().unwrap();
+        let reader_key = reader["api_key"].as_str().unwrap().to_owned();
+        let to = reader["address"].as_str().unwrap();
+        let mails = 6;
+        let mut ids = Vec::new();
+        for i in 0..mails {
+            let subject = format!("held {i}");
+            let sent = ok_json(&cli(
+                &a,
+                Some(agent_key),
+                &[
+                    "mail",
+                    "send",
+                    "--to",
+                    to,
+                    "--subject",
+                    &subject,
+                    "--text",
+                    "x",
+                    "--json",
+                ],
+            ));
+            assert_eq!(sent["status"], "pending_approval");
+            ids.push(sent["approval"]["id"].as_str().unwrap().to_owned());
+        }
+        // Each mail: four approvals at once, two reviewers on two nodes.
+        let client = reqwest::Client::new();
+        let results = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for id in &ids {
+                for (node, reviewer) in [(&a, &r1), (&b, &r2), (&b, &r1), (&a, &r2)] {
+                    let url = format!("{}/v0/approvals/{id}/approve", node.url);
+                    let key = reviewer["api_key"].as_str().unwrap().to_owned();
+                    let client = client.clone();
+                    tasks.push(tokio::spawn(async move {
+                        client
+                            .post(url)
+                            .bearer_auth(key)
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
+                            .as_u16()
+                    }));
+                }
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        for (i, chunk) in results.chunks(4).enumerate() {
+            let mut sorted = chunk.to_vec();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [200, 409, 409, 409], "mail {i}: {chunk:?}");
+        }
+        let inbox = ok_json(&cli(
+            &b,
+            Some(&reader_key),
+            &["mail", "list", "--limit", "200", "--json"],
+        ));
+        assert_eq!(inbox["items"].as_array().unwrap().len(), mails, "{inbox}");
+
+        // The kill switches, thrown through one node, hold on the other at once.
+        let frozen = ok_text(&cli(&a, None, &["freeze"]));
+        assert!(frozen.contains("FROZEN"), "{frozen}");
+        let send = ["mail", "send", "--to", to, "--subject", "s", "--text", "x", "--json"];
+        let refused = cli(&b, Some(&reader_key), &send);
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("froze"),
+            "{refused:?}"
+        );
+        ok_text(&cli(&b, None, &["unfreeze"]));
+        ok_json(&cli(&b, Some(&reader_key), &send));
+        let reader_id = reader["id"].as_str().unwrap();
+        let paused = ok_text(&cli(&a, None, &["identity", "pause", reader_id]));
+        assert!(paused.contains("paused"), "{paused}");
+        let refused = cli(&b, Some(&reader_key), &["mail", "list"]);
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("paused"),
+            "{refused:?}"
+        );
+        ok_text(&cli(&b, None, &["identity", "resume", reader_id]));
+        ok_json(&cli(&a, Some(&reader_key), &["mail", "list", "--json"]));
+        for node in [&a, &b] {
+            let verify = ok_text(&cli(node, None, &["audit", "verify"]));
+            assert!(verify.contains("intact"), "{verify}");
+        }
+    }
+    rt.block_on(db.drop_db());
+}
+
 /// Follows one mailbox with `GET /v0/messages/wait` cursors until `want` messages arrived (or a
 /// minute passed); returns how often each subject was seen.
+/// Mail scheduled through one node is released once, by whichever node's job runner claims it
+/// first, and not before its time: the runner `loft serve` starts, on two processes sharing one
+/// PostgreSQL database.
+#[test]
+fn two_server_processes_release_each_scheduled_mail_once() {
+    use loft_core::time::Clock as _;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = rt.block_on(loft_testkit::pg::TestDb::create()) else {
+        return;
+    };
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    {
+        let a = serve(dir_a.path(), Some(&db.url), Some(ADMIN));
+        let b = serve(dir_b.path(), Some(&db.url), Some(ADMIN));
+        let sender = ok_json(&cli(
+            &a,
+            None,
+            &["identity", "create", "x", "--mode", "autonomous", "--json"],
+        ));
+        let receiver = ok_json(&cli(
+            &b,
+            None,
+            &["identity", "create", "y", "--mode", "autonomous", "--json"],
+        ));
+        let (sender_key, receiver_key) = (
+            sender["api_key"].as_str().unwrap(),
+            receiver["api_key"].as_str().unwrap(),
+        );
+        let y_addr = receiver["address"].as_str().unwrap();
+        let send_at = loft_core::time::SystemClock.now().plus_secs(3).to_rfc3339();
+        for i in 0..4 {
+            let node = if i % 2 == 0 { &a } else { &b };
+            let subject = format!("later {i}");
+            let m = ok_json(&cli(
+                node,
+                Some(sender_key),
+                &[
+                    "mail",
+                    "send",
+                    "--to",
+                    y_addr,
+                    "-s",
+                    &subject,
+                    "--text",
+                    "x",
+                    "--send-at",
+                    &send_at,
+                    "--json",
+                ],
+            ));
+            assert_eq!(m["status"], "scheduled", "{m}");
+        }
+        let inbox = |node: &Server| -> Vec<String> {
+            let v = ok_json(&cli(node, Some(receiver_key), &["mail", "list", "--json"]));
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["subject"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert!(inbox(&a).is_empty(), "nothing before its time");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while inbox(&b).len() < 4 {
+            assert!(Instant::now() < deadline, "the scheduled mail was not released in time");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        // Both runners have looked again since: still one copy of each.
+        std::thread::sleep(Duration::from_millis(2500));
+        let mut got = inbox(&a);
+        got.sort();
+        assert_eq!(got, ["later 0", "later 1", "later 2", "later 3"]);
+        let sent = ok_json(&cli(
+            &a,
+            Some(sender_key),
+            &["mail", "list", "--folder", "sent", "--json"],
+        ));
+        assert!(
+            sent["items"].as_array().unwrap().iter().all(|m| m["status"] == "sent"),
+            "{sent}"
+        );
+    }
+    rt.block_on(db.drop_db());
+}
+
 async fn follow_mailbox(url: String, key: String, want: usize) -> std::collections::BTreeMap<String, u32> {
     let client = reqwest::Client::new();
     let wait_once = |after: Option<String>, timeout: u32| {
@@ -475,7 +786,11 @@ fn sigterm_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = serve(dir.path(), None, Some(ADMIN));
     // A long poll under way must not hold the shutdown up.
-    let agent = ok_json(&cli(&server, None, &["identity", "create", "waiter", "--json"]));
+    let agent = ok_json(&cli(
+        &server,
+        None,
+        &["identity", "create", "waiter", "--mode", "autonomous", "--json"],
+    ));
     let key = agent["api_key"].as_str().unwrap().to_owned();
     let host = server.url.trim_start_matches("http://").to_owned();
     let mut conn = std::net::TcpStream::connect(&host).unwrap();
@@ -524,6 +839,7 @@ fn vault_scenario_leaves_no_plaintext() {
         .env_remove("LOFT_MASTER_KEY_FILE")
         .env_remove("LOFT_MASTER_KEY_PREVIOUS")
         .env("LOFT_LOG", "debug")
+        .env("LOFT_EGRESS_DENY_PUBLIC", "true")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
@@ -536,7 +852,11 @@ fn vault_scenario_leaves_no_plaintext() {
         assert_eq!(mode & 0o777, 0o600, "the generated master key file must be owner-only");
     }
 
-    let agent = ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    let agent = ok_json(&cli(
+        &server,
+        None,
+        &["identity", "create", "agent", "--mode", "autonomous", "--json"],
+    ));
     let key = agent["api_key"].as_str().unwrap();
     let id = agent["id"].as_str().unwrap();
     let mut outputs = String::new();
@@ -725,11 +1045,17 @@ fn bad_key_flood_is_locked_out_and_leaves_one_audit_row() {
         .env("LOFT_AUTH_FAILURES_PER_MINUTE", "10")
         .env("LOFT_RATE_LIMIT_PER_KEY", "off")
         .env("LOFT_LOG", "warn")
+        // Nothing a test does may reach past this machine, even if the code is broken.
+        .env("LOFT_EGRESS_DENY_PUBLIC", "true")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut server = spawn_server(cmd);
-    let agent = ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    let agent = ok_json(&cli(
+        &server,
+        None,
+        &["identity", "create", "agent", "--mode", "autonomous", "--json"],
+    ));
     let key = agent["api_key"].as_str().unwrap().to_owned();
     let to = agent["address"].as_str().unwrap().to_owned();
     let kid = agent["key_id"].as_str().unwrap().to_owned();
@@ -820,7 +1146,11 @@ fn data_files_are_owner_only() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), None, Some(ADMIN));
-    ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    ok_json(&cli(
+        &server,
+        None,
+        &["identity", "create", "agent", "--mode", "autonomous", "--json"],
+    ));
     for name in ["loft.db", "loft.db-wal", "loft.db-shm", "vault.keys"] {
         let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "{name} has mode {mode:o}");
@@ -833,7 +1163,11 @@ fn data_files_are_owner_only() {
 fn a_narrow_key_cannot_manage_keys_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), None, Some(ADMIN));
-    let agent = ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    let agent = ok_json(&cli(
+        &server,
+        None,
+        &["identity", "create", "agent", "--mode", "autonomous", "--json"],
+    ));
     let primary = agent["api_key"].as_str().unwrap();
     let id = agent["id"].as_str().unwrap();
     let narrow = ok_json(&cli(
@@ -899,7 +1233,11 @@ fn backup_under_write_load_and_restore() {
     let dir = tempfile::tempdir().unwrap();
     let (data, snap, restored) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
     let server = serve(&data, None, Some(ADMIN));
-    let agent = ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    let agent = ok_json(&cli(
+        &server,
+        None,
+        &["identity", "create", "agent", "--mode", "autonomous", "--json"],
+    ));
     let key = agent["api_key"].as_str().unwrap().to_owned();
     let to = agent["address"].as_str().unwrap().to_owned();
     let url = server.url.clone();
@@ -1047,6 +1385,8 @@ fn restore_with_the_wrong_master_key_names_the_key() {
         .env("LOFT_MASTER_KEY", right)
         .env_remove("LOFT_DATABASE_URL")
         .env("LOFT_LOG", "warn")
+        // Nothing a test does may reach past this machine, even if the code is broken.
+        .env("LOFT_EGRESS_DENY_PUBLIC", "true")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -1057,7 +1397,11 @@ fn restore_with_the_wrong_master_key_names_the_key() {
         .find_map(|l| l.strip_prefix("vault master key: "))
         .unwrap_or_default()
         .to_owned();
-    let agent = ok_json(&cli(&server, None, &["identity", "create", "agent", "--json"]));
+    let agent = ok_json(&cli(
+        &server,
+        None,
+        &["identity", "create", "agent", "--mode", "autonomous", "--json"],
+    ));
     let api_key = agent["api_key"].as_str().unwrap();
     ok_text(&cli_stdin(
         &server,

@@ -114,6 +114,8 @@ impl Backend {
 
     fn to_bob(&self, subject: &str, text: &str, html: Option<&str>) -> SendMail {
         SendMail {
+            idempotency_key: None,
+            send_at: None,
             to: vec![self.bob.identity.address.to_string()],
             cc: vec![],
             bcc: vec![],
@@ -279,7 +281,7 @@ fn printable(s: &str, max: usize) -> bool {
 // ----- the cases --------------------------------------------------------------------------------
 
 async fn case(p: &Pair, s: &str, n: usize) -> Result<(), TestCaseError> {
-    mail(p, s).await?;
+    Box::pin(mail(p, s)).await?;
     labels(p, s).await?;
     identities(p, s).await?;
     keys(p, s).await?;
@@ -385,6 +387,8 @@ async fn mail(p: &Pair, s: &str) -> Result<(), TestCaseError> {
     let replied = p
         .both("reply: html", s, async |b| {
             let req = ReplyMail {
+                idempotency_key: None,
+                send_at: None,
                 text: "x".into(),
                 html: Some(s.into()),
                 reply_all: false,
@@ -510,7 +514,7 @@ async fn identities(p: &Pair, s: &str) -> Result<(), TestCaseError> {
         .both("identity: display name update", s, async |b| {
             let req = UpdateIdentityRequest {
                 display_name: Some(s.into()),
-                scopes: None,
+                ..Default::default()
             };
             b.t.loft.update_identity(&b.op, b.alice_id(), req).await?;
             b.t.loft.get_identity(&b.op, b.alice_id()).await
@@ -646,6 +650,11 @@ async fn vault(p: &Pair, s: &str, n: usize) -> Result<(), TestCaseError> {
             [&value(x), &value(y)],
             &Some(s.to_owned()),
         )?;
+        // Gone again: the exfiltration guard would hold a later case's mail that quotes it.
+        p.both("vault: delete the value", s, async |b| {
+            b.t.loft.vault_delete(&b.aa, &cred).await
+        })
+        .await?;
     }
 
     // Plain metadata: notes, a login's user name and URL; at creation and in an update.
@@ -894,7 +903,7 @@ async fn filters_and_paths(p: &Pair, s: &str) -> Result<(), TestCaseError> {
     p.refuse("identity id: update", s, async |b| {
         let req = UpdateIdentityRequest {
             display_name: Some("x".into()),
-            scopes: None,
+            ..Default::default()
         };
         b.t.loft.update_identity(&b.op, s, req).await
     })

@@ -125,6 +125,19 @@ impl Loft {
                 Error::unauthenticated("the identity of this API key has been revoked"),
             ));
         }
+        if let Some(at) = identity.paused_at {
+            // Not a refused key (the key is right): no lockout counting, a 403.
+            return Err((
+                None,
+                Error::forbidden(
+                    "identity_paused",
+                    format!(
+                        "the operator paused this identity at {at}: it can neither send nor read until it is resumed"
+                    ),
+                )
+                .with_hint("mail sent to it is kept; ask the operator (`loft identity resume ID`)"),
+            ));
+        }
         if stored.meta.expires_at.is_some_and(|t| t <= self.clock.now()) {
             return Err((
                 Some("expired_key"),

@@ -9,6 +9,7 @@ use crate::identity::{
 };
 use crate::ids::IdentityId;
 use crate::keys::{ApiKey, KeyKind, KeyMeta, Scope, ScopeSet, StoredKey};
+use crate::oversight::OversightMode;
 use crate::quota;
 use crate::store::{IdentityQuery, IdentityUpdate};
 use crate::{Error, Result};
@@ -29,7 +30,13 @@ pub struct CreateIdentityRequest {
     pub local_part: Option<String>,
     /// Default: mail:read, mail:send, mail:manage, keys:manage, vault:read, vault:write.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::keys::Scope>>))]
     pub scopes: Option<Vec<String>>,
+    /// `read_only`, `gated_all`, `gated_send`, `monitored` or `autonomous`. Default: the
+    /// server's default (`gated_send` unless the operator set another), and never more
+    /// trusting than the creating identity's own mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oversight_mode: Option<OversightMode>,
 }
 
 /// `PATCH /v0/identities/{id}`.
@@ -41,7 +48,12 @@ pub struct UpdateIdentityRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::keys::Scope>>))]
     pub scopes: Option<Vec<String>>,
+    /// The oversight mode (operator only). An identity may only make the identities below it
+    /// less trusted, never more than itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oversight_mode: Option<OversightMode>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +116,7 @@ impl Loft {
             None => ScopeSet::default_for_identity().intersection(&ceiling.scopes),
         };
         ceiling.check("a sub-identity", &scopes, ceiling.expires_at)?;
+        let oversight_mode = self.mode_for_new(actor, req.oversight_mode, &scopes)?;
         let explicit = req.local_part.as_deref().map(str::trim).filter(|l| !l.is_empty());
         if let Some(l) = explicit {
             address::validate_local_part(l)?;
@@ -125,7 +138,10 @@ impl Loft {
                 display_name: display_name.clone(),
                 address: address.clone(),
                 scopes: scopes.clone(),
+                oversight_mode,
                 status: IdentityStatus::Active,
+                paused_at: None,
+                caps: crate::caps::IdentityCaps::default(),
                 created_at: now,
                 revoked_at: None,
                 created_by: creator.clone(),
@@ -152,6 +168,7 @@ impl Loft {
                 Some(id.to_string()),
                 serde_json::json!({
                     "name": name, "address": address, "scopes": scopes,
+                    "oversight_mode": oversight_mode,
                     "parent": creator.identity_id, "key_id": key.id(),
                 }),
             );
@@ -264,10 +281,29 @@ impl Loft {
                 .with_hint("use a key that does not expire, or ask the operator"));
             }
         }
-        if display_name.is_none() && scopes.is_none() {
-            return Err(
-                Error::invalid("empty_update", "nothing to change").with_hint("send `display_name` and/or `scopes`")
-            );
+        // Below the operator, modes only ever tighten: no identity makes another more trusted
+        // than it is itself, or than the target was.
+        if let (Some(mode), Some(me)) = (req.oversight_mode, actor.identity())
+            && (mode > me.oversight_mode || mode > target.oversight_mode)
+        {
+            return Err(Error::forbidden(
+                "operator_only",
+                format!(
+                    "only the operator can make an identity more trusted (from {} to {mode})",
+                    target.oversight_mode
+                ),
+            )
+            .with_hint("ask the operator: `loft identity mode ID MODE`"));
+        }
+        // A reviewer (holding `oversight`) stays read_only, whichever of the two changes.
+        let final_scopes = scopes.as_ref().unwrap_or(&target.scopes);
+        let final_mode = req.oversight_mode.unwrap_or(target.oversight_mode);
+        if final_scopes.contains(Scope::Oversight) && final_mode != OversightMode::ReadOnly {
+            return Err(reviewer_mode());
+        }
+        if display_name.is_none() && scopes.is_none() && req.oversight_mode.is_none() {
+            return Err(Error::invalid("empty_update", "nothing to change")
+                .with_hint("send `display_name`, `scopes` and/or `oversight_mode`"));
         }
         if !target.is_active() {
             return Err(Error::conflict(
@@ -275,15 +311,34 @@ impl Loft {
                 "a revoked identity cannot be changed",
             ));
         }
+        // The operator setting a mode answers the identity's mode request (granting it, or
+        // choosing otherwise): the request is cleared with the change.
+        let answered = if actor.is_operator() && req.oversight_mode.is_some() {
+            self.store.get_mode_request(&id).await?
+        } else {
+            None
+        };
         let audit = actor.audit(
             self.clock.now(),
             "identity.update",
             Some(id.to_string()),
-            serde_json::json!({ "display_name": display_name, "scopes": scopes }),
+            serde_json::json!({
+                "display_name": display_name, "scopes": scopes,
+                "oversight_mode": req.oversight_mode, "previous_oversight_mode": req.oversight_mode.map(|_| target.oversight_mode),
+                "mode_request": answered.as_ref().map(|r| serde_json::json!({
+                    "mode": r.mode, "status": r.status, "granted": Some(r.mode) == req.oversight_mode,
+                })),
+            }),
         );
-        self.store
-            .update_identity(&id, IdentityUpdate { display_name, scopes }, audit)
-            .await
+        let update = IdentityUpdate {
+            display_name,
+            scopes,
+            oversight_mode: req.oversight_mode,
+            paused_at: None,
+            caps: None,
+            clear_mode_request: answered.is_some(),
+        };
+        self.store.update_identity(&id, update, audit).await
     }
 
     pub async fn revoke_identity(&self, actor: &Actor, id: &str) -> Result<RevokedIdentities> {
@@ -313,11 +368,14 @@ impl Loft {
                 key_id: actor.key_id(),
                 key_expires_at: None,
                 chain: vec![operator_link],
+                mode_request: None,
+                sending: None,
             }),
             Principal::Identity { identity, key, scopes } => {
                 let mut chain = vec![link(identity)];
                 chain.extend(self.store.ancestors(&identity.id).await?.iter().map(link));
                 chain.push(operator_link);
+                let sending = Some(self.sending_status(identity).await?);
                 Ok(WhoAmI {
                     kind: CreatorKind::Identity,
                     address: Some(identity.address.clone()),
@@ -326,8 +384,49 @@ impl Loft {
                     key_id: key.id.to_string(),
                     key_expires_at: key.expires_at,
                     chain,
+                    mode_request: self.store.get_mode_request(&identity.id).await?,
+                    sending,
                 })
             }
+        }
+    }
+}
+
+/// A reviewer (an identity holding `oversight`) sends nothing; its mode says so.
+fn reviewer_mode() -> Error {
+    Error::invalid(
+        "reviewer_mode",
+        "an identity holding `oversight` is a reviewer and must be in oversight mode read_only",
+    )
+    .with_hint("set `oversight_mode` to read_only (reviewers never send mail)")
+}
+
+impl Loft {
+    /// The mode of a new identity: the one asked for, else the server's default; a creating
+    /// identity's children are never more trusted than it is; reviewers are `read_only`.
+    fn mode_for_new(&self, actor: &Actor, asked: Option<OversightMode>, scopes: &ScopeSet) -> Result<OversightMode> {
+        let reviewer = scopes.contains(Scope::Oversight);
+        let mode = match asked {
+            Some(m) => m,
+            None if reviewer => OversightMode::ReadOnly,
+            None => self.config.default_oversight_mode,
+        };
+        if reviewer && mode != OversightMode::ReadOnly {
+            return Err(reviewer_mode());
+        }
+        match actor.identity() {
+            Some(parent) if mode > parent.oversight_mode => match asked {
+                None => Ok(parent.oversight_mode),
+                Some(_) => Err(Error::forbidden(
+                    "mode_escalation",
+                    format!(
+                        "a sub-identity cannot be more trusted than its creator: asked for {mode}, the creator is {}",
+                        parent.oversight_mode
+                    ),
+                )
+                .with_hint("omit `oversight_mode`, or ask the operator")),
+            },
+            _ => Ok(mode),
         }
     }
 }

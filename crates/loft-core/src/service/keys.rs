@@ -61,13 +61,15 @@ const _: () = assert!(MAX_KEY_LIFETIME_SECS == 316_224_000);
 pub struct CreateKeyRequest {
     /// Default: the scopes of the key making the request (or of the identity, for the operator).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::keys::Scope>>))]
     pub scopes: Option<Vec<String>>,
     /// Lifetime in seconds from now, at most ten years.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 316_224_000))]
     pub expires_in_seconds: Option<i64>,
+    /// At most 64 printable characters (no control characters) once trimmed; blank is none.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::key_label))]
     pub label: Option<String>,
 }
 

@@ -5,15 +5,16 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Loft, Page, cursor, decode_cursor, encode_cursor, page, page_limit};
+use super::{Actor, Loft, Page, cursor, decode_cursor, page, page_limit};
 use crate::address::EmailAddress;
 use crate::identity::Identity;
-use crate::ids::{IdentityId, MessageId, ThreadId};
+use crate::ids::{DraftId, IdentityId, MessageId, ThreadId};
 use crate::keys::Scope;
 use crate::mail::{
-    self, Authentication, Delivery, DeliveryStatus, Folder, MailContent, MailCopy, Message, MessagePatch, MessageQuery,
+    self, Authentication, DeliveryStatus, Folder, MailContent, MailCopy, Message, MessagePatch, MessageQuery,
     MessageSummary, NewMail, ReplyMail, SendMail, Thread, ThreadQuery, ThreadSummary,
 };
+use crate::oversight::{Approval, ApprovalQuery, ApprovalStatus, DecisionQuery};
 use crate::quota;
 use crate::text;
 use crate::time::Timestamp;
@@ -63,9 +64,14 @@ pub struct WaitParams {
 pub struct WaitResult {
     /// The mail that arrived (or was already unread), oldest first.
     pub items: Vec<MessageSummary>,
-    /// True when the time ran out with no mail.
+    /// Decisions on mail you sent that was held for a reviewer, oldest first: `approved`
+    /// (it went out), `rejected` (with the reviewer's `reason`) or `expired`. Without `after`:
+    /// the decisions whose message you have not read since; with it: those made since.
+    #[serde(default)]
+    pub decisions: Vec<Approval>,
+    /// True when the time ran out with no mail and no decision.
     pub timed_out: bool,
-    /// Pass as `after` to the next wait to get only mail newer than this call's.
+    /// Pass as `after` to the next wait to get only mail and decisions newer than this call's.
     pub cursor: String,
 }
 
@@ -87,10 +93,16 @@ pub struct ListThreadsParams {
 impl Loft {
     pub async fn send(&self, actor: &Actor, req: SendMail) -> Result<Message> {
         let me = actor.require(Scope::MailSend)?.clone();
+        let idem = self.idempotency(req.idempotency_key.as_deref(), &("mail.send", &req))?;
+        if let Some(done) = self.replay(&me, idem.as_ref()).await? {
+            return Ok(done);
+        }
+        Self::check_may_send(&me)?;
+        let send_at = self.check_send_at(req.send_at.as_deref())?;
         let to = parse_addresses("to", &req.to)?;
         let cc = parse_addresses("cc", &req.cc)?;
         let bcc = parse_addresses("bcc", &req.bcc)?;
-        let draft = Draft {
+        let out = Outgoing {
             to,
             cc,
             bcc,
@@ -99,38 +111,29 @@ impl Loft {
             html: req.html,
             in_reply_to: None,
             references: vec![],
+            draft: None,
+            send_at,
         };
-        self.deliver(actor, &me, draft, "mail.send").await
+        self.deliver(actor, &me, out, "mail.send", idem).await
     }
 
     pub async fn reply(&self, actor: &Actor, id: &str, req: ReplyMail) -> Result<Message> {
         let me = actor.require(Scope::MailSend)?.clone();
+        let idem = self.idempotency(req.idempotency_key.as_deref(), &("mail.reply", id, &req))?;
+        if let Some(done) = self.replay(&me, idem.as_ref()).await? {
+            return Ok(done);
+        }
+        Self::check_may_send(&me)?;
+        let send_at = self.check_send_at(req.send_at.as_deref())?;
         let id = MessageId::parse(id)?;
         let original = self
             .store
             .get_message(&me.id, &id)
             .await?
             .ok_or_else(|| per_mailbox(Error::not_found("message")))?;
-        let (to, mut cc) = match original.folder {
-            Folder::Inbox => (
-                vec![original.from.clone()],
-                [original.to.clone(), original.cc.clone()].concat(),
-            ),
-            Folder::Sent => (original.to.clone(), original.cc.clone()),
-        };
-        if !req.reply_all {
-            cc.clear();
-        }
-        cc.retain(|a| a != &me.address && !to.contains(a));
-        let mut references = original.references.clone();
-        references.push(original.message_id.clone());
-        // Keep headers bounded on very long threads: the root and the most recent ones.
-        if references.len() > 20 {
-            let root = references[0].clone();
-            references.drain(..references.len() - 19);
-            references.insert(0, root);
-        }
-        let draft = Draft {
+        let (to, cc) = reply_recipients(&original, &me, req.reply_all);
+        let references = reply_references(&original);
+        let out = Outgoing {
             to,
             cc,
             bcc: vec![],
@@ -139,12 +142,217 @@ impl Loft {
             html: req.html,
             in_reply_to: Some(original.message_id.clone()),
             references,
+            draft: None,
+            send_at,
         };
-        self.deliver(actor, &me, draft, "mail.reply").await
+        self.deliver(actor, &me, out, "mail.reply", idem).await
     }
 
-    async fn deliver(&self, actor: &Actor, me: &Identity, draft: Draft, action: &str) -> Result<Message> {
+    /// The idempotency record a request with `key` would leave: the key checked, and a
+    /// fingerprint of `what` was asked (the request without its key).
+    pub(super) fn idempotency<T: Serialize>(&self, key: Option<&str>, what: &T) -> Result<Option<mail::Idempotency>> {
+        let Some(key) = key else { return Ok(None) };
+        let key = key.trim();
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(Error::invalid(
+                "invalid_idempotency_key",
+                "an idempotency key is 1 to 255 visible ASCII characters",
+            )
+            .with_hint("use a UUID or another unique string per intended send"));
+        }
+        let mut json = serde_json::to_value(what).map_err(Error::internal)?;
+        strip_key(&mut json);
+        let fingerprint = crate::keys::sha256_hex(json.to_string().as_bytes());
+        let now = self.clock.now();
+        Ok(Some(mail::Idempotency {
+            key: key.to_owned(),
+            fingerprint,
+            created_at: now,
+            stale_before: now.plus_secs(-mail::IDEMPOTENCY_TTL_SECS),
+        }))
+    }
+
+    /// The result of an earlier request with the same idempotency key and content, if any;
+    /// `409 idempotency_key_reused` when the key was used for other content.
+    pub(super) async fn replay(&self, me: &Identity, idem: Option<&mail::Idempotency>) -> Result<Option<Message>> {
+        let Some(idem) = idem else { return Ok(None) };
+        let Some((fingerprint, id)) = self
+            .store
+            .find_idempotency(&me.id, &idem.key, idem.stale_before)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if fingerprint != idem.fingerprint {
+            return Err(Error::conflict(
+                "idempotency_key_reused",
+                "this idempotency key was used in the last 24 hours for a different request",
+            )
+            .with_hint("use a new key for a new mail; reuse a key only to retry the very same request"));
+        }
+        let m = self
+            .store
+            .get_message(&me.id, &id)
+            .await?
+            .ok_or_else(|| Error::internal("an idempotency record names a missing message"))?;
+        Ok(Some(self.attach_approval(m).await?))
+    }
+
+    pub(super) async fn deliver(
+        &self,
+        actor: &Actor,
+        me: &Identity,
+        draft: Outgoing,
+        action: &str,
+        idempotency: Option<mail::Idempotency>,
+    ) -> Result<Message> {
         // Validate everything before anything is written.
+        let mut draft = draft;
+        let (all, local) = self.check_outgoing(&mut draft).await?;
+
+        // The operator's allow / block / hold rules (service/rules.rs): refuse here, or hold.
+        let rule_holds = self.check_rules(actor, me, &all, &local, action).await?;
+
+        self.check_not_frozen().await?;
+        self.check_caps(me, &all).await?;
+        let mut reasons = self
+            .hold_reasons(me, &all, &draft.subject, &draft.text, draft.html.as_deref())
+            .await?;
+        reasons.extend(rule_holds);
+        let now = self.clock.now();
+        let r = self.random.as_ref();
+        let content = MailContent {
+            message_id: format!("{}@{}", crate::random::base32_string(r, 26), self.config.domain),
+            in_reply_to: draft.in_reply_to,
+            references: draft.references,
+            from: me.address.clone(),
+            from_name: me.display_name.clone(),
+            to: draft.to,
+            cc: draft.cc,
+            bcc: draft.bcc,
+            subject: draft.subject,
+            extracted_text: text::extract_reply(&draft.text),
+            text: draft.text,
+            html: draft.html,
+            authentication: Authentication::internal(),
+            created_at: now,
+        };
+        let draft_id = draft.draft;
+        // A time ahead schedules the mail; one not ahead (a few seconds ago) sends it now.
+        let later = draft.send_at.filter(|t| *t > now);
+        let raw = mail::build_rfc5322(&content)?;
+        let sender_copy = MailCopy {
+            id: MessageId::generate(r),
+            owner: me.id.clone(),
+            folder: Folder::Sent,
+            new_thread_id: ThreadId::generate(r),
+        };
+        let (mut recipient_copies, mut delivery) = super::oversight::plan_copies(self, &all, &local);
+        let held = (!reasons.is_empty()).then(|| crate::oversight::NewHold {
+            id: crate::oversight::ApprovalId::generate(r),
+            reasons,
+            expires_at: now.plus_secs(self.config.approval_ttl_secs),
+        });
+        if held.is_some() {
+            // Nothing reaches a recipient until a reviewer approves: the decision writes the
+            // copies and jobs. Only the sender's mailbox must have room now.
+            recipient_copies.clear();
+            for d in &mut delivery {
+                d.status = DeliveryStatus::Held;
+                d.detail = "held for a reviewer's approval".into();
+            }
+            self.check_mail_quotas(me, &[], 0, raw.len() as u64, now).await?;
+        } else if let Some(at) = later {
+            // Nothing reaches a recipient before `send_at`: the release writes the copies and
+            // jobs, and checks the recipients' quotas then.
+            recipient_copies.clear();
+            super::schedule::scheduled_delivery(&mut delivery, at);
+            self.check_mail_quotas(me, &[], 0, raw.len() as u64, now).await?;
+        } else {
+            let local_recipients: Vec<(&EmailAddress, &IdentityId)> =
+                all.iter().filter_map(|a| local.get(a).map(|id| (a, id))).collect();
+            let queued = delivery.iter().filter(|d| d.status == DeliveryStatus::Queued).count() as u64;
+            self.check_mail_quotas(me, &local_recipients, queued, raw.len() as u64, now)
+                .await?;
+        }
+        let mut details = serde_json::json!({
+                "message_id": content.message_id,
+                "to": content.to, "cc": content.cc, "bcc_count": content.bcc.len(),
+                "delivered": recipient_copies.len(),
+                "queued": delivery.iter().filter(|d| d.status == DeliveryStatus::Queued).count(),
+                "size": raw.len(),
+                "oversight_mode": me.oversight_mode,
+                "held": held.as_ref().map(|h| serde_json::json!({
+                    "approval": h.id,
+                    "reasons": h.reasons.iter().map(|r| serde_json::json!({"kind": r.kind, "credential": r.credential, "rule": r.rule.as_ref().map(|x| &x.id)})).collect::<Vec<_>>(),
+                })),
+        });
+        if let Some(d) = &draft_id {
+            details["draft"] = serde_json::json!(d);
+        }
+        if let Some(t) = later {
+            details["send_at"] = serde_json::json!(t);
+        }
+        let audit = actor.audit(now, action, Some(sender_copy.id.to_string()), details);
+        let jobs = mail::delivery_jobs(&me.id, &sender_copy.id, &delivery, now);
+        // A held mail records its contacts when it is approved, a scheduled one when it is
+        // released; neither now.
+        let contacts = if held.is_some() || later.is_some() {
+            vec![]
+        } else {
+            Self::contacts_of_mail(&me.id, &me.address, &all, &local, now)
+        };
+        let mail = NewMail {
+            content,
+            raw,
+            sender_copy,
+            recipient_copies,
+            delivery,
+            jobs,
+            hold: held,
+            idempotency: idempotency.clone(),
+            consumes_draft: draft_id.clone(),
+            send_at: later,
+            schedule: None,
+            contacts,
+        };
+        let mut mail = mail;
+        if mail.hold.is_none() {
+            mail.schedule = later.map(|t| crate::schedule::ReleaseJob::job(&me.id, &mail.sender_copy.id, t));
+        }
+        let scheduled = mail.schedule.is_some();
+        let approval = mail.hold.as_ref().map(|h| h.id.clone());
+        let mut sent = match self.store.send_mail(mail, audit).await {
+            Ok(m) => m,
+            // A concurrent request with the same key won: answer as a retry would be.
+            Err(Error::Conflict(d)) if d.code == "idempotency_key_in_use" => {
+                return self
+                    .replay(me, idempotency.as_ref())
+                    .await?
+                    .ok_or_else(|| Error::Unavailable("an idempotent send raced with another; retry".into()));
+            }
+            Err(e) => return Err(e),
+        };
+        self.mail_tick.send_modify(|t| *t += 1);
+        if scheduled {
+            self.job_tick.send_modify(|t| *t += 1);
+        }
+        if let Some(id) = approval {
+            sent.approval = self.store.get_approval(&id).await?;
+        }
+        Ok(sent)
+    }
+
+    /// The checks every mail passes before anything is written, whoever composed or edited it
+    /// (a send, a reply, a reviewer's edit of held mail): each address once, in the first field
+    /// that names it (to, then cc, then bcc), at least one and at most
+    /// [`mail::MAX_RECIPIENTS`]; the subject one line; no NUL; a body that is not blank and not
+    /// too large; every address on this server an active identity; remote ones only when
+    /// outbound mail is configured. Returns every recipient and the local ones' identities.
+    pub(super) async fn check_outgoing(
+        &self,
+        draft: &mut Outgoing,
+    ) -> Result<(Vec<EmailAddress>, std::collections::HashMap<EmailAddress, IdentityId>)> {
         // Each address once, in the first field that names it (to, then cc, then bcc): before
         // the cap is counted and before the headers are built, so a repeated address can
         // neither grow the headers nor be counted twice.
@@ -152,7 +360,6 @@ impl Loft {
         let mut once = |list: Vec<EmailAddress>| -> Vec<EmailAddress> {
             list.into_iter().filter(|a| seen.insert(a.clone())).collect()
         };
-        let mut draft = draft;
         draft.to = once(std::mem::take(&mut draft.to));
         draft.cc = once(std::mem::take(&mut draft.cc));
         draft.bcc = once(std::mem::take(&mut draft.bcc));
@@ -226,90 +433,13 @@ impl Loft {
                 self.config.domain
             )));
         }
-
-        let now = self.clock.now();
-        let r = self.random.as_ref();
-        let content = MailContent {
-            message_id: format!("{}@{}", crate::random::base32_string(r, 26), self.config.domain),
-            in_reply_to: draft.in_reply_to,
-            references: draft.references,
-            from: me.address.clone(),
-            from_name: me.display_name.clone(),
-            to: draft.to,
-            cc: draft.cc,
-            bcc: draft.bcc,
-            subject: draft.subject,
-            extracted_text: text::extract_reply(&draft.text),
-            text: draft.text,
-            html: draft.html,
-            authentication: Authentication::internal(),
-            created_at: now,
-        };
-        let raw = mail::build_rfc5322(&content)?;
-        let sender_copy = MailCopy {
-            id: MessageId::generate(r),
-            owner: me.id.clone(),
-            folder: Folder::Sent,
-            new_thread_id: ThreadId::generate(r),
-        };
-        let mut recipient_copies = Vec::new();
-        let mut delivery = Vec::new();
-        for a in &all {
-            if let Some(owner) = local.get(a) {
-                recipient_copies.push(MailCopy {
-                    id: MessageId::generate(r),
-                    owner: owner.clone(),
-                    folder: Folder::Inbox,
-                    new_thread_id: ThreadId::generate(r),
-                });
-                delivery.push(Delivery {
-                    recipient: a.clone(),
-                    status: DeliveryStatus::Delivered,
-                    detail: "delivered to an identity on this server".into(),
-                });
-            } else {
-                delivery.push(Delivery {
-                    recipient: a.clone(),
-                    status: DeliveryStatus::Queued,
-                    detail: "queued for delivery by SMTP".into(),
-                });
-            }
-        }
-        let local_recipients: Vec<(&EmailAddress, &IdentityId)> =
-            all.iter().filter_map(|a| local.get(a).map(|id| (a, id))).collect();
-        let queued = delivery.iter().filter(|d| d.status == DeliveryStatus::Queued).count() as u64;
-        self.check_mail_quotas(me, &local_recipients, queued, raw.len() as u64, now)
-            .await?;
-        let audit = actor.audit(
-            now,
-            action,
-            Some(sender_copy.id.to_string()),
-            serde_json::json!({
-                "message_id": content.message_id,
-                "to": content.to, "cc": content.cc, "bcc_count": content.bcc.len(),
-                "delivered": recipient_copies.len(),
-                "queued": delivery.iter().filter(|d| d.status == DeliveryStatus::Queued).count(),
-                "size": raw.len(),
-            }),
-        );
-        let jobs = mail::delivery_jobs(&me.id, &sender_copy.id, &delivery, now);
-        let mail = NewMail {
-            content,
-            raw,
-            sender_copy,
-            recipient_copies,
-            delivery,
-            jobs,
-        };
-        let sent = self.store.send_mail(mail, audit).await?;
-        self.mail_tick.send_modify(|t| *t += 1);
-        Ok(sent)
+        Ok((all, local))
     }
 
     /// Every mailbox the message lands in (the sender's and each local recipient's) must have
     /// room for it under the `stored_bytes` quota, and the sender's hourly budget of remote
     /// recipients must cover the queued ones. Checked after everything else, before writing.
-    async fn check_mail_quotas(
+    pub(super) async fn check_mail_quotas(
         &self,
         me: &Identity,
         local: &[(&EmailAddress, &IdentityId)],
@@ -369,9 +499,11 @@ impl Loft {
         Ok(page(self.store.list_messages(&me.id, query).await?))
     }
 
-    /// Blocks until inbox mail is there, or the timeout passes: the inbox as a queue, without
-    /// a polling loop in the agent. Wakes on deliveries in this process at once, and looks
-    /// again every second for mail delivered by other nodes sharing the database.
+    /// Blocks until inbox mail is there, or a reviewer decided on mail this identity sent, or
+    /// the timeout passes: the inbox as a queue, without a polling loop in the agent. Wakes on
+    /// deliveries and decisions in this process at once, and looks again every second for
+    /// those made by other nodes sharing the database. A held mail whose time runs out during
+    /// the wait is recorded as expired then, and reported.
     pub async fn wait_for_mail(&self, actor: &Actor, params: WaitParams) -> Result<WaitResult> {
         let me = actor.require(Scope::MailRead)?.clone();
         let timeout = params.timeout_seconds.unwrap_or(30);
@@ -385,42 +517,96 @@ impl Loft {
             .after
             .as_deref()
             .filter(|a| !a.is_empty())
-            .map(decode_cursor)
+            .map(decode_wait_cursor)
             .transpose()?;
         let limit = page_limit(params.limit)?;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(timeout));
         // Subscribe before looking, so that a delivery between the look and the wait is seen.
         let mut ticks = self.mail_tick.subscribe();
         let mut stopping = self.stopping.subscribe();
+        let mut next_expiry = self.expire_overdue(&me.id).await?;
         loop {
+            if next_expiry.is_some_and(|t| t <= self.clock.now()) {
+                next_expiry = self.expire_overdue(&me.id).await?;
+            }
             let upto = self.store.latest_mail_seq(&me.id).await?;
+            let decided_upto = self.store.latest_decision_seq(&me.id).await?;
             let query = MessageQuery {
                 folder: Some(Folder::Inbox),
                 unread_only: after.is_none(),
-                after_seq: after,
+                after_seq: after.map(|a| a.mail),
                 before_seq: Some(upto + 1),
                 oldest_first: true,
                 limit,
                 ..MessageQuery::default()
             };
             let page = self.store.list_messages(&me.id, query).await?;
+            let decided = self
+                .store
+                .list_decisions(DecisionQuery {
+                    identity: me.id.clone(),
+                    after_seq: after.and_then(|a| a.decisions),
+                    upto_seq: decided_upto,
+                    limit,
+                })
+                .await?;
             let now = tokio::time::Instant::now();
-            if !page.items.is_empty() || now >= deadline || *stopping.borrow() {
+            if !page.items.is_empty() || !decided.is_empty() || now >= deadline || *stopping.borrow() {
                 // With more than `limit` new messages, continue after the last one returned.
-                let cursor = encode_cursor(page.next_before.unwrap_or(upto));
+                let mail = page.next_before.unwrap_or(upto);
+                let decisions = if decided.len() as u32 >= limit {
+                    decided.last().map_or(decided_upto, |(seq, _)| *seq)
+                } else {
+                    decided_upto
+                };
                 return Ok(WaitResult {
-                    timed_out: page.items.is_empty(),
+                    timed_out: page.items.is_empty() && decided.is_empty(),
                     items: page.items,
-                    cursor,
+                    decisions: decided.into_iter().map(|(_, a)| a).collect(),
+                    cursor: encode_wait_cursor(mail, decisions),
                 });
             }
-            let poll = (deadline - now).min(std::time::Duration::from_secs(1));
+            let mut poll = (deadline - now).min(std::time::Duration::from_secs(1));
+            if let Some(at) = next_expiry {
+                let micros = at.as_micros().saturating_sub(self.clock.now().as_micros()).max(0);
+                poll = poll.min(std::time::Duration::from_micros(micros as u64));
+            }
             tokio::select! {
                 _ = ticks.changed() => {}
                 _ = stopping.changed() => {}
                 () = tokio::time::sleep(poll) => {}
             }
         }
+    }
+
+    /// Records the expiry of `identity`'s held mail whose time has run out; returns when the
+    /// next of its pending approvals runs out, if any.
+    async fn expire_overdue(&self, identity: &IdentityId) -> Result<Option<Timestamp>> {
+        let now = self.clock.now();
+        let pending = self
+            .store
+            .list_approvals(ApprovalQuery {
+                identity: Some(identity.clone()),
+                status: Some(ApprovalStatus::Expired),
+                now,
+                limit: crate::service::MAX_PAGE,
+                ..ApprovalQuery::default()
+            })
+            .await?;
+        for a in pending.items.iter().filter(|a| a.status == ApprovalStatus::Pending) {
+            self.expire(a, now).await?;
+        }
+        let next = self
+            .store
+            .list_approvals(ApprovalQuery {
+                identity: Some(identity.clone()),
+                status: Some(ApprovalStatus::Pending),
+                now,
+                limit: crate::service::MAX_PAGE,
+                ..ApprovalQuery::default()
+            })
+            .await?;
+        Ok(next.items.iter().map(|a| a.expires_at).min())
     }
 
     pub async fn get_message(&self, actor: &Actor, id: &str) -> Result<Message> {
@@ -432,7 +618,8 @@ impl Loft {
             Some(id.to_string()),
             serde_json::json!({}),
         );
-        self.store.read_message(&me.id, &id, audit).await.map_err(per_mailbox)
+        let m = self.store.read_message(&me.id, &id, audit).await.map_err(per_mailbox)?;
+        self.attach_approval(m).await
     }
 
     pub async fn raw_message(&self, actor: &Actor, id: &str) -> Result<Vec<u8>> {
@@ -514,18 +701,91 @@ impl Loft {
     }
 }
 
-struct Draft {
-    to: Vec<EmailAddress>,
-    cc: Vec<EmailAddress>,
-    bcc: Vec<EmailAddress>,
-    subject: String,
-    text: String,
-    html: Option<String>,
-    in_reply_to: Option<String>,
-    references: Vec<String>,
+/// A mail about to be sent: from a send, a reply or a draft.
+pub(super) struct Outgoing {
+    pub(super) to: Vec<EmailAddress>,
+    pub(super) cc: Vec<EmailAddress>,
+    pub(super) bcc: Vec<EmailAddress>,
+    pub(super) subject: String,
+    pub(super) text: String,
+    pub(super) html: Option<String>,
+    pub(super) in_reply_to: Option<String>,
+    pub(super) references: Vec<String>,
+    /// The draft this mail is sent from: the store deletes it with the send.
+    pub(super) draft: Option<DraftId>,
+    /// Send later (checked by `check_send_at`); not ahead of now means now.
+    pub(super) send_at: Option<Timestamp>,
 }
 
-fn parse_addresses(field: &str, list: &[String]) -> Result<Vec<EmailAddress>> {
+/// Where a wait left off: the mailbox's sequence number and, in cursors this server issued
+/// since waits report decisions, the composer's decision number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WaitCursor {
+    mail: i64,
+    decisions: Option<i64>,
+}
+
+fn encode_wait_cursor(mail: i64, decisions: i64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("w1:{mail}:{decisions}"))
+}
+
+/// A wait cursor, or a plain mailbox cursor (from a list, or from a server before decisions
+/// were reported: its decisions are then those not yet read).
+fn decode_wait_cursor(cursor: &str) -> Result<WaitCursor> {
+    use base64::Engine as _;
+    let parsed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            let (mail, decisions) = s.strip_prefix("w1:")?.split_once(':')?;
+            Some(WaitCursor {
+                mail: mail.parse().ok().filter(|n: &i64| *n >= 0)?,
+                decisions: Some(decisions.parse().ok().filter(|n: &i64| *n >= 0)?),
+            })
+        });
+    match parsed {
+        Some(c) => Ok(c),
+        None => decode_cursor(cursor).map(|mail| WaitCursor { mail, decisions: None }),
+    }
+}
+
+/// Who a reply to `original` goes to: its sender (or, for one's own sent mail, its
+/// recipients), and with `reply_all` everyone else on it too, never oneself.
+pub(super) fn reply_recipients(
+    original: &Message,
+    me: &Identity,
+    reply_all: bool,
+) -> (Vec<EmailAddress>, Vec<EmailAddress>) {
+    let (to, mut cc) = match original.folder {
+        Folder::Inbox => (
+            vec![original.from.clone()],
+            [original.to.clone(), original.cc.clone()].concat(),
+        ),
+        Folder::Sent => (original.to.clone(), original.cc.clone()),
+    };
+    if !reply_all {
+        cc.clear();
+    }
+    cc.retain(|a| a != &me.address && !to.contains(a));
+    (to, cc)
+}
+
+/// The `References` of a reply to `original`.
+pub(super) fn reply_references(original: &Message) -> Vec<String> {
+    let mut references = original.references.clone();
+    references.push(original.message_id.clone());
+    // Keep headers bounded on very long threads: the root and the most recent ones.
+    if references.len() > 20 {
+        let root = references[0].clone();
+        references.drain(..references.len() - 19);
+        references.insert(0, root);
+    }
+    references
+}
+
+pub(super) fn parse_addresses(field: &str, list: &[String]) -> Result<Vec<EmailAddress>> {
     list.iter()
         .map(|a| {
             EmailAddress::parse(a).map_err(|e| match e {
@@ -539,9 +799,22 @@ fn parse_addresses(field: &str, list: &[String]) -> Result<Vec<EmailAddress>> {
         .collect()
 }
 
+/// Removes `idempotency_key` wherever it is in a request's JSON: the fingerprint is of what
+/// was asked, not of the key.
+fn strip_key(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            o.remove("idempotency_key");
+            o.values_mut().for_each(strip_key);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_key),
+        _ => {}
+    }
+}
+
 /// A message or thread that is not in the caller's mailbox: say that ids are per mailbox,
 /// since the usual cause is a recipient using the id its sender was given.
-fn per_mailbox(e: Error) -> Error {
+pub(super) fn per_mailbox(e: Error) -> Error {
     match e {
         Error::NotFound(d) if d.hint.is_none() => Error::NotFound(d).with_hint(
             "ids are per mailbox: each recipient's copy has its own id, and the id a send returns is the sender's copy; \

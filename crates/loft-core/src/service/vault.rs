@@ -103,22 +103,27 @@ impl InjectInput {
 pub struct StoreCredentialRequest {
     /// The name to store it under (`label` is accepted instead): letters, digits, `.`, `_` and `-`, starting with a letter or digit, at most 64 characters (e.g. `crm`, `github-token`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::credential_name))]
     pub name: Option<String>,
     /// The short form's word for `name`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "json-schema", schemars(skip))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::credential_name))]
     pub label: Option<String>,
     /// `api_key` (the default), `login`, `totp`, `oauth`, `ssh_key`, `database` or `custom`.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::vault::CredentialType>))]
     pub kind: Option<String>,
     /// The secret of an `api_key` (the key or token itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// The user name of a `login` (also used for basic auth).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub username: Option<String>,
     /// Where the credential is used, e.g. the login page (informational).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub url: Option<String>,
     /// The password of a `login`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,18 +136,23 @@ pub struct StoreCredentialRequest {
     pub otpauth_uri: Option<String>,
     /// The `totp` issuer (e.g. the service's name).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub issuer: Option<String>,
     /// The `totp` account (e.g. the login it protects).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub account: Option<String>,
     /// The `totp` algorithm: SHA1 (default), SHA256 or SHA512.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::totp_algorithm))]
     pub algorithm: Option<String>,
     /// The `totp` code length, 6 (default) to 8.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 6, maximum = 8))]
     pub digits: Option<u32>,
-    /// The `totp` period in seconds (default 30).
+    /// The `totp` period in seconds, 1 to 86400 (default 30).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86_400))]
     pub period: Option<u64>,
     /// One-time backup (recovery) codes of a `totp` (secret); one code as a string works too.
     #[serde(
@@ -151,6 +161,7 @@ pub struct StoreCredentialRequest {
         skip_serializing_if = "Option::is_none"
     )]
     #[cfg_attr(feature = "json-schema", schemars(with = "Option<crate::wire::OneOrMany>"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::backup_codes))]
     pub backup_codes: Option<Vec<String>>,
     /// The access token of an `oauth` credential.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +174,7 @@ pub struct StoreCredentialRequest {
     pub client_secret: Option<String>,
     /// The client id of an `oauth` credential (not secret).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub client_id: Option<String>,
     /// The private key of an `ssh_key` (PEM/OpenSSH text).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,9 +190,11 @@ pub struct StoreCredentialRequest {
     pub fields: Option<BTreeMap<String, String>>,
     /// A note (not secret).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\u0000]*$"))]
     pub notes: Option<String>,
     /// When the credential expires (RFC 3339), if it does.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::expires_at))]
     pub expires_at: Option<String>,
     /// Hosts (`host` or `host:port`) that brokered requests with this credential may reach, e.g. `["api.example.com"]`; one host as a string works too.
     #[serde(
@@ -189,6 +203,7 @@ pub struct StoreCredentialRequest {
         skip_serializing_if = "Option::is_none"
     )]
     #[cfg_attr(feature = "json-schema", schemars(with = "Option<crate::wire::OneOrMany>"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::wire::openapi::allowed_hosts))]
     pub allowed_hosts: Option<Vec<String>>,
     /// How brokered requests inject it: `bearer`, `basic` or `header:NAME` (e.g. `header:X-Api-Key`). Default: bearer for `api_key` and `oauth`, basic for `login`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,6 +213,45 @@ pub struct StoreCredentialRequest {
     /// Overwrite a credential of the same name (default false: an existing name is refused with `credential_exists`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replace: Option<bool>,
+}
+
+/// The OpenAPI schema of `PATCH /v0/vault/{name}`'s body: a [`StoreCredentialRequest`] without
+/// `name`, `label` and `replace`, which an update refuses (`invalid_update`: a credential is not
+/// renamed, and only the fields given change). Documentation only; the server reads the request
+/// type itself.
+#[cfg(feature = "openapi")]
+pub struct UpdateCredentialSchema;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for UpdateCredentialSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        let mut schema = <StoreCredentialRequest as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(o)) = &mut schema {
+            let refused = ["name", "label", "replace"];
+            o.properties.retain(|k, _| !refused.contains(&k.as_str()));
+            o.required.retain(|k| !refused.contains(&k.as_str()));
+            o.description = Some(
+                "The fields to change (descriptive and/or secret); those left out stay. The name and the type \
+                 stay too: `name`, `label` and `replace` are refused, and `type`, if given, must be the \
+                 credential's."
+                    .into(),
+            );
+        }
+        schema
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for UpdateCredentialSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "UpdateCredentialRequest".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <StoreCredentialRequest as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 impl fmt::Debug for StoreCredentialRequest {
@@ -351,7 +405,7 @@ impl Loft {
         self
     }
 
-    fn keyring(&self) -> Result<Arc<Keyring>> {
+    pub(super) fn keyring(&self) -> Result<Arc<Keyring>> {
         let vk = self.vault.as_ref().ok_or_else(vault_disabled)?;
         Ok(vk
             .keyring
@@ -424,10 +478,11 @@ impl Loft {
                 Error::MissingScope { .. } | Error::Forbidden(_) | Error::PolicyDenied(_) | Error::NotFound(_)
             )
         {
+            // The name trimmed, as the credential is stored and as the other rows name it.
             let mut entry = actor.audit(
                 self.clock.now(),
                 action,
-                Some(crate::text::printable(target, 128)),
+                Some(crate::text::printable(target.trim(), 128)),
                 serde_json::json!({ "reason": e.code() }),
             );
             entry.outcome = Outcome::Denied;
@@ -442,7 +497,7 @@ impl Loft {
         self.store.vault_get(owner, &name).await?.ok_or_else(cred_not_found)
     }
 
-    fn open_secrets(ring: &Keyring, c: &StoredCredential) -> Result<SecretFields> {
+    pub(super) fn open_secrets(ring: &Keyring, c: &StoredCredential) -> Result<SecretFields> {
         let plain = v::open(ring, &c.owner, &c.meta.name, &c.sealed)?;
         SecretFields::from_json(&plain, &c.meta.name)
     }

@@ -1,13 +1,15 @@
 //! The mail tools: sending, reading, organising and waiting for the identity's own mail.
 
 use loft_core::keys::Scope;
-use loft_core::mail::{MessagePatch, ReplyMail, SendMail};
-use loft_core::service::{ListMessagesParams, ListThreadsParams, WaitParams};
+use loft_core::mail::{ForwardMail, MessagePatch, ReplyMail, SendMail};
+use loft_core::service::{ListMessagesParams, ListThreadsParams, RescheduleRequest, SearchParams, WaitParams};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{DEFAULT_LIMIT, DEFAULT_WAIT_SECONDS, Hints, OneOrMany, ToolDef, ToolSpec, opt_one_or_many};
-use crate::views::{LabelsView, MessageListView, MessageView, SentView, ThreadListView, ThreadView, WaitView};
+use crate::views::{
+    LabelsView, MessageListView, MessageView, SearchView, SentView, ThreadListView, ThreadView, WaitView,
+};
 
 /// Sending reaches other agents and the internet; a repeated call sends again.
 const SENDS: Hints = Hints {
@@ -42,6 +44,8 @@ pub(super) fn tools() -> Vec<ToolDef> {
         }
         .calls(|api, a: SendArgs| async move {
             let req = SendMail {
+                idempotency_key: a.idempotency_key,
+                send_at: a.send_at,
                 to: a.to,
                 cc: a.cc,
                 bcc: a.bcc,
@@ -75,6 +79,27 @@ pub(super) fn tools() -> Vec<ToolDef> {
             Ok(MessageListView::from(api.list_messages(params).await?))
         }),
         ToolSpec {
+            name: "mail_search",
+            title: "Search mail",
+            scopes: &[Scope::MailRead],
+            hints: Hints::READ,
+            description: "Search your mailbox (inbox and sent, or one folder) by words: returns the messages in which \
+                 every word occurs, in the subject, the sender or recipients, or the body, best match first, each \
+                 with where it matched (matched words in **bold**). Case does not matter; end a word with * to \
+                 match its beginning (`invoic*`); an address works as words (`alice@example.com`). Returns \
+                 summaries and next_page_token; open a message with mail_get_message. To list recent mail without \
+                 words use mail_list_messages.",
+        }
+        .calls(|api, a: SearchArgs| async move {
+            let params = SearchParams {
+                q: a.query,
+                folder: a.folder,
+                limit: Some(a.limit.unwrap_or(DEFAULT_LIMIT)),
+                cursor: a.page_token,
+            };
+            Ok(SearchView::from(api.search_messages(params).await?))
+        }),
+        ToolSpec {
             name: "mail_get_message",
             title: "Read a message",
             scopes: &[Scope::MailRead],
@@ -102,11 +127,35 @@ pub(super) fn tools() -> Vec<ToolDef> {
         }
         .calls(|api, a: ReplyArgs| async move {
             let req = ReplyMail {
+                idempotency_key: a.idempotency_key,
+                send_at: a.send_at,
                 text: a.text.unwrap_or_default(),
                 html: a.html,
                 reply_all: a.reply_all.unwrap_or(false),
             };
             Ok(SentView::from(api.reply(&a.message_id, req).await?))
+        }),
+        ToolSpec {
+            name: "mail_forward",
+            title: "Forward a message",
+            scopes: &[Scope::MailSend],
+            hints: SENDS,
+            description: "Forward a message of your mailbox, by its message_id, to new recipients: it is quoted \
+                 below your optional note (text), with a `Fwd:` subject. It is checked and gated like any mail you \
+                 send (it may be held for a reviewer: status pending_approval). Returns your sent copy and the \
+                 delivery status per recipient. To answer the sender use mail_reply instead. Every call sends a \
+                 real message: do not repeat a call that succeeded.",
+        }
+        .calls(|api, a: ForwardArgs| async move {
+            let req = ForwardMail {
+                to: a.to,
+                cc: a.cc,
+                bcc: a.bcc,
+                text: a.text.unwrap_or_default(),
+                idempotency_key: a.idempotency_key,
+                send_at: a.send_at,
+            };
+            Ok(SentView::from(api.forward(&a.message_id, req).await?))
         }),
         ToolSpec {
             name: "mail_list_threads",
@@ -159,6 +208,38 @@ pub(super) fn tools() -> Vec<ToolDef> {
             Ok(LabelsView::from(api.update_message(&a.message_id, patch).await?))
         }),
         ToolSpec {
+            name: "mail_cancel_scheduled",
+            title: "Cancel a scheduled mail",
+            scopes: &[Scope::MailSend],
+            hints: Hints {
+                read_only: false,
+                destructive: true,
+                idempotent: false,
+                open_world: false,
+            },
+            description: "Cancel a mail you sent with send_at, by its message_id, before its time: it is never \
+                 sent (status canceled). A mail already sent cannot be called back (error not_scheduled). \
+                 Returns your copy.",
+        }
+        .calls(|api, a: MessageIdArgs| async move { Ok(SentView::from(api.cancel_scheduled(&a.message_id).await?)) }),
+        ToolSpec {
+            name: "mail_reschedule",
+            title: "Reschedule a mail",
+            scopes: &[Scope::MailSend],
+            hints: Hints {
+                read_only: false,
+                destructive: false,
+                idempotent: true,
+                open_world: false,
+            },
+            description: "Move a scheduled mail (sent with send_at, not yet out) to another time: send_at, RFC 3339, \
+                 at most a year ahead; a time now sends it within a second or so. Returns your copy.",
+        }
+        .calls(|api, a: RescheduleArgs| async move {
+            let req = RescheduleRequest { send_at: a.send_at };
+            Ok(SentView::from(api.reschedule(&a.message_id, req).await?))
+        }),
+        ToolSpec {
             name: "mail_wait",
             title: "Wait for mail",
             scopes: &[Scope::MailRead],
@@ -172,8 +253,9 @@ pub(super) fn tools() -> Vec<ToolDef> {
             description: "Wait until mail is in your inbox, up to timeout_seconds (default 25, at most 300), and \
                  return it: your inbox as a work queue. Without `after` it returns your unread inbox mail, at once \
                  if there is some. Pass the returned cursor as `after` next time to get only mail that arrived \
-                 since, read or not. Returns messages (summaries, oldest first), timed_out and cursor; open a \
-                 message with mail_get_message. Keep timeout_seconds below your MCP client's request timeout. \
+                 since, read or not. It also returns when a human reviewer decides on mail you sent that was \
+                 held (decisions: approved, rejected with the reviewer's reason, or expired). Returns messages \
+                 (summaries, oldest first), decisions, timed_out and cursor; open a message with mail_get_message. Keep timeout_seconds below your MCP client's request timeout. \
                  Do not use it to look through old mail (use mail_list_messages).",
         }
         .calls(|api, a: WaitArgs| async move {
@@ -211,6 +293,44 @@ pub struct SendArgs {
     /// An HTML version of the body (optional; sent as an alternative to `text`).
     #[serde(default)]
     pub html: Option<String>,
+    /// Optional: any unique string (e.g. a UUID) for this intended mail. If you are unsure
+    /// whether an earlier call went through, call again with the same key and content: Loft
+    /// returns the first result instead of sending twice (keys live 24 hours).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Optional: send later, at this RFC 3339 time (at most a year ahead), e.g.
+    /// `2026-12-24T09:00:00Z`. Nothing reaches anyone before then; cancel with
+    /// `mail_cancel_scheduled`.
+    #[serde(default)]
+    pub send_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ForwardArgs {
+    /// The message to forward (`msg_...`): your copy, as listed by `mail_list_messages`.
+    pub message_id: String,
+    /// Recipient addresses (one address as a string works too).
+    #[serde(deserialize_with = "loft_core::mail::one_or_many")]
+    #[schemars(with = "OneOrMany")]
+    pub to: Vec<String>,
+    /// Carbon-copy recipients (optional).
+    #[serde(default, deserialize_with = "opt_one_or_many")]
+    #[schemars(with = "Option<OneOrMany>")]
+    pub cc: Vec<String>,
+    /// Blind carbon-copy recipients (optional).
+    #[serde(default, deserialize_with = "opt_one_or_many")]
+    #[schemars(with = "Option<OneOrMany>")]
+    pub bcc: Vec<String>,
+    /// A note above the forwarded message (optional).
+    #[serde(default, alias = "body")]
+    pub text: Option<String>,
+    /// Optional: any unique string for this intended mail; a retry with the same key and
+    /// content returns the first result instead of sending twice (keys live 24 hours).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Optional: send later, at this RFC 3339 time (at most a year ahead).
+    #[serde(default)]
+    pub send_at: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -240,6 +360,23 @@ pub struct ListMessagesArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct SearchArgs {
+    /// The words to find, e.g. `invoice march` or `alice@example.com` (every word must occur).
+    #[serde(alias = "q")]
+    pub query: String,
+    /// Which folder: `all` (the default), `inbox` or `sent`.
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// How many results per page, 1 to 100 (default 20).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+    /// The `next_page_token` of the previous page of the same search.
+    #[serde(default, alias = "cursor")]
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetMessageArgs {
     /// The message to open (`msg_...`), as listed by `mail_list_messages` or `mail_wait`.
     pub message_id: String,
@@ -261,6 +398,30 @@ pub struct ReplyArgs {
     /// Also reply to everyone else in the original's To and Cc (default false: only its sender).
     #[serde(default)]
     pub reply_all: Option<bool>,
+    /// Optional: any unique string (e.g. a UUID) for this intended mail. If you are unsure
+    /// whether an earlier call went through, call again with the same key and content: Loft
+    /// returns the first result instead of sending twice (keys live 24 hours).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Optional: send later, at this RFC 3339 time (at most a year ahead), e.g.
+    /// `2026-12-24T09:00:00Z`. Nothing reaches anyone before then; cancel with
+    /// `mail_cancel_scheduled`.
+    #[serde(default)]
+    pub send_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct MessageIdArgs {
+    /// Your sent copy of the scheduled mail (`msg_...`).
+    pub message_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RescheduleArgs {
+    /// Your sent copy of the scheduled mail (`msg_...`).
+    pub message_id: String,
+    /// The new time, RFC 3339 (e.g. `2026-12-24T09:00:00Z`), at most a year ahead.
+    pub send_at: String,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

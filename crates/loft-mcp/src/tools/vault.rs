@@ -70,7 +70,9 @@ pub(super) fn tools() -> Vec<ToolDef> {
                  secret: prefer it to vault_get. If only a few seconds remain, wait and call it again. Returns \
                  {name, code, seconds_remaining, period, digits}.",
         }
-        .calls(|api, a: VaultNameArgs| async move { Ok(TotpView::new(&a.name, api.vault_totp(&a.name).await?)) }),
+        .calls(|api, a: VaultNameArgs| async move {
+            Ok(TotpView::new(&stored_name(&a.name), api.vault_totp(&a.name).await?))
+        }),
         ToolSpec {
             name: "vault_totp_backup",
             title: "Use a TOTP backup code",
@@ -82,7 +84,10 @@ pub(super) fn tools() -> Vec<ToolDef> {
                  so call it only when you will type the code in now. Returns {name, code, remaining}.",
         }
         .calls(|api, a: VaultNameArgs| async move {
-            Ok(BackupCodeView::new(&a.name, api.vault_totp_backup(&a.name).await?))
+            Ok(BackupCodeView::new(
+                &stored_name(&a.name),
+                api.vault_totp_backup(&a.name).await?,
+            ))
         }),
         ToolSpec {
             name: "vault_http_request",
@@ -115,7 +120,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 body: a.body,
             };
             let response = api.vault_http(&a.name, req).await?;
-            Ok(HttpResponseView::new(&a.name, &host, response))
+            Ok(HttpResponseView::new(&stored_name(&a.name), &host, response))
         }),
         ToolSpec {
             name: "vault_get",
@@ -146,11 +151,18 @@ pub(super) fn tools() -> Vec<ToolDef> {
         .calls(|api, a: VaultNameArgs| async move {
             api.vault_delete(&a.name).await?;
             Ok(DeletedView {
-                name: a.name,
+                name: stored_name(&a.name),
                 deleted: true,
             })
         }),
     ]
+}
+
+/// The name a credential is stored under, for a result that names it: the name as given,
+/// trimmed, as the use cases read it (and as `vault_get` and `vault_list` show it). Only called
+/// after the use case accepted the name.
+fn stored_name(given: &str) -> String {
+    loft_core::vault::validate_name(given).unwrap_or_else(|_| given.to_owned())
 }
 
 // ----- arguments ---------------------------------------------------------------------------

@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "tests")]
 
+mod caps;
 mod http;
+mod oversight;
 mod rest;
+mod rules;
 mod tools;
 mod unicode;
 mod vault;
@@ -54,8 +57,10 @@ impl World {
             Arc::new(OsRandom),
             OperatorKey::from_secret(&admin).unwrap(),
             LoftConfig {
-                domain: DOMAIN.into(),
                 max_body_bytes: 64 * 1024,
+                // The mail tests test mail; the oversight tests set modes explicitly.
+                default_oversight_mode: loft_core::oversight::OversightMode::Autonomous,
+                ..LoftConfig::new(DOMAIN)
             },
         )
         .unwrap()

@@ -23,18 +23,29 @@ async fn initialize_names_the_server_and_offers_tools() {
             "identity_whoami",
             "mail_send",
             "mail_list_messages",
+            "mail_search",
             "mail_get_message",
             "mail_reply",
+            "mail_forward",
             "mail_list_threads",
             "mail_get_thread",
             "mail_update_labels",
+            "mail_cancel_scheduled",
+            "mail_reschedule",
             "mail_wait",
+            "drafts_create",
+            "drafts_update",
+            "drafts_list",
+            "drafts_get",
+            "drafts_send",
+            "drafts_delete",
             "vault_list",
             "vault_store",
             "vault_totp",
             "vault_totp_backup",
             "vault_http_request",
-            "vault_delete"
+            "vault_delete",
+            "oversight_request_mode"
         ]
     );
     for t in &tools {
@@ -61,7 +72,7 @@ async fn the_tool_list_follows_the_key_scopes() {
 
     let nothing = w.agent("idle", Some(&[])).await;
     let c = w.local_client(&nothing.key).await;
-    assert_eq!(tool_names(&c).await, ["identity_whoami"]);
+    assert_eq!(tool_names(&c).await, ["identity_whoami", "oversight_request_mode"]);
     let me = ok(&call(&c, "identity_whoami", json!({})).await);
     assert_eq!(me["scopes"], json!([]));
 }

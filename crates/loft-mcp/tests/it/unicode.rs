@@ -153,7 +153,7 @@ impl Fixture {
         let cc = connect(door, &base, &carol.key).await;
 
         let tools = ca.list_tools(None).await.unwrap().tools;
-        assert_eq!(tools.len(), 16, "every tool is offered to a key with every scope");
+        assert_eq!(tools.len(), 27, "every tool is offered to a key with every scope");
         let (mut inputs, mut outputs, mut text_arguments) = (HashMap::new(), HashMap::new(), BTreeSet::new());
         for t in &tools {
             let input = Value::Object((*t.input_schema).clone());
@@ -381,11 +381,94 @@ fn cleaned(s: &str) -> Value {
 async fn case(f: &Fixture, s: &str) -> CaseResult {
     send(f, s).await?;
     reply(f, s).await?;
+    forward(f, s).await?;
     labels(f, s).await?;
     ids_and_queries(f, s).await?;
     vault_store(f, s).await?;
     vault_names(f, s).await?;
+    drafts(f, s).await?;
     vault_http(f, s).await
+}
+
+fn args(pairs: &[(&str, Value)]) -> Value {
+    Value::Object(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+}
+
+async fn drafts(f: &Fixture, s: &str) -> CaseResult {
+    // Text a draft keeps as written: read back whole, then the draft is deleted.
+    for field in ["subject", "text", "html", "to", "cc", "bcc", "reply_to_message_id"] {
+        let what = format!("drafts_create: {field}");
+        let r = f
+            .call(&f.ca, "drafts_create", Some((field, s)), args(&[(field, json!(s))]))
+            .await?;
+        if let Ok(draft) = r {
+            let id = draft["draft_id"].clone();
+            let got = accepted(
+                &what,
+                s,
+                f.call(&f.ca, "drafts_get", None, json!({"draft_id": id})).await?,
+            )?;
+            let want = match field {
+                "to" | "cc" | "bcc" => json!([s]),
+                _ => json!(s),
+            };
+            if field != "reply_to_message_id" {
+                echo(&what, s, &got[field], &want)?;
+            }
+            let gone = f.call(&f.ca, "drafts_delete", None, json!({"draft_id": id})).await?;
+            accepted("drafts_delete", s, gone)?;
+        }
+    }
+    // The same fields through an update of an empty draft, and a send of it (refused: it has no
+    // recipient, or the key or time is not one).
+    let created = accepted(
+        "drafts_create",
+        s,
+        f.call(&f.ca, "drafts_create", None, json!({})).await?,
+    )?;
+    let id = created["draft_id"].clone();
+    for field in ["subject", "text", "html", "to", "cc", "bcc", "reply_to_message_id"] {
+        let a = args(&[("draft_id", id.clone()), (field, json!(s))]);
+        let _ = f.call(&f.ca, "drafts_update", Some((field, s)), a).await?;
+    }
+    for field in ["idempotency_key", "send_at"] {
+        let a = args(&[("draft_id", id.clone()), (field, json!(s))]);
+        let _ = f.call(&f.ca, "drafts_send", Some((field, s)), a).await?;
+    }
+    let _ = f.call(&f.ca, "drafts_delete", None, json!({"draft_id": id})).await?;
+    // Ids: never one of ours, so refused.
+    for (tool, a) in [
+        ("drafts_get", json!({"draft_id": s})),
+        ("drafts_update", json!({"draft_id": s, "text": "x"})),
+        ("drafts_send", json!({"draft_id": s})),
+        ("drafts_delete", json!({"draft_id": s})),
+        ("mail_cancel_scheduled", json!({"message_id": s})),
+        (
+            "mail_reschedule",
+            json!({"message_id": s, "send_at": "2030-01-01T00:00:00Z"}),
+        ),
+    ] {
+        let field = if tool.starts_with("drafts") {
+            "draft_id"
+        } else {
+            "message_id"
+        };
+        let r = f.call(&f.ca, tool, Some((field, s)), a).await?;
+        refused(&format!("{tool}: {field}"), s, &r)?;
+    }
+    let _ = f
+        .call(&f.ca, "drafts_list", Some(("page_token", s)), json!({"page_token": s}))
+        .await?;
+    // A time that is not one (or not ahead) is refused or sends now; never a malformed answer.
+    let bob = f.bob.address.as_str();
+    let a = json!({"to": bob, "subject": "later", "text": "x", "send_at": s});
+    let _ = f.call(&f.ca, "mail_send", Some(("send_at", s)), a).await?;
+    let a = json!({"message_id": f.bob_copy, "text": "later", "send_at": s});
+    let _ = f.call(&f.cb, "mail_reply", Some(("send_at", s)), a).await?;
+    let a = json!({"message_id": f.alice_copy, "send_at": s});
+    let r = f.call(&f.ca, "mail_reschedule", Some(("send_at", s)), a).await?;
+    refused("mail_reschedule: send_at of a sent mail", s, &r)?;
+    Ok(())
 }
 
 async fn send(f: &Fixture, s: &str) -> CaseResult {
@@ -442,6 +525,9 @@ async fn send(f: &Fixture, s: &str) -> CaseResult {
     // Body and HTML together (the HTML is an alternative the tools do not show).
     let args = json!({"to": bob, "subject": "th", "text": s, "html": s});
     let _ = f.call(&f.ca, "mail_send", Some(("html", s)), args).await?;
+    // An idempotency key: visible ASCII is a key, anything else a clear refusal.
+    let args = json!({"to": bob, "subject": "k", "text": "x", "idempotency_key": s});
+    let _ = f.call(&f.ca, "mail_send", Some(("idempotency_key", s)), args).await?;
 
     // Addresses: never an identity here, so refused; one address or a list.
     for (field, args) in [
@@ -472,7 +558,54 @@ async fn reply(f: &Fixture, s: &str) -> CaseResult {
     }
     let args = json!({"message_id": f.bob_copy, "text": s, "html": s, "reply_all": true});
     let _ = f.call(&f.cb, "mail_reply", Some(("html", s)), args).await?;
+    let args = json!({"message_id": f.bob_copy, "text": "k", "idempotency_key": s});
+    let _ = f.call(&f.cb, "mail_reply", Some(("idempotency_key", s)), args).await?;
     Ok(())
+}
+
+async fn forward(f: &Fixture, s: &str) -> CaseResult {
+    let alice = f.alice.address.as_str();
+    let id = f.bob_copy.as_str();
+    // The note: the forward arrives, the note above the quoted original.
+    let r = f
+        .call(
+            &f.cb,
+            "mail_forward",
+            Some(("text", s)),
+            json!({"message_id": id, "to": alice, "text": s}),
+        )
+        .await?;
+    if let Ok(sent) = r {
+        let fwd = str_of(&sent["subject"]).starts_with("Fwd: ");
+        echo("mail_forward: a Fwd: subject", s, &json!(fwd), &json!(true))?;
+    }
+    // Addresses: refused, one address or a list; the other fields: a well-formed answer.
+    for (field, args) in [
+        ("to", json!({"message_id": id, "to": s})),
+        ("cc", json!({"message_id": id, "to": alice, "cc": [s]})),
+        ("bcc", json!({"message_id": id, "to": alice, "bcc": s})),
+    ] {
+        let r = f.call(&f.cb, "mail_forward", Some((field, s)), args).await?;
+        refused(&format!("mail_forward: {field}"), s, &r)?;
+    }
+    for (field, args) in [
+        (
+            "idempotency_key",
+            json!({"message_id": id, "to": alice, "idempotency_key": s}),
+        ),
+        ("send_at", json!({"message_id": id, "to": alice, "send_at": s})),
+    ] {
+        let _ = f.call(&f.cb, "mail_forward", Some((field, s)), args).await?;
+    }
+    let r = f
+        .call(
+            &f.cb,
+            "mail_forward",
+            Some(("message_id", s)),
+            json!({"message_id": s, "to": alice}),
+        )
+        .await?;
+    refused("mail_forward: message_id", s, &r)
 }
 
 async fn labels(f: &Fixture, s: &str) -> CaseResult {
@@ -541,8 +674,28 @@ async fn ids_and_queries(f: &Fixture, s: &str) -> CaseResult {
         (&f.cb, "mail_list_messages", "thread_id", json!({"thread_id": s})),
         (&f.cb, "mail_list_messages", "page_token", json!({"page_token": s})),
         (&f.cb, "mail_list_threads", "page_token", json!({"page_token": s})),
+        (&f.cb, "mail_search", "query", json!({"query": s})),
+        (&f.cb, "mail_search", "folder", json!({"query": "x", "folder": s})),
+        (
+            &f.cb,
+            "mail_search",
+            "page_token",
+            json!({"query": "x", "page_token": s}),
+        ),
         (&f.cb, "mail_wait", "after", json!({"after": s, "timeout_seconds": 0})),
         (&f.ca, "vault_list", "page_token", json!({"page_token": s})),
+        (
+            &f.cb,
+            "oversight_request_mode",
+            "reason",
+            json!({"mode": "read_only", "reason": s}),
+        ),
+        (
+            &f.cb,
+            "oversight_request_mode",
+            "mode",
+            json!({"mode": s, "reason": "a reason"}),
+        ),
     ] {
         let _ = f.call(client, tool, Some((field, s)), args).await?;
     }
@@ -856,6 +1009,7 @@ const KEPT: &[&str] = &[
     "vault_store.issuer",
     "vault_store.account",
     "vault_http_request.body",
+    "drafts_create.text",
 ];
 
 /// Inputs that found defects here, as fixed cases with the answers they must get.

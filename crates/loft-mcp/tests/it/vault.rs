@@ -171,7 +171,10 @@ async fn the_vault_tools_work(backend: Backend) {
 
     // TOTP: the code matches an independent RFC 6238 computation.
     let before = unix_now();
-    let code = ok(&log.keep(call(&ca, "vault_totp", json!({"name": "otp"})).await));
+    // A name with white space around it is the stored name, and the result names it so (as
+    // vault_get and vault_list do), not as it was typed.
+    let code = ok(&log.keep(call(&ca, "vault_totp", json!({"name": " otp\t"})).await));
+    assert_eq!(code["name"], "otp");
     let after = unix_now();
     let got = code["code"].as_str().unwrap();
     assert!(
@@ -189,7 +192,8 @@ async fn the_vault_tools_work(backend: Backend) {
     assert_eq!(error_code(&not_totp), "not_totp");
 
     // Backup codes: each call pops a different one, until none is left.
-    let first = ok(&log.keep(call(&ca, "vault_totp_backup", json!({"name": "otp"})).await));
+    let first = ok(&log.keep(call(&ca, "vault_totp_backup", json!({"name": "otp\n"})).await));
+    assert_eq!(first["name"], "otp");
     let second = ok(&log.keep(call(&ca, "vault_totp_backup", json!({"name": "otp"})).await));
     assert_ne!(first["code"], second["code"]);
     let mut popped = [first["code"].as_str().unwrap(), second["code"].as_str().unwrap()];
@@ -208,7 +212,7 @@ async fn the_vault_tools_work(backend: Backend) {
         call(
             &ca,
             "vault_http_request",
-            json!({"name": "crm", "url": url, "method": "POST", "body": "hello",
+            json!({"name": " crm ", "url": url, "method": "POST", "body": "hello",
                        "headers": {"content-type": "text/plain"}}),
         )
         .await,
@@ -219,6 +223,7 @@ async fn the_vault_tools_work(backend: Backend) {
         "the credential reached the server"
     );
     assert_eq!(resp["status"], 200);
+    assert_eq!(resp["name"], "crm");
     assert!(resp["redactions"].as_u64().unwrap() >= 1, "{resp}");
     let framed = resp["body"].as_str().unwrap();
     assert!(framed.lines().next().unwrap().contains("UNTRUSTED"), "{framed}");
@@ -300,7 +305,7 @@ async fn the_vault_tools_work(backend: Backend) {
     );
 
     // Delete: gone for good.
-    let deleted = ok(&log.keep(call(&ca, "vault_delete", json!({"name": "crm"})).await));
+    let deleted = ok(&log.keep(call(&ca, "vault_delete", json!({"name": "  crm "})).await));
     assert_eq!(deleted, json!({"name": "crm", "deleted": true}));
     let gone = log.keep(call(&ca, "vault_delete", json!({"name": "crm"})).await);
     assert_eq!(error_code(&gone), "not_found");
@@ -332,7 +337,13 @@ async fn vault_tools_are_gated_by_scopes() {
     let c = env.client(&reader.key).await;
     assert_eq!(
         tool_names(&c).await,
-        ["identity_whoami", "vault_list", "vault_totp", "vault_http_request"]
+        [
+            "identity_whoami",
+            "vault_list",
+            "vault_totp",
+            "vault_http_request",
+            "oversight_request_mode"
+        ]
     );
     let r = call(&c, "vault_store", json!({"name": "x", "value": "y"})).await;
     assert_eq!(error_code(&r), "missing_scope");

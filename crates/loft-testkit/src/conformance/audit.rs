@@ -41,6 +41,7 @@ async fn story(t: &TestLoft) -> Story {
             UpdateIdentityRequest {
                 display_name: Some("Bob".into()),
                 scopes: None,
+                oversight_mode: None,
             },
         )
         .await
@@ -67,6 +68,8 @@ async fn story(t: &TestLoft) -> Story {
             &ba,
             copy.id.as_str(),
             ReplyMail {
+                idempotency_key: None,
+                send_at: None,
                 text: "hello back".into(),
                 html: None,
                 reply_all: false,

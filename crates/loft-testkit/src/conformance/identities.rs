@@ -63,6 +63,7 @@ pub async fn identity_create_and_get(store: Arc<dyn Store>) {
                 display_name: Some("Research ✓".into()),
                 local_part: None,
                 scopes: None,
+                oversight_mode: None,
             },
         )
         .await
@@ -293,6 +294,7 @@ pub async fn identity_update(store: Arc<dyn Store>) {
     let upd = |display_name: Option<&str>, scopes: Option<&[&str]>| UpdateIdentityRequest {
         display_name: display_name.map(str::to_owned),
         scopes: scopes.map(|s| s.iter().map(|s| (*s).to_owned()).collect()),
+        oversight_mode: None,
     };
 
     let u = t
@@ -367,6 +369,10 @@ pub async fn identity_update(store: Arc<dyn Store>) {
                 IdentityUpdate {
                     display_name: Some("x".into()),
                     scopes: None,
+                    oversight_mode: None,
+                    paused_at: None,
+                    caps: None,
+                    clear_mode_request: false,
                 },
                 super::store::op_entry(&t, "identity.update"),
             )

@@ -242,6 +242,8 @@ pub async fn scope_missing_mail_send(store: Arc<dyn Store>) {
                 &na,
                 inbox[0].id.as_str(),
                 ReplyMail {
+                    idempotency_key: None,
+                    send_at: None,
                     text: "x".into(),
                     html: None,
                     reply_all: false,

@@ -34,6 +34,8 @@ pub(crate) fn folder(f: &str) -> ListMessagesParams {
 
 fn reply(text: &str, reply_all: bool) -> ReplyMail {
     ReplyMail {
+        idempotency_key: None,
+        send_at: None,
         text: text.into(),
         html: None,
         reply_all,
@@ -289,6 +291,8 @@ pub async fn mail_duplicate_recipients_collapse(store: Arc<dyn Store>) {
         .send(
             &aa,
             SendMail {
+                idempotency_key: None,
+                send_at: None,
                 to: many.clone(),
                 cc: many.clone(),
                 bcc: many,

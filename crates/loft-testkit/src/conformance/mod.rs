@@ -28,11 +28,18 @@
 )]
 
 mod audit;
+mod caps;
+mod drafts;
 mod identities;
 mod jobs;
 mod keys;
 mod mail;
+mod mailbox;
+mod oversight;
 mod robustness;
+mod rules;
+mod scheduled;
+mod search;
 mod security;
 mod store;
 mod vault;
@@ -45,11 +52,18 @@ use std::time::Duration;
 use loft_core::store::Store;
 
 pub use audit::*;
+pub use caps::*;
+pub use drafts::*;
 pub use identities::*;
 pub use jobs::*;
 pub use keys::*;
 pub use mail::*;
+pub use mailbox::*;
+pub use oversight::*;
 pub use robustness::*;
+pub use rules::*;
+pub use scheduled::*;
+pub use search::*;
 pub use security::*;
 pub use store::*;
 pub use vault::*;
@@ -197,6 +211,54 @@ macro_rules! conformance_tests {
             vault_key_check_and_rotation,
             vault_widening_needs_reveal,
             vault_short_secrets_are_refused,
+            oversight_gated_send_life_cycle,
+            oversight_reject_with_reason,
+            oversight_expiry,
+            oversight_wait_reports_decisions,
+            oversight_separation_of_duties,
+            oversight_modes,
+            oversight_exfiltration_guard,
+            oversight_concurrent_approvals_send_once,
+            oversight_kill_switches,
+            oversight_idempotent_sends,
+            oversight_policy_holds_on_random_sequences,
+            drafts_life_cycle,
+            drafts_bounds,
+            drafts_isolation_and_scopes,
+            drafts_reply_threads,
+            drafts_send_once_concurrently,
+            drafts_gate_and_quota,
+            scheduled_send_waits_then_goes_once,
+            scheduled_gated_approve_then_waits,
+            scheduled_cancel_and_reschedule,
+            scheduled_cancel_races_release,
+            scheduled_survives_restart_and_runs_once_on_two_nodes,
+            scheduled_release_waits_for_kill_switches,
+            rules_store_add_list_remove,
+            rules_management_is_for_the_operator,
+            rules_block_and_allow_lists_refuse_naming_the_rule,
+            rules_reply_rules_bind_replies,
+            rules_receive_rules_refuse_senders,
+            rules_hold_holds_in_autonomous_mode,
+            search_finds_words_in_every_field,
+            search_is_scoped_to_the_callers_mailbox,
+            search_pages_and_refuses_bad_queries,
+            mailbox_forward_quotes_and_threads,
+            mailbox_forward_is_gated_like_a_send,
+            caps_hourly_cap_refuses_then_allows,
+            caps_daily_cap,
+            caps_new_recipients_cap,
+            caps_instance_cap_across_identities,
+            caps_first_contact_hold,
+            caps_scheduled_release_counts,
+            caps_draft_send_counts,
+            caps_first_contact_with_rule_hold,
+            oversight_reviewer_edits_held_mail,
+            oversight_edit_after_decision_is_refused,
+            oversight_concurrent_edit_and_approve_agree,
+            oversight_edit_audit_redacts_vault_secrets,
+            oversight_mode_requests,
+            oversight_edit_checks_rules_and_first_contact,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -218,11 +280,18 @@ mod tests {
     fn every_case_runs_on_both_backends() {
         let modules = [
             include_str!("audit.rs"),
+            include_str!("caps.rs"),
+            include_str!("drafts.rs"),
             include_str!("identities.rs"),
             include_str!("jobs.rs"),
             include_str!("keys.rs"),
             include_str!("mail.rs"),
+            include_str!("mailbox.rs"),
+            include_str!("oversight.rs"),
             include_str!("robustness.rs"),
+            include_str!("scheduled.rs"),
+            include_str!("rules.rs"),
+            include_str!("search.rs"),
             include_str!("security.rs"),
             include_str!("store.rs"),
             include_str!("vault.rs"),

@@ -33,6 +33,8 @@ pub async fn robustness_nul_bytes_are_refused_alike(store: Arc<dyn Store>) {
     let to = b.identity.address.as_str();
     let nul = "a\u{0}b";
     let send = |subject: &str, text: &str, html: Option<&str>| SendMail {
+        idempotency_key: None,
+        send_at: None,
         to: vec![to.to_owned()],
         cc: vec![],
         bcc: vec![],
@@ -67,6 +69,8 @@ pub async fn robustness_nul_bytes_are_refused_alike(store: Arc<dyn Store>) {
                 &ba,
                 got.id.as_str(),
                 ReplyMail {
+                    idempotency_key: None,
+                    send_at: None,
                     text: nul.into(),
                     html: None,
                     reply_all: false,

@@ -118,6 +118,10 @@ pub async fn store_missing_things_are_not_found(store: Arc<dyn Store>) {
             IdentityUpdate {
                 display_name: Some("x".into()),
                 scopes: None,
+                oversight_mode: None,
+                paused_at: None,
+                caps: None,
+                clear_mode_request: false,
             },
             op_entry(&t, "identity.update"),
         )

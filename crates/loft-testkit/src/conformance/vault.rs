@@ -192,6 +192,7 @@ pub async fn vault_reveal_needs_scope(store: Arc<dyn Store>) {
             loft_core::service::UpdateIdentityRequest {
                 scopes: Some(scopes),
                 display_name: None,
+                oversight_mode: None,
             },
         )
         .await
@@ -533,6 +534,7 @@ pub async fn vault_widening_needs_reveal(store: Arc<dyn Store>) {
             loft_core::service::UpdateIdentityRequest {
                 scopes: Some(scopes),
                 display_name: None,
+                oversight_mode: None,
             },
         )
         .await

@@ -24,7 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The calling identity's keys (metadata only; secrets are never shown again). Needs `keys:manage`.
-#[utoipa::path(get, path = "/v0/keys", tag = "keys", responses((status = 200, body = Items<KeyMeta>)))]
+/// An identity key only: the operator key is no identity and is answered 422
+/// `identity_required` (it lists an identity's keys at `/v0/identities/{id}/keys`).
+#[utoipa::path(get, path = "/v0/keys", tag = "keys", responses((status = 200, body = Items<KeyMeta>),
+    (status = 422, description = "`identity_required`: called with the operator key", body = ErrorBody)))]
 async fn list_own_keys(State(s): State<AppState>, Auth(actor): Auth) -> ApiResult<Json<Items<KeyMeta>>> {
     Ok(Json(Items {
         items: s.loft.list_keys(&actor, None).await?,
@@ -32,9 +35,12 @@ async fn list_own_keys(State(s): State<AppState>, Auth(actor): Auth) -> ApiResul
 }
 
 /// Mint an extra key for the calling identity, with at most the caller's scopes and lifetime.
-/// Needs `keys:manage`; the new key holds `keys:manage` only when it is named in `scopes`.
+/// Needs `keys:manage`; the new key holds `keys:manage` only when it is named in `scopes`. An
+/// identity key only: the operator key is answered 422 `identity_required` (it mints keys at
+/// `/v0/identities/{id}/keys`).
 #[utoipa::path(post, path = "/v0/keys", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = CreatedKey), (status = 403, body = ErrorBody),
+        (status = 422, description = "invalid input, or `identity_required`: called with the operator key", body = ErrorBody)))]
 async fn create_own_key(
     State(s): State<AppState>,
     Auth(actor): Auth,

@@ -2,26 +2,33 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use loft_core::mail::{Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
-use loft_core::service::{ListMessagesParams, ListThreadsParams, Page, WaitParams, WaitResult};
+use loft_core::mail::{ForwardMail, Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
+use loft_core::search::SearchHit;
+use loft_core::service::{
+    ListMessagesParams, ListThreadsParams, Page, RescheduleRequest, SearchParams, WaitParams, WaitResult,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::created;
 use crate::AppState;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppPath, AppQuery, Auth};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(send))
         .routes(routes!(list_messages))
+        .routes(routes!(search_messages))
         .routes(routes!(wait_for_mail))
         .routes(routes!(get_message, update_message))
         .routes(routes!(raw_message))
         .routes(routes!(reply))
+        .routes(routes!(forward))
+        .routes(routes!(cancel_scheduled))
+        .routes(routes!(reschedule))
         .routes(routes!(list_threads))
         .routes(routes!(get_thread))
 }
@@ -29,12 +36,43 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Send a message. Recipients that are identities on this server have it in their inbox
 /// before this returns; others are queued for SMTP delivery (see `delivery`).
 #[utoipa::path(post, path = "/v0/messages/send", tag = "mail", request_body = SendMail,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same as the body's `idempotency_key`")),
     responses(
-        (status = 201, description = "the sender's copy, with per-recipient delivery", body = Message),
-        (status = 403, description = "the key lacks `mail:send`", body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn send(State(s): State<AppState>, Auth(actor): Auth, AppJson(req): AppJson<SendMail>) -> ApiResult<Response> {
+        (status = 201, description = "the sender's copy, with per-recipient delivery (status `pending_approval` when held for a reviewer)", body = Message),
+        (status = 403, description = "the key lacks `mail:send`, or the sender's mode or a freeze forbids sending", body = ErrorBody),
+        (status = 409, description = "the idempotency key was used for a different request", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "a sending cap (`cap_reached`, with `Retry-After`) or a rate limit", body = ErrorBody)))]
+async fn send(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    headers: HeaderMap,
+    AppJson(mut req): AppJson<SendMail>,
+) -> ApiResult<Response> {
+    req.idempotency_key = idempotency_key(&headers, req.idempotency_key)?;
     Ok(created(s.loft.send(&actor, req).await?))
+}
+
+/// The key of a request: the `Idempotency-Key` header or the body's `idempotency_key` (the
+/// same, if both are given).
+pub(crate) fn idempotency_key(headers: &HeaderMap, body: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(h) = headers.get("idempotency-key") else {
+        return Ok(body);
+    };
+    let bad = || {
+        ApiError::from(
+            loft_core::Error::invalid(
+                "invalid_idempotency_key",
+                "the Idempotency-Key header must be visible ASCII, and the same as `idempotency_key` if both are given",
+            )
+            .with_hint("send the key once, in the header or in the body"),
+        )
+    };
+    let h = h.to_str().map_err(|_| bad())?.to_owned();
+    match body {
+        Some(b) if b != h => Err(bad()),
+        _ => Ok(Some(h)),
+    }
 }
 
 /// The caller's mailbox, newest first (inbox by default).
@@ -46,6 +84,19 @@ async fn list_messages(
     AppQuery(params): AppQuery<ListMessagesParams>,
 ) -> ApiResult<Json<Page<MessageSummary>>> {
     Ok(Json(s.loft.list_messages(&actor, params).await?))
+}
+
+/// Search the caller's mailbox by words: messages in which every word of `q` occurs (in the
+/// subject, the sender or recipients, or the body), best match first, each with where it
+/// matched.
+#[utoipa::path(get, path = "/v0/messages/search", tag = "mail", params(SearchParams),
+    responses((status = 200, body = Page<SearchHit>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn search_messages(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppQuery(params): AppQuery<SearchParams>,
+) -> ApiResult<Json<Page<SearchHit>>> {
+    Ok(Json(s.loft.search_messages(&actor, params).await?))
 }
 
 /// Wait up to `timeout_seconds` for inbox mail and return it (unread mail, or mail newer than
@@ -100,15 +151,74 @@ async fn update_message(
 
 /// Reply in the same thread (`In-Reply-To`, `References`, `Re:` subject).
 #[utoipa::path(post, path = "/v0/messages/{id}/reply", tag = "mail", request_body = ReplyMail,
-    params(("id" = String, Path, description = "id of the message answered", pattern = r"^msg_[a-z2-7]{1,64}$")),
-    responses((status = 201, body = Message), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("id" = String, Path, description = "id of the message answered", pattern = r"^msg_[a-z2-7]{1,64}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "the same as the body's `idempotency_key`")),
+    responses((status = 201, body = Message), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "the idempotency key was used for a different request", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 429, description = "a sending cap (`cap_reached`, with `Retry-After`) or a rate limit", body = ErrorBody)))]
 async fn reply(
     State(s): State<AppState>,
     Auth(actor): Auth,
     AppPath(id): AppPath<String>,
-    AppJson(req): AppJson<ReplyMail>,
+    headers: HeaderMap,
+    AppJson(mut req): AppJson<ReplyMail>,
 ) -> ApiResult<Response> {
+    req.idempotency_key = idempotency_key(&headers, req.idempotency_key)?;
     Ok(created(s.loft.reply(&actor, &id, req).await?))
+}
+
+/// Forward a message of the caller's mailbox to new recipients: quoted below an optional
+/// note, with a `Fwd:` subject, through the same checks and gate as a send.
+#[utoipa::path(post, path = "/v0/messages/{id}/forward", tag = "mail", request_body = ForwardMail,
+    params(("id" = String, Path, description = "id of the message forwarded (your copy)", pattern = r"^msg_[a-z2-7]{1,64}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "the same as the body's `idempotency_key`")),
+    responses((status = 201, description = "the sender's copy (status `pending_approval` when held for a reviewer)", body = Message),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "the idempotency key was used for a different request", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn forward(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+    headers: HeaderMap,
+    AppJson(mut req): AppJson<ForwardMail>,
+) -> ApiResult<Response> {
+    req.idempotency_key = idempotency_key(&headers, req.idempotency_key)?;
+    Ok(created(s.loft.forward(&actor, &id, req).await?))
+}
+
+/// Cancel a scheduled mail before its `send_at`: it is never sent (status `canceled`). For
+/// its composer (`mail:send`) or the operator.
+#[utoipa::path(post, path = "/v0/messages/{id}/cancel", tag = "mail",
+    params(("id" = String, Path, description = "the sender's copy (`msg_...`)", pattern = r"^msg_[a-z2-7]{1,64}$")),
+    responses((status = 200, description = "the sender's copy, now `canceled`", body = Message),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "not scheduled: sent already, held for a reviewer, or canceled", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn cancel_scheduled(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<Message>> {
+    Ok(Json(s.loft.cancel_scheduled(&actor, &id).await?))
+}
+
+/// Move a scheduled mail to another time (a time now sends it within about a second). For its
+/// composer (`mail:send`) or the operator.
+#[utoipa::path(post, path = "/v0/messages/{id}/reschedule", tag = "mail", request_body = RescheduleRequest,
+    params(("id" = String, Path, description = "the sender's copy (`msg_...`)", pattern = r"^msg_[a-z2-7]{1,64}$")),
+    responses((status = 200, description = "the sender's copy with its new `send_at`", body = Message),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "not scheduled: sent already, held for a reviewer, or canceled", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn reschedule(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+    AppJson(req): AppJson<RescheduleRequest>,
+) -> ApiResult<Json<Message>> {
+    Ok(Json(s.loft.reschedule(&actor, &id, req).await?))
 }
 
 /// Conversations, most recently active first.

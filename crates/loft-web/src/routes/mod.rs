@@ -2,10 +2,14 @@
 //! case and serialises the result; nothing else.
 
 pub mod audit;
+pub mod caps;
+pub mod drafts;
 pub mod identities;
 pub mod keys;
 pub mod mail;
 pub mod meta;
+pub mod oversight;
+pub mod rules;
 pub mod vault;
 
 use axum::Json;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use loft_core::service::{
     BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, GetCredentialParams, ListCredentialsParams,
-    Page, RotationReport, StoreCredentialRequest,
+    Page, RotationReport, StoreCredentialRequest, UpdateCredentialSchema,
 };
 use loft_core::vault::{CredentialMeta, TotpCode};
 use utoipa_axum::router::OpenApiRouter;
@@ -67,7 +67,7 @@ async fn get_credential(
 }
 
 /// Change the fields given (descriptive and/or secret); the name and type stay.
-#[utoipa::path(patch, path = "/v0/vault/{name}", tag = "vault", request_body = StoreCredentialRequest,
+#[utoipa::path(patch, path = "/v0/vault/{name}", tag = "vault", request_body = UpdateCredentialSchema,
     params(("name" = String, Path, description = "credential name: 1 to 64 of letters, digits, `.`, `_` and `-`, starting with a letter or digit", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")),
     responses((status = 200, body = CredentialMeta), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_credential(

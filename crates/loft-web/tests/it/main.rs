@@ -4,10 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "tests")]
 
 mod audit;
+mod caps;
+mod drafts;
 mod identities;
 mod keys;
 mod mail;
+mod oversight;
 mod protocol;
+mod rules;
 mod unicode;
 mod vault;
 
@@ -76,8 +80,10 @@ impl App {
             Arc::new(OsRandom),
             OperatorKey::from_secret(&admin).unwrap(),
             LoftConfig {
-                domain: "agents.test".into(),
                 max_body_bytes: max_request_bytes,
+                // The mail tests test mail; the oversight tests set modes explicitly.
+                default_oversight_mode: loft_core::oversight::OversightMode::Autonomous,
+                ..LoftConfig::new("agents.test")
             },
         )
         .unwrap()

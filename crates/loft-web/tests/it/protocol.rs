@@ -63,6 +63,13 @@ async fn openapi_document_covers_every_route() {
         ("/v0/vault/{name}/totp/backup", "post"),
         ("/v0/vault/{name}/http", "post"),
         ("/v0/vault/rotate-master-key", "post"),
+        ("/v0/rules", "get"),
+        ("/v0/rules", "post"),
+        ("/v0/rules/{id}", "delete"),
+        ("/v0/approvals/{id}/edit", "post"),
+        ("/v0/oversight/mode-request", "post"),
+        ("/v0/oversight/mode-requests", "get"),
+        ("/v0/oversight/mode-requests/{identity_id}/deny", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -313,4 +320,157 @@ async fn the_readme_route_table_matches_the_document() {
         "routes missing from the README's table: {missing:?}"
     );
     assert!(extra.is_empty(), "README routes the server does not have: {extra:?}");
+}
+
+/// A validator for the request body `name` of the served document (its `$ref`s resolved in it).
+fn body_validator(doc: &serde_json::Value, name: &str) -> jsonschema::Validator {
+    let mut root = doc.clone();
+    root["$ref"] = json!(format!("#/components/schemas/{name}"));
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("{name} is not a valid JSON Schema: {e}"))
+}
+
+/// The request schemas say what the server checks: bodies the server refuses for a rule it can
+/// state are invalid by the document, and bodies it takes are valid (never stricter than the
+/// server), with the patterns read as ECMA-262 and held against Loft's own parsers.
+#[tokio::test]
+async fn openapi_request_schemas_state_what_the_server_checks() {
+    let app = App::new().await;
+    let doc = app.call(Method::GET, "/v0/openapi.json", None, None).await.body;
+    let schemas = &doc["components"]["schemas"];
+
+    // Addresses: one or a list, `format: email`, at most MAX_RECIPIENTS.
+    let to = &schemas["SendMail"]["allOf"][0]["properties"]["to"]["oneOf"];
+    assert_eq!(to[0]["format"], "email", "{to}");
+    assert_eq!(to[1]["items"]["format"], "email", "{to}");
+    assert_eq!(to[1]["maxItems"], loft_core::mail::MAX_RECIPIENTS, "{to}");
+    let send = body_validator(&doc, "SendMail");
+    for ok in [
+        json!({"to": "a@example.com", "subject": "hi", "text": "body"}),
+        json!({"to": ["a@example.com", "b@example.com"], "subject": "", "html": "<p>x</p>"}),
+        json!({"to": [], "cc": "c@example.com", "subject": "s", "text": "t"}),
+    ] {
+        assert!(send.is_valid(&ok), "{ok}");
+    }
+    for bad in [
+        json!({"to": [], "subject": "s", "text": "t"}),
+        json!({"to": "a@example.com", "subject": "s", "text": " \n\t"}),
+        json!({"to": "a@example.com", "subject": "two\nlines", "text": "t"}),
+        json!({"to": "a@example.com", "subject": "s", "text": "nul\0"}),
+        json!({"to": "a@example.com", "subject": "x".repeat(999), "text": "t"}),
+        json!({"to": "not an address", "subject": "s", "text": "t"}),
+        json!({"to": "a@example.com", "subject": "s", "text": "t", "bogus": 1}),
+    ] {
+        assert!(!send.is_valid(&bad), "{bad}");
+    }
+
+    // Labels: the pattern accepts exactly what `parse_label` does.
+    let patch = body_validator(&doc, "MessagePatch");
+    assert!(!patch.is_valid(&json!({})), "nothing to change");
+    assert!(!patch.is_valid(&json!({"add_labels": [], "unread": null})));
+    assert!(patch.is_valid(&json!({"unread": false})));
+    for label in [
+        "work",
+        " Work/Q4 ",
+        "a:b.c-d_e",
+        "",
+        " ",
+        "a b",
+        "é",
+        "x\u{2028}",
+        &"x".repeat(64),
+        &"x".repeat(65),
+        "\u{85}ok\u{3000}",
+        "\u{feff}ok",
+    ] {
+        assert_eq!(
+            patch.is_valid(&json!({"add_labels": [label]})),
+            loft_core::mail::parse_label(label).is_ok(),
+            "label {label:?}"
+        );
+    }
+    let too_many: Vec<String> = (0..=loft_core::mail::MAX_LABELS_PER_MESSAGE)
+        .map(|i| format!("l{i}"))
+        .collect();
+    assert!(!patch.is_valid(&json!({ "add_labels": too_many })));
+
+    // Credential names, as `validate_name` reads them; a name or a label, not both.
+    let store = body_validator(&doc, "StoreCredentialRequest");
+    for name in [
+        "crm",
+        " crm\t",
+        "GitHub-token.v2",
+        "-crm",
+        "",
+        "a/b",
+        &"n".repeat(64),
+        &"n".repeat(65),
+    ] {
+        assert_eq!(
+            store.is_valid(&json!({"name": name, "value": "some-secret-value"})),
+            loft_core::vault::validate_name(name).is_ok(),
+            "name {name:?}"
+        );
+    }
+    assert!(!store.is_valid(&json!({"value": "v"})), "a name is needed");
+    assert!(!store.is_valid(&json!({"name": "a", "label": "b", "value": "v"})));
+    for (field, ok, bad) in [
+        ("digits", json!(8), json!(9)),
+        ("period", json!(86_400), json!(0)),
+        ("algorithm", json!("SHA256"), json!("MD5")),
+        ("expires_at", json!("2027-01-01T00:00:00Z"), json!("next week")),
+        ("expires_at", json!(""), json!("2027-13-01")),
+        ("type", json!("totp"), json!("password")),
+        ("backup_codes", json!("one-code"), json!(vec!["c"; 101])),
+        ("issuer", json!("Example"), json!("nul\0")),
+    ] {
+        assert!(store.is_valid(&json!({"name": "otp", field: ok})), "{field}: {ok}");
+        assert!(!store.is_valid(&json!({"name": "otp", field: bad})), "{field}: {bad}");
+    }
+    // An update takes no name: the server refuses one.
+    let update = body_validator(&doc, "UpdateCredentialRequest");
+    assert!(update.is_valid(&json!({"notes": "n"})));
+    assert!(!update.is_valid(&json!({"name": "crm"})));
+    let patch_body = &doc["paths"]["/v0/vault/{name}"]["patch"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(patch_body["$ref"], "#/components/schemas/UpdateCredentialRequest");
+
+    // Keys: scopes are the Scope enum; a label is 64 printable characters once trimmed.
+    let key = body_validator(&doc, "CreateKeyRequest");
+    assert!(key.is_valid(&json!({"scopes": ["mail:read", "vault:reveal"], "label": " ci "})));
+    assert!(!key.is_valid(&json!({"scopes": ["mail:everything"]})));
+    assert!(key.is_valid(&json!({ "label": format!(" {} ", "k".repeat(64)) })));
+    assert!(!key.is_valid(&json!({ "label": "k".repeat(65) })));
+    assert!(!key.is_valid(&json!({"label": "tab\tinside"})));
+}
+
+/// Every `{name}` in a documented path is declared as a path parameter of each of its
+/// operations (utoipa keeps only one `params(...)` per route: a second one silently drops
+/// the first, which generated clients and schemathesis then cannot call).
+#[tokio::test]
+async fn every_path_template_parameter_is_declared() {
+    let app = App::new().await;
+    let mut missing = Vec::new();
+    for (path, item) in app.doc["paths"].as_object().unwrap() {
+        let names: Vec<&str> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|p| p.split_once('}').map(|(n, _)| n))
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            for name in &names {
+                let declared = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["in"] == "path" && p["name"] == *name);
+                if !declared {
+                    missing.push(format!("{method} {path}: {name}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undeclared path parameters: {missing:?}");
 }

@@ -11,7 +11,13 @@ use std::fmt::Write as _;
 use loft_core::audit::{AuditRecord, VerifyReport};
 use loft_core::identity::{ChainLink, CreatedIdentity, CreatedKey, CreatorKind, Identity, WhoAmI};
 use loft_core::keys::{KeyMeta, ScopeSet};
-use loft_core::mail::{Folder, Message, MessageSummary, Thread, ThreadSummary};
+use loft_core::mail::{Folder, Message, MessageStatus, MessageSummary, Thread, ThreadSummary};
+use loft_core::oversight::{
+    Approval, ApprovalStatus, Decider, HoldKind, HoldReason, ModeRequest, ModeRequestStatus, OversightMode,
+};
+use loft_core::rules::Rule;
+use loft_core::search::{Highlight, SearchField, SearchHit};
+use loft_core::service::{ApprovalView, BatchDecision};
 use loft_core::time::Timestamp;
 
 /// Printed under a key that is shown once.
@@ -190,8 +196,15 @@ fn identity_fields(i: &Identity) -> Fields {
         .add("address", i.address.to_string())
         .add("status", status(i))
         .add("scopes", scopes(&i.scopes))
+        .add("mode", i.oversight_mode.as_str())
         .add("created", time(i.created_at))
         .add("created by", creator(i));
+    if let Some(t) = i.paused_at {
+        f.add(
+            "paused",
+            format!("{} (its keys are refused; `loft identity resume`)", time(t)),
+        );
+    }
     if let Some(t) = i.revoked_at {
         f.add("revoked", time(t));
     }
@@ -199,7 +212,22 @@ fn identity_fields(i: &Identity) -> Fields {
 }
 
 fn status(i: &Identity) -> &'static str {
-    if i.is_active() { "active" } else { "revoked" }
+    match (i.is_active(), i.paused_at) {
+        (false, _) => "revoked",
+        (true, Some(_)) => "paused",
+        (true, None) => "active",
+    }
+}
+
+/// The instance's outgoing mail: frozen or not.
+pub fn instance(s: &loft_core::service::InstanceStatus) -> String {
+    match s.frozen_at {
+        Some(t) => format!(
+            "outgoing mail FROZEN since {}: every send and approval is refused (`loft unfreeze` lifts it)\n",
+            time(t)
+        ),
+        None => "outgoing mail flows (not frozen)\n".to_owned(),
+    }
 }
 
 pub fn identity(i: &Identity) -> String {
@@ -209,28 +237,68 @@ pub fn identity(i: &Identity) -> String {
 pub fn created_identity(c: &CreatedIdentity) -> String {
     let mut f = identity_fields(&c.identity);
     f.add("key id", c.key_id.to_string()).add("api key", c.api_key.clone());
-    format!("{}\n{}\n", f.render(), shown_once_note())
+    format!(
+        "{}\n{}\n{}\n",
+        f.render(),
+        shown_once_note(),
+        mode_note(c.identity.oversight_mode)
+    )
 }
 
 fn shown_once_note() -> String {
     format!("The API key above is the identity's only copy: {SHOWN_ONCE}.")
 }
 
+/// What an identity's oversight mode means for its mail, in one sentence.
+fn mode_note(m: OversightMode) -> String {
+    let what = match m {
+        OversightMode::ReadOnly => "it can read mail but not send or reply",
+        OversightMode::GatedAll | OversightMode::GatedSend => {
+            "every mail it sends waits for a reviewer's approval (`loft approvals list`)"
+        }
+        OversightMode::Monitored => "its mail goes out at once and is recorded for review",
+        OversightMode::Autonomous => "its mail goes out without review, except mail holding one of its vault values",
+    };
+    format!("Oversight mode {m}: {what}; change it with `loft identity mode ID MODE`.")
+}
+
+/// After `reviewer create`: the identity, its key once, and what the key may do.
+pub fn created_reviewer(c: &CreatedIdentity) -> String {
+    let mut f = identity_fields(&c.identity);
+    f.add("key id", c.key_id.to_string()).add("api key", c.api_key.clone());
+    format!(
+        "{}\nThe API key above is the reviewer's only copy: {SHOWN_ONCE}.\n\
+         It is a reviewer key (scope `oversight`): it lists, approves and rejects held mail, e.g. \
+         `LOFT_API_KEY=<key> loft approvals list`; it cannot send mail.\n",
+        f.render()
+    )
+}
+
 pub fn identities(items: &[Identity]) -> String {
     if items.is_empty() {
         return "no identities\n".into();
     }
-    let mut t = Table::new(&["ID", "ADDRESS", "NAME", "STATUS", "CREATED"]);
+    let mut t = Table::new(&["ID", "ADDRESS", "NAME", "STATUS", "MODE", "CREATED"]);
     for i in items {
         t.row(vec![
             i.id.to_string(),
             i.address.to_string(),
             ellipsize(&clean(&i.name), 40),
             status(i).into(),
+            i.oversight_mode.as_str().into(),
             time(i.created_at),
         ]);
     }
     t.render()
+}
+
+/// Identities holding the `oversight` scope.
+pub fn reviewers(items: &[Identity]) -> String {
+    if items.is_empty() {
+        "no reviewers\n".into()
+    } else {
+        identities(items)
+    }
 }
 
 pub fn revoked(ids: &[loft_core::ids::IdentityId]) -> String {
@@ -337,6 +405,7 @@ pub fn whoami(w: &WhoAmI) -> String {
             if let Some(d) = &i.display_name {
                 f.add("display name", clean(d));
             }
+            f.add("mode", i.oversight_mode.as_str());
         }
         _ => {
             f.add("acting as", "operator");
@@ -346,7 +415,120 @@ pub fn whoami(w: &WhoAmI) -> String {
         .add("key expires", w.key_expires_at.map_or_else(|| "never".into(), time))
         .add("scopes", scopes(&w.scopes))
         .add("chain", w.chain.iter().map(link).collect::<Vec<_>>().join(" <- "));
+    if let Some(sending) = &w.sending {
+        f.add("sending", sending_summary(sending));
+    }
+    if let Some(r) = &w.mode_request {
+        let status = match (r.status, &r.denial_reason) {
+            (ModeRequestStatus::Denied, Some(why)) => format!("denied: {}", clean(why)),
+            (s, _) => s.as_str().to_owned(),
+        };
+        f.add("mode request", format!("{} ({status})", r.mode.as_str()));
+    }
     f.render()
+}
+
+// ----- sending caps -----
+
+/// One cap and its use: `1 of 3`, `no cap`, `no cap (5)`; `min` of the identity's and the
+/// instance's where both are set is what binds first, so both are shown.
+fn cap_use(limit: Option<u64>, used: Option<u64>) -> String {
+    match (limit, used) {
+        (Some(l), Some(u)) => format!("{u} of {l}"),
+        (Some(l), None) => format!("cap {l}"),
+        (None, _) => "no cap".into(),
+    }
+}
+
+fn first_contact_words(f: loft_core::caps::FirstContact) -> &'static str {
+    match f {
+        loft_core::caps::FirstContact::Allow => "allow",
+        loft_core::caps::FirstContact::Hold => {
+            "hold (mail to an address it never exchanged mail with waits for a reviewer)"
+        }
+    }
+}
+
+/// `whoami`'s one line: what the identity may still send.
+fn sending_summary(s: &loft_core::caps::SendingStatus) -> String {
+    let part = |what: &str, own: Option<u64>, instance: Option<u64>, used: Option<u64>| -> Option<String> {
+        match (own, instance) {
+            (None, None) => None,
+            (o, i) => {
+                let mut out = format!("{what} {}", cap_use(o.or(i).map(|x| x.min(i.unwrap_or(x))), used));
+                if o.is_some() && i.is_some() {
+                    out.push_str(" (identity and instance caps)");
+                } else if i.is_some() {
+                    out.push_str(" (instance cap, all identities together)");
+                }
+                Some(out)
+            }
+        }
+    };
+    let (c, i, u) = (&s.caps, &s.instance_caps, &s.used);
+    let parts: Vec<String> = [
+        part("mails this hour", c.mails_per_hour, i.mails_per_hour, u.mails_last_hour),
+        part("mails today", c.mails_per_day, i.mails_per_day, u.mails_last_day),
+        part(
+            "new recipients today",
+            c.new_recipients_per_day,
+            i.new_recipients_per_day,
+            u.new_recipients_last_day,
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let caps = if parts.is_empty() {
+        "no caps".to_owned()
+    } else {
+        parts.join("; ")
+    };
+    format!("{caps}; first contact: {}", s.caps.first_contact)
+}
+
+fn cap_or_none(v: Option<u64>) -> String {
+    v.map_or_else(|| "none".into(), |v| v.to_string())
+}
+
+/// `loft identity caps ID`.
+pub fn sending(s: &loft_core::caps::SendingStatus) -> String {
+    let mut f = Fields::default();
+    let (caps, inst, used) = (&s.caps, &s.instance_caps, &s.used);
+    f.add("identity", s.identity_id.to_string())
+        .add("mails per hour", cap_use(caps.mails_per_hour, used.mails_last_hour))
+        .add("mails per day", cap_use(caps.mails_per_day, used.mails_last_day))
+        .add(
+            "new recipients per day",
+            cap_use(caps.new_recipients_per_day, used.new_recipients_last_day),
+        )
+        .add("first contact", first_contact_words(caps.first_contact))
+        .add(
+            "instance caps",
+            format!(
+                "mails per hour {}, per day {}, new recipients per day {} (all identities together; `loft caps`)",
+                cap_or_none(inst.mails_per_hour),
+                cap_or_none(inst.mails_per_day),
+                cap_or_none(inst.new_recipients_per_day),
+            ),
+        );
+    f.render()
+}
+
+/// `loft caps`.
+pub fn instance_caps(s: &loft_core::caps::InstanceCapsStatus) -> String {
+    let mut f = Fields::default();
+    let (c, u) = (&s.caps, &s.used);
+    f.add("mails per hour", cap_use(c.mails_per_hour, u.mails_last_hour))
+        .add("mails per day", cap_use(c.mails_per_day, u.mails_last_day))
+        .add(
+            "new recipients per day",
+            cap_use(c.new_recipients_per_day, u.new_recipients_last_day),
+        );
+    format!(
+        "{}(the whole instance's mail counts together; each identity may have its own caps too: `loft identity caps ID`)\n",
+        f.render()
+    )
 }
 
 // ----- mail -----
@@ -394,12 +576,70 @@ pub fn messages(items: &[MessageSummary], folder: Option<&str>) -> String {
     t.render()
 }
 
+/// Search results, best first: who, subject, and where the words matched in the body (or the
+/// people, or the subject), the matched words in `[brackets]`.
+pub fn search_hits(items: &[SearchHit]) -> String {
+    if items.is_empty() {
+        return "no messages match\n".into();
+    }
+    let mut t = Table::new(&["", "ID", "DATE", "FROM / TO", "SUBJECT", "MATCH"]);
+    for h in items {
+        let m = &h.message;
+        let party = match m.folder {
+            Folder::Inbox => from_line(&m.from, m.from_name.as_deref()),
+            Folder::Sent => format!("to {}", first_and_count(&m.to)),
+        };
+        let best = [SearchField::Body, SearchField::People, SearchField::Subject]
+            .iter()
+            .find_map(|f| h.highlights.iter().find(|x| x.field == *f));
+        t.row(vec![
+            if m.unread { "*".into() } else { String::new() },
+            m.id.to_string(),
+            time(m.created_at),
+            ellipsize(&party, ADDRESS_WIDTH),
+            ellipsize(&clean(&m.subject), SUBJECT_WIDTH),
+            best.map(|x| ellipsize(&clean(&bracketed(x)), SUBJECT_WIDTH))
+                .unwrap_or_default(),
+        ]);
+    }
+    t.render()
+}
+
+/// A highlight's text from a little before its first match, the matches in `[...]`.
+fn bracketed(h: &Highlight) -> String {
+    let start = h.matches.first().map_or(0, |[s, _]| (*s as usize).saturating_sub(15));
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    for (i, c) in h.text.chars().enumerate().skip(start) {
+        if h.matches.iter().any(|[s, _]| *s as usize == i) {
+            out.push('[');
+        }
+        out.push(c);
+        if h.matches.iter().any(|[_, e]| *e as usize == i + 1) {
+            out.push(']');
+        }
+    }
+    out
+}
+
 fn message_headers(m: &Message, full: bool) -> Fields {
     let mut f = Fields::default();
     f.add("id", m.id.to_string());
     if full {
         f.add("thread", m.thread_id.to_string())
             .add("folder", m.folder.as_str());
+        // Held mail says so (and why it was turned down); ordinary mail needs no status line.
+        if !matches!(m.status, MessageStatus::Received | MessageStatus::Sent) {
+            f.add("status", m.status.as_str());
+            if let Some(r) = m.approval.as_ref().and_then(|a| a.reason.as_deref()) {
+                f.add("reason", clean(r));
+            }
+            if let Some(a) = m.approval.as_ref().filter(|a| a.edit_count > 0) {
+                f.add("edited", edited(a));
+            }
+        }
     }
     f.add("from", from_line(&m.from, m.from_name.as_deref()))
         .add("to", list(&m.to));
@@ -452,9 +692,16 @@ pub fn message(m: &Message) -> String {
 
 /// After `mail send` / `mail reply`.
 pub fn sent(m: &Message) -> String {
-    let mut out = format!("sent {} (thread {})\n", m.id, m.thread_id);
+    let mut out = match m.status {
+        MessageStatus::Scheduled => format!("scheduled {} (thread {})\n", m.id, m.thread_id),
+        MessageStatus::Canceled => format!("canceled {} (never sent)\n", m.id),
+        _ => format!("sent {} (thread {})\n", m.id, m.thread_id),
+    };
     let mut f = Fields::default();
     f.add("subject", clean(&m.subject));
+    if let Some(t) = m.send_at {
+        f.add("send at", time(t));
+    }
     for d in &m.delivery {
         let status = serde_json::to_value(d.status)
             .ok()
@@ -518,6 +765,294 @@ pub fn thread(t: &Thread) -> String {
         out.push('\n');
     }
     out
+}
+
+// ----- approvals -----
+
+/// A length of time in at most two units: `45s`, `12m`, `3h 5m`, `2d 4h`.
+pub fn span(secs: i64) -> String {
+    let s = secs.max(0);
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+fn secs_between(from: Timestamp, to: Timestamp) -> i64 {
+    to.as_secs() - from.as_secs()
+}
+
+/// Why a mail is held, in a few words: `mode`, `exfiltration guard (github)`,
+/// `first contact (x@example.com)`.
+fn hold_kinds(reasons: &[HoldReason]) -> String {
+    if reasons.is_empty() {
+        return "-".into();
+    }
+    reasons
+        .iter()
+        .map(|r| match (r.kind, &r.credential) {
+            (HoldKind::Mode, _) => "mode".to_owned(),
+            (HoldKind::ExfiltrationGuard, Some(c)) => format!("exfiltration guard ({})", clean(c)),
+            (HoldKind::ExfiltrationGuard, None) => "exfiltration guard".to_owned(),
+            (HoldKind::Rule, _) => match &r.rule {
+                Some(rule) => format!("rule {} ({})", rule.id, clean(&rule.pattern.to_string())),
+                None => "rule".to_owned(),
+            },
+            (HoldKind::FirstContact, _) => format!(
+                "first contact ({})",
+                r.addresses
+                    .iter()
+                    .map(|a| clean(a.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn recipients(a: &Approval) -> Vec<&loft_core::address::EmailAddress> {
+    a.to.iter().chain(&a.cc).chain(&a.bcc).collect()
+}
+
+/// How old, and what became of it: `12m, expires in 23h 48m`, `2d, rejected 1d 3h ago`.
+fn age_and_fate(a: &Approval, now: Timestamp) -> String {
+    let age = span(secs_between(a.created_at, now));
+    match (a.status, a.decided_at) {
+        (ApprovalStatus::Pending, _) => format!("{age}, expires in {}", span(secs_between(now, a.expires_at))),
+        (ApprovalStatus::Expired, _) => format!("{age}, expired"),
+        (s, Some(t)) => format!("{age}, {} {} ago", s.as_str(), span(secs_between(t, now))),
+        (s, None) => format!("{age}, {}", s.as_str()),
+    }
+}
+
+/// `status`: the filter asked for (`None`: any).
+pub fn approvals(items: &[Approval], status: Option<&str>, now: Timestamp) -> String {
+    if items.is_empty() {
+        return match status {
+            Some(s) => format!("no {s} approvals\n"),
+            None => "no approvals\n".into(),
+        };
+    }
+    let mut t = Table::new(&["ID", "STATUS", "FROM", "TO", "SUBJECT", "HELD BECAUSE", "AGE / EXPIRES"]);
+    for a in items {
+        t.row(vec![
+            a.id.to_string(),
+            a.status.as_str().into(),
+            ellipsize(&a.from.to_string(), ADDRESS_WIDTH),
+            ellipsize(&first_and_count(&recipients(a)), ADDRESS_WIDTH),
+            ellipsize(&clean(&a.subject), 40),
+            ellipsize(&hold_kinds(&a.reasons), 50),
+            age_and_fate(a, now),
+        ]);
+    }
+    t.render()
+}
+
+fn decider(d: &Decider) -> String {
+    let mut s = match (&d.address, &d.identity_id) {
+        (Some(a), Some(id)) => format!("reviewer {a} ({id})"),
+        (Some(a), None) => format!("reviewer {a}"),
+        (None, Some(id)) => format!("reviewer {id}"),
+        (None, None) => clean(&d.kind),
+    };
+    if let Some(k) = d.key_id.as_deref().filter(|k| *k != d.kind) {
+        let _ = write!(s, " with key {}", clean(k));
+    }
+    s
+}
+
+/// `approvals show`: where the approval stands and why the mail is held, then the whole mail
+/// as it will be sent (both bodies: a reviewer must see everything that would leave).
+pub fn approval(v: &ApprovalView, now: Timestamp) -> String {
+    let a = &v.approval;
+    let mut f = Fields::default();
+    f.add("approval", a.id.to_string());
+    let status = match a.status {
+        ApprovalStatus::Pending => format!(
+            "pending (expires {}, in {})",
+            time(a.expires_at),
+            span(secs_between(now, a.expires_at))
+        ),
+        ApprovalStatus::Expired => format!("expired (at {})", time(a.expires_at)),
+        s => s.as_str().to_owned(),
+    };
+    f.add("status", status).add("composed by", a.identity_id.to_string());
+    for r in &a.reasons {
+        f.add("held because", clean(&r.detail));
+    }
+    f.add(
+        "held since",
+        format!("{} ({} ago)", time(a.created_at), span(secs_between(a.created_at, now))),
+    );
+    if let Some(t) = a.decided_at {
+        let by = a
+            .decided_by
+            .as_ref()
+            .map_or_else(String::new, |d| format!(" by {}", decider(d)));
+        f.add("decided", format!("{}{by}", time(t)));
+    }
+    if let Some(r) = &a.reason {
+        f.add("reason", clean(r));
+    }
+    if a.edit_count > 0 {
+        f.add("edited", edited(a));
+    }
+    let m = &v.message;
+    let mut out = f.render();
+    out.push('\n');
+    out.push_str(&"-".repeat(72));
+    out.push('\n');
+    out.push_str(&message(m));
+    if let Some(h) = m
+        .html
+        .as_deref()
+        .filter(|h| !h.trim().is_empty() && !m.text.trim().is_empty())
+    {
+        out.push_str("\n--- HTML body, sent as an alternative to the text above ---\n\n");
+        out.push_str(clean_body(h).trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Who edited held mail, when, and how often: `by reviewer alice@... at ... (2 edits)`.
+fn edited(a: &Approval) -> String {
+    let mut s = a
+        .edited_by
+        .as_ref()
+        .map_or_else(|| "by a reviewer".to_owned(), |d| format!("by {}", decider(d)));
+    if let Some(t) = a.edited_at {
+        let _ = write!(s, " at {}", time(t));
+    }
+    if a.edit_count > 1 {
+        let _ = write!(s, " ({} edits)", a.edit_count);
+    }
+    s
+}
+
+/// `identity mode-requests`: the open requests, newest first.
+pub fn mode_requests(items: &[ModeRequest], now: Timestamp) -> String {
+    if items.is_empty() {
+        return "no open mode requests\n".into();
+    }
+    let mut t = Table::new(&["IDENTITY", "ADDRESS", "MODE NOW", "ASKS FOR", "ASKED", "REASON"]);
+    for r in items {
+        t.row(vec![
+            r.identity_id.to_string(),
+            ellipsize(&r.address.to_string(), ADDRESS_WIDTH),
+            r.current_mode.as_str().into(),
+            r.mode.as_str().into(),
+            format!("{} ago", span(secs_between(r.requested_at, now))),
+            ellipsize(&clean(&r.reason), 60),
+        ]);
+    }
+    t.render()
+}
+
+/// One mode request (after `identity deny-mode`, and in `whoami`).
+pub fn mode_request(r: &ModeRequest) -> String {
+    let mut f = Fields::default();
+    f.add("identity", r.identity_id.to_string())
+        .add("address", r.address.to_string())
+        .add("mode now", r.current_mode.as_str())
+        .add("asks for", r.mode.as_str())
+        .add("reason", clean(&r.reason))
+        .add("asked", time(r.requested_at))
+        .add("status", r.status.as_str());
+    if let Some(t) = r.decided_at {
+        f.add("denied", time(t));
+    }
+    if let Some(d) = &r.denial_reason {
+        f.add("denial reason", clean(d));
+    }
+    f.render()
+}
+
+/// After deciding one approval.
+pub fn decided(a: &Approval) -> String {
+    let mut out = format!(
+        "{} {}: \"{}\" from {} to {}\n",
+        a.status.as_str(),
+        a.id,
+        ellipsize(&clean(&a.subject), SUBJECT_WIDTH),
+        a.from,
+        first_and_count(&recipients(a))
+    );
+    if let Some(r) = a.reason.as_deref().filter(|_| a.status == ApprovalStatus::Rejected) {
+        let _ = writeln!(out, "  reason: {}", clean(r));
+    }
+    out
+}
+
+/// After deciding several: what was decided (for stdout), and what failed as `error:` and
+/// `hint:` lines (for stderr).
+pub fn batch_decision(b: &BatchDecision) -> (String, String) {
+    let (mut done, mut failed) = (String::new(), String::new());
+    for r in &b.results {
+        match (&r.approval, &r.error) {
+            (Some(a), None) => done.push_str(&decided(a)),
+            (_, Some(e)) => {
+                let _ = writeln!(failed, "error: {}: {}", clean(&r.id), clean(&e.message));
+                if let Some(h) = &e.hint {
+                    let _ = writeln!(failed, "hint: {}", clean(h));
+                }
+            }
+            (None, None) => {
+                let _ = writeln!(failed, "error: {}: the server did not say what happened", clean(&r.id));
+            }
+        }
+    }
+    (done, failed)
+}
+
+// ----- rules -----
+
+/// Whom a rule is for: `instance`, or the identity's id.
+fn rule_for(r: &Rule) -> String {
+    r.identity
+        .as_ref()
+        .map_or_else(|| "instance".to_owned(), ToString::to_string)
+}
+
+pub fn rules(items: &[Rule]) -> String {
+    if items.is_empty() {
+        return "no rules\n".into();
+    }
+    let mut t = Table::new(&["ID", "FOR", "DIRECTION", "ACTION", "PATTERN", "NOTE"]);
+    for r in items {
+        t.row(vec![
+            r.id.to_string(),
+            rule_for(r),
+            r.direction.as_str().into(),
+            r.action.as_str().into(),
+            clean(&r.pattern.to_string()),
+            r.note
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |n| ellipsize(&clean(n), 50)),
+        ]);
+    }
+    t.render()
+}
+
+/// After adding or removing one rule (`what`: `added`, `removed`).
+pub fn rule(what: &str, r: &Rule) -> String {
+    let mut f = Fields::default();
+    f.add("rule", format!("{} ({what})", r.id))
+        .add("for", rule_for(r))
+        .add("direction", r.direction.as_str())
+        .add("action", r.action.as_str())
+        .add("pattern", clean(&r.pattern.to_string()));
+    if let Some(n) = &r.note {
+        f.add("note", clean(n));
+    }
+    f.add("created", format!("{} by {}", time(r.created_at), clean(&r.created_by)));
+    f.render()
 }
 
 // ----- audit -----
@@ -616,6 +1151,9 @@ mod tests {
             display_name: None,
             address: loft_core::address::EmailAddress::parse("researcher-abcde@agents.localhost").unwrap(),
             scopes: ScopeSet::new([Scope::MailRead, Scope::MailSend]),
+            oversight_mode: loft_core::oversight::OversightMode::GatedSend,
+            paused_at: None,
+            caps: loft_core::caps::IdentityCaps::default(),
             status: IdentityStatus::Active,
             created_at: T0,
             revoked_at: None,
@@ -632,6 +1170,9 @@ mod tests {
             id: MessageId::parse("msg_aaaaaaaaaaaaaaaaaaaa").unwrap(),
             thread_id: ThreadId::parse("thr_aaaaaaaaaaaaaaaaaaaa").unwrap(),
             folder: Folder::Inbox,
+            status: loft_core::mail::MessageStatus::Received,
+            send_at: None,
+            approval: None,
             message_id: "x@agents.localhost".into(),
             in_reply_to: None,
             references: vec![],
@@ -669,6 +1210,49 @@ mod tests {
     }
 
     #[test]
+    fn rules_say_whom_which_way_what_and_why() {
+        use loft_core::rules::{RuleAction, RuleDirection, RuleId, RulePattern};
+        let mut r = Rule {
+            id: RuleId::parse("rul_aaaaaaaaaaaaaaaaaaaa").unwrap(),
+            identity: None,
+            direction: RuleDirection::Send,
+            action: RuleAction::Block,
+            pattern: RulePattern::parse("*@example.com").unwrap(),
+            note: Some("no\x1b[2J mail".into()),
+            created_at: T0,
+            created_by: "operator".into(),
+        };
+        let out = rules(std::slice::from_ref(&r));
+        let row = out.lines().nth(1).unwrap();
+        for part in [
+            "rul_aaaaaaaaaaaaaaaaaaaa",
+            "instance",
+            "send",
+            "block",
+            "*@example.com",
+            "no?[2J mail",
+        ] {
+            assert!(row.contains(part), "{part}: {out}");
+        }
+        r.identity = Some(IdentityId::parse("idt_bbbbbbbbbbbbbbbbbbbb").unwrap());
+        let one = rule("added", &r);
+        assert!(
+            one.contains("rul_aaaaaaaaaaaaaaaaaaaa (added)") && one.contains("idt_bbbbbbbbbbbbbbbbbbbb"),
+            "{one}"
+        );
+        assert_eq!(rules(&[]), "no rules\n");
+        let reason = HoldReason {
+            kind: HoldKind::Rule,
+            detail: "held".into(),
+            credential: None,
+            encoding: None,
+            rule: Some(r.reference()),
+            addresses: vec![],
+        };
+        assert_eq!(hold_kinds(&[reason]), "rule rul_aaaaaaaaaaaaaaaaaaaa (*@example.com)");
+    }
+
+    #[test]
     fn untrusted_text_cannot_drive_the_terminal() {
         assert_eq!(clean("a\x1b[31mred\r\nb\u{202e}c"), "a?[31mred  b?c");
         assert_eq!(clean_body("line 1\r\nline\t2\x07\n"), "line 1\nline\t2?\n");
@@ -690,12 +1274,14 @@ mod tests {
         assert!(out.contains("id:            idt_aaaaaaaaaaaaaaaaaaaa\n"), "{out}");
         assert!(out.contains("scopes:        mail:read, mail:send\n"), "{out}");
         assert!(out.contains("created by:    operator\n"), "{out}");
+        assert!(out.contains("\nmode:          gated_send\n"), "{out}");
 
         let list = identities(&[ident("researcher"), ident("w")]);
         let lines: Vec<&str> = list.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("ID  ") && lines[0].contains("ADDRESS") && lines[0].ends_with("CREATED"));
         assert_eq!(lines[1].find("researcher-abcde"), lines[0].find("ADDRESS"));
+        assert_eq!(lines[1].find("gated_send"), lines[0].find("MODE"));
         assert_eq!(identities(&[]), "no identities\n");
     }
 
@@ -709,6 +1295,10 @@ mod tests {
         let out = created_identity(&c);
         assert_eq!(out.matches("loft_sk_kkkkkkkkkkkkkkkk_ssss").count(), 1, "{out}");
         assert!(out.contains(SHOWN_ONCE), "{out}");
+        assert!(
+            out.contains("Oversight mode gated_send: every mail it sends waits for a reviewer's approval"),
+            "{out}"
+        );
 
         let k = CreatedKey {
             key: KeyMeta {
@@ -759,6 +1349,7 @@ mod tests {
             id: m.id.clone(),
             thread_id: m.thread_id.clone(),
             folder: Folder::Inbox,
+            status: loft_core::mail::MessageStatus::Received,
             message_id: m.message_id.clone(),
             from: m.from.clone(),
             from_name: None,
@@ -798,6 +1389,222 @@ mod tests {
             "{out}"
         );
         assert!(out.find("first").unwrap() < out.find("second").unwrap());
+    }
+
+    fn approval_of(status: ApprovalStatus) -> Approval {
+        let m = msg("Quarterly numbers", "see attached");
+        Approval {
+            id: loft_core::ids::ApprovalId::parse("apr_aaaaaaaaaaaaaaaaaaaa").unwrap(),
+            status,
+            identity_id: IdentityId::parse("idt_wwwwwwwwwwwwwwwwwwww").unwrap(),
+            from: m.from.clone(),
+            message_id: m.id.clone(),
+            subject: m.subject.clone(),
+            to: m.to.clone(),
+            cc: vec![loft_core::address::EmailAddress::parse("boss@example.com").unwrap()],
+            bcc: vec![],
+            reasons: vec![
+                HoldReason {
+                    kind: HoldKind::Mode,
+                    detail: "the sender is in oversight mode gated_send".into(),
+                    credential: None,
+                    encoding: None,
+                    rule: None,
+                    addresses: vec![],
+                },
+                HoldReason {
+                    kind: HoldKind::ExfiltrationGuard,
+                    detail: "the mail contains the value of the sender's vault credential `github` (base64)".into(),
+                    credential: Some("github\x1b[2J".into()),
+                    encoding: Some("base64".into()),
+                    rule: None,
+                    addresses: vec![],
+                },
+            ],
+            created_at: T0,
+            expires_at: T0.plus_secs(86_400),
+            decided_at: None,
+            decided_by: None,
+            reason: None,
+            edit_count: 0,
+            edited_at: None,
+            edited_by: None,
+        }
+    }
+
+    fn rejected() -> Approval {
+        Approval {
+            status: ApprovalStatus::Rejected,
+            decided_at: Some(T0.plus_secs(600)),
+            decided_by: Some(Decider {
+                kind: "identity".into(),
+                identity_id: Some(IdentityId::parse("idt_rrrrrrrrrrrrrrrrrrrr").unwrap()),
+                address: Some(loft_core::address::EmailAddress::parse("alice@agents.localhost").unwrap()),
+                key_id: Some("key_rrrrrrrrrrrrrrrr".into()),
+            }),
+            reason: Some("do not send the token".into()),
+            ..approval_of(ApprovalStatus::Pending)
+        }
+    }
+
+    #[test]
+    fn spans_use_at_most_two_units() {
+        assert_eq!(span(-5), "0s");
+        assert_eq!(span(45), "45s");
+        assert_eq!(span(720), "12m");
+        assert_eq!(span(3600), "1h");
+        assert_eq!(span(3 * 3600 + 5 * 60 + 9), "3h 5m");
+        assert_eq!(span(2 * 86_400), "2d");
+        assert_eq!(span(2 * 86_400 + 4 * 3600 + 59), "2d 4h");
+    }
+
+    #[test]
+    fn approval_lists_say_who_what_why_and_when() {
+        let now = T0.plus_secs(12 * 60);
+        let out = approvals(
+            &[approval_of(ApprovalStatus::Pending), rejected()],
+            Some("pending"),
+            now,
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        for h in ["ID", "STATUS", "FROM", "TO", "SUBJECT", "HELD BECAUSE", "AGE / EXPIRES"] {
+            assert!(lines[0].contains(h), "{h}: {out}");
+        }
+        let row = lines[1];
+        assert!(row.starts_with("apr_aaaaaaaaaaaaaaaaaaaa  pending"), "{out}");
+        // The first recipient and how many more (To, Cc and Bcc alike).
+        assert!(row.contains("researcher-abcde@agents.localhost +1"), "{out}");
+        assert_eq!(row.find("researcher-abcde"), lines[0].find("TO"));
+        // The kinds of hold, with the credential's name (cleaned) for the guard.
+        assert!(row.contains("mode, exfiltration guard (github?[2J)"), "{out}");
+        assert!(row.ends_with("12m, expires in 23h 48m"), "{out}");
+        assert!(lines[2].ends_with("12m, rejected 2m ago"), "{out}");
+
+        let expired = approval_of(ApprovalStatus::Expired);
+        assert!(approvals(&[expired], None, now).contains("12m, expired"));
+        assert_eq!(approvals(&[], Some("pending"), now), "no pending approvals\n");
+        assert_eq!(approvals(&[], None, now), "no approvals\n");
+    }
+
+    #[test]
+    fn an_approval_shows_why_what_and_the_whole_mail() {
+        let mut m = msg("Quarterly numbers", "see attached");
+        m.folder = Folder::Sent;
+        m.status = MessageStatus::PendingApproval;
+        m.html = Some("<p>token: Z2hwX3NlY3JldA</p>".into());
+        let v = ApprovalView {
+            approval: approval_of(ApprovalStatus::Pending),
+            message: m,
+        };
+        let out = approval(&v, T0.plus_secs(3600));
+        let (head, mail) = out.split_once(&"-".repeat(72)).unwrap();
+        assert!(head.starts_with("approval:      apr_aaaaaaaaaaaaaaaaaaaa\n"), "{out}");
+        assert!(
+            head.contains("status:        pending (expires 2026-11-19T11:06:40Z, in 23h)\n"),
+            "{out}"
+        );
+        assert!(head.contains("composed by:   idt_wwwwwwwwwwwwwwwwwwww\n"), "{out}");
+        assert_eq!(head.matches("held because:").count(), 2, "{out}");
+        assert!(head.contains("vault credential `github` (base64)"), "{out}");
+        assert!(head.contains("held since:    2026-11-18T11:06:40Z (1h ago)\n"), "{out}");
+        assert!(!head.contains("decided:"), "{out}");
+        // The mail as it will be sent, both bodies: the HTML could carry what the text does not.
+        assert!(mail.contains("status:   pending_approval\n"), "{out}");
+        assert!(mail.contains("cc:") || mail.contains("to:"), "{out}");
+        assert!(mail.contains("see attached"), "{out}");
+        assert!(mail.contains("HTML body") && mail.contains("Z2hwX3NlY3JldA"), "{out}");
+
+        let v = ApprovalView {
+            approval: rejected(),
+            message: msg("Quarterly numbers", "see attached"),
+        };
+        let out = approval(&v, T0.plus_secs(3600));
+        assert!(out.contains("status:        rejected\n"), "{out}");
+        assert!(
+            out.contains(
+                "decided:       2026-11-18T11:16:40Z by reviewer alice@agents.localhost (idt_rrrrrrrrrrrrrrrrrrrr) with key key_rrrrrrrrrrrrrrrr\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("reason:        do not send the token\n"), "{out}");
+        assert!(!out.contains("HTML body"), "{out}");
+    }
+
+    #[test]
+    fn held_mail_shows_its_status_when_read() {
+        let mut m = msg("s", "t");
+        m.folder = Folder::Sent;
+        m.status = MessageStatus::Rejected;
+        m.approval = Some(rejected());
+        let out = message(&m);
+        assert!(
+            out.contains("status:   rejected\nreason:   do not send the token\n"),
+            "{out}"
+        );
+        // Ordinary mail has no status line.
+        assert!(!message(&msg("s", "t")).contains("status:"));
+    }
+
+    #[test]
+    fn decisions_say_what_was_decided_and_what_failed() {
+        let mut approved = approval_of(ApprovalStatus::Approved);
+        approved.decided_at = Some(T0);
+        assert_eq!(
+            decided(&approved),
+            "approved apr_aaaaaaaaaaaaaaaaaaaa: \"Quarterly numbers\" from writer-aaaaa@agents.localhost to researcher-abcde@agents.localhost +1\n"
+        );
+        assert!(decided(&rejected()).ends_with("\n  reason: do not send the token\n"));
+
+        let b = BatchDecision {
+            results: vec![
+                loft_core::service::BatchOutcome {
+                    id: "apr_aaaaaaaaaaaaaaaaaaaa".into(),
+                    approval: Some(approved),
+                    error: None,
+                },
+                loft_core::service::BatchOutcome {
+                    id: "apr_bbbbbbbbbbbbbbbbbbbb".into(),
+                    approval: None,
+                    error: Some(loft_core::error::ErrorDetail {
+                        code: "already_decided".into(),
+                        message: "approval apr_bbbbbbbbbbbbbbbbbbbb was already decided: rejected".into(),
+                        hint: Some("nothing to do".into()),
+                        request_id: None,
+                    }),
+                },
+            ],
+        };
+        let (done, failed) = batch_decision(&b);
+        assert!(
+            done.starts_with("approved apr_aaaaaaaaaaaaaaaaaaaa:") && done.lines().count() == 1,
+            "{done}"
+        );
+        assert_eq!(
+            failed,
+            "error: apr_bbbbbbbbbbbbbbbbbbbb: approval apr_bbbbbbbbbbbbbbbbbbbb was already decided: rejected\nhint: nothing to do\n"
+        );
+    }
+
+    #[test]
+    fn reviewers_are_told_what_their_key_does() {
+        let mut i = ident("alice");
+        i.scopes = ScopeSet::new(Scope::REVIEWER);
+        i.oversight_mode = OversightMode::ReadOnly;
+        let c = CreatedIdentity {
+            identity: i.clone(),
+            api_key: "loft_sk_kkkkkkkkkkkkkkkk_ssss".into(),
+            key_id: KeyId::parse("key_kkkkkkkkkkkkkkkk").unwrap(),
+        };
+        let out = created_reviewer(&c);
+        assert_eq!(out.matches("loft_sk_kkkkkkkkkkkkkkkk_ssss").count(), 1, "{out}");
+        assert!(
+            out.contains(SHOWN_ONCE) && out.contains("reviewer key") && out.contains("cannot send"),
+            "{out}"
+        );
+        assert!(out.contains("mode:          read_only\n"), "{out}");
+        assert_eq!(reviewers(&[]), "no reviewers\n");
+        assert!(reviewers(&[i]).contains("read_only"));
     }
 
     fn record(seq: i64) -> AuditRecord {
@@ -887,8 +1694,29 @@ mod tests {
                     created_with_key: None,
                 },
             ],
+            mode_request: None,
+            sending: Some(loft_core::caps::SendingStatus {
+                identity_id: i.id.clone(),
+                caps: loft_core::caps::IdentityCaps {
+                    mails_per_hour: Some(10),
+                    ..Default::default()
+                },
+                instance_caps: loft_core::caps::SendCaps {
+                    mails_per_day: Some(100),
+                    ..Default::default()
+                },
+                used: loft_core::caps::SendUsage {
+                    mails_last_hour: Some(3),
+                    mails_last_day: Some(7),
+                    new_recipients_last_day: None,
+                },
+            }),
         };
         let out = whoami(&w);
+        assert!(
+            out.contains("sending:      mails this hour 3 of 10; mails today 7 of 100 (instance cap, all identities together); first contact: allow\n"),
+            "{out}"
+        );
         assert!(
             out.contains("acting as:    identity idt_aaaaaaaaaaaaaaaaaaaa\n"),
             "{out}"

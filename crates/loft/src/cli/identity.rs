@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
 use loft_core::identity::Identity;
+use loft_core::oversight::{ModeRequest, OversightMode};
 use loft_core::service::Page;
 
 use super::{CmdResult, Ctx, GlobalArgs, KeyNeed, decode, decode_error, emit, format, note};
@@ -40,6 +41,64 @@ enum IdentityCommand {
         #[arg(long, value_delimiter = ',', value_name = "SCOPES")]
         scopes: Option<Vec<String>>,
     },
+    /// Set an identity's oversight mode (operator): `read_only`, `gated_all`,
+    /// `gated_send`, `monitored` or `autonomous`.
+    Mode {
+        /// The identity's id (`idt_...`).
+        id: String,
+        /// The new mode.
+        #[arg(value_parser = parse_mode)]
+        mode: OversightMode,
+    },
+    /// List the open requests of identities for another oversight mode (operator), newest
+    /// first. Grant one with `loft identity mode ID MODE` (which clears it), or deny it with
+    /// `loft identity deny-mode ID --reason TEXT`.
+    ModeRequests {
+        /// Requests per page (1 to 200; the server's default is 50).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: Option<u32>,
+        /// Fetch every page, following the cursor.
+        #[arg(long, conflicts_with = "cursor")]
+        all: bool,
+        /// Continue from the `next_cursor` of a previous page.
+        #[arg(long, value_name = "CURSOR")]
+        cursor: Option<String>,
+    },
+    /// Deny an identity's open request for another oversight mode (operator); it reads the
+    /// reason in whoami until it asks again.
+    DenyMode {
+        /// The identity's id (`idt_...`).
+        id: String,
+        /// Why, in a sentence the agent can act on (1 to 1000 characters).
+        #[arg(long, required = true, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Pause an identity at once, on every node (operator; the kill switch): its keys are
+    /// refused until it is resumed; mail sent to it is kept.
+    Pause {
+        /// The identity's id (`idt_...`).
+        id: String,
+    },
+    /// Resume a paused identity (operator).
+    Resume {
+        /// The identity's id (`idt_...`).
+        id: String,
+    },
+    /// Show or set an identity's sending caps and first-contact setting (operator to set).
+    ///
+    /// Without flags: shows them with what the identity used. `none` removes a cap; a flag
+    /// left out keeps its value. A send over a cap is refused with 429 `cap_reached` and the
+    /// seconds to wait.
+    Caps {
+        /// The identity's id (`idt_...`).
+        id: String,
+        #[command(flatten)]
+        caps: CapFlags,
+        /// `hold`: mail to an address the identity never exchanged mail with waits for a
+        /// reviewer, whatever its mode; `allow` (the default) sends it as the mode says.
+        #[arg(long, value_name = "allow|hold", value_parser = parse_first_contact)]
+        first_contact: Option<api::FirstContact>,
+    },
     /// Revoke an identity, every identity it created, and all their keys.
     Revoke {
         /// The identity's id (`idt_...`).
@@ -60,22 +119,69 @@ struct CreateArgs {
     /// Scopes, comma-separated; default: mail:read, mail:send, mail:manage, keys:manage, vault:read, vault:write.
     #[arg(long, value_delimiter = ',', value_name = "SCOPES")]
     scopes: Option<Vec<String>>,
+    /// Oversight mode: `read_only`, `gated_all`, `gated_send`, `monitored` or `autonomous`
+    /// (default: the server's, normally `gated_send`).
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    mode: Option<OversightMode>,
 }
 
+/// The caps flags of `loft identity caps` and `loft caps`.
+#[derive(Debug, Clone, Args)]
+pub(super) struct CapFlags {
+    /// Mails composed in the last hour (1 to 1000000), or `none`.
+    #[arg(long, value_name = "N|none", value_parser = parse_cap)]
+    pub(super) per_hour: Option<CapValue>,
+    /// Mails composed in the last 24 hours (1 to 1000000), or `none`.
+    #[arg(long, value_name = "N|none", value_parser = parse_cap)]
+    pub(super) per_day: Option<CapValue>,
+    /// Addresses written to for the first time in the last 24 hours (1 to 1000000), or `none`.
+    #[arg(long, value_name = "N|none", value_parser = parse_cap)]
+    pub(super) new_recipients_per_day: Option<CapValue>,
+}
+
+impl CapFlags {
+    pub(super) fn is_empty(&self) -> bool {
+        self.per_hour.is_none() && self.per_day.is_none() && self.new_recipients_per_day.is_none()
+    }
+}
+
+/// A cap on the command line: a number, or `none` to remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CapValue(pub(super) Option<u64>);
+
+pub(super) fn parse_cap(s: &str) -> Result<CapValue, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(CapValue(None));
+    }
+    s.parse::<u64>()
+        .map(|n| CapValue(Some(n)))
+        .map_err(|_| "expected a whole number, or `none` to remove the cap".to_owned())
+}
+
+fn parse_first_contact(s: &str) -> Result<api::FirstContact, String> {
+    api::FirstContact::parse(s).map_err(|e| format!("{e}; {}", e.hint().unwrap_or_default()))
+}
+
+pub(super) fn parse_mode(s: &str) -> Result<OversightMode, String> {
+    OversightMode::parse(s).map_err(|e| format!("{e}; {}", e.hint().unwrap_or_default()))
+}
+
+/// Also `loft reviewer list`'s.
 #[derive(Debug, Args)]
-struct ListArgs {
+pub(super) struct ListArgs {
     /// Include revoked identities.
     #[arg(long)]
-    include_revoked: bool,
+    pub(super) include_revoked: bool,
     /// Identities per page (1 to 200; the server's default is 50).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=200))]
-    limit: Option<u32>,
+    pub(super) limit: Option<u32>,
     /// Fetch every page, following the cursor.
     #[arg(long, conflicts_with = "cursor")]
-    all: bool,
+    pub(super) all: bool,
     /// Continue from the `next_cursor` of a previous page.
     #[arg(long, value_name = "CURSOR")]
-    cursor: Option<String>,
+    pub(super) cursor: Option<String>,
 }
 
 pub async fn run(args: IdentityArgs) -> CmdResult {
@@ -88,6 +194,7 @@ pub async fn run(args: IdentityArgs) -> CmdResult {
                 display_name: a.display_name,
                 local_part: a.local_part,
                 scopes: a.scopes.map(trim_all),
+                oversight_mode: a.mode,
             };
             ctx.show(&client, api::create_identity(&req), format::created_identity)
                 .await
@@ -102,8 +209,42 @@ pub async fn run(args: IdentityArgs) -> CmdResult {
             let req = api::UpdateIdentityRequest {
                 display_name,
                 scopes: scopes.map(trim_all),
+                oversight_mode: None,
             };
             ctx.show(&client, api::update_identity(&id, &req), format::identity)
+                .await
+        }
+        IdentityCommand::Mode { id, mode } => {
+            let req = api::UpdateIdentityRequest {
+                oversight_mode: Some(mode),
+                ..Default::default()
+            };
+            ctx.show(&client, api::update_identity(&id, &req), format::identity)
+                .await
+        }
+        IdentityCommand::ModeRequests { limit, all, cursor } => mode_requests(&ctx, &client, limit, all, cursor).await,
+        IdentityCommand::DenyMode { id, reason } => {
+            let req = api::DenyModeRequest { reason };
+            ctx.show(&client, api::deny_mode_request(&id, &req), format::mode_request)
+                .await
+        }
+        IdentityCommand::Pause { id } => ctx.show(&client, api::pause_identity(&id), format::identity).await,
+        IdentityCommand::Resume { id } => ctx.show(&client, api::resume_identity(&id), format::identity).await,
+        IdentityCommand::Caps {
+            id,
+            caps,
+            first_contact,
+        } => {
+            if caps.is_empty() && first_contact.is_none() {
+                return ctx.show(&client, api::identity_caps(&id), format::sending).await;
+            }
+            let req = api::SetIdentityCapsRequest {
+                mails_per_hour: caps.per_hour.map(|c| c.0),
+                mails_per_day: caps.per_day.map(|c| c.0),
+                new_recipients_per_day: caps.new_recipients_per_day.map(|c| c.0),
+                first_contact,
+            };
+            ctx.show(&client, api::set_identity_caps(&id, &req), format::sending)
                 .await
         }
         IdentityCommand::Revoke { id } => {
@@ -140,9 +281,64 @@ async fn list(ctx: &Ctx, client: &loft_client::Client, a: ListArgs) -> CmdResult
         return Ok(ExitCode::SUCCESS);
     }
     // Every page: with --json, keep the server's items as they came.
+    let items = every_page(client, q.cursor.take(), |cursor| {
+        api::list_identities(&api::ListIdentitiesParams { cursor, ..q.clone() })
+    })
+    .await?;
+    if ctx.json() {
+        Ctx::print_json(&serde_json::json!({ "items": items, "next_cursor": null }));
+    } else {
+        let all: Vec<Identity> = decode(client, serde_json::Value::Array(items))?;
+        emit(&format::identities(&all));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn mode_requests(
+    ctx: &Ctx,
+    client: &loft_client::Client,
+    limit: Option<u32>,
+    all: bool,
+    cursor: Option<String>,
+) -> CmdResult {
+    let now = loft_core::time::Clock::now(&loft_core::time::SystemClock);
+    let q = api::ListModeRequestsParams { limit, cursor };
+    if !all {
+        let value = client.call_json(api::list_mode_requests(&q)).await?;
+        if ctx.json() {
+            Ctx::print_json(&value);
+        } else {
+            let page: Page<ModeRequest> = decode(client, value)?;
+            emit(&format::mode_requests(&page.items, now));
+            if let Some(c) = page.next_cursor {
+                note(&format!("more requests: add --cursor {c} (or use --all)"));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let items = every_page(client, q.cursor.clone(), |cursor| {
+        api::list_mode_requests(&api::ListModeRequestsParams { cursor, ..q.clone() })
+    })
+    .await?;
+    if ctx.json() {
+        Ctx::print_json(&serde_json::json!({ "items": items, "next_cursor": null }));
+    } else {
+        let all: Vec<ModeRequest> = decode(client, serde_json::Value::Array(items))?;
+        emit(&format::mode_requests(&all, now));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The items of every page of a list, as the server sent them, from `cursor` on; `call` makes
+/// the request for one page. Stops when there is no next page (or the server repeats a cursor).
+pub(super) async fn every_page<T>(
+    client: &loft_client::Client,
+    mut cursor: Option<String>,
+    mut call: impl FnMut(Option<String>) -> loft_client::Call<T>,
+) -> Result<Vec<serde_json::Value>, super::CliError> {
     let mut items: Vec<serde_json::Value> = Vec::new();
     loop {
-        let value = client.call_json(api::list_identities(&q)).await?;
+        let value = client.call_json(call(cursor.clone())).await?;
         let next = value
             .get("next_cursor")
             .and_then(serde_json::Value::as_str)
@@ -152,17 +348,10 @@ async fn list(ctx: &Ctx, client: &loft_client::Client, a: ListArgs) -> CmdResult
             None => return Err(decode_error(client, "the answer has no `items` list")),
         }
         match next {
-            Some(c) if Some(&c) != q.cursor.as_ref() => q.cursor = Some(c),
-            _ => break,
+            Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
+            _ => return Ok(items),
         }
     }
-    if ctx.json() {
-        Ctx::print_json(&serde_json::json!({ "items": items, "next_cursor": null }));
-    } else {
-        let all: Vec<Identity> = decode(client, serde_json::Value::Array(items))?;
-        emit(&format::identities(&all));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
@@ -210,6 +399,54 @@ mod tests {
         };
         assert_eq!(display_name.as_deref(), Some(""));
         assert!(scopes.is_none());
+    }
+
+    #[test]
+    fn caps_flags() {
+        let IdentityCommand::Caps {
+            caps, first_contact, ..
+        } = identity(&["caps", "idt_x"])
+        else {
+            panic!()
+        };
+        assert!(caps.is_empty() && first_contact.is_none());
+        let IdentityCommand::Caps {
+            caps, first_contact, ..
+        } = identity(&[
+            "caps",
+            "idt_x",
+            "--per-hour",
+            "5",
+            "--per-day",
+            "none",
+            "--first-contact",
+            "hold",
+        ])
+        else {
+            panic!()
+        };
+        assert_eq!(caps.per_hour, Some(CapValue(Some(5))));
+        assert_eq!(caps.per_day, Some(CapValue(None)));
+        assert_eq!(caps.new_recipients_per_day, None);
+        assert_eq!(first_contact, Some(api::FirstContact::Hold));
+        assert!(parse(&["identity", "caps", "idt_x", "--per-hour", "-1"]).is_err());
+        assert!(parse(&["identity", "caps", "idt_x", "--first-contact", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn mode_requests_and_denials() {
+        let IdentityCommand::ModeRequests { all, .. } = identity(&["mode-requests", "--all"]) else {
+            panic!()
+        };
+        assert!(all);
+        assert!(
+            parse(&["identity", "deny-mode", "idt_x"]).is_err(),
+            "a denial needs a reason"
+        );
+        let IdentityCommand::DenyMode { id, reason } = identity(&["deny-mode", "idt_x", "--reason", "not yet"]) else {
+            panic!()
+        };
+        assert_eq!((id.as_str(), reason.as_str()), ("idt_x", "not yet"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use loft_core::mail::MessageSummary;
+use loft_core::search::SearchHit;
 use loft_core::service::Page;
 
 use super::{CliError, CmdResult, Ctx, GlobalArgs, KeyNeed, decode, emit, format, note};
@@ -26,6 +27,9 @@ enum MailCommand {
     Send(SendArgs),
     /// List messages, newest first (`*` marks unread).
     List(ListArgs),
+    /// Search your mail by words (all must occur in the subject, sender or recipients, or
+    /// body), best match first; the matched words are shown in [brackets].
+    Search(SearchArgs),
     /// Show one message with its body (this marks it read).
     Read {
         /// The message's id (`msg_...`).
@@ -44,6 +48,29 @@ enum MailCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Forward a message to new recipients, quoted below an optional note (`Fwd:` subject).
+    Forward {
+        /// The id of the message to forward (`msg_...`, your copy).
+        id: String,
+        /// A recipient; repeat for several.
+        #[arg(long, required = true, value_name = "ADDRESS")]
+        to: Vec<String>,
+        /// A copy recipient; repeat for several.
+        #[arg(long, value_name = "ADDRESS")]
+        cc: Vec<String>,
+        /// A blind copy recipient; repeat for several.
+        #[arg(long, value_name = "ADDRESS")]
+        bcc: Vec<String>,
+        /// A note above the forwarded message.
+        #[arg(long)]
+        text: Option<String>,
+        /// As for `send`: a retry with the same key and content does not send twice.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+        /// Send later (RFC 3339; at most a year ahead).
+        #[arg(long, value_name = "TIME")]
+        send_at: Option<String>,
+    },
     /// Add or remove labels, or mark a message read or unread.
     #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["add", "remove", "read", "unread"])))]
     Label {
@@ -61,6 +88,19 @@ enum MailCommand {
         /// Mark the message unread.
         #[arg(long)]
         unread: bool,
+    },
+    /// Cancel a mail sent with --send-at before its time: it is never sent.
+    Cancel {
+        /// Your sent copy (`msg_...`).
+        id: String,
+    },
+    /// Move a mail sent with --send-at to another time.
+    Reschedule {
+        /// Your sent copy (`msg_...`).
+        id: String,
+        /// The new time (RFC 3339, e.g. 2026-12-24T09:00:00Z; at most a year ahead).
+        #[arg(long, value_name = "TIME")]
+        send_at: String,
     },
     /// List conversations, most recent first (`*` marks those with unread mail).
     Threads(ThreadsArgs),
@@ -100,6 +140,14 @@ struct BodyArgs {
     /// An HTML body, sent as an alternative to the text.
     #[arg(long, value_name = "HTML")]
     html: Option<String>,
+    /// A unique string for this intended mail: running the command again with the same key
+    /// and content returns the first result instead of sending twice (keys live 24 hours).
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
+    /// Send later, at this time (RFC 3339, e.g. 2026-12-24T09:00:00Z; at most a year ahead).
+    /// Nothing reaches anyone before then; `loft mail cancel` stops it.
+    #[arg(long, value_name = "TIME")]
+    send_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -143,6 +191,23 @@ struct ListArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=200))]
     limit: Option<u32>,
     /// Continue from the `next_cursor` of a previous page.
+    #[arg(long, value_name = "CURSOR")]
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// The words to find, e.g. `invoice march` or `alice@example.com`; end a word with * to
+    /// match its beginning.
+    #[arg(required = true, num_args = 1.., value_name = "WORD")]
+    words: Vec<String>,
+    /// Which folder.
+    #[arg(long, value_enum, default_value_t = FolderArg::All)]
+    folder: FolderArg,
+    /// Results per page (1 to 100; the server's default is 20).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    limit: Option<u32>,
+    /// Continue from the `next_cursor` of a previous page of the same search.
     #[arg(long, value_name = "CURSOR")]
     cursor: Option<String>,
 }
@@ -209,6 +274,8 @@ pub async fn run(args: MailArgs) -> CmdResult {
         MailCommand::Send(a) => {
             let text = text_from(&a.body)?;
             let req = api::SendMail {
+                idempotency_key: a.body.idempotency_key.clone(),
+                send_at: a.body.send_at.clone(),
                 to: a.to,
                 cc: a.cc,
                 bcc: a.bcc,
@@ -241,6 +308,25 @@ pub async fn run(args: MailArgs) -> CmdResult {
             }
             Ok(ExitCode::SUCCESS)
         }
+        MailCommand::Search(a) => {
+            let q = api::SearchParams {
+                q: a.words.join(" "),
+                folder: Some(a.folder.as_str().to_owned()),
+                limit: a.limit,
+                cursor: a.cursor,
+            };
+            let value = client.call_json(api::search_messages(&q)).await?;
+            if ctx.json() {
+                Ctx::print_json(&value);
+            } else {
+                let page: Page<SearchHit> = decode(&client, value)?;
+                emit(&format::search_hits(&page.items));
+                if let Some(c) = page.next_cursor {
+                    note(&format!("more results: add --cursor {c}"));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         MailCommand::Read { id, raw: true } => {
             let bytes = client.call_bytes(api::raw_message(&id)).await?;
             let mut out = std::io::stdout().lock();
@@ -252,11 +338,32 @@ pub async fn run(args: MailArgs) -> CmdResult {
         MailCommand::Reply { id, body, all } => {
             let text = text_from(&body)?;
             let req = api::ReplyMail {
+                idempotency_key: body.idempotency_key.clone(),
+                send_at: body.send_at.clone(),
                 text,
                 html: body.html,
                 reply_all: all,
             };
             ctx.show(&client, api::reply(&id, &req), format::sent).await
+        }
+        MailCommand::Forward {
+            id,
+            to,
+            cc,
+            bcc,
+            text,
+            idempotency_key,
+            send_at,
+        } => {
+            let req = api::ForwardMail {
+                to,
+                cc,
+                bcc,
+                text: text.unwrap_or_default(),
+                idempotency_key,
+                send_at,
+            };
+            ctx.show(&client, api::forward(&id, &req), format::sent).await
         }
         MailCommand::Label {
             id,
@@ -278,6 +385,11 @@ pub async fn run(args: MailArgs) -> CmdResult {
             };
             ctx.show(&client, api::update_message(&id, &patch), format::labelled)
                 .await
+        }
+        MailCommand::Cancel { id } => ctx.show(&client, api::cancel_scheduled(&id), format::sent).await,
+        MailCommand::Reschedule { id, send_at } => {
+            let req = api::RescheduleRequest { send_at };
+            ctx.show(&client, api::reschedule(&id, &req), format::sent).await
         }
         MailCommand::Threads(a) => {
             let q = api::ListThreadsParams {
@@ -323,6 +435,8 @@ mod tests {
             text: text.map(Into::into),
             text_file: file.map(Into::into),
             html: None,
+            idempotency_key: None,
+            send_at: None,
         }
     }
 

@@ -13,11 +13,15 @@
 //! key in an error message or `Debug` output; decide anything the server decides (scopes,
 //! validation), beyond catching what is plainly missing before sending.
 
+mod approvals;
 mod audit;
+mod drafts;
 mod format;
 mod identity;
 mod key;
 mod mail;
+mod reviewer;
+mod rules;
 mod vault;
 
 use std::fmt::{self, Write as _};
@@ -44,12 +48,46 @@ pub enum ClientCommand {
     /// Send, list, read, reply to and label mail as an identity.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Mail(mail::MailArgs),
+    /// Compose mail over several commands, then send it: list, show, create, update, send,
+    /// delete drafts.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Drafts(drafts::DraftsArgs),
     /// List, export and verify the hash-chained audit log.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Audit(audit::AuditArgs),
     /// Store, list, read and delete credentials; TOTP codes; rotate the master key.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Vault(vault::VaultArgs),
+    /// Review mail held for approval: list it, read it whole, approve or reject it.
+    ///
+    /// Uses the operator key (`LOFT_ADMIN_KEY`) when it is set, else a reviewer's key
+    /// (`LOFT_API_KEY`: an identity with the `oversight` scope, see `loft reviewer create`). To
+    /// decide as the reviewer when both are set, unset `LOFT_ADMIN_KEY` or pass `--admin-key ''`.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Approvals(approvals::ApprovalsArgs),
+    /// Create and list reviewers: identities that approve and reject held mail, never send.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Reviewer(reviewer::ReviewerArgs),
+    /// Allow, block or hold mail to and from chosen addresses or domains, for one identity or
+    /// the whole instance (operator); list the rules in effect for an identity.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Rules(rules::RulesArgs),
+    /// Freeze all outgoing mail on the instance at once, on every node (operator; the kill
+    /// switch): every send and approval is refused until `loft unfreeze`.
+    Freeze(WhoamiArgs),
+    /// Lift a freeze of outgoing mail (operator).
+    Unfreeze(WhoamiArgs),
+    /// Show or set the instance's sending caps, which count every identity's mail together
+    /// (operator). Without flags: shows them with what the instance used; `none` removes a cap.
+    Caps(CapsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CapsArgs {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(flatten)]
+    caps: identity::CapFlags,
 }
 
 const GLOBAL: &str = "Connection and output (every client command)";
@@ -357,8 +395,15 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
         ClientCommand::Key(a) => key::run(a).await,
         ClientCommand::Whoami(a) => whoami(a).await,
         ClientCommand::Mail(a) => mail::run(a).await,
+        ClientCommand::Drafts(a) => drafts::run(a).await,
         ClientCommand::Audit(a) => audit::run(a).await,
         ClientCommand::Vault(a) => vault::run(a).await,
+        ClientCommand::Approvals(a) => approvals::run(a).await,
+        ClientCommand::Reviewer(a) => reviewer::run(a).await,
+        ClientCommand::Rules(a) => rules::run(a).await,
+        ClientCommand::Freeze(a) => freeze(a, true).await,
+        ClientCommand::Unfreeze(a) => freeze(a, false).await,
+        ClientCommand::Caps(a) => instance_caps(a).await,
     };
     match result {
         Ok(code) => code,
@@ -373,6 +418,37 @@ async fn whoami(args: WhoamiArgs) -> CmdResult {
     let ctx = Ctx::new(args.global);
     let client = ctx.client(KeyNeed::IdentityFirst)?;
     ctx.show(&client, client::api::whoami(), format::whoami).await
+}
+
+/// `loft freeze` / `loft unfreeze`.
+async fn freeze(args: WhoamiArgs, on: bool) -> CmdResult {
+    let ctx = Ctx::new(args.global);
+    let client = ctx.client(KeyNeed::Operator)?;
+    let call = if on {
+        client::api::freeze_outgoing()
+    } else {
+        client::api::unfreeze_outgoing()
+    };
+    ctx.show(&client, call, format::instance).await
+}
+
+/// `loft caps [--per-hour N|none] [--per-day N|none] [--new-recipients-per-day N|none]`.
+async fn instance_caps(args: CapsArgs) -> CmdResult {
+    let ctx = Ctx::new(args.global);
+    let client = ctx.client(KeyNeed::Operator)?;
+    let c = args.caps;
+    if c.is_empty() {
+        return ctx
+            .show(&client, client::api::instance_caps(), format::instance_caps)
+            .await;
+    }
+    let req = client::api::SetInstanceCapsRequest {
+        mails_per_hour: c.per_hour.map(|v| v.0),
+        mails_per_day: c.per_day.map(|v| v.0),
+        new_recipients_per_day: c.new_recipients_per_day.map(|v| v.0),
+    };
+    ctx.show(&client, client::api::set_instance_caps(&req), format::instance_caps)
+        .await
 }
 
 /// Parses a duration: whole seconds (`3600`) or a number with a unit `s`, `m`, `h`, `d`, `w`
@@ -588,6 +664,7 @@ mod tests {
             message: "identity not found".into(),
             hint: Some("check the id with `loft identity list`".into()),
             request_id: Some("req_1".into()),
+            retry_after: None,
         }));
         assert_eq!(
             e.render(),

@@ -1,0 +1,436 @@
+//! Approvals of held mail. A held send's sender copy is written by `mail::send` (status
+//! `pending_approval`) with its approval row; a decision moves the approval out of `pending`
+//! and, for an approval, writes the recipients' copies (sharing the sender copy's content) and
+//! delivery jobs, all in one writer job.
+
+use loft_core::audit::AuditEntry;
+use loft_core::ids::{IdentityId, MessageId};
+use loft_core::mail::{MailCopy, MessageStatus, StorePage};
+use loft_core::oversight::{
+    Approval, ApprovalId, ApprovalQuery, ApprovalStatus, DecisionQuery, ModeRequest, NewHold, NewModeRequest, Release,
+    StoredDecision, StoredEdit,
+};
+use loft_core::time::Timestamp;
+use loft_core::{Error, Result};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::error::map_err;
+use crate::rows::{from_json, to_json};
+use crate::{audit, page_limit, paged};
+
+pub(crate) async fn insert(
+    conn: &mut SqliteConnection,
+    hold: &NewHold,
+    sender_copy: &MailCopy,
+    at: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO approvals (id, identity_id, message_id, status, reasons, created_at, expires_at)
+         VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+    )
+    .bind(hold.id.as_str().to_owned())
+    .bind(sender_copy.owner.as_str().to_owned())
+    .bind(sender_copy.id.as_str().to_owned())
+    .bind(to_json(&hold.reasons, "reasons")?)
+    .bind(at.as_micros())
+    .bind(hold.expires_at.as_micros())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+const COLS: &str = "a.seq, a.id, a.identity_id, a.message_id, a.status, a.reasons, a.created_at, a.expires_at, \
+                    a.decided_at, a.decided_by, a.reason, a.edit_count, a.edited_at, a.edited_by, m.from_addr, \
+                    m.subject, m.to_addrs, m.cc_addrs, m.bcc_addrs";
+const FROM: &str = " FROM approvals a JOIN messages m ON m.id = a.message_id";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    id: String,
+    identity_id: String,
+    message_id: String,
+    status: String,
+    reasons: String,
+    created_at: i64,
+    expires_at: i64,
+    decided_at: Option<i64>,
+    decided_by: Option<String>,
+    reason: Option<String>,
+    edit_count: i64,
+    edited_at: Option<i64>,
+    edited_by: Option<String>,
+    from_addr: String,
+    subject: String,
+    to_addrs: String,
+    cc_addrs: String,
+    bcc_addrs: String,
+}
+
+impl Row {
+    fn into_approval(self) -> Result<Approval> {
+        let addresses = |text: &str, col: &str| -> Result<Vec<loft_core::address::EmailAddress>> {
+            Ok(from_json::<Vec<String>>(text, col)?
+                .into_iter()
+                .map(loft_core::address::EmailAddress::from_trusted)
+                .collect())
+        };
+        Ok(Approval {
+            status: ApprovalStatus::parse_stored(&self.status, &self.id)?,
+            id: ApprovalId::from_trusted(self.id),
+            identity_id: IdentityId::from_trusted(self.identity_id),
+            from: loft_core::address::EmailAddress::from_trusted(self.from_addr),
+            message_id: MessageId::from_trusted(self.message_id),
+            subject: self.subject,
+            to: addresses(&self.to_addrs, "to_addrs")?,
+            cc: addresses(&self.cc_addrs, "cc_addrs")?,
+            bcc: addresses(&self.bcc_addrs, "bcc_addrs")?,
+            reasons: from_json(&self.reasons, "reasons")?,
+            created_at: Timestamp::from_micros(self.created_at),
+            expires_at: Timestamp::from_micros(self.expires_at),
+            decided_at: self.decided_at.map(Timestamp::from_micros),
+            decided_by: self
+                .decided_by
+                .as_deref()
+                .map(|d| from_json(d, "decided_by"))
+                .transpose()?,
+            reason: self.reason,
+            edit_count: u32::try_from(self.edit_count).unwrap_or(u32::MAX),
+            edited_at: self.edited_at.map(Timestamp::from_micros),
+            edited_by: self
+                .edited_by
+                .as_deref()
+                .map(|d| from_json(d, "edited_by"))
+                .transpose()?,
+        })
+    }
+}
+
+pub(crate) async fn get(conn: &mut SqliteConnection, id: &ApprovalId) -> Result<Option<Approval>> {
+    let sql = format!("SELECT {COLS}{FROM} WHERE a.id = ?");
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_str().to_owned())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    row.map(Row::into_approval).transpose()
+}
+
+pub(crate) async fn list(conn: &mut SqliteConnection, q: ApprovalQuery) -> Result<StorePage<Approval>> {
+    let limit = page_limit(q.limit);
+    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLS}{FROM} WHERE 1 = 1"));
+    if let Some(identity) = &q.identity {
+        sql.push(" AND a.identity_id = ")
+            .push_bind(identity.as_str().to_owned());
+    }
+    if let Some(message) = &q.message {
+        sql.push(" AND a.message_id = ").push_bind(message.as_str().to_owned());
+    }
+    match q.status {
+        None => {}
+        Some(ApprovalStatus::Pending) => {
+            sql.push(" AND a.status = 'pending' AND a.expires_at > ")
+                .push_bind(q.now.as_micros());
+        }
+        Some(ApprovalStatus::Expired) => {
+            sql.push(" AND (a.status = 'expired' OR (a.status = 'pending' AND a.expires_at <= ")
+                .push_bind(q.now.as_micros())
+                .push("))");
+        }
+        Some(s) => {
+            sql.push(" AND a.status = ").push_bind(s.as_str());
+        }
+    }
+    if let Some(before) = q.created_before {
+        sql.push(" AND a.created_at <= ").push_bind(before.as_micros());
+    }
+    if let Some(before) = q.before_seq {
+        sql.push(" AND a.seq < ").push_bind(before);
+    }
+    sql.push(" ORDER BY a.seq DESC LIMIT ").push_bind(i64::from(limit) + 1);
+    let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
+    let page = paged(rows, limit, |r| r.seq);
+    Ok(StorePage {
+        items: page.items.into_iter().map(Row::into_approval).collect::<Result<_>>()?,
+        next_before: page.next_before,
+    })
+}
+
+/// See [`loft_core::store::OversightStore::list_decisions`].
+pub(crate) async fn decisions(conn: &mut SqliteConnection, q: DecisionQuery) -> Result<Vec<(i64, Approval)>> {
+    let mut sql: QueryBuilder<Sqlite> =
+        QueryBuilder::new(format!("SELECT a.decided_seq, {COLS}{FROM} WHERE a.identity_id = "));
+    sql.push_bind(q.identity.as_str().to_owned())
+        .push(" AND a.decided_seq IS NOT NULL AND a.decided_seq <= ")
+        .push_bind(q.upto_seq);
+    match q.after_seq {
+        Some(after) => sql.push(" AND a.decided_seq > ").push_bind(after),
+        None => sql.push(" AND m.unread = 1"),
+    };
+    sql.push(" ORDER BY a.decided_seq LIMIT ")
+        .push_bind(i64::from(page_limit(q.limit)));
+    let rows: Vec<DecidedRow> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
+    rows.into_iter()
+        .map(|r| Ok((r.decided_seq, r.row.into_approval()?)))
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct DecidedRow {
+    decided_seq: i64,
+    #[sqlx(flatten)]
+    row: Row,
+}
+
+pub(crate) async fn latest_decision(conn: &mut SqliteConnection, identity: &IdentityId) -> Result<i64> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(decided_seq), 0) FROM approvals WHERE identity_id = ?")
+        .bind(identity.as_str().to_owned())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)
+}
+
+/// See [`loft_core::store::OversightStore::decide_approval`].
+pub(crate) async fn decide(conn: &mut SqliteConnection, d: StoredDecision, audit_entry: AuditEntry) -> Result<()> {
+    let found: Option<(String, i64, String, i64)> =
+        sqlx::query_as("SELECT status, expires_at, message_id, edit_count FROM approvals WHERE id = ?")
+            .bind(d.id.as_str().to_owned())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    let Some((status, expires_at, message_id, edit_count)) = found else {
+        return Err(Error::not_found("approval"));
+    };
+    if status != "pending" {
+        return Err(Error::conflict(
+            "already_decided",
+            format!("approval {} was already decided: {status}", d.id),
+        ));
+    }
+    if d.status == ApprovalStatus::Approved && expires_at <= d.at.as_micros() {
+        return Err(Error::conflict(
+            "approval_expired",
+            format!("approval {} expired before it was approved", d.id),
+        ));
+    }
+    if d.expected_edits.is_some_and(|n| i64::from(n) != edit_count) {
+        return Err(edited(&d.id));
+    }
+    // The composer's next decision number: one writer, so its highest plus one.
+    let done = sqlx::query(
+        "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, reason = ?, decided_seq = \
+         (SELECT COALESCE(MAX(b.decided_seq), 0) + 1 FROM approvals b WHERE b.identity_id = approvals.identity_id) \
+         WHERE id = ? AND status = 'pending'",
+    )
+    .bind(d.status.as_str())
+    .bind(d.at.as_micros())
+    .bind(to_json(&d.decided_by, "decided_by")?)
+    .bind(d.reason.clone())
+    .bind(d.id.as_str().to_owned())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() != 1 {
+        return Err(Error::conflict(
+            "already_decided",
+            format!("approval {} was already decided", d.id),
+        ));
+    }
+    let message_status = match d.status {
+        ApprovalStatus::Approved => MessageStatus::Sent,
+        ApprovalStatus::Rejected => MessageStatus::Rejected,
+        ApprovalStatus::Expired => MessageStatus::Expired,
+        ApprovalStatus::Pending => return Err(Error::internal("a decision cannot leave an approval pending")),
+    };
+    if let Some(release) = &d.release {
+        write_copies(conn, &message_id, release).await?;
+        sqlx::query("UPDATE messages SET status = ?, delivery = ?, unread = 1 WHERE id = ?")
+            .bind(message_status.as_str())
+            .bind(to_json(&release.delivery, "delivery")?)
+            .bind(message_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    } else if let Some(schedule) = &d.schedule {
+        // Approved before its send_at: it waits for its release job.
+        let job = crate::jobs::insert(conn, &schedule.job).await?;
+        sqlx::query(
+            "UPDATE messages SET status = ?, delivery = ?, unread = 1, schedule_state = 'scheduled', schedule_job = ? WHERE id = ?",
+        )
+        .bind(message_status.as_str())
+        .bind(to_json(&schedule.delivery, "delivery")?)
+        .bind(job)
+        .bind(message_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    } else {
+        sqlx::query("UPDATE messages SET status = ?, unread = 1 WHERE id = ?")
+            .bind(message_status.as_str())
+            .bind(message_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+/// Writes what releases the sender copy `message_id` to its recipients: their copies (sharing
+/// its content, each threaded in its own mailbox) and the delivery jobs. The caller moves the
+/// sender copy's status.
+pub(crate) async fn write_copies(conn: &mut SqliteConnection, message_id: &str, release: &Release) -> Result<()> {
+    let (message_id_header, in_reply_to, refs, size): (String, Option<String>, String, i64) =
+        sqlx::query_as("SELECT message_id, in_reply_to, refs, size FROM messages WHERE id = ?")
+            .bind(message_id.to_owned())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    let mut parents = vec![message_id_header];
+    parents.extend(in_reply_to);
+    parents.extend(from_json::<Vec<String>>(&refs, "refs")?);
+    let parents = to_json(&parents, "parents")?;
+    for copy in &release.recipient_copies {
+        let thread = crate::mail::thread_of(conn, &copy.owner, &parents)
+            .await?
+            .unwrap_or_else(|| copy.new_thread_id.as_str().to_owned());
+        sqlx::query(
+            "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, in_reply_to, refs, \
+             from_addr, from_name, to_addrs, cc_addrs, bcc_addrs, subject, snippet, authentication, unread, \
+             created_at, size, delivery, status)
+             SELECT ?, ?, ?, 'inbox', content_id, message_id, in_reply_to, refs, from_addr, from_name, to_addrs, \
+             cc_addrs, '[]', subject, snippet, authentication, 1, created_at, size, '[]', 'received'
+             FROM messages WHERE id = ?",
+        )
+        .bind(copy.id.as_str().to_owned())
+        .bind(copy.owner.as_str().to_owned())
+        .bind(thread)
+        .bind(message_id.to_owned())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        crate::mail::add_usage(conn, &copy.owner, size).await?;
+    }
+    for job in &release.jobs {
+        crate::jobs::insert(conn, job).await?;
+    }
+    crate::caps::touch_contacts(conn, &release.contacts).await?;
+    Ok(())
+}
+
+/// The refusal of a decision or edit planned from a version of the mail edited since.
+pub(crate) fn edited(id: &ApprovalId) -> Error {
+    Error::conflict(
+        "approval_edited",
+        format!("the mail of approval {id} was edited since it was read"),
+    )
+}
+
+pub(crate) async fn frozen(conn: &mut SqliteConnection) -> Result<Option<Timestamp>> {
+    let at: Option<i64> = sqlx::query_scalar("SELECT outgoing_frozen_at FROM instance_state WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(at.map(Timestamp::from_micros))
+}
+
+async fn set_frozen(conn: &mut SqliteConnection, at: Option<Timestamp>, audit_entry: AuditEntry) -> Result<()> {
+    sqlx::query("UPDATE instance_state SET outgoing_frozen_at = ? WHERE id = 1")
+        .bind(at.map(Timestamp::as_micros))
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl loft_core::store::OversightStore for crate::SqliteStore {
+    async fn outgoing_frozen(&self) -> Result<Option<Timestamp>> {
+        let mut tx = self.reading().await?;
+        let out = self::frozen(&mut tx).await;
+        crate::done(tx, out).await
+    }
+
+    async fn set_outgoing_frozen(&self, at: Option<Timestamp>, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(self::set_frozen(c, at, audit))).await
+    }
+
+    async fn get_approval(&self, id: &ApprovalId) -> Result<Option<Approval>> {
+        let mut tx = self.reading().await?;
+        let out = self::get(&mut tx, id).await;
+        crate::done(tx, out).await
+    }
+
+    async fn list_approvals(&self, query: ApprovalQuery) -> Result<StorePage<Approval>> {
+        let mut tx = self.reading().await?;
+        let out = self::list(&mut tx, query).await;
+        crate::done(tx, out).await
+    }
+
+    async fn list_decisions(&self, query: DecisionQuery) -> Result<Vec<(i64, Approval)>> {
+        let mut tx = self.reading().await?;
+        let out = self::decisions(&mut tx, query).await;
+        crate::done(tx, out).await
+    }
+
+    async fn latest_decision_seq(&self, identity: &IdentityId) -> Result<i64> {
+        let mut tx = self.reading().await?;
+        let out = self::latest_decision(&mut tx, identity).await;
+        crate::done(tx, out).await
+    }
+
+    async fn edit_held_mail(&self, edit: StoredEdit, audit: AuditEntry) -> Result<Approval> {
+        let id = edit.id.clone();
+        self.write(move |c| Box::pin(crate::oversight_edits::edit(c, edit, audit)))
+            .await?;
+        self.get_approval(&id)
+            .await?
+            .ok_or_else(|| Error::internal("the approval is missing right after it was edited"))
+    }
+
+    async fn put_mode_request(&self, request: NewModeRequest, audit: AuditEntry) -> Result<ModeRequest> {
+        let id = request.identity_id.clone();
+        self.write(move |c| Box::pin(crate::oversight_edits::put_mode_request(c, request, audit)))
+            .await?;
+        self.get_mode_request(&id)
+            .await?
+            .ok_or_else(|| Error::internal("the mode request is missing right after it was made"))
+    }
+
+    async fn get_mode_request(&self, identity: &IdentityId) -> Result<Option<ModeRequest>> {
+        let mut tx = self.reading().await?;
+        let out = crate::oversight_edits::get_mode_request(&mut tx, identity).await;
+        crate::done(tx, out).await
+    }
+
+    async fn list_mode_requests(&self, before_seq: Option<i64>, limit: u32) -> Result<StorePage<ModeRequest>> {
+        let mut tx = self.reading().await?;
+        let out = crate::oversight_edits::list_mode_requests(&mut tx, before_seq, limit).await;
+        crate::done(tx, out).await
+    }
+
+    async fn deny_mode_request(
+        &self,
+        identity: &IdentityId,
+        at: Timestamp,
+        reason: String,
+        audit: AuditEntry,
+    ) -> Result<ModeRequest> {
+        let id = identity.clone();
+        self.write(move |c| Box::pin(async move { crate::oversight_edits::deny(c, &id, at, reason, audit).await }))
+            .await?;
+        self.get_mode_request(identity)
+            .await?
+            .ok_or_else(|| Error::internal("the mode request is missing right after it was denied"))
+    }
+
+    async fn decide_approval(&self, decision: StoredDecision, audit: AuditEntry) -> Result<Approval> {
+        let id = decision.id.clone();
+        self.write(move |c| Box::pin(self::decide(c, decision, audit))).await?;
+        self.get_approval(&id)
+            .await?
+            .ok_or_else(|| Error::internal("the approval is missing right after it was decided"))
+    }
+}
