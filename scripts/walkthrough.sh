@@ -69,6 +69,7 @@ LOFT_API_KEY=$WRITER loft mail read $msg | grep -q "Please draft 300 words."
 LOFT_API_KEY=$WRITER loft mail reply $msg --text "Draft attached."
 LOFT_API_KEY=$RESEARCHER loft mail threads | grep -q "Brief"
 LOFT_API_KEY=$WRITER loft mail search draft 300 | grep -q "\[draft\]"
+LOFT_API_KEY=$RESEARCHER loft contacts list | grep -q writer
 
 say "revoke the writer"
 loft identity list | grep -q writer

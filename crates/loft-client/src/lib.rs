@@ -454,6 +454,7 @@ pub mod api {
     use loft_core::audit::{AuditRecord, ChainHead, VerifyReport};
     pub use loft_core::caps::FirstContact;
     use loft_core::caps::{InstanceCapsStatus, SendingStatus};
+    pub use loft_core::contacts::Contact;
     use loft_core::drafts::Draft;
     use loft_core::identity::{CreatedIdentity, CreatedKey, Identity, WhoAmI};
     use loft_core::keys::KeyMeta;
@@ -472,6 +473,7 @@ pub mod api {
         ListAuditParams, ListCredentialsParams, ListIdentitiesParams, ListMessagesParams, ListThreadsParams,
         StoreCredentialRequest, UpdateIdentityRequest, WaitParams,
     };
+    pub use loft_core::service::{ContactParams, ListContactsParams, UpsertContact};
     pub use loft_core::service::{
         CreateDraftRequest, ListDraftsParams, RescheduleRequest, SendDraftRequest, UpdateDraftRequest,
     };
@@ -638,6 +640,25 @@ pub mod api {
     /// Sends the draft (it is deleted with the send).
     pub fn send_draft(id: &str, req: &SendDraftRequest) -> Call<Message> {
         Call::post(["v0", "drafts", id, "send"]).body(req)
+    }
+
+    // ----- contacts -----
+
+    pub fn list_contacts(q: &ListContactsParams) -> Call<Page<Contact>> {
+        Call::get(["v0", "contacts"]).query(q)
+    }
+
+    pub fn upsert_contact(req: &UpsertContact) -> Call<Contact> {
+        Call::post(["v0", "contacts"]).body(req)
+    }
+
+    pub fn get_contact(address: &str, q: &ContactParams) -> Call<Contact> {
+        Call::get(["v0", "contacts", address]).query(q)
+    }
+
+    /// Answers the contact as it was.
+    pub fn forget_contact(address: &str, q: &ContactParams) -> Call<Contact> {
+        Call::new(reqwest::Method::DELETE, ["v0", "contacts", address]).query(q)
     }
 
     // ----- audit -----

@@ -6,7 +6,7 @@
 //! means no cap, and every cap is unset by default. They are counted from the database, so
 //! every node agrees: a *mail* is a sender copy composed in the window (held, rejected and
 //! expired mail included: each was an attempt), a *new recipient* is an address the identity
-//! wrote to for the first time in the last 24 hours (its [`Contact`] row's `first_sent_at`).
+//! wrote to for the first time in the last 24 hours (its [`Correspondence`] row's `first_sent_at`).
 //! A send over a cap is refused with 429 `cap_reached` and the seconds until the oldest
 //! counted entry leaves the window ([`refusal`]).
 //!
@@ -265,7 +265,7 @@ pub struct InstanceCapsStatus {
 
 /// One address an identity exchanged mail with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Contact {
+pub struct Correspondence {
     pub address: EmailAddress,
     /// When the identity first wrote to it (mail that went out; held mail counts from its
     /// approval).

@@ -14,6 +14,7 @@
 pub mod address;
 pub mod audit;
 pub mod caps;
+pub mod contacts;
 pub mod diff;
 pub mod drafts;
 pub mod error;

@@ -221,6 +221,11 @@ pub struct Message {
     /// the service, not the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<crate::oversight::Approval>,
+    /// On received mail read whole: what the reader's contacts say about the sender (mail
+    /// exchanged before this one, the name and tags of the reader's address book). Filled by
+    /// the service, not the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_contact: Option<crate::contacts::SenderContact>,
 }
 
 /// A message in a list: no body, a snippet instead.

@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::address::EmailAddress;
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
+use crate::contacts::ContactStore;
 use crate::drafts::DraftStore;
 use crate::identity::{Identity, NewIdentity};
 use crate::ids::{IdentityId, KeyId, MessageId, ThreadId};
@@ -374,7 +375,11 @@ pub trait SendingStore: Send + Sync {
     ) -> Result<crate::caps::CapWindow>;
 
     /// `identity`'s contact rows for those of `addresses` it has one for (any order).
-    async fn contacts(&self, identity: &IdentityId, addresses: &[EmailAddress]) -> Result<Vec<crate::caps::Contact>>;
+    async fn contacts(
+        &self,
+        identity: &IdentityId,
+        addresses: &[EmailAddress],
+    ) -> Result<Vec<crate::caps::Correspondence>>;
 }
 
 /// The storage port: the sum of the area traits, each with its own conformance module in
@@ -389,6 +394,7 @@ pub trait Store:
     + OversightStore
     + RuleStore
     + SendingStore
+    + ContactStore
     + JobStore
     + DraftStore
     + ScheduleStore

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use loft_core::Result;
+use loft_core::contacts::Contact;
 use loft_core::drafts::Draft;
 use loft_core::identity::WhoAmI;
 use loft_core::keys::ScopeSet;
@@ -22,7 +23,8 @@ use loft_core::service::{
     Loft, Page, RejectRequest, RequestModeRequest, StoreCredentialRequest, WaitParams, WaitResult,
 };
 use loft_core::service::{
-    CreateDraftRequest, ListDraftsParams, RescheduleRequest, SearchParams, SendDraftRequest, UpdateDraftRequest,
+    CreateDraftRequest, ListContactsParams, ListDraftsParams, RescheduleRequest, SearchParams, SendDraftRequest,
+    UpdateDraftRequest, UpsertContact,
 };
 use loft_core::vault::{CredentialMeta, TotpCode};
 
@@ -45,6 +47,8 @@ pub trait IdentityApi: Send + Sync {
     async fn get_thread(&self, thread_id: &str) -> Result<Thread>;
     async fn wait_for_mail(&self, params: WaitParams) -> Result<WaitResult>;
 
+    async fn list_contacts(&self, params: ListContactsParams) -> Result<Page<Contact>>;
+    async fn upsert_contact(&self, req: UpsertContact) -> Result<Contact>;
     async fn create_draft(&self, req: CreateDraftRequest) -> Result<Draft>;
     async fn list_drafts(&self, params: ListDraftsParams) -> Result<Page<Draft>>;
     async fn get_draft(&self, draft_id: &str) -> Result<Draft>;
@@ -137,6 +141,12 @@ impl IdentityApi for LocalApi {
         self.loft.wait_for_mail(&self.actor, params).await
     }
 
+    async fn list_contacts(&self, params: ListContactsParams) -> Result<Page<Contact>> {
+        self.loft.list_contacts(&self.actor, params).await
+    }
+    async fn upsert_contact(&self, req: UpsertContact) -> Result<Contact> {
+        self.loft.upsert_contact(&self.actor, req).await
+    }
     async fn create_draft(&self, req: CreateDraftRequest) -> Result<Draft> {
         self.loft.create_draft(&self.actor, req).await
     }

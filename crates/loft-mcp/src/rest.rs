@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 use loft_client::api;
 use loft_client::{ApiError, ClientError};
+use loft_core::contacts::Contact;
 use loft_core::drafts::Draft;
 use loft_core::error::Detail;
 use loft_core::identity::WhoAmI;
@@ -28,7 +29,8 @@ use loft_core::service::{
     RejectRequest, RequestModeRequest, StoreCredentialRequest, WaitParams, WaitResult,
 };
 use loft_core::service::{
-    CreateDraftRequest, ListDraftsParams, RescheduleRequest, SearchParams, SendDraftRequest, UpdateDraftRequest,
+    CreateDraftRequest, ListContactsParams, ListDraftsParams, RescheduleRequest, SearchParams, SendDraftRequest,
+    UpdateDraftRequest, UpsertContact,
 };
 use loft_core::vault::{CredentialMeta, TotpCode};
 use loft_core::{Error, Result};
@@ -184,6 +186,14 @@ impl IdentityApi for RestApi {
 
     async fn vault_get(&self, name: &str, reveal: bool) -> Result<CredentialView> {
         self.call(api::vault_get(&credential_name(name)?, reveal)).await
+    }
+
+    async fn list_contacts(&self, params: ListContactsParams) -> Result<Page<Contact>> {
+        self.call(api::list_contacts(&params)).await
+    }
+
+    async fn upsert_contact(&self, req: UpsertContact) -> Result<Contact> {
+        self.call(api::upsert_contact(&req)).await
     }
 
     async fn create_draft(&self, req: CreateDraftRequest) -> Result<Draft> {

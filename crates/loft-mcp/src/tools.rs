@@ -26,6 +26,7 @@
 //! without text as an empty string; `CrewAI` drops unusual shapes) plus the same value as
 //! `structuredContent`, which matches the tool's output schema.
 
+mod contacts;
 mod drafts;
 mod identity;
 mod mail;
@@ -58,6 +59,7 @@ pub(crate) fn all() -> &'static [ToolDef] {
             identity::tools(),
             mail::tools(),
             drafts::tools(),
+            contacts::tools(),
             vault::tools(),
             oversight::tools(),
         ]
@@ -518,7 +520,7 @@ mod tests {
             ]
         );
         let default = names(&Scope::DEFAULT);
-        assert_eq!(default.len(), 26, "{default:?}");
+        assert_eq!(default.len(), 28, "{default:?}");
         assert!(
             default.contains(&"vault_totp")
                 && default.contains(&"vault_http_request")

@@ -461,6 +461,25 @@ pub struct MessageView {
     /// On your own sent mail that was held for a human reviewer: why, and the decision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oversight: Option<OversightView>,
+    /// On received mail: whether you exchanged mail with the sender before (a known contact,
+    /// since when) or this is the first, and what your contacts call it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_contact: Option<String>,
+}
+
+/// One sentence on what the reader's contacts say about a sender.
+fn sender_contact_line(c: &loft_core::contacts::SenderContact) -> String {
+    let mut parts = vec![match c.since {
+        Some(since) if c.known => format!("known contact: you exchanged mail since {}", since.to_rfc3339()),
+        _ => "first contact: you never exchanged mail with this sender before".to_owned(),
+    }];
+    if let Some(name) = &c.name {
+        parts.push(format!("your contacts call it \"{name}\""));
+    }
+    if !c.tags.is_empty() {
+        parts.push(format!("tags: {}", c.tags.join(", ")));
+    }
+    parts.join("; ")
 }
 
 impl MessageView {
@@ -498,6 +517,7 @@ impl MessageView {
             internet_message_id: m.message_id,
             quoted_history_omitted: omitted,
             body,
+            sender_contact: m.sender_contact.as_ref().map(sender_contact_line),
         }
     }
 }
@@ -836,6 +856,62 @@ pub struct DraftDeletedView {
     pub draft_id: String,
     /// Always true: the draft is gone.
     pub deleted: bool,
+}
+
+// ----- contacts ----------------------------------------------------------------------------
+
+/// One contact, as `contacts_list` and `contacts_upsert` show it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ContactView {
+    pub address: String,
+    /// From your address book.
+    pub name: Option<String>,
+    /// From your address book.
+    pub notes: Option<String>,
+    pub tags: Vec<String>,
+    /// True once you exchanged mail with the address: mail to a known address is not held as a
+    /// first contact. Writing a contact by hand does not make it known.
+    pub known: bool,
+    /// When you first wrote to it (RFC 3339).
+    pub first_sent_at: Option<String>,
+    /// When you first received mail from it (RFC 3339).
+    pub first_received_at: Option<String>,
+    /// When you last exchanged mail with it (RFC 3339).
+    pub last_mail_at: Option<String>,
+}
+
+impl From<loft_core::contacts::Contact> for ContactView {
+    fn from(c: loft_core::contacts::Contact) -> Self {
+        let t = |t: Option<loft_core::time::Timestamp>| t.map(loft_core::time::Timestamp::to_rfc3339);
+        Self {
+            address: c.address.to_string(),
+            name: c.name,
+            notes: c.notes,
+            tags: c.tags,
+            known: c.known,
+            first_sent_at: t(c.first_sent_at),
+            first_received_at: t(c.first_received_at),
+            last_mail_at: t(c.last_mail_at),
+        }
+    }
+}
+
+/// What `contacts_list` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ContactListView {
+    /// In address order.
+    pub contacts: Vec<ContactView>,
+    /// Pass as `page_token` to get the next page; null on the last page.
+    pub next_page_token: Option<String>,
+}
+
+impl From<Page<loft_core::contacts::Contact>> for ContactListView {
+    fn from(p: Page<loft_core::contacts::Contact>) -> Self {
+        Self {
+            contacts: p.items.into_iter().map(Into::into).collect(),
+            next_page_token: p.next_cursor,
+        }
+    }
 }
 
 // ----- vault -------------------------------------------------------------------------------

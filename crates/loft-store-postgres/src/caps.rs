@@ -9,7 +9,7 @@
 
 use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
-use loft_core::caps::{CapCounter, CapWindow, Contact, ContactTouch, SendCaps};
+use loft_core::caps::{CapCounter, CapWindow, ContactTouch, Correspondence, SendCaps};
 use loft_core::ids::IdentityId;
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
@@ -120,7 +120,7 @@ async fn cap_window(
     })
 }
 
-async fn contacts(pool: &PgPool, identity: &IdentityId, addresses: &[EmailAddress]) -> Result<Vec<Contact>> {
+async fn contacts(pool: &PgPool, identity: &IdentityId, addresses: &[EmailAddress]) -> Result<Vec<Correspondence>> {
     if addresses.is_empty() {
         return Ok(vec![]);
     }
@@ -136,7 +136,7 @@ async fn contacts(pool: &PgPool, identity: &IdentityId, addresses: &[EmailAddres
     .map_err(db_err)?;
     Ok(rows
         .into_iter()
-        .map(|(address, sent, received, last)| Contact {
+        .map(|(address, sent, received, last)| Correspondence {
             address: EmailAddress::from_trusted(address),
             first_sent_at: sent.map(Timestamp::from_micros),
             first_received_at: received.map(Timestamp::from_micros),
@@ -175,7 +175,7 @@ impl loft_core::store::SendingStore for crate::PostgresStore {
         self::cap_window(&self.pool, counter, identity, since, keep).await
     }
 
-    async fn contacts(&self, identity: &IdentityId, addresses: &[EmailAddress]) -> Result<Vec<Contact>> {
+    async fn contacts(&self, identity: &IdentityId, addresses: &[EmailAddress]) -> Result<Vec<Correspondence>> {
         self::contacts(&self.pool, identity, addresses).await
     }
 }

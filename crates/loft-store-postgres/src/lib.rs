@@ -52,6 +52,7 @@
 
 mod audit_log;
 mod caps;
+mod contacts;
 mod drafts;
 mod identities;
 mod jobs;

@@ -9,7 +9,7 @@
 
 use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
-use loft_core::caps::{CapCounter, CapWindow, Contact, ContactTouch, SendCaps};
+use loft_core::caps::{CapCounter, CapWindow, ContactTouch, Correspondence, SendCaps};
 use loft_core::ids::IdentityId;
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
@@ -136,7 +136,7 @@ async fn contacts(
     conn: &mut SqliteConnection,
     identity: &IdentityId,
     addresses: &[EmailAddress],
-) -> Result<Vec<Contact>> {
+) -> Result<Vec<Correspondence>> {
     if addresses.is_empty() {
         return Ok(vec![]);
     }
@@ -151,7 +151,7 @@ async fn contacts(
     .map_err(map_err)?;
     Ok(rows
         .into_iter()
-        .map(|(address, sent, received, last)| Contact {
+        .map(|(address, sent, received, last)| Correspondence {
             address: EmailAddress::from_trusted(address),
             first_sent_at: sent.map(Timestamp::from_micros),
             first_received_at: received.map(Timestamp::from_micros),
@@ -185,7 +185,7 @@ impl loft_core::store::SendingStore for crate::SqliteStore {
         crate::done(tx, out).await
     }
 
-    async fn contacts(&self, identity: &IdentityId, addresses: &[EmailAddress]) -> Result<Vec<Contact>> {
+    async fn contacts(&self, identity: &IdentityId, addresses: &[EmailAddress]) -> Result<Vec<Correspondence>> {
         let mut tx = self.reading().await?;
         let out = self::contacts(&mut tx, identity, addresses).await;
         crate::done(tx, out).await

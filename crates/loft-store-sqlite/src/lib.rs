@@ -37,6 +37,7 @@
 mod audit;
 pub mod backup;
 mod caps;
+mod contacts;
 mod drafts;
 mod error;
 mod identities;

@@ -271,6 +271,7 @@ impl MessageRow {
             status: MessageStatus::parse_stored(&self.status, &self.id)?,
             send_at: ts(self.send_at),
             approval: None,
+            sender_contact: None,
             folder: Folder::parse_stored(&self.folder, &self.id)?,
             id: MessageId::from_trusted(self.id),
             thread_id: ThreadId::from_trusted(self.thread_id),

@@ -102,6 +102,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::keys::router())
         .merge(routes::mail::router())
         .merge(routes::drafts::router())
+        .merge(routes::contacts::router())
         .merge(routes::audit::router())
         .merge(routes::vault::router())
         .merge(routes::oversight::router())

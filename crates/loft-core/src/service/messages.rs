@@ -619,6 +619,7 @@ impl Loft {
             serde_json::json!({}),
         );
         let m = self.store.read_message(&me.id, &id, audit).await.map_err(per_mailbox)?;
+        let m = self.attach_sender_contact(&me.id, m).await?;
         self.attach_approval(m).await
     }
 

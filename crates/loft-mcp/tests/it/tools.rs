@@ -39,6 +39,8 @@ async fn initialize_names_the_server_and_offers_tools() {
             "drafts_get",
             "drafts_send",
             "drafts_delete",
+            "contacts_list",
+            "contacts_upsert",
             "vault_list",
             "vault_store",
             "vault_totp",

@@ -153,7 +153,7 @@ impl Fixture {
         let cc = connect(door, &base, &carol.key).await;
 
         let tools = ca.list_tools(None).await.unwrap().tools;
-        assert_eq!(tools.len(), 27, "every tool is offered to a key with every scope");
+        assert_eq!(tools.len(), 29, "every tool is offered to a key with every scope");
         let (mut inputs, mut outputs, mut text_arguments) = (HashMap::new(), HashMap::new(), BTreeSet::new());
         for t in &tools {
             let input = Value::Object((*t.input_schema).clone());
@@ -387,7 +387,27 @@ async fn case(f: &Fixture, s: &str) -> CaseResult {
     vault_store(f, s).await?;
     vault_names(f, s).await?;
     drafts(f, s).await?;
+    contacts(f, s).await?;
     vault_http(f, s).await
+}
+
+async fn contacts(f: &Fixture, s: &str) -> CaseResult {
+    // Written for a real address: accepted or refused, never a malformed answer.
+    let bob = f.bob.address.as_str();
+    for field in ["name", "notes"] {
+        let a = args(&[("address", json!(bob)), (field, json!(s))]);
+        let _ = f.call(&f.ca, "contacts_upsert", Some((field, s)), a).await?;
+    }
+    let a = json!({"address": bob, "tags": [s]});
+    let _ = f.call(&f.ca, "contacts_upsert", Some(("tags", s)), a).await?;
+    let a = json!({"address": s, "name": "x"});
+    let _ = f.call(&f.ca, "contacts_upsert", Some(("address", s)), a).await?;
+    for field in ["query", "tag", "page_token"] {
+        let _ = f
+            .call(&f.ca, "contacts_list", Some((field, s)), args(&[(field, json!(s))]))
+            .await?;
+    }
+    Ok(())
 }
 
 fn args(pairs: &[(&str, Value)]) -> Value {

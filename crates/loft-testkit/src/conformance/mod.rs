@@ -29,6 +29,7 @@
 
 mod audit;
 mod caps;
+mod contacts;
 mod drafts;
 mod identities;
 mod jobs;
@@ -53,6 +54,7 @@ use loft_core::store::Store;
 
 pub use audit::*;
 pub use caps::*;
+pub use contacts::*;
 pub use drafts::*;
 pub use identities::*;
 pub use jobs::*;
@@ -245,6 +247,10 @@ macro_rules! conformance_tests {
             search_pages_and_refuses_bad_queries,
             mailbox_forward_quotes_and_threads,
             mailbox_forward_is_gated_like_a_send,
+            contacts_join_mail_and_address_book,
+            contacts_do_not_open_the_gate,
+            contacts_are_private_and_checked,
+            contacts_in_message_views,
             caps_hourly_cap_refuses_then_allows,
             caps_daily_cap,
             caps_new_recipients_cap,

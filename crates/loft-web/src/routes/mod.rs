@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod caps;
+pub mod contacts;
 pub mod drafts;
 pub mod identities;
 pub mod keys;

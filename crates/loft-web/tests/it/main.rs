@@ -5,6 +5,7 @@
 
 mod audit;
 mod caps;
+mod contacts;
 mod drafts;
 mod identities;
 mod keys;

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use loft_core::audit::{AuditRecord, VerifyReport};
+use loft_core::contacts::{Contact, SenderContact};
 use loft_core::identity::{ChainLink, CreatedIdentity, CreatedKey, CreatorKind, Identity, WhoAmI};
 use loft_core::keys::{KeyMeta, ScopeSet};
 use loft_core::mail::{Folder, Message, MessageStatus, MessageSummary, Thread, ThreadSummary};
@@ -655,6 +656,9 @@ fn message_headers(m: &Message, full: bool) -> Fields {
             f.add("labels", list(&m.labels));
         }
         f.add("sender", clean(&m.authentication.summary));
+        if let Some(c) = &m.sender_contact {
+            f.add("contact", sender_contact(c));
+        }
         for d in &m.delivery {
             let status = serde_json::to_value(d.status)
                 .ok()
@@ -1055,6 +1059,81 @@ pub fn rule(what: &str, r: &Rule) -> String {
     f.render()
 }
 
+// ----- contacts -----
+
+fn sender_contact(c: &SenderContact) -> String {
+    let mut line = match c.since {
+        Some(since) if c.known => format!("known since {}", time(since)),
+        _ => "first contact (no mail exchanged before)".to_owned(),
+    };
+    if let Some(n) = &c.name {
+        let _ = write!(line, ", \"{}\"", clean(n));
+    }
+    if !c.tags.is_empty() {
+        let _ = write!(line, " [{}]", list(&c.tags));
+    }
+    line
+}
+
+pub fn contacts(items: &[Contact]) -> String {
+    if items.is_empty() {
+        return "no contacts\n".into();
+    }
+    let mut t = Table::new(&["ADDRESS", "NAME", "TAGS", "KNOWN SINCE", "LAST MAIL"]);
+    for c in items {
+        t.row(vec![
+            clean(c.address.as_str()),
+            c.name
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |n| ellipsize(&clean(n), 30)),
+            if c.tags.is_empty() {
+                "-".to_owned()
+            } else {
+                list(&c.tags)
+            },
+            c.known_since().map_or_else(|| "-".to_owned(), time),
+            c.last_mail_at.map_or_else(|| "-".to_owned(), time),
+        ]);
+    }
+    t.render()
+}
+
+/// One contact (`what`: `saved`, `forgotten`, or empty for `show`).
+pub fn contact(what: &str, c: &Contact) -> String {
+    let mut f = Fields::default();
+    if what.is_empty() {
+        f.add("contact", clean(c.address.as_str()));
+    } else {
+        f.add("contact", format!("{} ({what})", clean(c.address.as_str())));
+    }
+    if let Some(n) = &c.name {
+        f.add("name", clean(n));
+    }
+    if !c.tags.is_empty() {
+        f.add("tags", list(&c.tags));
+    }
+    match c.known_since() {
+        Some(since) => f.add("known", format!("since {}", time(since))),
+        None => f.add(
+            "known",
+            "no: no mail exchanged yet (mail to it may be held as a first contact)",
+        ),
+    };
+    if let Some(t) = c.first_sent_at {
+        f.add("first sent", time(t));
+    }
+    if let Some(t) = c.first_received_at {
+        f.add("first received", time(t));
+    }
+    if let Some(t) = c.last_mail_at {
+        f.add("last mail", time(t));
+    }
+    if let Some(n) = &c.notes {
+        f.add("notes", clean(n));
+    }
+    f.render()
+}
+
 // ----- audit -----
 
 fn actor(r: &AuditRecord) -> String {
@@ -1173,6 +1252,7 @@ mod tests {
             status: loft_core::mail::MessageStatus::Received,
             send_at: None,
             approval: None,
+            sender_contact: None,
             message_id: "x@agents.localhost".into(),
             in_reply_to: None,
             references: vec![],

@@ -15,6 +15,7 @@
 
 mod approvals;
 mod audit;
+mod contacts;
 mod drafts;
 mod format;
 mod identity;
@@ -52,6 +53,10 @@ pub enum ClientCommand {
     /// delete drafts.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Drafts(drafts::DraftsArgs),
+    /// Contacts: the addresses mail was exchanged with, and names, notes and tags written for
+    /// them: list, show, set, forget.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Contacts(contacts::ContactsArgs),
     /// List, export and verify the hash-chained audit log.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Audit(audit::AuditArgs),
@@ -396,6 +401,7 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
         ClientCommand::Whoami(a) => whoami(a).await,
         ClientCommand::Mail(a) => mail::run(a).await,
         ClientCommand::Drafts(a) => drafts::run(a).await,
+        ClientCommand::Contacts(a) => contacts::run(a).await,
         ClientCommand::Audit(a) => audit::run(a).await,
         ClientCommand::Vault(a) => vault::run(a).await,
         ClientCommand::Approvals(a) => approvals::run(a).await,
