@@ -518,7 +518,7 @@ mod tests {
             ]
         );
         let default = names(&Scope::DEFAULT);
-        assert_eq!(default.len(), 26, "{default:?}");
+        assert_eq!(default.len(), 31, "{default:?}");
         assert!(
             default.contains(&"vault_totp")
                 && default.contains(&"vault_http_request")
