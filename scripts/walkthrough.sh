@@ -67,6 +67,8 @@ LOFT_API_KEY=$WRITER loft mail list
 msg=$(LOFT_API_KEY=$WRITER loft mail list --json | json '["items"][0]["id"]')
 LOFT_API_KEY=$WRITER loft mail read $msg | grep -q "Please draft 300 words."
 LOFT_API_KEY=$WRITER loft mail reply $msg --text "Draft attached."
+LOFT_API_KEY=$WRITER loft mail archive $msg | grep -q "archived"
+LOFT_API_KEY=$WRITER loft mail list --folder archive | grep -q "Brief"
 LOFT_API_KEY=$RESEARCHER loft mail threads | grep -q "Brief"
 LOFT_API_KEY=$WRITER loft mail search draft 300 | grep -q "\[draft\]"
 LOFT_API_KEY=$RESEARCHER loft contacts list | grep -q writer

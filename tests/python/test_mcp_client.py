@@ -32,6 +32,13 @@ ALL_TOOLS = {
     "mail_get_thread": "mail:read",
     "mail_wait": "mail:read",
     "mail_update_labels": "mail:manage",
+    "mail_label_thread": "mail:manage",
+    "mail_archive": "mail:manage",
+    "mail_trash": "mail:manage",
+    "mail_restore": "mail:manage",
+    "mail_delete": "mail:manage",
+    "contacts_list": "mail:read",
+    "contacts_upsert": "mail:manage",
 }
 TEST_TIMEOUT = 90.0
 

@@ -463,6 +463,7 @@ pub mod api {
     use loft_core::oversight::{Approval, ModeRequest};
     use loft_core::rules::Rule;
     use loft_core::search::SearchHit;
+    pub use loft_core::service::Deleted;
     pub use loft_core::service::SearchParams;
     use loft_core::service::{
         ApprovalView, BackupCode, BatchDecision, BrokeredHttpResponse, CredentialView, InstanceStatus, Page,
@@ -612,6 +613,21 @@ pub mod api {
 
     pub fn get_thread(id: &str) -> Call<Thread> {
         Call::get(["v0", "threads", id])
+    }
+
+    /// Labels, read state, archive or trash on every copy of a thread.
+    pub fn update_thread(id: &str, patch: &MessagePatch) -> Call<Thread> {
+        Call::new(reqwest::Method::PATCH, ["v0", "threads", id]).body(patch)
+    }
+
+    /// Deletes a trashed message for ever.
+    pub fn delete_message(id: &str) -> Call<Deleted> {
+        Call::new(reqwest::Method::DELETE, ["v0", "messages", id])
+    }
+
+    /// Deletes a thread whose every copy is in the trash, for ever.
+    pub fn delete_thread(id: &str) -> Call<Deleted> {
+        Call::new(reqwest::Method::DELETE, ["v0", "threads", id])
     }
 
     // ----- drafts -----

@@ -209,6 +209,13 @@ pub struct Message {
     pub authentication: Authentication,
     pub unread: bool,
     pub labels: Vec<String>,
+    /// Out of the inbox view (`folder=archive`); still in threads and search.
+    #[serde(default)]
+    pub archived: bool,
+    /// When it was moved to the trash (`folder=trash`); trashed mail is left out of lists,
+    /// threads and search until it is restored or deleted for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trashed_at: Option<Timestamp>,
     pub created_at: Timestamp,
     /// Size of the stored RFC 5322 message in bytes.
     pub size: i64,
@@ -246,6 +253,12 @@ pub struct MessageSummary {
     pub authentication: Authentication,
     pub unread: bool,
     pub labels: Vec<String>,
+    /// Out of the inbox view (`folder=archive`).
+    #[serde(default)]
+    pub archived: bool,
+    /// When it was moved to the trash (only listed with `folder=trash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trashed_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }
 
@@ -380,6 +393,11 @@ pub struct MessageQuery {
     pub label: Option<String>,
     pub from: Option<EmailAddress>,
     pub thread_id: Option<ThreadId>,
+    /// Only archived (`Some(true)`) or only not archived (`Some(false)`) copies.
+    pub archived: Option<bool>,
+    /// Only copies in the trash (`true`), or only those not in it (`false`, the default:
+    /// trashed mail is left out unless asked for).
+    pub trashed: bool,
     /// Only messages stored after this sequence number (for waiting on new mail).
     pub after_seq: Option<i64>,
     /// Cursor: only messages older than this sequence number.
@@ -392,6 +410,9 @@ pub struct MessageQuery {
 
 #[derive(Debug, Clone, Default)]
 pub struct ThreadQuery {
+    /// Threads made of the copies in the trash (`true`), or of those not in it (`false`, the
+    /// default): a thread's counts, snippet and order come from those copies only.
+    pub trashed: bool,
     pub unread_only: bool,
     pub label: Option<String>,
     pub before_seq: Option<i64>,
@@ -406,7 +427,8 @@ pub struct StorePage<T> {
     pub next_before: Option<i64>,
 }
 
-/// A change to one copy's labels and read state.
+/// A change to one copy's labels, read state, archive and trash state; on a thread
+/// (`PATCH /v0/threads/{id}`), to every copy of the thread in the caller's mailbox.
 // Empty lists are left out when sent: the server refuses `null` for them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -423,6 +445,144 @@ pub struct MessagePatch {
     /// Mark read (`false`) or unread (`true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<bool>,
+    /// Archive (`true`: out of the inbox view, still in threads and search) or move back to
+    /// the inbox view (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
+    /// Move to the trash (`true`: out of lists, threads and search) or restore from it
+    /// (`false`). Mail not yet sent (held for a reviewer, or scheduled) cannot be trashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trashed: Option<bool>,
+}
+
+impl MessagePatch {
+    /// True when the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.add_labels.is_empty()
+            && self.remove_labels.is_empty()
+            && self.unread.is_none()
+            && self.archived.is_none()
+            && self.trashed.is_none()
+    }
+}
+
+/// One copy or a whole thread in one mailbox: what a mailbox change is applied to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTarget {
+    Message(MessageId),
+    Thread(ThreadId),
+}
+
+impl MailTarget {
+    pub fn as_str(&self) -> &str {
+        match self {
+            MailTarget::Message(id) => id.as_str(),
+            MailTarget::Thread(id) => id.as_str(),
+        }
+    }
+    /// The error for a target that is not in the mailbox.
+    pub fn not_found(&self) -> Error {
+        match self {
+            MailTarget::Message(_) => Error::not_found("message"),
+            MailTarget::Thread(_) => Error::not_found("thread"),
+        }
+    }
+}
+
+/// What the mailbox rules need to know of one copy before it is trashed or deleted for ever;
+/// a store reads it inside the changing transaction and asks [`check_trashable`] or
+/// [`check_deletable`].
+#[derive(Debug, Clone)]
+pub struct CopyState {
+    pub id: MessageId,
+    pub folder: Folder,
+    pub status: MessageStatus,
+    pub trashed: bool,
+    /// It was held for a reviewer (an approval row names it), whatever the decision.
+    pub held: bool,
+    /// A remote recipient's delivery is still queued.
+    pub delivery_pending: bool,
+    pub created_at: Timestamp,
+}
+
+/// How long a sent copy must be kept before it can be deleted for ever: the sending caps
+/// count sent copies over the last day, so deleting one sooner would let an agent send past
+/// its cap.
+pub const KEEP_SENT_SECS: i64 = crate::caps::DAY_SECS;
+
+/// Mail that is not yet sent (held for a reviewer, or scheduled) stays out of the trash: it
+/// is still going somewhere, and its sender should cancel it or see the decision first.
+pub fn check_trashable(copies: &[CopyState]) -> Result<()> {
+    if let Some(c) = copies
+        .iter()
+        .find(|c| matches!(c.status, MessageStatus::PendingApproval | MessageStatus::Scheduled))
+    {
+        let hint = if c.status == MessageStatus::Scheduled {
+            "cancel it first (POST /v0/messages/{id}/cancel, `loft mail cancel`, mail_cancel_scheduled), then trash it"
+        } else {
+            "wait for the reviewer's decision (mail_wait reports it), then trash it"
+        };
+        return Err(Error::conflict(
+            "message_not_final",
+            format!("message {} is {} and cannot be trashed yet", c.id, c.status.as_str()),
+        )
+        .with_hint(hint));
+    }
+    Ok(())
+}
+
+/// Delete for ever only what is in the trash, never the record of held mail (the reviewers'
+/// record), never a sent copy still being delivered or younger than [`KEEP_SENT_SECS`].
+pub fn check_deletable(copies: &[CopyState], now: Timestamp) -> Result<()> {
+    let outside = copies.iter().filter(|c| !c.trashed).count();
+    if outside > 0 {
+        let what = if copies.len() == 1 {
+            format!("message {} is not in the trash", copies[0].id)
+        } else {
+            format!(
+                "{outside} of the thread's {} messages are not in the trash",
+                copies.len()
+            )
+        };
+        return Err(
+            Error::conflict("not_in_trash", format!("{what}: only trashed mail is deleted for ever")).with_hint(
+                "trash it first (PATCH with {\"trashed\": true}, `loft mail trash`, mail_trash), then delete it",
+            ),
+        );
+    }
+    if let Some(c) = copies.iter().find(|c| c.held) {
+        return Err(Error::conflict(
+            "held_mail_kept",
+            format!(
+                "message {} was held for a reviewer and is kept as the reviewers' record",
+                c.id
+            ),
+        )
+        .with_hint("it can stay in the trash, out of every list, thread and search"));
+    }
+    if let Some(c) = copies.iter().find(|c| c.delivery_pending) {
+        return Err(Error::conflict(
+            "delivery_pending",
+            format!("message {} is still being delivered to a remote recipient", c.id),
+        )
+        .with_hint("delete it once its delivery has finished (see `delivery` on the message)"));
+    }
+    if let Some(c) = copies
+        .iter()
+        .find(|c| c.folder == Folder::Sent && c.created_at > now.plus_secs(-KEEP_SENT_SECS))
+    {
+        let after = c.created_at.plus_secs(KEEP_SENT_SECS);
+        return Err(Error::conflict(
+            "sent_recently",
+            format!(
+                "message {} was sent less than a day ago; sending caps count it until {}",
+                c.id,
+                after.to_rfc3339()
+            ),
+        )
+        .with_hint("keep it in the trash and delete it after that time"));
+    }
+    Ok(())
 }
 
 /// `POST /v0/messages/send`. It needs at least one recipient and a body (`text` or `html` that
@@ -698,6 +858,66 @@ mod tests {
         let long = "ü".repeat(MAX_SUBJECT);
         assert_eq!(reply_subject(&long), format!("Re: {}", "ü".repeat(MAX_SUBJECT - 4)));
         assert_eq!(reply_subject(&format!("Re: {long}")).chars().count(), MAX_SUBJECT);
+    }
+
+    #[test]
+    fn what_may_be_trashed_and_deleted() {
+        let now = Timestamp::from_micros(1_795_000_000_000_000);
+        let copy = |status, folder, trashed| CopyState {
+            id: MessageId::from_trusted("msg_a".to_owned()),
+            folder,
+            status,
+            trashed,
+            held: false,
+            delivery_pending: false,
+            created_at: now.plus_secs(-2 * KEEP_SENT_SECS),
+        };
+        let received = copy(MessageStatus::Received, Folder::Inbox, true);
+        check_trashable(std::slice::from_ref(&received)).unwrap();
+        for status in [MessageStatus::PendingApproval, MessageStatus::Scheduled] {
+            let e = check_trashable(&[received.clone(), copy(status, Folder::Sent, false)]).unwrap_err();
+            assert_eq!(e.code(), "message_not_final");
+        }
+        for status in [MessageStatus::Rejected, MessageStatus::Expired, MessageStatus::Canceled] {
+            check_trashable(&[copy(status, Folder::Sent, false)]).unwrap();
+        }
+        check_deletable(std::slice::from_ref(&received), now).unwrap();
+        let code = |c: CopyState| check_deletable(&[received.clone(), c], now).unwrap_err().code();
+        assert_eq!(
+            code(copy(MessageStatus::Received, Folder::Inbox, false)),
+            "not_in_trash"
+        );
+        let e = check_deletable(
+            &[received.clone(), copy(MessageStatus::Received, Folder::Inbox, false)],
+            now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("1 of the thread's 2"), "{e}");
+        let held = CopyState {
+            held: true,
+            ..copy(MessageStatus::Rejected, Folder::Sent, true)
+        };
+        assert_eq!(code(held), "held_mail_kept");
+        let pending = CopyState {
+            delivery_pending: true,
+            ..copy(MessageStatus::Sent, Folder::Sent, true)
+        };
+        assert_eq!(code(pending), "delivery_pending");
+        let recent = CopyState {
+            created_at: now.plus_secs(-KEEP_SENT_SECS + 1),
+            ..copy(MessageStatus::Sent, Folder::Sent, true)
+        };
+        assert_eq!(code(recent.clone()), "sent_recently");
+        // A received copy may go at once; a sent one a day after it was sent.
+        check_deletable(
+            &[CopyState {
+                folder: Folder::Inbox,
+                ..recent.clone()
+            }],
+            now,
+        )
+        .unwrap();
+        check_deletable(&[recent], now.plus_secs(1)).unwrap();
     }
 
     #[test]

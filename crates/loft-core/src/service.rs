@@ -40,6 +40,7 @@ mod drafts;
 mod forward;
 mod identities;
 mod keys;
+mod mailbox;
 mod messages;
 mod mode_requests;
 mod oversight;
@@ -56,6 +57,7 @@ pub use drafts::{CreateDraftRequest, ListDraftsParams, SendDraftRequest, UpdateD
 pub use identities::{CreateIdentityRequest, ListIdentitiesParams, RevokedIdentities, UpdateIdentityRequest};
 use keys::MintCeiling;
 pub use keys::{CreateKeyRequest, MAX_KEY_LIFETIME_SECS};
+pub use mailbox::Deleted;
 pub use messages::{ListMessagesParams, ListThreadsParams, MAX_WAIT_SECONDS, WaitParams, WaitResult};
 pub use mode_requests::{DenyModeRequest, ListModeRequestsParams, MAX_MODE_REASON, RequestModeRequest};
 pub use oversight::{

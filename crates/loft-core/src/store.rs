@@ -140,9 +140,11 @@ pub trait MailStore: Send + Sync {
     /// The stored RFC 5322 bytes of one message.
     async fn raw_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>>;
 
-    /// Applies label and read-state changes (additions first, then removals). A message carries
-    /// at most `MAX_LABELS_PER_MESSAGE` labels: `Invalid("too_many_labels")`, nothing changed.
-    /// `NotFound` otherwise.
+    /// Applies label, read-state, archive and trash changes (label additions first, then
+    /// removals). A message carries at most `MAX_LABELS_PER_MESSAGE` labels:
+    /// `Invalid("too_many_labels")`, nothing changed. Trashing records `audit.at` as
+    /// `trashed_at` (an earlier one is kept) after [`crate::mail::check_trashable`] passed on
+    /// the copy as it is in the transaction. `NotFound` otherwise.
     async fn update_message(
         &self,
         owner: &IdentityId,
@@ -151,10 +153,35 @@ pub trait MailStore: Send + Sync {
         audit: AuditEntry,
     ) -> Result<Message>;
 
+    /// [`MailStore::update_message`] for every copy of `owner`'s thread `id`, trashed or not,
+    /// in one transaction (one copy over the label cap, or not trashable, changes none);
+    /// returns the whole thread, trashed copies included. `NotFound("thread")` otherwise.
+    async fn update_thread(
+        &self,
+        owner: &IdentityId,
+        id: &ThreadId,
+        patch: MessagePatch,
+        audit: AuditEntry,
+    ) -> Result<Thread>;
+
+    /// Deletes for ever `owner`'s copy `target` (a message, or every copy of a thread) once
+    /// [`crate::mail::check_deletable`] passed on the copies as they are in the transaction
+    /// (`audit.at` is the time it is judged at): the message rows, their labels, search rows
+    /// and idempotency records, the shared content and raw bytes when no other copy refers
+    /// to them, and their bytes from the mailbox's usage. Returns the ids deleted.
+    /// `NotFound("message" | "thread")` otherwise.
+    async fn delete_for_ever(
+        &self,
+        owner: &IdentityId,
+        target: &crate::mail::MailTarget,
+        audit: AuditEntry,
+    ) -> Result<Vec<MessageId>>;
+
     /// Threads by last activity, newest first.
     async fn list_threads(&self, owner: &IdentityId, query: ThreadQuery) -> Result<StorePage<ThreadSummary>>;
 
-    /// A whole thread, oldest first, and records the read. `NotFound` otherwise.
+    /// A whole thread, oldest first, without its trashed copies, and records the read.
+    /// `NotFound` otherwise (also when every copy is in the trash).
     async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread>;
 
     /// The live idempotency record of `owner`'s `key` (created after `not_before`): the

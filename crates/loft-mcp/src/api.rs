@@ -19,8 +19,8 @@ use loft_core::oversight::{Approval, ModeRequest};
 use loft_core::search::SearchHit;
 use loft_core::service::{
     Actor, ApprovalView, BackupCode, BatchDecision, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView,
-    DecideRequest, EditHeldMail, ListApprovalsParams, ListCredentialsParams, ListMessagesParams, ListThreadsParams,
-    Loft, Page, RejectRequest, RequestModeRequest, StoreCredentialRequest, WaitParams, WaitResult,
+    DecideRequest, Deleted, EditHeldMail, ListApprovalsParams, ListCredentialsParams, ListMessagesParams,
+    ListThreadsParams, Loft, Page, RejectRequest, RequestModeRequest, StoreCredentialRequest, WaitParams, WaitResult,
 };
 use loft_core::service::{
     CreateDraftRequest, ListContactsParams, ListDraftsParams, RescheduleRequest, SearchParams, SendDraftRequest,
@@ -45,6 +45,12 @@ pub trait IdentityApi: Send + Sync {
     async fn update_message(&self, message_id: &str, patch: MessagePatch) -> Result<Message>;
     async fn list_threads(&self, params: ListThreadsParams) -> Result<Page<ThreadSummary>>;
     async fn get_thread(&self, thread_id: &str) -> Result<Thread>;
+    /// Labels, read state, archive or trash on every copy of a thread.
+    async fn update_thread(&self, thread_id: &str, patch: MessagePatch) -> Result<Thread>;
+    /// Deletes a trashed message for ever.
+    async fn delete_message(&self, message_id: &str) -> Result<Deleted>;
+    /// Deletes a thread whose copies are all in the trash, for ever.
+    async fn delete_thread(&self, thread_id: &str) -> Result<Deleted>;
     async fn wait_for_mail(&self, params: WaitParams) -> Result<WaitResult>;
 
     async fn list_contacts(&self, params: ListContactsParams) -> Result<Page<Contact>>;
@@ -136,6 +142,15 @@ impl IdentityApi for LocalApi {
     }
     async fn get_thread(&self, thread_id: &str) -> Result<Thread> {
         self.loft.get_thread(&self.actor, thread_id).await
+    }
+    async fn update_thread(&self, thread_id: &str, patch: MessagePatch) -> Result<Thread> {
+        self.loft.update_thread(&self.actor, thread_id, patch).await
+    }
+    async fn delete_message(&self, message_id: &str) -> Result<Deleted> {
+        self.loft.delete_message(&self.actor, message_id).await
+    }
+    async fn delete_thread(&self, thread_id: &str) -> Result<Deleted> {
+        self.loft.delete_thread(&self.actor, thread_id).await
     }
     async fn wait_for_mail(&self, params: WaitParams) -> Result<WaitResult> {
         self.loft.wait_for_mail(&self.actor, params).await

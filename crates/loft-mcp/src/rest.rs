@@ -172,6 +172,21 @@ impl IdentityApi for RestApi {
         self.call(api::get_thread(id.as_str())).await
     }
 
+    async fn update_thread(&self, thread_id: &str, patch: MessagePatch) -> Result<Thread> {
+        let id = ThreadId::parse(thread_id)?;
+        self.call(api::update_thread(id.as_str(), &patch)).await
+    }
+
+    async fn delete_message(&self, message_id: &str) -> Result<api::Deleted> {
+        let id = MessageId::parse(message_id)?;
+        self.call(api::delete_message(id.as_str())).await
+    }
+
+    async fn delete_thread(&self, thread_id: &str) -> Result<api::Deleted> {
+        let id = ThreadId::parse(thread_id)?;
+        self.call(api::delete_thread(id.as_str())).await
+    }
+
     async fn wait_for_mail(&self, p: WaitParams) -> Result<WaitResult> {
         self.call(api::wait_for_mail(&p)).await
     }

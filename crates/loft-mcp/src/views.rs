@@ -258,6 +258,12 @@ pub struct MessageSummaryView {
     pub created_at: String,
     /// `received`, `sent`, or for your held mail `pending_approval`, `rejected` or `expired`.
     pub status: String,
+    /// Out of the inbox (`mail_archive`); still in its conversation and in search.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+    /// When it was moved to the trash (RFC 3339), for mail listed with folder `trash`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trashed_at: Option<String>,
 }
 
 impl From<MessageSummary> for MessageSummaryView {
@@ -277,6 +283,8 @@ impl From<MessageSummary> for MessageSummaryView {
             unread: m.unread,
             labels: m.labels,
             created_at: m.created_at.to_rfc3339(),
+            archived: m.archived,
+            trashed_at: m.trashed_at.map(loft_core::time::Timestamp::to_rfc3339),
         }
     }
 }
@@ -461,6 +469,12 @@ pub struct MessageView {
     /// On your own sent mail that was held for a human reviewer: why, and the decision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oversight: Option<OversightView>,
+    /// Out of the inbox (`mail_archive`); still in its conversation and in search.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+    /// When it was moved to the trash (RFC 3339); `mail_restore` takes it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trashed_at: Option<String>,
     /// On received mail: whether you exchanged mail with the sender before (a known contact,
     /// since when) or this is the first, and what your contacts call it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -517,6 +531,8 @@ impl MessageView {
             internet_message_id: m.message_id,
             quoted_history_omitted: omitted,
             body,
+            archived: m.archived,
+            trashed_at: m.trashed_at.map(loft_core::time::Timestamp::to_rfc3339),
             sender_contact: m.sender_contact.as_ref().map(sender_contact_line),
         }
     }
@@ -748,13 +764,18 @@ impl From<Message> for SentView {
     }
 }
 
-/// A message's labels and read state after `mail_update_labels`.
+/// A message's labels, read state, archive and trash state after a change.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct LabelsView {
     pub message_id: String,
     pub thread_id: String,
     pub labels: Vec<String>,
     pub unread: bool,
+    /// Out of the inbox (still in its conversation and in search).
+    pub archived: bool,
+    /// When it was moved to the trash (RFC 3339); absent when it is not in the trash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trashed_at: Option<String>,
 }
 
 impl From<Message> for LabelsView {
@@ -764,6 +785,50 @@ impl From<Message> for LabelsView {
             thread_id: m.thread_id.to_string(),
             labels: m.labels,
             unread: m.unread,
+            archived: m.archived,
+            trashed_at: m.trashed_at.map(loft_core::time::Timestamp::to_rfc3339),
+        }
+    }
+}
+
+/// The messages an archive, trash, restore or thread-label call changed, as they are now.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MailboxView {
+    /// The conversation (`thr_...`) when the call named one: then every message of it is here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    pub messages: Vec<LabelsView>,
+}
+
+impl From<Message> for MailboxView {
+    fn from(m: Message) -> Self {
+        Self {
+            thread_id: None,
+            messages: vec![m.into()],
+        }
+    }
+}
+
+impl From<Thread> for MailboxView {
+    fn from(t: Thread) -> Self {
+        Self {
+            thread_id: Some(t.id.to_string()),
+            messages: t.messages.into_iter().map(LabelsView::from).collect(),
+        }
+    }
+}
+
+/// What `mail_delete` removed for ever.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MailDeletedView {
+    /// The messages (`msg_...`) deleted from your mailbox; other people's copies are untouched.
+    pub deleted: Vec<String>,
+}
+
+impl From<loft_core::service::Deleted> for MailDeletedView {
+    fn from(d: loft_core::service::Deleted) -> Self {
+        Self {
+            deleted: d.deleted.into_iter().map(|id| id.to_string()).collect(),
         }
     }
 }

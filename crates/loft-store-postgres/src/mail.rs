@@ -26,7 +26,7 @@ use crate::{WriteTx, db_err};
 macro_rules! message_cols {
     () => {
         "m.seq, m.id, m.thread_id, m.folder, COALESCE(m.schedule_state, m.status) AS status, m.unread, m.bcc_addrs, \
-         m.delivery, m.send_at, \
+         m.delivery, m.send_at, m.archived, m.trashed_at, \
          c.message_id, c.in_reply_to, c.refs, c.from_addr, c.from_name, c.to_addrs, c.cc_addrs, \
          c.subject, c.body_text, c.body_html, c.extracted_text, c.authentication, c.created_at, c.size, \
          ARRAY(SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label) AS labels"
@@ -37,6 +37,7 @@ macro_rules! message_cols {
 macro_rules! summary_cols {
     () => {
         "m.seq, m.id, m.thread_id, m.folder, COALESCE(m.schedule_state, m.status) AS status, m.unread, \
+         m.archived, m.trashed_at, \
          c.message_id, c.from_addr, c.from_name, c.to_addrs, c.cc_addrs, c.subject, c.snippet, \
          c.authentication, c.created_at, \
          ARRAY(SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label) AS labels"
@@ -83,6 +84,8 @@ fn message(row: &PgRow) -> Result<Message> {
         authentication: rows::json_col::<Authentication>(row, "authentication")?,
         unread: col(row, "unread")?,
         labels: col(row, "labels")?,
+        archived: col(row, "archived")?,
+        trashed_at: rows::opt_ts(row, "trashed_at")?,
         created_at: rows::ts(row, "created_at")?,
         size: col(row, "size")?,
         delivery: rows::json_col(row, "delivery")?,
@@ -105,6 +108,8 @@ pub(crate) fn summary(row: &PgRow) -> Result<(i64, MessageSummary)> {
         authentication: rows::json_col::<Authentication>(row, "authentication")?,
         unread: col(row, "unread")?,
         labels: col(row, "labels")?,
+        archived: col(row, "archived")?,
+        trashed_at: rows::opt_ts(row, "trashed_at")?,
         created_at: rows::ts(row, "created_at")?,
     };
     Ok((col(row, "seq")?, item))
@@ -369,6 +374,8 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         authentication: c.authentication,
         unread: false,
         labels: Vec::new(),
+        archived: false,
+        trashed_at: None,
         created_at: c.created_at,
         size,
         delivery,
@@ -388,6 +395,15 @@ pub(crate) async fn list_messages(
         qb.push(" AND m.folder = ");
         qb.push_bind(folder.as_str());
     }
+    if let Some(archived) = query.archived {
+        qb.push(" AND m.archived = ");
+        qb.push_bind(archived);
+    }
+    qb.push(if query.trashed {
+        " AND m.trashed_at IS NOT NULL"
+    } else {
+        " AND m.trashed_at IS NULL"
+    });
     if query.unread_only {
         qb.push(" AND m.unread");
     }
@@ -506,33 +522,141 @@ pub(crate) async fn update_message(
 ) -> Result<Message> {
     let mut w = WriteTx::begin(pool).await?;
     let seq = owned_seq(w.conn(), owner, id).await?;
+    apply(w.conn(), &[seq], patch, audit.at).await?;
+    let msg = message_by_seq(w.conn(), seq).await?;
+    w.audit(audit).await?;
+    w.commit().await?;
+    Ok(msg)
+}
+
+/// The copies of `owner`'s thread, locked, oldest first.
+async fn thread_seqs(conn: &mut PgConnection, owner: &IdentityId, id: &ThreadId) -> Result<Vec<i64>> {
+    sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = $1 AND thread_id = $2 ORDER BY seq FOR UPDATE")
+        .bind(owner.as_str())
+        .bind(id.as_str())
+        .fetch_all(conn)
+        .await
+        .map_err(db_err)
+}
+
+pub(crate) async fn update_thread(
+    pool: &PgPool,
+    owner: &IdentityId,
+    id: &ThreadId,
+    patch: &MessagePatch,
+    audit: AuditEntry,
+) -> Result<Thread> {
+    let mut w = WriteTx::begin(pool).await?;
+    let seqs = thread_seqs(w.conn(), owner, id).await?;
+    if seqs.is_empty() {
+        return Err(Error::not_found("thread"));
+    }
+    apply(w.conn(), &seqs, patch, audit.at).await?;
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        message_cols!(),
+        " FROM messages m JOIN mail_contents c ON c.id = m.content_id WHERE m.seq = ANY($1) ORDER BY m.seq"
+    ))
+    .bind(&seqs)
+    .fetch_all(w.conn())
+    .await
+    .map_err(db_err)?;
+    let messages = found.iter().map(message).collect::<Result<Vec<_>>>()?;
+    let subject = messages.first().map(|m| m.subject.clone()).unwrap_or_default();
+    w.audit(audit).await?;
+    w.commit().await?;
+    Ok(Thread {
+        id: id.clone(),
+        subject,
+        messages,
+    })
+}
+
+/// What the mailbox rules judge a copy by, and what deleting it frees.
+struct CopyFacts {
+    state: loft_core::mail::CopyState,
+    content_id: i64,
+    size: i64,
+}
+
+async fn states(conn: &mut PgConnection, seqs: &[i64]) -> Result<Vec<CopyFacts>> {
+    let found = sqlx::query(
+        "SELECT m.id, m.folder, COALESCE(m.schedule_state, m.status) AS status, m.trashed_at, \
+         EXISTS (SELECT 1 FROM approvals a WHERE a.message_id = m.id) AS held, m.delivery, c.created_at, \
+         m.content_id, c.size \
+         FROM messages m JOIN mail_contents c ON c.id = m.content_id WHERE m.seq = ANY($1) ORDER BY m.seq",
+    )
+    .bind(seqs)
+    .fetch_all(conn)
+    .await
+    .map_err(db_err)?;
+    found
+        .iter()
+        .map(|row| {
+            let delivery: Vec<loft_core::mail::Delivery> = rows::json_col(row, "delivery")?;
+            let trashed_at: Option<i64> = col(row, "trashed_at")?;
+            Ok(CopyFacts {
+                state: loft_core::mail::CopyState {
+                    id: MessageId::from_trusted(col(row, "id")?),
+                    folder: folder_col(row)?,
+                    status: status_col(row)?,
+                    trashed: trashed_at.is_some(),
+                    held: col(row, "held")?,
+                    delivery_pending: delivery
+                        .iter()
+                        .any(|d| d.status == loft_core::mail::DeliveryStatus::Queued),
+                    created_at: rows::ts(row, "created_at")?,
+                },
+                content_id: col(row, "content_id")?,
+                size: col(row, "size")?,
+            })
+        })
+        .collect()
+}
+
+/// Applies `patch` to the locked copies `seqs` (the caller's transaction rolls back on error).
+async fn apply(
+    conn: &mut PgConnection,
+    seqs: &[i64],
+    patch: &MessagePatch,
+    at: loft_core::time::Timestamp,
+) -> Result<()> {
+    if patch.trashed == Some(true) {
+        let found = states(&mut *conn, seqs).await?;
+        let states: Vec<_> = found.into_iter().map(|r| r.state).collect();
+        loft_core::mail::check_trashable(&states)?;
+    }
     // Additions first, then removals: a label named in both ends up removed.
     if !patch.add_labels.is_empty() {
         sqlx::query(
-            "INSERT INTO message_labels (message_seq, label) SELECT DISTINCT $1::bigint, unnest($2::text[]) \
+            "INSERT INTO message_labels (message_seq, label) \
+             SELECT s, l FROM unnest($1::bigint[]) AS s CROSS JOIN (SELECT DISTINCT unnest($2::text[]) AS l) AS ls \
              ON CONFLICT DO NOTHING",
         )
-        .bind(seq)
+        .bind(seqs)
         .bind(&patch.add_labels)
-        .execute(w.conn())
+        .execute(&mut *conn)
         .await
         .map_err(db_err)?;
     }
     if !patch.remove_labels.is_empty() {
-        sqlx::query("DELETE FROM message_labels WHERE message_seq = $1 AND label = ANY($2)")
-            .bind(seq)
+        sqlx::query("DELETE FROM message_labels WHERE message_seq = ANY($1) AND label = ANY($2)")
+            .bind(seqs)
             .bind(&patch.remove_labels)
-            .execute(w.conn())
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
     }
     if !patch.add_labels.is_empty() {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_labels WHERE message_seq = $1")
-            .bind(seq)
-            .fetch_one(w.conn())
-            .await
-            .map_err(db_err)?;
-        if count > loft_core::mail::MAX_LABELS_PER_MESSAGE as i64 {
+        let most: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM message_labels WHERE message_seq = ANY($1) \
+             GROUP BY message_seq) AS counts",
+        )
+        .bind(seqs)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        if most.unwrap_or(0) > loft_core::mail::MAX_LABELS_PER_MESSAGE as i64 {
             // Dropping the transaction rolls the whole patch back.
             return Err(Error::invalid(
                 "too_many_labels",
@@ -545,17 +669,109 @@ pub(crate) async fn update_message(
         }
     }
     if let Some(unread) = patch.unread {
-        sqlx::query("UPDATE messages SET unread = $2 WHERE seq = $1")
-            .bind(seq)
+        sqlx::query("UPDATE messages SET unread = $2 WHERE seq = ANY($1)")
+            .bind(seqs)
             .bind(unread)
-            .execute(w.conn())
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
     }
-    let msg = message_by_seq(w.conn(), seq).await?;
+    if let Some(archived) = patch.archived {
+        sqlx::query("UPDATE messages SET archived = $2 WHERE seq = ANY($1)")
+            .bind(seqs)
+            .bind(archived)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    match patch.trashed {
+        // A copy trashed already keeps the time it was trashed.
+        Some(true) => {
+            sqlx::query("UPDATE messages SET trashed_at = $2 WHERE seq = ANY($1) AND trashed_at IS NULL")
+                .bind(seqs)
+                .bind(at.as_micros())
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        }
+        Some(false) => {
+            sqlx::query("UPDATE messages SET trashed_at = NULL WHERE seq = ANY($1)")
+                .bind(seqs)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Deletes `owner`'s copy or thread for ever (see `MailStore::delete_for_ever`).
+pub(crate) async fn delete_for_ever(
+    pool: &PgPool,
+    owner: &IdentityId,
+    target: &loft_core::mail::MailTarget,
+    audit: AuditEntry,
+) -> Result<Vec<MessageId>> {
+    let mut w = WriteTx::begin(pool).await?;
+    // The mailbox first, as sends and decisions take it, then the copies, then their contents:
+    // one lock order, so no deadlock with them.
+    sqlx::query("SELECT bytes FROM mailbox_usage WHERE owner_id = $1 FOR UPDATE")
+        .bind(owner.as_str())
+        .fetch_optional(w.conn())
+        .await
+        .map_err(db_err)?;
+    let seqs = match target {
+        loft_core::mail::MailTarget::Message(id) => vec![owned_seq(w.conn(), owner, id).await?],
+        loft_core::mail::MailTarget::Thread(id) => thread_seqs(w.conn(), owner, id).await?,
+    };
+    if seqs.is_empty() {
+        return Err(target.not_found());
+    }
+    let found = states(w.conn(), &seqs).await?;
+    let states: Vec<_> = found.iter().map(|r| r.state.clone()).collect();
+    loft_core::mail::check_deletable(&states, audit.at)?;
+    let mut contents: Vec<i64> = found.iter().map(|r| r.content_id).collect();
+    contents.sort_unstable();
+    contents.dedup();
+    // Two owners deleting their copies of one mail at once: the second waits here, then sees
+    // the first's copy gone, so the last one out removes the content.
+    sqlx::query("SELECT id FROM mail_contents WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&contents)
+        .fetch_all(w.conn())
+        .await
+        .map_err(db_err)?;
+    let ids: Vec<&str> = states.iter().map(|s| s.id.as_str()).collect();
+    // Labels go with their copy (ON DELETE CASCADE); the search vector is on the content row.
+    sqlx::query("DELETE FROM messages WHERE seq = ANY($1)")
+        .bind(&seqs)
+        .execute(w.conn())
+        .await
+        .map_err(db_err)?;
+    sqlx::query("DELETE FROM idempotency_keys WHERE identity_id = $1 AND message_id = ANY($2)")
+        .bind(owner.as_str())
+        .bind(&ids)
+        .execute(w.conn())
+        .await
+        .map_err(db_err)?;
+    sqlx::query(
+        "DELETE FROM mail_contents c WHERE c.id = ANY($1) \
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)",
+    )
+    .bind(&contents)
+    .execute(w.conn())
+    .await
+    .map_err(db_err)?;
+    let bytes: i64 = found.iter().map(|r| r.size).sum();
+    sqlx::query("UPDATE mailbox_usage SET bytes = GREATEST(bytes - $2, 0) WHERE owner_id = $1")
+        .bind(owner.as_str())
+        .bind(bytes)
+        .execute(w.conn())
+        .await
+        .map_err(db_err)?;
     w.audit(audit).await?;
     w.commit().await?;
-    Ok(msg)
+    Ok(states.into_iter().map(|s| s.id).collect())
 }
 
 pub(crate) async fn list_threads(
@@ -570,6 +786,13 @@ pub(crate) async fn list_threads(
          FROM messages m WHERE m.owner_id = ",
     );
     qb.push_bind(owner.clone());
+    // The trash's threads or the others', counted over those copies alone.
+    let trash = if query.trashed {
+        " AND m.trashed_at IS NOT NULL"
+    } else {
+        " AND m.trashed_at IS NULL"
+    };
+    qb.push(trash);
     qb.push(" GROUP BY m.thread_id HAVING TRUE");
     if query.unread_only {
         qb.push(" AND COUNT(*) FILTER (WHERE m.unread) > 0");
@@ -582,7 +805,11 @@ pub(crate) async fn list_threads(
         qb.push_bind(owner.clone());
         qb.push(" AND m3.thread_id = m.thread_id AND l.label = ");
         qb.push_bind(label.clone());
-        qb.push(")");
+        qb.push(if query.trashed {
+            " AND m3.trashed_at IS NOT NULL)"
+        } else {
+            " AND m3.trashed_at IS NULL)"
+        });
     }
     if let Some(before) = query.before_seq {
         qb.push(" AND MAX(m.seq) < ");
@@ -598,6 +825,11 @@ pub(crate) async fn list_threads(
                WHERE m2.owner_id = ",
     );
     qb.push_bind(owner);
+    qb.push(if query.trashed {
+        " AND m2.trashed_at IS NOT NULL"
+    } else {
+        " AND m2.trashed_at IS NULL"
+    });
     qb.push(
         " AND m2.thread_id = t.thread_id GROUP BY c2.from_addr) p ORDER BY p.first_seen) AS participants \
          FROM t \
@@ -632,7 +864,7 @@ pub(crate) async fn read_thread(pool: &PgPool, owner: &IdentityId, id: &ThreadId
         "SELECT ",
         message_cols!(),
         " FROM messages m JOIN mail_contents c ON c.id = m.content_id \
-          WHERE m.owner_id = $1 AND m.thread_id = $2 ORDER BY m.seq"
+          WHERE m.owner_id = $1 AND m.thread_id = $2 AND m.trashed_at IS NULL ORDER BY m.seq"
     ))
     .bind(owner.as_str())
     .bind(id.as_str())
@@ -717,6 +949,25 @@ impl loft_core::store::MailStore for crate::PostgresStore {
         audit: AuditEntry,
     ) -> Result<Message> {
         self.wrote(self::update_message(&self.pool, owner, id, &patch, audit).await)
+    }
+
+    async fn update_thread(
+        &self,
+        owner: &IdentityId,
+        id: &ThreadId,
+        patch: MessagePatch,
+        audit: AuditEntry,
+    ) -> Result<Thread> {
+        self.wrote(self::update_thread(&self.pool, owner, id, &patch, audit).await)
+    }
+
+    async fn delete_for_ever(
+        &self,
+        owner: &IdentityId,
+        target: &loft_core::mail::MailTarget,
+        audit: AuditEntry,
+    ) -> Result<Vec<MessageId>> {
+        self.wrote(self::delete_for_ever(&self.pool, owner, target, audit).await)
     }
 
     async fn list_threads(&self, owner: &IdentityId, query: ThreadQuery) -> Result<StorePage<ThreadSummary>> {

@@ -30,7 +30,9 @@ pub(crate) async fn search(pool: &PgPool, owner: &IdentityId, q: &SearchQuery) -
              FROM messages m JOIN mail_contents c ON c.id = m.content_id CROSS JOIN q \
              WHERE c.search @@ q.q AND m.owner_id = ",
         )
-        .push_bind(owner.as_str().to_owned());
+        .push_bind(owner.as_str().to_owned())
+        // Trashed mail is out of search until it is restored (docs/mailbox.md).
+        .push(" AND m.trashed_at IS NULL");
     if let Some(folder) = q.folder {
         qb.push(" AND m.folder = ").push_bind(folder.as_str());
     }

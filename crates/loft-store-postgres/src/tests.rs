@@ -283,3 +283,36 @@ async fn the_contacts_backfill_finds_what_sends_recorded() {
     assert_eq!(unset, 0);
     conn.close().await.unwrap();
 }
+
+/// Deleting for ever removes the content (bytes, search vector) with the last copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_for_ever_removes_shared_content_with_the_last_copy() {
+    let db = TestDb::create().await;
+    let store = Arc::new(db.store().await);
+    let t = test_loft(store.clone());
+    let url = db.url.clone();
+    let count = |sql: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut conn).await.unwrap()
+        }
+    };
+    loft_testkit::conformance::delete_content_story(&t, || async {
+        assert_eq!(count("SELECT COUNT(*) FROM messages").await, 1);
+        assert_eq!(count("SELECT COUNT(*) FROM mail_contents").await, 1, "still Alice's");
+        assert_eq!(count("SELECT COUNT(*) FROM message_labels").await, 0);
+    })
+    .await;
+    for sql in [
+        "SELECT COUNT(*) FROM messages",
+        "SELECT COUNT(*) FROM mail_contents",
+        "SELECT COUNT(*) FROM message_labels",
+        "SELECT COALESCE(SUM(bytes), 0)::bigint FROM mailbox_usage",
+    ] {
+        assert_eq!(count(sql).await, 0, "{sql}");
+    }
+    drop(t);
+    assert!(verify(&store).await.ok);
+    store.close().await;
+}

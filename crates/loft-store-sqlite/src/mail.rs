@@ -331,7 +331,7 @@ pub(crate) async fn raw(conn: &mut SqliteConnection, owner: &IdentityId, id: &Me
     .map_err(map_err)
 }
 
-/// Applies a label and read-state patch and records it; the caller reads the message back.
+/// Applies a patch to one message and records it; the caller reads the message back.
 pub(crate) async fn update(
     conn: &mut SqliteConnection,
     owner: &IdentityId,
@@ -340,48 +340,224 @@ pub(crate) async fn update(
     audit_entry: AuditEntry,
 ) -> Result<()> {
     let seq = seq_of(conn, owner, id).await?;
-    // Adds first, then removes: a label named in both ends up removed.
-    for label in &patch.add_labels {
-        sqlx::query("INSERT OR IGNORE INTO message_labels (message_seq, label) VALUES (?, ?)")
-            .bind(seq)
-            .bind(label.clone())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
-    for label in &patch.remove_labels {
-        sqlx::query("DELETE FROM message_labels WHERE message_seq = ? AND label = ?")
-            .bind(seq)
-            .bind(label.clone())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
-    if !patch.add_labels.is_empty() {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_labels WHERE message_seq = ?")
-            .bind(seq)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        if count > core_mail::MAX_LABELS_PER_MESSAGE as i64 {
-            // The job fails, so its savepoint is rolled back: nothing of this patch stays.
-            return Err(Error::invalid(
-                "too_many_labels",
-                format!("a message carries at most {} labels", core_mail::MAX_LABELS_PER_MESSAGE),
-            )
-            .with_hint("remove labels before adding more"));
-        }
-    }
-    if let Some(unread) = patch.unread {
-        sqlx::query("UPDATE messages SET unread = ? WHERE seq = ?")
-            .bind(unread)
-            .bind(seq)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
+    apply(conn, &[seq], &patch, audit_entry.at).await?;
     audit::append(conn, audit_entry).await?;
     Ok(())
+}
+
+/// Applies a patch to every copy of one thread and records it; the caller reads it back.
+pub(crate) async fn update_thread(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    id: &ThreadId,
+    patch: MessagePatch,
+    audit_entry: AuditEntry,
+) -> Result<()> {
+    let seqs: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = ? AND thread_id = ? ORDER BY seq")
+            .bind(owner.as_str().to_owned())
+            .bind(id.as_str().to_owned())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    if seqs.is_empty() {
+        return Err(Error::not_found("thread"));
+    }
+    apply(conn, &seqs, &patch, audit_entry.at).await?;
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    id: String,
+    folder: String,
+    status: String,
+    trashed_at: Option<i64>,
+    held: bool,
+    delivery: String,
+    created_at: i64,
+    content_id: i64,
+    size: i64,
+}
+
+impl StateRow {
+    fn state(&self) -> Result<core_mail::CopyState> {
+        let delivery: Vec<core_mail::Delivery> = crate::rows::from_json(&self.delivery, "delivery")?;
+        Ok(core_mail::CopyState {
+            id: MessageId::from_trusted(self.id.clone()),
+            folder: core_mail::Folder::parse_stored(&self.folder, &self.id)?,
+            status: MessageStatus::parse_stored(&self.status, &self.id)?,
+            trashed: self.trashed_at.is_some(),
+            held: self.held,
+            delivery_pending: delivery.iter().any(|d| d.status == core_mail::DeliveryStatus::Queued),
+            created_at: Timestamp::from_micros(self.created_at),
+        })
+    }
+}
+
+/// The copies `seqs` as the mailbox rules judge them.
+async fn states(conn: &mut SqliteConnection, seqs: &[i64]) -> Result<Vec<StateRow>> {
+    sqlx::query_as(
+        "SELECT m.id, m.folder, COALESCE(m.schedule_state, m.status) AS status, m.trashed_at,
+                EXISTS (SELECT 1 FROM approvals a WHERE a.message_id = m.id) AS held,
+                m.delivery, m.created_at, m.content_id, m.size
+         FROM messages m WHERE m.seq IN (SELECT value FROM json_each(?)) ORDER BY m.seq",
+    )
+    .bind(to_json(seqs, "seqs")?)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)
+}
+
+/// Applies `patch` to the copies `seqs` (all or none: the writer rolls the job's savepoint back
+/// on an error).
+async fn apply(conn: &mut SqliteConnection, seqs: &[i64], patch: &MessagePatch, at: Timestamp) -> Result<()> {
+    if patch.trashed == Some(true) {
+        let rows = states(conn, seqs).await?;
+        let states = rows.iter().map(StateRow::state).collect::<Result<Vec<_>>>()?;
+        core_mail::check_trashable(&states)?;
+    }
+    for &seq in seqs {
+        // Adds first, then removes: a label named in both ends up removed.
+        for label in &patch.add_labels {
+            sqlx::query("INSERT OR IGNORE INTO message_labels (message_seq, label) VALUES (?, ?)")
+                .bind(seq)
+                .bind(label.clone())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        }
+        for label in &patch.remove_labels {
+            sqlx::query("DELETE FROM message_labels WHERE message_seq = ? AND label = ?")
+                .bind(seq)
+                .bind(label.clone())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        }
+        if !patch.add_labels.is_empty() {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_labels WHERE message_seq = ?")
+                .bind(seq)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            if count > core_mail::MAX_LABELS_PER_MESSAGE as i64 {
+                // The job fails, so its savepoint is rolled back: nothing of this patch stays.
+                return Err(Error::invalid(
+                    "too_many_labels",
+                    format!("a message carries at most {} labels", core_mail::MAX_LABELS_PER_MESSAGE),
+                )
+                .with_hint("remove labels before adding more"));
+            }
+        }
+    }
+    let seqs_json = to_json(seqs, "seqs")?;
+    let set = |sql: &'static str| sqlx::query(sql);
+    if let Some(unread) = patch.unread {
+        set("UPDATE messages SET unread = ? WHERE seq IN (SELECT value FROM json_each(?))")
+            .bind(unread)
+            .bind(seqs_json.clone())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    if let Some(archived) = patch.archived {
+        set("UPDATE messages SET archived = ? WHERE seq IN (SELECT value FROM json_each(?))")
+            .bind(archived)
+            .bind(seqs_json.clone())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    let trash = match patch.trashed {
+        // A copy trashed already keeps the time it was trashed.
+        Some(true) => set(
+            "UPDATE messages SET trashed_at = ? WHERE seq IN (SELECT value FROM json_each(?)) AND trashed_at IS NULL",
+        )
+        .bind(at.as_micros()),
+        Some(false) => set("UPDATE messages SET trashed_at = NULL WHERE seq IN (SELECT value FROM json_each(?))"),
+        None => return Ok(()),
+    };
+    trash.bind(seqs_json).execute(&mut *conn).await.map_err(map_err)?;
+    Ok(())
+}
+
+/// Deletes `owner`'s copy or thread for ever (see `MailStore::delete_for_ever`).
+pub(crate) async fn delete_for_ever(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    target: &core_mail::MailTarget,
+    audit_entry: AuditEntry,
+) -> Result<Vec<MessageId>> {
+    let seqs: Vec<i64> = match target {
+        core_mail::MailTarget::Message(id) => {
+            sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = ? AND id = ?")
+                .bind(owner.as_str().to_owned())
+                .bind(id.as_str().to_owned())
+        }
+        core_mail::MailTarget::Thread(id) => {
+            sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = ? AND thread_id = ? ORDER BY seq")
+                .bind(owner.as_str().to_owned())
+                .bind(id.as_str().to_owned())
+        }
+    }
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if seqs.is_empty() {
+        return Err(target.not_found());
+    }
+    let rows = states(conn, &seqs).await?;
+    let copies = rows.iter().map(StateRow::state).collect::<Result<Vec<_>>>()?;
+    core_mail::check_deletable(&copies, audit_entry.at)?;
+    let seqs_json = to_json(&seqs, "seqs")?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let bytes: i64 = rows.iter().map(|r| r.size).sum();
+    let mut contents: Vec<i64> = rows.iter().map(|r| r.content_id).collect();
+    contents.sort_unstable();
+    contents.dedup();
+    let contents_json = to_json(&contents, "contents")?;
+    for sql in [
+        "DELETE FROM message_labels WHERE message_seq IN (SELECT value FROM json_each(?))",
+        // The search trigger `message_search_delete` removes each copy's index row.
+        "DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?))",
+    ] {
+        sqlx::query(sql)
+            .bind(seqs_json.clone())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE identity_id = ? AND message_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(owner.as_str().to_owned())
+    .bind(to_json(&ids, "ids")?)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    // The shared content and bytes go with the last copy that refers to them.
+    for sql in [
+        "DELETE FROM mail_raw WHERE content_id IN (SELECT value FROM json_each(?))
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = mail_raw.content_id)",
+        "DELETE FROM mail_contents WHERE id IN (SELECT value FROM json_each(?))
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = mail_contents.id)",
+    ] {
+        sqlx::query(sql)
+            .bind(contents_json.clone())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    sqlx::query("UPDATE mailbox_usage SET bytes = MAX(bytes - ?, 0) WHERE owner_id = ?")
+        .bind(bytes)
+        .bind(owner.as_str().to_owned())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    audit::append(conn, audit_entry).await?;
+    Ok(rows.into_iter().map(|r| MessageId::from_trusted(r.id)).collect())
 }
 
 pub(crate) async fn list(
@@ -400,6 +576,14 @@ pub(crate) async fn list(
     if let Some(folder) = q.folder {
         sql.push(" AND m.folder = ").push_bind(folder.as_str());
     }
+    if let Some(archived) = q.archived {
+        sql.push(" AND m.archived = ").push_bind(archived);
+    }
+    sql.push(if q.trashed {
+        " AND m.trashed_at IS NOT NULL"
+    } else {
+        " AND m.trashed_at IS NULL"
+    });
     if q.unread_only {
         sql.push(" AND m.unread = 1");
     }
@@ -464,11 +648,12 @@ pub(crate) async fn list_threads(
     let limit = page_limit(q.limit);
     // One pass over the owner's (owner_id, thread_id, seq, unread) index groups the threads;
     // the first and last message of each are then looked up by seq.
+    // `?6`: the trash's threads or the others', counted over those copies alone.
     let rows: Vec<ThreadRow> = sqlx::query_as(
         "WITH t AS (
              SELECT thread_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq,
                     COUNT(*) AS message_count, SUM(unread) AS unread_count
-             FROM messages WHERE owner_id = ?1 GROUP BY thread_id
+             FROM messages WHERE owner_id = ?1 AND (trashed_at IS NOT NULL) = ?6 GROUP BY thread_id
          )
          SELECT t.thread_id, t.message_count, t.unread_count, t.last_seq,
                 f.subject AS subject, l.id AS last_id, l.snippet AS last_snippet, l.created_at AS last_at
@@ -478,7 +663,8 @@ pub(crate) async fn list_threads(
          WHERE (?2 = 0 OR t.unread_count > 0)
            AND (?3 IS NULL OR EXISTS (
                  SELECT 1 FROM messages m JOIN message_labels ml ON ml.message_seq = m.seq
-                 WHERE m.owner_id = ?1 AND m.thread_id = t.thread_id AND ml.label = ?3))
+                 WHERE m.owner_id = ?1 AND m.thread_id = t.thread_id AND ml.label = ?3
+                   AND (m.trashed_at IS NOT NULL) = ?6))
            AND (?4 IS NULL OR t.last_seq < ?4)
          ORDER BY t.last_seq DESC
          LIMIT ?5",
@@ -488,6 +674,7 @@ pub(crate) async fn list_threads(
     .bind(q.label.clone())
     .bind(q.before_seq)
     .bind(i64::from(limit) + 1)
+    .bind(q.trashed)
     .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -499,10 +686,12 @@ pub(crate) async fn list_threads(
     if !ids.is_empty() {
         let senders: Vec<(String, String)> = sqlx::query_as(
             "SELECT thread_id, from_addr FROM messages
-             WHERE owner_id = ? AND thread_id IN (SELECT value FROM json_each(?)) ORDER BY seq",
+             WHERE owner_id = ? AND thread_id IN (SELECT value FROM json_each(?))
+               AND (trashed_at IS NOT NULL) = ? ORDER BY seq",
         )
         .bind(owner.as_str().to_owned())
         .bind(to_json(&ids, "thread ids")?)
+        .bind(q.trashed)
         .fetch_all(&mut *conn)
         .await
         .map_err(map_err)?;
@@ -540,12 +729,14 @@ pub(crate) async fn record_thread_read(
     id: &ThreadId,
     audit_entry: AuditEntry,
 ) -> Result<()> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM messages WHERE owner_id = ? AND thread_id = ? LIMIT 1")
-        .bind(owner.as_str().to_owned())
-        .bind(id.as_str().to_owned())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    let exists: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM messages WHERE owner_id = ? AND thread_id = ? AND trashed_at IS NULL LIMIT 1",
+    )
+    .bind(owner.as_str().to_owned())
+    .bind(id.as_str().to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
     if exists.is_none() {
         return Err(Error::not_found("thread"));
     }
@@ -553,16 +744,23 @@ pub(crate) async fn record_thread_read(
     Ok(())
 }
 
-/// A whole thread, oldest first; `None` when the owner has no such thread.
-pub(crate) async fn thread(conn: &mut SqliteConnection, owner: &IdentityId, id: &ThreadId) -> Result<Option<Thread>> {
+/// A whole thread, oldest first, with its trashed copies or without them; `None` when the
+/// owner has no such thread (or, without them, only trashed copies of it).
+pub(crate) async fn thread(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    id: &ThreadId,
+    with_trashed: bool,
+) -> Result<Option<Thread>> {
     let rows: Vec<MessageRow> = sqlx::query_as(concat!(
         "SELECT ",
         message_columns!(),
         " FROM messages m JOIN mail_contents c ON c.id = m.content_id
-         WHERE m.owner_id = ? AND m.thread_id = ? ORDER BY m.seq"
+         WHERE m.owner_id = ? AND m.thread_id = ? AND (? OR m.trashed_at IS NULL) ORDER BY m.seq"
     ))
     .bind(owner.as_str().to_owned())
     .bind(id.as_str().to_owned())
+    .bind(with_trashed)
     .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -650,6 +848,32 @@ impl loft_core::store::MailStore for crate::SqliteStore {
             .ok_or_else(|| Error::not_found("message"))
     }
 
+    async fn update_thread(
+        &self,
+        owner: &IdentityId,
+        id: &ThreadId,
+        patch: MessagePatch,
+        audit: AuditEntry,
+    ) -> Result<Thread> {
+        let (o, i) = (owner.clone(), id.clone());
+        self.write(move |c| Box::pin(async move { self::update_thread(c, &o, &i, patch, audit).await }))
+            .await?;
+        let mut tx = self.reading().await?;
+        let out = self::thread(&mut tx, owner, id, true).await;
+        crate::done(tx, out).await?.ok_or_else(|| Error::not_found("thread"))
+    }
+
+    async fn delete_for_ever(
+        &self,
+        owner: &IdentityId,
+        target: &core_mail::MailTarget,
+        audit: AuditEntry,
+    ) -> Result<Vec<MessageId>> {
+        let (o, t) = (owner.clone(), target.clone());
+        self.write(move |c| Box::pin(async move { self::delete_for_ever(c, &o, &t, audit).await }))
+            .await
+    }
+
     async fn list_threads(&self, owner: &IdentityId, query: ThreadQuery) -> Result<StorePage<ThreadSummary>> {
         let mut tx = self.reading().await?;
         let out = self::list_threads(&mut tx, owner, query).await;
@@ -661,7 +885,7 @@ impl loft_core::store::MailStore for crate::SqliteStore {
         self.write(move |c| Box::pin(async move { self::record_thread_read(c, &o, &i, audit).await }))
             .await?;
         let mut tx = self.reading().await?;
-        let out = self::thread(&mut tx, owner, id).await;
+        let out = self::thread(&mut tx, owner, id, false).await;
         crate::done(tx, out).await?.ok_or_else(|| Error::not_found("thread"))
     }
 

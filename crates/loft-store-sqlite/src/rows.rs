@@ -180,7 +180,7 @@ macro_rules! summary_columns {
     () => {
         "m.seq, m.id, m.thread_id, m.folder, m.message_id, m.from_addr, \
      m.from_name, m.to_addrs, m.cc_addrs, m.subject, m.snippet, m.authentication, m.unread, m.created_at, \
-     COALESCE(m.schedule_state, m.status) AS status"
+     COALESCE(m.schedule_state, m.status) AS status, m.archived, m.trashed_at"
     };
 }
 pub(crate) use summary_columns;
@@ -202,6 +202,8 @@ pub(crate) struct SummaryRow {
     unread: bool,
     created_at: i64,
     status: String,
+    archived: bool,
+    trashed_at: Option<i64>,
 }
 
 impl SummaryRow {
@@ -221,6 +223,8 @@ impl SummaryRow {
             authentication: from_json::<Authentication>(&self.authentication, "authentication")?,
             unread: self.unread,
             labels,
+            archived: self.archived,
+            trashed_at: ts(self.trashed_at),
             created_at: Timestamp::from_micros(self.created_at),
         })
     }
@@ -233,7 +237,7 @@ macro_rules! message_columns {
         "m.seq, m.id, m.thread_id, m.folder, m.message_id, m.in_reply_to, m.refs, \
      m.from_addr, m.from_name, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject, c.text, c.html, c.extracted_text, \
      m.authentication, m.unread, m.created_at, m.size, m.delivery, COALESCE(m.schedule_state, m.status) AS status, \
-     m.send_at"
+     m.send_at, m.archived, m.trashed_at"
     };
 }
 pub(crate) use message_columns;
@@ -263,6 +267,8 @@ pub(crate) struct MessageRow {
     delivery: String,
     status: String,
     send_at: Option<i64>,
+    archived: bool,
+    trashed_at: Option<i64>,
 }
 
 impl MessageRow {
@@ -290,6 +296,8 @@ impl MessageRow {
             authentication: from_json::<Authentication>(&self.authentication, "authentication")?,
             unread: self.unread,
             labels,
+            archived: self.archived,
+            trashed_at: ts(self.trashed_at),
             created_at: Timestamp::from_micros(self.created_at),
             size: self.size,
             delivery: from_json::<Vec<Delivery>>(&self.delivery, "delivery")?,

@@ -38,7 +38,9 @@ pub(crate) async fn search(conn: &mut SqliteConnection, owner: &IdentityId, q: &
     );
     sql.push_bind(fts5_query(&q.terms)?)
         .push(" AND m.owner_id = ")
-        .push_bind(owner.as_str().to_owned());
+        .push_bind(owner.as_str().to_owned())
+        // Trashed mail is out of search until it is restored (docs/mailbox.md).
+        .push(" AND m.trashed_at IS NULL");
     if let Some(folder) = q.folder {
         sql.push(" AND m.folder = ").push_bind(folder.as_str());
     }

@@ -319,3 +319,50 @@ async fn the_contacts_backfill_finds_what_sends_recorded() {
     };
     assert_eq!(seconds(filled), seconds(live));
 }
+
+/// Deleting for ever removes the content and raw bytes with the last copy, and every index row.
+#[tokio::test]
+async fn delete_for_ever_removes_shared_content_with_the_last_copy() {
+    let (_dir, store) = fresh().await;
+    let store = Arc::new(store);
+    let t = loft_testkit::test_loft(store.clone());
+    let count = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&store.reader)
+                .await
+                .unwrap()
+        }
+    };
+    loft_testkit::conformance::delete_content_story(&t, || async {
+        assert_eq!(count("SELECT COUNT(*) FROM messages").await, 1);
+        assert_eq!(count("SELECT COUNT(*) FROM mail_contents").await, 1, "still Alice's");
+        assert_eq!(count("SELECT COUNT(*) FROM mail_raw").await, 1);
+        assert_eq!(count("SELECT COUNT(*) FROM message_labels").await, 0);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM message_search WHERE message_search MATCH 'narwhal'").await,
+            1
+        );
+    })
+    .await;
+    for table in [
+        "messages",
+        "mail_contents",
+        "mail_raw",
+        "message_labels",
+        "idempotency_keys",
+    ] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    assert_eq!(
+        count("SELECT COUNT(*) FROM message_search WHERE message_search MATCH 'narwhal'").await,
+        0
+    );
+    assert_eq!(count("SELECT COALESCE(SUM(bytes), 0) FROM mailbox_usage").await, 0);
+    assert_chain_ok(&store).await;
+}

@@ -416,7 +416,7 @@ async fn labels(p: &Pair, s: &str) -> Result<(), TestCaseError> {
     let patch = |add: bool| MessagePatch {
         add_labels: if add { vec![s.to_owned()] } else { vec![] },
         remove_labels: if add { vec![] } else { vec![s.to_owned()] },
-        unread: None,
+        ..MessagePatch::default()
     };
     let added = p
         .both("label: add", s, async |b| {

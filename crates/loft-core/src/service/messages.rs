@@ -1,5 +1,5 @@
 //! Mail: sending and replying (validation, addresses, threading headers, quotas), listing,
-//! waiting, reading, labels and threads.
+//! waiting, reading and threads (labels, archive and trash: `mailbox.rs`).
 
 use std::collections::HashSet;
 
@@ -11,11 +11,10 @@ use crate::identity::Identity;
 use crate::ids::{DraftId, IdentityId, MessageId, ThreadId};
 use crate::keys::Scope;
 use crate::mail::{
-    self, Authentication, DeliveryStatus, Folder, MailContent, MailCopy, Message, MessagePatch, MessageQuery,
-    MessageSummary, NewMail, ReplyMail, SendMail, Thread, ThreadQuery, ThreadSummary,
+    self, Authentication, DeliveryStatus, Folder, MailContent, MailCopy, Message, MessageQuery, MessageSummary,
+    NewMail, ReplyMail, SendMail, Thread, ThreadQuery, ThreadSummary,
 };
 use crate::oversight::{Approval, ApprovalQuery, ApprovalStatus, DecisionQuery};
-use crate::quota;
 use crate::text;
 use crate::time::Timestamp;
 use crate::{Error, Result};
@@ -26,7 +25,9 @@ use crate::{Error, Result};
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListMessagesParams {
-    /// `inbox` (default), `sent` or `all`.
+    /// `inbox` (default: received mail, not archived), `sent`, `archive` (archived, received or
+    /// sent), `trash` (trashed mail, hidden everywhere else) or `all` (everything but the
+    /// trash).
     pub folder: Option<String>,
     /// Only unread messages.
     #[serde(skip_serializing_if = "crate::wire::is_not_true")]
@@ -82,6 +83,10 @@ pub const MAX_WAIT_SECONDS: u32 = 300;
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListThreadsParams {
+    /// `all` (default: the threads of the mail outside the trash) or `trash` (the threads of
+    /// the trashed mail, counted over it alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
     #[serde(skip_serializing_if = "crate::wire::is_not_true")]
     pub unread: Option<bool>,
     pub label: Option<String>,
@@ -476,17 +481,23 @@ impl Loft {
 
     pub async fn list_messages(&self, actor: &Actor, params: ListMessagesParams) -> Result<Page<MessageSummary>> {
         let me = actor.require(Scope::MailRead)?;
-        let folder = match params.folder.as_deref() {
-            None | Some("inbox") => Some(Folder::Inbox),
-            Some("sent") => Some(Folder::Sent),
-            Some("all") => None,
+        // inbox: received, not archived; archive: archived (received or sent); trash: in the
+        // trash; all: everything but the trash.
+        let (folder, archived, trashed) = match params.folder.as_deref() {
+            None | Some("inbox") => (Some(Folder::Inbox), Some(false), false),
+            Some("sent") => (Some(Folder::Sent), None, false),
+            Some("archive") => (None, Some(true), false),
+            Some("trash") => (None, None, true),
+            Some("all") => (None, None, false),
             Some(other) => {
                 return Err(Error::invalid("invalid_folder", format!("unknown folder `{other}`"))
-                    .with_hint("use inbox, sent or all"));
+                    .with_hint("use inbox, sent, archive, trash or all"));
             }
         };
         let query = MessageQuery {
             folder,
+            archived,
+            trashed,
             unread_only: params.unread.unwrap_or(false),
             label: params.label.as_deref().map(mail::parse_label).transpose()?,
             from: params.from.as_deref().map(EmailAddress::parse).transpose()?,
@@ -533,6 +544,7 @@ impl Loft {
             let decided_upto = self.store.latest_decision_seq(&me.id).await?;
             let query = MessageQuery {
                 folder: Some(Folder::Inbox),
+                archived: Some(false),
                 unread_only: after.is_none(),
                 after_seq: after.map(|a| a.mail),
                 before_seq: Some(upto + 1),
@@ -632,55 +644,20 @@ impl Loft {
             .ok_or_else(|| per_mailbox(Error::not_found("message")))
     }
 
-    pub async fn update_message(&self, actor: &Actor, id: &str, patch: MessagePatch) -> Result<Message> {
-        let me = actor.require(Scope::MailManage)?;
-        let id = MessageId::parse(id)?;
-        let add = patch
-            .add_labels
-            .iter()
-            .map(|l| mail::parse_label(l))
-            .collect::<Result<Vec<_>>>()?;
-        let remove = patch
-            .remove_labels
-            .iter()
-            .map(|l| mail::parse_label(l))
-            .collect::<Result<Vec<_>>>()?;
-        if add.is_empty() && remove.is_empty() && patch.unread.is_none() {
-            return Err(Error::invalid("empty_update", "nothing to change")
-                .with_hint("send `add_labels`, `remove_labels` and/or `unread`"));
-        }
-        if add.len() > mail::MAX_LABELS_PER_MESSAGE {
-            return Err(Error::invalid(
-                "too_many_labels",
-                format!("at most {} labels per message", mail::MAX_LABELS_PER_MESSAGE),
-            ));
-        }
-        if let (Some(limit), false) = (self.quotas.labels, add.is_empty()) {
-            let (used, new) = self.store.mailbox_labels(&me.id, &add).await?;
-            if new > 0 {
-                quota::check("labels", "distinct labels in the mailbox", Some(limit), used, new)?;
-            }
-        }
-        let patch = MessagePatch {
-            add_labels: add,
-            remove_labels: remove,
-            unread: patch.unread,
-        };
-        let audit = actor.audit(
-            self.clock.now(),
-            "mail.update",
-            Some(id.to_string()),
-            serde_json::json!({ "add_labels": patch.add_labels, "remove_labels": patch.remove_labels, "unread": patch.unread }),
-        );
-        self.store
-            .update_message(&me.id, &id, patch, audit)
-            .await
-            .map_err(per_mailbox)
-    }
-
     pub async fn list_threads(&self, actor: &Actor, params: ListThreadsParams) -> Result<Page<ThreadSummary>> {
         let me = actor.require(Scope::MailRead)?;
+        let trashed = match params.folder.as_deref() {
+            None | Some("all") => false,
+            Some("trash") => true,
+            Some(other) => {
+                return Err(
+                    Error::invalid("invalid_folder", format!("unknown thread folder `{other}`"))
+                        .with_hint("use all (threads of the mail outside the trash) or trash"),
+                );
+            }
+        };
         let query = ThreadQuery {
+            trashed,
             unread_only: params.unread.unwrap_or(false),
             label: params.label.as_deref().map(mail::parse_label).transpose()?,
             before_seq: cursor(params.cursor.as_deref())?,

@@ -6,9 +6,12 @@ use loft_core::service::{ListMessagesParams, ListThreadsParams, RescheduleReques
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::error::ToolError;
+
 use super::{DEFAULT_LIMIT, DEFAULT_WAIT_SECONDS, Hints, OneOrMany, ToolDef, ToolSpec, opt_one_or_many};
 use crate::views::{
-    LabelsView, MessageListView, MessageView, SearchView, SentView, ThreadListView, ThreadView, WaitView,
+    LabelsView, MailDeletedView, MailboxView, MessageListView, MessageView, SearchView, SentView, ThreadListView,
+    ThreadView, WaitView,
 };
 
 /// Sending reaches other agents and the internet; a repeated call sends again.
@@ -60,8 +63,8 @@ pub(super) fn tools() -> Vec<ToolDef> {
             title: "List messages",
             scopes: &[Scope::MailRead],
             hints: Hints::READ,
-            description: "List messages in your mailbox, newest first: the inbox by default, or folder `sent` or \
-                 `all`, optionally only unread ones, or those with a label, from one sender or in one thread. \
+            description: "List messages in your mailbox, newest first: the inbox by default, or folder `sent`, \
+                 `archive`, `trash` or `all`, optionally only unread ones, or those with a label, from one sender or in one thread. \
                  Returns summaries (message_id, thread_id, from, subject, snippet, sender authentication, unread, \
                  labels) and next_page_token; no bodies: open a message with mail_get_message. Do not poll \
                  this for new mail: mail_wait waits for it.",
@@ -168,6 +171,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
         }
         .calls(|api, a: ListThreadsArgs| async move {
             let params = ListThreadsParams {
+                folder: None,
                 unread: a.unread_only,
                 label: a.label,
                 limit: Some(a.limit.unwrap_or(DEFAULT_LIMIT)),
@@ -204,8 +208,97 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 add_labels: a.add_labels,
                 remove_labels: a.remove_labels,
                 unread: a.unread,
+                ..MessagePatch::default()
             };
             Ok(LabelsView::from(api.update_message(&a.message_id, patch).await?))
+        }),
+        ToolSpec {
+            name: "mail_label_thread",
+            title: "Label a conversation",
+            scopes: &[Scope::MailManage],
+            hints: OWN_COPY,
+            description: "Organise a whole conversation by thread_id in one call: add or remove labels on every \
+                 message of it in your mailbox and/or mark them all read (unread: false) or unread (unread: true). \
+                 Returns each message's labels and state. For one message use mail_update_labels.",
+        }
+        .calls(|api, a: LabelThreadArgs| async move {
+            let patch = MessagePatch {
+                add_labels: a.add_labels,
+                remove_labels: a.remove_labels,
+                unread: a.unread,
+                ..MessagePatch::default()
+            };
+            Ok(MailboxView::from(api.update_thread(&a.thread_id, patch).await?))
+        }),
+        ToolSpec {
+            name: "mail_archive",
+            title: "Archive mail",
+            scopes: &[Scope::MailManage],
+            hints: OWN_COPY,
+            description: "Archive a message (message_id) or a whole conversation (thread_id): it leaves your inbox \
+                 but stays in its conversation, in search and in mail_list_messages with folder `archive`. With \
+                 archived: false it goes back to the inbox. Changes only your own copy; sends nothing.",
+        }
+        .calls(|api, a: ArchiveArgs| async move {
+            let patch = MessagePatch {
+                archived: Some(a.archived.unwrap_or(true)),
+                ..MessagePatch::default()
+            };
+            change(api, a.message_id, a.thread_id, patch).await
+        }),
+        ToolSpec {
+            name: "mail_trash",
+            title: "Move mail to the trash",
+            scopes: &[Scope::MailManage],
+            hints: OWN_COPY,
+            description: "Move a message (message_id) or a whole conversation (thread_id) to the trash: it is left \
+                 out of lists, conversations and search (list it with folder `trash`) and kept until you restore \
+                 it with mail_restore or delete it for ever with mail_delete; nothing empties the trash by \
+                 itself. Mail not yet sent (held for a reviewer, or scheduled) cannot be trashed.",
+        }
+        .calls(|api, a: TargetArgs| async move {
+            let patch = MessagePatch {
+                trashed: Some(true),
+                ..MessagePatch::default()
+            };
+            change(api, a.message_id, a.thread_id, patch).await
+        }),
+        ToolSpec {
+            name: "mail_restore",
+            title: "Restore mail from the trash",
+            scopes: &[Scope::MailManage],
+            hints: OWN_COPY,
+            description: "Take a message (message_id) or a whole conversation (thread_id) out of the trash: it is \
+                 back where it was (inbox or archive, sent) with its labels.",
+        }
+        .calls(|api, a: TargetArgs| async move {
+            let patch = MessagePatch {
+                trashed: Some(false),
+                ..MessagePatch::default()
+            };
+            change(api, a.message_id, a.thread_id, patch).await
+        }),
+        ToolSpec {
+            name: "mail_delete",
+            title: "Delete mail for ever",
+            scopes: &[Scope::MailManage],
+            hints: Hints {
+                read_only: false,
+                destructive: true,
+                idempotent: true,
+                open_world: false,
+            },
+            description: "Delete for ever a message (message_id) or a whole conversation (thread_id) that is in \
+                 the trash (mail_trash first; error not_in_trash otherwise). Only your own copy goes: the other \
+                 people's copies stay. It cannot be undone. Mail that was held for a reviewer is kept \
+                 (held_mail_kept), and mail you sent can be deleted a day after it was sent (sent_recently).",
+        }
+        .calls(|api, a: TargetArgs| async move {
+            let done = match target(a.message_id, a.thread_id)? {
+                Target::Message(id) => api.delete_message(&id).await?,
+                Target::Thread(id) => api.delete_thread(&id).await?,
+            };
+            Ok(MailDeletedView::from(done))
         }),
         ToolSpec {
             name: "mail_cancel_scheduled",
@@ -269,7 +362,80 @@ pub(super) fn tools() -> Vec<ToolDef> {
     ]
 }
 
+/// A message or a whole conversation, named by exactly one of the two ids.
+enum Target {
+    Message(String),
+    Thread(String),
+}
+
+fn target(message_id: Option<String>, thread_id: Option<String>) -> Result<Target, ToolError> {
+    match (message_id, thread_id) {
+        (Some(m), None) => Ok(Target::Message(m)),
+        (None, Some(t)) => Ok(Target::Thread(t)),
+        _ => Err(ToolError::new(
+            "invalid_arguments",
+            "give exactly one of message_id (one message) and thread_id (a whole conversation)",
+        )
+        .with_hint("e.g. {\"message_id\": \"msg_...\"} or {\"thread_id\": \"thr_...\"}")),
+    }
+}
+
+/// Applies `patch` to the message or the conversation.
+async fn change(
+    api: std::sync::Arc<dyn crate::api::IdentityApi>,
+    message_id: Option<String>,
+    thread_id: Option<String>,
+    patch: MessagePatch,
+) -> Result<MailboxView, ToolError> {
+    Ok(match target(message_id, thread_id)? {
+        Target::Message(id) => MailboxView::from(api.update_message(&id, patch).await?),
+        Target::Thread(id) => MailboxView::from(api.update_thread(&id, patch).await?),
+    })
+}
+
 // ----- arguments ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TargetArgs {
+    /// One message (`msg_...`), as listed by `mail_list_messages`. Give this or `thread_id`.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// A whole conversation (`thr_...`): every message of it in your mailbox. Give this or
+    /// `message_id`.
+    #[serde(default)]
+    pub thread_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ArchiveArgs {
+    /// One message (`msg_...`), as listed by `mail_list_messages`. Give this or `thread_id`.
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// A whole conversation (`thr_...`): every message of it in your mailbox. Give this or
+    /// `message_id`.
+    #[serde(default)]
+    pub thread_id: Option<String>,
+    /// `true` (the default) archives; `false` moves it back to the inbox.
+    #[serde(default)]
+    pub archived: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct LabelThreadArgs {
+    /// The conversation to change (`thr_...`).
+    pub thread_id: String,
+    /// Labels to add to every message of it, e.g. `["done"]`. A single label as a string is accepted too.
+    #[serde(default, deserialize_with = "opt_one_or_many")]
+    #[schemars(with = "Option<OneOrMany>")]
+    pub add_labels: Vec<String>,
+    /// Labels to remove from every message of it. A single label as a string is accepted too.
+    #[serde(default, deserialize_with = "opt_one_or_many")]
+    #[schemars(with = "Option<OneOrMany>")]
+    pub remove_labels: Vec<String>,
+    /// Mark every message unread (true) or read (false); leave out to keep them as they are.
+    #[serde(default)]
+    pub unread: Option<bool>,
+}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SendArgs {
@@ -335,7 +501,8 @@ pub struct ForwardArgs {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct ListMessagesArgs {
-    /// Which folder: `inbox` (mail you received; the default), `sent` (mail you sent) or `all`.
+    /// Which folder: `inbox` (mail you received, not archived; the default), `sent` (mail you
+    /// sent), `archive` (mail you archived), `trash` (mail you trashed) or `all` (all but the trash).
     #[serde(default)]
     pub folder: Option<String>,
     /// Only unread messages (default false).

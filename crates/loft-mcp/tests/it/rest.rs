@@ -26,7 +26,7 @@ async fn tools_over_rest_match_the_local_ones() {
         ok(&call(&ca, "identity_whoami", json!({})).await)["address"],
         alice.address
     );
-    assert_eq!(tool_names(&ca).await.len(), 28);
+    assert_eq!(tool_names(&ca).await.len(), 33);
     let names = tool_names(&cr).await;
     assert!(
         !names.contains(&"mail_send".to_owned()) && names.contains(&"mail_list_messages".to_owned()),
@@ -140,4 +140,80 @@ async fn loft_mcp_refuses_to_start_without_a_working_identity_key() {
     );
     // The operator key is valid, but not an identity.
     assert_eq!(loft_mcp::run_stdio(&base, Some(&w.admin)).await, ExitCode::from(2));
+}
+
+/// Archive, trash, restore, thread labels and delete for ever, over both doors alike; another
+/// identity's ids are `not_found` on every one of them.
+#[tokio::test]
+async fn mailbox_tools_over_both_doors() {
+    let w = World::new().await;
+    let base = w.spawn_http().await;
+    let alice = w.agent("alice", None).await;
+    let bob = w.agent("bob", None).await;
+    let local = w.local_client(&alice.key).await;
+    let rest = rest_client(&base, &alice.key).await;
+    let cb = rest_client(&base, &bob.key).await;
+    for (door, ca) in [("local", &local), ("rest", &rest)] {
+        ok(&call(
+            &cb,
+            "mail_send",
+            json!({"to": alice.address, "subject": door, "text": "Seals"}),
+        )
+        .await);
+        let list = ok(&call(ca, "mail_list_messages", json!({})).await);
+        let m = list["messages"][0].clone();
+        let (id, thread) = (m["message_id"].clone(), m["thread_id"].clone());
+
+        let r = ok(&call(ca, "mail_archive", json!({"message_id": id})).await);
+        assert_eq!(r["messages"][0]["archived"], true, "{door}: {r}");
+        let archived = ok(&call(ca, "mail_list_messages", json!({"folder": "archive"})).await);
+        assert_eq!(archived["messages"][0]["message_id"], id, "{door}");
+        assert_eq!(archived["messages"][0]["archived"], true, "{door}");
+        let r = ok(&call(ca, "mail_archive", json!({"thread_id": thread, "archived": false})).await);
+        assert_eq!(
+            (r["thread_id"].clone(), r["messages"][0]["archived"].clone()),
+            (thread.clone(), json!(false))
+        );
+
+        let r = ok(&call(
+            ca,
+            "mail_label_thread",
+            json!({"thread_id": thread, "add_labels": "seals"}),
+        )
+        .await);
+        assert_eq!(r["messages"][0]["labels"], json!(["seals"]), "{door}");
+
+        let r = call(ca, "mail_delete", json!({"message_id": id})).await;
+        assert_eq!(error_code(&r), "not_in_trash", "{door}");
+        let r = ok(&call(ca, "mail_trash", json!({"thread_id": thread})).await);
+        assert!(r["messages"][0]["trashed_at"].is_string(), "{door}: {r}");
+        let trash = ok(&call(ca, "mail_list_messages", json!({"folder": "trash"})).await);
+        assert!(trash["messages"][0]["trashed_at"].is_string(), "{door}: {trash}");
+        let r = ok(&call(ca, "mail_restore", json!({"message_id": id})).await);
+        assert!(r["messages"][0].get("trashed_at").is_none(), "{door}: {r}");
+        ok(&call(ca, "mail_trash", json!({"message_id": id})).await);
+
+        // Bob cannot touch Alice's copy, by message or by thread.
+        for (tool, args) in [
+            ("mail_archive", json!({"message_id": id})),
+            ("mail_trash", json!({"thread_id": thread})),
+            ("mail_restore", json!({"message_id": id})),
+            ("mail_delete", json!({"message_id": id})),
+            ("mail_delete", json!({"thread_id": thread})),
+            ("mail_label_thread", json!({"thread_id": thread, "add_labels": ["x"]})),
+        ] {
+            let r = call(&cb, tool, args).await;
+            assert_eq!(error_code(&r), "not_found", "{door}: {tool}: {}", body(&r));
+        }
+        // Exactly one of the two ids.
+        for args in [json!({}), json!({"message_id": id, "thread_id": thread})] {
+            let r = call(ca, "mail_trash", args).await;
+            assert_eq!(error_code(&r), "invalid_arguments", "{door}");
+        }
+
+        let r = ok(&call(ca, "mail_delete", json!({"thread_id": thread})).await);
+        assert_eq!(r["deleted"], json!([id]), "{door}");
+        let r = call(ca, "mail_get_message", json!({"message_id": id})).await;
+        assert_eq!(error_code(&r), "not_found", "{door}");
+    }
 }

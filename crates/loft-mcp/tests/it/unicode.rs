@@ -153,7 +153,7 @@ impl Fixture {
         let cc = connect(door, &base, &carol.key).await;
 
         let tools = ca.list_tools(None).await.unwrap().tools;
-        assert_eq!(tools.len(), 29, "every tool is offered to a key with every scope");
+        assert_eq!(tools.len(), 34, "every tool is offered to a key with every scope");
         let (mut inputs, mut outputs, mut text_arguments) = (HashMap::new(), HashMap::new(), BTreeSet::new());
         for t in &tools {
             let input = Value::Object((*t.input_schema).clone());
@@ -668,6 +668,54 @@ async fn labels(f: &Fixture, s: &str) -> CaseResult {
         let has = v["labels"].as_array().is_some_and(|l| l.contains(&label));
         echo("mail_update_labels: removed", s, &json!(has), &json!(false))?;
     }
+    // The same on a whole conversation.
+    let r = f
+        .call(
+            &f.ca,
+            "mail_update_labels",
+            None,
+            json!({"message_id": id, "unread": false}),
+        )
+        .await?;
+    let thread = accepted("mail_update_labels: the thread", s, r)?["thread_id"].clone();
+    let r = f
+        .call(
+            &f.ca,
+            "mail_label_thread",
+            Some(("add_labels", s)),
+            json!({"thread_id": thread, "add_labels": [s]}),
+        )
+        .await?;
+    echo(
+        "mail_label_thread: accepted as a message's",
+        s,
+        &json!(r.is_ok()),
+        &json!(added),
+    )?;
+    if let Ok(v) = r {
+        let all = v["messages"].as_array().is_some_and(|m| {
+            !m.is_empty()
+                && m.iter()
+                    .all(|m| m["labels"].as_array().is_some_and(|l| l.contains(&label)))
+        });
+        echo("mail_label_thread: every message", s, &json!(all), &json!(true))?;
+    }
+    let r = f
+        .call(
+            &f.ca,
+            "mail_label_thread",
+            Some(("remove_labels", s)),
+            json!({"thread_id": thread, "remove_labels": s}),
+        )
+        .await?;
+    if added {
+        let v = accepted("mail_label_thread: remove", s, r)?;
+        let any = v["messages"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["labels"].as_array().is_some_and(|l| l.contains(&label)))
+        });
+        echo("mail_label_thread: removed", s, &json!(any), &json!(false))?;
+    }
     Ok(())
 }
 
@@ -683,6 +731,20 @@ async fn ids_and_queries(f: &Fixture, s: &str) -> CaseResult {
             json!({"message_id": s, "unread": true}),
         ),
         (&f.cb, "mail_get_thread", "thread_id", json!({"thread_id": s})),
+        (
+            &f.cb,
+            "mail_label_thread",
+            "thread_id",
+            json!({"thread_id": s, "unread": true}),
+        ),
+        (&f.cb, "mail_archive", "message_id", json!({"message_id": s})),
+        (&f.cb, "mail_archive", "thread_id", json!({"thread_id": s})),
+        (&f.cb, "mail_trash", "message_id", json!({"message_id": s})),
+        (&f.cb, "mail_trash", "thread_id", json!({"thread_id": s})),
+        (&f.cb, "mail_restore", "message_id", json!({"message_id": s})),
+        (&f.cb, "mail_restore", "thread_id", json!({"thread_id": s})),
+        (&f.cb, "mail_delete", "message_id", json!({"message_id": s})),
+        (&f.cb, "mail_delete", "thread_id", json!({"thread_id": s})),
     ] {
         let r = f.call(client, tool, Some((field, s)), args).await?;
         refused(&format!("{tool}: {field}"), s, &r)?;
@@ -1016,6 +1078,8 @@ const KEPT: &[&str] = &[
     "mail_reply.html",
     "mail_update_labels.add_labels",
     "mail_update_labels.remove_labels",
+    "mail_label_thread.add_labels",
+    "mail_label_thread.remove_labels",
     "vault_store.name",
     "vault_store.value",
     "vault_store.password",

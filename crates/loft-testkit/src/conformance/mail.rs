@@ -46,7 +46,7 @@ fn label_patch(add: &[&str], remove: &[&str]) -> MessagePatch {
     MessagePatch {
         add_labels: add.iter().map(|s| (*s).to_owned()).collect(),
         remove_labels: remove.iter().map(|s| (*s).to_owned()).collect(),
-        unread: None,
+        ..MessagePatch::default()
     }
 }
 
@@ -636,6 +636,7 @@ pub async fn mail_foreign_message_is_not_found(store: Arc<dyn Store>) {
                             add_labels: vec!["pwned".into()],
                             remove_labels: vec![],
                             unread: Some(false),
+                            ..MessagePatch::default()
                         },
                     )
                     .await,

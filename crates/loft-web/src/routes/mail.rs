@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use loft_core::mail::{ForwardMail, Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
 use loft_core::search::SearchHit;
 use loft_core::service::{
-    ListMessagesParams, ListThreadsParams, Page, RescheduleRequest, SearchParams, WaitParams, WaitResult,
+    Deleted, ListMessagesParams, ListThreadsParams, Page, RescheduleRequest, SearchParams, WaitParams, WaitResult,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,14 +23,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_messages))
         .routes(routes!(search_messages))
         .routes(routes!(wait_for_mail))
-        .routes(routes!(get_message, update_message))
+        .routes(routes!(get_message, update_message, delete_message))
         .routes(routes!(raw_message))
         .routes(routes!(reply))
         .routes(routes!(forward))
         .routes(routes!(cancel_scheduled))
         .routes(routes!(reschedule))
         .routes(routes!(list_threads))
-        .routes(routes!(get_thread))
+        .routes(routes!(get_thread, update_thread, delete_thread))
 }
 
 /// Send a message. Recipients that are identities on this server have it in their inbox
@@ -136,10 +136,13 @@ async fn raw_message(
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
 }
 
-/// Add or remove labels, mark read or unread.
+/// Add or remove labels, mark read or unread, archive or unarchive, trash or restore
+/// (`mail:manage`; docs/mailbox.md).
 #[utoipa::path(patch, path = "/v0/messages/{id}", tag = "mail", request_body = MessagePatch,
     params(("id" = String, Path, description = "message id", pattern = r"^msg_[a-z2-7]{1,64}$")),
-    responses((status = 200, body = Message), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Message), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`message_not_final`: held for a reviewer or scheduled, so not trashable yet", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn update_message(
     State(s): State<AppState>,
     Auth(actor): Auth,
@@ -147,6 +150,23 @@ async fn update_message(
     AppJson(patch): AppJson<MessagePatch>,
 ) -> ApiResult<Json<Message>> {
     Ok(Json(s.loft.update_message(&actor, &id, patch).await?))
+}
+
+/// Delete a message for ever, from the trash only (`mail:manage`): the caller's copy, its
+/// labels and search entry go, and the shared content once no other copy refers to it; other
+/// identities' copies are untouched, and the mailbox's usage goes down.
+#[utoipa::path(delete, path = "/v0/messages/{id}", tag = "mail",
+    params(("id" = String, Path, description = "message id", pattern = r"^msg_[a-z2-7]{1,64}$")),
+    responses((status = 200, description = "the ids deleted", body = Deleted), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`not_in_trash`, `held_mail_kept`, `delivery_pending` or `sent_recently`", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn delete_message(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<Deleted>> {
+    Ok(Json(s.loft.delete_message(&actor, &id).await?))
 }
 
 /// Reply in the same thread (`In-Reply-To`, `References`, `Re:` subject).
@@ -242,4 +262,37 @@ async fn get_thread(
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Thread>> {
     Ok(Json(s.loft.get_thread(&actor, &id).await?))
+}
+
+/// The same change on every copy of the thread in the caller's mailbox, trashed ones included,
+/// in one transaction (`mail:manage`): labels, read state, archive, trash or restore. Returns
+/// the whole thread, trashed copies included.
+#[utoipa::path(patch, path = "/v0/threads/{id}", tag = "mail", request_body = MessagePatch,
+    params(("id" = String, Path, description = "thread id (`thr_...`)", pattern = r"^thr_[a-z2-7]{1,64}$")),
+    responses((status = 200, body = Thread), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`message_not_final`: a copy is held for a reviewer or scheduled", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn update_thread(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+    AppJson(patch): AppJson<MessagePatch>,
+) -> ApiResult<Json<Thread>> {
+    Ok(Json(s.loft.update_thread(&actor, &id, patch).await?))
+}
+
+/// Delete a thread for ever: every copy of it in the caller's mailbox, all of which must be in
+/// the trash (`mail:manage`).
+#[utoipa::path(delete, path = "/v0/threads/{id}", tag = "mail",
+    params(("id" = String, Path, description = "thread id (`thr_...`)", pattern = r"^thr_[a-z2-7]{1,64}$")),
+    responses((status = 200, description = "the ids deleted", body = Deleted), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`not_in_trash`, `held_mail_kept`, `delivery_pending` or `sent_recently`", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn delete_thread(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<Deleted>> {
+    Ok(Json(s.loft.delete_thread(&actor, &id).await?))
 }

@@ -109,6 +109,14 @@ async fn another_identitys_message_is_404_through_every_route() {
         app.post(&format!("/v0/messages/{id}/reply"), &b_key, json!({ "text": "hi" }))
             .await,
         app.get(&format!("/v0/threads/{thread}"), &b_key).await,
+        app.patch(&format!("/v0/threads/{thread}"), &b_key, json!({ "trashed": true }))
+            .await,
+        app.patch(&format!("/v0/messages/{id}"), &b_key, json!({ "archived": true }))
+            .await,
+        app.call(Method::DELETE, &format!("/v0/messages/{id}"), Some(&b_key), None)
+            .await,
+        app.call(Method::DELETE, &format!("/v0/threads/{thread}"), Some(&b_key), None)
+            .await,
     ] {
         assert_error(&r, StatusCode::NOT_FOUND, "not_found");
         assert!(!r.text.contains("for a only"));
@@ -413,4 +421,88 @@ async fn a_not_found_message_says_ids_are_per_mailbox() {
             r.text
         );
     }
+}
+
+#[tokio::test]
+async fn archive_trash_restore_and_delete_through_rest() {
+    let app = App::new().await;
+    let (_, a_addr, a_key) = app.identity("a").await;
+    let (_, _, b_key) = app.identity("b").await;
+    app.send(&b_key, &a_addr, "Otter sightings").await;
+    let item = app.get("/v0/messages", &a_key).await.body["items"][0].clone();
+    let id = item["id"].as_str().unwrap();
+    let thread = item["thread_id"].as_str().unwrap();
+    assert_eq!(item["archived"], false);
+    assert!(item.get("trashed_at").is_none(), "{item}");
+
+    let r = app
+        .patch(&format!("/v0/messages/{id}"), &a_key, json!({ "archived": true }))
+        .await;
+    assert_eq!(
+        (r.status, &r.body["archived"]),
+        (StatusCode::OK, &json!(true)),
+        "{}",
+        r.text
+    );
+    assert_eq!(app.get("/v0/messages", &a_key).await.body["items"], json!([]));
+    let archived = app.get("/v0/messages?folder=archive", &a_key).await;
+    assert_eq!(archived.body["items"][0]["id"], id);
+
+    // Deleting needs the trash first: a precise 409 with a hint.
+    let r = app
+        .call(Method::DELETE, &format!("/v0/messages/{id}"), Some(&a_key), None)
+        .await;
+    assert_error(&r, StatusCode::CONFLICT, "not_in_trash");
+    assert!(
+        r.body["error"]["hint"].as_str().is_some_and(|h| h.contains("trash")),
+        "{}",
+        r.text
+    );
+
+    // The whole thread to the trash, then back, then to the trash again.
+    let r = app
+        .patch(&format!("/v0/threads/{thread}"), &a_key, json!({ "trashed": true }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["messages"][0]["trashed_at"].is_string(), "{}", r.text);
+    assert_eq!(
+        app.get("/v0/messages?folder=all", &a_key).await.body["items"],
+        json!([])
+    );
+    assert_eq!(
+        app.get("/v0/messages/search?q=otter", &a_key).await.body["items"],
+        json!([])
+    );
+    let r = app.get(&format!("/v0/threads/{thread}"), &a_key).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    let trash = app.get("/v0/threads?folder=trash", &a_key).await;
+    assert_eq!(trash.body["items"][0]["id"], thread, "{}", trash.text);
+    let r = app
+        .patch(
+            &format!("/v0/threads/{thread}"),
+            &a_key,
+            json!({ "trashed": false, "add_labels": ["otters"] }),
+        )
+        .await;
+    assert_eq!(r.body["messages"][0]["labels"], json!(["otters"]), "{}", r.text);
+    assert!(r.body["messages"][0].get("trashed_at").is_none(), "{}", r.text);
+    let r = app
+        .patch(&format!("/v0/messages/{id}"), &a_key, json!({ "trashed": true }))
+        .await;
+    assert!(r.body["trashed_at"].is_string(), "{}", r.text);
+    let listed = app.get("/v0/messages?folder=trash", &a_key).await;
+    assert_eq!(listed.body["items"][0]["id"], id);
+
+    let r = app
+        .call(Method::DELETE, &format!("/v0/threads/{thread}"), Some(&a_key), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["deleted"], json!([id]));
+    let r = app.get(&format!("/v0/messages/{id}"), &a_key).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    // The sender's copy is whole.
+    let sent = app.get("/v0/messages?folder=sent", &b_key).await;
+    assert_eq!(sent.body["items"][0]["subject"], "Otter sightings");
+    let r = app.patch("/v0/messages/msg_x", &a_key, json!({ "bogus": true })).await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
 }

@@ -730,7 +730,38 @@ pub fn labelled(m: &Message) -> String {
             },
         )
         .add("unread", if m.unread { "yes" } else { "no" });
+    if m.archived {
+        f.add("archived", "yes");
+    }
+    if let Some(t) = m.trashed_at {
+        f.add("trashed", time(t));
+    }
     f.render()
+}
+
+/// The state of every message of a thread after a change to all of them.
+pub fn thread_state(t: &Thread) -> String {
+    let mut table = Table::new(&["ID", "LABELS", "UNREAD", "ARCHIVED", "TRASHED"]);
+    for m in &t.messages {
+        table.row(vec![
+            m.id.to_string(),
+            if m.labels.is_empty() {
+                "-".into()
+            } else {
+                list(&m.labels)
+            },
+            if m.unread { "yes" } else { "no" }.into(),
+            if m.archived { "yes" } else { "no" }.into(),
+            m.trashed_at.map_or_else(|| "-".into(), time),
+        ]);
+    }
+    format!("thread {}\n{}", t.id, table.render())
+}
+
+/// What a delete for ever removed.
+pub fn deleted(d: &loft_core::service::Deleted) -> String {
+    let ids: Vec<String> = d.deleted.iter().map(ToString::to_string).collect();
+    format!("deleted for ever: {}\n", ids.join(", "))
 }
 
 pub fn threads(items: &[ThreadSummary]) -> String {
@@ -1268,6 +1299,8 @@ mod tests {
             authentication: Authentication::internal(),
             unread: false,
             labels: vec!["work".into()],
+            archived: false,
+            trashed_at: None,
             created_at: T0,
             size: 10,
             delivery: vec![],
@@ -1440,6 +1473,8 @@ mod tests {
             authentication: m.authentication.clone(),
             unread: true,
             labels: vec![],
+            archived: false,
+            trashed_at: None,
             created_at: T0,
         };
         let out = messages(std::slice::from_ref(&s), None);

@@ -71,11 +71,15 @@ enum MailCommand {
         #[arg(long, value_name = "TIME")]
         send_at: Option<String>,
     },
-    /// Add or remove labels, or mark a message read or unread.
+    /// Add or remove labels, or mark a message (or with --thread every message of a thread)
+    /// read or unread.
     #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["add", "remove", "read", "unread"])))]
     Label {
-        /// The message's id (`msg_...`).
+        /// The message's id (`msg_...`), or with --thread the thread's (`thr_...`).
         id: String,
+        /// ID is a thread: change every message of it in your mailbox.
+        #[arg(long)]
+        thread: bool,
         /// A label to add (letters, digits and `_-:./`); repeat for several.
         #[arg(long, value_name = "LABEL")]
         add: Vec<String>,
@@ -89,6 +93,18 @@ enum MailCommand {
         #[arg(long)]
         unread: bool,
     },
+    /// Archive a message (or with --thread a whole thread): out of the inbox, still in its
+    /// thread, in search and in `list --folder archive`.
+    Archive(TargetArgs),
+    /// Move an archived message (or thread) back to the inbox.
+    Unarchive(TargetArgs),
+    /// Move a message (or thread) to the trash: out of lists, threads and search until it is
+    /// restored; nothing empties the trash by itself.
+    Trash(TargetArgs),
+    /// Take a message (or thread) out of the trash.
+    Restore(TargetArgs),
+    /// Delete a trashed message (or thread) for ever: only your copy, and it cannot be undone.
+    Delete(TargetArgs),
     /// Cancel a mail sent with --send-at before its time: it is never sent.
     Cancel {
         /// Your sent copy (`msg_...`).
@@ -109,6 +125,15 @@ enum MailCommand {
         /// The thread's id (`thr_...`).
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// The message's id (`msg_...`), or with --thread the thread's (`thr_...`).
+    id: String,
+    /// ID is a thread: every message of it in your mailbox.
+    #[arg(long)]
+    thread: bool,
 }
 
 #[derive(Debug, Args)]
@@ -170,11 +195,37 @@ impl FolderArg {
     }
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ListFolderArg {
+    /// Mail received, not archived.
+    Inbox,
+    /// Mail sent.
+    Sent,
+    /// Archived mail, received or sent.
+    Archive,
+    /// Trashed mail (left out of every other folder).
+    Trash,
+    /// Everything but the trash.
+    All,
+}
+
+impl ListFolderArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            ListFolderArg::Inbox => "inbox",
+            ListFolderArg::Sent => "sent",
+            ListFolderArg::Archive => "archive",
+            ListFolderArg::Trash => "trash",
+            ListFolderArg::All => "all",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct ListArgs {
     /// Which folder.
-    #[arg(long, value_enum, default_value_t = FolderArg::Inbox)]
-    folder: FolderArg,
+    #[arg(long, value_enum, default_value_t = ListFolderArg::Inbox)]
+    folder: ListFolderArg,
     /// Only unread messages.
     #[arg(long)]
     unread: bool,
@@ -214,6 +265,9 @@ struct SearchArgs {
 
 #[derive(Debug, Args)]
 struct ThreadsArgs {
+    /// The threads of the mail in the trash (counted over it alone) instead of the others.
+    #[arg(long)]
+    trash: bool,
     /// Only threads with unread mail.
     #[arg(long)]
     unread: bool,
@@ -265,6 +319,22 @@ fn read_stdin() -> std::io::Result<String> {
 
 fn text_from(body: &BodyArgs) -> Result<String, CliError> {
     resolve_text(body, std::io::stdin().is_terminal(), read_stdin)
+}
+
+/// Applies `patch` to a message, or with `thread` to every message of a thread.
+async fn change(
+    ctx: &Ctx,
+    client: &loft_client::Client,
+    id: &str,
+    thread: bool,
+    patch: &api::MessagePatch,
+) -> CmdResult {
+    if thread {
+        ctx.show(client, api::update_thread(id, patch), format::thread_state)
+            .await
+    } else {
+        ctx.show(client, api::update_message(id, patch), format::labelled).await
+    }
 }
 
 pub async fn run(args: MailArgs) -> CmdResult {
@@ -371,6 +441,7 @@ pub async fn run(args: MailArgs) -> CmdResult {
             remove,
             read,
             unread,
+            thread,
         } => {
             let patch = api::MessagePatch {
                 add_labels: add,
@@ -382,9 +453,45 @@ pub async fn run(args: MailArgs) -> CmdResult {
                 } else {
                     None
                 },
+                ..api::MessagePatch::default()
             };
-            ctx.show(&client, api::update_message(&id, &patch), format::labelled)
-                .await
+            change(&ctx, &client, &id, thread, &patch).await
+        }
+        MailCommand::Archive(t) => {
+            let patch = api::MessagePatch {
+                archived: Some(true),
+                ..api::MessagePatch::default()
+            };
+            change(&ctx, &client, &t.id, t.thread, &patch).await
+        }
+        MailCommand::Unarchive(t) => {
+            let patch = api::MessagePatch {
+                archived: Some(false),
+                ..api::MessagePatch::default()
+            };
+            change(&ctx, &client, &t.id, t.thread, &patch).await
+        }
+        MailCommand::Trash(t) => {
+            let patch = api::MessagePatch {
+                trashed: Some(true),
+                ..api::MessagePatch::default()
+            };
+            change(&ctx, &client, &t.id, t.thread, &patch).await
+        }
+        MailCommand::Restore(t) => {
+            let patch = api::MessagePatch {
+                trashed: Some(false),
+                ..api::MessagePatch::default()
+            };
+            change(&ctx, &client, &t.id, t.thread, &patch).await
+        }
+        MailCommand::Delete(t) => {
+            let call = if t.thread {
+                api::delete_thread(&t.id)
+            } else {
+                api::delete_message(&t.id)
+            };
+            ctx.show(&client, call, format::deleted).await
         }
         MailCommand::Cancel { id } => ctx.show(&client, api::cancel_scheduled(&id), format::sent).await,
         MailCommand::Reschedule { id, send_at } => {
@@ -393,6 +500,7 @@ pub async fn run(args: MailArgs) -> CmdResult {
         }
         MailCommand::Threads(a) => {
             let q = api::ListThreadsParams {
+                folder: a.trash.then(|| "trash".to_owned()),
                 unread: Some(a.unread),
                 label: a.label,
                 limit: a.limit,
