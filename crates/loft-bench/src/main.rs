@@ -249,7 +249,7 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
     let base = Url::parse(&format!("http://{addr}")).map_err(|e| e.to_string())?;
 
     // The phases own every client; when they return, all connections are closed.
-    let results = phases(args, &base, &admin_key).await;
+    let results = phases(args, target, &base, &admin_key).await;
 
     let _ = stop.send(());
     match tokio::time::timeout(SHUTDOWN_TIMEOUT, server).await {
@@ -270,7 +270,7 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
     results
 }
 
-async fn phases(args: &BenchArgs, base: &Url, admin_key: &str) -> Result<Results, String> {
+async fn phases(args: &BenchArgs, target: &Target, base: &Url, admin_key: &str) -> Result<Results, String> {
     let operator = client(base, admin_key.to_owned())?;
     let max_agents = args.agents.iter().copied().max().unwrap_or(1) as usize;
     // The delivery pair has identities of its own, so that the mailboxes it fills do not weigh
@@ -332,7 +332,7 @@ async fn phases(args: &BenchArgs, base: &Url, admin_key: &str) -> Result<Results
         for i in 0..8 {
             senders.push(create_agent(&operator, base, format!("bench-author-{i}"), 0).await?);
         }
-        Some(search::search(args, &searcher, senders).await?)
+        Some(search::search(args, target, &searcher, senders).await?)
     } else {
         None
     };

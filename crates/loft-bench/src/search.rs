@@ -81,7 +81,12 @@ fn text(rng: &mut XorShift, words: &[String], n: usize) -> String {
     out.join(" ")
 }
 
-pub async fn search(args: &BenchArgs, searcher: &Agent, senders: Vec<Agent>) -> Result<SearchRun, String> {
+pub async fn search(
+    args: &BenchArgs,
+    target: &crate::target::Target,
+    searcher: &Agent,
+    senders: Vec<Agent>,
+) -> Result<SearchRun, String> {
     let total = args.search_mailbox;
     progress(&format!(
         "search: filling one mailbox with {total} messages from {SENDERS} senders"
@@ -126,6 +131,8 @@ pub async fn search(args: &BenchArgs, searcher: &Agent, senders: Vec<Agent>) -> 
         r.map_err(|e| format!("a sender task failed: {e}"))??;
     }
     let fill = t0.elapsed();
+    progress("search: updating the planner's statistics (ANALYZE on PostgreSQL)");
+    target.refresh_statistics().await?;
 
     let mut queries = Vec::new();
     for (label, q) in QUERIES {

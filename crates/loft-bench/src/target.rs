@@ -84,6 +84,16 @@ impl Target {
         }
     }
 
+    /// Brings the planner's statistics up to date after a bulk load (PostgreSQL's `ANALYZE`,
+    /// what autovacuum would do in time; nothing on SQLite, whose planner has no statistics
+    /// unless asked for them).
+    pub async fn refresh_statistics(&self) -> Result<(), String> {
+        match &self.pg {
+            Some(_) => pg::analyze(&self.url).await,
+            None => Ok(()),
+        }
+    }
+
     pub async fn cleanup(&self) -> Result<(), String> {
         let mut problems = Vec::new();
         if let Some((server, name)) = &self.pg

@@ -130,6 +130,15 @@ pub trait ContactStore: Send + Sync {
     -> Result<Contact>;
 }
 
+/// The refusal of a new address book entry past [`MAX_ADDRESS_BOOK`].
+pub fn address_book_full() -> Error {
+    Error::conflict(
+        "address_book_full",
+        format!("an identity keeps at most {MAX_ADDRESS_BOOK} address book entries"),
+    )
+    .with_hint("forget entries you no longer need (DELETE /v0/contacts/{address})")
+}
+
 /// A name or notes a client sent: trimmed (`""` clears), one line for a name, no NUL, at most
 /// `max` characters.
 pub fn parse_text(field: &str, value: &str, max: usize, one_line: bool) -> Result<Option<String>> {
@@ -177,32 +186,41 @@ fn invalid_tag(t: &str) -> Error {
     .with_hint("a tag is 1 to 64 letters, digits and `_-:./`, like a label")
 }
 
-/// An address book entry as stored (for [`join`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    pub name: Option<String>,
-    pub notes: Option<String>,
-    pub tags: Vec<String>,
-    pub updated_at: Timestamp,
-}
+/// The columns every store selects for a contact, in this order: the address, then from the
+/// correspondence `first_sent_at`, `first_received_at` and `last_at` (NULL: no mail exchanged),
+/// then from the address book `name`, `notes`, `tags` (a JSON array) and `updated_at` (NULL: no
+/// entry). Times in microseconds.
+pub type ContactRow = (
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
 
-/// Joins a correspondence row and an address book row (either may be missing, not both).
-pub fn join(address: EmailAddress, mail: Option<&crate::caps::Correspondence>, written: Option<Written>) -> Contact {
-    let (name, notes, tags, updated_at) = match written {
-        Some(w) => (w.name, w.notes, w.tags, Some(w.updated_at)),
-        None => (None, None, vec![], None),
+/// A contact from its row (see [`ContactRow`]).
+pub fn from_row(row: ContactRow) -> Result<Contact> {
+    let (address, sent, received, last, name, notes, tags, updated) = row;
+    let tags = match (&tags, updated) {
+        (Some(json), Some(_)) => serde_json::from_str::<Vec<String>>(json)
+            .map_err(|e| Error::internal(format!("decoding the tags of contact {address}: {e}")))?,
+        _ => vec![],
     };
-    Contact {
-        address,
-        name,
-        notes,
+    let written = updated.is_some();
+    Ok(Contact {
+        address: EmailAddress::from_trusted(address),
+        name: if written { name } else { None },
+        notes: if written { notes } else { None },
         tags,
-        known: mail.is_some(),
-        first_sent_at: mail.and_then(|m| m.first_sent_at),
-        first_received_at: mail.and_then(|m| m.first_received_at),
-        last_mail_at: mail.map(|m| m.last_at),
-        updated_at,
-    }
+        known: last.is_some(),
+        first_sent_at: sent.map(Timestamp::from_micros),
+        first_received_at: received.map(Timestamp::from_micros),
+        last_mail_at: last.map(Timestamp::from_micros),
+        updated_at: updated.map(Timestamp::from_micros),
+    })
 }
 
 #[cfg(test)]

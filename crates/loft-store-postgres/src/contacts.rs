@@ -3,25 +3,14 @@
 
 use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
-use loft_core::caps::Correspondence;
-use loft_core::contacts::{AddressBookEntry, Contact, ContactQuery, MAX_ADDRESS_BOOK, Written, join};
+use loft_core::contacts::{
+    AddressBookEntry, Contact, ContactQuery, ContactRow, MAX_ADDRESS_BOOK, address_book_full, from_row,
+};
 use loft_core::ids::IdentityId;
-use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 use sqlx::PgConnection;
 
 use crate::{WriteTx, db_err, rows};
-
-type Row = (
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-);
 
 /// Every address of `$1` (mail exchanged or written down), with both rows. Addresses compare
 /// in byte order (`COLLATE "C"`) and only ASCII letters are folded (`translate`), as on SQLite,
@@ -38,45 +27,15 @@ const SELECT: &str = "WITH addrs AS (
 
 const FOLD: (&str, &str) = ("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz");
 
-fn contact(row: Row) -> Result<Contact> {
-    let (address, sent, received, last, name, notes, tags, updated) = row;
-    let address = EmailAddress::from_trusted(address);
-    let mail = last.map(|last| Correspondence {
-        address: address.clone(),
-        first_sent_at: sent.map(Timestamp::from_micros),
-        first_received_at: received.map(Timestamp::from_micros),
-        last_at: Timestamp::from_micros(last),
-    });
-    let written = match updated {
-        Some(at) => Some(Written {
-            name,
-            notes,
-            tags: serde_json::from_str::<Vec<String>>(tags.as_deref().unwrap_or("[]"))
-                .map_err(|e| Error::internal(format!("decoding JSON column `address_book.tags`: {e}")))?,
-            updated_at: Timestamp::from_micros(at),
-        }),
-        None => None,
-    };
-    Ok(join(address, mail.as_ref(), written))
-}
-
 async fn get(conn: &mut PgConnection, identity: &IdentityId, address: &EmailAddress) -> Result<Option<Contact>> {
     let sql = format!("{SELECT} WHERE a.address = $2");
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(identity.as_str())
         .bind(address.as_str())
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?;
-    row.map(contact).transpose()
-}
-
-fn full() -> Error {
-    Error::conflict(
-        "address_book_full",
-        format!("an identity keeps at most {MAX_ADDRESS_BOOK} address book entries"),
-    )
-    .with_hint("forget entries you no longer need (DELETE /v0/contacts/{address})")
+    row.map(from_row).transpose()
 }
 
 #[async_trait::async_trait]
@@ -92,7 +51,7 @@ impl loft_core::contacts::ContactStore for crate::PostgresStore {
                AND ($5::bool IS NULL OR (c.address IS NOT NULL) = $5)
              ORDER BY a.address COLLATE \"C\" LIMIT $6"
         );
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(identity.as_str())
             .bind(q.after.as_deref())
             .bind(q.text.as_deref())
@@ -102,7 +61,7 @@ impl loft_core::contacts::ContactStore for crate::PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.into_iter().map(contact).collect()
+        rows.into_iter().map(from_row).collect()
     }
 
     async fn get_contact(&self, identity: &IdentityId, address: &EmailAddress) -> Result<Option<Contact>> {
@@ -126,7 +85,7 @@ impl loft_core::contacts::ContactStore for crate::PostgresStore {
                 .await
                 .map_err(db_err)?;
             if u64::try_from(n).unwrap_or(0) >= MAX_ADDRESS_BOOK {
-                return Err(full());
+                return Err(address_book_full());
             }
         }
         sqlx::query(

@@ -3,27 +3,16 @@
 
 use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
-use loft_core::caps::Correspondence;
-use loft_core::contacts::{AddressBookEntry, Contact, ContactQuery, MAX_ADDRESS_BOOK, Written, join};
+use loft_core::contacts::{
+    AddressBookEntry, Contact, ContactQuery, ContactRow, MAX_ADDRESS_BOOK, address_book_full, from_row,
+};
 use loft_core::ids::IdentityId;
-use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 use sqlx::SqliteConnection;
 
 use crate::audit;
 use crate::error::map_err;
-use crate::rows::{from_json, to_json};
-
-type Row = (
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-);
+use crate::rows::to_json;
 
 /// Every address of `?1` (mail exchanged or written down), with both rows; `address` filters
 /// follow. Text comparisons are byte order, and only ASCII letters are folded (as on
@@ -38,27 +27,6 @@ const SELECT: &str = "WITH addrs AS (
      LEFT JOIN contacts c ON c.identity_id = ?1 AND c.address = a.address
      LEFT JOIN address_book b ON b.identity_id = ?1 AND b.address = a.address";
 
-fn contact(row: Row) -> Result<Contact> {
-    let (address, sent, received, last, name, notes, tags, updated) = row;
-    let address = EmailAddress::from_trusted(address);
-    let mail = last.map(|last| Correspondence {
-        address: address.clone(),
-        first_sent_at: sent.map(Timestamp::from_micros),
-        first_received_at: received.map(Timestamp::from_micros),
-        last_at: Timestamp::from_micros(last),
-    });
-    let written = match updated {
-        Some(at) => Some(Written {
-            name,
-            notes,
-            tags: from_json::<Vec<String>>(tags.as_deref().unwrap_or("[]"), "address_book.tags")?,
-            updated_at: Timestamp::from_micros(at),
-        }),
-        None => None,
-    };
-    Ok(join(address, mail.as_ref(), written))
-}
-
 async fn list(conn: &mut SqliteConnection, identity: &IdentityId, q: &ContactQuery) -> Result<Vec<Contact>> {
     let sql = format!(
         "{SELECT}
@@ -68,7 +36,7 @@ async fn list(conn: &mut SqliteConnection, identity: &IdentityId, q: &ContactQue
            AND (?5 IS NULL OR (c.address IS NOT NULL) = ?5)
          ORDER BY a.address LIMIT ?6"
     );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(identity.as_str().to_owned())
         .bind(q.after.clone())
         .bind(q.text.clone())
@@ -78,18 +46,18 @@ async fn list(conn: &mut SqliteConnection, identity: &IdentityId, q: &ContactQue
         .fetch_all(&mut *conn)
         .await
         .map_err(map_err)?;
-    rows.into_iter().map(contact).collect()
+    rows.into_iter().map(from_row).collect()
 }
 
 async fn get(conn: &mut SqliteConnection, identity: &IdentityId, address: &EmailAddress) -> Result<Option<Contact>> {
     let sql = format!("{SELECT} WHERE a.address = ?2");
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(identity.as_str().to_owned())
         .bind(address.as_str().to_owned())
         .fetch_optional(&mut *conn)
         .await
         .map_err(map_err)?;
-    row.map(contact).transpose()
+    row.map(from_row).transpose()
 }
 
 async fn write(conn: &mut SqliteConnection, e: AddressBookEntry, audit_entry: AuditEntry) -> Result<Contact> {
@@ -106,7 +74,7 @@ async fn write(conn: &mut SqliteConnection, e: AddressBookEntry, audit_entry: Au
             .await
             .map_err(map_err)?;
         if u64::try_from(n).unwrap_or(0) >= MAX_ADDRESS_BOOK {
-            return Err(full());
+            return Err(address_book_full());
         }
     }
     sqlx::query(
@@ -148,14 +116,6 @@ async fn forget(
         .map_err(map_err)?;
     audit::append(conn, audit_entry).await?;
     Ok(before)
-}
-
-pub(crate) fn full() -> Error {
-    Error::conflict(
-        "address_book_full",
-        format!("an identity keeps at most {MAX_ADDRESS_BOOK} address book entries"),
-    )
-    .with_hint("forget entries you no longer need (DELETE /v0/contacts/{address})")
 }
 
 #[async_trait::async_trait]

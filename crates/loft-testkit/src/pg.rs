@@ -162,6 +162,17 @@ pub async fn drop_database(server_url: &str, name: &str) -> Result<(), String> {
     dropped
 }
 
+/// Updates the planner's statistics of every table of the database at `url` (`ANALYZE`), as
+/// autovacuum would in time: a benchmark that has just filled tables measures plans made for
+/// their real size, also on a server with autovacuum off.
+pub async fn analyze(url: &str) -> Result<(), String> {
+    let fail = |why: String| format!("PostgreSQL at {}: {why}", redact(url));
+    let mut conn = connect(url).await.map_err(fail)?;
+    let done = sqlx::query("ANALYZE").execute(&mut conn).await;
+    let _ = conn.close().await;
+    done.map(|_| ()).map_err(|e| fail(format!("ANALYZE: {e}")))
+}
+
 /// The server's version (`SHOW server_version`), e.g. `15.8`.
 pub async fn server_version(url: &str) -> Result<String, String> {
     let fail = |why: String| format!("PostgreSQL at {}: {why}", redact(url));

@@ -11,10 +11,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use loft_core::oversight::{Approval, ApprovalStatus};
-use loft_core::service::{ApprovalView, BatchDecision, Page};
+use loft_core::service::{ApprovalView, BatchDecision};
 use loft_core::time::{Clock as _, SystemClock, Timestamp};
 
-use super::identity::every_page;
+use super::identity::show_list;
 use super::{CliError, CmdResult, Ctx, GlobalArgs, KeyNeed, decode, emit, format, note, parse_duration_secs};
 use loft_client::{Client, api};
 
@@ -249,32 +249,17 @@ async fn list(ctx: &Ctx, client: &Client, a: ListArgs) -> CmdResult {
         status: status.map(str::to_owned),
         older_than_seconds: a.older_than,
         limit: a.limit,
-        cursor: a.cursor,
+        cursor: None,
     };
-    if !a.all {
-        let value = client.call_json(api::list_approvals(&q)).await?;
-        if ctx.json() {
-            Ctx::print_json(&value);
-        } else {
-            let page: Page<Approval> = decode(client, value)?;
-            emit(&format::approvals(&page.items, status, now()));
-            if let Some(c) = page.next_cursor {
-                note(&format!("more approvals: add --cursor {c} (or use --all)"));
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let items = every_page(client, q.cursor.clone(), |cursor| {
-        api::list_approvals(&api::ListApprovalsParams { cursor, ..q.clone() })
-    })
-    .await?;
-    if ctx.json() {
-        Ctx::print_json(&serde_json::json!({ "items": items, "next_cursor": null }));
-    } else {
-        let all: Vec<Approval> = decode(client, serde_json::Value::Array(items))?;
-        emit(&format::approvals(&all, status, now()));
-    }
-    Ok(ExitCode::SUCCESS)
+    show_list(
+        ctx,
+        client,
+        (a.all, a.cursor),
+        "approvals",
+        |cursor| api::list_approvals(&api::ListApprovalsParams { cursor, ..q.clone() }),
+        |items: &[Approval]| format::approvals(items, status, now()),
+    )
+    .await
 }
 
 /// Edits one held mail and shows it as it now stands; with `--approve`, then approves it.

@@ -4,14 +4,11 @@
 //! With the identity's key (`LOFT_API_KEY`) these act on its own contacts; with `--identity`
 //! and the operator key, on that identity's.
 
-use std::process::ExitCode;
-
 use clap::{Args, Subcommand};
 use loft_core::contacts::Contact;
-use loft_core::service::Page;
 
-use super::identity::every_page;
-use super::{CmdResult, Ctx, GlobalArgs, KeyNeed, decode, emit, format, note};
+use super::identity::show_list;
+use super::{CmdResult, Ctx, GlobalArgs, KeyNeed, format};
 use loft_client::{Client, api};
 
 #[derive(Debug, Args)]
@@ -160,32 +157,17 @@ async fn list(ctx: &Ctx, client: &Client, a: ListArgs) -> CmdResult {
             None
         },
         limit: a.limit,
-        cursor: a.cursor,
+        cursor: None,
     };
-    if !a.all {
-        let value = client.call_json(api::list_contacts(&q)).await?;
-        if ctx.json() {
-            Ctx::print_json(&value);
-        } else {
-            let page: Page<Contact> = decode(client, value)?;
-            emit(&format::contacts(&page.items));
-            if let Some(c) = page.next_cursor {
-                note(&format!("more contacts: add --cursor {c} (or use --all)"));
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let items = every_page(client, q.cursor.clone(), |cursor| {
-        api::list_contacts(&api::ListContactsParams { cursor, ..q.clone() })
-    })
-    .await?;
-    if ctx.json() {
-        Ctx::print_json(&serde_json::json!({ "items": items, "next_cursor": null }));
-    } else {
-        let all: Vec<Contact> = decode(client, serde_json::Value::Array(items))?;
-        emit(&format::contacts(&all));
-    }
-    Ok(ExitCode::SUCCESS)
+    show_list(
+        ctx,
+        client,
+        (a.all, a.cursor),
+        "contacts",
+        |cursor| api::list_contacts(&api::ListContactsParams { cursor, ..q.clone() }),
+        |items: &[Contact]| format::contacts(items),
+    )
+    .await
 }
 
 #[cfg(test)]

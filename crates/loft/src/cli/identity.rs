@@ -262,36 +262,20 @@ pub(super) fn trim_all(v: Vec<String>) -> Vec<String> {
 }
 
 async fn list(ctx: &Ctx, client: &loft_client::Client, a: ListArgs) -> CmdResult {
-    let mut q = api::ListIdentitiesParams {
+    let q = api::ListIdentitiesParams {
         include_revoked: a.include_revoked,
         limit: a.limit,
-        cursor: a.cursor,
+        cursor: None,
     };
-    if !a.all {
-        let value = client.call_json(api::list_identities(&q)).await?;
-        if ctx.json() {
-            Ctx::print_json(&value);
-        } else {
-            let page: Page<Identity> = decode(client, value)?;
-            emit(&format::identities(&page.items));
-            if let Some(c) = page.next_cursor {
-                note(&format!("more identities: add --cursor {c} (or use --all)"));
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Every page: with --json, keep the server's items as they came.
-    let items = every_page(client, q.cursor.take(), |cursor| {
-        api::list_identities(&api::ListIdentitiesParams { cursor, ..q.clone() })
-    })
-    .await?;
-    if ctx.json() {
-        Ctx::print_json(&serde_json::json!({ "items": items, "next_cursor": null }));
-    } else {
-        let all: Vec<Identity> = decode(client, serde_json::Value::Array(items))?;
-        emit(&format::identities(&all));
-    }
-    Ok(ExitCode::SUCCESS)
+    show_list(
+        ctx,
+        client,
+        (a.all, a.cursor),
+        "identities",
+        |cursor| api::list_identities(&api::ListIdentitiesParams { cursor, ..q.clone() }),
+        |items: &[Identity]| format::identities(items),
+    )
+    .await
 }
 
 async fn mode_requests(
@@ -302,29 +286,48 @@ async fn mode_requests(
     cursor: Option<String>,
 ) -> CmdResult {
     let now = loft_core::time::Clock::now(&loft_core::time::SystemClock);
-    let q = api::ListModeRequestsParams { limit, cursor };
+    let q = api::ListModeRequestsParams { limit, cursor: None };
+    show_list(
+        ctx,
+        client,
+        (all, cursor),
+        "requests",
+        |cursor| api::list_mode_requests(&api::ListModeRequestsParams { cursor, ..q.clone() }),
+        |items: &[ModeRequest]| format::mode_requests(items, now),
+    )
+    .await
+}
+
+/// Shows a list: one page from `start` (with a note naming the cursor of the next, if any,
+/// as `more NOUN: ...`), or with `all` every page from `start` on. With `--json` the server's
+/// items are printed as they came. `page` makes the request for the page at a cursor.
+pub(super) async fn show_list<T: serde::de::DeserializeOwned, R>(
+    ctx: &Ctx,
+    client: &loft_client::Client,
+    (all, start): (bool, Option<String>),
+    noun: &str,
+    mut page: impl FnMut(Option<String>) -> loft_client::Call<R>,
+    human: impl Fn(&[T]) -> String,
+) -> CmdResult {
     if !all {
-        let value = client.call_json(api::list_mode_requests(&q)).await?;
+        let value = client.call_json(page(start)).await?;
         if ctx.json() {
             Ctx::print_json(&value);
         } else {
-            let page: Page<ModeRequest> = decode(client, value)?;
-            emit(&format::mode_requests(&page.items, now));
+            let page: Page<T> = decode(client, value)?;
+            emit(&human(&page.items));
             if let Some(c) = page.next_cursor {
-                note(&format!("more requests: add --cursor {c} (or use --all)"));
+                note(&format!("more {noun}: add --cursor {c} (or use --all)"));
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let items = every_page(client, q.cursor.clone(), |cursor| {
-        api::list_mode_requests(&api::ListModeRequestsParams { cursor, ..q.clone() })
-    })
-    .await?;
+    let items = every_page(client, start, page).await?;
     if ctx.json() {
         Ctx::print_json(&serde_json::json!({ "items": items, "next_cursor": null }));
     } else {
-        let all: Vec<ModeRequest> = decode(client, serde_json::Value::Array(items))?;
-        emit(&format::mode_requests(&all, now));
+        let all: Vec<T> = decode(client, serde_json::Value::Array(items))?;
+        emit(&human(&all));
     }
     Ok(ExitCode::SUCCESS)
 }

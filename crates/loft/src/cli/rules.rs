@@ -5,14 +5,11 @@
 //! operator key is set, an identity's key (the rules in effect for that identity: how an agent's
 //! owner learns why a send was refused). `add` and `remove` need the operator key.
 
-use std::process::ExitCode;
-
 use clap::{Args, Subcommand, ValueEnum};
 use loft_core::rules::{Rule, RuleAction, RuleDirection};
-use loft_core::service::Page;
 
-use super::identity::every_page;
-use super::{CmdResult, Ctx, GlobalArgs, KeyNeed, decode, emit, format, note};
+use super::identity::show_list;
+use super::{CmdResult, Ctx, GlobalArgs, KeyNeed, format};
 use loft_client::{Client, api};
 
 #[derive(Debug, Args)]
@@ -157,32 +154,17 @@ async fn list(ctx: &Ctx, client: &Client, a: ListArgs) -> CmdResult {
         identity: a.identity,
         instance: a.instance.then_some(true),
         limit: a.limit,
-        cursor: a.cursor,
+        cursor: None,
     };
-    if !a.all {
-        let value = client.call_json(api::list_rules(&q)).await?;
-        if ctx.json() {
-            Ctx::print_json(&value);
-        } else {
-            let page: Page<Rule> = decode(client, value)?;
-            emit(&format::rules(&page.items));
-            if let Some(c) = page.next_cursor {
-                note(&format!("more rules: add --cursor {c} (or use --all)"));
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let items = every_page(client, q.cursor.clone(), |cursor| {
-        api::list_rules(&api::ListRulesParams { cursor, ..q.clone() })
-    })
-    .await?;
-    if ctx.json() {
-        Ctx::print_json(&serde_json::json!({ "items": items, "next_cursor": null }));
-    } else {
-        let all: Vec<Rule> = decode(client, serde_json::Value::Array(items))?;
-        emit(&format::rules(&all));
-    }
-    Ok(ExitCode::SUCCESS)
+    show_list(
+        ctx,
+        client,
+        (a.all, a.cursor),
+        "rules",
+        |cursor| api::list_rules(&api::ListRulesParams { cursor, ..q.clone() }),
+        |items: &[Rule]| format::rules(items),
+    )
+    .await
 }
 
 #[cfg(test)]
