@@ -287,7 +287,14 @@ impl Loft {
                     .store
                     .get_message(&me.id, mid)
                     .await?
-                    .ok_or_else(|| Error::internal(format!("draft {id} answers the missing message {mid}")))?;
+                    // Deleted for ever since the draft was written (`DELETE /v0/messages/{id}`).
+                    .ok_or_else(|| {
+                        Error::conflict(
+                            "reply_to_deleted",
+                            format!("this draft answers {mid}, which was deleted for ever since"),
+                        )
+                        .with_hint("set reply_to to \"\" to send the draft as a new conversation, or delete the draft")
+                    })?;
                 (
                     "mail.reply",
                     Some(original.message_id.clone()),

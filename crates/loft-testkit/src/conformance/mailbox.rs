@@ -508,11 +508,33 @@ pub async fn mailbox_delete_for_ever(store: Arc<dyn Store>) {
     let e = expect_err(t.loft.delete_message(&reader, &id).await);
     assert_eq!(e.code(), "missing_scope", "{e:?}");
 
+    // A draft answering it, written before it goes.
+    let draft = t
+        .loft
+        .create_draft(
+            &ba,
+            loft_core::service::CreateDraftRequest {
+                reply_to: Some(id.clone()),
+                text: "thanks".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let gone = t.loft.delete_message(&ba, &id).await.unwrap();
     assert_eq!(
         gone.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
         [id.as_str()]
     );
+    // The draft is refused precisely (not a 500) and stays, to be sent as a new conversation.
+    let e = expect_err(
+        t.loft
+            .send_draft(&ba, draft.id.as_str(), loft_core::service::SendDraftRequest::default())
+            .await,
+    );
+    assert_eq!(e.code(), "reply_to_deleted", "{e:?}");
+    assert!(t.loft.get_draft(&ba, draft.id.as_str()).await.is_ok());
+    t.loft.delete_draft(&ba, draft.id.as_str()).await.unwrap();
     for e in [
         expect_err(t.loft.get_message(&ba, &id).await),
         expect_err(t.loft.raw_message(&ba, &id).await),

@@ -99,7 +99,7 @@ async fn delete_draft(
         (status = 201, description = "the sender's copy, as a send returns it (status `pending_approval` when held)", body = Message),
         (status = 403, description = "the key lacks `mail:send`, or the sender's mode or a freeze forbids sending", body = ErrorBody),
         (status = 404, description = "no such draft (or it was sent or deleted already)", body = ErrorBody),
-        (status = 409, description = "the idempotency key was used for a different request", body = ErrorBody),
+        (status = 409, description = "the idempotency key was used for a different request, or the message the draft answers was deleted for ever (`reply_to_deleted`)", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn send_draft(
     State(s): State<AppState>,
