@@ -1090,6 +1090,7 @@ mod tests {
             request_id: None,
             remote_addr: None,
             details: serde_json::json!({"z": 1, "a": 2}),
+            events: Vec::new(),
         };
         let r1 = AuditRecord::seal(entry.clone(), 0, GENESIS_HASH);
         let r2 = AuditRecord::seal(entry, 1, &r1.hash);

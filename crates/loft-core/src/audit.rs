@@ -98,6 +98,20 @@ pub struct AuditEntry {
     /// Structured facts about the action; never secret values.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: serde_json::Value,
+    /// The events the change raises ([`crate::events`]): written with this row, in the same
+    /// transaction, but not part of the row, its hash or its JSON.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub events: Vec<crate::events::NewEvent>,
+}
+
+impl AuditEntry {
+    /// Adds an event the change raises.
+    #[must_use]
+    pub fn with_event(mut self, event: crate::events::NewEvent) -> Self {
+        self.events.push(event);
+        self
+    }
 }
 
 /// A row as stored: the entry, its place in the chain, and the chain hashes.
@@ -324,6 +338,7 @@ mod tests {
             request_id: None,
             remote_addr: None,
             details: serde_json::json!({"b": 1, "a": [n]}),
+            events: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod contacts;
 pub mod diff;
 pub mod drafts;
 pub mod error;
+pub mod events;
 pub mod identity;
 pub mod ids;
 pub mod jobs;

@@ -37,6 +37,7 @@ mod auth;
 mod caps;
 mod contacts;
 mod drafts;
+mod events;
 mod forward;
 mod identities;
 mod keys;
@@ -54,6 +55,7 @@ pub use audit::{AuditExportParams, ListAuditParams};
 pub use caps::{SetIdentityCapsRequest, SetInstanceCapsRequest};
 pub use contacts::{ContactParams, ListContactsParams, UpsertContact};
 pub use drafts::{CreateDraftRequest, ListDraftsParams, SendDraftRequest, UpdateDraftRequest};
+pub use events::{EventPage, EventParams, EventScope};
 pub use identities::{CreateIdentityRequest, ListIdentitiesParams, RevokedIdentities, UpdateIdentityRequest};
 use keys::MintCeiling;
 pub use keys::{CreateKeyRequest, MAX_KEY_LIFETIME_SECS};
@@ -226,6 +228,7 @@ impl Actor {
             request_id: self.ctx.request_id.clone(),
             remote_addr: self.ctx.remote_addr.clone(),
             details,
+            events: Vec::new(),
         }
     }
 }
@@ -292,8 +295,10 @@ pub struct Loft {
     random: Arc<dyn Random>,
     operator: OperatorKey,
     config: LoftConfig,
-    /// Bumped whenever this process delivers mail, so that waiters can look again.
-    mail_tick: watch::Sender<u64>,
+    /// Wakes the waiters of identities with news (see `service/events.rs`).
+    hub: Arc<events::EventHub>,
+    /// How many times a waiter (`mail_wait`, an event stream) looked at the database.
+    waiter_looks: std::sync::atomic::AtomicU64,
     /// Bumped whenever this process queues a job the runner runs (a scheduled send).
     job_tick: watch::Sender<u64>,
     /// Set when the server is stopping: waits answer at once.
@@ -322,13 +327,15 @@ impl Loft {
         config: LoftConfig,
     ) -> Result<Self> {
         address::validate_domain(&config.domain)?;
+        let hub = Self::event_hub(&store);
         Ok(Self {
             store,
             clock,
             random,
             operator,
             config,
-            mail_tick: watch::channel(0).0,
+            hub,
+            waiter_looks: std::sync::atomic::AtomicU64::new(0),
             job_tick: watch::channel(0).0,
             stopping: watch::channel(false).0,
             vault: None,
@@ -375,15 +382,36 @@ impl Loft {
         self.clock.now()
     }
 
+    /// How many times waiters (`mail_wait`, the long poll, event streams) have looked at the
+    /// database: what idle waiting costs, for tests and benchmarks (it should not grow while
+    /// nothing happens).
+    pub fn waiter_looks(&self) -> u64 {
+        self.waiter_looks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_look(&self) {
+        self.waiter_looks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`Loft::begin_shutdown`] was called (streams end).
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
     /// The server is stopping: long polls return now (as timed out) so that shutdown is not
     /// held up by them.
     pub fn begin_shutdown(&self) {
         self.stopping.send_replace(true);
     }
 
-    /// Subscribes to this process's mail deliveries (a hint to look again, not the mail).
-    pub fn mail_ticks(&self) -> watch::Receiver<u64> {
-        self.mail_tick.subscribe()
+    /// The hub, relaying the store's signals of other nodes' events when it has them (and a
+    /// runtime is there to relay them on).
+    fn event_hub(store: &Arc<dyn Store>) -> Arc<events::EventHub> {
+        let hub = events::EventHub::new();
+        if let (Some(signals), Ok(_)) = (store.event_signals(), tokio::runtime::Handle::try_current()) {
+            events::EventHub::relay(Arc::downgrade(&hub), signals);
+        }
+        hub
     }
 
     /// Subscribes to the jobs this process queues for the runner (a hint to look again).

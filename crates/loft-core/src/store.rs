@@ -425,6 +425,7 @@ pub trait Store:
     + JobStore
     + DraftStore
     + ScheduleStore
+    + crate::events::EventStore
     + Send
     + Sync
     + 'static

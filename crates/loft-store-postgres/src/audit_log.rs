@@ -35,6 +35,7 @@ pub(crate) fn entry(row: &PgRow, what: &str, n: i64) -> Result<AuditEntry> {
         request_id: col(row, "request_id")?,
         remote_addr: col(row, "remote_addr")?,
         details: rows::json_col(row, "details")?,
+        events: Vec::new(),
     })
 }
 

@@ -54,6 +54,7 @@ mod audit_log;
 mod caps;
 mod contacts;
 mod drafts;
+mod events;
 mod identities;
 mod jobs;
 mod mail;
@@ -78,8 +79,9 @@ use loft_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-/// Connections per node, shared by readers, writers and the node's audit sealer.
-const MAX_CONNECTIONS: u32 = 10;
+/// Connections per node, shared by readers, writers and the node's audit sealer; one more is
+/// held by the node's event listener.
+const MAX_CONNECTIONS: u32 = 11;
 /// The advisory lock identity and key changes take (`LOFTIDEN` in ASCII); see the crate docs.
 const IDENTITY_LOCK: i64 = 0x4c4f_4654_4944_454e;
 /// How long a request waits for a pooled connection before the store reports `Unavailable`.
@@ -91,12 +93,13 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// database, so neither limit is reached in normal operation.
 const SESSION_SETTINGS: [(&str, &str); 2] = [("idle_in_transaction_session_timeout", "30s"), ("lock_timeout", "30s")];
 
-/// The Postgres store. Cheap to clone (a connection pool handle and the node's audit sealer,
-/// which stops when the last clone is dropped).
+/// The Postgres store. Cheap to clone (a connection pool handle, the node's audit sealer and its event listener,
+/// which stop when the last clone is dropped).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     sealer: std::sync::Arc<sealer::Sealer>,
+    listener: std::sync::Arc<events::Listener>,
 }
 
 pub use sealer::SealerStats;
@@ -142,7 +145,8 @@ impl PostgresStore {
         })?;
         tracing::debug!(%target, "connected to PostgreSQL and applied migrations");
         let sealer = std::sync::Arc::new(sealer::Sealer::spawn(pool.clone()));
-        Ok(Self { pool, sealer })
+        let listener = std::sync::Arc::new(events::Listener::spawn(pool.clone()).await?);
+        Ok(Self { pool, sealer, listener })
     }
 
     /// Seals what is pending, then closes the pool, waiting for checked-out connections to be

@@ -62,7 +62,7 @@ const SLOW_SEAL: Duration = Duration::from_secs(2);
 pub(crate) async fn append(conn: &mut PgConnection, e: &AuditEntry) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_pending (at, actor_kind, actor_identity_id, key_id, action, target, outcome, \
-         request_id, remote_addr, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         request_id, remote_addr, details, events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(e.at.as_micros())
     .bind(e.actor_kind.as_str())
@@ -74,6 +74,11 @@ pub(crate) async fn append(conn: &mut PgConnection, e: &AuditEntry) -> Result<()
     .bind(e.request_id.as_deref())
     .bind(e.remote_addr.as_deref())
     .bind(rows::to_json(&e.details)?)
+    .bind(if e.events.is_empty() {
+        None
+    } else {
+        Some(rows::to_json(&e.events)?)
+    })
     .execute(conn)
     .await
     .map_err(db_err)?;
@@ -82,7 +87,13 @@ pub(crate) async fn append(conn: &mut PgConnection, e: &AuditEntry) -> Result<()
 
 fn pending_entry(row: &PgRow) -> Result<(i64, AuditEntry)> {
     let id: i64 = col(row, "id")?;
-    Ok((id, crate::audit_log::entry(row, "pending audit row", id)?))
+    let mut entry = crate::audit_log::entry(row, "pending audit row", id)?;
+    if let Some(events) = col::<Option<String>>(row, "events")? {
+        entry.events = serde_json::from_str(&events).map_err(|e| {
+            loft_core::Error::internal(format!("pending audit row {id} has events that are not valid: {e}"))
+        })?;
+    }
+    Ok((id, entry))
 }
 
 /// Whether to wait for another sealer or leave the work to it.
@@ -157,7 +168,7 @@ async fn seal_batch(pool: &PgPool, wait: Wait) -> Result<Sealed> {
         .map_err(db_err)?;
     let found = sqlx::query(
         "SELECT id, at, actor_kind, actor_identity_id, key_id, action, target, outcome, request_id, remote_addr, \
-         details, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint - written_at AS waited \
+         details, events, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint - written_at AS waited \
          FROM audit_pending ORDER BY id LIMIT $1",
     )
     .bind(BATCH)
@@ -172,18 +183,22 @@ async fn seal_batch(pool: &PgPool, wait: Wait) -> Result<Sealed> {
     }
     let mut ids = Vec::with_capacity(found.len());
     let mut sealed = Vec::with_capacity(found.len());
+    let mut events = Vec::new();
     let mut max_delay_micros = 0u64;
     for row in &found {
-        let (id, entry) = pending_entry(row)?;
+        let (id, mut entry) = pending_entry(row)?;
+        let raised = std::mem::take(&mut entry.events);
         let waited: i64 = col(row, "waited")?;
         max_delay_micros = max_delay_micros.max(waited.max(0) as u64);
         let record = AuditRecord::seal(entry, seq, &hash);
         seq = record.seq;
         hash.clone_from(&record.hash);
+        events.extend(raised.into_iter().map(|e| (record.seq, record.entry.at, e)));
         ids.push(id);
         sealed.push(record);
     }
     insert_sealed(&mut tx, &sealed).await?;
+    crate::events::number(&mut tx, events).await?;
     sqlx::query("DELETE FROM audit_pending WHERE id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)

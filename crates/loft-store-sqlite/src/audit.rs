@@ -13,7 +13,8 @@ use crate::{page_limit, paged};
 /// Seals `entry` after the current chain head, inserts it and moves the head. Must run on the
 /// writer's connection: the transaction it is in holds the write lock, so no other append
 /// (from this process or another) can read the same head.
-pub(crate) async fn append(conn: &mut SqliteConnection, entry: AuditEntry) -> Result<AuditRecord> {
+pub(crate) async fn append(conn: &mut SqliteConnection, mut entry: AuditEntry) -> Result<AuditRecord> {
+    let entry_events = std::mem::take(&mut entry.events);
     let (prev_seq, prev_hash): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_one(&mut *conn)
         .await
@@ -47,6 +48,7 @@ pub(crate) async fn append(conn: &mut SqliteConnection, entry: AuditEntry) -> Re
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
+    crate::events::insert(conn, &entry_events, record.entry.at, record.seq).await?;
     Ok(record)
 }
 

@@ -40,6 +40,7 @@ mod caps;
 mod contacts;
 mod drafts;
 mod error;
+mod events;
 mod identities;
 mod jobs;
 mod mail;

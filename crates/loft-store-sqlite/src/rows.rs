@@ -348,6 +348,7 @@ impl AuditRow {
                 request_id: self.request_id,
                 remote_addr: self.remote_addr,
                 details: from_json(&self.details, "details")?,
+                events: Vec::new(),
             },
             prev_hash: self.prev_hash,
             hash: self.hash,

@@ -70,6 +70,7 @@ pub struct AppState {
         (name = "identities", description = "Agent identities and their delegation chain"),
         (name = "keys", description = "API keys: mint, rotate, revoke"),
         (name = "mail", description = "Mailboxes, sending, replies, threads"),
+        (name = "events", description = "What happened, as a resumable stream or pages"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "vault", description = "Per-identity encrypted credentials, TOTP, brokered HTTP"),
         (name = "oversight", description = "Held mail and reviewers' decisions, the kill switches, and allow / block / hold rules"),
@@ -103,6 +104,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::mail::router())
         .merge(routes::drafts::router())
         .merge(routes::contacts::router())
+        .merge(routes::events::router())
         .merge(routes::audit::router())
         .merge(routes::vault::router())
         .merge(routes::oversight::router())

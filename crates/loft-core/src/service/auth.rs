@@ -78,6 +78,7 @@ impl Loft {
                     "count": r.count, "locked_out": r.locked_out, "reasons": r.reasons,
                     "window_start": r.window_start, "window_end": r.window_end,
                 }),
+                events: Vec::new(),
             };
             self.store.append_audit(entry).await?;
         }
@@ -113,6 +114,32 @@ impl Loft {
         if !stored.digest.matches(&key.digest()) {
             return Err((Some("unknown_key"), unknown()));
         }
+        self.admit(stored, identity)
+    }
+
+    /// Whether a caller authenticated a while ago (a long-lived stream) may still act: its key
+    /// not revoked nor expired, its identity neither revoked nor paused. Returns the caller as
+    /// it stands now (its scopes may have changed).
+    pub async fn reauthenticate(&self, actor: &Actor) -> Result<Actor> {
+        let Principal::Identity { key, .. } = &actor.principal else {
+            return Ok(actor.clone());
+        };
+        let Some((stored, identity)) = self.store.find_key(&key.id).await? else {
+            return Err(Error::unauthenticated("the API key is not valid"));
+        };
+        let principal = self.admit(stored, identity).map_err(|(_, e)| e)?;
+        Ok(Actor {
+            principal,
+            ctx: actor.ctx.clone(),
+        })
+    }
+
+    /// A key found and matched: refused when revoked, expired or its identity is not active.
+    fn admit(
+        &self,
+        stored: crate::keys::StoredKey,
+        identity: crate::identity::Identity,
+    ) -> std::result::Result<Principal, (Option<&'static str>, Error)> {
         if stored.meta.revoked_at.is_some() {
             return Err((
                 Some("revoked_key"),

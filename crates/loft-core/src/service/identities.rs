@@ -346,8 +346,16 @@ impl Loft {
         self.managed_identity(actor, &id, true).await?;
         actor.require_keys_manage()?;
         let now = self.clock.now();
-        let audit = actor.audit(now, "identity.revoke", Some(id.to_string()), serde_json::json!({}));
+        let audit = actor
+            .audit(now, "identity.revoke", Some(id.to_string()), serde_json::json!({}))
+            .with_event(crate::events::NewEvent::new(
+                crate::events::EventKind::IdentityRevoked,
+                &id,
+                serde_json::json!({ "identity_id": id, "with_descendants": true }),
+            ));
         let revoked = self.store.revoke_identity(&id, now, audit).await?;
+        // Streams of the revoked identities end: their keys no longer authenticate.
+        self.wake(&revoked);
         Ok(RevokedIdentities { revoked })
     }
 

@@ -298,7 +298,28 @@ impl Loft {
         if let Some(t) = later {
             details["send_at"] = serde_json::json!(t);
         }
-        let audit = actor.audit(now, action, Some(sender_copy.id.to_string()), details);
+        let mut audit = actor.audit(now, action, Some(sender_copy.id.to_string()), details);
+        audit.events = match (&held, later) {
+            (Some(h), _) => vec![crate::events::NewEvent::new(
+                crate::events::EventKind::ApprovalRequested,
+                &me.id,
+                serde_json::json!({
+                    "approval_id": h.id, "message_id": sender_copy.id, "subject": content.subject,
+                    "to": all, "reasons": h.reasons.iter().map(|r| r.kind).collect::<Vec<_>>(),
+                }),
+            )],
+            // A scheduled mail raises its events when it is released.
+            (None, Some(_)) => vec![],
+            (None, None) => super::events::mail_out(
+                &me.id,
+                &sender_copy.id,
+                &content.from,
+                &content.subject,
+                &all,
+                &recipient_copies,
+            ),
+        };
+        let woken = super::events::raised_by(&audit);
         let jobs = mail::delivery_jobs(&me.id, &sender_copy.id, &delivery, now);
         // A held mail records its contacts when it is approved, a scheduled one when it is
         // released; neither now.
@@ -338,7 +359,7 @@ impl Loft {
             }
             Err(e) => return Err(e),
         };
-        self.mail_tick.send_modify(|t| *t += 1);
+        self.wake(&woken);
         if scheduled {
             self.job_tick.send_modify(|t| *t += 1);
         }
@@ -511,10 +532,11 @@ impl Loft {
     }
 
     /// Blocks until inbox mail is there, or a reviewer decided on mail this identity sent, or
-    /// the timeout passes: the inbox as a queue, without a polling loop in the agent. Wakes on
-    /// deliveries and decisions in this process at once, and looks again every second for
-    /// those made by other nodes sharing the database. A held mail whose time runs out during
-    /// the wait is recorded as expired then, and reported.
+    /// the timeout passes: the inbox as a queue, without a polling loop in the agent. Sleeps on
+    /// the identity's watch in the event hub (`service/events.rs`), which changes only when
+    /// this identity has news, written by this process or (PostgreSQL) any node: an idle wait
+    /// costs no query. A held mail whose time runs out during the wait is recorded as expired
+    /// then, and reported.
     pub async fn wait_for_mail(&self, actor: &Actor, params: WaitParams) -> Result<WaitResult> {
         let me = actor.require(Scope::MailRead)?.clone();
         let timeout = params.timeout_seconds.unwrap_or(30);
@@ -533,13 +555,14 @@ impl Loft {
         let limit = page_limit(params.limit)?;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(timeout));
         // Subscribe before looking, so that a delivery between the look and the wait is seen.
-        let mut ticks = self.mail_tick.subscribe();
+        let mut news = self.hub.watch(&me.id);
         let mut stopping = self.stopping.subscribe();
         let mut next_expiry = self.expire_overdue(&me.id).await?;
         loop {
             if next_expiry.is_some_and(|t| t <= self.clock.now()) {
                 next_expiry = self.expire_overdue(&me.id).await?;
             }
+            self.count_look();
             let upto = self.store.latest_mail_seq(&me.id).await?;
             let decided_upto = self.store.latest_decision_seq(&me.id).await?;
             let query = MessageQuery {
@@ -578,13 +601,13 @@ impl Loft {
                     cursor: encode_wait_cursor(mail, decisions),
                 });
             }
-            let mut poll = (deadline - now).min(std::time::Duration::from_secs(1));
+            let mut poll = deadline - now;
             if let Some(at) = next_expiry {
                 let micros = at.as_micros().saturating_sub(self.clock.now().as_micros()).max(0);
                 poll = poll.min(std::time::Duration::from_micros(micros as u64));
             }
             tokio::select! {
-                _ = ticks.changed() => {}
+                _ = news.changed() => {}
                 _ = stopping.changed() => {}
                 () = tokio::time::sleep(poll) => {}
             }

@@ -266,11 +266,28 @@ impl Loft {
             Some(id.to_string()),
             serde_json::json!({ "was_paused": target.paused_at.is_some() }),
         );
+        // An event only when the state changes (pausing a paused identity says nothing new).
+        let mut audit = audit;
+        if pause != target.paused_at.is_some() {
+            let kind = if pause {
+                crate::events::EventKind::IdentityPaused
+            } else {
+                crate::events::EventKind::IdentityResumed
+            };
+            audit.events.push(crate::events::NewEvent::new(
+                kind,
+                &id,
+                serde_json::json!({ "identity_id": id, "address": target.address }),
+            ));
+        }
+        let woken = super::events::raised_by(&audit);
         let update = crate::store::IdentityUpdate {
             paused_at: Some(paused_at),
             ..Default::default()
         };
-        self.store.update_identity(&id, update, audit).await
+        let updated = self.store.update_identity(&id, update, audit).await?;
+        self.wake(&woken);
+        Ok(updated)
     }
 
     /// The kill switch for the instance (operator only): while frozen, every send and every
@@ -416,12 +433,20 @@ impl Loft {
             // Approved before its time: it waits for its send_at, and the release checks the
             // recipients' quotas then.
             super::schedule::scheduled_delivery(&mut delivery, at);
-            let audit = actor.audit(
-                now,
-                "approval.approve",
-                Some(approval.id.to_string()),
-                serde_json::json!({ "message": message.id, "composer": composer.id, "send_at": at }),
-            );
+            let audit = actor
+                .audit(
+                    now,
+                    "approval.approve",
+                    Some(approval.id.to_string()),
+                    serde_json::json!({ "message": message.id, "composer": composer.id, "send_at": at }),
+                )
+                .with_event(super::events::decided(
+                    &approval,
+                    ApprovalStatus::Approved,
+                    &decider,
+                    None,
+                ));
+            let woken = super::events::raised_by(&audit);
             let decision = StoredDecision {
                 id: approval.id.clone(),
                 status: ApprovalStatus::Approved,
@@ -441,6 +466,7 @@ impl Loft {
                 .decide_approval(decision, audit)
                 .await
                 .map_err(edited_meanwhile)?;
+            self.wake(&woken);
             self.job_tick.send_modify(|t| *t += 1);
             return Ok(outcome);
         }
@@ -451,7 +477,7 @@ impl Loft {
             .await?;
         let jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
         let contacts = Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now);
-        let audit = actor.audit(
+        let mut audit = actor.audit(
             now,
             "approval.approve",
             Some(approval.id.to_string()),
@@ -460,6 +486,21 @@ impl Loft {
                 "delivered": recipient_copies.len(), "queued": queued,
             }),
         );
+        audit.events.push(super::events::decided(
+            &approval,
+            ApprovalStatus::Approved,
+            &decider,
+            None,
+        ));
+        audit.events.extend(super::events::mail_out(
+            &composer.id,
+            &message.id,
+            &message.from,
+            &message.subject,
+            &all,
+            &recipient_copies,
+        ));
+        let woken = super::events::raised_by(&audit);
         let decision = StoredDecision {
             id: approval.id.clone(),
             status: ApprovalStatus::Approved,
@@ -481,7 +522,7 @@ impl Loft {
             .decide_approval(decision, audit)
             .await
             .map_err(edited_meanwhile)?;
-        self.mail_tick.send_modify(|t| *t += 1);
+        self.wake(&woken);
         Ok(outcome)
     }
 
@@ -511,7 +552,14 @@ impl Loft {
             "approval.reject",
             Some(approval.id.to_string()),
             serde_json::json!({ "message": approval.message_id, "composer": approval.identity_id, "reason": reason }),
-        );
+        )
+        .with_event(super::events::decided(
+            &approval,
+            ApprovalStatus::Rejected,
+            &decider,
+            Some(&reason),
+        ));
+        let woken = super::events::raised_by(&audit);
         let decision = StoredDecision {
             id: approval.id.clone(),
             status: ApprovalStatus::Rejected,
@@ -523,7 +571,7 @@ impl Loft {
             expected_edits: None,
         };
         let outcome = self.store.decide_approval(decision, audit).await?;
-        self.mail_tick.send_modify(|t| *t += 1);
+        self.wake(&woken);
         Ok(outcome)
     }
 
@@ -619,24 +667,38 @@ impl Loft {
             request_id: None,
             remote_addr: None,
             details: serde_json::json!({ "message": approval.message_id, "composer": approval.identity_id }),
+            events: Vec::new(),
         };
+        let by = Decider {
+            kind: "system".into(),
+            identity_id: None,
+            address: None,
+            key_id: None,
+        };
+        let reason = "nobody decided before it expired";
+        let audit = audit.with_event(super::events::decided(
+            approval,
+            ApprovalStatus::Expired,
+            &by,
+            Some(reason),
+        ));
+        let woken = super::events::raised_by(&audit);
         let decision = StoredDecision {
             id: approval.id.clone(),
             status: ApprovalStatus::Expired,
             at: now,
-            decided_by: Decider {
-                kind: "system".into(),
-                identity_id: None,
-                address: None,
-                key_id: None,
-            },
-            reason: Some("nobody decided before it expired".into()),
+            decided_by: by,
+            reason: Some(reason.into()),
             release: None,
             schedule: None,
             expected_edits: None,
         };
         match self.store.decide_approval(decision, audit).await {
-            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+            Ok(_) => {
+                self.wake(&woken);
+                Ok(())
+            }
+            Err(Error::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -223,6 +223,16 @@ impl Loft {
                 "delivered": recipient_copies.len(), "queued": queued,
             }),
         );
+        let mut audit = audit;
+        audit.events = super::events::mail_out(
+            &composer.id,
+            &message.id,
+            &message.from,
+            &message.subject,
+            &all,
+            &recipient_copies,
+        );
+        let woken = super::events::raised_by(&audit);
         let release = ScheduledRelease {
             owner: s.owner.clone(),
             message: s.message.clone(),
@@ -236,7 +246,7 @@ impl Loft {
             },
         };
         if self.store.release_scheduled(release, audit).await? {
-            self.mail_tick.send_modify(|t| *t += 1);
+            self.wake(&woken);
         }
         Ok(())
     }
@@ -276,6 +286,7 @@ fn system_audit(at: Timestamp, action: &str, message: &MessageId, details: serde
         request_id: None,
         remote_addr: None,
         details,
+        events: Vec::new(),
     }
 }
 

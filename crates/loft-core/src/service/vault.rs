@@ -623,12 +623,14 @@ impl Loft {
                 (None, None)
             };
             if reveal {
-                let entry = actor.audit(
-                    self.clock.now(),
-                    "vault.reveal",
-                    Some(c.meta.name.clone()),
-                    serde_json::json!({ "type": c.meta.kind.as_str(), "fields": c.meta.secret_fields }),
-                );
+                let entry = actor
+                    .audit(
+                        self.clock.now(),
+                        "vault.reveal",
+                        Some(c.meta.name.clone()),
+                        serde_json::json!({ "type": c.meta.kind.as_str(), "fields": c.meta.secret_fields }),
+                    )
+                    .with_event(used(&me.id, &c.meta.name, "reveal", serde_json::json!({})));
                 self.store.append_audit(entry).await?;
             } else {
                 let entry = actor.audit(
@@ -743,12 +745,14 @@ impl Loft {
             let secret = v::decode_totp_secret(s.fields.get("secret").map_or("", String::as_str))?;
             let now = self.clock.now();
             let code = v::totp_code(&secret, params, u64::try_from(now.as_secs()).unwrap_or(0))?;
-            let entry = actor.audit(
-                now,
-                "vault.totp",
-                Some(c.meta.name.clone()),
-                serde_json::json!({ "seconds_remaining": code.seconds_remaining }),
-            );
+            let entry = actor
+                .audit(
+                    now,
+                    "vault.totp",
+                    Some(c.meta.name.clone()),
+                    serde_json::json!({ "seconds_remaining": code.seconds_remaining }),
+                )
+                .with_event(used(&me.id, &c.meta.name, "totp", serde_json::json!({})));
             self.store.append_audit(entry).await?;
             Ok(code)
         })
@@ -783,12 +787,19 @@ impl Loft {
                 meta.updated_at = now;
                 meta.version = c.meta.version + 1;
                 let sealed = self.seal_secrets(&ring, &me.id, &c.meta.name, &s)?;
-                let audit = actor.audit(
-                    now,
-                    "vault.totp_backup",
-                    Some(c.meta.name.clone()),
-                    serde_json::json!({ "remaining": meta.backup_codes_remaining }),
-                );
+                let audit = actor
+                    .audit(
+                        now,
+                        "vault.totp_backup",
+                        Some(c.meta.name.clone()),
+                        serde_json::json!({ "remaining": meta.backup_codes_remaining }),
+                    )
+                    .with_event(used(
+                        &me.id,
+                        &c.meta.name,
+                        "backup_code",
+                        serde_json::json!({ "remaining": meta.backup_codes_remaining }),
+                    ));
                 let remaining = meta.backup_codes_remaining;
                 let cred = StoredCredential {
                     owner: me.id.clone(),
@@ -979,16 +990,23 @@ impl Loft {
             body.truncate(BROKER_MAX_RESPONSE_BYTES);
         }
         let truncated = resp.truncated || over_cap;
-        let entry = actor.audit(
-            self.clock.now(),
-            "vault.http",
-            Some(c.meta.name.clone()),
-            serde_json::json!({
-                "host": host_port, "method": method, "status": resp.status,
-                "bytes": body.len(), "truncated": truncated, "redactions": redactions,
-                "ms": started.elapsed().as_millis() as u64,
-            }),
-        );
+        let entry = actor
+            .audit(
+                self.clock.now(),
+                "vault.http",
+                Some(c.meta.name.clone()),
+                serde_json::json!({
+                    "host": host_port, "method": method, "status": resp.status,
+                    "bytes": body.len(), "truncated": truncated, "redactions": redactions,
+                    "ms": started.elapsed().as_millis() as u64,
+                }),
+            )
+            .with_event(used(
+                &c.owner,
+                &c.meta.name,
+                "http",
+                serde_json::json!({ "host": host_port, "method": method, "status": resp.status }),
+            ));
         self.store.append_audit(entry).await?;
         Ok(BrokeredHttpResponse {
             status: resp.status,
@@ -1081,6 +1099,15 @@ impl Loft {
     }
 }
 
+/// `vault.used`: which credential, how; never a value.
+fn used(owner: &IdentityId, name: &str, how: &str, details: serde_json::Value) -> crate::events::NewEvent {
+    let mut payload = serde_json::json!({ "credential": name, "use": how });
+    if let (Some(p), serde_json::Value::Object(d)) = (payload.as_object_mut(), details) {
+        p.extend(d);
+    }
+    crate::events::NewEvent::new(crate::events::EventKind::VaultUsed, owner, payload)
+}
+
 fn system_audit(at: crate::time::Timestamp, key_id: &str) -> AuditEntry {
     AuditEntry {
         at,
@@ -1093,6 +1120,7 @@ fn system_audit(at: crate::time::Timestamp, key_id: &str) -> AuditEntry {
         request_id: None,
         remote_addr: None,
         details: serde_json::json!({}),
+        events: Vec::new(),
     }
 }
 

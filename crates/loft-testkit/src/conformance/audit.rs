@@ -314,6 +314,7 @@ fn entry(at: i64, kind: ActorKind, who: Option<&CreatedIdentity>, action: &str, 
         request_id: Some(format!("req-{at}")),
         remote_addr: Some("192.0.2.7:5555".into()),
         details: serde_json::json!({ "n": at }),
+        events: Vec::new(),
     }
 }
 
@@ -344,6 +345,7 @@ pub async fn audit_append_round_trip_and_filters(store: Arc<dyn Store>) {
             "quote": "\"'\\\n\t\u{0001}",
             "empty": "",
         }),
+        events: Vec::new(),
     };
     let entries = vec![
         rich,

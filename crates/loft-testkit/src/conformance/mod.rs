@@ -31,6 +31,7 @@ mod audit;
 mod caps;
 mod contacts;
 mod drafts;
+mod events;
 mod identities;
 mod jobs;
 mod keys;
@@ -56,6 +57,7 @@ pub use audit::*;
 pub use caps::*;
 pub use contacts::*;
 pub use drafts::*;
+pub use events::*;
 pub use identities::*;
 pub use jobs::*;
 pub use keys::*;
@@ -268,6 +270,10 @@ macro_rules! conformance_tests {
             oversight_edit_audit_redacts_vault_secrets,
             oversight_mode_requests,
             oversight_edit_checks_rules_and_first_contact,
+            events_follow_mail_and_decisions,
+            events_are_private_and_checked,
+            events_wake_their_waiters,
+            events_idle_waiters_cost_no_queries,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -290,7 +296,9 @@ mod tests {
         let modules = [
             include_str!("audit.rs"),
             include_str!("caps.rs"),
+            include_str!("contacts.rs"),
             include_str!("drafts.rs"),
+            include_str!("events.rs"),
             include_str!("identities.rs"),
             include_str!("jobs.rs"),
             include_str!("keys.rs"),

@@ -64,6 +64,7 @@ pub fn operator_entry(action: &str, at: Timestamp) -> AuditEntry {
         request_id: None,
         remote_addr: None,
         details: serde_json::json!({}),
+        events: Vec::new(),
     }
 }
 

@@ -326,6 +326,7 @@ fn audit_entry() -> loft_core::audit::AuditEntry {
         request_id: None,
         remote_addr: None,
         details: serde_json::json!({}),
+        events: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod caps;
 pub mod contacts;
 pub mod drafts;
+pub mod events;
 pub mod identities;
 pub mod keys;
 pub mod mail;

@@ -7,6 +7,7 @@ mod audit;
 mod caps;
 mod contacts;
 mod drafts;
+mod events;
 mod identities;
 mod keys;
 mod mail;

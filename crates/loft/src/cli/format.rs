@@ -1736,6 +1736,7 @@ mod tests {
                 request_id: None,
                 remote_addr: None,
                 details: serde_json::json!({}),
+                events: Vec::new(),
             },
             prev_hash: "0".repeat(64),
             hash: "ab".repeat(32),
