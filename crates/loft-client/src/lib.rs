@@ -415,6 +415,88 @@ impl Client {
     }
 }
 
+use api::EventParams;
+
+impl Client {
+    /// Opens the caller's event stream (`GET /v0/events` as server-sent events), resuming
+    /// after `last_event_id` when given. The stream has no timeout of its own.
+    pub async fn event_stream(&self, q: &EventParams, last_event_id: Option<&str>) -> Result<EventStream, ClientError> {
+        let url = self.url_for(&["v0".to_owned(), "events".to_owned()]);
+        let shown = display_url(&url);
+        let mut req = self
+            .http
+            .get(url)
+            .query(q)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            // Overrides the client's two minutes: a stream lasts as long as the caller wants.
+            .timeout(Duration::from_hours(10 * 365 * 24));
+        if let Some(key) = &self.key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e, &shown))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e, &shown))?;
+            return Err(ClientError::Api(ApiError::from_response(status, &bytes)));
+        }
+        Ok(EventStream {
+            resp,
+            buf: String::new(),
+            url: shown,
+        })
+    }
+}
+
+/// An open event stream; [`EventStream::next`] reads one event at a time.
+#[derive(Debug)]
+pub struct EventStream {
+    resp: reqwest::Response,
+    buf: String,
+    url: String,
+}
+
+impl EventStream {
+    /// The next event, or `None` when the server ended the stream. An `error` message from
+    /// the server (a revoked key, changed scopes) is an error naming its code.
+    pub async fn next(&mut self) -> Result<Option<loft_core::events::Event>, ClientError> {
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let message: String = self.buf.drain(..end + 2).collect();
+                let (mut kind, mut data) = (String::new(), String::new());
+                for line in message.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        v.trim().clone_into(&mut kind);
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                if kind == "error" {
+                    return Err(ClientError::Api(ApiError::from_response(
+                        StatusCode::UNAUTHORIZED,
+                        data.as_bytes(),
+                    )));
+                }
+                return serde_json::from_str(&data).map(Some).map_err(|e| ClientError::Decode {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                });
+            }
+            let chunk = self.resp.chunk().await.map_err(|e| ClientError::Transport {
+                url: self.url.clone(),
+                reason: root_cause(&e),
+            })?;
+            let Some(chunk) = chunk else { return Ok(None) };
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     // An empty body (204) reads as JSON `null`, so `Option<T>` answers decode.
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
@@ -481,6 +563,7 @@ pub mod api {
     pub use loft_core::service::{CreateRuleRequest, ListRulesParams};
     pub use loft_core::service::{DecideRequest, ListApprovalsParams, RejectRequest};
     pub use loft_core::service::{DenyModeRequest, EditHeldMail, ListModeRequestsParams, RequestModeRequest};
+    pub use loft_core::service::{EventPage, EventParams};
     pub use loft_core::service::{SetIdentityCapsRequest, SetInstanceCapsRequest};
     use loft_core::vault::{CredentialMeta, TotpCode};
 
@@ -656,6 +739,13 @@ pub mod api {
     /// Sends the draft (it is deleted with the send).
     pub fn send_draft(id: &str, req: &SendDraftRequest) -> Call<Message> {
         Call::post(["v0", "drafts", id, "send"]).body(req)
+    }
+
+    // ----- events -----
+
+    /// A page of the caller's events (see [`Client::event_stream`] for the stream).
+    pub fn list_events(q: &EventParams) -> Call<EventPage> {
+        Call::get(["v0", "events"]).query(q)
     }
 
     // ----- contacts -----

@@ -283,6 +283,49 @@ fn newcomer_scenario(server: &Server) {
     let instance = ok_json(&cli(server, None, &["caps", "--json"]));
     assert_eq!(instance["caps"]["mails_per_day"], 1000, "{instance}");
 
+    // Events: a follower resumes after the last event it saw and gets new mail at once.
+    let seen = ok_json(&cli(server, Some(r_key), &["events", "--json"]));
+    let after = seen["next_after"].as_str().unwrap().to_owned();
+    let mut follow = Command::new(BIN)
+        .args(["events", "--follow", "--json", "--after", &after])
+        .env("LOFT_URL", &server.url)
+        .env("LOFT_API_KEY", r_key)
+        .env_remove("LOFT_ADMIN_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(follow.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    ok_json(&cli(
+        server,
+        Some(w_key),
+        &[
+            "mail",
+            "send",
+            "--to",
+            r_addr,
+            "--subject",
+            "followed",
+            "--text",
+            "x",
+            "--json",
+        ],
+    ));
+    let event: Value = serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    assert_eq!(event["type"], "message.received", "{event}");
+    assert_eq!(event["payload"]["subject"], "followed", "{event}");
+    assert_eq!(event["payload"]["from"], w_addr, "{event}");
+
     // Revoke the writer: its key is refused at once, the researcher keeps working.
     let w_id = writer["id"].as_str().unwrap();
     ok_text(&cli(server, None, &["identity", "revoke", w_id]));
@@ -328,6 +371,15 @@ fn newcomer_scenario(server: &Server) {
     ] {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
+    let revoked = ok_json(&cli(server, None, &["events", "--json", "--type", "identity.*"]));
+    assert!(
+        revoked["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "identity.revoked"),
+        "{revoked}"
+    );
     let verify = ok_text(&cli(server, None, &["audit", "verify"]));
     assert!(verify.contains("intact"), "{verify}");
     let export = ok_text(&cli(server, None, &["audit", "export"]));

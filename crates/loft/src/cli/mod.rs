@@ -17,6 +17,7 @@ mod approvals;
 mod audit;
 mod contacts;
 mod drafts;
+mod events;
 mod format;
 mod identity;
 mod key;
@@ -57,6 +58,9 @@ pub enum ClientCommand {
     /// them: list, show, set, forget.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Contacts(contacts::ContactsArgs),
+    /// The caller's events (mail received and sent, decisions on held mail, pauses, vault
+    /// use): a page, or `--follow` to print them as they happen.
+    Events(events::EventsArgs),
     /// List, export and verify the hash-chained audit log.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Audit(audit::AuditArgs),
@@ -402,6 +406,7 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
         ClientCommand::Mail(a) => mail::run(a).await,
         ClientCommand::Drafts(a) => drafts::run(a).await,
         ClientCommand::Contacts(a) => contacts::run(a).await,
+        ClientCommand::Events(a) => events::run(a).await,
         ClientCommand::Audit(a) => audit::run(a).await,
         ClientCommand::Vault(a) => vault::run(a).await,
         ClientCommand::Approvals(a) => approvals::run(a).await,
