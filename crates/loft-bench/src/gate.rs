@@ -86,7 +86,7 @@ where
     Ok(finish(lat, cpu0, samples))
 }
 
-fn finish(mut lat: Vec<Duration>, cpu0: Option<Duration>, samples: u32) -> Block {
+pub(crate) fn finish(mut lat: Vec<Duration>, cpu0: Option<Duration>, samples: u32) -> Block {
     Block {
         latency: Stats::of(&mut lat),
         cpu_per_call: cpu0

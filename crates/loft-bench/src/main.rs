@@ -28,6 +28,7 @@
 //! Modules: [`target`] the fresh database, [`load`] the delivery and throughput loops,
 //! [`report`] statistics and the printed table.
 
+mod events;
 mod gate;
 mod load;
 mod report;
@@ -104,6 +105,10 @@ pub struct BenchArgs {
     /// identity, as many from a `gated_send` one (held), and the approval of each (0: skip).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub gate_samples: u32,
+    /// Also measure event latency: this many sends seen by the recipient's event stream, and
+    /// as many by its pending `mail_wait` (0: skip).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub event_samples: u32,
     /// Timed calls of each search query.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub search_samples: u32,
@@ -326,6 +331,14 @@ async fn phases(args: &BenchArgs, target: &Target, base: &Url, admin_key: &str) 
         None
     };
 
+    let events = if args.event_samples > 0 {
+        let from = create_agent(&operator, base, "bench-notifier".into(), 0).await?;
+        let to = create_agent(&operator, base, "bench-listener".into(), 0).await?;
+        Some(events::events(args.event_samples, &from, &to).await?)
+    } else {
+        None
+    };
+
     let search = if args.search_mailbox > 0 {
         let searcher = create_agent(&operator, base, "bench-searcher".into(), 0).await?;
         let mut senders = Vec::new();
@@ -350,6 +363,7 @@ async fn phases(args: &BenchArgs, target: &Target, base: &Url, admin_key: &str) 
         sends,
         lists,
         gate,
+        events,
         search,
         audit_rows: verify.rows_checked,
         audit_ok: verify.ok,

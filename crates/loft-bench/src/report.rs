@@ -50,6 +50,7 @@ pub struct Results {
     pub sends: Vec<Run>,
     pub lists: Vec<Run>,
     pub gate: Option<GateRun>,
+    pub events: Option<crate::events::EventRun>,
     pub search: Option<SearchRun>,
     pub audit_rows: i64,
     pub audit_ok: bool,
@@ -234,6 +235,14 @@ pub fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &
             row(&mut out, what, 1, &b.latency, None, b.cpu_per_call);
         }
     }
+    if let Some(e) = &r.events {
+        for (what, b) in [
+            ("event: send → stream", &e.stream),
+            ("event: send → mail_wait", &e.wait),
+        ] {
+            row(&mut out, what, 1, &b.latency, None, b.cpu_per_call);
+        }
+    }
     if let Some(sr) = &r.search {
         for q in &sr.queries {
             row(
@@ -344,6 +353,10 @@ pub fn to_json(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r:
         "gate": r.gate.as_ref().map(|g| {
             let block = |b: &Block| json!({"latency": stats_json(&b.latency), "cpu_ms_per_call": b.cpu_per_call.map(ms_json)});
             json!({"autonomous_send": block(&g.autonomous), "held_send": block(&g.held), "approve": block(&g.approve)})
+        }),
+        "events": r.events.as_ref().map(|e| {
+            let block = |b: &Block| json!({"latency": stats_json(&b.latency), "cpu_ms_per_call": b.cpu_per_call.map(ms_json)});
+            json!({"send_to_stream": block(&e.stream), "send_to_wait": block(&e.wait)})
         }),
         "search": r.search.as_ref().map(|sr| json!({
             "mailbox": sr.mailbox,

@@ -43,6 +43,10 @@ pub enum EventKind {
     /// A reviewer approved or rejected the identity's held mail, or its time ran out.
     #[serde(rename = "approval.decided")]
     ApprovalDecided,
+    /// Mail of an identity in `monitored` mode went out without a gate: reviewers look at it
+    /// after the fact (their feed: `GET /v0/events?types=review.requested`).
+    #[serde(rename = "review.requested")]
+    ReviewRequested,
     /// The identity was revoked (with everything it created).
     #[serde(rename = "identity.revoked")]
     IdentityRevoked,
@@ -58,13 +62,14 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::MessageReceived,
         EventKind::MessageSent,
         EventKind::MessageDelivered,
         EventKind::MessageBounced,
         EventKind::ApprovalRequested,
         EventKind::ApprovalDecided,
+        EventKind::ReviewRequested,
         EventKind::IdentityRevoked,
         EventKind::IdentityPaused,
         EventKind::IdentityResumed,
@@ -79,6 +84,7 @@ impl EventKind {
             EventKind::MessageBounced => "message.bounced",
             EventKind::ApprovalRequested => "approval.requested",
             EventKind::ApprovalDecided => "approval.decided",
+            EventKind::ReviewRequested => "review.requested",
             EventKind::IdentityRevoked => "identity.revoked",
             EventKind::IdentityPaused => "identity.paused",
             EventKind::IdentityResumed => "identity.resumed",

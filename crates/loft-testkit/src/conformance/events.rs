@@ -355,3 +355,32 @@ async fn settle(t: &TestLoft, at_least: u64) -> u64 {
         last = now;
     }
 }
+
+/// `monitored` mail goes out at once and lands in the reviewers' feed (`review.requested`,
+/// which every reviewer key sees); mail a reviewer approved, or from other modes, does not.
+pub async fn events_monitored_mail_feeds_reviewers(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (m, mm) = agent(&t, "watched", OversightMode::Monitored).await;
+    let (b, bb) = agent(&t, "bob", OversightMode::Autonomous).await;
+    let (_, reviewer) = t
+        .identity_with_scopes("reviewer", &["oversight", "mail:read", "keys:manage"])
+        .await;
+    let feed = || EventParams {
+        types: Some("review.*".into()),
+        ..Default::default()
+    };
+    let sent = t.send(&mm, &[b.identity.address.as_str()], "went out", "x").await;
+    t.send(&bb, &[m.identity.address.as_str()], "autonomous: no review", "x")
+        .await;
+    let seen = events(&t, &reviewer, feed()).await;
+    assert_eq!(kinds(&seen), ["review.requested"]);
+    assert_eq!(seen[0].identity.as_ref(), Some(&m.identity.id));
+    assert_eq!(seen[0].payload["message_id"], sent.id.as_str());
+    assert_eq!(seen[0].payload["subject"], "went out");
+    // The sender sees its own; another identity cannot ask for the feed's types of others.
+    assert_eq!(kinds(&events(&t, &mm, feed()).await), ["review.requested"]);
+    assert!(events(&t, &bb, feed()).await.is_empty());
+    // The reviewer's stream is not the sender's: it does not see bob's mail.
+    let all = events(&t, &reviewer, EventParams::default()).await;
+    assert_eq!(kinds(&all), ["review.requested"]);
+}

@@ -274,6 +274,7 @@ macro_rules! conformance_tests {
             events_are_private_and_checked,
             events_wake_their_waiters,
             events_idle_waiters_cost_no_queries,
+            events_monitored_mail_feeds_reviewers,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
