@@ -237,8 +237,8 @@ pub fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &
     }
     if let Some(e) = &r.events {
         for (what, b) in [
-            ("event: send → stream", &e.stream),
-            ("event: send → mail_wait", &e.wait),
+            ("event: send start → stream", &e.stream),
+            ("event: send start → mail_wait", &e.wait),
         ] {
             row(&mut out, what, 1, &b.latency, None, b.cpu_per_call);
         }
