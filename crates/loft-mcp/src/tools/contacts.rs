@@ -73,9 +73,10 @@ pub struct ListContactsArgs {
     pub known: Option<bool>,
     /// How many contacts per page, 1 to 200 (default 20).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 200))]
     pub limit: Option<u32>,
     /// The `next_page_token` of the previous page.
-    #[serde(default)]
+    #[serde(default, alias = "cursor")]
     pub page_token: Option<String>,
 }
 

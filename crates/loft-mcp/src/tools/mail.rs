@@ -171,7 +171,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
         }
         .calls(|api, a: ListThreadsArgs| async move {
             let params = ListThreadsParams {
-                folder: None,
+                folder: a.folder,
                 unread: a.unread_only,
                 label: a.label,
                 limit: Some(a.limit.unwrap_or(DEFAULT_LIMIT)),
@@ -593,6 +593,10 @@ pub struct RescheduleArgs {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct ListThreadsArgs {
+    /// `all` (default: conversations outside the trash) or `trash` (the conversations of your
+    /// trashed mail, to restore or delete).
+    #[serde(default)]
+    pub folder: Option<String>,
     /// Only conversations with unread messages (default false).
     #[serde(default, alias = "unread")]
     pub unread_only: Option<bool>,

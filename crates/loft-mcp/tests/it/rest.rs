@@ -189,6 +189,17 @@ async fn mailbox_tools_over_both_doors() {
         assert!(r["messages"][0]["trashed_at"].is_string(), "{door}: {r}");
         let trash = ok(&call(ca, "mail_list_messages", json!({"folder": "trash"})).await);
         assert!(trash["messages"][0]["trashed_at"].is_string(), "{door}: {trash}");
+        let threads = ok(&call(ca, "mail_list_threads", json!({"folder": "trash"})).await);
+        assert_eq!(threads["threads"][0]["thread_id"], json!(thread), "{door}: {threads}");
+        let threads = ok(&call(ca, "mail_list_threads", json!({})).await);
+        assert!(
+            threads["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["thread_id"] != json!(thread)),
+            "{door}: a trashed conversation is not listed: {threads}"
+        );
         let r = ok(&call(ca, "mail_restore", json!({"message_id": id})).await);
         assert!(r["messages"][0].get("trashed_at").is_none(), "{door}: {r}");
         ok(&call(ca, "mail_trash", json!({"message_id": id})).await);

@@ -756,6 +756,7 @@ async fn ids_and_queries(f: &Fixture, s: &str) -> CaseResult {
         (&f.cb, "mail_list_messages", "thread_id", json!({"thread_id": s})),
         (&f.cb, "mail_list_messages", "page_token", json!({"page_token": s})),
         (&f.cb, "mail_list_threads", "page_token", json!({"page_token": s})),
+        (&f.cb, "mail_list_threads", "folder", json!({"folder": s})),
         (&f.cb, "mail_search", "query", json!({"query": s})),
         (&f.cb, "mail_search", "folder", json!({"query": "x", "folder": s})),
         (
