@@ -37,6 +37,7 @@ pub mod store;
 pub mod text;
 pub mod time;
 pub mod vault;
+pub mod webhooks;
 pub mod wire;
 
 pub use error::{Error, Result};
