@@ -123,3 +123,29 @@ async fn events_refuse_what_the_key_may_not_see() {
     let all = app.get(&format!("/v0/events?identity={b_id}"), &app.admin).await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.text);
 }
+
+/// A stream whose key is revoked meanwhile ends with an `error` message and sends nothing more.
+#[tokio::test]
+async fn a_revoked_keys_stream_ends() {
+    let app = App::new().await;
+    let (_, _, a) = app.identity("a").await;
+    let (b_id, b_addr, b) = app.identity("b").await;
+    let mut stream = open(&app, &b, None).await;
+    app.send(&a, &b_addr, "before").await;
+    assert_eq!(read(&mut stream, 1).await[0].1, "message.received");
+    let r = app
+        .post(
+            &format!("/v0/identities/{b_id}/revoke"),
+            &app.admin,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let got = read(&mut stream, 1).await;
+    assert_eq!(got[0].1, "error", "{got:?}");
+    assert_eq!(got[0].2["error"]["code"], "unauthenticated", "{got:?}");
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap();
+    assert!(end.is_none(), "the stream ended");
+}
