@@ -357,11 +357,8 @@ async fn events_reach_another_node_at_once() {
             assert!(!found.is_empty(), "the stream on node 2 got the event");
             let got = wait.await.unwrap().unwrap();
             assert!(!got.timed_out, "mail_wait on node 2 woke");
-            assert!(
-                sent.elapsed() < Duration::from_secs(1),
-                "within a second: {:?}",
-                sent.elapsed()
-            );
+            // Generous under a loaded CI machine; the median is held to a second below.
+            assert!(sent.elapsed() < Duration::from_secs(5), "{:?}", sent.elapsed());
             for m in &got.items {
                 node2.loft.get_message(&bob_on_2, m.id.as_str()).await.unwrap();
             }
@@ -369,6 +366,10 @@ async fn events_reach_another_node_at_once() {
             position = next;
         }
         latencies.sort();
+        assert!(
+            latencies[latencies.len() / 2] < Duration::from_secs(1),
+            "an event reaches the other node within a second: {latencies:?}"
+        );
         println!(
             "cross-node event latency over {} sends: p50 {:?}, max {:?}",
             latencies.len(),
