@@ -20,6 +20,7 @@ pub mod drafts;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod inbound;
 pub mod jobs;
 pub mod keys;
 pub mod limits;

@@ -204,7 +204,9 @@ impl From<ChainLink> for ChainLinkView {
 /// How sure Loft is of who sent a message.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AuthenticationView {
-    /// `internal_verified` (another identity on this server, certain) or `unverified`.
+    /// `internal_verified` (another identity on this server, certain), `unverified`,
+    /// `external_unverified` (received from outside by SMTP, sender not checked) or
+    /// `spoofed_suspect` (from outside while claiming a domain this server hosts).
     pub verdict: String,
     /// True when the sender is an identity on this server.
     pub internal: bool,
@@ -217,6 +219,8 @@ impl From<Authentication> for AuthenticationView {
         let verdict = match a.verdict {
             loft_core::mail::Verdict::InternalVerified => "internal_verified",
             loft_core::mail::Verdict::Unverified => "unverified",
+            loft_core::mail::Verdict::ExternalUnverified => "external_unverified",
+            loft_core::mail::Verdict::SpoofedSuspect => "spoofed_suspect",
         };
         Self {
             verdict: verdict.to_owned(),

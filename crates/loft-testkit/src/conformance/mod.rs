@@ -32,6 +32,7 @@ mod caps;
 mod contacts;
 mod drafts;
 mod identities;
+mod inbound;
 mod jobs;
 mod keys;
 mod mail;
@@ -57,6 +58,7 @@ pub use caps::*;
 pub use contacts::*;
 pub use drafts::*;
 pub use identities::*;
+pub use inbound::*;
 pub use jobs::*;
 pub use keys::*;
 pub use mail::*;
@@ -268,6 +270,8 @@ macro_rules! conformance_tests {
             oversight_edit_audit_redacts_vault_secrets,
             oversight_mode_requests,
             oversight_edit_checks_rules_and_first_contact,
+            inbound_mail_is_stored_threaded_and_audited,
+            inbound_refusals_store_nothing,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -292,6 +296,7 @@ mod tests {
             include_str!("caps.rs"),
             include_str!("drafts.rs"),
             include_str!("identities.rs"),
+            include_str!("inbound.rs"),
             include_str!("jobs.rs"),
             include_str!("keys.rs"),
             include_str!("mail.rs"),
