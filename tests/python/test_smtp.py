@@ -11,6 +11,9 @@ import shutil
 import smtplib
 import subprocess
 import tempfile
+import threading
+import time
+import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -85,8 +88,6 @@ def test_smtplib_delivers_a_multipart_mail_read_back_through_rest(mx: LoftServer
 
 
 def urllib_get_raw(mx: LoftServer, who: Identity, message_id: str) -> bytes:
-    import urllib.request
-
     req = urllib.request.Request(f"{mx.url}/v0/messages/{message_id}/raw")
     req.add_header("Authorization", f"Bearer {who.api_key}")
     with urllib.request.urlopen(req, timeout=30) as res:
@@ -191,3 +192,66 @@ def test_swaks_delivers_with_pipelining_and_is_refused_as_a_relay(mx: LoftServer
     )
     assert spoof.returncode == 0, spoof.stdout
     assert read(mx, carol, "urgent wire")["authentication"]["verdict"] == "spoofed_suspect"
+
+
+def test_sigkill_mid_burst_loses_no_mail_that_got_250() -> None:
+    """250 means stored: SIGKILL the server while smtplib sessions deliver, restart it on the
+    same data, and every mail that got its 250 is in the inbox."""
+    data_dir = Path(tempfile.mkdtemp(prefix="loft-pytest-smtp-kill-"))
+    first = LoftServer(data_dir, smtp=True)
+    first.start()
+    second: LoftServer | None = None
+    try:
+        alice = first.create_identity("alice")
+        assert first.smtp_addr is not None
+        host, port = first.smtp_addr
+        accepted: list[str] = []
+        lock = threading.Lock()
+
+        def burst(worker: int) -> None:
+            try:
+                with smtplib.SMTP(host, port, timeout=10) as s:
+                    for i in range(5000):
+                        subject = f"burst {worker}-{i}"
+                        s.sendmail(
+                            "burst@outside.test",
+                            [alice.address],
+                            f"From: burst@outside.test\r\nSubject: {subject}\r\n\r\nmail {i}\r\n".encode(),
+                        )
+                        with lock:
+                            accepted.append(subject)
+            except (smtplib.SMTPException, OSError):
+                pass  # the server was killed under this session
+
+        workers = [threading.Thread(target=burst, args=(w,)) for w in range(3)]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 60
+        while len(accepted) < 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert first.proc is not None
+        first.proc.kill()  # SIGKILL: no shutdown, no flush
+        first.proc.wait(timeout=10)
+        for w in workers:
+            w.join(timeout=30)
+        assert len(accepted) >= 60, f"only {len(accepted)} mails got a 250 before the kill"
+
+        second = LoftServer(data_dir, smtp=True)
+        second.admin_key = first.admin_key
+        second.start()
+        stored: set[str] = set()
+        cursor = ""
+        while True:
+            page = second.rest("GET", f"/v0/messages?folder=inbox&limit=200{cursor}", alice.api_key)
+            assert isinstance(page, dict), page
+            stored.update(m["subject"] for m in page["items"])
+            if not page.get("next_cursor"):
+                break
+            cursor = f"&cursor={page['next_cursor']}"
+        lost = [s for s in accepted if s not in stored]
+        assert lost == [], f"{len(lost)} of {len(accepted)} mails that got 250 are missing: {lost[:5]}"
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
