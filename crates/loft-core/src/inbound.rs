@@ -79,7 +79,21 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
                 Some((a, mb.name().map(clean).filter(|n| !n.trim().is_empty())))
             })
         })
-        .map_or((None, None), |(a, n)| (Some(a), n));
+        .map_or_else(
+            // No From address Loft can keep (an internationalized one, say): keep what the
+            // header says as the name, so the reader still sees who claims to write.
+            || {
+                let shown = m.from().and_then(|list| {
+                    list.mailboxes().next().map(|mb| match (mb.name(), mb.address()) {
+                        (Some(n), Some(a)) => format!("{n} <{a}>"),
+                        (Some(n), None) => n.to_owned(),
+                        (None, a) => a.unwrap_or_default().to_owned(),
+                    })
+                });
+                (None, shown.map(|s| clean(&s)).filter(|s| !s.trim().is_empty()))
+            },
+            |(a, n)| (Some(a), n),
+        );
     let addresses = |list: Option<mail_parser::AddressList<'_>>| -> Vec<EmailAddress> {
         let mut out: Vec<EmailAddress> = Vec::new();
         if let Some(list) = list {
@@ -336,6 +350,13 @@ Content-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n--XX--\r\n";
         assert!(!extracted_text(&p).is_empty());
         let p = parse(b"From: a@b.test\r\nSubject: nul\r\n\r\nA\0B\r\n");
         assert_eq!(p.text, "AB");
+    }
+
+    #[test]
+    fn an_internationalized_from_is_kept_as_the_name() {
+        let p = parse("From: Jürgen <jürgen@bücher.example>\r\nSubject: x\r\n\r\nhi\r\n".as_bytes());
+        assert_eq!(p.from, None);
+        assert_eq!(p.from_name.as_deref(), Some("Jürgen <jürgen@bücher.example>"));
     }
 
     #[test]

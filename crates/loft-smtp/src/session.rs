@@ -258,6 +258,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 } else {
                     match EmailAddress::parse(&from.address) {
                         Ok(a) => Some(a),
+                        // An internationalized address (SMTPUTF8, which is offered): Loft's
+                        // addresses are ASCII, so it is kept like the null sender; the From
+                        // header is still judged after the data.
+                        Err(_) if !from.address.is_ascii() => None,
                         Err(_) => {
                             return self.error(Reply::new(553, "5.1.7", "Bad sender address syntax")).await;
                         }

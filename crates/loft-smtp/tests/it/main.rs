@@ -186,6 +186,21 @@ async fn a_mail_is_stored_before_250_and_reads_back() {
     let raw = s.t.loft.raw_message(&aa, m.id.as_str()).await.unwrap();
     assert!(String::from_utf8_lossy(&raw).contains("\r\n.hidden dot line\r\n"));
 
+    // An internationalized sender (SMTPUTF8 is offered) is accepted; Loft keeps its From as
+    // the name.
+    assert_eq!(c.cmd("MAIL FROM:<jürgen@bücher.example> SMTPUTF8").await.0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{to}>")).await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send(&format!(
+        "From: Jürgen <jürgen@bücher.example>\r\nTo: <{to}>\r\nSubject: grüße\r\n\r\nHallo\r\n.\r\n"
+    ))
+    .await;
+    assert_eq!(c.reply().await.0, 250);
+    let inbox = s.inbox(&aa).await;
+    let m = inbox.iter().find(|m| m.subject == "grüße").unwrap();
+    assert_eq!(m.from_name.as_deref(), Some("Jürgen <jürgen@bücher.example>"));
+    assert_eq!(m.from.as_str(), "unknown@unknown.invalid");
+
     // The session goes on: a second mail in the same session, then RSET, NOOP, QUIT.
     assert_eq!(
         c.cmd("MAIL FROM:<>").await.0,
@@ -197,7 +212,7 @@ async fn a_mail_is_stored_before_250_and_reads_back() {
     c.send(&mail("mailer-daemon@outside.test", to, "second", "two\r\n.\r\n"))
         .await;
     assert_eq!(c.reply().await.0, 250);
-    assert_eq!(s.inbox(&aa).await.len(), 2);
+    assert_eq!(s.inbox(&aa).await.len(), 3);
     assert_eq!(c.cmd("RSET").await, (250, "2.0.0 OK".into()));
     assert_eq!(c.cmd("NOOP").await.0, 250);
     assert_eq!(c.cmd("VRFY alice").await.0, 252, "VRFY neither confirms nor denies");
