@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loft_core::mail::Verdict;
+use loft_core::quota::Quotas;
 use loft_core::rules::{RuleAction, RuleDirection};
 use loft_core::service::{Actor, CreateRuleRequest, ListMessagesParams};
 use loft_smtp::SmtpConfig;
-use loft_testkit::{TEST_DOMAIN, TestLoft, test_loft};
+use loft_testkit::{TEST_DOMAIN, TestLoft, test_loft_with_quotas};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -32,11 +33,15 @@ struct Server {
 }
 
 async fn server(config: impl FnOnce(&mut SmtpConfig)) -> Server {
+    server_with_quotas(Quotas::off(), config).await
+}
+
+async fn server_with_quotas(quotas: Quotas, config: impl FnOnce(&mut SmtpConfig)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("loft.db"))
         .await
         .unwrap();
-    let t = test_loft(Arc::new(store));
+    let t = test_loft_with_quotas(Arc::new(store), quotas);
     let mut c = SmtpConfig::new(TEST_DOMAIN);
     config(&mut c);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -474,4 +479,53 @@ async fn shutdown_says_421_to_idle_sessions() {
         .unwrap()
         .unwrap();
     assert!(TcpStream::connect(s.addr).await.is_err(), "no longer listening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mailbox_defers_with_452() {
+    let s = server_with_quotas(
+        Quotas {
+            stored_bytes: Some(3000),
+            ..Quotas::off()
+        },
+        |_| {},
+    )
+    .await;
+    let (a, aa) = s.t.identity("alice").await;
+    let to = a.identity.address.as_str();
+    let mut c = Client::ready(s.addr).await;
+    let deliver = async |c: &mut Client, subject: &str, body_len: usize| -> (u16, String) {
+        assert_eq!(c.cmd("MAIL FROM:<carol@outside.test>").await.0, 250);
+        let (code, text) = c.cmd(&format!("RCPT TO:<{to}>")).await;
+        if code != 250 {
+            return (code, text);
+        }
+        assert_eq!(c.cmd("DATA").await.0, 354);
+        let body = format!("{}\r\n.\r\n", "z".repeat(body_len));
+        c.send(&mail("carol@outside.test", to, subject, &body)).await;
+        c.reply().await
+    };
+    // Too big for the mailbox: refused after the data, temporarily, nothing stored.
+    let (code, text) = deliver(&mut c, "big", 3500).await;
+    assert_eq!((code, text.as_str()), (452, "4.2.2 Mailbox full, try again later"));
+    assert!(s.inbox(&aa).await.is_empty());
+    // One mail, then one that fills the mailbox to the byte (same header sizes: the subjects
+    // are as long), then RCPT itself defers.
+    assert_eq!(deliver(&mut c, "one", 1000).await.0, 250);
+    let inbox = s.inbox(&aa).await;
+    let one = s.t.loft.get_message(&aa, inbox[0].id.as_str()).await.unwrap();
+    let overhead = u64::try_from(one.size).unwrap() - 1002;
+    let rest = usize::try_from(3000 - u64::try_from(one.size).unwrap() - overhead - 2).unwrap();
+    assert_eq!(deliver(&mut c, "two", rest).await.0, 250);
+    let used =
+        s.t.store()
+            .mailbox_bytes(std::slice::from_ref(&a.identity.id))
+            .await
+            .unwrap()[0]
+            .1;
+    assert_eq!(used, 3000);
+    let (code, text) = deliver(&mut c, "six", 1).await;
+    assert_eq!((code, text.as_str()), (452, "4.2.2 Mailbox full, try again later"));
+    assert_eq!(s.inbox(&aa).await.len(), 2);
+    assert_eq!(c.cmd("RSET").await.0, 250);
 }
