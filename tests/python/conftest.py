@@ -136,10 +136,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class LoftServer:
-    """A real `loft serve` on 127.0.0.1 and a free port, with a fresh SQLite data dir."""
+    """A real `loft serve` on 127.0.0.1 and a free port, with a fresh SQLite data dir; with
+    `smtp`, its inbound SMTP listener too (on another free port: `smtp_addr`)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, smtp: bool = False) -> None:
         self.data_dir = data_dir
+        self.smtp = smtp
+        self.smtp_addr: tuple[str, int] | None = None
         self.admin_key = "loft-test-admin-" + secrets.token_hex(16)
         self.url = ""
         self.stderr_path = data_dir / "serve.stderr"
@@ -155,8 +158,11 @@ class LoftServer:
             pytest.fail(f"no loft binary at {LOFT_BIN}: run `cargo build -p loft` (tests/python/run.sh does)")
         stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in stop()
         self._stderr_file = stderr
+        args = [LOFT_BIN, "serve", "--data-dir", str(self.data_dir / "data"), "--http", "127.0.0.1:0"]
+        if self.smtp:
+            args += ["--smtp", "127.0.0.1:0"]
         self.proc = subprocess.Popen(
-            [LOFT_BIN, "serve", "--data-dir", str(self.data_dir / "data"), "--http", "127.0.0.1:0"],
+            args,
             # The tests' HTTP APIs listen on 127.0.0.1, which the default egress policy refuses.
             # The refused-key tests all come from 127.0.0.1 within a minute: raise the lockout
             # (20 by default) so that they see 401s, which is what they test.
@@ -194,8 +200,12 @@ class LoftServer:
             m = re.search(r"HTTP API listening on (http://\S+)", line)
             if m:
                 self.url = m.group(1).rstrip("/")
+            m = re.search(r"SMTP listening on (\S+):(\d+)", line)
+            if m:
+                self.smtp_addr = (m.group(1), int(m.group(2)))
+            if self.url and (self.smtp_addr or not self.smtp):
                 break
-        if not self.url:
+        if not self.url or (self.smtp and not self.smtp_addr):
             self.stop()
             pytest.fail(
                 f"loft serve did not start within {START_TIMEOUT}s.\nstdout: {''.join(self._stdout)}\n"

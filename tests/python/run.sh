@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Loft's MCP door, proven with the real Python clients: the official `mcp` SDK 1.x and 2.x
 # (stdio and streamable HTTP), AutoGen's McpWorkbench and CrewAI's MCPServerAdapter, and the
-# examples in examples/. Every test runs the real `loft` binary against a real server.
+# examples in examples/; and its inbound SMTP door with Python's smtplib and swaks
+# (test_smtp.py; swaks is Debian's package, installed here when missing). Every test runs the
+# real `loft` binary against a real server.
 #
 #   tests/python/run.sh                 build loft, (re)create the venvs if needed, run everything
 #   tests/python/run.sh -k mail_wait    extra arguments go to both pytest runs
@@ -67,6 +69,17 @@ ensure_venv mcp2
 ensure_venv api
 echo "venvs ready in ${SECONDS}s"
 
+step "swaks (Debian's package) for test_smtp.py"
+if ! command -v swaks >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq swaks >/dev/null
+    else
+        echo "error: swaks is missing: install Debian's package swaks (apt-get install swaks)" >&2
+        exit 1
+    fi
+fi
+swaks --version | head -1
+
 step "cargo build -p loft"
 cargo build -p loft --locked
 export LOFT_BIN="$repo/${CARGO_TARGET_DIR:-target}/debug/loft"
@@ -89,7 +102,7 @@ run_pytest() {
 }
 
 extra=("$@")
-run_pytest mcp1 test_mcp_client.py test_autogen.py test_autogen_vault.py test_crewai.py test_examples.py
+run_pytest mcp1 test_mcp_client.py test_autogen.py test_autogen_vault.py test_crewai.py test_examples.py test_smtp.py
 run_pytest mcp2 test_mcp_client.py
 
 # run_schemathesis KIND: schemathesis against the OpenAPI document served by a fresh server,

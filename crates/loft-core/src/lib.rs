@@ -21,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod identity;
 pub mod ids;
+pub mod inbound;
 pub mod jobs;
 pub mod keys;
 pub mod limits;

@@ -55,6 +55,12 @@ pub enum Verdict {
     InternalVerified,
     /// Not verified (mail from outside, until SMTP verdicts exist).
     Unverified,
+    /// Received from outside over SMTP and not verified: SPF, DKIM and DMARC are not checked
+    /// yet, so the From address is only what the sender wrote.
+    ExternalUnverified,
+    /// Received from outside over SMTP while its From address is on a domain this server
+    /// hosts: mail from a hosted address never arrives that way, so it is probably forged.
+    SpoofedSuspect,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +88,46 @@ impl Authentication {
             summary: "unverified: the sender could not be authenticated".into(),
         }
     }
+    /// Mail from outside, received over SMTP, whose sender nothing checked.
+    pub fn external() -> Self {
+        Self {
+            verdict: Verdict::ExternalUnverified,
+            internal: false,
+            summary: "external, not verified: received from outside by SMTP; SPF, DKIM and DMARC were not checked, \
+                      so the sender may not be who the From address claims"
+                .into(),
+        }
+    }
+    /// Mail from outside, received over SMTP, whose From address claims a domain this server
+    /// hosts (`domain`).
+    pub fn spoofed_suspect(domain: &str) -> Self {
+        Self {
+            verdict: Verdict::SpoofedSuspect,
+            internal: false,
+            summary: format!(
+                "suspected spoofing: the From address is on {domain}, a domain this server hosts, but the mail \
+                 arrived from outside by SMTP, which mail from an identity here never does; treat the sender as \
+                 unknown"
+            ),
+        }
+    }
+}
+
+/// A part of a received mail that is an attachment (or an inline file): listed, not stored
+/// apart (the bytes are in the raw message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attachment {
+    /// The file name the sender gave, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `type/subtype`, lowercase (`application/octet-stream` when the part names none).
+    pub content_type: String,
+    /// Decoded size in bytes.
+    pub size: u64,
+    /// Shown inline in the HTML body rather than offered as a file.
+    #[serde(default, skip_serializing_if = "crate::wire::is_false")]
+    pub inline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +279,10 @@ pub struct Message {
     /// the service, not the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_contact: Option<crate::contacts::SenderContact>,
+    /// On mail received by SMTP: its attachments (name, type, size); their bytes are in the
+    /// raw message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 /// A message in a list: no body, a snippet instead.
@@ -327,6 +377,19 @@ pub struct NewMail {
     /// The contacts this mail records (see [`crate::caps::contact_touches`]); empty for a held
     /// send, whose contacts are recorded when it is approved.
     pub contacts: Vec<crate::caps::ContactTouch>,
+}
+
+/// Everything the store writes for one mail received from outside, in one transaction: one
+/// inbox copy per local recipient (no sender copy: the sender is not on this server), and
+/// the audit row.
+#[derive(Debug, Clone)]
+pub struct InboundMail {
+    pub content: MailContent,
+    pub raw: Vec<u8>,
+    /// One per local recipient, each in folder `inbox`.
+    pub copies: Vec<MailCopy>,
+    /// The attachments found in `raw`, listed on every copy.
+    pub attachments: Vec<Attachment>,
 }
 
 /// How long an idempotency key is remembered.

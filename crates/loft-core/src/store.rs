@@ -128,6 +128,12 @@ pub trait MailStore: Send + Sync {
     /// remote recipients, and returns the sender's copy.
     async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message>;
 
+    /// Stores a mail received from outside (SMTP): one inbox copy per local recipient, each
+    /// threaded in its owner's mailbox as `send_mail` threads, added to each mailbox's byte
+    /// total, with the audit row, in one transaction. Durable when this returns: the SMTP
+    /// session answers 250 only then.
+    async fn receive_mail(&self, mail: crate::mail::InboundMail, audit: AuditEntry) -> Result<()>;
+
     /// Newest first, or oldest first with `query.oldest_first`.
     async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>>;
 

@@ -62,6 +62,12 @@ pub fn is_not_true(b: &Option<bool>) -> bool {
     *b != Some(true)
 }
 
+/// For `skip_serializing_if` on a flag that is mostly false.
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde passes the field by reference")]
+pub fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// Schemas the OpenAPI document gives fields whose rule one attribute cannot state (a string or
 /// a list; the white space the server trims), for `#[schema(schema_with = ...)]`, and the rules
 /// of whole request bodies ([`body_rules`](openapi::body_rules)). The patterns are ECMA-262;

@@ -33,7 +33,9 @@ impl Origin {
         }
         match message.authentication.verdict {
             Verdict::InternalVerified => Self::InternalVerified,
-            Verdict::Unverified => Self::Unverified,
+            // Mail from outside (checked by nothing yet, or claiming a hosted domain) is
+            // framed as untrusted; the summary beside it says which.
+            Verdict::Unverified | Verdict::ExternalUnverified | Verdict::SpoofedSuspect => Self::Unverified,
         }
     }
 }

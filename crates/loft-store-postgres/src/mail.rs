@@ -11,8 +11,8 @@ use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
 use loft_core::ids::{IdentityId, MessageId, ThreadId};
 use loft_core::mail::{
-    Authentication, Folder, MailCopy, Message, MessagePatch, MessageQuery, MessageStatus, MessageSummary, NewMail,
-    SNIPPET_CHARS, StorePage, Thread, ThreadQuery, ThreadSummary,
+    Authentication, Folder, InboundMail, MailCopy, Message, MessagePatch, MessageQuery, MessageStatus, MessageSummary,
+    NewMail, SNIPPET_CHARS, StorePage, Thread, ThreadQuery, ThreadSummary,
 };
 use loft_core::search::{SearchQuery, SearchRow};
 use loft_core::{Error, Result};
@@ -29,7 +29,7 @@ macro_rules! message_cols {
          m.delivery, m.send_at, m.archived, m.trashed_at, \
          c.message_id, c.in_reply_to, c.refs, c.from_addr, c.from_name, c.to_addrs, c.cc_addrs, \
          c.subject, c.body_text, c.body_html, c.extracted_text, c.authentication, c.created_at, c.size, \
-         ARRAY(SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label) AS labels"
+         c.attachments, ARRAY(SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label) AS labels"
     };
 }
 
@@ -89,6 +89,7 @@ fn message(row: &PgRow) -> Result<Message> {
         created_at: rows::ts(row, "created_at")?,
         size: col(row, "size")?,
         delivery: rows::json_col(row, "delivery")?,
+        attachments: rows::json_col(row, "attachments")?,
     })
 }
 
@@ -379,7 +380,80 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         created_at: c.created_at,
         size,
         delivery,
+        attachments: Vec::new(),
     })
+}
+
+/// Stores a mail received from outside: its content once, one inbox copy per recipient
+/// (threaded in each mailbox), the mailboxes' byte totals, and the audit row.
+pub(crate) async fn receive_mail(pool: &PgPool, mail: InboundMail, audit: AuditEntry) -> Result<()> {
+    let InboundMail {
+        content: c,
+        raw,
+        copies,
+        attachments,
+    } = mail;
+    let size = raw.len() as i64;
+    let refs = rows::to_json(&c.references)?;
+    let to = rows::to_json(&c.to)?;
+    let cc = rows::to_json(&c.cc)?;
+    let attachments = rows::to_json(&attachments)?;
+    let authentication = rows::to_json(&c.authentication)?;
+    let snippet = loft_core::text::snippet(&c.extracted_text, SNIPPET_CHARS);
+    let parents: Vec<String> = std::iter::once(&c.message_id)
+        .chain(c.in_reply_to.iter())
+        .chain(&c.references)
+        .cloned()
+        .collect();
+
+    let mut w = WriteTx::begin(pool).await?;
+    lock_mailboxes(w.conn(), copies.iter(), size).await?;
+    let content_id: i64 = sqlx::query_scalar(
+        "INSERT INTO mail_contents (message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
+         subject, body_text, body_html, extracted_text, snippet, authentication, created_at, size, raw, attachments) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+    )
+    .bind(&c.message_id)
+    .bind(c.in_reply_to.as_deref())
+    .bind(&refs)
+    .bind(c.from.as_str())
+    .bind(c.from_name.as_deref())
+    .bind(&to)
+    .bind(&cc)
+    .bind(&c.subject)
+    .bind(&c.text)
+    .bind(c.html.as_deref())
+    .bind(&c.extracted_text)
+    .bind(&snippet)
+    .bind(&authentication)
+    .bind(c.created_at.as_micros())
+    .bind(size)
+    .bind(raw)
+    .bind(&attachments)
+    .fetch_one(w.conn())
+    .await
+    .map_err(db_err)?;
+    for copy in &copies {
+        let thread = thread_for(w.conn(), copy, &parents).await?;
+        insert_copy(
+            w.conn(),
+            CopyRow {
+                copy,
+                thread_id: &thread,
+                content_id,
+                message_id: &c.message_id,
+                bcc: "[]",
+                delivery: "[]",
+                unread: true,
+                status: MessageStatus::Received,
+                composed_at: None,
+            },
+        )
+        .await?;
+    }
+    w.audit(audit).await?;
+    w.commit().await?;
+    Ok(())
 }
 
 pub(crate) async fn list_messages(
@@ -923,6 +997,10 @@ impl loft_core::store::MailStore for crate::PostgresStore {
 
     async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message> {
         self.wrote(self::send_mail(&self.pool, mail, audit).await)
+    }
+
+    async fn receive_mail(&self, mail: InboundMail, audit: AuditEntry) -> Result<()> {
+        self.wrote(self::receive_mail(&self.pool, mail, audit).await)
     }
 
     async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {

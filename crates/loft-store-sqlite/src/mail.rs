@@ -11,8 +11,8 @@ use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
 use loft_core::ids::{IdentityId, MessageId, ThreadId};
 use loft_core::mail::{
-    self as core_mail, MailCopy, Message, MessagePatch, MessageQuery, MessageStatus, MessageSummary, NewMail,
-    StorePage, Thread, ThreadQuery, ThreadSummary,
+    self as core_mail, Delivery, InboundMail, MailContent, MailCopy, Message, MessagePatch, MessageQuery,
+    MessageStatus, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary,
 };
 use loft_core::search::{SearchQuery, SearchRow};
 use loft_core::time::Timestamp;
@@ -63,7 +63,8 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
         parents,
     };
 
-    insert_copy(conn, &mail, &shared, &mail.sender_copy, true).await?;
+    let held = mail.hold.is_some();
+    insert_copy(conn, c, held, &mail.delivery, &shared, &mail.sender_copy, true).await?;
     if mail.send_at.is_some() || mail.schedule.is_some() {
         let job = match &mail.schedule {
             Some(job) => Some(crate::jobs::insert(conn, job).await?),
@@ -72,7 +73,7 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
         crate::schedule::mark(conn, &mail.sender_copy.id, mail.send_at, job).await?;
     }
     for copy in &mail.recipient_copies {
-        insert_copy(conn, &mail, &shared, copy, false).await?;
+        insert_copy(conn, c, held, &mail.delivery, &shared, copy, false).await?;
     }
     for job in &mail.jobs {
         crate::jobs::insert(conn, job).await?;
@@ -88,6 +89,48 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
         crate::drafts::consume(conn, &mail.sender_copy.owner, draft).await?;
     }
     crate::caps::touch_contacts(conn, &mail.contacts).await?;
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+/// Writes a mail received from outside: its content and bytes once, one inbox copy per
+/// recipient (threaded in each mailbox), and the audit row.
+pub(crate) async fn receive(conn: &mut SqliteConnection, mail: InboundMail, audit_entry: AuditEntry) -> Result<()> {
+    let c = &mail.content;
+    let content_id =
+        sqlx::query("INSERT INTO mail_contents (text, html, extracted_text, attachments) VALUES (?, ?, ?, ?)")
+            .bind(c.text.clone())
+            .bind(c.html.clone())
+            .bind(c.extracted_text.clone())
+            .bind(to_json(&mail.attachments, "attachments")?)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .last_insert_rowid();
+    sqlx::query("INSERT INTO mail_raw (content_id, raw) VALUES (?, ?)")
+        .bind(content_id)
+        .bind(mail.raw.clone())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let mut parents: Vec<&str> = Vec::with_capacity(c.references.len() + 2);
+    parents.push(c.message_id.as_str());
+    parents.extend(c.in_reply_to.as_deref());
+    parents.extend(c.references.iter().map(String::as_str));
+    let shared = Shared {
+        content_id,
+        refs: to_json(&c.references, "refs")?,
+        to: to_json(&c.to, "to_addrs")?,
+        cc: to_json(&c.cc, "cc_addrs")?,
+        bcc: "[]".to_owned(),
+        snippet: text::snippet(&c.extracted_text, core_mail::SNIPPET_CHARS),
+        authentication: to_json(&c.authentication, "authentication")?,
+        size: i64::try_from(mail.raw.len()).map_err(|_| Error::internal("message size overflows i64"))?,
+        parents: to_json(&parents, "references")?,
+    };
+    for copy in &mail.copies {
+        insert_copy(conn, c, false, &[], &shared, copy, false).await?;
+    }
     audit::append(conn, audit_entry).await?;
     Ok(())
 }
@@ -157,22 +200,23 @@ struct Shared {
 
 async fn insert_copy(
     conn: &mut SqliteConnection,
-    mail: &NewMail,
+    c: &MailContent,
+    held: bool,
+    delivery: &[Delivery],
     shared: &Shared,
     copy: &MailCopy,
     is_sender: bool,
 ) -> Result<i64> {
-    let c = &mail.content;
     // The thread of the newest message in this owner's mailbox that this one answers.
     let existing = thread_of(conn, &copy.owner, &shared.parents).await?;
     let thread_id = existing.unwrap_or_else(|| copy.new_thread_id.as_str().to_owned());
     let (bcc, delivery, status) = if is_sender {
-        let status = if mail.hold.is_some() {
+        let status = if held {
             MessageStatus::PendingApproval
         } else {
             MessageStatus::Sent
         };
-        (shared.bcc.clone(), to_json(&mail.delivery, "delivery")?, status)
+        (shared.bcc.clone(), to_json(delivery, "delivery")?, status)
     } else {
         // Inbox copies never learn who else was blind-copied.
         ("[]".to_owned(), "[]".to_owned(), MessageStatus::Received)
@@ -804,6 +848,10 @@ impl loft_core::store::MailStore for crate::SqliteStore {
         self.get_message(&owner, &id)
             .await?
             .ok_or_else(|| Error::internal("the sender's copy is missing right after it was committed"))
+    }
+
+    async fn receive_mail(&self, mail: InboundMail, audit: AuditEntry) -> Result<()> {
+        self.write(move |c| Box::pin(self::receive(c, mail, audit))).await
     }
 
     async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {

@@ -237,7 +237,7 @@ macro_rules! message_columns {
         "m.seq, m.id, m.thread_id, m.folder, m.message_id, m.in_reply_to, m.refs, \
      m.from_addr, m.from_name, m.to_addrs, m.cc_addrs, m.bcc_addrs, m.subject, c.text, c.html, c.extracted_text, \
      m.authentication, m.unread, m.created_at, m.size, m.delivery, COALESCE(m.schedule_state, m.status) AS status, \
-     m.send_at, m.archived, m.trashed_at"
+     m.send_at, m.archived, m.trashed_at, c.attachments"
     };
 }
 pub(crate) use message_columns;
@@ -269,6 +269,7 @@ pub(crate) struct MessageRow {
     send_at: Option<i64>,
     archived: bool,
     trashed_at: Option<i64>,
+    attachments: String,
 }
 
 impl MessageRow {
@@ -301,6 +302,7 @@ impl MessageRow {
             created_at: Timestamp::from_micros(self.created_at),
             size: self.size,
             delivery: from_json::<Vec<Delivery>>(&self.delivery, "delivery")?,
+            attachments: from_json(&self.attachments, "attachments")?,
         })
     }
 }

@@ -29,6 +29,30 @@ pub struct ServeCommand {
     pub server: ServeArgs,
     #[command(flatten)]
     pub mcp: McpArgs,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+}
+
+/// Settings of the inbound SMTP listener (docs/smtp.md).
+#[derive(Debug, Args)]
+pub struct SmtpArgs {
+    /// Address for the inbound SMTP listener (the MX), e.g. `0.0.0.0:25`; off unless given
+    /// (`127.0.0.1:0` picks a free port; the bound address is printed). It accepts mail for
+    /// `--domain` only and never relays. No STARTTLS yet: mail arrives in plaintext.
+    #[arg(long = "smtp", env = "LOFT_SMTP_ADDR", value_name = "ADDR")]
+    pub smtp: Option<SocketAddr>,
+    /// Largest message the SMTP listener accepts, in bytes (announced as SIZE).
+    #[arg(long = "smtp-max-message-bytes", env = "LOFT_SMTP_MAX_MESSAGE_BYTES",
+          default_value_t = loft_smtp::SmtpConfig::DEFAULT_MAX_MESSAGE_BYTES, value_name = "N")]
+    pub smtp_max_message_bytes: usize,
+    /// Simultaneous SMTP sessions per client address (IPv6 per /64).
+    #[arg(
+        long = "smtp-max-connections-per-ip",
+        env = "LOFT_SMTP_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 20,
+        value_name = "N"
+    )]
+    pub smtp_max_connections_per_ip: usize,
 }
 
 /// Settings of the MCP endpoint `/mcp`.
@@ -501,7 +525,11 @@ fn lock_sqlite(db: &Path) -> Result<std::fs::File, String> {
 }
 
 async fn serve(cmd: ServeCommand) -> Result<(), String> {
-    let ServeCommand { server: args, mcp } = cmd;
+    let ServeCommand {
+        server: args,
+        mcp,
+        smtp,
+    } = cmd;
     // One server per SQLite database, checked before anything is opened or printed.
     let sqlite = match args.database_url.as_deref().map(backend_from_url).transpose()? {
         None => Some(args.data_dir.join("loft.db")),
@@ -516,11 +544,26 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.http))?;
+    let smtp_listener = match smtp.smtp {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("--smtp: cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let (app, store, loft) = app_with_mcp(&args, &mcp).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("mail domain: {}", args.domain);
     println!("HTTP API listening on http://{addr}");
     println!("MCP endpoint: http://{addr}{}", loft_mcp::MCP_PATH);
+    if let Some(l) = &smtp_listener {
+        let smtp_addr = l.local_addr().map_err(|e| e.to_string())?;
+        println!(
+            "SMTP listening on {smtp_addr} (mail for @{})",
+            args.domain.to_ascii_lowercase()
+        );
+    }
     // Scripts and tests read the lines above; make sure they are out before serving.
     std::io::Write::flush(&mut std::io::stdout()).ok();
     tracing::info!(%addr, backend = store.backend(), "loft serve started");
@@ -565,11 +608,22 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
                 .await;
         })
     };
+    // The inbound SMTP listener (loft_smtp): stops accepting on shutdown, says 421 to idle
+    // sessions and lets a mail under way finish (it has not had its 250 otherwise).
+    let (stop_smtp, smtp_stop) = tokio::sync::watch::channel(false);
+    let smtp_task = smtp_listener.map(|l| {
+        let mut config = loft_smtp::SmtpConfig::new(args.domain.to_ascii_lowercase());
+        config.max_message_bytes = smtp.smtp_max_message_bytes;
+        config.max_connections_per_ip = smtp.smtp_max_connections_per_ip;
+        tokio::spawn(loft_smtp::serve(l, loft.clone(), config, smtp_stop))
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown({
             let loft = loft.clone();
+            let stop_smtp = stop_smtp.clone();
             async move {
                 shutdown_signal().await;
+                let _ = stop_smtp.send(true);
                 // Long polls (`mail_wait`) answer now instead of holding the shutdown up.
                 loft.begin_shutdown();
             }
@@ -577,6 +631,12 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         .await
         .map_err(|e| format!("HTTP server: {e}"))?;
     tracing::info!("shutting down: finishing pending writes");
+    let _ = stop_smtp.send(true);
+    if let Some(task) = smtp_task
+        && let Err(e) = task.await
+    {
+        tracing::warn!(error = %e, "the SMTP listener stopped abnormally");
+    }
     flusher.abort();
     let _ = stop_jobs.send(true);
     if let Err(e) = runner.await {

@@ -33,6 +33,7 @@ mod contacts;
 mod drafts;
 mod events;
 mod identities;
+mod inbound;
 mod jobs;
 mod keys;
 mod mail;
@@ -59,6 +60,7 @@ pub use contacts::*;
 pub use drafts::*;
 pub use events::*;
 pub use identities::*;
+pub use inbound::*;
 pub use jobs::*;
 pub use keys::*;
 pub use mail::*;
@@ -275,6 +277,8 @@ macro_rules! conformance_tests {
             events_wake_their_waiters,
             events_idle_waiters_cost_no_queries,
             events_monitored_mail_feeds_reviewers,
+            inbound_mail_is_stored_threaded_and_audited,
+            inbound_refusals_store_nothing,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -301,6 +305,7 @@ mod tests {
             include_str!("drafts.rs"),
             include_str!("events.rs"),
             include_str!("identities.rs"),
+            include_str!("inbound.rs"),
             include_str!("jobs.rs"),
             include_str!("keys.rs"),
             include_str!("mail.rs"),

@@ -1284,6 +1284,7 @@ mod tests {
             send_at: None,
             approval: None,
             sender_contact: None,
+            attachments: vec![],
             message_id: "x@agents.localhost".into(),
             in_reply_to: None,
             references: vec![],

@@ -1,0 +1,482 @@
+//! One SMTP session: our own loop over a byte stream, with `smtp-proto` parsing each command
+//! line. It reads lines (each bounded), answers in order (replies are flushed whenever no more
+//! pipelined input is waiting, so PIPELINING costs no round trips), asks `loft-core` about
+//! each recipient, and answers the data with 250 only after `Loft::receive_inbound` has
+//! stored the mail.
+//!
+//! It must not decide who may receive what (core does) nor say why in any detail a sender
+//! could use (`reply.rs`).
+
+use std::sync::Arc;
+
+use loft_core::address::EmailAddress;
+use loft_core::inbound::Envelope;
+use loft_core::service::Loft;
+use smtp_proto::{Error as ParseError, Request};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::watch;
+
+use crate::SmtpConfig;
+use crate::reply::{self, Reply};
+
+/// How much of an over-long command line is read and dropped before the session gives up on
+/// the client.
+const MAX_DISCARD: usize = 1 << 20;
+
+/// What reading one line gave.
+enum Line {
+    /// A whole line, its ending included, in the caller's buffer.
+    Whole,
+    /// A line longer than the limit: read to its end (or [`MAX_DISCARD`] bytes past the
+    /// limit) and dropped; how many bytes were dropped.
+    TooLong(usize),
+    /// The client closed the connection (a partial last line is dropped).
+    Eof,
+}
+
+/// Why the session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Quit,
+    ClientClosed,
+    Idle,
+    TooManyCommands,
+    TooManyErrors,
+    LineTooLong,
+    TooBig,
+    Shutdown,
+}
+
+pub(crate) struct Session<R, W> {
+    loft: Arc<Loft>,
+    config: Arc<SmtpConfig>,
+    reader: BufReader<R>,
+    writer: BufWriter<W>,
+    client_ip: Option<String>,
+    helo: Option<String>,
+    /// `Some` once MAIL FROM was accepted (the inner `None` is the null sender `<>`).
+    #[allow(
+        clippy::option_option,
+        reason = "no transaction / null sender / a sender: three states, all meant"
+    )]
+    mail_from: Option<Option<EmailAddress>>,
+    recipients: Vec<EmailAddress>,
+    commands: usize,
+    errors: usize,
+    line: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    pub(crate) fn new(loft: Arc<Loft>, config: Arc<SmtpConfig>, read: R, write: W, client_ip: Option<String>) -> Self {
+        Self {
+            loft,
+            config,
+            reader: BufReader::new(read),
+            writer: BufWriter::new(write),
+            client_ip,
+            helo: None,
+            mail_from: None,
+            recipients: Vec::new(),
+            commands: 0,
+            errors: 0,
+            line: Vec::with_capacity(512),
+        }
+    }
+
+    fn host(&self) -> &str {
+        &self.config.hostname
+    }
+
+    async fn send(&mut self, r: &Reply) -> std::io::Result<()> {
+        self.writer.write_all(r.to_wire().as_bytes()).await
+    }
+
+    /// Sends `r` and everything buffered before it, then ends the session.
+    async fn close_with(&mut self, r: &Reply, why: End) -> std::io::Result<End> {
+        self.send(r).await?;
+        self.writer.flush().await?;
+        Ok(why)
+    }
+
+    /// Flushes the replies when no more pipelined input is waiting: a client that sent a
+    /// group of commands gets the group's replies in one write, and one waiting for a reply
+    /// always gets it before the server blocks on reading.
+    async fn flush_if_idle(&mut self) -> std::io::Result<()> {
+        if self.reader.buffer().is_empty() {
+            self.writer.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads one line of at most `max` bytes into `self.line`, within the idle timeout
+    /// (`None` when it ran out).
+    async fn read_line(&mut self, max: usize) -> std::io::Result<Option<Line>> {
+        self.flush_if_idle().await?;
+        let idle = self.config.idle_timeout;
+        match tokio::time::timeout(idle, read_line(&mut self.reader, &mut self.line, max)).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.mail_from = None;
+        self.recipients.clear();
+    }
+
+    /// Runs the session to its end: greeting, commands, data.
+    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> std::io::Result<End> {
+        let greeting = Reply::new(220, "2.0.0", format!("{} ESMTP Loft", self.host()));
+        self.writer
+            .write_all(format!("220 {}\r\n", greeting.text).as_bytes())
+            .await?;
+        loop {
+            let max = self.config.max_line_bytes;
+            // Stopping is seen between commands only: a mail under way is finished first.
+            let line = tokio::select! {
+                biased;
+                stop = shutdown.wait_for(|stop| *stop) => {
+                    drop(stop);
+                    None
+                }
+                l = self.read_line(max) => Some(l?),
+            };
+            let host = self.host().to_owned();
+            let Some(line) = line else {
+                return self.close_with(&Reply::shutting_down(&host), End::Shutdown).await;
+            };
+            match line {
+                None => return self.close_with(&Reply::idle_timeout(&host), End::Idle).await,
+                Some(Line::Eof) => return Ok(End::ClientClosed),
+                Some(Line::TooLong(dropped)) => {
+                    if dropped > MAX_DISCARD {
+                        return self.close_with(&Reply::line_too_long(), End::LineTooLong).await;
+                    }
+                    if let Some(end) = self.error(Reply::line_too_long()).await? {
+                        return Ok(end);
+                    }
+                    continue;
+                }
+                Some(Line::Whole) => {}
+            }
+            self.commands += 1;
+            if self.commands > self.config.max_commands {
+                return self
+                    .close_with(&Reply::too_many_commands(&host), End::TooManyCommands)
+                    .await;
+            }
+            let line = std::mem::take(&mut self.line);
+            let outcome = self.command(&line).await;
+            self.line = line;
+            if let Some(end) = outcome? {
+                return Ok(end);
+            }
+        }
+    }
+
+    /// Sends an error reply; ends the session after too many of them.
+    async fn error(&mut self, r: Reply) -> std::io::Result<Option<End>> {
+        self.errors += 1;
+        self.send(&r).await?;
+        if self.errors >= self.config.max_errors {
+            let host = self.host().to_owned();
+            return self
+                .close_with(&Reply::too_many_errors(&host), End::TooManyErrors)
+                .await
+                .map(Some);
+        }
+        Ok(None)
+    }
+
+    async fn command(&mut self, line: &[u8]) -> std::io::Result<Option<End>> {
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(r) => r,
+            Err(ParseError::UnknownCommand) => return self.error(Reply::unrecognized()).await,
+            Err(ParseError::InvalidSenderAddress) => {
+                return self.error(Reply::new(553, "5.1.7", "Bad sender address syntax")).await;
+            }
+            Err(ParseError::InvalidRecipientAddress) => {
+                return self
+                    .error(Reply::new(501, "5.1.3", "Bad recipient address syntax"))
+                    .await;
+            }
+            Err(ParseError::SyntaxError { syntax }) => {
+                return self.error(Reply::syntax(&format!("Syntax: {syntax}"))).await;
+            }
+            Err(ParseError::InvalidParameter { param }) => {
+                return self
+                    .error(Reply::new(501, "5.5.4", format!("Invalid parameter {param}")))
+                    .await;
+            }
+            Err(ParseError::UnsupportedParameter { .. }) => {
+                return self.error(Reply::new(555, "5.5.4", "Unsupported parameter")).await;
+            }
+            Err(_) => return self.error(Reply::syntax("Syntax error")).await,
+        };
+        match request {
+            Request::Ehlo { host } => {
+                self.reset();
+                self.helo = Some(host.to_string());
+                let me = self.host().to_owned();
+                let lines = [
+                    format!("{me} greets {host}"),
+                    "PIPELINING".to_owned(),
+                    format!("SIZE {}", self.config.max_message_bytes),
+                    "8BITMIME".to_owned(),
+                    "SMTPUTF8".to_owned(),
+                    "ENHANCEDSTATUSCODES".to_owned(),
+                ];
+                let mut out = String::new();
+                for (i, l) in lines.iter().enumerate() {
+                    let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+                    out.push_str("250");
+                    out.push(sep);
+                    out.push_str(l);
+                    out.push_str("\r\n");
+                }
+                self.writer.write_all(out.as_bytes()).await?;
+            }
+            Request::Helo { host } => {
+                self.reset();
+                self.helo = Some(host.to_string());
+                let me = self.host().to_owned();
+                self.writer.write_all(format!("250 {me}\r\n").as_bytes()).await?;
+            }
+            Request::Lhlo { .. } => return self.error(Reply::unrecognized()).await,
+            Request::Mail { from } => {
+                if self.helo.is_none() {
+                    return self.error(Reply::bad_sequence("Send EHLO or HELO first")).await;
+                }
+                if self.mail_from.is_some() {
+                    return self.error(Reply::bad_sequence("Sender already given")).await;
+                }
+                if from.size > self.config.max_message_bytes {
+                    return self.error(Reply::too_big(self.config.max_message_bytes)).await;
+                }
+                let sender = if from.address.is_empty() {
+                    None
+                } else {
+                    match EmailAddress::parse(&from.address) {
+                        Ok(a) => Some(a),
+                        // An internationalized address (SMTPUTF8, which is offered): Loft's
+                        // addresses are ASCII, so it is kept like the null sender; the From
+                        // header is still judged after the data.
+                        Err(_) if !from.address.is_ascii() => None,
+                        Err(_) => {
+                            return self.error(Reply::new(553, "5.1.7", "Bad sender address syntax")).await;
+                        }
+                    }
+                };
+                self.mail_from = Some(sender);
+                self.send(&Reply::new(250, "2.1.0", "Sender OK")).await?;
+            }
+            Request::Rcpt { to } => {
+                let Some(sender) = self.mail_from.clone() else {
+                    return self.error(Reply::bad_sequence("Send MAIL FROM first")).await;
+                };
+                if self.recipients.len() >= self.config.max_recipients {
+                    // A temporary refusal: the client sends the rest in another transaction.
+                    let r = Reply::too_many_recipients(self.config.max_recipients);
+                    self.send(&r).await?;
+                    return Ok(None);
+                }
+                let envelope = self.envelope(sender);
+                match self.loft.check_inbound_recipient(&envelope, &to.address).await {
+                    Ok(address) => {
+                        if !self.recipients.contains(&address) {
+                            self.recipients.push(address);
+                        }
+                        self.send(&Reply::new(250, "2.1.5", "Recipient OK")).await?;
+                    }
+                    Err(e) => {
+                        let r = reply::from_error(&e);
+                        log_refusal(&e, &r, self.client_ip.as_deref(), "RCPT");
+                        if r.code >= 500 {
+                            return self.error(r).await;
+                        }
+                        self.send(&r).await?;
+                    }
+                }
+            }
+            Request::Data => {
+                let Some(sender) = self.mail_from.clone() else {
+                    return self.error(Reply::bad_sequence("Send MAIL FROM first")).await;
+                };
+                if self.recipients.is_empty() {
+                    return self.error(Reply::new(554, "5.5.1", "No valid recipients")).await;
+                }
+                return self.data(sender).await;
+            }
+            Request::Rset => {
+                self.reset();
+                self.send(&Reply::ok()).await?;
+            }
+            Request::Noop { .. } => self.send(&Reply::ok()).await?,
+            Request::Quit => {
+                let host = self.host().to_owned();
+                return self
+                    .close_with(&Reply::new(221, "2.0.0", format!("{host} Bye")), End::Quit)
+                    .await
+                    .map(Some);
+            }
+            Request::Vrfy { .. } => {
+                // Never confirm or deny an address (a harvesting aid).
+                self.send(&Reply::new(
+                    252,
+                    "2.5.2",
+                    "Cannot VRFY user; send mail and it will be tried",
+                ))
+                .await?;
+            }
+            Request::Help { .. } => {
+                self.send(&Reply::new(214, "2.0.0", "See RFC 5321")).await?;
+            }
+            // Not offered in EHLO: CHUNKING, STARTTLS (not built yet), AUTH (no submission
+            // here), EXPN, ETRN, ATRN, BURL.
+            Request::Bdat { .. }
+            | Request::StartTls
+            | Request::Auth { .. }
+            | Request::Expn { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => return self.error(Reply::not_implemented()).await,
+        }
+        Ok(None)
+    }
+
+    fn envelope(&self, sender: Option<EmailAddress>) -> Envelope {
+        Envelope {
+            client_ip: self.client_ip.clone(),
+            helo: self.helo.clone().unwrap_or_default(),
+            mail_from: sender,
+            recipients: self.recipients.clone(),
+        }
+    }
+
+    /// DATA: reads the message to the lone dot (dot-unstuffing it), bounded by the size limit,
+    /// then stores it and answers. The transaction ends either way.
+    async fn data(&mut self, sender: Option<EmailAddress>) -> std::io::Result<Option<End>> {
+        self.send(&Reply::new(354, "2.0.0", "Start mail input; end with <CRLF>.<CRLF>"))
+            .await?;
+        let max = self.config.max_message_bytes;
+        let mut data: Vec<u8> = Vec::new();
+        let mut too_big = false;
+        let mut discarded = 0usize;
+        // The end is a dot alone on a line that follows a CRLF: a bare LF never ends the data
+        // (no SMTP smuggling through "\n.\n").
+        let mut after_crlf = true;
+        loop {
+            // A line may be as long as what is left of the message, plus its dot and CRLF.
+            let limit = if too_big { MAX_DISCARD } else { max - data.len() + 3 };
+            let line = self.read_line(limit).await?;
+            let host = self.host().to_owned();
+            match line {
+                None => {
+                    self.reset();
+                    return self.close_with(&Reply::idle_timeout(&host), End::Idle).await.map(Some);
+                }
+                Some(Line::Eof) => return Ok(Some(End::ClientClosed)),
+                Some(Line::TooLong(dropped)) => {
+                    too_big = true;
+                    data = Vec::new();
+                    discarded += dropped;
+                }
+                Some(Line::Whole) => {
+                    let line = &self.line;
+                    if after_crlf && line.as_slice() == b".\r\n" {
+                        break;
+                    }
+                    after_crlf = line.ends_with(b"\r\n");
+                    let content = line.strip_prefix(b".").unwrap_or(line);
+                    if too_big {
+                        discarded += content.len();
+                    } else if data.len() + content.len() > max {
+                        too_big = true;
+                        discarded = data.len() + content.len();
+                        data = Vec::new();
+                    } else {
+                        data.extend_from_slice(content);
+                    }
+                }
+            }
+            if too_big && discarded > max.saturating_mul(4).max(MAX_DISCARD) {
+                self.reset();
+                return self.close_with(&Reply::too_big(max), End::TooBig).await.map(Some);
+            }
+        }
+        let recipients = self.recipients.len();
+        let envelope = self.envelope(sender);
+        self.reset();
+        if too_big {
+            return self.error(Reply::too_big(max)).await;
+        }
+        match self.loft.receive_inbound(&envelope, &data).await {
+            Ok(receipt) => {
+                tracing::info!(
+                    client = self.client_ip.as_deref().unwrap_or("-"),
+                    message_id = %receipt.message_id,
+                    recipients,
+                    delivered = receipt.copies.len(),
+                    refused = receipt.refused.len(),
+                    size = data.len(),
+                    "smtp: mail received"
+                );
+                let text = format!("OK: stored as <{}>", receipt.message_id);
+                self.send(&Reply::new(250, "2.0.0", text)).await?;
+            }
+            Err(e) => {
+                let r = reply::from_error(&e);
+                log_refusal(&e, &r, self.client_ip.as_deref(), "DATA");
+                if r.code >= 500 {
+                    return self.error(r).await;
+                }
+                self.send(&r).await?;
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn log_refusal(e: &loft_core::Error, r: &Reply, client: Option<&str>, stage: &str) {
+    let client = client.unwrap_or("-");
+    if r.code == 451 {
+        tracing::warn!(client, stage, error = %e, "smtp: temporary local error");
+    } else {
+        tracing::info!(client, stage, code = r.code, reason = %e.code(), "smtp: refused");
+    }
+}
+
+/// Reads one line (through `\n`) of at most `max` bytes into `buf`. A longer line is read to
+/// its end (at most [`MAX_DISCARD`] bytes of it), dropped, and reported as [`Line::TooLong`].
+async fn read_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    buf.clear();
+    let mut dropped = 0usize;
+    loop {
+        let avail = reader.fill_buf().await?;
+        if avail.is_empty() {
+            return Ok(Line::Eof);
+        }
+        let (take, done) = match avail.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        if dropped > 0 || buf.len() + take > max {
+            dropped += buf.len() + take;
+            buf.clear();
+        } else {
+            buf.extend_from_slice(&avail[..take]);
+        }
+        reader.consume(take);
+        if done || dropped > MAX_DISCARD {
+            return Ok(if dropped > 0 {
+                Line::TooLong(dropped)
+            } else {
+                Line::Whole
+            });
+        }
+    }
+}

@@ -1,0 +1,3 @@
+-- Mail received by SMTP lists its attachments (name, content type, size, inline) on every
+-- copy: a JSON array as text, empty for mail composed here. The bytes stay in `raw`.
+ALTER TABLE mail_contents ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]';
