@@ -138,9 +138,12 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
         .filter_map(|p| p.text().map(|t| clean(&t)))
         .collect();
     let html = (!html.is_empty()).then(|| html.join("\n"));
-    let text = if text.trim().is_empty() {
-        // An HTML part mail-parser did not turn into text, or no body at all: never hand a
-        // model an empty string when there is something to read.
+    // mail-parser's own reading of an HTML-only mail runs table cells and rows together
+    // ("code is839 204"), which hides codes and words; ours keeps them apart.
+    let plain = m.text_body().any(|p| p.is_content_type("text", "plain"));
+    let text = if text.trim().is_empty() || !plain {
+        // An HTML-only mail, an HTML part mail-parser did not turn into text, or no body at
+        // all: never hand a model an empty string when there is something to read.
         match html.as_deref() {
             Some(h) if !h.trim().is_empty() => html_to_text(h),
             _ => text,

@@ -19,6 +19,7 @@ pub mod diff;
 pub mod drafts;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod identity;
 pub mod ids;
 pub mod inbound;

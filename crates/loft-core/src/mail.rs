@@ -283,6 +283,15 @@ pub struct Message {
     /// raw message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// On received mail read whole: verification codes found in its subject and text (a
+    /// heuristic, `crate::extract`), most likely first. Filled by the service, not stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<String>,
+    /// On received mail read whole: its `http(s)` links with their text, host and kind
+    /// (`verify`, `unsubscribe`, `other`), and whether the text shows another host than the
+    /// link's (`deceptive`). Filled by the service, not stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<crate::extract::MailLink>,
 }
 
 /// A message in a list: no body, a snippet instead.

@@ -487,6 +487,43 @@ pub struct MessageView {
     /// the names are written by the sender). Their bytes are in the raw message.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<String>,
+    /// On received mail: verification codes found in it, most likely first. A heuristic over
+    /// text the sender wrote: check it against the body before relying on it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<String>,
+    /// On received mail: its links, with the host each really goes to and its kind (`verify`,
+    /// `unsubscribe`, `other`); `deceptive` when the link's text shows another host. The text
+    /// is the sender's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkView>,
+}
+
+/// A link found in a received mail.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LinkView {
+    pub url: String,
+    pub host: String,
+    pub kind: String,
+    /// The anchor's text, written by the sender (control characters removed).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deceptive: bool,
+}
+
+impl From<&loft_core::extract::MailLink> for LinkView {
+    fn from(l: &loft_core::extract::MailLink) -> Self {
+        Self {
+            url: l.url.clone(),
+            host: l.host.clone(),
+            kind: serde_json::to_value(l.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            text: l.text.chars().filter(|c| !c.is_control()).collect(),
+            deceptive: l.deceptive,
+        }
+    }
 }
 
 /// One line on an attachment of a received mail.
@@ -561,6 +598,8 @@ impl MessageView {
             trashed_at: m.trashed_at.map(loft_core::time::Timestamp::to_rfc3339),
             sender_contact: m.sender_contact.as_ref().map(sender_contact_line),
             attachments: m.attachments.iter().map(attachment_line).collect(),
+            codes: m.codes,
+            links: m.links.iter().map(LinkView::from).collect(),
         }
     }
 }

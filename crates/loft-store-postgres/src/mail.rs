@@ -90,6 +90,8 @@ fn message(row: &PgRow) -> Result<Message> {
         size: col(row, "size")?,
         delivery: rows::json_col(row, "delivery")?,
         attachments: rows::json_col(row, "attachments")?,
+        codes: vec![],
+        links: vec![],
     })
 }
 
@@ -381,6 +383,8 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         size,
         delivery,
         attachments: Vec::new(),
+        codes: vec![],
+        links: vec![],
     })
 }
 

@@ -303,6 +303,8 @@ impl MessageRow {
             size: self.size,
             delivery: from_json::<Vec<Delivery>>(&self.delivery, "delivery")?,
             attachments: from_json(&self.attachments, "attachments")?,
+            codes: vec![],
+            links: vec![],
         })
     }
 }

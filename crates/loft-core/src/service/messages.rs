@@ -655,7 +655,7 @@ impl Loft {
             serde_json::json!({}),
         );
         let m = self.store.read_message(&me.id, &id, audit).await.map_err(per_mailbox)?;
-        let m = self.attach_sender_contact(&me.id, m).await?;
+        let m = self.attach_sender_contact(&me.id, found_in(m)).await?;
         self.attach_approval(m).await
     }
 
@@ -699,8 +699,19 @@ impl Loft {
             Some(id.to_string()),
             serde_json::json!({}),
         );
-        self.store.read_thread(&me.id, &id, audit).await.map_err(per_mailbox)
+        let mut thread = self.store.read_thread(&me.id, &id, audit).await.map_err(per_mailbox)?;
+        thread.messages = thread.messages.into_iter().map(found_in).collect();
+        Ok(thread)
     }
+}
+
+/// A received message with the codes and links found in it (`crate::extract`).
+fn found_in(mut m: Message) -> Message {
+    if m.folder == Folder::Inbox {
+        m.codes = crate::extract::codes(&m.subject, &m.text);
+        m.links = crate::extract::links(&m.text, m.html.as_deref());
+    }
+    m
 }
 
 /// A mail about to be sent: from a send, a reply or a draft.

@@ -298,3 +298,26 @@ async fn refusals_are_tool_errors_with_rest_codes() {
         .unwrap_err();
     assert!(e.to_string().contains("unknown tool"), "{e}");
 }
+
+#[tokio::test]
+async fn a_received_mail_shows_its_codes_and_links() {
+    let w = World::new().await;
+    let alice = w.agent("alice", None).await;
+    let bob = w.agent("bob", None).await;
+    let ca = w.local_client(&alice.key).await;
+    let cb = w.local_client(&bob.key).await;
+    ok(&call(
+        &ca,
+        "mail_send",
+        json!({"to": bob.address, "subject": "Your login code",
+               "text": "Use 551903 to sign in, or open https://example.test/verify?t=1."}),
+    )
+    .await);
+    let inbox = ok(&call(&cb, "mail_list_messages", json!({})).await);
+    let id = inbox["messages"][0]["message_id"].as_str().unwrap().to_owned();
+    let full = ok(&call(&cb, "mail_get_message", json!({"message_id": id})).await);
+    assert_eq!(full["codes"], json!(["551903"]), "{full}");
+    assert_eq!(full["links"][0]["url"], "https://example.test/verify?t=1", "{full}");
+    assert_eq!(full["links"][0]["kind"], "verify", "{full}");
+    assert_eq!(full["links"][0]["host"], "example.test", "{full}");
+}

@@ -286,3 +286,64 @@ pub async fn inbound_refusals_store_nothing(store: Arc<dyn Store>) {
     let e = t.loft.check_inbound_recipient(&env, b_addr).await.unwrap_err();
     assert_eq!(e.code(), "quota_exceeded");
 }
+
+/// A sign-up mail from outside, HTML only (a table layout, as common senders write it): the
+/// reader gets the code and the links, each with its kind, when it reads the mail whole, and a
+/// look-alike link is marked.
+pub async fn inbound_codes_and_links_are_found(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (a, aa) = t.identity("alice").await;
+    let a_addr = a.identity.address.as_str();
+    let env = envelope(Some("no-reply@service.test"), &[a_addr]);
+    let html = "<html><body><table><tr><td><h1>Confirm your account</h1></td></tr>\
+<tr><td>Your verification code is</td></tr><tr><td style=\"font-size:32px\"><b>839 204</b></td></tr>\
+<tr><td><a href=\"https://service.test/verify?t=Zx81&amp;u=7\">Verify email</a></td></tr>\
+<tr><td><a href=\"https://login.evil.test/\">https://service.test/account</a> \
+<a href=\"https://service.test/unsubscribe\">Unsubscribe</a></td></tr>\
+<tr><td>&copy; 2026 Service Inc.</td></tr></table></body></html>";
+    let mail = raw(
+        "no-reply@service.test",
+        a_addr,
+        "Confirm your account",
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n",
+        html,
+    );
+    t.loft.receive_inbound(&env, &mail).await.unwrap();
+    let inbox = t.all_messages(&aa, folder("inbox")).await;
+    let m = t.loft.get_message(&aa, inbox[0].id.as_str()).await.unwrap();
+    assert_eq!(m.codes, ["839204"], "{:?}", m.text);
+    let kinds: Vec<(&str, loft_core::extract::LinkKind, bool)> =
+        m.links.iter().map(|l| (l.url.as_str(), l.kind, l.deceptive)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "https://service.test/verify?t=Zx81&u=7",
+                loft_core::extract::LinkKind::Verify,
+                false
+            ),
+            // A sign-in link (its host says `login`), whose text shows another site.
+            ("https://login.evil.test/", loft_core::extract::LinkKind::Verify, true),
+            (
+                "https://service.test/unsubscribe",
+                loft_core::extract::LinkKind::Unsubscribe,
+                false
+            ),
+            // The address the deceptive anchor shows is in the text too, as written.
+            (
+                "https://service.test/account",
+                loft_core::extract::LinkKind::Other,
+                false
+            ),
+        ]
+    );
+    // The sender's own copy of internal mail gets none: only received mail is searched.
+    let (_, bb) = t.identity("bob").await;
+    let sent = t.send(&bb, &[a_addr], "Your login code", "Code: 551903").await;
+    let own = t.loft.get_message(&bb, sent.id.as_str()).await.unwrap();
+    assert!(own.codes.is_empty());
+    let inbox = t.all_messages(&aa, folder("inbox")).await;
+    let got = inbox.iter().find(|s| s.subject == "Your login code").unwrap();
+    let got = t.loft.get_message(&aa, got.id.as_str()).await.unwrap();
+    assert_eq!(got.codes, ["551903"]);
+}

@@ -279,6 +279,7 @@ macro_rules! conformance_tests {
             events_monitored_mail_feeds_reviewers,
             inbound_mail_is_stored_threaded_and_audited,
             inbound_refusals_store_nothing,
+            inbound_codes_and_links_are_found,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {

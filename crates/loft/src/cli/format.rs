@@ -659,6 +659,21 @@ fn message_headers(m: &Message, full: bool) -> Fields {
         if let Some(c) = &m.sender_contact {
             f.add("contact", sender_contact(c));
         }
+        for c in &m.codes {
+            f.add("code", clean(c));
+        }
+        for l in &m.links {
+            let kind = serde_json::to_value(l.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let warn = if l.deceptive {
+                " (its text shows another host)"
+            } else {
+                ""
+            };
+            f.add("link", format!("{kind}: {}{warn}", clean(&l.url)));
+        }
         for d in &m.delivery {
             let status = serde_json::to_value(d.status)
                 .ok()
@@ -1305,6 +1320,8 @@ mod tests {
             created_at: T0,
             size: 10,
             delivery: vec![],
+            codes: vec![],
+            links: vec![],
         }
     }
 
