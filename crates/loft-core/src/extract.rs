@@ -505,7 +505,10 @@ mod tests {
 
     #[test]
     fn bounded_and_safe_on_odd_input() {
-        let many = (0..100).map(|i| format!("https://x.test/{i}")).collect::<Vec<_>>().join(" ");
+        let many = (0..100)
+            .map(|i| format!("https://x.test/{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(links(&many, None).len(), MAX_LINKS);
         assert!(links("", Some("<a href=")).is_empty());
         assert!(links("http://", Some("<a href=\"javascript:alert(1)\">x</a><a")).is_empty());

@@ -33,6 +33,7 @@ pub mod random;
 pub mod rules;
 pub mod runner;
 pub mod schedule;
+pub mod screening;
 pub mod search;
 pub mod service;
 pub mod store;

@@ -292,6 +292,10 @@ pub struct Message {
     /// link's (`deceptive`). Filled by the service, not stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<crate::extract::MailLink>,
+    /// On received mail read whole: Loft's heuristic prompt-injection screening (words aimed at
+    /// an AI, hidden text, deceptive links). Never hides the mail. Filled by the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screening: Option<crate::screening::Screening>,
 }
 
 /// A message in a list: no body, a snippet instead.

@@ -92,6 +92,7 @@ fn message(row: &PgRow) -> Result<Message> {
         attachments: rows::json_col(row, "attachments")?,
         codes: vec![],
         links: vec![],
+        screening: None,
     })
 }
 
@@ -385,6 +386,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         attachments: Vec::new(),
         codes: vec![],
         links: vec![],
+        screening: None,
     })
 }
 

@@ -305,6 +305,7 @@ impl MessageRow {
             attachments: from_json(&self.attachments, "attachments")?,
             codes: vec![],
             links: vec![],
+            screening: None,
         })
     }
 }

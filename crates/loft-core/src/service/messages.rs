@@ -705,11 +705,18 @@ impl Loft {
     }
 }
 
-/// A received message with the codes and links found in it (`crate::extract`).
+/// A received message with the codes and links found in it (`crate::extract`) and its
+/// screening label (`crate::screening`).
 fn found_in(mut m: Message) -> Message {
     if m.folder == Folder::Inbox {
         m.codes = crate::extract::codes(&m.subject, &m.text);
         m.links = crate::extract::links(&m.text, m.html.as_deref());
+        m.screening = Some(crate::screening::screen(
+            &m.subject,
+            &m.text,
+            m.html.as_deref(),
+            &m.links,
+        ));
     }
     m
 }

@@ -337,11 +337,14 @@ pub async fn inbound_codes_and_links_are_found(store: Arc<dyn Store>) {
             ),
         ]
     );
+    let screening = m.screening.as_ref().unwrap();
+    assert_eq!(screening.label, loft_core::screening::ScreeningLabel::Suspicious);
+    assert_eq!(screening.reasons[0].kind, "deceptive_link", "{screening:?}");
     // The sender's own copy of internal mail gets none: only received mail is searched.
     let (_, bb) = t.identity("bob").await;
     let sent = t.send(&bb, &[a_addr], "Your login code", "Code: 551903").await;
     let own = t.loft.get_message(&bb, sent.id.as_str()).await.unwrap();
-    assert!(own.codes.is_empty());
+    assert!(own.codes.is_empty() && own.screening.is_none());
     let inbox = t.all_messages(&aa, folder("inbox")).await;
     let got = inbox.iter().find(|s| s.subject == "Your login code").unwrap();
     let got = t.loft.get_message(&aa, got.id.as_str()).await.unwrap();

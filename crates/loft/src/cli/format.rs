@@ -659,6 +659,14 @@ fn message_headers(m: &Message, full: bool) -> Fields {
         if let Some(c) = &m.sender_contact {
             f.add("contact", sender_contact(c));
         }
+        if let Some(sc) = m.screening.as_ref().filter(|s| !s.reasons.is_empty()) {
+            let reasons: Vec<String> = sc
+                .reasons
+                .iter()
+                .map(|r| format!("{} ({})", r.kind.replace('_', " "), clean(&r.detail)))
+                .collect();
+            f.add("screening", format!("SUSPICIOUS, a heuristic: {}", reasons.join("; ")));
+        }
         for c in &m.codes {
             f.add("code", clean(c));
         }
@@ -1322,6 +1330,7 @@ mod tests {
             delivery: vec![],
             codes: vec![],
             links: vec![],
+            screening: None,
         }
     }
 
