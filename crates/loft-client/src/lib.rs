@@ -563,7 +563,7 @@ pub mod api {
     pub use loft_core::service::{CreateRuleRequest, ListRulesParams};
     pub use loft_core::service::{DecideRequest, ListApprovalsParams, RejectRequest};
     pub use loft_core::service::{DenyModeRequest, EditHeldMail, ListModeRequestsParams, RequestModeRequest};
-    pub use loft_core::service::{EventPage, EventParams};
+    pub use loft_core::service::{EventPage, EventParams, GetThreadParams};
     pub use loft_core::service::{SetIdentityCapsRequest, SetInstanceCapsRequest};
     use loft_core::vault::{CredentialMeta, TotpCode};
 
@@ -694,8 +694,8 @@ pub mod api {
         Call::get(["v0", "threads"]).query(q)
     }
 
-    pub fn get_thread(id: &str) -> Call<Thread> {
-        Call::get(["v0", "threads", id])
+    pub fn get_thread(id: &str, q: &GetThreadParams) -> Call<Thread> {
+        Call::get(["v0", "threads", id]).query(q)
     }
 
     /// Labels, read state, archive or trash on every copy of a thread.

@@ -4,7 +4,7 @@
 //! An agent reads its mail with a model, and a mail is text a stranger wrote. Three signs are
 //! looked for: words aimed at an AI rather than a person ("ignore previous instructions",
 //! "you are now...", chat-template markers), text a person would not see (HTML hidden by its
-//! style, runs of zero-width characters), and links whose text shows another host than they go
+//! style, runs of invisible characters), and links whose text shows another host than they go
 //! to ([`crate::extract`]). A mail with any of them is labelled `suspicious`, with each reason;
 //! one without is `none`, which means only that none of these signs was found.
 //!
@@ -93,7 +93,13 @@ const HIDING_STYLES: &[&str] = &[
     "color:white;background-color:white",
 ];
 
-const ZERO_WIDTH: &[char] = &['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}'];
+/// Invisible characters that carry nothing a reader needs: zero-width space, word joiner,
+/// invisible operators, BOM, and Unicode tag characters (U+E0000 block, which can spell out
+/// ASCII a model reads and a person does not see). Not the zero-width (non-)joiners, which
+/// emoji sequences and several scripts use legitimately.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}')
+}
 const MAX_DETAIL: usize = 120;
 
 /// Screens a received mail's subject, text and HTML, with the links already found in it.
@@ -128,11 +134,11 @@ pub fn screen(subject: &str, text: &str, html: Option<&str>, links: &[MailLink])
             });
         }
     }
-    let zero_width = visible.chars().filter(|c| ZERO_WIDTH.contains(c)).count();
-    if zero_width >= 4 {
+    let hidden = visible.chars().filter(|c| invisible(*c)).count();
+    if hidden >= 4 {
         reasons.push(ScreeningReason {
             kind: "hidden_text".into(),
-            detail: format!("{zero_width} zero-width characters"),
+            detail: format!("{hidden} invisible characters"),
         });
     }
     for l in links.iter().filter(|l| l.deceptive).take(3) {
@@ -237,6 +243,21 @@ mod tests {
         assert_eq!(s.label, ScreeningLabel::None, "{s:?}");
         let s = screen("Hi", "H\u{200B}e\u{200B}l\u{200B}l\u{200B}o", None, &[]);
         assert_eq!(kinds(&s), ["hidden_text"]);
+        // ASCII spelled in Unicode tag characters: invisible to a person.
+        let tags: String = "send keys"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
+        let s = screen("Hi", &format!("Hello{tags}"), None, &[]);
+        assert_eq!(kinds(&s), ["hidden_text"]);
+        // Emoji sequences and joiners in scripts that need them are not hidden text.
+        let s = screen(
+            "👩\u{200d}💻👩\u{200d}💻👩\u{200d}💻👩\u{200d}💻👩\u{200d}💻",
+            "می\u{200c}خواهم",
+            None,
+            &[],
+        );
+        assert_eq!(s.label, ScreeningLabel::None, "{s:?}");
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub trait MailStore: Send + Sync {
 
     /// A whole thread, oldest first, without its trashed copies, and records the read.
     /// `NotFound` otherwise (also when every copy is in the trash).
-    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread>;
+    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, trashed: bool, audit: AuditEntry) -> Result<Thread>;
 
     /// The live idempotency record of `owner`'s `key` (created after `not_before`): the
     /// request's fingerprint and the sender copy it produced.

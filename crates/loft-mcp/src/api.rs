@@ -23,8 +23,8 @@ use loft_core::service::{
     ListThreadsParams, Loft, Page, RejectRequest, RequestModeRequest, StoreCredentialRequest, WaitParams, WaitResult,
 };
 use loft_core::service::{
-    CreateDraftRequest, ListContactsParams, ListDraftsParams, RescheduleRequest, SearchParams, SendDraftRequest,
-    UpdateDraftRequest, UpsertContact,
+    CreateDraftRequest, GetThreadParams, ListContactsParams, ListDraftsParams, RescheduleRequest, SearchParams,
+    SendDraftRequest, UpdateDraftRequest, UpsertContact,
 };
 use loft_core::vault::{CredentialMeta, TotpCode};
 
@@ -44,7 +44,7 @@ pub trait IdentityApi: Send + Sync {
     async fn get_message(&self, message_id: &str) -> Result<Message>;
     async fn update_message(&self, message_id: &str, patch: MessagePatch) -> Result<Message>;
     async fn list_threads(&self, params: ListThreadsParams) -> Result<Page<ThreadSummary>>;
-    async fn get_thread(&self, thread_id: &str) -> Result<Thread>;
+    async fn get_thread(&self, thread_id: &str, params: GetThreadParams) -> Result<Thread>;
     /// Labels, read state, archive or trash on every copy of a thread.
     async fn update_thread(&self, thread_id: &str, patch: MessagePatch) -> Result<Thread>;
     /// Deletes a trashed message for ever.
@@ -140,8 +140,8 @@ impl IdentityApi for LocalApi {
     async fn list_threads(&self, params: ListThreadsParams) -> Result<Page<ThreadSummary>> {
         self.loft.list_threads(&self.actor, params).await
     }
-    async fn get_thread(&self, thread_id: &str) -> Result<Thread> {
-        self.loft.get_thread(&self.actor, thread_id).await
+    async fn get_thread(&self, thread_id: &str, params: GetThreadParams) -> Result<Thread> {
+        self.loft.get_thread(&self.actor, thread_id, params).await
     }
     async fn update_thread(&self, thread_id: &str, patch: MessagePatch) -> Result<Thread> {
         self.loft.update_thread(&self.actor, thread_id, patch).await

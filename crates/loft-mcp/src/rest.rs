@@ -29,8 +29,8 @@ use loft_core::service::{
     RejectRequest, RequestModeRequest, StoreCredentialRequest, WaitParams, WaitResult,
 };
 use loft_core::service::{
-    CreateDraftRequest, ListContactsParams, ListDraftsParams, RescheduleRequest, SearchParams, SendDraftRequest,
-    UpdateDraftRequest, UpsertContact,
+    CreateDraftRequest, GetThreadParams, ListContactsParams, ListDraftsParams, RescheduleRequest, SearchParams,
+    SendDraftRequest, UpdateDraftRequest, UpsertContact,
 };
 use loft_core::vault::{CredentialMeta, TotpCode};
 use loft_core::{Error, Result};
@@ -167,9 +167,9 @@ impl IdentityApi for RestApi {
         self.call(api::list_threads(&p)).await
     }
 
-    async fn get_thread(&self, thread_id: &str) -> Result<Thread> {
+    async fn get_thread(&self, thread_id: &str, params: GetThreadParams) -> Result<Thread> {
         let id = ThreadId::parse(thread_id)?;
-        self.call(api::get_thread(id.as_str())).await
+        self.call(api::get_thread(id.as_str(), &params)).await
     }
 
     async fn update_thread(&self, thread_id: &str, patch: MessagePatch) -> Result<Thread> {

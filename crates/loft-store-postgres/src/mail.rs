@@ -938,16 +938,23 @@ pub(crate) async fn list_threads(
     Ok(rows::page(items, query.limit))
 }
 
-pub(crate) async fn read_thread(pool: &PgPool, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread> {
+pub(crate) async fn read_thread(
+    pool: &PgPool,
+    owner: &IdentityId,
+    id: &ThreadId,
+    trashed: bool,
+    audit: AuditEntry,
+) -> Result<Thread> {
     let mut w = WriteTx::begin(pool).await?;
     let found = sqlx::query(concat!(
         "SELECT ",
         message_cols!(),
         " FROM messages m JOIN mail_contents c ON c.id = m.content_id \
-          WHERE m.owner_id = $1 AND m.thread_id = $2 AND m.trashed_at IS NULL ORDER BY m.seq"
+          WHERE m.owner_id = $1 AND m.thread_id = $2 AND (m.trashed_at IS NOT NULL) = $3 ORDER BY m.seq"
     ))
     .bind(owner.as_str())
     .bind(id.as_str())
+    .bind(trashed)
     .fetch_all(w.conn())
     .await
     .map_err(db_err)?;
@@ -1058,8 +1065,8 @@ impl loft_core::store::MailStore for crate::PostgresStore {
         self::list_threads(&self.pool, owner, &query).await
     }
 
-    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread> {
-        self.wrote(self::read_thread(&self.pool, owner, id, audit).await)
+    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, trashed: bool, audit: AuditEntry) -> Result<Thread> {
+        self.wrote(self::read_thread(&self.pool, owner, id, trashed, audit).await)
     }
 
     async fn latest_mail_seq(&self, owner: &IdentityId) -> Result<i64> {

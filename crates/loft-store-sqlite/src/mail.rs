@@ -771,13 +771,15 @@ pub(crate) async fn record_thread_read(
     conn: &mut SqliteConnection,
     owner: &IdentityId,
     id: &ThreadId,
+    trashed: bool,
     audit_entry: AuditEntry,
 ) -> Result<()> {
     let exists: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM messages WHERE owner_id = ? AND thread_id = ? AND trashed_at IS NULL LIMIT 1",
+        "SELECT 1 FROM messages WHERE owner_id = ? AND thread_id = ? AND (trashed_at IS NOT NULL) = ? LIMIT 1",
     )
     .bind(owner.as_str().to_owned())
     .bind(id.as_str().to_owned())
+    .bind(trashed)
     .fetch_optional(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -788,23 +790,23 @@ pub(crate) async fn record_thread_read(
     Ok(())
 }
 
-/// A whole thread, oldest first, with its trashed copies or without them; `None` when the
-/// owner has no such thread (or, without them, only trashed copies of it).
+/// A thread, oldest first: every copy (`trashed` = `None`), only those outside the trash
+/// (`Some(false)`) or only the trashed ones (`Some(true)`); `None` when there are none.
 pub(crate) async fn thread(
     conn: &mut SqliteConnection,
     owner: &IdentityId,
     id: &ThreadId,
-    with_trashed: bool,
+    trashed: Option<bool>,
 ) -> Result<Option<Thread>> {
     let rows: Vec<MessageRow> = sqlx::query_as(concat!(
         "SELECT ",
         message_columns!(),
         " FROM messages m JOIN mail_contents c ON c.id = m.content_id
-         WHERE m.owner_id = ? AND m.thread_id = ? AND (? OR m.trashed_at IS NULL) ORDER BY m.seq"
+         WHERE m.owner_id = ? AND m.thread_id = ? AND (?3 IS NULL OR (m.trashed_at IS NOT NULL) = ?3) ORDER BY m.seq"
     ))
     .bind(owner.as_str().to_owned())
     .bind(id.as_str().to_owned())
-    .bind(with_trashed)
+    .bind(trashed)
     .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -907,7 +909,7 @@ impl loft_core::store::MailStore for crate::SqliteStore {
         self.write(move |c| Box::pin(async move { self::update_thread(c, &o, &i, patch, audit).await }))
             .await?;
         let mut tx = self.reading().await?;
-        let out = self::thread(&mut tx, owner, id, true).await;
+        let out = self::thread(&mut tx, owner, id, None).await;
         crate::done(tx, out).await?.ok_or_else(|| Error::not_found("thread"))
     }
 
@@ -928,12 +930,12 @@ impl loft_core::store::MailStore for crate::SqliteStore {
         crate::done(tx, out).await
     }
 
-    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, audit: AuditEntry) -> Result<Thread> {
+    async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, trashed: bool, audit: AuditEntry) -> Result<Thread> {
         let (o, i) = (owner.clone(), id.clone());
-        self.write(move |c| Box::pin(async move { self::record_thread_read(c, &o, &i, audit).await }))
+        self.write(move |c| Box::pin(async move { self::record_thread_read(c, &o, &i, trashed, audit).await }))
             .await?;
         let mut tx = self.reading().await?;
-        let out = self::thread(&mut tx, owner, id, false).await;
+        let out = self::thread(&mut tx, owner, id, Some(trashed)).await;
         crate::done(tx, out).await?.ok_or_else(|| Error::not_found("thread"))
     }
 

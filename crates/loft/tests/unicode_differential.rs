@@ -896,8 +896,12 @@ async fn filters_and_paths(p: &Pair, s: &str) -> Result<(), TestCaseError> {
         b.t.loft.update_message(&b.ba, s, req).await
     })
     .await?;
-    p.refuse("thread id: get", s, async |b| b.t.loft.get_thread(&b.ba, s).await)
-        .await?;
+    p.refuse("thread id: get", s, async |b| {
+        b.t.loft
+            .get_thread(&b.ba, s, loft_core::service::GetThreadParams::default())
+            .await
+    })
+    .await?;
     p.refuse("identity id: get", s, async |b| b.t.loft.get_identity(&b.op, s).await)
         .await?;
     p.refuse("identity id: update", s, async |b| {

@@ -42,6 +42,18 @@ pub struct ListMessagesParams {
     pub cursor: Option<String>,
 }
 
+/// `GET /v0/threads/{id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct GetThreadParams {
+    /// `all` (default: the thread's mail outside the trash) or `trash` (its trashed mail, to
+    /// restore or delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+}
+
 /// `GET /v0/messages/wait`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
@@ -670,16 +682,7 @@ impl Loft {
 
     pub async fn list_threads(&self, actor: &Actor, params: ListThreadsParams) -> Result<Page<ThreadSummary>> {
         let me = actor.require(Scope::MailRead)?;
-        let trashed = match params.folder.as_deref() {
-            None | Some("all") => false,
-            Some("trash") => true,
-            Some(other) => {
-                return Err(
-                    Error::invalid("invalid_folder", format!("unknown thread folder `{other}`"))
-                        .with_hint("use all (threads of the mail outside the trash) or trash"),
-                );
-            }
-        };
+        let trashed = thread_folder(params.folder.as_deref())?;
         let query = ThreadQuery {
             trashed,
             unread_only: params.unread.unwrap_or(false),
@@ -690,18 +693,41 @@ impl Loft {
         Ok(page(self.store.list_threads(&me.id, query).await?))
     }
 
-    pub async fn get_thread(&self, actor: &Actor, id: &str) -> Result<Thread> {
+    /// A whole thread: its copies outside the trash, or (`folder=trash`) its trashed ones.
+    pub async fn get_thread(&self, actor: &Actor, id: &str, params: GetThreadParams) -> Result<Thread> {
         let me = actor.require(Scope::MailRead)?;
         let id = ThreadId::parse(id)?;
+        let trashed = thread_folder(params.folder.as_deref())?;
         let audit = actor.audit(
             self.clock.now(),
             "mail.read_thread",
             Some(id.to_string()),
-            serde_json::json!({}),
+            if trashed {
+                serde_json::json!({ "folder": "trash" })
+            } else {
+                serde_json::json!({})
+            },
         );
-        let mut thread = self.store.read_thread(&me.id, &id, audit).await.map_err(per_mailbox)?;
+        let mut thread = self
+            .store
+            .read_thread(&me.id, &id, trashed, audit)
+            .await
+            .map_err(per_mailbox)?;
         thread.messages = thread.messages.into_iter().map(found_in).collect();
         Ok(thread)
+    }
+}
+
+/// Whether a thread `folder` asks for trashed copies: `all` (the default: outside the trash)
+/// or `trash`.
+fn thread_folder(folder: Option<&str>) -> Result<bool> {
+    match folder {
+        None | Some("all") => Ok(false),
+        Some("trash") => Ok(true),
+        Some(other) => Err(
+            Error::invalid("invalid_folder", format!("unknown thread folder `{other}`"))
+                .with_hint("use all (the mail outside the trash) or trash"),
+        ),
     }
 }
 

@@ -190,7 +190,9 @@ pub(super) fn tools() -> Vec<ToolDef> {
                  use mail_get_message. It does not mark the messages read.",
         }
         .calls(|api, a: GetThreadArgs| async move {
-            let t = api.get_thread(&a.thread_id).await?;
+            let t = api
+                .get_thread(&a.thread_id, loft_core::service::GetThreadParams { folder: a.folder })
+                .await?;
             Ok(ThreadView::new(t, a.full_body.unwrap_or(false)))
         }),
         ToolSpec {
@@ -619,6 +621,9 @@ pub struct GetThreadArgs {
     /// Return whole bodies, with quoted history and signatures (default false: only new text).
     #[serde(default)]
     pub full_body: Option<bool>,
+    /// `all` (default: the conversation's mail outside the trash) or `trash` (its trashed mail).
+    #[serde(default)]
+    pub folder: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

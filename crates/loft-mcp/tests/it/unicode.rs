@@ -510,7 +510,12 @@ async fn send(f: &Fixture, s: &str) -> CaseResult {
         echo("mail_list_messages: subject", s, &summary["subject"], &json!(s))?;
         echo("mail_get_message: subject", s, &got["subject"], &json!(s))?;
         let id = str_of(&got["message_id"]);
-        let frame = frame_body(&id, from, Origin::InternalVerified, "body");
+        let mut frame = frame_body(&id, from, Origin::InternalVerified, "body");
+        // A subject the heuristic screening flags (invisible characters, words aimed at an AI)
+        // puts its one-line notice above the frame; the frame itself must be intact.
+        if got["screening"].as_str().is_some_and(|s| s.starts_with("SUSPICIOUS")) {
+            frame = format!("Loft's heuristic screening flagged this mail as suspicious (see `screening`).\n{frame}");
+        }
         echo("mail_get_message: body", s, &got["body"], &json!(frame))?;
         let thread = f
             .call(&f.cb, "mail_get_thread", None, json!({"thread_id": got["thread_id"]}))
@@ -731,6 +736,12 @@ async fn ids_and_queries(f: &Fixture, s: &str) -> CaseResult {
             json!({"message_id": s, "unread": true}),
         ),
         (&f.cb, "mail_get_thread", "thread_id", json!({"thread_id": s})),
+        (
+            &f.cb,
+            "mail_get_thread",
+            "folder",
+            json!({"thread_id": "thr_aaaaaaaaaaaaaaaaaaaa", "folder": s}),
+        ),
         (
             &f.cb,
             "mail_label_thread",

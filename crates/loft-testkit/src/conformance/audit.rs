@@ -62,7 +62,14 @@ async fn story(t: &TestLoft) -> Story {
         )
         .await
         .unwrap(); // mail.update
-    t.loft.get_thread(&ba, copy.thread_id.as_str()).await.unwrap(); // mail.read_thread
+    t.loft
+        .get_thread(
+            &ba,
+            copy.thread_id.as_str(),
+            loft_core::service::GetThreadParams::default(),
+        )
+        .await
+        .unwrap(); // mail.read_thread
     t.loft
         .reply(
             &ba,

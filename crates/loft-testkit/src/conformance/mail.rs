@@ -475,7 +475,11 @@ pub async fn mail_reply_threads_in_both_mailboxes(store: Arc<dyn Store>) {
         (&aa, &orig.thread_id, [Folder::Sent, Folder::Inbox, Folder::Sent]),
         (&ba, &b_orig.thread_id, [Folder::Inbox, Folder::Sent, Folder::Inbox]),
     ] {
-        let th = t.loft.get_thread(actor, thread.as_str()).await.unwrap();
+        let th = t
+            .loft
+            .get_thread(actor, thread.as_str(), loft_core::service::GetThreadParams::default())
+            .await
+            .unwrap();
         assert_eq!(th.id, *thread);
         assert_eq!(th.subject, "Plan");
         let got: Vec<_> = th.messages.iter().map(|m| (m.message_id.clone(), m.folder)).collect();
@@ -644,7 +648,11 @@ pub async fn mail_foreign_message_is_not_found(store: Arc<dyn Store>) {
             "update",
         );
         nf(
-            expect_err(t.loft.get_thread(actor, thread.as_str()).await),
+            expect_err(
+                t.loft
+                    .get_thread(actor, thread.as_str(), loft_core::service::GetThreadParams::default())
+                    .await,
+            ),
             "get_thread",
         );
         let listed = t
@@ -1246,7 +1254,15 @@ pub async fn mail_threads_list_and_get(store: Arc<dyn Store>) {
         vec![b_second.thread_id.clone()]
     );
 
-    let th = t.loft.get_thread(&ba, b_first.thread_id.as_str()).await.unwrap();
+    let th = t
+        .loft
+        .get_thread(
+            &ba,
+            b_first.thread_id.as_str(),
+            loft_core::service::GetThreadParams::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(th.subject, "first");
     assert_eq!(
         th.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),

@@ -225,7 +225,15 @@ pub async fn mailbox_archive_trash_and_restore(store: Arc<dyn Store>) {
     assert_eq!(listed(&t, &ba, "all").await, [id.as_str()]);
     assert_eq!(found(&t, &ba, "pelicans").await, [id.as_str()]);
     assert_eq!(threads(&t, &ba, None).await, [(copy.thread_id.to_string(), 1)]);
-    let thread = t.loft.get_thread(&ba, copy.thread_id.as_str()).await.unwrap();
+    let thread = t
+        .loft
+        .get_thread(
+            &ba,
+            copy.thread_id.as_str(),
+            loft_core::service::GetThreadParams::default(),
+        )
+        .await
+        .unwrap();
     assert!(thread.messages[0].archived);
     // Unarchive.
     let m = t.loft.update_message(&ba, &id, archive(false)).await.unwrap();
@@ -254,8 +262,35 @@ pub async fn mailbox_archive_trash_and_restore(store: Arc<dyn Store>) {
     );
     assert!(threads(&t, &ba, None).await.is_empty());
     assert_eq!(threads(&t, &ba, Some("trash")).await, [(copy.thread_id.to_string(), 1)]);
-    let e = expect_err(t.loft.get_thread(&ba, copy.thread_id.as_str()).await);
+    let e = expect_err(
+        t.loft
+            .get_thread(
+                &ba,
+                copy.thread_id.as_str(),
+                loft_core::service::GetThreadParams::default(),
+            )
+            .await,
+    );
     assert_eq!(e.code(), "not_found", "a thread whose copies are all trashed: {e:?}");
+    // The trash's view of it opens, with the trashed copies only.
+    let in_trash = loft_core::service::GetThreadParams {
+        folder: Some("trash".into()),
+    };
+    let th = t.loft.get_thread(&ba, copy.thread_id.as_str(), in_trash).await.unwrap();
+    assert_eq!(th.messages.len(), 1);
+    assert_eq!(th.messages[0].trashed_at, Some(trashed_at));
+    let e = expect_err(
+        t.loft
+            .get_thread(
+                &ba,
+                copy.thread_id.as_str(),
+                loft_core::service::GetThreadParams {
+                    folder: Some("bin".into()),
+                },
+            )
+            .await,
+    );
+    assert_eq!(e.code(), "invalid_folder", "{e:?}");
     // Opening it by id still works, and says where it is.
     let m = t.loft.get_message(&ba, &id).await.unwrap();
     assert_eq!(m.trashed_at, Some(trashed_at));
@@ -343,7 +378,11 @@ pub async fn mailbox_thread_changes_every_copy(store: Arc<dyn Store>) {
         .unwrap();
     let thread = first.thread_id.to_string();
     // Bob's thread: his inbox copy, his sent reply, Alice's answer.
-    let th = t.loft.get_thread(&ba, &thread).await.unwrap();
+    let th = t
+        .loft
+        .get_thread(&ba, &thread, loft_core::service::GetThreadParams::default())
+        .await
+        .unwrap();
     assert_eq!(th.messages.len(), 3);
 
     let changed = t
@@ -390,7 +429,11 @@ pub async fn mailbox_thread_changes_every_copy(store: Arc<dyn Store>) {
             .await,
     );
     assert_eq!(e.code(), "too_many_labels", "{e:?}");
-    let th = t.loft.get_thread(&ba, &thread).await.unwrap();
+    let th = t
+        .loft
+        .get_thread(&ba, &thread, loft_core::service::GetThreadParams::default())
+        .await
+        .unwrap();
     assert!(
         th.messages
             .iter()
@@ -617,7 +660,11 @@ pub async fn mailbox_delete_for_ever(store: Arc<dyn Store>) {
     assert_eq!(gone.deleted.len(), 2);
     assert!(listed(&t, &ba, "trash").await.is_empty());
     assert_eq!(bytes(b.identity.id.clone()).await, 0);
-    let e = expect_err(t.loft.get_thread(&ba, &thread).await);
+    let e = expect_err(
+        t.loft
+            .get_thread(&ba, &thread, loft_core::service::GetThreadParams::default())
+            .await,
+    );
     assert_eq!(e.code(), "not_found", "{e:?}");
     // Alice still has hers (her resend and Bob's reply).
     assert_eq!(listed(&t, &aa, "all").await.len(), 2);

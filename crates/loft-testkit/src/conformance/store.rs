@@ -193,13 +193,14 @@ pub async fn store_missing_things_are_not_found(store: Arc<dyn Store>) {
         s.read_thread(
             &a.identity.id,
             &ThreadId::generate(&OsRandom),
+            false,
             op_entry(&t, "mail.read_thread"),
         )
         .await,
     );
     assert_not_found(&e, "thread", "read_thread(unknown)");
     let e = expect_err(
-        s.read_thread(&b.identity.id, &sent.thread_id, op_entry(&t, "mail.read_thread"))
+        s.read_thread(&b.identity.id, &sent.thread_id, false, op_entry(&t, "mail.read_thread"))
             .await,
     );
     assert_not_found(&e, "thread", "read_thread(another owner's thread)");

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use loft_core::mail::{ForwardMail, Message, MessagePatch, MessageSummary, ReplyMail, SendMail, Thread, ThreadSummary};
 use loft_core::search::SearchHit;
 use loft_core::service::{
-    Deleted, ListMessagesParams, ListThreadsParams, Page, RescheduleRequest, SearchParams, WaitParams, WaitResult,
+    Deleted, GetThreadParams, ListMessagesParams, ListThreadsParams, Page, RescheduleRequest, SearchParams, WaitParams,
+    WaitResult,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -252,16 +253,18 @@ async fn list_threads(
     Ok(Json(s.loft.list_threads(&actor, params).await?))
 }
 
-/// One conversation, oldest message first.
+/// One conversation, oldest message first: its mail outside the trash, or with `folder=trash`
+/// its trashed mail.
 #[utoipa::path(get, path = "/v0/threads/{id}", tag = "mail",
-    params(("id" = String, Path, description = "thread id (`thr_...`)", pattern = r"^thr_[a-z2-7]{1,64}$")),
-    responses((status = 200, body = Thread), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path, description = "thread id (`thr_...`)", pattern = r"^thr_[a-z2-7]{1,64}$"), GetThreadParams),
+    responses((status = 200, body = Thread), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_thread(
     State(s): State<AppState>,
     Auth(actor): Auth,
     AppPath(id): AppPath<String>,
+    AppQuery(params): AppQuery<GetThreadParams>,
 ) -> ApiResult<Json<Thread>> {
-    Ok(Json(s.loft.get_thread(&actor, &id).await?))
+    Ok(Json(s.loft.get_thread(&actor, &id, params).await?))
 }
 
 /// The same change on every copy of the thread in the caller's mailbox, trashed ones included,

@@ -124,6 +124,9 @@ enum MailCommand {
     Thread {
         /// The thread's id (`thr_...`).
         id: String,
+        /// Show the thread's trashed mail instead of the rest.
+        #[arg(long)]
+        trash: bool,
     },
 }
 
@@ -518,7 +521,12 @@ pub async fn run(args: MailArgs) -> CmdResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        MailCommand::Thread { id } => ctx.show(&client, api::get_thread(&id), format::thread).await,
+        MailCommand::Thread { id, trash } => {
+            let q = api::GetThreadParams {
+                folder: trash.then(|| "trash".to_owned()),
+            };
+            ctx.show(&client, api::get_thread(&id, &q), format::thread).await
+        }
     }
 }
 
