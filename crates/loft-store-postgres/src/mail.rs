@@ -243,46 +243,13 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         contacts,
     } = mail;
     let size = raw.len() as i64;
-    let refs = rows::to_json(&c.references)?;
-    let to = rows::to_json(&c.to)?;
-    let cc = rows::to_json(&c.cc)?;
     let bcc = rows::to_json(&c.bcc)?;
     let delivery_json = rows::to_json(&delivery)?;
-    let authentication = rows::to_json(&c.authentication)?;
-    let snippet = loft_core::text::snippet(&c.extracted_text, SNIPPET_CHARS);
-    // The message's own id too: a copy to oneself joins the thread of the sent copy.
-    let parents: Vec<String> = std::iter::once(&c.message_id)
-        .chain(c.in_reply_to.iter())
-        .chain(&c.references)
-        .cloned()
-        .collect();
+    let parents = parents(&c);
 
     let mut w = WriteTx::begin(pool).await?;
     lock_mailboxes(w.conn(), std::iter::once(&sender_copy).chain(&recipient_copies), size).await?;
-    let content_id: i64 = sqlx::query_scalar(
-        "INSERT INTO mail_contents (message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
-         subject, body_text, body_html, extracted_text, snippet, authentication, created_at, size, raw) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
-    )
-    .bind(&c.message_id)
-    .bind(c.in_reply_to.as_deref())
-    .bind(&refs)
-    .bind(c.from.as_str())
-    .bind(c.from_name.as_deref())
-    .bind(&to)
-    .bind(&cc)
-    .bind(&c.subject)
-    .bind(&c.text)
-    .bind(c.html.as_deref())
-    .bind(&c.extracted_text)
-    .bind(&snippet)
-    .bind(&authentication)
-    .bind(c.created_at.as_micros())
-    .bind(size)
-    .bind(raw)
-    .fetch_one(w.conn())
-    .await
-    .map_err(db_err)?;
+    let content_id = insert_content(w.conn(), &c, raw, &[]).await?;
 
     // The sender's copy first, then each recipient's, each threaded in its own mailbox.
     let sender_thread = thread_for(w.conn(), &sender_copy, &parents).await?;
@@ -392,6 +359,51 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
 
 /// Stores a mail received from outside: its content once, one inbox copy per recipient
 /// (threaded in each mailbox), the mailboxes' byte totals, and the audit row.
+/// What a copy is threaded by: the messages it answers, and the message's own id (a copy to
+/// oneself joins the thread of the sent copy).
+fn parents(c: &loft_core::mail::MailContent) -> Vec<String> {
+    std::iter::once(&c.message_id)
+        .chain(c.in_reply_to.iter())
+        .chain(&c.references)
+        .cloned()
+        .collect()
+}
+
+/// Stores a message's content and bytes once, for all its copies; returns the content's id.
+async fn insert_content(
+    conn: &mut PgConnection,
+    c: &loft_core::mail::MailContent,
+    raw: Vec<u8>,
+    attachments: &[loft_core::mail::Attachment],
+) -> Result<i64> {
+    let size = raw.len() as i64;
+    sqlx::query_scalar(
+        "INSERT INTO mail_contents (message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
+         subject, body_text, body_html, extracted_text, snippet, authentication, created_at, size, raw, attachments) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+    )
+    .bind(&c.message_id)
+    .bind(c.in_reply_to.as_deref())
+    .bind(rows::to_json(&c.references)?)
+    .bind(c.from.as_str())
+    .bind(c.from_name.as_deref())
+    .bind(rows::to_json(&c.to)?)
+    .bind(rows::to_json(&c.cc)?)
+    .bind(&c.subject)
+    .bind(&c.text)
+    .bind(c.html.as_deref())
+    .bind(&c.extracted_text)
+    .bind(loft_core::text::snippet(&c.extracted_text, SNIPPET_CHARS))
+    .bind(rows::to_json(&c.authentication)?)
+    .bind(c.created_at.as_micros())
+    .bind(size)
+    .bind(raw)
+    .bind(rows::to_json(attachments)?)
+    .fetch_one(conn)
+    .await
+    .map_err(db_err)
+}
+
 pub(crate) async fn receive_mail(pool: &PgPool, mail: InboundMail, audit: AuditEntry) -> Result<()> {
     let InboundMail {
         content: c,
@@ -400,45 +412,11 @@ pub(crate) async fn receive_mail(pool: &PgPool, mail: InboundMail, audit: AuditE
         attachments,
     } = mail;
     let size = raw.len() as i64;
-    let refs = rows::to_json(&c.references)?;
-    let to = rows::to_json(&c.to)?;
-    let cc = rows::to_json(&c.cc)?;
-    let attachments = rows::to_json(&attachments)?;
-    let authentication = rows::to_json(&c.authentication)?;
-    let snippet = loft_core::text::snippet(&c.extracted_text, SNIPPET_CHARS);
-    let parents: Vec<String> = std::iter::once(&c.message_id)
-        .chain(c.in_reply_to.iter())
-        .chain(&c.references)
-        .cloned()
-        .collect();
+    let parents = parents(&c);
 
     let mut w = WriteTx::begin(pool).await?;
     lock_mailboxes(w.conn(), copies.iter(), size).await?;
-    let content_id: i64 = sqlx::query_scalar(
-        "INSERT INTO mail_contents (message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
-         subject, body_text, body_html, extracted_text, snippet, authentication, created_at, size, raw, attachments) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
-    )
-    .bind(&c.message_id)
-    .bind(c.in_reply_to.as_deref())
-    .bind(&refs)
-    .bind(c.from.as_str())
-    .bind(c.from_name.as_deref())
-    .bind(&to)
-    .bind(&cc)
-    .bind(&c.subject)
-    .bind(&c.text)
-    .bind(c.html.as_deref())
-    .bind(&c.extracted_text)
-    .bind(&snippet)
-    .bind(&authentication)
-    .bind(c.created_at.as_micros())
-    .bind(size)
-    .bind(raw)
-    .bind(&attachments)
-    .fetch_one(w.conn())
-    .await
-    .map_err(db_err)?;
+    let content_id = insert_content(w.conn(), &c, raw, &attachments).await?;
     for copy in &copies {
         let thread = thread_for(w.conn(), copy, &parents).await?;
         insert_copy(

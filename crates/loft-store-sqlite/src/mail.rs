@@ -27,41 +27,7 @@ use crate::{audit, page_limit, paged};
 /// back once the batch is committed (bodies are not loaded inside the writer).
 pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry: AuditEntry) -> Result<()> {
     let c = &mail.content;
-    let content_id = sqlx::query("INSERT INTO mail_contents (text, html, extracted_text) VALUES (?, ?, ?)")
-        .bind(c.text.clone())
-        .bind(c.html.clone())
-        .bind(c.extracted_text.clone())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?
-        .last_insert_rowid();
-    // One copy of the bytes, shared by every mailbox copy.
-    sqlx::query("INSERT INTO mail_raw (content_id, raw) VALUES (?, ?)")
-        .bind(content_id)
-        .bind(mail.raw.clone())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-
-    // What a copy is threaded by: the messages it answers.
-    // The message's own id too: a copy to oneself joins the thread of the sent copy.
-    let mut parents: Vec<&str> = Vec::with_capacity(c.references.len() + 2);
-    parents.push(c.message_id.as_str());
-    parents.extend(c.in_reply_to.as_deref());
-    parents.extend(c.references.iter().map(String::as_str));
-    let parents = to_json(&parents, "references")?;
-
-    let shared = Shared {
-        content_id,
-        refs: to_json(&c.references, "refs")?,
-        to: to_json(&c.to, "to_addrs")?,
-        cc: to_json(&c.cc, "cc_addrs")?,
-        bcc: to_json(&c.bcc, "bcc_addrs")?,
-        snippet: text::snippet(&c.extracted_text, core_mail::SNIPPET_CHARS),
-        authentication: to_json(&c.authentication, "authentication")?,
-        size: i64::try_from(mail.raw.len()).map_err(|_| Error::internal("message size overflows i64"))?,
-        parents,
-    };
+    let shared = Shared::store(conn, c, &mail.raw, &[], &c.bcc).await?;
 
     let held = mail.hold.is_some();
     insert_copy(conn, c, held, &mail.delivery, &shared, &mail.sender_copy, true).await?;
@@ -97,37 +63,8 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
 /// recipient (threaded in each mailbox), and the audit row.
 pub(crate) async fn receive(conn: &mut SqliteConnection, mail: InboundMail, audit_entry: AuditEntry) -> Result<()> {
     let c = &mail.content;
-    let content_id =
-        sqlx::query("INSERT INTO mail_contents (text, html, extracted_text, attachments) VALUES (?, ?, ?, ?)")
-            .bind(c.text.clone())
-            .bind(c.html.clone())
-            .bind(c.extracted_text.clone())
-            .bind(to_json(&mail.attachments, "attachments")?)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?
-            .last_insert_rowid();
-    sqlx::query("INSERT INTO mail_raw (content_id, raw) VALUES (?, ?)")
-        .bind(content_id)
-        .bind(mail.raw.clone())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    let mut parents: Vec<&str> = Vec::with_capacity(c.references.len() + 2);
-    parents.push(c.message_id.as_str());
-    parents.extend(c.in_reply_to.as_deref());
-    parents.extend(c.references.iter().map(String::as_str));
-    let shared = Shared {
-        content_id,
-        refs: to_json(&c.references, "refs")?,
-        to: to_json(&c.to, "to_addrs")?,
-        cc: to_json(&c.cc, "cc_addrs")?,
-        bcc: "[]".to_owned(),
-        snippet: text::snippet(&c.extracted_text, core_mail::SNIPPET_CHARS),
-        authentication: to_json(&c.authentication, "authentication")?,
-        size: i64::try_from(mail.raw.len()).map_err(|_| Error::internal("message size overflows i64"))?,
-        parents: to_json(&parents, "references")?,
-    };
+    // Inbox copies never carry `bcc`.
+    let shared = Shared::store(conn, c, &mail.raw, &mail.attachments, &[]).await?;
     for copy in &mail.copies {
         insert_copy(conn, c, false, &[], &shared, copy, false).await?;
     }
@@ -196,6 +133,53 @@ struct Shared {
     size: i64,
     /// JSON array of `In-Reply-To` and `References`.
     parents: String,
+}
+
+impl Shared {
+    /// Stores a message's content and bytes once, for all its copies, and prepares what every
+    /// copy row repeats.
+    async fn store(
+        conn: &mut SqliteConnection,
+        c: &core_mail::MailContent,
+        raw: &[u8],
+        attachments: &[core_mail::Attachment],
+        bcc: &[EmailAddress],
+    ) -> Result<Self> {
+        let content_id =
+            sqlx::query("INSERT INTO mail_contents (text, html, extracted_text, attachments) VALUES (?, ?, ?, ?)")
+                .bind(c.text.clone())
+                .bind(c.html.clone())
+                .bind(c.extracted_text.clone())
+                .bind(to_json(attachments, "attachments")?)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?
+                .last_insert_rowid();
+        // One copy of the bytes, shared by every mailbox copy.
+        sqlx::query("INSERT INTO mail_raw (content_id, raw) VALUES (?, ?)")
+            .bind(content_id)
+            .bind(raw.to_vec())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        // What a copy is threaded by: the messages it answers, and the message's own id (a
+        // copy to oneself joins the thread of the sent copy).
+        let mut parents: Vec<&str> = Vec::with_capacity(c.references.len() + 2);
+        parents.push(c.message_id.as_str());
+        parents.extend(c.in_reply_to.as_deref());
+        parents.extend(c.references.iter().map(String::as_str));
+        Ok(Self {
+            content_id,
+            refs: to_json(&c.references, "refs")?,
+            to: to_json(&c.to, "to_addrs")?,
+            cc: to_json(&c.cc, "cc_addrs")?,
+            bcc: to_json(bcc, "bcc_addrs")?,
+            snippet: text::snippet(&c.extracted_text, core_mail::SNIPPET_CHARS),
+            authentication: to_json(&c.authentication, "authentication")?,
+            size: i64::try_from(raw.len()).map_err(|_| Error::internal("message size overflows i64"))?,
+            parents: to_json(&parents, "references")?,
+        })
+    }
 }
 
 async fn insert_copy(
