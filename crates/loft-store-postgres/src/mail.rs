@@ -148,6 +148,36 @@ pub(crate) struct CopyRow<'a> {
     pub(crate) composed_at: Option<i64>,
 }
 
+/// Writes each recipient's inbox copy of stored content, threaded in its own mailbox. Inbox
+/// copies never carry Bcc, nor the sender's delivery report.
+pub(crate) async fn insert_inbox_copies(
+    conn: &mut PgConnection,
+    copies: &[MailCopy],
+    content_id: i64,
+    message_id: &str,
+    parents: &[String],
+) -> Result<()> {
+    for copy in copies {
+        let thread = thread_for(&mut *conn, copy, parents).await?;
+        insert_copy(
+            &mut *conn,
+            CopyRow {
+                copy,
+                thread_id: &thread,
+                content_id,
+                message_id,
+                bcc: "[]",
+                delivery: "[]",
+                unread: true,
+                status: MessageStatus::Received,
+                composed_at: None,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, bcc_addrs, delivery, unread, \
@@ -279,25 +309,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         };
         crate::schedule::mark(w.conn(), &sender_copy.id, send_at, job).await?;
     }
-    for copy in &recipient_copies {
-        let thread = thread_for(w.conn(), copy, &parents).await?;
-        insert_copy(
-            w.conn(),
-            CopyRow {
-                copy,
-                thread_id: &thread,
-                content_id,
-                message_id: &c.message_id,
-                // Inbox copies never carry Bcc, nor the sender's delivery report.
-                bcc: "[]",
-                delivery: "[]",
-                unread: true,
-                status: MessageStatus::Received,
-                composed_at: None,
-            },
-        )
-        .await?;
-    }
+    insert_inbox_copies(w.conn(), &recipient_copies, content_id, &c.message_id, &parents).await?;
     for job in &jobs {
         crate::jobs::insert(w.conn(), job).await?;
     }
@@ -417,24 +429,7 @@ pub(crate) async fn receive_mail(pool: &PgPool, mail: InboundMail, audit: AuditE
     let mut w = WriteTx::begin(pool).await?;
     lock_mailboxes(w.conn(), copies.iter(), size).await?;
     let content_id = insert_content(w.conn(), &c, raw, &attachments).await?;
-    for copy in &copies {
-        let thread = thread_for(w.conn(), copy, &parents).await?;
-        insert_copy(
-            w.conn(),
-            CopyRow {
-                copy,
-                thread_id: &thread,
-                content_id,
-                message_id: &c.message_id,
-                bcc: "[]",
-                delivery: "[]",
-                unread: true,
-                status: MessageStatus::Received,
-                composed_at: None,
-            },
-        )
-        .await?;
-    }
+    insert_inbox_copies(w.conn(), &copies, content_id, &c.message_id, &parents).await?;
     w.audit(audit).await?;
     w.commit().await?;
     Ok(())

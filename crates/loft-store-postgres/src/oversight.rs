@@ -18,7 +18,7 @@ use loft_core::{Error, Result};
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::mail::{CopyRow, insert_copy, lock_mailboxes, thread_for};
+use crate::mail::{insert_inbox_copies, lock_mailboxes};
 use crate::rows::{self, col};
 use crate::{WriteTx, db_err};
 
@@ -244,24 +244,7 @@ pub(crate) async fn write_copies(conn: &mut PgConnection, message_id: &str, rele
     parents
         .extend(serde_json::from_str::<Vec<String>>(&refs).map_err(|e| Error::internal(format!("stored refs: {e}")))?);
     lock_mailboxes(&mut *conn, &release.recipient_copies, size).await?;
-    for copy in &release.recipient_copies {
-        let thread = thread_for(&mut *conn, copy, &parents).await?;
-        insert_copy(
-            &mut *conn,
-            CopyRow {
-                copy,
-                thread_id: &thread,
-                content_id,
-                message_id: &header_id,
-                bcc: "[]",
-                delivery: "[]",
-                unread: true,
-                status: MessageStatus::Received,
-                composed_at: None,
-            },
-        )
-        .await?;
-    }
+    insert_inbox_copies(&mut *conn, &release.recipient_copies, content_id, &header_id, &parents).await?;
     for job in &release.jobs {
         crate::jobs::insert(&mut *conn, job).await?;
     }
