@@ -573,6 +573,10 @@ pub mod api {
     #[derive(Debug)]
     pub enum RawMessage {}
 
+    /// Marker: the answer is an attachment's bytes (use [`super::Client::call_bytes`]).
+    #[derive(Debug)]
+    pub enum AttachmentBytes {}
+
     /// Marker: the answer is NDJSON audit rows (use [`super::Client::audit_export_page`]).
     #[derive(Debug)]
     pub enum AuditExport {}
@@ -667,6 +671,17 @@ pub mod api {
 
     pub fn raw_message(id: &str) -> Call<RawMessage> {
         Call::get(["v0", "messages", id, "raw"])
+    }
+
+    /// Attachment `index` (from 0, as the message's `attachments` lists them), decoded.
+    pub fn get_attachment(id: &str, index: u32) -> Call<AttachmentBytes> {
+        Call::get([
+            "v0".to_owned(),
+            "messages".to_owned(),
+            id.to_owned(),
+            "attachments".to_owned(),
+            index.to_string(),
+        ])
     }
 
     pub fn update_message(id: &str, patch: &MessagePatch) -> Call<Message> {

@@ -152,22 +152,7 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
         text
     };
 
-    let attachments = m
-        .attachments()
-        .take(MAX_ATTACHMENTS)
-        .map(|p| Attachment {
-            name: p.attachment_name().map(clean),
-            content_type: p.content_type().map_or_else(
-                || "application/octet-stream".to_owned(),
-                |ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
-                    None => ct.ctype().to_ascii_lowercase(),
-                },
-            ),
-            size: p.decoded_len() as u64,
-            inline: p.is_inline(),
-        })
-        .collect();
+    let attachments = m.attachments().take(MAX_ATTACHMENTS).map(|p| describe(&p)).collect();
 
     ParsedMail {
         message_id,
@@ -182,6 +167,33 @@ pub fn parse(raw: &[u8]) -> ParsedMail {
         html,
         attachments,
     }
+}
+
+/// An attachment as listed on a message.
+fn describe(p: &mail_parser::MessagePart<'_>) -> Attachment {
+    Attachment {
+        name: p.attachment_name().map(clean),
+        content_type: p.content_type().map_or_else(
+            || "application/octet-stream".to_owned(),
+            |ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+                None => ct.ctype().to_ascii_lowercase(),
+            },
+        ),
+        size: p.decoded_len() as u64,
+        inline: p.is_inline(),
+    }
+}
+
+/// Attachment `index` (0-based, in the order `attachments` lists them) of the raw message:
+/// what the listing says of it, and its decoded bytes. `None` when there is no such attachment.
+pub fn attachment(raw: &[u8], index: usize) -> Option<(Attachment, Vec<u8>)> {
+    if index >= MAX_ATTACHMENTS {
+        return None;
+    }
+    let m = MessageParser::default().parse(raw)?;
+    let part = m.attachments().nth(index)?;
+    Some((describe(&part), part.decoded().into_owned()))
 }
 
 /// The readable text of a mail: its text body, else a note that it has none (never empty, so

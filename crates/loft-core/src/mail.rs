@@ -367,6 +367,9 @@ pub struct NewMail {
     pub raw: Vec<u8>,
     pub sender_copy: MailCopy,
     pub recipient_copies: Vec<MailCopy>,
+    /// Copies of local recipients who hold incoming mail, kept out of their mailboxes until a
+    /// reviewer releases them (see [`crate::oversight::HeldCopy`]).
+    pub held_copies: Vec<crate::oversight::HeldCopy>,
     pub delivery: Vec<Delivery>,
     /// Background work the send queues in the same transaction: one [`DELIVERY_JOB`] per
     /// remote recipient.
@@ -401,6 +404,8 @@ pub struct InboundMail {
     pub raw: Vec<u8>,
     /// One per local recipient, each in folder `inbox`.
     pub copies: Vec<MailCopy>,
+    /// Copies of local recipients who hold incoming mail (see [`crate::oversight::HeldCopy`]).
+    pub held_copies: Vec<crate::oversight::HeldCopy>,
     /// The attachments found in `raw`, listed on every copy.
     pub attachments: Vec<Attachment>,
 }

@@ -27,8 +27,8 @@ use crate::{Error, Result};
 pub enum OversightMode {
     /// Reads mail; cannot send or reply.
     ReadOnly,
-    /// Every outgoing mail waits for a reviewer's approval (incoming mail too, once inbound
-    /// holds exist).
+    /// Every outgoing mail waits for a reviewer's approval, and every incoming mail waits for a
+    /// reviewer's release before the identity can see it.
     GatedAll,
     /// Reading is free; every outgoing mail waits for a reviewer's approval. The default.
     GatedSend,
@@ -137,16 +137,59 @@ impl ApprovalStatus {
     }
 }
 
+/// Which way a held mail was going: out from the identity (a send waiting for approval) or
+/// in to it (a received copy waiting for a reviewer's release, in `gated_all` or under a
+/// `receive` hold rule).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HoldDirection {
+    #[default]
+    Send,
+    Receive,
+}
+
+impl HoldDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldDirection::Send => "send",
+            HoldDirection::Receive => "receive",
+        }
+    }
+
+    /// A direction a client sent (a list filter).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "send" => Ok(HoldDirection::Send),
+            "receive" => Ok(HoldDirection::Receive),
+            other => Err(
+                Error::invalid("invalid_direction", format!("unknown direction `{other}`"))
+                    .with_hint("use send (held outgoing mail) or receive (held incoming mail)"),
+            ),
+        }
+    }
+
+    pub fn parse_stored(s: &str, id: &str) -> Result<Self> {
+        Self::parse(s).map_err(|_| {
+            Error::internal(format!(
+                "approval {id} has the unknown direction `{s}` (written by a newer version?)"
+            ))
+        })
+    }
+}
+
 /// Why a mail is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HoldKind {
-    /// The sender's oversight mode gates outgoing mail.
+    /// The sender's oversight mode gates outgoing mail (or, for held incoming mail, the
+    /// recipient's mode, `gated_all`, gates incoming mail).
     Mode,
     /// The mail contains a value from the sender's own vault.
     ExfiltrationGuard,
-    /// An operator's `hold` rule matches a recipient (see [`crate::rules`]).
+    /// An operator's `hold` rule matches a recipient (see [`crate::rules`]), or, for held
+    /// incoming mail, a `receive` hold rule of the recipient matches the sender.
     Rule,
     /// The sender holds first contact (`first_contact: hold`) and the mail goes to addresses it
     /// never exchanged mail with (`addresses`).
@@ -199,11 +242,16 @@ pub struct Approval {
     pub id: ApprovalId,
     /// `pending` turns into `expired` in every view once `expires_at` has passed.
     pub status: ApprovalStatus,
-    /// The identity that composed the mail.
+    /// `send`: outgoing mail waiting for approval; `receive`: a received copy waiting for a
+    /// reviewer's release before its recipient (`identity_id`) can see it.
+    #[serde(default)]
+    pub direction: HoldDirection,
+    /// The identity that composed the mail (for `receive`: the recipient whose copy is held).
     pub identity_id: IdentityId,
-    /// Its address (the mail's `From`).
+    /// The mail's `From`.
     pub from: EmailAddress,
-    /// The sender's copy of the mail (in its `sent` folder).
+    /// The sender's copy of the mail (in its `sent` folder); for `receive`, the recipient's
+    /// copy as it will be once released (its inbox copy afterwards).
     pub message_id: MessageId,
     pub subject: String,
     pub to: Vec<EmailAddress>,
@@ -248,9 +296,22 @@ pub struct NewHold {
     pub expires_at: Timestamp,
 }
 
+/// A local recipient's copy held for a reviewer before its owner may see it (the owner is in
+/// `gated_all`, or one of its `receive` hold rules matches the sender). The store writes it
+/// apart from every mailbox, with an approval of direction `receive` (`identity_id`: the
+/// owner, `message_id`: `copy.id`); an approval writes the copy into the owner's inbox. So no
+/// read path of the owner can show held mail: it is not in the mailbox.
+#[derive(Debug, Clone)]
+pub struct HeldCopy {
+    pub copy: MailCopy,
+    pub hold: NewHold,
+}
+
 /// Filters for listing approvals (newest first).
 #[derive(Debug, Clone, Default)]
 pub struct ApprovalQuery {
+    /// Only held outgoing (`send`) or held incoming (`receive`) mail.
+    pub direction: Option<HoldDirection>,
     /// Only mail composed by this identity.
     pub identity: Option<IdentityId>,
     /// Only this status, as of `now` (pending means pending and not yet expired).
@@ -389,6 +450,8 @@ pub struct NewModeRequest {
 #[derive(Debug, Clone)]
 pub struct Release {
     pub recipient_copies: Vec<MailCopy>,
+    /// Copies of local recipients who hold incoming mail (see [`HeldCopy`]).
+    pub held_copies: Vec<HeldCopy>,
     pub delivery: Vec<Delivery>,
     pub jobs: Vec<NewJob>,
     /// The contacts the released mail records (the composer's recipients, each local

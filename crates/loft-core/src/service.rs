@@ -41,6 +41,7 @@ mod events;
 mod forward;
 mod identities;
 mod inbound;
+mod inbound_holds;
 mod keys;
 mod mailbox;
 mod messages;
@@ -62,7 +63,9 @@ pub use inbound::InboundReceipt;
 use keys::MintCeiling;
 pub use keys::{CreateKeyRequest, MAX_KEY_LIFETIME_SECS};
 pub use mailbox::Deleted;
-pub use messages::{GetThreadParams, ListMessagesParams, ListThreadsParams, MAX_WAIT_SECONDS, WaitParams, WaitResult};
+pub use messages::{
+    AttachmentFile, GetThreadParams, ListMessagesParams, ListThreadsParams, MAX_WAIT_SECONDS, WaitParams, WaitResult,
+};
 pub use mode_requests::{DenyModeRequest, ListModeRequestsParams, MAX_MODE_REASON, RequestModeRequest};
 pub use oversight::{
     ApprovalView, BatchDecision, BatchOutcome, DecideRequest, InstanceStatus, ListApprovalsParams, RejectRequest,

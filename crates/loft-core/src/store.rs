@@ -281,6 +281,11 @@ pub trait OversightStore: Send + Sync {
     /// One approval, whoever composed it.
     async fn get_approval(&self, id: &ApprovalId) -> Result<Option<Approval>>;
 
+    /// A held incoming copy (see [`crate::oversight::HeldCopy`]) as its recipient would see it
+    /// once released, for the reviewer: found until it is released (then it is the owner's
+    /// inbox copy), and kept after a rejection or expiry. `None` for any other id.
+    async fn held_message(&self, id: &MessageId) -> Result<Option<Message>>;
+
     /// Newest first, filtered; the cursor is a sequence number. Statuses are as stored:
     /// the service turns a pending approval past `expires_at` into `expired` (and
     /// `query.status = Pending` leaves those out).
@@ -289,7 +294,10 @@ pub trait OversightStore: Send + Sync {
     /// Decides a pending approval, exactly once, in one transaction with its audit row:
     /// the approval's status, decider and reason; the sender copy's status (`sent`,
     /// `rejected` or `expired`); and for an approval the release (recipient copies sharing
-    /// the sender copy's content, their threads, the delivery report and jobs).
+    /// the sender copy's content, their threads, the delivery report and jobs). For an approval
+    /// of direction `receive` there is no sender copy: approving writes the held copy into its
+    /// owner's inbox (threaded then) and `release.contacts`; deciding it gives it no decision
+    /// number (the recipient's `mail_wait` reports decisions on mail it composed only).
     /// `NotFound` when it does not exist; `Conflict("already_decided")` when it is no longer
     /// pending; `Conflict("approval_expired")` when approving one whose `expires_at` is at or
     /// before `decision.at`. Returns the approval as decided.

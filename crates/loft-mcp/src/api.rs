@@ -42,6 +42,8 @@ pub trait IdentityApi: Send + Sync {
     async fn list_messages(&self, params: ListMessagesParams) -> Result<Page<MessageSummary>>;
     async fn search_messages(&self, params: SearchParams) -> Result<Page<SearchHit>>;
     async fn get_message(&self, message_id: &str) -> Result<Message>;
+    /// Attachment `index` of a message: what its listing says, and its decoded bytes.
+    async fn get_attachment(&self, message_id: &str, index: u32) -> Result<loft_core::service::AttachmentFile>;
     async fn update_message(&self, message_id: &str, patch: MessagePatch) -> Result<Message>;
     async fn list_threads(&self, params: ListThreadsParams) -> Result<Page<ThreadSummary>>;
     async fn get_thread(&self, thread_id: &str, params: GetThreadParams) -> Result<Thread>;
@@ -133,6 +135,9 @@ impl IdentityApi for LocalApi {
     }
     async fn get_message(&self, message_id: &str) -> Result<Message> {
         self.loft.get_message(&self.actor, message_id).await
+    }
+    async fn get_attachment(&self, message_id: &str, index: u32) -> Result<loft_core::service::AttachmentFile> {
+        self.loft.get_attachment(&self.actor, message_id, index).await
     }
     async fn update_message(&self, message_id: &str, patch: MessagePatch) -> Result<Message> {
         self.loft.update_message(&self.actor, message_id, patch).await

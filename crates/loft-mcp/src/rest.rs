@@ -158,6 +158,23 @@ impl IdentityApi for RestApi {
         self.call(api::get_message(id.as_str())).await
     }
 
+    async fn get_attachment(&self, message_id: &str, index: u32) -> Result<loft_core::service::AttachmentFile> {
+        let id = MessageId::parse(message_id)?;
+        // The listing (name, type) from the message, the bytes from their own route.
+        let m: Message = self.call(api::get_message(id.as_str())).await?;
+        let attachment = m
+            .attachments
+            .get(index as usize)
+            .cloned()
+            .ok_or_else(|| loft_core::Error::not_found("attachment"))?;
+        let bytes = self
+            .client
+            .call_bytes(api::get_attachment(id.as_str(), index))
+            .await
+            .map_err(from_client)?;
+        Ok(loft_core::service::AttachmentFile { attachment, bytes })
+    }
+
     async fn update_message(&self, message_id: &str, patch: MessagePatch) -> Result<Message> {
         let id = MessageId::parse(message_id)?;
         self.call(api::update_message(id.as_str(), &patch)).await

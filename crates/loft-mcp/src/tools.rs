@@ -520,7 +520,7 @@ mod tests {
             ]
         );
         let default = names(&Scope::DEFAULT);
-        assert_eq!(default.len(), 33, "{default:?}");
+        assert_eq!(default.len(), 34, "{default:?}");
         assert!(
             default.contains(&"vault_totp")
                 && default.contains(&"vault_http_request")

@@ -60,7 +60,7 @@ fn status_col(row: &PgRow) -> Result<MessageStatus> {
     MessageStatus::parse_stored(&status, &id)
 }
 
-fn message(row: &PgRow) -> Result<Message> {
+pub(crate) fn message(row: &PgRow) -> Result<Message> {
     Ok(Message {
         status: status_col(row)?,
         send_at: rows::opt_ts(row, "send_at")?,
@@ -271,6 +271,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         send_at,
         schedule,
         contacts,
+        held_copies,
     } = mail;
     let size = raw.len() as i64;
     let bcc = rows::to_json(&c.bcc)?;
@@ -310,6 +311,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         crate::schedule::mark(w.conn(), &sender_copy.id, send_at, job).await?;
     }
     insert_inbox_copies(w.conn(), &recipient_copies, content_id, &c.message_id, &parents).await?;
+    crate::oversight::insert_held(w.conn(), &held_copies, content_id, &parents, c.created_at).await?;
     for job in &jobs {
         crate::jobs::insert(w.conn(), job).await?;
     }
@@ -373,7 +375,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
 /// (threaded in each mailbox), the mailboxes' byte totals, and the audit row.
 /// What a copy is threaded by: the messages it answers, and the message's own id (a copy to
 /// oneself joins the thread of the sent copy).
-fn parents(c: &loft_core::mail::MailContent) -> Vec<String> {
+pub(crate) fn parents(c: &loft_core::mail::MailContent) -> Vec<String> {
     std::iter::once(&c.message_id)
         .chain(c.in_reply_to.iter())
         .chain(&c.references)
@@ -421,6 +423,7 @@ pub(crate) async fn receive_mail(pool: &PgPool, mail: InboundMail, audit: AuditE
         content: c,
         raw,
         copies,
+        held_copies,
         attachments,
     } = mail;
     let size = raw.len() as i64;
@@ -430,6 +433,7 @@ pub(crate) async fn receive_mail(pool: &PgPool, mail: InboundMail, audit: AuditE
     lock_mailboxes(w.conn(), copies.iter(), size).await?;
     let content_id = insert_content(w.conn(), &c, raw, &attachments).await?;
     insert_inbox_copies(w.conn(), &copies, content_id, &c.message_id, &parents).await?;
+    crate::oversight::insert_held(w.conn(), &held_copies, content_id, &parents, c.created_at).await?;
     w.audit(audit).await?;
     w.commit().await?;
     Ok(())
@@ -809,7 +813,8 @@ pub(crate) async fn delete_for_ever(
         .map_err(db_err)?;
     sqlx::query(
         "DELETE FROM mail_contents c WHERE c.id = ANY($1) \
-         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id)",
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = c.id) \
+         AND NOT EXISTS (SELECT 1 FROM held_mail h WHERE h.content_id = c.id)",
     )
     .bind(&contents)
     .execute(w.conn())

@@ -10,8 +10,8 @@ use loft_core::audit::AuditEntry;
 use loft_core::ids::{IdentityId, MessageId};
 use loft_core::mail::{MailCopy, MessageStatus, StorePage};
 use loft_core::oversight::{
-    Approval, ApprovalId, ApprovalQuery, ApprovalStatus, DecisionQuery, ModeRequest, NewHold, NewModeRequest, Release,
-    StoredDecision, StoredEdit,
+    Approval, ApprovalId, ApprovalQuery, ApprovalStatus, DecisionQuery, HoldDirection, ModeRequest, NewHold,
+    NewModeRequest, Release, StoredDecision, StoredEdit,
 };
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
@@ -44,9 +44,52 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-const SELECT: &str = "SELECT a.seq, a.id, a.identity_id, a.message_id, a.status, a.reasons, a.created_at, \
-     a.expires_at, a.decided_at, a.decided_by, a.reason, a.edit_count, a.edited_at, a.edited_by, c.from_addr, c.subject, c.to_addrs, c.cc_addrs, m.bcc_addrs \
-     FROM approvals a JOIN messages m ON m.id = a.message_id JOIN mail_contents c ON c.id = m.content_id";
+/// Writes held incoming copies of stored content (apart from their owners' mailboxes) and
+/// their approvals (direction `receive`).
+pub(crate) async fn insert_held(
+    conn: &mut PgConnection,
+    held: &[loft_core::oversight::HeldCopy],
+    content_id: i64,
+    parents: &[String],
+    at: Timestamp,
+) -> Result<()> {
+    for h in held {
+        sqlx::query(
+            "INSERT INTO held_mail (id, owner_id, new_thread_id, content_id, parents) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(h.copy.id.as_str())
+        .bind(h.copy.owner.as_str())
+        .bind(h.copy.new_thread_id.as_str())
+        .bind(content_id)
+        .bind(rows::to_json(&parents)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO approvals (id, identity_id, message_id, direction, status, reasons, created_at, expires_at) \
+             VALUES ($1, $2, $3, 'receive', 'pending', $4, $5, $6)",
+        )
+        .bind(h.hold.id.as_str())
+        .bind(h.copy.owner.as_str())
+        .bind(h.copy.id.as_str())
+        .bind(rows::to_json(&h.hold.reasons)?)
+        .bind(at.as_micros())
+        .bind(h.hold.expires_at.as_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+// A `send` approval's mail is its sender copy; a `receive` approval's is its held copy, then
+// (once released) its recipient's inbox copy.
+const SELECT: &str = "SELECT a.seq, a.id, a.identity_id, a.message_id, a.direction, a.status, a.reasons, a.created_at, \
+     a.expires_at, a.decided_at, a.decided_by, a.reason, a.edit_count, a.edited_at, a.edited_by, c.from_addr, c.subject, \
+     c.to_addrs, c.cc_addrs, COALESCE(m.bcc_addrs, '[]') AS bcc_addrs, m.unread \
+     FROM approvals a LEFT JOIN messages m ON m.id = a.message_id \
+     LEFT JOIN held_mail h ON a.direction = 'receive' AND h.id = a.message_id \
+     JOIN mail_contents c ON c.id = COALESCE(h.content_id, m.content_id)";
 
 fn approval(row: &PgRow) -> Result<(i64, Approval)> {
     let id: String = col(row, "id")?;
@@ -54,8 +97,10 @@ fn approval(row: &PgRow) -> Result<(i64, Approval)> {
     let decided_by: Option<String> = col(row, "decided_by")?;
     let edited_by: Option<String> = col(row, "edited_by")?;
     let edit_count: i32 = col(row, "edit_count")?;
+    let direction: String = col(row, "direction")?;
     let a = Approval {
         status: ApprovalStatus::parse_stored(&status, &id)?,
+        direction: HoldDirection::parse_stored(&direction, &id)?,
         id: ApprovalId::from_trusted(id),
         identity_id: IdentityId::from_trusted(col(row, "identity_id")?),
         from: EmailAddress::from_trusted(col(row, "from_addr")?),
@@ -93,6 +138,9 @@ pub(crate) async fn get(pool: &PgPool, id: &ApprovalId) -> Result<Option<Approva
 pub(crate) async fn list(pool: &PgPool, q: &ApprovalQuery) -> Result<StorePage<Approval>> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(SELECT);
     qb.push(" WHERE TRUE");
+    if let Some(direction) = q.direction {
+        qb.push(" AND a.direction = ").push_bind(direction.as_str());
+    }
     if let Some(identity) = &q.identity {
         qb.push(" AND a.identity_id = ").push_bind(identity.as_str().to_owned());
     }
@@ -131,10 +179,10 @@ pub(crate) async fn list(pool: &PgPool, q: &ApprovalQuery) -> Result<StorePage<A
 pub(crate) async fn decide(pool: &PgPool, d: &StoredDecision, audit: AuditEntry) -> Result<()> {
     let mut w = WriteTx::begin(pool).await?;
     let approving = d.status == ApprovalStatus::Approved;
-    let updated: Option<(String, String)> = sqlx::query_as(
+    let updated: Option<(String, String, String)> = sqlx::query_as(
         "UPDATE approvals SET status = $2, decided_at = $3, decided_by = $4, reason = $5 \
          WHERE id = $1 AND status = 'pending' AND (NOT $6 OR expires_at > $3) \
-         AND ($7::integer IS NULL OR edit_count = $7) RETURNING message_id, identity_id",
+         AND ($7::integer IS NULL OR edit_count = $7) RETURNING message_id, identity_id, direction",
     )
     .bind(d.id.as_str())
     .bind(d.status.as_str())
@@ -146,10 +194,19 @@ pub(crate) async fn decide(pool: &PgPool, d: &StoredDecision, audit: AuditEntry)
     .fetch_optional(w.conn())
     .await
     .map_err(db_err)?;
-    let Some((message_id, composer)) = updated else {
+    let Some((message_id, composer, direction)) = updated else {
         // Nothing moved: say why, from what is there now.
         return Err(why_not(w.conn(), &d.id, d.at, "approved").await);
     };
+    if direction == HoldDirection::Receive.as_str() {
+        // Held incoming mail: no sender copy, and no decision number (its recipient composed
+        // nothing to be told about).
+        if approving {
+            release_held(w.conn(), &message_id, d.release.as_ref()).await?;
+        }
+        w.audit(audit).await?;
+        return w.commit().await;
+    }
     let message_status = match d.status {
         ApprovalStatus::Approved => MessageStatus::Sent,
         ApprovalStatus::Rejected => MessageStatus::Rejected,
@@ -210,7 +267,7 @@ pub(crate) async fn decide(pool: &PgPool, d: &StoredDecision, audit: AuditEntry)
 /// See [`loft_core::store::OversightStore::list_decisions`].
 pub(crate) async fn decisions(pool: &PgPool, q: &DecisionQuery) -> Result<Vec<(i64, Approval)>> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(SELECT.replacen("SELECT ", "SELECT a.decided_seq, ", 1));
-    qb.push(" WHERE a.identity_id = ")
+    qb.push(" WHERE a.direction = 'send' AND a.identity_id = ")
         .push_bind(q.identity.as_str().to_owned())
         .push(" AND a.decided_seq IS NOT NULL AND a.decided_seq <= ")
         .push_bind(q.upto_seq);
@@ -245,10 +302,75 @@ pub(crate) async fn write_copies(conn: &mut PgConnection, message_id: &str, rele
         .extend(serde_json::from_str::<Vec<String>>(&refs).map_err(|e| Error::internal(format!("stored refs: {e}")))?);
     lock_mailboxes(&mut *conn, &release.recipient_copies, size).await?;
     insert_inbox_copies(&mut *conn, &release.recipient_copies, content_id, &header_id, &parents).await?;
+    let composed: i64 = sqlx::query_scalar("SELECT created_at FROM mail_contents WHERE id = $1")
+        .bind(content_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    insert_held(
+        &mut *conn,
+        &release.held_copies,
+        content_id,
+        &parents,
+        Timestamp::from_micros(composed),
+    )
+    .await?;
     for job in &release.jobs {
         crate::jobs::insert(&mut *conn, job).await?;
     }
     Ok(())
+}
+
+/// Writes a released held copy into its owner's inbox (threaded now, under its mailbox lock)
+/// and the contacts the release records.
+async fn release_held(conn: &mut PgConnection, id: &str, release: Option<&Release>) -> Result<()> {
+    let (owner, new_thread, content_id, parents, header_id, size): (String, String, i64, String, String, i64) =
+        sqlx::query_as(
+            "SELECT h.owner_id, h.new_thread_id, h.content_id, h.parents, c.message_id, c.size \
+             FROM held_mail h JOIN mail_contents c ON c.id = h.content_id WHERE h.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::internal(format!("held mail {id} is missing")))?;
+    let parents: Vec<String> =
+        serde_json::from_str(&parents).map_err(|e| Error::internal(format!("stored parents: {e}")))?;
+    let copy = MailCopy {
+        id: MessageId::from_trusted(id.to_owned()),
+        owner: IdentityId::from_trusted(owner),
+        folder: loft_core::mail::Folder::Inbox,
+        new_thread_id: loft_core::ids::ThreadId::from_trusted(new_thread),
+    };
+    let copies = std::slice::from_ref(&copy);
+    lock_mailboxes(&mut *conn, copies, size).await?;
+    insert_inbox_copies(&mut *conn, copies, content_id, &header_id, &parents).await?;
+    sqlx::query("UPDATE held_mail SET content_id = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    if let Some(r) = release {
+        crate::caps::touch_contacts(&mut *conn, &r.contacts).await?;
+    }
+    Ok(())
+}
+
+/// A held incoming copy as its owner will see it (see `OversightStore::held_message`).
+pub(crate) async fn held_message(pool: &PgPool, id: &MessageId) -> Result<Option<loft_core::mail::Message>> {
+    let row = sqlx::query(
+        "SELECT 0::bigint AS seq, h.id, h.new_thread_id AS thread_id, 'inbox' AS folder, 'received' AS status, \
+         TRUE AS unread, '[]' AS bcc_addrs, '[]' AS delivery, NULL::bigint AS send_at, FALSE AS archived, \
+         NULL::bigint AS trashed_at, c.message_id, c.in_reply_to, c.refs, c.from_addr, c.from_name, c.to_addrs, \
+         c.cc_addrs, c.subject, c.body_text, c.body_html, c.extracted_text, c.authentication, c.created_at, c.size, \
+         c.attachments, ARRAY[]::text[] AS labels \
+         FROM held_mail h JOIN mail_contents c ON c.id = h.content_id WHERE h.id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(crate::mail::message).transpose()
 }
 
 /// Why a conditional update of a pending approval (a decision or an edit at `at`) found
@@ -306,6 +428,10 @@ impl loft_core::store::OversightStore for crate::PostgresStore {
 
     async fn get_approval(&self, id: &ApprovalId) -> Result<Option<Approval>> {
         self::get(&self.pool, id).await
+    }
+
+    async fn held_message(&self, id: &MessageId) -> Result<Option<loft_core::mail::Message>> {
+        self::held_message(&self.pool, id).await
     }
 
     async fn list_approvals(&self, query: ApprovalQuery) -> Result<StorePage<Approval>> {

@@ -41,6 +41,9 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
     for copy in &mail.recipient_copies {
         insert_copy(conn, c, held, &mail.delivery, &shared, copy, false).await?;
     }
+    for h in &mail.held_copies {
+        insert_held(conn, c, &shared, h).await?;
+    }
     for job in &mail.jobs {
         crate::jobs::insert(conn, job).await?;
     }
@@ -67,6 +70,9 @@ pub(crate) async fn receive(conn: &mut SqliteConnection, mail: InboundMail, audi
     let shared = Shared::store(conn, c, &mail.raw, &mail.attachments, &[]).await?;
     for copy in &mail.copies {
         insert_copy(conn, c, false, &[], &shared, copy, false).await?;
+    }
+    for h in &mail.held_copies {
+        insert_held(conn, c, &shared, h).await?;
     }
     audit::append(conn, audit_entry).await?;
     Ok(())
@@ -237,6 +243,41 @@ async fn insert_copy(
     .last_insert_rowid();
     add_usage(conn, &copy.owner, shared.size).await?;
     Ok(seq)
+}
+
+/// Writes a held incoming copy (apart from its owner's mailbox) and its approval.
+async fn insert_held(
+    conn: &mut SqliteConnection,
+    c: &MailContent,
+    shared: &Shared,
+    h: &loft_core::oversight::HeldCopy,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO held_mail (id, owner_id, new_thread_id, content_id, parents, message_id, in_reply_to, refs, \
+         from_addr, from_name, to_addrs, cc_addrs, subject, snippet, authentication, created_at, size) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(h.copy.id.as_str().to_owned())
+    .bind(h.copy.owner.as_str().to_owned())
+    .bind(h.copy.new_thread_id.as_str().to_owned())
+    .bind(shared.content_id)
+    .bind(shared.parents.clone())
+    .bind(c.message_id.clone())
+    .bind(c.in_reply_to.clone())
+    .bind(shared.refs.clone())
+    .bind(c.from.as_str().to_owned())
+    .bind(c.from_name.clone())
+    .bind(shared.to.clone())
+    .bind(shared.cc.clone())
+    .bind(c.subject.clone())
+    .bind(shared.snippet.clone())
+    .bind(shared.authentication.clone())
+    .bind(c.created_at.as_micros())
+    .bind(shared.size)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    crate::oversight::insert_receive_hold(conn, h, c.created_at).await
 }
 
 /// Adds a copy's bytes to its mailbox's running total.
@@ -568,9 +609,11 @@ pub(crate) async fn delete_for_ever(
     // The shared content and bytes go with the last copy that refers to them.
     for sql in [
         "DELETE FROM mail_raw WHERE content_id IN (SELECT value FROM json_each(?))
-         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = mail_raw.content_id)",
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = mail_raw.content_id)
+         AND NOT EXISTS (SELECT 1 FROM held_mail h WHERE h.content_id = mail_raw.content_id)",
         "DELETE FROM mail_contents WHERE id IN (SELECT value FROM json_each(?))
-         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = mail_contents.id)",
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.content_id = mail_contents.id)
+         AND NOT EXISTS (SELECT 1 FROM held_mail h WHERE h.content_id = mail_contents.id)",
     ] {
         sqlx::query(sql)
             .bind(contents_json.clone())

@@ -7,8 +7,8 @@ use loft_core::audit::AuditEntry;
 use loft_core::ids::{IdentityId, MessageId};
 use loft_core::mail::{MailCopy, MessageStatus, StorePage};
 use loft_core::oversight::{
-    Approval, ApprovalId, ApprovalQuery, ApprovalStatus, DecisionQuery, ModeRequest, NewHold, NewModeRequest, Release,
-    StoredDecision, StoredEdit,
+    Approval, ApprovalId, ApprovalQuery, ApprovalStatus, DecisionQuery, HoldDirection, ModeRequest, NewHold,
+    NewModeRequest, Release, StoredDecision, StoredEdit,
 };
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
@@ -40,10 +40,39 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-const COLS: &str = "a.seq, a.id, a.identity_id, a.message_id, a.status, a.reasons, a.created_at, a.expires_at, \
-                    a.decided_at, a.decided_by, a.reason, a.edit_count, a.edited_at, a.edited_by, m.from_addr, \
-                    m.subject, m.to_addrs, m.cc_addrs, m.bcc_addrs";
-const FROM: &str = " FROM approvals a JOIN messages m ON m.id = a.message_id";
+/// Writes the approval of a held incoming copy (direction `receive`; see `mail::insert_held`).
+pub(crate) async fn insert_receive_hold(
+    conn: &mut SqliteConnection,
+    h: &loft_core::oversight::HeldCopy,
+    at: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO approvals (id, identity_id, message_id, direction, status, reasons, created_at, expires_at)
+         VALUES (?, ?, ?, 'receive', 'pending', ?, ?, ?)",
+    )
+    .bind(h.hold.id.as_str().to_owned())
+    .bind(h.copy.owner.as_str().to_owned())
+    .bind(h.copy.id.as_str().to_owned())
+    .bind(to_json(&h.hold.reasons, "reasons")?)
+    .bind(at.as_micros())
+    .bind(h.hold.expires_at.as_micros())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+// A `send` approval's mail is its sender copy (`messages`); a `receive` approval's is its held
+// copy (`held_mail`, kept after the release).
+const COLS: &str = "a.seq, a.id, a.identity_id, a.message_id, a.direction, a.status, a.reasons, a.created_at, \
+                    a.expires_at, a.decided_at, a.decided_by, a.reason, a.edit_count, a.edited_at, a.edited_by, \
+                    COALESCE(h.from_addr, m.from_addr) AS from_addr, COALESCE(h.subject, m.subject) AS subject, \
+                    COALESCE(h.to_addrs, m.to_addrs) AS to_addrs, COALESCE(h.cc_addrs, m.cc_addrs) AS cc_addrs, \
+                    CASE WHEN h.id IS NULL THEN m.bcc_addrs ELSE '[]' END AS bcc_addrs";
+const FROM: &str = " FROM approvals a LEFT JOIN messages m ON a.direction = 'send' AND m.id = a.message_id \
+                     LEFT JOIN held_mail h ON a.direction = 'receive' AND h.id = a.message_id";
+/// Leaves out approvals whose mail is gone (a sender copy deleted for ever).
+const FOUND: &str = " (m.id IS NOT NULL OR h.id IS NOT NULL)";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -51,6 +80,7 @@ struct Row {
     id: String,
     identity_id: String,
     message_id: String,
+    direction: String,
     status: String,
     reasons: String,
     created_at: i64,
@@ -78,6 +108,7 @@ impl Row {
         };
         Ok(Approval {
             status: ApprovalStatus::parse_stored(&self.status, &self.id)?,
+            direction: HoldDirection::parse_stored(&self.direction, &self.id)?,
             id: ApprovalId::from_trusted(self.id),
             identity_id: IdentityId::from_trusted(self.identity_id),
             from: loft_core::address::EmailAddress::from_trusted(self.from_addr),
@@ -108,7 +139,7 @@ impl Row {
 }
 
 pub(crate) async fn get(conn: &mut SqliteConnection, id: &ApprovalId) -> Result<Option<Approval>> {
-    let sql = format!("SELECT {COLS}{FROM} WHERE a.id = ?");
+    let sql = format!("SELECT {COLS}{FROM} WHERE{FOUND} AND a.id = ?");
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id.as_str().to_owned())
         .fetch_optional(&mut *conn)
@@ -119,7 +150,10 @@ pub(crate) async fn get(conn: &mut SqliteConnection, id: &ApprovalId) -> Result<
 
 pub(crate) async fn list(conn: &mut SqliteConnection, q: ApprovalQuery) -> Result<StorePage<Approval>> {
     let limit = page_limit(q.limit);
-    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLS}{FROM} WHERE 1 = 1"));
+    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLS}{FROM} WHERE{FOUND}"));
+    if let Some(direction) = q.direction {
+        sql.push(" AND a.direction = ").push_bind(direction.as_str());
+    }
     if let Some(identity) = &q.identity {
         sql.push(" AND a.identity_id = ")
             .push_bind(identity.as_str().to_owned());
@@ -159,8 +193,9 @@ pub(crate) async fn list(conn: &mut SqliteConnection, q: ApprovalQuery) -> Resul
 
 /// See [`loft_core::store::OversightStore::list_decisions`].
 pub(crate) async fn decisions(conn: &mut SqliteConnection, q: DecisionQuery) -> Result<Vec<(i64, Approval)>> {
-    let mut sql: QueryBuilder<Sqlite> =
-        QueryBuilder::new(format!("SELECT a.decided_seq, {COLS}{FROM} WHERE a.identity_id = "));
+    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+        "SELECT a.decided_seq, {COLS}{FROM} WHERE{FOUND} AND a.direction = 'send' AND a.identity_id = "
+    ));
     sql.push_bind(q.identity.as_str().to_owned())
         .push(" AND a.decided_seq IS NOT NULL AND a.decided_seq <= ")
         .push_bind(q.upto_seq);
@@ -193,13 +228,13 @@ pub(crate) async fn latest_decision(conn: &mut SqliteConnection, identity: &Iden
 
 /// See [`loft_core::store::OversightStore::decide_approval`].
 pub(crate) async fn decide(conn: &mut SqliteConnection, d: StoredDecision, audit_entry: AuditEntry) -> Result<()> {
-    let found: Option<(String, i64, String, i64)> =
-        sqlx::query_as("SELECT status, expires_at, message_id, edit_count FROM approvals WHERE id = ?")
+    let found: Option<(String, i64, String, i64, String)> =
+        sqlx::query_as("SELECT status, expires_at, message_id, edit_count, direction FROM approvals WHERE id = ?")
             .bind(d.id.as_str().to_owned())
             .fetch_optional(&mut *conn)
             .await
             .map_err(map_err)?;
-    let Some((status, expires_at, message_id, edit_count)) = found else {
+    let Some((status, expires_at, message_id, edit_count, direction)) = found else {
         return Err(Error::not_found("approval"));
     };
     if status != "pending" {
@@ -217,10 +252,12 @@ pub(crate) async fn decide(conn: &mut SqliteConnection, d: StoredDecision, audit
     if d.expected_edits.is_some_and(|n| i64::from(n) != edit_count) {
         return Err(edited(&d.id));
     }
-    // The composer's next decision number: one writer, so its highest plus one.
+    // The composer's next decision number: one writer, so its highest plus one. Held incoming
+    // mail gets none: its recipient composed nothing to be told about.
     let done = sqlx::query(
         "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, reason = ?, decided_seq = \
-         (SELECT COALESCE(MAX(b.decided_seq), 0) + 1 FROM approvals b WHERE b.identity_id = approvals.identity_id) \
+         CASE WHEN direction = 'send' THEN \
+         (SELECT COALESCE(MAX(b.decided_seq), 0) + 1 FROM approvals b WHERE b.identity_id = approvals.identity_id) END \
          WHERE id = ? AND status = 'pending'",
     )
     .bind(d.status.as_str())
@@ -236,6 +273,13 @@ pub(crate) async fn decide(conn: &mut SqliteConnection, d: StoredDecision, audit
             "already_decided",
             format!("approval {} was already decided", d.id),
         ));
+    }
+    if direction == HoldDirection::Receive.as_str() {
+        if d.status == ApprovalStatus::Approved {
+            release_held(conn, &message_id, d.release.as_ref()).await?;
+        }
+        audit::append(conn, audit_entry).await?;
+        return Ok(());
     }
     let message_status = match d.status {
         ApprovalStatus::Approved => MessageStatus::Sent,
@@ -312,11 +356,92 @@ pub(crate) async fn write_copies(conn: &mut SqliteConnection, message_id: &str, 
         .map_err(map_err)?;
         crate::mail::add_usage(conn, &copy.owner, size).await?;
     }
+    for h in &release.held_copies {
+        sqlx::query(
+            "INSERT INTO held_mail (id, owner_id, new_thread_id, content_id, parents, message_id, in_reply_to, refs, \
+             from_addr, from_name, to_addrs, cc_addrs, subject, snippet, authentication, created_at, size)
+             SELECT ?, ?, ?, content_id, ?, message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
+             subject, snippet, authentication, created_at, size FROM messages WHERE id = ?",
+        )
+        .bind(h.copy.id.as_str().to_owned())
+        .bind(h.copy.owner.as_str().to_owned())
+        .bind(h.copy.new_thread_id.as_str().to_owned())
+        .bind(parents.clone())
+        .bind(message_id.to_owned())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        let at: i64 = sqlx::query_scalar("SELECT created_at FROM messages WHERE id = ?")
+            .bind(message_id.to_owned())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        insert_receive_hold(conn, h, Timestamp::from_micros(at)).await?;
+    }
     for job in &release.jobs {
         crate::jobs::insert(conn, job).await?;
     }
     crate::caps::touch_contacts(conn, &release.contacts).await?;
     Ok(())
+}
+
+/// Writes a released held copy into its owner's inbox (threaded now), and the contacts the
+/// release records. The held row keeps its headers for the approval's listing.
+async fn release_held(conn: &mut SqliteConnection, id: &str, release: Option<&Release>) -> Result<()> {
+    let (owner, new_thread, parents, size): (String, String, String, i64) = sqlx::query_as(
+        "SELECT owner_id, new_thread_id, parents, size FROM held_mail WHERE id = ? AND content_id IS NOT NULL",
+    )
+    .bind(id.to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .ok_or_else(|| Error::internal(format!("held mail {id} is missing")))?;
+    let owner = IdentityId::from_trusted(owner);
+    let thread = crate::mail::thread_of(conn, &owner, &parents)
+        .await?
+        .unwrap_or(new_thread);
+    sqlx::query(
+        "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, in_reply_to, refs, \
+         from_addr, from_name, to_addrs, cc_addrs, bcc_addrs, subject, snippet, authentication, unread, \
+         created_at, size, delivery, status)
+         SELECT id, owner_id, ?, 'inbox', content_id, message_id, in_reply_to, refs, from_addr, from_name, to_addrs, \
+         cc_addrs, '[]', subject, snippet, authentication, 1, created_at, size, '[]', 'received'
+         FROM held_mail WHERE id = ?",
+    )
+    .bind(thread)
+    .bind(id.to_owned())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    sqlx::query("UPDATE held_mail SET content_id = NULL WHERE id = ?")
+        .bind(id.to_owned())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    crate::mail::add_usage(conn, &owner, size).await?;
+    if let Some(r) = release {
+        crate::caps::touch_contacts(conn, &r.contacts).await?;
+    }
+    Ok(())
+}
+
+/// A held incoming copy as its owner will see it (see `OversightStore::held_message`).
+pub(crate) async fn held_message(
+    conn: &mut SqliteConnection,
+    id: &MessageId,
+) -> Result<Option<loft_core::mail::Message>> {
+    let row: Option<crate::rows::MessageRow> = sqlx::query_as(
+        "SELECT 0 AS seq, h.id, h.new_thread_id AS thread_id, 'inbox' AS folder, h.message_id, h.in_reply_to, h.refs, \
+         h.from_addr, h.from_name, h.to_addrs, h.cc_addrs, '[]' AS bcc_addrs, h.subject, c.text, c.html, \
+         c.extracted_text, h.authentication, 1 AS unread, h.created_at, h.size, '[]' AS delivery, \
+         'received' AS status, NULL AS send_at, 0 AS archived, NULL AS trashed_at, c.attachments \
+         FROM held_mail h JOIN mail_contents c ON c.id = h.content_id WHERE h.id = ?",
+    )
+    .bind(id.as_str().to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    row.map(|r| r.into_message(Vec::new())).transpose()
 }
 
 /// The refusal of a decision or edit planned from a version of the mail edited since.
@@ -360,6 +485,12 @@ impl loft_core::store::OversightStore for crate::SqliteStore {
     async fn get_approval(&self, id: &ApprovalId) -> Result<Option<Approval>> {
         let mut tx = self.reading().await?;
         let out = self::get(&mut tx, id).await;
+        crate::done(tx, out).await
+    }
+
+    async fn held_message(&self, id: &MessageId) -> Result<Option<loft_core::mail::Message>> {
+        let mut tx = self.reading().await?;
+        let out = self::held_message(&mut tx, id).await;
         crate::done(tx, out).await
     }
 

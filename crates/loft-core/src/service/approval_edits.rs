@@ -90,6 +90,13 @@ impl Loft {
             ));
         }
         let approval = self.pending(actor, &ApprovalId::parse(id)?).await?;
+        if approval.direction == crate::oversight::HoldDirection::Receive {
+            return Err(Error::conflict(
+                "received_mail_not_editable",
+                "held incoming mail is released as it arrived or rejected: a reviewer edits only mail an agent sends",
+            )
+            .with_hint("approve it to release it to its recipient, or reject it with a reason"));
+        }
         let composer = self.active_composer(&approval).await?;
         let before = self
             .store

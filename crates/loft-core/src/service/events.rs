@@ -78,6 +78,10 @@ impl EventScope {
         if self.reviewer && for_reviewers(e.kind) {
             return true;
         }
+        // Held incoming mail is the reviewers' business: its recipient may not see it yet.
+        if for_reviewers(e.kind) && e.payload.get("direction").and_then(|d| d.as_str()) == Some("receive") {
+            return false;
+        }
         e.identity.as_ref() == Some(own) && self.scopes.as_ref().is_some_and(|s| kind_allowed(s, e.kind))
     }
 
@@ -393,6 +397,7 @@ pub(crate) fn decided(
         &approval.identity_id,
         serde_json::json!({
             "approval_id": approval.id, "message_id": approval.message_id,
+            "direction": approval.direction.as_str(),
             "status": status.as_str(), "reason": reason,
             "decided_by": { "kind": by.kind, "address": by.address },
         }),

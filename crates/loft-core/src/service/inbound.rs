@@ -178,6 +178,9 @@ impl Loft {
                 new_thread_id: ThreadId::generate(r),
             })
             .collect();
+        // Recipients who hold incoming mail get their copy once a reviewer releases it; the
+        // sender is told it was accepted either way (as any MTA's filters would).
+        let (delivered, held_copies) = self.hold_incoming(&content.from, copies.clone(), now).await?;
         let receipt = InboundReceipt {
             message_id: message_id.clone(),
             copies: accepted
@@ -195,6 +198,7 @@ impl Loft {
             "recipients": receipt.copies.iter().map(|(a, id)| serde_json::json!({"address": a, "message": id})).collect::<Vec<_>>(),
             "refused": receipt.refused.iter().map(|(a, code)| serde_json::json!({"address": a, "code": code})).collect::<Vec<_>>(),
             "verdict": content.authentication.verdict,
+            "held": held_copies.iter().map(|h| serde_json::json!({"message": h.copy.id, "approval": h.hold.id})).collect::<Vec<_>>(),
             "size": size,
             "attachments": parsed.attachments.len(),
         });
@@ -204,7 +208,7 @@ impl Loft {
             copies.first().map(|c| c.id.to_string()),
             details,
         );
-        audit.events = copies
+        audit.events = delivered
             .iter()
             .map(|c| {
                 crate::events::NewEvent::new(
@@ -217,11 +221,17 @@ impl Loft {
                 )
             })
             .collect();
+        audit.events.extend(super::inbound_holds::held_events(
+            &held_copies,
+            &content.from,
+            &content.subject,
+        ));
         let woken = super::events::raised_by(&audit);
         let mail = InboundMail {
             content,
             raw: stored,
-            copies,
+            copies: delivered,
+            held_copies,
             attachments: parsed.attachments,
         };
         self.store.receive_mail(mail, audit).await?;
@@ -230,8 +240,8 @@ impl Loft {
     }
 }
 
-/// Whether `identity`'s receive rules refuse mail from `sender` (a `hold` rule, which
-/// `add_rule` does not accept for `receive`, lets the mail in: it is kept, never lost).
+/// Whether `identity`'s receive rules refuse mail from `sender` (a `hold` rule lets the mail in:
+/// its copy waits for a reviewer, see `service/inbound_holds.rs`).
 fn refuses(rules: &[crate::rules::Rule], identity: &IdentityId, sender: &EmailAddress) -> bool {
     matches!(
         evaluate(rules, identity, RuleDirection::Receive, sender),

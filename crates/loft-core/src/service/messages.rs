@@ -71,6 +71,13 @@ pub struct WaitParams {
     pub limit: Option<u32>,
 }
 
+/// One attachment of a message, whole (`GET /v0/messages/{id}/attachments/{index}`).
+#[derive(Debug, Clone)]
+pub struct AttachmentFile {
+    pub attachment: mail::Attachment,
+    pub bytes: Vec<u8>,
+}
+
 /// What a wait returns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -292,10 +299,13 @@ impl Loft {
             self.check_mail_quotas(me, &local_recipients, queued, raw.len() as u64, now)
                 .await?;
         }
+        // Local recipients who hold incoming mail get their copy once a reviewer releases it.
+        let (recipient_copies, held_copies) = self.hold_incoming(&content.from, recipient_copies, now).await?;
         let mut details = serde_json::json!({
                 "message_id": content.message_id,
                 "to": content.to, "cc": content.cc, "bcc_count": content.bcc.len(),
                 "delivered": recipient_copies.len(),
+                "held_for_recipients": held_copies.iter().map(|h| serde_json::json!({"message": h.copy.id, "approval": h.hold.id})).collect::<Vec<_>>(),
                 "queued": delivery.iter().filter(|d| d.status == DeliveryStatus::Queued).count(),
                 "size": raw.len(),
                 "oversight_mode": me.oversight_mode,
@@ -332,6 +342,11 @@ impl Loft {
                 &recipient_copies,
             ),
         };
+        audit.events.extend(super::inbound_holds::held_events(
+            &held_copies,
+            &content.from,
+            &content.subject,
+        ));
         let woken = super::events::raised_by(&audit);
         let jobs = mail::delivery_jobs(&me.id, &sender_copy.id, &delivery, now);
         // A held mail records its contacts when it is approved, a scheduled one when it is
@@ -339,13 +354,17 @@ impl Loft {
         let contacts = if held.is_some() || later.is_some() {
             vec![]
         } else {
-            Self::contacts_of_mail(&me.id, &me.address, &all, &local, now)
+            super::inbound_holds::without_held(
+                Self::contacts_of_mail(&me.id, &me.address, &all, &local, now),
+                &held_copies,
+            )
         };
         let mail = NewMail {
             content,
             raw,
             sender_copy,
             recipient_copies,
+            held_copies,
             delivery,
             jobs,
             hold: held,
@@ -678,6 +697,27 @@ impl Loft {
             .raw_message(&me.id, &id)
             .await?
             .ok_or_else(|| per_mailbox(Error::not_found("message")))
+    }
+
+    /// Attachment `index` (0-based, as `attachments` lists them) of one of the caller's
+    /// messages: what the listing says of it, and its decoded bytes.
+    pub async fn get_attachment(&self, actor: &Actor, id: &str, index: u32) -> Result<AttachmentFile> {
+        let me = actor.require(Scope::MailRead)?;
+        let id = MessageId::parse(id)?;
+        let raw = self
+            .store
+            .raw_message(&me.id, &id)
+            .await?
+            .ok_or_else(|| per_mailbox(Error::not_found("message")))?;
+        let (attachment, bytes) = crate::inbound::attachment(&raw, index as usize).ok_or_else(|| {
+            let listed = crate::inbound::parse(&raw).attachments.len();
+            Error::not_found("attachment").with_hint(if listed == 0 {
+                format!("message {id} has no attachments")
+            } else {
+                format!("message {id} has {listed} attachment(s): index 0 to {}", listed - 1)
+            })
+        })?;
+        Ok(AttachmentFile { attachment, bytes })
     }
 
     pub async fn list_threads(&self, actor: &Actor, params: ListThreadsParams) -> Result<Page<ThreadSummary>> {

@@ -13,8 +13,8 @@ use crate::ids::{IdentityId, MessageId, ThreadId};
 use crate::keys::Scope;
 use crate::mail::{self, Delivery, DeliveryStatus, Folder, MailCopy, Message, MessageStatus};
 use crate::oversight::{
-    Approval, ApprovalId, ApprovalQuery, ApprovalStatus, Decider, HoldKind, HoldReason, OversightMode, Release,
-    StoredDecision,
+    Approval, ApprovalId, ApprovalQuery, ApprovalStatus, Decider, HoldDirection, HoldKind, HoldReason, OversightMode,
+    Release, StoredDecision,
 };
 use crate::time::Timestamp;
 use crate::{Error, Result, text};
@@ -25,10 +25,13 @@ use crate::{Error, Result, text};
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListApprovalsParams {
-    /// Only mail composed by this identity (its id).
+    /// Only mail composed by this identity (its id), or held for it (`direction=receive`).
     pub identity: Option<String>,
     /// `pending`, `approved`, `rejected` or `expired`.
     pub status: Option<String>,
+    /// `send` (held outgoing mail) or `receive` (held incoming mail); default both.
+    #[cfg_attr(feature = "openapi", param(pattern = "^(send|receive)$"))]
+    pub direction: Option<String>,
     /// Only approvals at least this many seconds old.
     #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 315_360_000))]
     pub older_than_seconds: Option<u32>,
@@ -44,7 +47,8 @@ pub struct ListApprovalsParams {
 pub struct ApprovalView {
     #[serde(flatten)]
     pub approval: Approval,
-    /// The held mail: recipients, subject, bodies, as it will be sent.
+    /// The held mail: recipients, subject, bodies, as it will be sent (held incoming mail: as
+    /// its recipient will see it once released).
     pub message: Message,
 }
 
@@ -345,6 +349,11 @@ impl Loft {
         let now = self.clock.now();
         let created_before = params.older_than_seconds.map(|s| now.plus_secs(-i64::from(s)));
         let query = ApprovalQuery {
+            direction: params
+                .direction
+                .as_deref()
+                .map(crate::oversight::HoldDirection::parse)
+                .transpose()?,
             identity: params.identity.as_deref().map(IdentityId::parse).transpose()?,
             status: params.status.as_deref().map(ApprovalStatus::parse).transpose()?,
             created_before,
@@ -361,11 +370,20 @@ impl Loft {
     pub async fn get_approval(&self, actor: &Actor, id: &str) -> Result<ApprovalView> {
         Self::reviewer(actor)?;
         let approval = self.load_approval(&ApprovalId::parse(id)?).await?;
-        let mut message = self
-            .store
-            .get_message(&approval.identity_id, &approval.message_id)
-            .await?
-            .ok_or_else(|| Error::internal(format!("approval {} has no message", approval.id)))?;
+        // Held incoming mail is apart from the mailbox until released, and in it afterwards.
+        let held = match approval.direction {
+            HoldDirection::Receive => self.store.held_message(&approval.message_id).await?,
+            HoldDirection::Send => None,
+        };
+        let found = match held {
+            Some(m) => Some(m),
+            None => {
+                self.store
+                    .get_message(&approval.identity_id, &approval.message_id)
+                    .await?
+            }
+        };
+        let mut message = found.ok_or_else(|| Error::internal(format!("approval {} has no message", approval.id)))?;
         message.status = status_of(&approval, message.status);
         Ok(ApprovalView { approval, message })
     }
@@ -386,6 +404,7 @@ impl Loft {
             return Ok(m);
         }
         let query = ApprovalQuery {
+            direction: Some(HoldDirection::Send),
             message: Some(m.id.clone()),
             now: self.clock.now(),
             limit: 1,
@@ -401,8 +420,11 @@ impl Loft {
 
     pub async fn approve(&self, actor: &Actor, id: &str) -> Result<Approval> {
         let decider = Self::reviewer(actor)?;
-        self.check_not_frozen().await?;
         let approval = self.pending(actor, &ApprovalId::parse(id)?).await?;
+        if approval.direction == HoldDirection::Receive {
+            return self.release_incoming(actor, decider, approval).await;
+        }
+        self.check_not_frozen().await?;
         let composer = self.active_composer(&approval).await?;
         let message = self
             .store
@@ -476,7 +498,11 @@ impl Loft {
         self.check_mail_quotas(&composer, &local_recipients, queued, message.size.max(0) as u64, now)
             .await?;
         let jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
-        let contacts = Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now);
+        let (recipient_copies, held_copies) = self.hold_incoming(&message.from, recipient_copies, now).await?;
+        let contacts = super::inbound_holds::without_held(
+            Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now),
+            &held_copies,
+        );
         let mut audit = actor.audit(
             now,
             "approval.approve",
@@ -502,6 +528,11 @@ impl Loft {
             &all,
             &recipient_copies,
         ));
+        audit.events.extend(super::inbound_holds::held_events(
+            &held_copies,
+            &message.from,
+            &message.subject,
+        ));
         let woken = super::events::raised_by(&audit);
         let decision = StoredDecision {
             id: approval.id.clone(),
@@ -511,6 +542,7 @@ impl Loft {
             reason: None,
             release: Some(Release {
                 recipient_copies,
+                held_copies,
                 delivery,
                 jobs,
                 contacts,

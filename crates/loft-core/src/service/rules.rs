@@ -55,7 +55,7 @@ pub struct CreateRuleRequest {
     /// send rules) or `receive` (mail delivered to the identity; the pattern matches the
     /// sender).
     pub direction: RuleDirection,
-    /// `allow`, `block` or `hold` (not for `receive` yet).
+    /// `allow`, `block` or `hold` (for `receive`: the recipient's copy waits for a reviewer).
     pub action: RuleAction,
     /// An exact address (`bob@example.com`), every address of one domain (`*@example.com`), or
     /// `*` (everyone).
@@ -185,13 +185,6 @@ impl Loft {
             }
         };
         let pattern = RulePattern::parse(&req.pattern)?;
-        if req.direction == RuleDirection::Receive && req.action == RuleAction::Hold {
-            return Err(Error::invalid(
-                "hold_not_supported_for_receive",
-                "a `hold` rule for `receive` is not accepted: holding incoming mail for a reviewer is not built yet (inbound holds come with inbound SMTP)",
-            )
-            .with_hint("use `block`, or `allow` rules (which make an allow list of senders), for `receive`"));
-        }
         let note = rules::parse_note(req.note.as_deref())?;
         let existing = self.store.rules_in_effect(identity.as_slice()).await?;
         let at_level = existing.iter().filter(|r| r.identity == identity).count();
@@ -316,9 +309,9 @@ impl Loft {
         }
         for (to, recipient) in all.iter().filter_map(|a| local.get(a).map(|id| (a, id))) {
             match evaluate(&rules, recipient, RuleDirection::Receive, &me.address) {
-                Verdict::Allowed(_) => {}
-                // Not accepted by `add_rule`; should one be stored, holding is the safe reading.
-                Verdict::Held(r) => add_hold(&mut holds, r, to),
+                // A hold holds the recipient's copy for a reviewer (service/inbound_holds.rs),
+                // not the send itself.
+                Verdict::Allowed(_) | Verdict::Held(_) => {}
                 Verdict::Blocked(_) | Verdict::NotAllowed(_) => {
                     let e = Error::policy_denied(
                         "recipient_refuses_sender",

@@ -213,7 +213,11 @@ impl Loft {
         // when it was composed.
         self.check_caps_adding(&composer, &all, 0).await?;
         let jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
-        let contacts = Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now);
+        let (recipient_copies, held_copies) = self.hold_incoming(&message.from, recipient_copies, now).await?;
+        let contacts = super::inbound_holds::without_held(
+            Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now),
+            &held_copies,
+        );
         let audit = system_audit(
             now,
             "mail.release",
@@ -235,6 +239,11 @@ impl Loft {
             &all,
             &recipient_copies,
         );
+        audit.events.extend(super::inbound_holds::held_events(
+            &held_copies,
+            &message.from,
+            &message.subject,
+        ));
         let woken = super::events::raised_by(&audit);
         let release = ScheduledRelease {
             owner: s.owner.clone(),
@@ -243,6 +252,7 @@ impl Loft {
             at: now,
             release: Release {
                 recipient_copies,
+                held_copies,
                 delivery,
                 jobs,
                 contacts,

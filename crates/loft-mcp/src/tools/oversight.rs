@@ -64,8 +64,9 @@ pub(super) fn tools() -> Vec<ToolDef> {
             title: "List held mail",
             scopes: &[Scope::Oversight],
             hints: Hints::READ,
-            description: "List mail that agents composed and Loft held for a human reviewer, newest first: the \
-                 pending ones by default, or those with another status (`approved`, `rejected`, `expired`, `all`), \
+            description: "List mail that agents composed and Loft held for a human reviewer (direction send), and \
+                 mail that arrived for agents whose incoming mail waits for a release (direction receive), newest \
+                 first: the pending ones by default, or those with another status (`approved`, `rejected`, `expired`, `all`), \
                  optionally only one identity's (from_identity). Returns approvals (approval_id, status, from, \
                  to, cc, bcc, subject, held_because, created_at, expires_at) and next_page_token; no bodies: read \
                  a mail whole with approvals_get before deciding with approvals_decide. Subjects are written by \
@@ -77,6 +78,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 s => Some(s.as_str().to_owned()),
             };
             let params = ListApprovalsParams {
+                direction: a.direction.map(|d| d.as_str().to_owned()),
                 identity: a.from_identity,
                 status,
                 older_than_seconds: None,
@@ -229,6 +231,10 @@ pub struct ListApprovalsArgs {
     /// `identity_id`.
     #[serde(default, alias = "identity_id", alias = "identity")]
     pub from_identity: Option<String>,
+    /// Only held outgoing mail (`send`) or only held incoming mail (`receive`: mail that arrived for
+    /// an agent in `gated_all`, waiting for your release); default both.
+    #[serde(default)]
+    pub direction: Option<DirectionFilter>,
     /// How many approvals per page, 1 to 200 (default 20).
     #[serde(default)]
     #[schemars(range(min = 1, max = 200))]
@@ -236,6 +242,23 @@ pub struct ListApprovalsArgs {
     /// The `next_page_token` of the previous page, to get the next one.
     #[serde(default, alias = "cursor")]
     pub page_token: Option<String>,
+}
+
+// Which way held mail was going. (Plain comments, as for `StatusFilter`.)
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectionFilter {
+    Send,
+    Receive,
+}
+
+impl DirectionFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            DirectionFilter::Send => "send",
+            DirectionFilter::Receive => "receive",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

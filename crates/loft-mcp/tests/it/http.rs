@@ -190,7 +190,7 @@ async fn the_2025_11_25_handshake_is_served_without_sessions() {
 
     let v = [("mcp-protocol-version", LEGACY)];
     let list = post(&base, key, &v, &legacy_request(2, "tools/list", &json!({}))).await;
-    assert_eq!(tool_names(&list.json).len(), 33, "{}", list.json);
+    assert_eq!(tool_names(&list.json).len(), 34, "{}", list.json);
     let tool = &list.json["result"]["tools"][1];
     assert_eq!(tool["name"], "mail_send");
     assert!(tool["annotations"]["openWorldHint"].as_bool().unwrap());
@@ -224,7 +224,7 @@ async fn the_2026_07_28_protocol_works_request_by_request() {
 
     let list = post_modern(&base, &a.key, 1, "tools/list", json!({})).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.json);
-    assert_eq!(tool_names(&list.json).len(), 33, "{}", list.json);
+    assert_eq!(tool_names(&list.json).len(), 34, "{}", list.json);
     assert_eq!(
         list.json["result"]["cacheScope"], "private",
         "the list depends on the key"

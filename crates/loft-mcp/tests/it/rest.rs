@@ -26,7 +26,7 @@ async fn tools_over_rest_match_the_local_ones() {
         ok(&call(&ca, "identity_whoami", json!({})).await)["address"],
         alice.address
     );
-    assert_eq!(tool_names(&ca).await.len(), 33);
+    assert_eq!(tool_names(&ca).await.len(), 34);
     let names = tool_names(&cr).await;
     assert!(
         !names.contains(&"mail_send".to_owned()) && names.contains(&"mail_list_messages".to_owned()),

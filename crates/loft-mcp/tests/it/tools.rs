@@ -25,6 +25,7 @@ async fn initialize_names_the_server_and_offers_tools() {
             "mail_list_messages",
             "mail_search",
             "mail_get_message",
+            "mail_get_attachment",
             "mail_reply",
             "mail_forward",
             "mail_list_threads",
@@ -348,4 +349,48 @@ async fn a_received_mail_shows_its_codes_and_links() {
             .starts_with("Loft's heuristic screening flagged"),
         "{full}"
     );
+}
+
+#[tokio::test]
+async fn an_attachment_opens_as_framed_text_or_base64() {
+    let w = World::new().await;
+    let bob = w.agent("bob", None).await;
+    let cb = w.local_client(&bob.key).await;
+    let env = loft_core::inbound::Envelope {
+        client_ip: Some("127.0.0.1".into()),
+        helo: "mx.outside.test".into(),
+        mail_from: Some(loft_core::address::EmailAddress::parse("carol@outside.test").unwrap()),
+        recipients: vec![loft_core::address::EmailAddress::parse(&bob.address).unwrap()],
+    };
+    let raw = format!(
+        "From: Carol <carol@outside.test>\r\nTo: {}\r\nSubject: Files\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nTwo files.\r\n\
+--B\r\nContent-Type: text/csv; name=\"q4.csv\"\r\nContent-Disposition: attachment; filename=\"q4.csv\"\r\n\r\n\
+region,total\r\nnorth,12\r\n--B\r\nContent-Type: application/pdf; name=\"t.pdf\"\r\n\
+Content-Disposition: attachment; filename=\"t.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+aGVsbG8gd29ybGQ=\r\n--B--\r\n",
+        bob.address
+    );
+    w.loft.receive_inbound(&env, raw.as_bytes()).await.unwrap();
+    let inbox = ok(&call(&cb, "mail_list_messages", json!({})).await);
+    let id = inbox["messages"][0]["message_id"].as_str().unwrap().to_owned();
+    let full = ok(&call(&cb, "mail_get_message", json!({"message_id": id})).await);
+    assert_eq!(full["attachments"].as_array().unwrap().len(), 2, "{full}");
+
+    let csv = ok(&call(&cb, "mail_get_attachment", json!({"message_id": id, "index": 0})).await);
+    assert_eq!(csv["name"], "q4.csv");
+    assert_eq!(csv["content_type"], "text/csv");
+    let text = csv["text"].as_str().unwrap();
+    assert!(text.contains("UNTRUSTED") && text.contains("north,12"), "{text}");
+    assert!(csv.get("content_base64").is_none());
+
+    let pdf = ok(&call(&cb, "mail_get_attachment", json!({"message_id": id, "index": 1})).await);
+    assert_eq!(pdf["content_type"], "application/pdf");
+    assert_eq!(pdf["content_base64"], "aGVsbG8gd29ybGQ=");
+    assert_eq!(pdf["size"], 11);
+
+    let missing = call(&cb, "mail_get_attachment", json!({"message_id": id, "index": 2})).await;
+    assert_eq!(error_code(&missing), "not_found");
+    let said = body(&missing).to_string();
+    assert!(said.contains("index 0 to 1"), "{said}");
 }

@@ -153,7 +153,7 @@ impl Fixture {
         let cc = connect(door, &base, &carol.key).await;
 
         let tools = ca.list_tools(None).await.unwrap().tools;
-        assert_eq!(tools.len(), 34, "every tool is offered to a key with every scope");
+        assert_eq!(tools.len(), 35, "every tool is offered to a key with every scope");
         let (mut inputs, mut outputs, mut text_arguments) = (HashMap::new(), HashMap::new(), BTreeSet::new());
         for t in &tools {
             let input = Value::Object((*t.input_schema).clone());
@@ -728,6 +728,12 @@ async fn ids_and_queries(f: &Fixture, s: &str) -> CaseResult {
     // Ids: never one of ours, so refused.
     for (client, tool, field, args) in [
         (&f.cb, "mail_get_message", "message_id", json!({"message_id": s})),
+        (
+            &f.cb,
+            "mail_get_attachment",
+            "message_id",
+            json!({"message_id": s, "index": 0}),
+        ),
         (&f.cb, "mail_reply", "message_id", json!({"message_id": s, "text": "x"})),
         (
             &f.cb,

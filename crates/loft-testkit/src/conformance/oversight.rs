@@ -745,6 +745,7 @@ pub async fn oversight_idempotent_sends(store: Arc<dyn Store>) {
 /// after every step the invariants are checked against the store, written once:
 /// - nothing reaches a mailbox from a gated sender without an approval by someone other than
 ///   its composer, and every delivered mail's sender copy says `sent`;
+/// - mail to an agent in `gated_all` reaches its inbox only once a reviewer releases it;
 /// - nothing is delivered twice;
 /// - a paused identity can do nothing;
 /// - every decision is in the audit log.
@@ -775,8 +776,9 @@ pub async fn oversight_policy_holds_on_random_sequences(store: Arc<dyn Store>) {
         let reviewers = [reviewer(&t, &format!("s{seq}r1")).await.1, op.clone()];
         let mut paused = [false; 3];
         let mut frozen = false;
-        // Model: every approval's composer and whether it was decided.
-        let mut approvals: Vec<(String, usize)> = Vec::new();
+        // Model: every approval's composer (for held incoming mail: its recipient), whether it
+        // holds incoming mail, and whether it was decided.
+        let mut approvals: Vec<(String, usize, bool)> = Vec::new();
         let mut decided: BTreeSet<String> = BTreeSet::new();
         let mut expired: BTreeSet<String> = BTreeSet::new();
         let mut delivered_expected: BTreeMap<usize, usize> = BTreeMap::new();
@@ -805,16 +807,25 @@ pub async fn oversight_policy_holds_on_random_sequences(store: Arc<dyn Store>) {
                     } else if mode[from].gates_outgoing() {
                         let m = r.unwrap();
                         assert_eq!(m.status, MessageStatus::PendingApproval, "{ctx}");
-                        approvals.push((m.approval.unwrap().id.to_string(), from));
+                        approvals.push((m.approval.unwrap().id.to_string(), from, false));
                         *tally.entry("send held").or_default() += 1;
                     } else {
                         assert_eq!(r.unwrap().status, MessageStatus::Sent, "{ctx}");
                         *tally.entry("send sent").or_default() += 1;
-                        *delivered_expected.entry(to).or_default() += 1;
+                        arrive(
+                            &t,
+                            &agents,
+                            &mode,
+                            to,
+                            &mut approvals,
+                            &mut delivered_expected,
+                            &mut tally,
+                        )
+                        .await;
                     }
                 }
                 4 | 5 if !approvals.is_empty() => {
-                    let (id, _) = approvals[g.below(approvals.len())].clone();
+                    let (id, _, incoming) = approvals[g.below(approvals.len())].clone();
                     let who = &reviewers[g.below(2)];
                     let approve = g.chance(70);
                     let r = if approve {
@@ -823,7 +834,8 @@ pub async fn oversight_policy_holds_on_random_sequences(store: Arc<dyn Store>) {
                         let reason = RejectRequest { reason: "no".into() };
                         t.loft.reject(who, &id, reason).await
                     };
-                    if frozen && approve {
+                    // Releasing incoming mail sends nothing: the freeze does not stop it.
+                    if frozen && approve && !incoming && !decided.contains(&id) && !expired.contains(&id) {
                         assert_eq!(expect_err(r).code(), "outgoing_frozen", "{ctx}");
                         *tally.entry("approve refused: frozen").or_default() += 1;
                     } else if decided.contains(&id) {
@@ -838,7 +850,21 @@ pub async fn oversight_policy_holds_on_random_sequences(store: Arc<dyn Store>) {
                         *tally.entry(if approve { "approved" } else { "rejected" }).or_default() += 1;
                         if approve {
                             let to = agents.iter().position(|c| c.identity.address == a.to[0]).unwrap();
-                            *delivered_expected.entry(to).or_default() += 1;
+                            if incoming {
+                                *tally.entry("released").or_default() += 1;
+                                *delivered_expected.entry(to).or_default() += 1;
+                            } else {
+                                arrive(
+                                    &t,
+                                    &agents,
+                                    &mode,
+                                    to,
+                                    &mut approvals,
+                                    &mut delivered_expected,
+                                    &mut tally,
+                                )
+                                .await;
+                            }
                         }
                     }
                 }
@@ -847,7 +873,7 @@ pub async fn oversight_policy_holds_on_random_sequences(store: Arc<dyn Store>) {
                     let secs = if g.chance(30) { ttl + 1 } else { 60 };
                     t.clock.advance_secs(secs);
                     if secs > ttl {
-                        for (id, _) in &approvals {
+                        for (id, _, _) in &approvals {
                             if !decided.contains(id) {
                                 expired.insert(id.clone());
                             }
@@ -900,12 +926,44 @@ pub async fn oversight_policy_holds_on_random_sequences(store: Arc<dyn Store>) {
         "rejected",
         "send refused: frozen",
         "decision refused: expired",
+        "incoming held",
+        "released",
     ] {
         assert!(
             tally.contains_key(branch),
             "the sequences never reached `{branch}`: {tally:?}"
         );
     }
+}
+
+/// The model's view of mail reaching agent `to`: in its inbox, or held for a reviewer when it
+/// is in `gated_all` (then the new approval joins the model's list).
+async fn arrive(
+    t: &TestLoft,
+    agents: &[CreatedIdentity],
+    mode: &[OversightMode],
+    to: usize,
+    approvals: &mut Vec<(String, usize, bool)>,
+    delivered: &mut std::collections::BTreeMap<usize, usize>,
+    tally: &mut std::collections::BTreeMap<&'static str, usize>,
+) {
+    if mode[to] != OversightMode::GatedAll {
+        *delivered.entry(to).or_default() += 1;
+        return;
+    }
+    let q = loft_core::oversight::ApprovalQuery {
+        direction: Some(loft_core::oversight::HoldDirection::Receive),
+        identity: Some(agents[to].identity.id.clone()),
+        limit: 1,
+        ..Default::default()
+    };
+    let newest = t.store().list_approvals(q).await.unwrap().items.pop().unwrap();
+    assert!(
+        approvals.iter().all(|(id, _, _)| id != newest.id.as_str()),
+        "no new incoming hold"
+    );
+    approvals.push((newest.id.to_string(), to, true));
+    *tally.entry("incoming held").or_default() += 1;
 }
 
 /// The invariants of [`oversight_policy_holds_on_random_sequences`], read from the store.
@@ -1660,4 +1718,238 @@ pub async fn oversight_edit_checks_rules_and_first_contact(store: Arc<dyn Store>
         .await
         .unwrap();
     assert_eq!(known.len(), 1, "the approved edit's recipient is a contact now");
+}
+
+/// `gated_all` holds incoming mail: a copy for the agent waits apart from its mailbox until a
+/// reviewer releases it. Until then no read path shows it (list, thread, get, search, wait,
+/// events); the reviewer sees it whole; release puts it in the inbox (and wakes the agent);
+/// rejection keeps it out for good. Mail from outside (SMTP), mail released by a reviewer and
+/// a `receive` hold rule in any mode pass the same gate.
+pub async fn oversight_gated_all_holds_incoming_mail(store: Arc<dyn Store>) {
+    use loft_core::oversight::HoldDirection;
+    use loft_core::rules::{RuleAction, RuleDirection};
+    use loft_core::service::{CreateRuleRequest, EventParams, SearchParams, WaitParams};
+    let t = test_loft(store);
+    let (g_c, g) = agent(&t, "guarded", OversightMode::GatedAll).await;
+    let (s_c, s) = agent(&t, "sender", OversightMode::Autonomous).await;
+    let (_, alice) = reviewer(&t, "alice").await;
+    let op = t.operator().await;
+    let incoming = || ListApprovalsParams {
+        status: Some("pending".into()),
+        direction: Some("receive".into()),
+        ..Default::default()
+    };
+
+    let sent = t
+        .send(&s, &[addr(&g_c)], "Zebra plan", "The zebra plan, in full.")
+        .await;
+    assert_eq!(sent.status, MessageStatus::Sent, "the sender's mail went out");
+    assert_eq!(sent.delivery[0].status, DeliveryStatus::Delivered);
+
+    // The agent sees nothing of it, by any path.
+    assert_eq!(inbox_len(&t, &g).await, 0);
+    let threads = t
+        .loft
+        .list_threads(&g, loft_core::service::ListThreadsParams::default())
+        .await
+        .unwrap();
+    assert!(threads.items.is_empty(), "{threads:?}");
+    let search = t
+        .loft
+        .search_messages(
+            &g,
+            SearchParams {
+                q: "zebra".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(search.items.is_empty());
+    let waited = t
+        .loft
+        .wait_for_mail(
+            &g,
+            WaitParams {
+                timeout_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(waited.items.is_empty() && waited.decisions.is_empty(), "{waited:?}");
+    let events = t.loft.list_events(&g, EventParams::default()).await.unwrap().items;
+    assert!(events.is_empty(), "the agent learns nothing of held mail: {events:?}");
+
+    // The reviewer's queue has it, whole; the agent cannot release it, nobody can edit it.
+    let queue = t.loft.list_approvals(&alice, incoming()).await.unwrap().items;
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    let held = &queue[0];
+    assert_eq!(held.direction, HoldDirection::Receive);
+    assert_eq!(held.identity_id, g_c.identity.id);
+    assert_eq!(held.from.as_str(), addr(&s_c));
+    assert_eq!(held.subject, "Zebra plan");
+    assert_eq!(held.reasons[0].kind, HoldKind::Mode);
+    let outgoing = ListApprovalsParams {
+        direction: Some("send".into()),
+        ..Default::default()
+    };
+    assert!(t.loft.list_approvals(&alice, outgoing).await.unwrap().items.is_empty());
+    let view = t.loft.get_approval(&alice, held.id.as_str()).await.unwrap();
+    assert!(view.message.text.contains("zebra plan"), "{:?}", view.message);
+    assert_eq!(
+        expect_err(t.loft.get_message(&g, held.message_id.as_str()).await).code(),
+        "not_found"
+    );
+    assert_eq!(
+        expect_err(t.loft.approve(&g, held.id.as_str()).await).code(),
+        "missing_scope"
+    );
+    let edit = EditHeldMail {
+        subject: Some("changed".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        expect_err(t.loft.edit_approval(&alice, held.id.as_str(), edit).await).code(),
+        "received_mail_not_editable"
+    );
+    // Freezing outgoing mail does not stop a release: nothing leaves the server.
+    t.loft.set_frozen(&op, true).await.unwrap();
+    let decided = t.loft.approve(&alice, held.id.as_str()).await.unwrap();
+    t.loft.set_frozen(&op, false).await.unwrap();
+    assert_eq!(decided.status, ApprovalStatus::Approved);
+    assert_eq!(decided.direction, HoldDirection::Receive);
+
+    // Released: in the inbox, searchable, announced, under the id the reviewer saw.
+    assert_eq!(inbox_len(&t, &g).await, 1);
+    let got = t.loft.get_message(&g, held.message_id.as_str()).await.unwrap();
+    assert_eq!(got.subject, "Zebra plan");
+    assert_eq!(got.status, MessageStatus::Received);
+    let search = t
+        .loft
+        .search_messages(
+            &g,
+            SearchParams {
+                q: "zebra".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(search.items.len(), 1);
+    let events = t.loft.list_events(&g, EventParams::default()).await.unwrap().items;
+    assert_eq!(
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["message.received"],
+        "{events:?}"
+    );
+    // The reviewer still reads what it released.
+    let view = t.loft.get_approval(&alice, held.id.as_str()).await.unwrap();
+    assert_eq!(view.approval.status, ApprovalStatus::Approved);
+    assert_eq!(view.message.subject, "Zebra plan");
+
+    // A rejected one never reaches the agent; the reviewer can still read it.
+    t.send(&s, &[addr(&g_c)], "Second", "No.").await;
+    let second = t.loft.list_approvals(&alice, incoming()).await.unwrap().items;
+    assert_eq!(second.len(), 1);
+    t.loft
+        .reject(
+            &alice,
+            second[0].id.as_str(),
+            RejectRequest {
+                reason: "not for this agent".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(inbox_len(&t, &g).await, 1);
+    let view = t.loft.get_approval(&alice, second[0].id.as_str()).await.unwrap();
+    assert_eq!(view.approval.status, ApprovalStatus::Rejected);
+    assert_eq!(view.message.text.trim(), "No.");
+    let waited = t
+        .loft
+        .wait_for_mail(
+            &g,
+            WaitParams {
+                timeout_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        waited.decisions.is_empty(),
+        "decisions on mail held for it are not the agent's: {waited:?}"
+    );
+
+    // Mail from outside passes the same gate.
+    let env = loft_core::inbound::Envelope {
+        client_ip: Some("127.0.0.1".into()),
+        helo: "mx.outside.test".into(),
+        mail_from: Some(loft_core::address::EmailAddress::parse("eve@outside.test").unwrap()),
+        recipients: vec![g_c.identity.address.clone(), s_c.identity.address.clone()],
+    };
+    let raw = format!(
+        "From: Eve <eve@outside.test>\r\nTo: {}\r\nCc: {}\r\nSubject: From outside\r\nMessage-ID: <out-1@outside.test>\r\n\r\nHello there.\r\n",
+        addr(&g_c),
+        addr(&s_c)
+    );
+    let receipt = t.loft.receive_inbound(&env, raw.as_bytes()).await.unwrap();
+    assert_eq!(receipt.copies.len(), 2, "accepted for both: {receipt:?}");
+    assert_eq!(inbox_len(&t, &g).await, 1, "held for the gated agent");
+    assert_eq!(inbox_len(&t, &s).await, 1, "delivered to the other");
+    let outside = t.loft.list_approvals(&alice, incoming()).await.unwrap().items;
+    assert_eq!(outside.len(), 1);
+    assert_eq!(outside[0].from.as_str(), "eve@outside.test");
+    t.loft.approve(&op, outside[0].id.as_str()).await.unwrap();
+    let got = t.loft.get_message(&g, outside[0].message_id.as_str()).await.unwrap();
+    assert_eq!(got.subject, "From outside");
+    assert_eq!(inbox_len(&t, &g).await, 2);
+
+    // Held outgoing mail, once approved, meets the recipient's gate too.
+    let (_, careful) = agent(&t, "careful", OversightMode::GatedSend).await;
+    let out = t
+        .loft
+        .send(&careful, mail(&[addr(&g_c)], "Twice held", "x"))
+        .await
+        .unwrap();
+    t.loft.approve(&alice, out.approval.unwrap().id.as_str()).await.unwrap();
+    assert_eq!(inbox_len(&t, &g).await, 2);
+    let again = t.loft.list_approvals(&alice, incoming()).await.unwrap().items;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].subject, "Twice held");
+    t.loft.approve(&alice, again[0].id.as_str()).await.unwrap();
+    assert_eq!(inbox_len(&t, &g).await, 3);
+
+    // A `receive` hold rule holds in any mode, naming the rule.
+    t.loft
+        .add_rule(
+            &op,
+            CreateRuleRequest {
+                identity: Some(s_c.identity.id.to_string()),
+                instance: None,
+                direction: RuleDirection::Receive,
+                action: RuleAction::Hold,
+                pattern: addr(&g_c).into(),
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    t.send(&g, &[addr(&s_c)], "Ruled", "y").await;
+    // The guarded agent's own send is held first (gated_all gates outgoing mail too).
+    let out = t.loft.list_approvals(&alice, pending()).await.unwrap().items;
+    let send_hold = out.iter().find(|a| a.direction == HoldDirection::Send).unwrap();
+    t.loft.approve(&alice, send_hold.id.as_str()).await.unwrap();
+    assert_eq!(
+        inbox_len(&t, &s).await,
+        1,
+        "the rule holds the autonomous recipient's copy"
+    );
+    let ruled = t.loft.list_approvals(&alice, incoming()).await.unwrap().items;
+    assert_eq!(ruled.len(), 1);
+    assert_eq!(ruled[0].identity_id, s_c.identity.id);
+    assert_eq!(ruled[0].reasons[0].kind, HoldKind::Rule);
+    assert!(ruled[0].reasons[0].rule.is_some());
+    t.assert_chain_ok().await;
 }

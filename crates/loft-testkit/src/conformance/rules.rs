@@ -322,10 +322,6 @@ pub async fn rules_management_is_for_the_operator(store: Arc<dyn Store>) {
             "invalid_rule_pattern",
         ),
         (
-            req(Some(a_id), RuleDirection::Receive, RuleAction::Hold, "*"),
-            "hold_not_supported_for_receive",
-        ),
-        (
             CreateRuleRequest {
                 instance: None,
                 ..req(None, RuleDirection::Send, RuleAction::Block, "*")
@@ -361,12 +357,6 @@ pub async fn rules_management_is_for_the_operator(store: Arc<dyn Store>) {
         assert_eq!(e.code(), code, "{shown}: {e:?}");
         assert!(matches!(e, Error::Invalid(_)), "{shown}: {e:?}");
     }
-    let hold = expect_err(
-        t.loft
-            .add_rule(&op, req(Some(a_id), RuleDirection::Receive, RuleAction::Hold, "*"))
-            .await,
-    );
-    assert!(hold.to_string().contains("not built yet"), "{hold}");
     let ghost = IdentityId::generate(&OsRandom);
     let e = expect_err(
         t.loft

@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(wait_for_mail))
         .routes(routes!(get_message, update_message, delete_message))
         .routes(routes!(raw_message))
+        .routes(routes!(get_attachment))
         .routes(routes!(reply))
         .routes(routes!(forward))
         .routes(routes!(cancel_scheduled))
@@ -135,6 +136,99 @@ async fn raw_message(
 ) -> ApiResult<Response> {
     let raw = s.loft.raw_message(&actor, &id).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+/// One attachment of a received message, its decoded bytes: `index` counts from 0 in the order
+/// the message's `attachments` lists them. Served as a download (`Content-Disposition:
+/// attachment`, sandboxed); types a browser would run (HTML, SVG, XML, JavaScript) are served
+/// as `application/octet-stream`.
+#[utoipa::path(get, path = "/v0/messages/{id}/attachments/{index}", tag = "mail",
+    params(
+        ("id" = String, Path, description = "message id", pattern = r"^msg_[a-z2-7]{1,64}$"),
+        ("index" = u32, Path, description = "the attachment's place in `attachments`, from 0", minimum = 0, maximum = 99),
+    ),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
+async fn get_attachment(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath((id, index)): AppPath<(String, u32)>,
+) -> ApiResult<Response> {
+    let file = s.loft.get_attachment(&actor, &id, index).await?;
+    let a = &file.attachment;
+    let content_type = download_type(&a.content_type);
+    let name = a.name.as_deref().unwrap_or("attachment");
+    let disposition = format!(
+        "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+        ascii_filename(name),
+        percent_encode(name)
+    );
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'".to_owned(),
+        ),
+    ];
+    Ok((headers, file.bytes).into_response())
+}
+
+/// The type an attachment is served as: its own when a browser would only display it, else
+/// `application/octet-stream` (a mail from anyone must not run script on this origin).
+fn download_type(declared: &str) -> String {
+    let ok_token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let Some((top, sub)) = declared.split_once('/') else {
+        return "application/octet-stream".into();
+    };
+    let scriptable = matches!(top, "text" if sub != "plain" && sub != "csv" && sub != "calendar")
+        || sub.contains("xml")
+        || sub.contains("javascript")
+        || sub.contains("html")
+        || top == "multipart"
+        || top == "message";
+    if !ok_token(top) || !ok_token(sub) || scriptable {
+        return "application/octet-stream".into();
+    }
+    format!("{top}/{sub}")
+}
+
+/// A file name reduced to printable ASCII without quotes or backslashes, for the plain
+/// `filename=` parameter (the exact name is in `filename*`).
+fn ascii_filename(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.trim().is_empty() {
+        "attachment".into()
+    } else {
+        cleaned
+    }
+}
+
+/// RFC 8187 percent-encoding of a UTF-8 value.
+fn percent_encode(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// Add or remove labels, mark read or unread, archive or unarchive, trash or restore

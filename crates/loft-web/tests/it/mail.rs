@@ -506,3 +506,64 @@ async fn archive_trash_restore_and_delete_through_rest() {
     let r = app.patch("/v0/messages/msg_x", &a_key, json!({ "bogus": true })).await;
     assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
 }
+
+/// An attachment downloads whole, as a file, never as a page a browser would run.
+#[tokio::test]
+async fn attachments_download_as_files() {
+    let app = App::new().await;
+    let (_, bob_addr, bob) = app.identity("bob").await;
+    let env = loft_core::inbound::Envelope {
+        client_ip: Some("127.0.0.1".into()),
+        helo: "mx.outside.test".into(),
+        mail_from: Some(loft_core::address::EmailAddress::parse("carol@outside.test").unwrap()),
+        recipients: vec![loft_core::address::EmailAddress::parse(&bob_addr).unwrap()],
+    };
+    let raw = format!(
+        "From: Carol <carol@outside.test>\r\nTo: {bob_addr}\r\nSubject: Files\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nSee.\r\n\
+--B\r\nContent-Type: application/pdf; name=\"r\u{e9}sum\u{e9}.pdf\"\r\nContent-Disposition: attachment; filename=\"t.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n\
+--B\r\nContent-Type: text/html; name=\"x.html\"\r\nContent-Disposition: attachment; filename=\"x.html\"\r\n\r\n\
+<script>alert(1)</script>\r\n--B--\r\n"
+    );
+    app.loft.receive_inbound(&env, raw.as_bytes()).await.unwrap();
+    let list = app.get("/v0/messages", &bob).await;
+    let id = list.body["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let pdf = app.get(&format!("/v0/messages/{id}/attachments/0"), &bob).await;
+    assert_eq!(pdf.status, StatusCode::OK, "{}", pdf.text);
+    assert_eq!(pdf.headers["content-type"], "application/pdf");
+    assert_eq!(pdf.text, "hello world");
+    let disposition = pdf.headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"t.pdf\""),
+        "{disposition}"
+    );
+    assert_eq!(pdf.headers["x-content-type-options"], "nosniff");
+
+    let html = app.get(&format!("/v0/messages/{id}/attachments/1"), &bob).await;
+    assert_eq!(html.status, StatusCode::OK, "{}", html.text);
+    assert_eq!(
+        html.headers["content-type"], "application/octet-stream",
+        "a page would run on this origin"
+    );
+    assert!(
+        html.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+
+    assert_error(
+        &app.get(&format!("/v0/messages/{id}/attachments/2"), &bob).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    // Another identity's message is not found, attachment or not.
+    let (_, _, eve) = app.identity("eve").await;
+    assert_error(
+        &app.get(&format!("/v0/messages/{id}/attachments/0"), &eve).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}

@@ -435,3 +435,68 @@ async fn an_agent_asks_for_a_mode_and_the_operator_answers() {
         json!([])
     );
 }
+
+/// `gated_all` holds incoming mail over HTTP: invisible to the agent (list, get, raw, search,
+/// wait), listed for reviewers with `direction=receive`, released by an approval; an edit and a
+/// bad direction filter are refused precisely.
+#[tokio::test]
+async fn gated_all_holds_incoming_mail_until_released() {
+    let app = App::new().await;
+    let (_, guarded_addr, guarded) = agent(&app, "guarded", "gated_all").await;
+    let (_, _, sender) = agent(&app, "sender", "autonomous").await;
+    let sent = app.send(&sender, &guarded_addr, "Zebra").await;
+    assert_eq!(sent["status"], "sent");
+    assert_eq!(sent["delivery"][0]["status"], "delivered");
+
+    for path in [
+        "/v0/messages",
+        "/v0/threads",
+        "/v0/messages/search?q=zebra",
+        "/v0/messages/wait?timeout_seconds=0",
+    ] {
+        let r = app.get(path, &guarded).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+        assert_eq!(r.body["items"], json!([]), "{path}");
+    }
+    let queue = app.get("/v0/approvals?direction=receive", &app.admin).await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.text);
+    let held = &queue.body["items"][0];
+    assert_eq!(held["direction"], "receive");
+    assert_eq!(held["subject"], "Zebra");
+    let (id, copy) = (
+        held["id"].as_str().unwrap().to_owned(),
+        held["message_id"].as_str().unwrap().to_owned(),
+    );
+    let sent_only = app.get("/v0/approvals?direction=send", &app.admin).await;
+    assert_eq!(sent_only.body["items"], json!([]));
+    assert_error(
+        &app.get("/v0/approvals?direction=sideways", &app.admin).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_direction",
+    );
+    for path in [format!("/v0/messages/{copy}"), format!("/v0/messages/{copy}/raw")] {
+        assert_error(&app.get(&path, &guarded).await, StatusCode::NOT_FOUND, "not_found");
+    }
+    let whole = app.get(&format!("/v0/approvals/{id}"), &app.admin).await;
+    assert_eq!(whole.status, StatusCode::OK, "{}", whole.text);
+    assert_eq!(whole.body["message"]["id"], copy.as_str());
+    assert_error(
+        &app.post(
+            &format!("/v0/approvals/{id}/edit"),
+            &app.admin,
+            json!({ "subject": "changed" }),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "received_mail_not_editable",
+    );
+
+    let approved = app
+        .post(&format!("/v0/approvals/{id}/approve"), &app.admin, json!({}))
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
+    assert_eq!(approved.body["status"], "approved");
+    let got = app.get(&format!("/v0/messages/{copy}"), &guarded).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text);
+    assert_eq!(got.body["subject"], "Zebra");
+}

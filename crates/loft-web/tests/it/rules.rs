@@ -49,10 +49,6 @@ async fn the_operator_manages_rules_and_agents_read_theirs() {
             "invalid_rule_pattern",
         ),
         (
-            json!({ "identity": a_id, "direction": "receive", "action": "hold", "pattern": "*" }),
-            "hold_not_supported_for_receive",
-        ),
-        (
             json!({ "direction": "send", "action": "block", "pattern": "*" }),
             "invalid_rule_scope",
         ),

@@ -178,12 +178,15 @@ impl StatusArg {
 
 #[derive(Debug, Args)]
 struct ListArgs {
-    /// Only mail composed by this identity (`idt_...`).
+    /// Only mail composed by this identity (`idt_...`), or held for it (`--direction receive`).
     #[arg(long, value_name = "ID")]
     identity: Option<String>,
     /// Which approvals.
     #[arg(long, value_enum, default_value_t = StatusArg::Pending)]
     status: StatusArg,
+    /// Only held outgoing mail (`send`) or only held incoming mail (`receive`); default both.
+    #[arg(long, value_name = "DIRECTION", value_parser = ["send", "receive"])]
+    direction: Option<String>,
     /// Only approvals at least this old: seconds (3600) or a number with s, m, h, d or w (90m).
     #[arg(long, value_name = "SECONDS", value_parser = parse_older_than)]
     older_than: Option<u32>,
@@ -245,6 +248,7 @@ pub async fn run(args: ApprovalsArgs) -> CmdResult {
 async fn list(ctx: &Ctx, client: &Client, a: ListArgs) -> CmdResult {
     let status = a.status.filter();
     let q = api::ListApprovalsParams {
+        direction: a.direction,
         identity: a.identity,
         status: status.map(str::to_owned),
         older_than_seconds: a.older_than,

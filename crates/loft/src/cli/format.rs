@@ -14,7 +14,8 @@ use loft_core::identity::{ChainLink, CreatedIdentity, CreatedKey, CreatorKind, I
 use loft_core::keys::{KeyMeta, ScopeSet};
 use loft_core::mail::{Folder, Message, MessageStatus, MessageSummary, Thread, ThreadSummary};
 use loft_core::oversight::{
-    Approval, ApprovalStatus, Decider, HoldKind, HoldReason, ModeRequest, ModeRequestStatus, OversightMode,
+    Approval, ApprovalStatus, Decider, HoldDirection, HoldKind, HoldReason, ModeRequest, ModeRequestStatus,
+    OversightMode,
 };
 use loft_core::rules::Rule;
 use loft_core::search::{Highlight, SearchField, SearchHit};
@@ -667,6 +668,18 @@ fn message_headers(m: &Message, full: bool) -> Fields {
                 .collect();
             f.add("screening", format!("SUSPICIOUS, a heuristic: {}", reasons.join("; ")));
         }
+        for (i, a) in m.attachments.iter().enumerate() {
+            f.add(
+                "attachment",
+                format!(
+                    "{i}: {} ({}, {} bytes) — loft mail attachment {} {i} -o FILE",
+                    clean(a.name.as_deref().unwrap_or("(no name)")),
+                    clean(&a.content_type),
+                    a.size,
+                    m.id
+                ),
+            );
+        }
         for c in &m.codes {
             f.add("code", clean(c));
         }
@@ -897,11 +910,24 @@ pub fn approvals(items: &[Approval], status: Option<&str>, now: Timestamp) -> St
             None => "no approvals\n".into(),
         };
     }
-    let mut t = Table::new(&["ID", "STATUS", "FROM", "TO", "SUBJECT", "HELD BECAUSE", "AGE / EXPIRES"]);
+    let mut t = Table::new(&[
+        "ID",
+        "STATUS",
+        "WAY",
+        "FROM",
+        "TO",
+        "SUBJECT",
+        "HELD BECAUSE",
+        "AGE / EXPIRES",
+    ]);
     for a in items {
         t.row(vec![
             a.id.to_string(),
             a.status.as_str().into(),
+            match a.direction {
+                HoldDirection::Send => "out".into(),
+                HoldDirection::Receive => "in".into(),
+            },
             ellipsize(&a.from.to_string(), ADDRESS_WIDTH),
             ellipsize(&first_and_count(&recipients(a)), ADDRESS_WIDTH),
             ellipsize(&clean(&a.subject), 40),
@@ -940,7 +966,13 @@ pub fn approval(v: &ApprovalView, now: Timestamp) -> String {
         ApprovalStatus::Expired => format!("expired (at {})", time(a.expires_at)),
         s => s.as_str().to_owned(),
     };
-    f.add("status", status).add("composed by", a.identity_id.to_string());
+    match a.direction {
+        HoldDirection::Send => f.add("status", status).add("composed by", a.identity_id.to_string()),
+        HoldDirection::Receive => f.add("status", status).add(
+            "held for",
+            format!("{} (incoming mail, not yet seen by it)", a.identity_id),
+        ),
+    };
     for r in &a.reasons {
         f.add("held because", clean(&r.detail));
     }
@@ -1536,6 +1568,7 @@ mod tests {
     fn approval_of(status: ApprovalStatus) -> Approval {
         let m = msg("Quarterly numbers", "see attached");
         Approval {
+            direction: HoldDirection::Send,
             id: loft_core::ids::ApprovalId::parse("apr_aaaaaaaaaaaaaaaaaaaa").unwrap(),
             status,
             identity_id: IdentityId::parse("idt_wwwwwwwwwwwwwwwwwwww").unwrap(),

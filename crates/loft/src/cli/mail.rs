@@ -38,6 +38,16 @@ enum MailCommand {
         #[arg(long)]
         raw: bool,
     },
+    /// Save one attachment of a message (`loft mail read` lists them, numbered from 0).
+    Attachment {
+        /// The message's id (`msg_...`).
+        id: String,
+        /// Which attachment, from 0, in the order `loft mail read` lists them.
+        index: u32,
+        /// Where to write it (`-` for standard output). Never overwrites an existing file.
+        #[arg(long, short = 'o', value_name = "PATH")]
+        output: std::path::PathBuf,
+    },
     /// Reply to a message (to its sender, or with --all to everyone on it).
     Reply {
         /// The id of the message to reply to (`msg_...`).
@@ -405,6 +415,24 @@ pub async fn run(args: MailArgs) -> CmdResult {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(&bytes);
             let _ = out.flush();
+            Ok(ExitCode::SUCCESS)
+        }
+        MailCommand::Attachment { id, index, output } => {
+            let bytes = client.call_bytes(api::get_attachment(&id, index)).await?;
+            if output.as_os_str() == "-" {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&bytes);
+                let _ = out.flush();
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&output)
+                .map_err(|e| CliError::usage(format!("cannot create {}: {e}", output.display())))?;
+            file.write_all(&bytes)
+                .map_err(|e| CliError::usage(format!("cannot write {}: {e}", output.display())))?;
+            note(&format!("wrote {} bytes to {}", bytes.len(), output.display()));
             Ok(ExitCode::SUCCESS)
         }
         MailCommand::Read { id, raw: false } => ctx.show(&client, api::get_message(&id), format::message).await,
