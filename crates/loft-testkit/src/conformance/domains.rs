@@ -153,52 +153,28 @@ pub async fn domains_add_list_show_check_remove(store: Arc<dyn Store>) {
     // A domain without keys gets the message back as it was.
     assert_eq!(t.loft.sign_outgoing("elsewhere.test", msg).await.unwrap(), msg);
 
-    // The vault rotation rewraps the DKIM keys; signing still works with the new keyring.
+    // The vault rotation rewraps the DKIM keys (a node restarted with a new current master
+    // key and the old one as previous); signing then works with the new key alone.
     let newer = MasterKey::generate(&loft_core::random::OsRandom);
-    let ring = Keyring::new(newer.clone(), vec![t.keyring.current().clone()]);
-    let rewrapped = store
-        .domain_keys_stale(newer.id())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| {
-            let old = k.sealed.master_key_id.clone();
-            let sealed = loft_core::vault::rewrap_domain_key(
-                &ring,
-                &loft_core::random::OsRandom,
-                &k.domain,
-                &k.selector.selector,
-                &k.sealed,
-            )
-            .unwrap();
-            (loft_core::domains::StoredDkimKey { sealed, ..k }, old)
-        })
-        .collect::<Vec<_>>();
-    let audit = loft_core::audit::AuditEntry {
-        at: t.loft.now(),
-        actor_kind: loft_core::audit::ActorKind::Operator,
-        actor_identity_id: None,
-        key_id: None,
-        action: "domain.rewrap".into(),
-        target: None,
-        outcome: loft_core::audit::Outcome::Ok,
-        request_id: None,
-        remote_addr: None,
-        details: serde_json::json!({}),
-        events: vec![],
-    };
-    assert_eq!(store.domain_keys_rewrap(rewrapped, audit).await.unwrap(), 2);
+    let rotating = t.with_keyring(Keyring::new(newer.clone(), vec![t.keyring.current().clone()]));
+    let report = rotating.loft.vault_rotate_master_key(&op).await.unwrap();
+    assert_eq!(report.rewrapped, 2, "{report:?}");
+    assert!(report.still_in_use.is_empty(), "{report:?}");
     assert!(store.domain_keys_stale(newer.id()).await.unwrap().is_empty());
-    assert!(
-        store
-            .vault_key_ids_in_use()
-            .await
-            .unwrap()
-            .contains(&newer.id().to_owned())
-    );
+    assert_eq!(store.vault_key_ids_in_use().await.unwrap(), [newer.id().to_owned()]);
     let t3 = t.with_keyring(Keyring::new(newer, vec![]));
     let again = t3.loft.sign_outgoing("mail.example.test", msg).await.unwrap();
     assert_eq!(String::from_utf8_lossy(&again).matches("DKIM-Signature:").count(), 2);
+    let actions: Vec<String> = t
+        .loft
+        .list_audit(&op, ListAuditParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.entry.action)
+        .collect();
+    assert!(actions.contains(&"domain.rewrap".to_owned()), "{actions:?}");
 
     // Removing: the default domain cannot go; the other goes with its keys.
     assert_eq!(
