@@ -139,9 +139,14 @@ class LoftServer:
     """A real `loft serve` on 127.0.0.1 and a free port, with a fresh SQLite data dir; with
     `smtp`, its inbound SMTP listener too (on another free port: `smtp_addr`)."""
 
-    def __init__(self, data_dir: Path, smtp: bool = False) -> None:
+    def __init__(self, data_dir: Path, smtp: bool = False, dns: dict | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.data_dir = data_dir
         self.smtp = smtp
+        # DNS answers for SPF / DKIM / DMARC checks (`--dns-answers`): always given, so that no
+        # test ever asks a real resolver; every other name does not exist.
+        self.dns = dns or {}
+        self.tls = tls
         self.smtp_addr: tuple[str, int] | None = None
         self.admin_key = "loft-test-admin-" + secrets.token_hex(16)
         self.url = ""
@@ -161,6 +166,11 @@ class LoftServer:
         args = [LOFT_BIN, "serve", "--data-dir", str(self.data_dir / "data"), "--http", "127.0.0.1:0"]
         if self.smtp:
             args += ["--smtp", "127.0.0.1:0"]
+        if self.tls:
+            args += ["--smtp-tls-cert", str(self.tls[0]), "--smtp-tls-key", str(self.tls[1])]
+        dns_file = self.data_dir / "dns-answers.json"
+        dns_file.write_text(json.dumps(self.dns))
+        args += ["--dns-answers", str(dns_file)]
         self.proc = subprocess.Popen(
             args,
             # The tests' HTTP APIs listen on 127.0.0.1, which the default egress policy refuses.

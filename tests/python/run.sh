@@ -80,8 +80,9 @@ if ! command -v swaks >/dev/null 2>&1; then
 fi
 swaks --version | head -1
 
-step "cargo build -p loft"
+step "cargo build -p loft (and the DKIM signing example test_dkim.py runs)"
 cargo build -p loft --locked
+cargo build -p loft-mailauth --example dkim_sign --locked
 export LOFT_BIN="$repo/${CARGO_TARGET_DIR:-target}/debug/loft"
 [ -x "$LOFT_BIN" ] || { echo "error: no binary at $LOFT_BIN" >&2; exit 1; }
 
@@ -102,7 +103,8 @@ run_pytest() {
 }
 
 extra=("$@")
-run_pytest mcp1 test_mcp_client.py test_autogen.py test_autogen_vault.py test_crewai.py test_examples.py test_smtp.py
+run_pytest mcp1 test_mcp_client.py test_autogen.py test_autogen_vault.py test_crewai.py test_examples.py test_smtp.py \
+    test_mailauth.py test_dkim.py
 run_pytest mcp2 test_mcp_client.py
 
 # run_schemathesis KIND: schemathesis against the OpenAPI document served by a fresh server,
@@ -118,7 +120,8 @@ run_schemathesis() {
     LOFT_ADMIN_KEY=schemathesis-operator-key-0123456789 LOFT_LOG=warn \
         LOFT_RATE_LIMIT_PER_KEY=off LOFT_RATE_LIMIT_PER_ADDRESS=off LOFT_AUTH_FAILURES_PER_MINUTE=0 \
         LOFT_EGRESS_DENY_PUBLIC=true \
-        "$LOFT_BIN" serve --data-dir "$dir/data" --http 127.0.0.1:0 >"$dir/stdout" 2>"$dir/stderr" &
+        "$LOFT_BIN" serve --data-dir "$dir/data" --http 127.0.0.1:0 --dns-answers <(echo '{}') \
+        >"$dir/stdout" 2>"$dir/stderr" &
     local pid=$!
     for _ in $(seq 1 100); do
         url=$(sed -n 's/^HTTP API listening on //p' "$dir/stdout")

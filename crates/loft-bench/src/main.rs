@@ -237,6 +237,7 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
         approval_ttl_secs: loft_core::service::DEFAULT_APPROVAL_TTL_SECS,
         limits: serve::LimitArgs::off(),
         admin_key: Some(admin_key.clone()),
+        dns_answers: None,
     };
     let (router, store) = serve::app(&serve_args).await?;
     let listener = tokio::net::TcpListener::bind(serve_args.http)

@@ -537,6 +537,7 @@ pub mod api {
     pub use loft_core::caps::FirstContact;
     use loft_core::caps::{InstanceCapsStatus, SendingStatus};
     pub use loft_core::contacts::Contact;
+    pub use loft_core::domains::{AddDomainRequest, Domain, DomainCheck, DomainView};
     use loft_core::drafts::Draft;
     use loft_core::identity::{CreatedIdentity, CreatedKey, Identity, WhoAmI};
     use loft_core::keys::KeyMeta;
@@ -932,6 +933,29 @@ pub mod api {
     /// Operator only; answers the rule as it was.
     pub fn remove_rule(id: &str) -> Call<Rule> {
         Call::new(reqwest::Method::DELETE, ["v0", "rules", id])
+    }
+
+    // ----- hosted domains (operator) -----
+
+    pub fn list_domains() -> Call<Items<Domain>> {
+        Call::get(["v0", "domains"])
+    }
+
+    pub fn add_domain(req: &AddDomainRequest) -> Call<DomainView> {
+        Call::post(["v0", "domains"]).body(req)
+    }
+
+    pub fn show_domain(name: &str) -> Call<DomainView> {
+        Call::get(["v0", "domains", name])
+    }
+
+    pub fn check_domain(name: &str) -> Call<DomainCheck> {
+        Call::post(["v0", "domains", name, "check"])
+    }
+
+    /// Answers the domain as it was.
+    pub fn remove_domain(name: &str) -> Call<Domain> {
+        Call::new(reqwest::Method::DELETE, ["v0", "domains", name])
     }
 
     // ----- sending caps -----

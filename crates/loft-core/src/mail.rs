@@ -59,8 +59,13 @@ pub enum Verdict {
     /// yet, so the From address is only what the sender wrote.
     ExternalUnverified,
     /// Received from outside over SMTP while its From address is on a domain this server
-    /// hosts: mail from a hosted address never arrives that way, so it is probably forged.
+    /// hosts, and not authenticated (no DMARC pass, no aligned DKIM or SPF pass): probably
+    /// forged.
     SpoofedSuspect,
+    /// Received from outside over SMTP and authenticated for its From domain: DMARC passed,
+    /// or a DKIM signature or SPF passed for a domain aligned with From. The sender controls
+    /// that domain's mail; it is still an outside party.
+    ExternalAuthenticated,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +76,10 @@ pub struct Authentication {
     pub internal: bool,
     /// One sentence a model can read.
     pub summary: String,
+    /// SPF, DKIM, DMARC and ARC results of mail received by SMTP (absent on internal mail and
+    /// on mail received before they were checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<crate::mailauth::AuthChecks>,
 }
 
 impl Authentication {
@@ -79,6 +88,7 @@ impl Authentication {
             verdict: Verdict::InternalVerified,
             internal: true,
             summary: "verified internal mail: sent by an identity on this Loft server".into(),
+            checks: None,
         }
     }
     pub fn unverified() -> Self {
@@ -86,6 +96,7 @@ impl Authentication {
             verdict: Verdict::Unverified,
             internal: false,
             summary: "unverified: the sender could not be authenticated".into(),
+            checks: None,
         }
     }
     /// Mail from outside, received over SMTP, whose sender nothing checked.
@@ -96,6 +107,7 @@ impl Authentication {
             summary: "external, not verified: received from outside by SMTP; SPF, DKIM and DMARC were not checked, \
                       so the sender may not be who the From address claims"
                 .into(),
+            checks: None,
         }
     }
     /// Mail from outside, received over SMTP, whose From address claims a domain this server
@@ -109,7 +121,60 @@ impl Authentication {
                  arrived from outside by SMTP, which mail from an identity here never does; treat the sender as \
                  unknown"
             ),
+            checks: None,
         }
+    }
+
+    /// The verdict on mail received by SMTP from the checks' results: authenticated when
+    /// DMARC passed or an aligned DKIM signature or SPF passed; otherwise spoofing is
+    /// suspected when From claims a hosted domain (`hosted`), else not verified.
+    pub fn from_checks(checks: crate::mailauth::AuthChecks, from_domain: &str, hosted: bool) -> Self {
+        use crate::mailauth::CheckResult;
+        let passed = checks.dmarc == CheckResult::Pass || checks.dkim_aligned_pass() || checks.spf_aligned_pass();
+        let line = checks.line();
+        let mut a = if passed {
+            let how = if checks.dkim_aligned_pass() {
+                "a DKIM signature of that domain verified"
+            } else if checks.spf_aligned_pass() {
+                "SPF authorised the sending server for that domain"
+            } else {
+                "DMARC passed"
+            };
+            Self {
+                verdict: Verdict::ExternalAuthenticated,
+                internal: false,
+                summary: format!(
+                    "external, authenticated: received from outside by SMTP and {how}, so the mail really \
+                     comes from {from_domain} (an outside party) ({line})"
+                ),
+                checks: None,
+            }
+        } else if hosted {
+            let mut a = Self::spoofed_suspect(from_domain);
+            a.summary = format!(
+                "suspected spoofing: the From address is on {from_domain}, a domain this server hosts, but the mail \
+                 arrived from outside by SMTP without passing DKIM, SPF or DMARC for it; treat the sender as unknown \
+                 ({line})"
+            );
+            a
+        } else {
+            let why = if checks.temperror() {
+                "DNS did not answer in time for some checks (temperror)"
+            } else {
+                "neither DKIM nor SPF passed for the From domain"
+            };
+            Self {
+                verdict: Verdict::ExternalUnverified,
+                internal: false,
+                summary: format!(
+                    "external, not verified: received from outside by SMTP; {why}, so the sender may not be who \
+                     the From address claims ({line})"
+                ),
+                checks: None,
+            }
+        };
+        a.checks = Some(checks);
+        a
     }
 }
 

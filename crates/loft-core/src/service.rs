@@ -36,6 +36,7 @@ mod audit;
 mod auth;
 mod caps;
 mod contacts;
+mod domains;
 mod drafts;
 mod events;
 mod forward;
@@ -321,6 +322,10 @@ pub struct Loft {
     /// Whether mail to addresses outside this server is queued for SMTP delivery; without
     /// it such a send is refused at once rather than queued for ever.
     outbound: bool,
+    /// DKIM keys, signing, inbound SPF / DKIM / DMARC and DNS; `None` until
+    /// [`Loft::with_mail_auth`] (domains then refuse to be added, and received mail is
+    /// marked not verified).
+    mail_auth: Option<Arc<dyn crate::mailauth::MailAuth>>,
 }
 
 impl Loft {
@@ -349,6 +354,7 @@ impl Loft {
             quotas: Quotas::default(),
             recipient_budget: RecipientBudget::default(),
             outbound: false,
+            mail_auth: None,
         })
     }
 
@@ -357,6 +363,13 @@ impl Loft {
     #[must_use]
     pub fn with_outbound(mut self, enabled: bool) -> Self {
         self.outbound = enabled;
+        self
+    }
+
+    /// Mail authentication: DKIM keys of hosted domains, signing, inbound verdicts, DNS.
+    #[must_use]
+    pub fn with_mail_auth(mut self, mail_auth: Arc<dyn crate::mailauth::MailAuth>) -> Self {
+        self.mail_auth = Some(mail_auth);
         self
     }
 

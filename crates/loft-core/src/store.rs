@@ -440,6 +440,7 @@ pub trait Store:
     + DraftStore
     + ScheduleStore
     + crate::events::EventStore
+    + crate::domains::DomainStore
     + Send
     + Sync
     + 'static

@@ -254,9 +254,9 @@ fn random_nonce(random: &dyn Random) -> [u8; NONCE_LEN] {
 }
 
 /// Length-prefixed parts, so that no two different (identity, name) pairs give the same bytes.
-fn aad(kind: &str, identity: &IdentityId, name: &str, key_id: Option<&str>) -> Vec<u8> {
+fn aad(kind: &str, owner: &str, name: &str, key_id: Option<&str>) -> Vec<u8> {
     let mut out = Vec::new();
-    for part in [FORMAT_VERSION, kind, identity.as_str(), name, key_id.unwrap_or("")] {
+    for part in [FORMAT_VERSION, kind, owner, name, key_id.unwrap_or("")] {
         out.extend_from_slice(&(part.len() as u32).to_be_bytes());
         out.extend_from_slice(part.as_bytes());
     }
@@ -277,6 +277,44 @@ pub fn seal(
     name: &str,
     plaintext: &[u8],
 ) -> Result<Sealed> {
+    seal_owned(keyring, random, identity.as_str(), name, plaintext)
+}
+
+/// The owner string of a hosted domain's DKIM keys in the envelope's associated data:
+/// `domain:` and the domain. An identity id never has this form, so a domain key can never be
+/// opened as a credential or the other way round.
+fn domain_owner(domain: &str) -> String {
+    format!("domain:{domain}")
+}
+
+/// Seals a hosted domain's DKIM private key (`selector` of `domain`), as credentials are sealed.
+pub fn seal_domain_key(
+    keyring: &Keyring,
+    random: &dyn Random,
+    domain: &str,
+    selector: &str,
+    plaintext: &[u8],
+) -> Result<Sealed> {
+    seal_owned(keyring, random, &domain_owner(domain), selector, plaintext)
+}
+
+/// Opens a sealed DKIM private key of `domain`.
+pub fn open_domain_key(keyring: &Keyring, domain: &str, selector: &str, s: &Sealed) -> Result<Zeroizing<Vec<u8>>> {
+    open_owned(keyring, &domain_owner(domain), selector, s)
+}
+
+/// Re-wraps a DKIM private key's data key under the current master key.
+pub fn rewrap_domain_key(
+    keyring: &Keyring,
+    random: &dyn Random,
+    domain: &str,
+    selector: &str,
+    s: &Sealed,
+) -> Result<Sealed> {
+    rewrap_owned(keyring, random, &domain_owner(domain), selector, s)
+}
+
+fn seal_owned(keyring: &Keyring, random: &dyn Random, identity: &str, name: &str, plaintext: &[u8]) -> Result<Sealed> {
     let mut dek = Zeroizing::new([0u8; KEY_LEN]);
     random.fill(dek.as_mut_slice());
     let nonce = random_nonce(random);
@@ -302,7 +340,7 @@ pub fn seal(
 fn wrap(
     key: &MasterKey,
     random: &dyn Random,
-    identity: &IdentityId,
+    identity: &str,
     name: &str,
     dek: &[u8; KEY_LEN],
 ) -> Result<(Vec<u8>, Vec<u8>)> {
@@ -320,7 +358,7 @@ fn wrap(
     Ok((wrapped, nonce.to_vec()))
 }
 
-fn unwrap_key(keyring: &Keyring, identity: &IdentityId, name: &str, s: &Sealed) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+fn unwrap_key(keyring: &Keyring, identity: &str, name: &str, s: &Sealed) -> Result<Zeroizing<[u8; KEY_LEN]>> {
     let key = keyring.get(&s.master_key_id).ok_or_else(|| {
         Error::internal(format!(
             "the vault entry `{name}` is wrapped under master key {} which this server does not hold",
@@ -345,6 +383,10 @@ fn unwrap_key(keyring: &Keyring, identity: &IdentityId, name: &str, s: &Sealed) 
 
 /// Decrypts a sealed entry of (identity, name). Any change to any part is an error.
 pub fn open(keyring: &Keyring, identity: &IdentityId, name: &str, s: &Sealed) -> Result<Zeroizing<Vec<u8>>> {
+    open_owned(keyring, identity.as_str(), name, s)
+}
+
+fn open_owned(keyring: &Keyring, identity: &str, name: &str, s: &Sealed) -> Result<Zeroizing<Vec<u8>>> {
     let dek = unwrap_key(keyring, identity, name, s)?;
     let nonce = <[u8; NONCE_LEN]>::try_from(s.nonce.as_slice()).map_err(|_| tampered(name))?;
     XChaCha20Poly1305::new(&(*dek).into())
@@ -361,6 +403,10 @@ pub fn open(keyring: &Keyring, identity: &IdentityId, name: &str, s: &Sealed) ->
 
 /// Re-wraps the data key under the keyring's current key; the ciphertext is unchanged.
 pub fn rewrap(keyring: &Keyring, random: &dyn Random, identity: &IdentityId, name: &str, s: &Sealed) -> Result<Sealed> {
+    rewrap_owned(keyring, random, identity.as_str(), name, s)
+}
+
+fn rewrap_owned(keyring: &Keyring, random: &dyn Random, identity: &str, name: &str, s: &Sealed) -> Result<Sealed> {
     let dek = unwrap_key(keyring, identity, name, s)?;
     let (wrapped_key, wrap_nonce) = wrap(keyring.current(), random, identity, name, &dek)?;
     Ok(Sealed {

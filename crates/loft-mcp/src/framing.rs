@@ -35,7 +35,10 @@ impl Origin {
             Verdict::InternalVerified => Self::InternalVerified,
             // Mail from outside (checked by nothing yet, or claiming a hosted domain) is
             // framed as untrusted; the summary beside it says which.
-            Verdict::Unverified | Verdict::ExternalUnverified | Verdict::SpoofedSuspect => Self::Unverified,
+            Verdict::Unverified
+            | Verdict::ExternalUnverified
+            | Verdict::SpoofedSuspect
+            | Verdict::ExternalAuthenticated => Self::Unverified,
         }
     }
 }

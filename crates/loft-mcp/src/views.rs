@@ -206,7 +206,9 @@ impl From<ChainLink> for ChainLinkView {
 pub struct AuthenticationView {
     /// `internal_verified` (another identity on this server, certain), `unverified`,
     /// `external_unverified` (received from outside by SMTP, sender not checked) or
-    /// `spoofed_suspect` (from outside while claiming a domain this server hosts).
+    /// `spoofed_suspect` (from outside while claiming a domain this server hosts, not
+    /// authenticated) or `external_authenticated` (from outside, DKIM / SPF / DMARC passed for
+    /// the From domain).
     pub verdict: String,
     /// True when the sender is an identity on this server.
     pub internal: bool,
@@ -221,6 +223,7 @@ impl From<Authentication> for AuthenticationView {
             loft_core::mail::Verdict::Unverified => "unverified",
             loft_core::mail::Verdict::ExternalUnverified => "external_unverified",
             loft_core::mail::Verdict::SpoofedSuspect => "spoofed_suspect",
+            loft_core::mail::Verdict::ExternalAuthenticated => "external_authenticated",
         };
         Self {
             verdict: verdict.to_owned(),

@@ -3,9 +3,9 @@
 //! `Loft::receive_inbound` at the end of DATA), answering 250 only once the mail is stored.
 //!
 //! Our own tokio session loop (`session.rs`) over `smtp-proto`'s command parser, as Stalwart
-//! does it. Offered: PIPELINING, SIZE, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES. Not yet:
-//! STARTTLS, CHUNKING, DSN, and SPF / DKIM / DMARC checks (mail is marked external and not
-//! verified). Limits, each with its reply: message size (552 5.3.4), recipients per message
+//! does it. Offered: PIPELINING, SIZE, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, and STARTTLS
+//! (rustls) when a certificate is configured ([`TlsConfig`]). Not yet: CHUNKING, DSN. SPF,
+//! DKIM and DMARC are checked by core when the mail is stored (`Loft::receive_inbound`). Limits, each with its reply: message size (552 5.3.4), recipients per message
 //! (452 4.5.3), command line length (500 5.5.2), commands and errors per session (421 4.7.0),
 //! idle time (421 4.4.2), connections per client address (421 4.7.0) and in all (421 4.3.2).
 //!
@@ -28,9 +28,46 @@ mod session;
 
 pub use session::End;
 
+/// The certificate STARTTLS presents (`loft serve --smtp-tls-cert/--smtp-tls-key`).
+#[derive(Clone)]
+pub struct TlsConfig(tokio_rustls::TlsAcceptor);
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConfig(..)")
+    }
+}
+
+impl TlsConfig {
+    /// Reads a PEM certificate chain and its private key (PKCS#8, PKCS#1 or SEC1). TLS 1.2 and
+    /// 1.3 with rustls' safe defaults (aws-lc-rs).
+    pub fn from_pem_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| format!("{}: {e}", cert.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: {e}", cert.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate in it", cert.display()));
+        }
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("the certificate and key do not make a TLS configuration: {e}"))?;
+        Ok(Self(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+}
+
 /// The listener's limits and name. Deploy-time settings (`loft serve --smtp-*`).
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
+    /// STARTTLS, offered in EHLO only when set.
+    pub tls: Option<TlsConfig>,
     /// The name in the greeting and in EHLO (the mail domain by default).
     pub hostname: String,
     /// Largest message accepted (announced as SIZE): 552 5.3.4 beyond it.
@@ -60,6 +97,7 @@ impl SmtpConfig {
     /// Defaults suited to an MX for a few hundred agents.
     pub fn new(hostname: impl Into<String>) -> Self {
         Self {
+            tls: None,
             hostname: hostname.into(),
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             max_recipients: 100,
@@ -197,8 +235,35 @@ async fn run_session(
     stop: watch::Receiver<bool>,
 ) {
     let (read, write) = stream.into_split();
-    let session = session::Session::new(loft, config, read, write, Some(peer.ip().to_string()));
-    match session.run(stop).await {
+    let ip = Some(peer.ip().to_string());
+    let mut session = session::Session::new(loft.clone(), config.clone(), read, write, ip.clone(), false);
+    let end = session.run(stop.clone()).await;
+    let end = match end {
+        Ok(End::StartTls) => {
+            // Whatever the client sent after STARTTLS, before the handshake, is in the
+            // session's read buffer: dropped with it (RFC 3207 section 4.2, command injection).
+            let (read, write) = session.into_parts();
+            let Ok(stream) = read.reunite(write) else {
+                return;
+            };
+            let Some(tls) = &config.tls else { return };
+            let handshake = tokio::time::timeout(config.idle_timeout, tls.0.accept(stream)).await;
+            let stream = match handshake {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %peer.ip(), error = %e, "smtp: TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let (read, write) = tokio::io::split(stream);
+            // A new session: the client starts again with EHLO (RFC 3207 section 4.2).
+            let mut secured = session::Session::new(loft, config, read, write, ip, true);
+            secured.run(stop).await
+        }
+        other => other,
+    };
+    match end {
         Ok(end) => tracing::debug!(client = %peer.ip(), ?end, "smtp: session ended"),
         Err(e) => tracing::debug!(client = %peer.ip(), error = %e, "smtp: session broke off"),
     }

@@ -45,6 +45,8 @@ pub enum End {
     LineTooLong,
     TooBig,
     Shutdown,
+    /// The client asked for STARTTLS and was told 220: the caller does the handshake.
+    StartTls,
 }
 
 pub(crate) struct Session<R, W> {
@@ -64,10 +66,19 @@ pub(crate) struct Session<R, W> {
     commands: usize,
     errors: usize,
     line: Vec<u8>,
+    /// Whether this session runs over TLS (after STARTTLS): STARTTLS is then not offered.
+    secured: bool,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
-    pub(crate) fn new(loft: Arc<Loft>, config: Arc<SmtpConfig>, read: R, write: W, client_ip: Option<String>) -> Self {
+    pub(crate) fn new(
+        loft: Arc<Loft>,
+        config: Arc<SmtpConfig>,
+        read: R,
+        write: W,
+        client_ip: Option<String>,
+        secured: bool,
+    ) -> Self {
         Self {
             loft,
             config,
@@ -80,7 +91,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             commands: 0,
             errors: 0,
             line: Vec::with_capacity(512),
+            secured,
         }
+    }
+
+    /// The stream's halves, for the TLS handshake; anything read ahead is dropped.
+    pub(crate) fn into_parts(self) -> (R, W) {
+        (self.reader.into_inner(), self.writer.into_inner())
+    }
+
+    /// Whether STARTTLS is offered: a certificate is configured and TLS is not on yet.
+    fn tls_offered(&self) -> bool {
+        self.config.tls.is_some() && !self.secured
     }
 
     fn host(&self) -> &str {
@@ -125,11 +147,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     }
 
     /// Runs the session to its end: greeting, commands, data.
-    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> std::io::Result<End> {
-        let greeting = Reply::new(220, "2.0.0", format!("{} ESMTP Loft", self.host()));
-        self.writer
-            .write_all(format!("220 {}\r\n", greeting.text).as_bytes())
-            .await?;
+    pub(crate) async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> std::io::Result<End> {
+        // After STARTTLS there is no new greeting: the client sends EHLO again.
+        if !self.secured {
+            let greeting = Reply::new(220, "2.0.0", format!("{} ESMTP Loft", self.host()));
+            self.writer
+                .write_all(format!("220 {}\r\n", greeting.text).as_bytes())
+                .await?;
+        }
         loop {
             let max = self.config.max_line_bytes;
             // Stopping is seen between commands only: a mail under way is finished first.
@@ -218,7 +243,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 self.reset();
                 self.helo = Some(host.to_string());
                 let me = self.host().to_owned();
-                let lines = [
+                let mut lines = vec![
                     format!("{me} greets {host}"),
                     "PIPELINING".to_owned(),
                     format!("SIZE {}", self.config.max_message_bytes),
@@ -226,6 +251,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     "SMTPUTF8".to_owned(),
                     "ENHANCEDSTATUSCODES".to_owned(),
                 ];
+                if self.tls_offered() {
+                    lines.push("STARTTLS".to_owned());
+                }
                 let mut out = String::new();
                 for (i, l) in lines.iter().enumerate() {
                     let sep = if i + 1 == lines.len() { ' ' } else { '-' };
@@ -331,8 +359,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Request::Help { .. } => {
                 self.send(&Reply::new(214, "2.0.0", "See RFC 5321")).await?;
             }
-            // Not offered in EHLO: CHUNKING, STARTTLS (not built yet), AUTH (no submission
-            // here), EXPN, ETRN, ATRN, BURL.
+            Request::StartTls if self.tls_offered() => {
+                if self.helo.is_none() {
+                    return self.error(Reply::bad_sequence("Send EHLO first")).await;
+                }
+                // Everything the client pipelined after STARTTLS is dropped with the read
+                // buffer (`into_parts`): only what comes through TLS counts.
+                self.reset();
+                let r = Reply::new(220, "2.0.0", "Ready to start TLS");
+                return self.close_with(&r, End::StartTls).await.map(Some);
+            }
+            // Not offered in EHLO: CHUNKING, STARTTLS without a certificate (or again over
+            // TLS), AUTH (no submission here), EXPN, ETRN, ATRN, BURL.
             Request::Bdat { .. }
             | Request::StartTls
             | Request::Auth { .. }

@@ -38,6 +38,7 @@ use loft_core::store::Store;
 use loft_core::time::{ManualClock, Timestamp};
 use loft_core::vault::{Keyring, MasterKey};
 use loft_core::{Error, Result};
+pub use loft_mailauth::StaticDns;
 
 /// The mail domain of every test server.
 pub const TEST_DOMAIN: &str = "agents.test";
@@ -82,9 +83,38 @@ fn test_loft_with(store: Arc<dyn Store>, limits: LimitsConfig, quotas: Quotas, o
     let operator_key = OperatorKey::generate(&OsRandom);
     let clock = Arc::new(ManualClock::new(TEST_START));
     let keyring = Keyring::new(MasterKey::generate(&OsRandom), vec![]);
-    build(store, operator_key, clock, keyring, limits, quotas, outbound)
+    build(
+        store,
+        operator_key,
+        clock,
+        keyring,
+        limits,
+        quotas,
+        outbound,
+        StaticDns::default(),
+    )
 }
 
+/// [`test_loft`] whose mail authentication (SPF / DKIM / DMARC of received mail, `domain
+/// check`) sees these DNS answers and nothing else (every test Loft has mail authentication,
+/// with no DNS answers unless given here: no test asks a real resolver).
+pub fn test_loft_with_dns(store: Arc<dyn Store>, dns: StaticDns) -> TestLoft {
+    let operator_key = OperatorKey::generate(&OsRandom);
+    let clock = Arc::new(ManualClock::new(TEST_START));
+    let keyring = Keyring::new(MasterKey::generate(&OsRandom), vec![]);
+    build(
+        store,
+        operator_key,
+        clock,
+        keyring,
+        LimitsConfig::off(),
+        Quotas::off(),
+        true,
+        dns,
+    )
+}
+
+#[allow(clippy::too_many_arguments, reason = "one private constructor behind the named ones")]
 fn build(
     store: Arc<dyn Store>,
     operator_key: String,
@@ -93,7 +123,9 @@ fn build(
     limits: LimitsConfig,
     quotas: Quotas,
     outbound: bool,
+    dns: StaticDns,
 ) -> TestLoft {
+    let mail_auth = loft_mailauth::Authenticator::with_answers(dns).expect("the test resolver builds");
     let loft = Loft::new(
         store,
         clock.clone(),
@@ -110,7 +142,8 @@ fn build(
     .with_vault(keyring.clone(), None)
     .with_limits(limits)
     .with_quotas(quotas)
-    .with_outbound(outbound);
+    .with_outbound(outbound)
+    .with_mail_auth(Arc::new(mail_auth));
     TestLoft {
         loft: Arc::new(loft),
         operator_key,
@@ -145,6 +178,7 @@ impl TestLoft {
             LimitsConfig::off(),
             Quotas::off(),
             true,
+            StaticDns::default(),
         )
     }
 
@@ -159,6 +193,22 @@ impl TestLoft {
             LimitsConfig::off(),
             Quotas::off(),
             true,
+            StaticDns::default(),
+        )
+    }
+
+    /// The same store, operator key, clock and keyring, whose mail authentication sees these
+    /// DNS answers.
+    pub fn with_dns(&self, dns: StaticDns) -> TestLoft {
+        build(
+            self.store().clone(),
+            self.operator_key.clone(),
+            self.clock.clone(),
+            self.keyring.clone(),
+            LimitsConfig::off(),
+            Quotas::off(),
+            true,
+            dns,
         )
     }
 

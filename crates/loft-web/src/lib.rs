@@ -74,6 +74,7 @@ pub struct AppState {
         (name = "audit", description = "The hash-chained audit log"),
         (name = "vault", description = "Per-identity encrypted credentials, TOTP, brokered HTTP"),
         (name = "oversight", description = "Held mail and reviewers' decisions, the kill switches, and allow / block / hold rules"),
+        (name = "domains", description = "Hosted mail domains, their DKIM keys and DNS records"),
         (name = "meta", description = "Health and this document"),
     )
 )]
@@ -110,6 +111,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::oversight::router())
         .merge(routes::caps::router())
         .merge(routes::rules::router())
+        .merge(routes::domains::router())
 }
 
 /// The OpenAPI document of the whole API.

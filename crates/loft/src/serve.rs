@@ -38,7 +38,8 @@ pub struct ServeCommand {
 pub struct SmtpArgs {
     /// Address for the inbound SMTP listener (the MX), e.g. `0.0.0.0:25`; off unless given
     /// (`127.0.0.1:0` picks a free port; the bound address is printed). It accepts mail for
-    /// `--domain` only and never relays. No STARTTLS yet: mail arrives in plaintext.
+    /// the hosted domains (`--domain` and `loft domain add`) only and never relays. STARTTLS is
+    /// offered when `--smtp-tls-cert` and `--smtp-tls-key` are given.
     #[arg(long = "smtp", env = "LOFT_SMTP_ADDR", value_name = "ADDR")]
     pub smtp: Option<SocketAddr>,
     /// Largest message the SMTP listener accepts, in bytes (announced as SIZE).
@@ -53,6 +54,23 @@ pub struct SmtpArgs {
         value_name = "N"
     )]
     pub smtp_max_connections_per_ip: usize,
+    /// PEM certificate chain for STARTTLS on the SMTP listener (with `--smtp-tls-key`);
+    /// without it STARTTLS is not offered and mail arrives in plaintext.
+    #[arg(
+        long = "smtp-tls-cert",
+        env = "LOFT_SMTP_TLS_CERT",
+        value_name = "FILE",
+        requires = "smtp_tls_key"
+    )]
+    pub smtp_tls_cert: Option<PathBuf>,
+    /// PEM private key of `--smtp-tls-cert`.
+    #[arg(
+        long = "smtp-tls-key",
+        env = "LOFT_SMTP_TLS_KEY",
+        value_name = "FILE",
+        requires = "smtp_tls_cert"
+    )]
+    pub smtp_tls_key: Option<PathBuf>,
 }
 
 /// Settings of the MCP endpoint `/mcp`.
@@ -120,6 +138,42 @@ pub struct ServeArgs {
     /// command line never does (it would show in `ps`): use `LOFT_ADMIN_KEY`.
     #[arg(skip)]
     pub admin_key: Option<String>,
+    /// DNS answers given up front, as JSON (`{"txt": {"name": ["text", ...]}, "mx": {"name":
+    /// [[10, "host"]]}}`), used instead of the system resolver for SPF / DKIM / DMARC checks of
+    /// received mail and `loft domain check`: every other name does not exist. For tests and
+    /// hosts without DNS; off by default (the resolver of /etc/resolv.conf, with a cache).
+    #[arg(long = "dns-answers", env = "LOFT_DNS_ANSWERS", value_name = "FILE")]
+    pub dns_answers: Option<PathBuf>,
+}
+
+/// The mail authenticator: the system resolver, or the answers of `--dns-answers`.
+fn mail_auth(answers: Option<&Path>) -> Result<loft_mailauth::Authenticator, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        txt: std::collections::HashMap<String, Vec<String>>,
+        #[serde(default)]
+        mx: std::collections::HashMap<String, Vec<(u16, String)>>,
+    }
+    let Some(path) = answers else {
+        return loft_mailauth::Authenticator::system().map_err(|e| e.to_string());
+    };
+    let bad = |why: String| format!("--dns-answers {}: {why}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let file: File = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let mut dns = loft_mailauth::StaticDns::default();
+    for (name, values) in &file.txt {
+        for v in values {
+            dns = dns.txt(name, v);
+        }
+    }
+    for (name, list) in &file.mx {
+        for (pref, host) in list {
+            dns = dns.mx(name, *pref, host);
+        }
+    }
+    loft_mailauth::Authenticator::with_answers(dns).map_err(|e| bad(e.to_string()))
 }
 
 fn parse_mode(s: &str) -> Result<OversightMode, String> {
@@ -449,7 +503,8 @@ pub async fn app_with_mcp(
     )
     .map_err(|e| format!("--domain: {e}"))?
     .with_limits(limits)
-    .with_quotas(quotas);
+    .with_quotas(quotas)
+    .with_mail_auth(Arc::new(mail_auth(args.dns_answers.as_deref())?));
     let (keyring, source) = master_keys(&args.data_dir)?;
     if !egress.allowances().is_empty() {
         let allowed: Vec<String> = egress.allowances().iter().map(ToString::to_string).collect();
@@ -552,6 +607,12 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         ),
         None => None,
     };
+    let smtp_tls = match (&smtp.smtp_tls_cert, &smtp.smtp_tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(loft_smtp::TlsConfig::from_pem_files(cert, key).map_err(|e| format!("--smtp-tls-cert: {e}"))?)
+        }
+        _ => None,
+    };
     let (app, store, loft) = app_with_mcp(&args, &mcp).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("mail domain: {}", args.domain);
@@ -563,6 +624,9 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
             "SMTP listening on {smtp_addr} (mail for @{})",
             args.domain.to_ascii_lowercase()
         );
+        if smtp_tls.is_some() {
+            println!("SMTP STARTTLS offered");
+        }
     }
     // Scripts and tests read the lines above; make sure they are out before serving.
     std::io::Write::flush(&mut std::io::stdout()).ok();
@@ -615,6 +679,7 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         let mut config = loft_smtp::SmtpConfig::new(args.domain.to_ascii_lowercase());
         config.max_message_bytes = smtp.smtp_max_message_bytes;
         config.max_connections_per_ip = smtp.smtp_max_connections_per_ip;
+        config.tls.clone_from(&smtp_tls);
         tokio::spawn(loft_smtp::serve(l, loft.clone(), config, smtp_stop))
     });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -49,12 +49,12 @@ impl Loft {
     /// (`quota_exceeded`). A paused identity still receives (its mail is kept).
     pub async fn check_inbound_recipient(&self, envelope: &Envelope, rcpt: &str) -> Result<EmailAddress> {
         let address = EmailAddress::parse(rcpt)?;
-        if !self.hosts_domain(address.domain()) {
+        if !self.is_hosted(address.domain()).await? {
             return Err(Error::policy_denied(
                 "relay_denied",
                 format!(
-                    "relaying denied: this server accepts mail for @{} only",
-                    self.config.domain
+                    "relaying denied: @{} is not a domain this server hosts",
+                    address.domain()
                 ),
             ));
         }
@@ -125,11 +125,7 @@ impl Loft {
             .clone()
             .or_else(|| envelope.mail_from.clone())
             .map_or_else(|| EmailAddress::parse("unknown@unknown.invalid"), Ok)?;
-        let authentication = if self.hosts_domain(from.domain()) {
-            Authentication::spoofed_suspect(&self.config.domain)
-        } else {
-            Authentication::external()
-        };
+        let authentication = self.authenticate_inbound(envelope, raw, &from).await?;
         let message_id = parsed
             .message_id
             .clone()
@@ -237,6 +233,36 @@ impl Loft {
         self.store.receive_mail(mail, audit).await?;
         self.wake(&woken);
         Ok(receipt)
+    }
+}
+
+impl Loft {
+    /// The verdict on a mail from outside: SPF, DKIM, DMARC and ARC checked on the bytes as
+    /// received (when mail authentication is configured), judged against the From domain.
+    async fn authenticate_inbound(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+        from: &EmailAddress,
+    ) -> Result<Authentication> {
+        let hosted = self.is_hosted(from.domain()).await?;
+        let Some(auth) = self.mail_auth.as_deref() else {
+            return Ok(if hosted {
+                Authentication::spoofed_suspect(from.domain())
+            } else {
+                Authentication::external()
+            });
+        };
+        let mail_from = envelope.mail_from.as_ref().map(EmailAddress::as_str);
+        let input = crate::mailauth::VerifyInput {
+            client_ip: envelope.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
+            helo: &envelope.helo,
+            mail_from,
+            from_domain: from.domain(),
+            host: &self.config.domain,
+        };
+        let checks = auth.verify(&input, raw).await;
+        Ok(Authentication::from_checks(checks, from.domain(), hosted))
     }
 }
 

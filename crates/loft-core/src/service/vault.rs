@@ -1076,13 +1076,16 @@ impl Loft {
             );
             rewrapped += self.store.vault_rewrap(batch, audit).await?;
         }
-        let still_in_use = self
+        // The DKIM keys of hosted domains are sealed by the same keyring.
+        rewrapped += self.rewrap_domain_keys(actor, &ring).await?;
+        let still_in_use: Vec<String> = self
             .store
             .vault_key_ids_in_use()
             .await?
             .into_iter()
             .filter(|id| *id != current)
             .collect();
+
         let entry = actor.audit(
             self.clock.now(),
             "vault.rotate_master_key",

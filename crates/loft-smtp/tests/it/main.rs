@@ -24,6 +24,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
+mod starttls;
+
 struct Server {
     t: TestLoft,
     addr: SocketAddr,

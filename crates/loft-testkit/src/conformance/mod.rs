@@ -30,6 +30,7 @@
 mod audit;
 mod caps;
 mod contacts;
+mod domains;
 mod drafts;
 mod events;
 mod identities;
@@ -57,6 +58,7 @@ use loft_core::store::Store;
 pub use audit::*;
 pub use caps::*;
 pub use contacts::*;
+pub use domains::*;
 pub use drafts::*;
 pub use events::*;
 pub use identities::*;
@@ -281,6 +283,9 @@ macro_rules! conformance_tests {
             inbound_mail_is_stored_threaded_and_audited,
             inbound_refusals_store_nothing,
             inbound_codes_and_links_are_found,
+            domains_add_list_show_check_remove,
+            domains_are_hosted_for_inbound,
+            inbound_dkim_verdicts,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -304,6 +309,7 @@ mod tests {
             include_str!("audit.rs"),
             include_str!("caps.rs"),
             include_str!("contacts.rs"),
+            include_str!("domains.rs"),
             include_str!("drafts.rs"),
             include_str!("events.rs"),
             include_str!("identities.rs"),

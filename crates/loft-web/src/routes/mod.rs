@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod caps;
 pub mod contacts;
+pub mod domains;
 pub mod drafts;
 pub mod events;
 pub mod identities;

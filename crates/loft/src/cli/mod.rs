@@ -16,6 +16,7 @@
 mod approvals;
 mod audit;
 mod contacts;
+mod domain;
 mod drafts;
 mod events;
 mod format;
@@ -89,6 +90,10 @@ pub enum ClientCommand {
     /// Show or set the instance's sending caps, which count every identity's mail together
     /// (operator). Without flags: shows them with what the instance used; `none` removes a cap.
     Caps(CapsArgs),
+    /// Hosted mail domains (operator): add one (DKIM keys, DNS records to publish), list,
+    /// show, check what DNS publishes, remove.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Domain(domain::DomainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -415,6 +420,7 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
         ClientCommand::Freeze(a) => freeze(a, true).await,
         ClientCommand::Unfreeze(a) => freeze(a, false).await,
         ClientCommand::Caps(a) => instance_caps(a).await,
+        ClientCommand::Domain(a) => domain::run(a).await,
     };
     match result {
         Ok(code) => code,
