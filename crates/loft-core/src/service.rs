@@ -50,6 +50,7 @@ mod rules;
 mod schedule;
 mod search;
 mod vault;
+mod webhooks;
 
 pub use approval_edits::EditHeldMail;
 pub use audit::{AuditExportParams, ListAuditParams};
@@ -76,6 +77,7 @@ pub use vault::{
     BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, GetCredentialParams, InjectInput,
     ListCredentialsParams, RotationReport, StoreCredentialRequest,
 };
+pub use webhooks::{CreateWebhookRequest, ListWebhooksParams, UpdateWebhookRequest};
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
@@ -318,6 +320,9 @@ pub struct Loft {
     /// Whether mail to addresses outside this server is queued for SMTP delivery; without
     /// it such a send is refused at once rather than queued for ever.
     outbound: bool,
+    /// The webhook delivery schedule ([`crate::webhooks::WebhookSettings::default`] unless
+    /// [`Loft::with_webhooks`]).
+    webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Loft {
@@ -346,6 +351,7 @@ impl Loft {
             quotas: Quotas::default(),
             recipient_budget: RecipientBudget::default(),
             outbound: false,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         })
     }
 
@@ -419,5 +425,16 @@ impl Loft {
     /// Subscribes to the jobs this process queues for the runner (a hint to look again).
     pub fn job_ticks(&self) -> watch::Receiver<u64> {
         self.job_tick.subscribe()
+    }
+
+    /// Tells the runner that this process queued a job.
+    pub(crate) fn bump_job_tick(&self) {
+        self.job_tick.send_modify(|t| *t += 1);
+    }
+
+    /// A watch that changes whenever events became visible (written here, or signalled by
+    /// another node): the runner queues webhook deliveries then.
+    pub fn event_ticks(&self) -> watch::Receiver<u64> {
+        self.hub.watch_all()
     }
 }

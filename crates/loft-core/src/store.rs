@@ -432,6 +432,7 @@ pub trait Store:
     + DraftStore
     + ScheduleStore
     + crate::events::EventStore
+    + crate::webhooks::WebhookStore
     + Send
     + Sync
     + 'static

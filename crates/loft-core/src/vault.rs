@@ -254,9 +254,9 @@ fn random_nonce(random: &dyn Random) -> [u8; NONCE_LEN] {
 }
 
 /// Length-prefixed parts, so that no two different (identity, name) pairs give the same bytes.
-fn aad(kind: &str, identity: &IdentityId, name: &str, key_id: Option<&str>) -> Vec<u8> {
+fn aad(kind: &str, identity: &str, name: &str, key_id: Option<&str>) -> Vec<u8> {
     let mut out = Vec::new();
-    for part in [FORMAT_VERSION, kind, identity.as_str(), name, key_id.unwrap_or("")] {
+    for part in [FORMAT_VERSION, kind, identity, name, key_id.unwrap_or("")] {
         out.extend_from_slice(&(part.len() as u32).to_be_bytes());
         out.extend_from_slice(part.as_bytes());
     }
@@ -277,6 +277,13 @@ pub fn seal(
     name: &str,
     plaintext: &[u8],
 ) -> Result<Sealed> {
+    seal_for(keyring, random, identity.as_str(), name, plaintext)
+}
+
+/// [`seal`] for an owner that is not an identity: a webhook endpoint's signing secret is
+/// sealed for (its `whk_` id, its name), which no credential's (`idt_` id, name) can equal.
+pub fn seal_for(keyring: &Keyring, random: &dyn Random, owner: &str, name: &str, plaintext: &[u8]) -> Result<Sealed> {
+    let identity = owner;
     let mut dek = Zeroizing::new([0u8; KEY_LEN]);
     random.fill(dek.as_mut_slice());
     let nonce = random_nonce(random);
@@ -302,7 +309,7 @@ pub fn seal(
 fn wrap(
     key: &MasterKey,
     random: &dyn Random,
-    identity: &IdentityId,
+    identity: &str,
     name: &str,
     dek: &[u8; KEY_LEN],
 ) -> Result<(Vec<u8>, Vec<u8>)> {
@@ -320,7 +327,7 @@ fn wrap(
     Ok((wrapped, nonce.to_vec()))
 }
 
-fn unwrap_key(keyring: &Keyring, identity: &IdentityId, name: &str, s: &Sealed) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+fn unwrap_key(keyring: &Keyring, identity: &str, name: &str, s: &Sealed) -> Result<Zeroizing<[u8; KEY_LEN]>> {
     let key = keyring.get(&s.master_key_id).ok_or_else(|| {
         Error::internal(format!(
             "the vault entry `{name}` is wrapped under master key {} which this server does not hold",
@@ -345,6 +352,11 @@ fn unwrap_key(keyring: &Keyring, identity: &IdentityId, name: &str, s: &Sealed) 
 
 /// Decrypts a sealed entry of (identity, name). Any change to any part is an error.
 pub fn open(keyring: &Keyring, identity: &IdentityId, name: &str, s: &Sealed) -> Result<Zeroizing<Vec<u8>>> {
+    open_for(keyring, identity.as_str(), name, s)
+}
+
+/// [`open`] for an owner that is not an identity (see [`seal_for`]).
+pub fn open_for(keyring: &Keyring, identity: &str, name: &str, s: &Sealed) -> Result<Zeroizing<Vec<u8>>> {
     let dek = unwrap_key(keyring, identity, name, s)?;
     let nonce = <[u8; NONCE_LEN]>::try_from(s.nonce.as_slice()).map_err(|_| tampered(name))?;
     XChaCha20Poly1305::new(&(*dek).into())
@@ -361,6 +373,11 @@ pub fn open(keyring: &Keyring, identity: &IdentityId, name: &str, s: &Sealed) ->
 
 /// Re-wraps the data key under the keyring's current key; the ciphertext is unchanged.
 pub fn rewrap(keyring: &Keyring, random: &dyn Random, identity: &IdentityId, name: &str, s: &Sealed) -> Result<Sealed> {
+    rewrap_for(keyring, random, identity.as_str(), name, s)
+}
+
+/// [`rewrap`] for an owner that is not an identity (see [`seal_for`]).
+pub fn rewrap_for(keyring: &Keyring, random: &dyn Random, identity: &str, name: &str, s: &Sealed) -> Result<Sealed> {
     let dek = unwrap_key(keyring, identity, name, s)?;
     let (wrapped_key, wrap_nonce) = wrap(keyring.current(), random, identity, name, &dek)?;
     Ok(Sealed {
@@ -1170,6 +1187,14 @@ pub trait HttpBroker: Send + Sync + 'static {
     /// Errors: `Unavailable` when the peer cannot be reached or times out (the message names
     /// the host, never a header or the body).
     async fn send(&self, request: BrokerRequest) -> Result<BrokerResponse>;
+
+    /// Refuses, before anything is stored, a target the egress policy refuses for certain
+    /// without resolving a name (an IP literal, `localhost`): webhook registration calls it.
+    /// The default allows everything (the connection is judged again when it is made).
+    fn check_target(&self, url: &url::Url) -> Result<()> {
+        let _ = url;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

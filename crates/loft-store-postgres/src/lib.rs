@@ -68,6 +68,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 mod vault;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -79,10 +79,13 @@ pub(crate) async fn register_key(pool: &PgPool, c: &MasterKeyCheck, audit: Audit
 }
 
 pub(crate) async fn key_ids_in_use(pool: &PgPool) -> Result<Vec<String>> {
-    sqlx::query_scalar("SELECT DISTINCT master_key_id FROM vault_items ORDER BY master_key_id")
-        .fetch_all(pool)
-        .await
-        .map_err(db_err)
+    sqlx::query_scalar(
+        "SELECT master_key_id FROM vault_items UNION SELECT secret_key_id FROM webhooks \
+         UNION SELECT prev_key_id FROM webhooks WHERE prev_key_id IS NOT NULL ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)
 }
 
 pub(crate) async fn create(pool: &PgPool, c: &StoredCredential, audit: AuditEntry) -> Result<()> {

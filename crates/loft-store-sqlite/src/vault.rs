@@ -80,10 +80,13 @@ pub(crate) async fn register_key(conn: &mut SqliteConnection, c: MasterKeyCheck,
 }
 
 pub(crate) async fn key_ids_in_use(conn: &mut SqliteConnection) -> Result<Vec<String>> {
-    sqlx::query_scalar("SELECT DISTINCT master_key_id FROM vault_items ORDER BY master_key_id")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_err)
+    sqlx::query_scalar(
+        "SELECT master_key_id FROM vault_items UNION SELECT secret_key_id FROM webhooks \
+         UNION SELECT prev_key_id FROM webhooks WHERE prev_key_id IS NOT NULL ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)
 }
 
 pub(crate) async fn create(conn: &mut SqliteConnection, c: StoredCredential, entry: AuditEntry) -> Result<()> {

@@ -94,6 +94,23 @@ fn build(
     quotas: Quotas,
     outbound: bool,
 ) -> TestLoft {
+    build_with(store, operator_key, clock, keyring, limits, quotas, outbound, |l| l)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the private builder behind the public constructors"
+)]
+fn build_with(
+    store: Arc<dyn Store>,
+    operator_key: String,
+    clock: Arc<ManualClock>,
+    keyring: Keyring,
+    limits: LimitsConfig,
+    quotas: Quotas,
+    outbound: bool,
+    customize: impl FnOnce(Loft) -> Loft,
+) -> TestLoft {
     let loft = Loft::new(
         store,
         clock.clone(),
@@ -111,6 +128,7 @@ fn build(
     .with_limits(limits)
     .with_quotas(quotas)
     .with_outbound(outbound);
+    let loft = customize(loft);
     TestLoft {
         loft: Arc::new(loft),
         operator_key,
@@ -159,6 +177,25 @@ impl TestLoft {
             LimitsConfig::off(),
             Quotas::off(),
             true,
+        )
+    }
+
+    /// The same store, operator key, clock and keyring, with outbound HTTP through `broker`
+    /// and this webhook delivery schedule.
+    pub fn with_broker(
+        &self,
+        broker: Arc<dyn loft_core::vault::HttpBroker>,
+        settings: loft_core::webhooks::WebhookSettings,
+    ) -> TestLoft {
+        build_with(
+            self.store().clone(),
+            self.operator_key.clone(),
+            self.clock.clone(),
+            self.keyring.clone(),
+            LimitsConfig::off(),
+            Quotas::off(),
+            true,
+            move |l| l.with_broker(broker).with_webhooks(settings),
         )
     }
 

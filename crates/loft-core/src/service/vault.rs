@@ -1076,6 +1076,8 @@ impl Loft {
             );
             rewrapped += self.store.vault_rewrap(batch, audit).await?;
         }
+        // Webhook signing secrets are sealed by the same keyring.
+        rewrapped += self.rewrap_webhook_secrets(actor, &ring).await?;
         let still_in_use = self
             .store
             .vault_key_ids_in_use()

@@ -46,6 +46,7 @@ mod search;
 mod security;
 mod store;
 mod vault;
+mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,6 +74,7 @@ pub use search::*;
 pub use security::*;
 pub use store::*;
 pub use vault::*;
+pub use webhooks::*;
 
 /// What a fixture hands the suite: a fresh store, and what to do when the case is over.
 pub type Fixture = Option<(Arc<dyn Store>, Cleanup)>;
@@ -280,6 +282,11 @@ macro_rules! conformance_tests {
             inbound_mail_is_stored_threaded_and_audited,
             inbound_refusals_store_nothing,
             inbound_codes_and_links_are_found,
+            webhooks_deliver_in_order_and_retry,
+            webhooks_disable_after_a_failure_streak,
+            webhooks_are_private,
+            webhooks_rotate_secrets_and_rewrap,
+            webhooks_store_contract,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
