@@ -139,9 +139,10 @@ class LoftServer:
     """A real `loft serve` on 127.0.0.1 and a free port, with a fresh SQLite data dir; with
     `smtp`, its inbound SMTP listener too (on another free port: `smtp_addr`)."""
 
-    def __init__(self, data_dir: Path, smtp: bool = False) -> None:
+    def __init__(self, data_dir: Path, smtp: bool = False, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.smtp = smtp
+        self.extra_env = env or {}
         self.smtp_addr: tuple[str, int] | None = None
         self.admin_key = "loft-test-admin-" + secrets.token_hex(16)
         self.url = ""
@@ -173,6 +174,7 @@ class LoftServer:
                 # Nothing a test does may reach past this machine, even if the code is broken.
                 LOFT_EGRESS_DENY_PUBLIC="true",
                 LOFT_AUTH_FAILURES_PER_MINUTE="1000",
+                **self.extra_env,
             ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
