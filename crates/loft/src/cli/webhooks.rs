@@ -29,15 +29,25 @@ enum WebhooksCommand {
     /// List endpoints, newest first.
     List(PageArgs),
     /// Show one endpoint.
-    Show { id: String },
+    Show {
+        /// The endpoint (`whk_...`).
+        id: String,
+    },
     /// Change an endpoint's URL, types or description, or pause and resume it.
     Update(UpdateArgs),
     /// Remove an endpoint and its delivery log.
-    Remove { id: String },
+    Remove {
+        /// The endpoint (`whk_...`).
+        id: String,
+    },
     /// A new signing secret, printed this once; the old one signs beside it for 24 hours.
-    RotateSecret { id: String },
+    RotateSecret {
+        /// The endpoint (`whk_...`).
+        id: String,
+    },
     /// An endpoint's delivery log, newest first (event, attempt, status, duration, error).
     Deliveries {
+        /// The endpoint (`whk_...`).
         id: String,
         #[command(flatten)]
         page: PageArgs,
@@ -59,6 +69,7 @@ struct AddArgs {
     /// every type the key may see.
     #[arg(long = "type", value_name = "TYPE", value_delimiter = ',')]
     types: Vec<String>,
+    /// What the endpoint is for (at most 500 characters).
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
     /// Operator only: only this identity's events.
@@ -68,12 +79,15 @@ struct AddArgs {
 
 #[derive(Debug, Args)]
 struct UpdateArgs {
+    /// The endpoint (`whk_...`).
     id: String,
+    /// A new URL.
     #[arg(long)]
     url: Option<String>,
     /// Replaces the types (repeated or comma-separated).
     #[arg(long = "type", value_name = "TYPE", value_delimiter = ',')]
     types: Option<Vec<String>>,
+    /// A new description (empty: none).
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
     /// Resume deliveries (from where they stopped).
