@@ -140,13 +140,14 @@ class LoftServer:
     `smtp`, its inbound SMTP listener too (on another free port: `smtp_addr`)."""
 
     def __init__(self, data_dir: Path, smtp: bool = False, dns: dict | None = None,
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.smtp = smtp
         # DNS answers for SPF / DKIM / DMARC checks (`--dns-answers`): always given, so that no
         # test ever asks a real resolver; every other name does not exist.
         self.dns = dns or {}
         self.tls = tls
+        self.extra_env = env or {}
         self.smtp_addr: tuple[str, int] | None = None
         self.admin_key = "loft-test-admin-" + secrets.token_hex(16)
         self.url = ""
@@ -183,6 +184,7 @@ class LoftServer:
                 # Nothing a test does may reach past this machine, even if the code is broken.
                 LOFT_EGRESS_DENY_PUBLIC="true",
                 LOFT_AUTH_FAILURES_PER_MINUTE="1000",
+                **self.extra_env,
             ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

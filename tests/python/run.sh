@@ -2,7 +2,8 @@
 # Loft's MCP door, proven with the real Python clients: the official `mcp` SDK 1.x and 2.x
 # (stdio and streamable HTTP), AutoGen's McpWorkbench and CrewAI's MCPServerAdapter, and the
 # examples in examples/; and its inbound SMTP door with Python's smtplib and swaks
-# (test_smtp.py; swaks is Debian's package, installed here when missing). Every test runs the
+# (test_smtp.py; swaks is Debian's package, installed here when missing); its webhooks, verified
+# by the Standard Webhooks library (test_webhooks.py, in .venv/api). Every test runs the
 # real `loft` binary against a real server.
 #
 #   tests/python/run.sh                 build loft, (re)create the venvs if needed, run everything
@@ -91,7 +92,9 @@ failed=()
 run_pytest() {
     local name=$1
     shift
-    step "pytest in .venv/$name ($(".venv/$name/bin/python" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'))"
+    step "pytest in .venv/$name ($(".venv/$name/bin/python" -c 'import importlib.metadata as m
+try: print("mcp", m.version("mcp"))
+except m.PackageNotFoundError: print("no mcp")'))"
     local rc=0
     (cd "$here" && timeout -k 10 1500 "$repo/.venv/$name/bin/python" -m pytest -p no:cacheprovider "$@" "${extra[@]}") || rc=$?
     case $rc in
@@ -106,6 +109,7 @@ extra=("$@")
 run_pytest mcp1 test_mcp_client.py test_autogen.py test_autogen_vault.py test_crewai.py test_examples.py test_smtp.py \
     test_mailauth.py test_dkim.py
 run_pytest mcp2 test_mcp_client.py
+run_pytest api test_webhooks.py
 
 # run_schemathesis KIND: schemathesis against the OpenAPI document served by a fresh server,
 # with an identity key (KIND=identity) or the operator key (KIND=operator), each on its own

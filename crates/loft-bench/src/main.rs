@@ -230,6 +230,10 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
         domain: DOMAIN.to_owned(),
         egress_allow: Vec::new(),
         egress_deny_public: true,
+        webhook_timeout_secs: 10,
+        webhook_retry_base_secs: 10,
+        webhook_retry_max_secs: 6 * 3600,
+        webhook_disable_after_secs: 3 * 24 * 3600,
         max_request_bytes: loft_web::DEFAULT_MAX_REQUEST_BYTES,
         // Delivery is what is measured: the agents are autonomous (the exfiltration guard
         // still looks at every send).

@@ -346,6 +346,12 @@ impl EgressPolicy {
         }
     }
 
+    /// Whether no address a name could resolve to is allowed for `host`: public addresses are
+    /// refused, the name is not allowed, and no range is.
+    pub fn denies_every_name(&self, host: &str) -> bool {
+        self.deny_public && self.ranges.is_empty() && !self.host_allowed(host)
+    }
+
     fn range_allows(&self, d: &Denied) -> bool {
         self.ranges
             .iter()

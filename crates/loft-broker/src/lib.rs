@@ -185,6 +185,38 @@ fn literal_ip(url: &url::Url) -> Option<IpAddr> {
 
 #[async_trait]
 impl HttpBroker for ReqwestBroker {
+    /// An IP literal, and `localhost` (RFC 6761: always loopback), are judged now; other
+    /// names when a connection resolves them (no lookup here: registering a webhook never
+    /// queries DNS). With public addresses refused, a name the operator did not allow can
+    /// reach nothing unless an allowed range holds its address, so it is refused now too when
+    /// there is no such range.
+    fn check_target(&self, url: &url::Url) -> Result<()> {
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let ip = literal_ip(url).or_else(|| {
+            let h = host.trim_end_matches('.').to_ascii_lowercase();
+            (h == "localhost" || h.ends_with(".localhost")).then_some(IpAddr::from([127, 0, 0, 1]))
+        });
+        if let Some(ip) = ip {
+            return self
+                .policy
+                .check(&host, ip)
+                .map_err(|denied| Refused { host, denied }.to_error());
+        }
+        if self.policy.denies_every_name(&host) {
+            return Err(Error::forbidden(
+                "egress_denied",
+                format!(
+                    "the egress policy refuses connections to `{host}`: public addresses are refused (rule `public`)"
+                ),
+            )
+            .with_hint(format!(
+                "this server refuses outbound connections to public addresses (--egress-deny-public); if it should \
+                 reach `{host}`, its operator can allow it with `--egress-allow {host}` (LOFT_EGRESS_ALLOW)"
+            )));
+        }
+        Ok(())
+    }
+
     async fn send(&self, request: BrokerRequest) -> Result<BrokerResponse> {
         let host = request.url.host_str().unwrap_or_default().to_owned();
         if let Some(ip) = literal_ip(&request.url) {

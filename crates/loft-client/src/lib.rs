@@ -562,11 +562,13 @@ pub mod api {
         CreateDraftRequest, ListDraftsParams, RescheduleRequest, SendDraftRequest, UpdateDraftRequest,
     };
     pub use loft_core::service::{CreateRuleRequest, ListRulesParams};
+    pub use loft_core::service::{CreateWebhookRequest, ListWebhooksParams, UpdateWebhookRequest};
     pub use loft_core::service::{DecideRequest, ListApprovalsParams, RejectRequest};
     pub use loft_core::service::{DenyModeRequest, EditHeldMail, ListModeRequestsParams, RequestModeRequest};
     pub use loft_core::service::{EventPage, EventParams, GetThreadParams};
     pub use loft_core::service::{SetIdentityCapsRequest, SetInstanceCapsRequest};
     use loft_core::vault::{CredentialMeta, TotpCode};
+    use loft_core::webhooks::{WebhookCreated, WebhookDelivery, WebhookEndpoint};
 
     use super::Call;
 
@@ -956,6 +958,43 @@ pub mod api {
     /// Answers the domain as it was.
     pub fn remove_domain(name: &str) -> Call<Domain> {
         Call::new(reqwest::Method::DELETE, ["v0", "domains", name])
+    }
+
+    // ----- webhooks -----
+
+    /// Answers the endpoint with its signing secret, shown this once.
+    pub fn create_webhook(req: &CreateWebhookRequest) -> Call<WebhookCreated> {
+        Call::post(["v0", "webhooks"]).body(req)
+    }
+
+    pub fn list_webhooks(q: &ListWebhooksParams) -> Call<Page<WebhookEndpoint>> {
+        Call::get(["v0", "webhooks"]).query(q)
+    }
+
+    pub fn get_webhook(id: &str) -> Call<WebhookEndpoint> {
+        Call::get(["v0", "webhooks", id])
+    }
+
+    pub fn update_webhook(id: &str, req: &UpdateWebhookRequest) -> Call<WebhookEndpoint> {
+        Call::new(reqwest::Method::PATCH, ["v0", "webhooks", id]).body(req)
+    }
+
+    /// Answers the endpoint as it was.
+    pub fn delete_webhook(id: &str) -> Call<WebhookEndpoint> {
+        Call::new(reqwest::Method::DELETE, ["v0", "webhooks", id])
+    }
+
+    /// A new secret, shown this once; the old one signs beside it for a day.
+    pub fn rotate_webhook_secret(id: &str) -> Call<WebhookCreated> {
+        Call::post(["v0", "webhooks", id, "rotate-secret"])
+    }
+
+    pub fn list_webhook_deliveries(id: &str, q: &ListWebhooksParams) -> Call<Page<WebhookDelivery>> {
+        Call::get(["v0", "webhooks", id, "deliveries"]).query(q)
+    }
+
+    pub fn replay_webhook_delivery(id: &str, delivery: &str) -> Call<WebhookDelivery> {
+        Call::post(["v0", "webhooks", id, "deliveries", delivery, "replay"])
     }
 
     // ----- sending caps -----

@@ -59,10 +59,15 @@ pub enum EventKind {
     /// A credential of the identity's vault was used (a TOTP code, a brokered call).
     #[serde(rename = "vault.used")]
     VaultUsed,
+    /// A webhook endpoint was disabled after failing for too long (payload: `webhook_id`,
+    /// `url`, `failing_since`, `failures`). The endpoint's identity's event; instance-wide
+    /// (operator only) for an operator's endpoint.
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::MessageReceived,
         EventKind::MessageSent,
         EventKind::MessageDelivered,
@@ -74,6 +79,7 @@ impl EventKind {
         EventKind::IdentityPaused,
         EventKind::IdentityResumed,
         EventKind::VaultUsed,
+        EventKind::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +95,7 @@ impl EventKind {
             EventKind::IdentityPaused => "identity.paused",
             EventKind::IdentityResumed => "identity.resumed",
             EventKind::VaultUsed => "vault.used",
+            EventKind::WebhookDisabled => "webhook.disabled",
         }
     }
 

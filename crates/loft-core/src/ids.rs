@@ -98,6 +98,14 @@ typed_id!(
     RuleId, "rul_", "rule"
 );
 typed_id!(
+    /// A webhook endpoint (`whk_...`).
+    WebhookId, "whk_", "webhook"
+);
+typed_id!(
+    /// One logged delivery attempt of a webhook endpoint (`whd_...`).
+    WebhookDeliveryId, "whd_", "webhook delivery"
+);
+typed_id!(
     /// An API key's public id (the secret part is never an id).
     KeyId, "key_", "key"
 );

@@ -3,8 +3,8 @@
 //! time, or for good).
 //!
 //! It is generic: a handler is a [`JobHandler`] for one job kind, and [`JobRunner::new`] holds
-//! the ones Loft has ([`crate::schedule::RELEASE_JOB`] so far; the SMTP delivery worker and
-//! webhooks add theirs). Jobs of kinds it does not know stay queued for whoever does. Every node
+//! the ones Loft has ([`crate::schedule::RELEASE_JOB`] and [`crate::webhooks::DELIVER_JOB`];
+//! the SMTP delivery worker adds its own). Jobs of kinds it does not know stay queued for whoever does. Every node
 //! may run one: claims take a lease and never hand one job to two runners, and a handler whose
 //! work must happen once guards it in its own transaction as well (the release of a scheduled
 //! mail is conditional on the mail still waiting for that job), so a job taken over after a
@@ -67,6 +67,19 @@ impl JobHandler for ReleaseScheduled {
     }
 }
 
+/// Delivers webhooks ([`crate::webhooks`]).
+struct DeliverWebhooks;
+
+#[async_trait]
+impl JobHandler for DeliverWebhooks {
+    fn kind(&self) -> &'static str {
+        crate::webhooks::DELIVER_JOB
+    }
+    async fn run(&self, loft: &Loft, job: &Job) -> std::result::Result<(), JobError> {
+        loft.deliver_webhook(job).await
+    }
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunReport {
@@ -92,7 +105,7 @@ impl JobRunner {
     pub fn new(loft: Arc<Loft>, worker: impl Into<String>) -> Self {
         Self {
             loft,
-            handlers: vec![Box::new(ReleaseScheduled)],
+            handlers: vec![Box::new(ReleaseScheduled), Box::new(DeliverWebhooks)],
             worker: worker.into(),
             lease_secs: 60,
             batch: 20,
@@ -109,6 +122,9 @@ impl JobRunner {
     /// Runs every job that is due now, batch after batch, until none is left.
     pub async fn run_due(&self) -> Result<RunReport> {
         let kinds: Vec<&str> = self.handlers.iter().map(|h| h.kind()).collect();
+        if kinds.contains(&crate::webhooks::DELIVER_JOB) {
+            self.loft.queue_webhook_jobs().await?;
+        }
         let mut report = RunReport::default();
         loop {
             let now = self.loft.now();
@@ -156,6 +172,8 @@ impl JobRunner {
         on_error: impl Fn(&Error) + Send + Sync,
     ) {
         let mut ticks = self.loft.job_ticks();
+        // Events becoming visible may give a webhook endpoint something to deliver.
+        let mut events = self.loft.event_ticks();
         loop {
             if *stop.borrow() {
                 return;
@@ -166,6 +184,7 @@ impl JobRunner {
             tokio::select! {
                 _ = stop.changed() => {}
                 _ = ticks.changed() => {}
+                _ = events.changed() => {}
                 () = tokio::time::sleep(poll) => {}
             }
         }

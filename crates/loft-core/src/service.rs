@@ -52,6 +52,7 @@ mod rules;
 mod schedule;
 mod search;
 mod vault;
+mod webhooks;
 
 pub use approval_edits::EditHeldMail;
 pub use audit::{AuditExportParams, ListAuditParams};
@@ -80,6 +81,7 @@ pub use vault::{
     BackupCode, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView, GetCredentialParams, InjectInput,
     ListCredentialsParams, RotationReport, StoreCredentialRequest,
 };
+pub use webhooks::{CreateWebhookRequest, ListWebhooksParams, UpdateWebhookRequest};
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
@@ -326,6 +328,9 @@ pub struct Loft {
     /// [`Loft::with_mail_auth`] (domains then refuse to be added, and received mail is
     /// marked not verified).
     mail_auth: Option<Arc<dyn crate::mailauth::MailAuth>>,
+    /// The webhook delivery schedule ([`crate::webhooks::WebhookSettings::default`] unless
+    /// [`Loft::with_webhooks`]).
+    webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Loft {
@@ -355,6 +360,7 @@ impl Loft {
             recipient_budget: RecipientBudget::default(),
             outbound: false,
             mail_auth: None,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         })
     }
 
@@ -435,5 +441,16 @@ impl Loft {
     /// Subscribes to the jobs this process queues for the runner (a hint to look again).
     pub fn job_ticks(&self) -> watch::Receiver<u64> {
         self.job_tick.subscribe()
+    }
+
+    /// Tells the runner that this process queued a job.
+    pub(crate) fn bump_job_tick(&self) {
+        self.job_tick.send_modify(|t| *t += 1);
+    }
+
+    /// A watch that changes whenever events became visible (written here, or signalled by
+    /// another node): the runner queues webhook deliveries then.
+    pub fn event_ticks(&self) -> watch::Receiver<u64> {
+        self.hub.watch_all()
     }
 }

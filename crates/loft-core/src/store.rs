@@ -441,6 +441,7 @@ pub trait Store:
     + ScheduleStore
     + crate::events::EventStore
     + crate::domains::DomainStore
+    + crate::webhooks::WebhookStore
     + Send
     + Sync
     + 'static

@@ -277,7 +277,7 @@ pub fn seal(
     name: &str,
     plaintext: &[u8],
 ) -> Result<Sealed> {
-    seal_owned(keyring, random, identity.as_str(), name, plaintext)
+    seal_for(keyring, random, identity.as_str(), name, plaintext)
 }
 
 /// The owner string of a hosted domain's DKIM keys in the envelope's associated data:
@@ -295,12 +295,12 @@ pub fn seal_domain_key(
     selector: &str,
     plaintext: &[u8],
 ) -> Result<Sealed> {
-    seal_owned(keyring, random, &domain_owner(domain), selector, plaintext)
+    seal_for(keyring, random, &domain_owner(domain), selector, plaintext)
 }
 
 /// Opens a sealed DKIM private key of `domain`.
 pub fn open_domain_key(keyring: &Keyring, domain: &str, selector: &str, s: &Sealed) -> Result<Zeroizing<Vec<u8>>> {
-    open_owned(keyring, &domain_owner(domain), selector, s)
+    open_for(keyring, &domain_owner(domain), selector, s)
 }
 
 /// Re-wraps a DKIM private key's data key under the current master key.
@@ -311,10 +311,13 @@ pub fn rewrap_domain_key(
     selector: &str,
     s: &Sealed,
 ) -> Result<Sealed> {
-    rewrap_owned(keyring, random, &domain_owner(domain), selector, s)
+    rewrap_for(keyring, random, &domain_owner(domain), selector, s)
 }
 
-fn seal_owned(keyring: &Keyring, random: &dyn Random, identity: &str, name: &str, plaintext: &[u8]) -> Result<Sealed> {
+/// [`seal`] for an owner that is not an identity: a webhook endpoint's signing secret is
+/// sealed for (its `whk_` id, its name), which no credential's (`idt_` id, name) can equal.
+pub fn seal_for(keyring: &Keyring, random: &dyn Random, owner: &str, name: &str, plaintext: &[u8]) -> Result<Sealed> {
+    let identity = owner;
     let mut dek = Zeroizing::new([0u8; KEY_LEN]);
     random.fill(dek.as_mut_slice());
     let nonce = random_nonce(random);
@@ -383,10 +386,11 @@ fn unwrap_key(keyring: &Keyring, identity: &str, name: &str, s: &Sealed) -> Resu
 
 /// Decrypts a sealed entry of (identity, name). Any change to any part is an error.
 pub fn open(keyring: &Keyring, identity: &IdentityId, name: &str, s: &Sealed) -> Result<Zeroizing<Vec<u8>>> {
-    open_owned(keyring, identity.as_str(), name, s)
+    open_for(keyring, identity.as_str(), name, s)
 }
 
-fn open_owned(keyring: &Keyring, identity: &str, name: &str, s: &Sealed) -> Result<Zeroizing<Vec<u8>>> {
+/// [`open`] for an owner that is not an identity (see [`seal_for`]).
+pub fn open_for(keyring: &Keyring, identity: &str, name: &str, s: &Sealed) -> Result<Zeroizing<Vec<u8>>> {
     let dek = unwrap_key(keyring, identity, name, s)?;
     let nonce = <[u8; NONCE_LEN]>::try_from(s.nonce.as_slice()).map_err(|_| tampered(name))?;
     XChaCha20Poly1305::new(&(*dek).into())
@@ -403,10 +407,11 @@ fn open_owned(keyring: &Keyring, identity: &str, name: &str, s: &Sealed) -> Resu
 
 /// Re-wraps the data key under the keyring's current key; the ciphertext is unchanged.
 pub fn rewrap(keyring: &Keyring, random: &dyn Random, identity: &IdentityId, name: &str, s: &Sealed) -> Result<Sealed> {
-    rewrap_owned(keyring, random, identity.as_str(), name, s)
+    rewrap_for(keyring, random, identity.as_str(), name, s)
 }
 
-fn rewrap_owned(keyring: &Keyring, random: &dyn Random, identity: &str, name: &str, s: &Sealed) -> Result<Sealed> {
+/// [`rewrap`] for an owner that is not an identity (see [`seal_for`]).
+pub fn rewrap_for(keyring: &Keyring, random: &dyn Random, identity: &str, name: &str, s: &Sealed) -> Result<Sealed> {
     let dek = unwrap_key(keyring, identity, name, s)?;
     let (wrapped_key, wrap_nonce) = wrap(keyring.current(), random, identity, name, &dek)?;
     Ok(Sealed {
@@ -1216,6 +1221,14 @@ pub trait HttpBroker: Send + Sync + 'static {
     /// Errors: `Unavailable` when the peer cannot be reached or times out (the message names
     /// the host, never a header or the body).
     async fn send(&self, request: BrokerRequest) -> Result<BrokerResponse>;
+
+    /// Refuses, before anything is stored, a target the egress policy refuses for certain
+    /// without resolving a name (an IP literal, `localhost`): webhook registration calls it.
+    /// The default allows everything (the connection is judged again when it is made).
+    fn check_target(&self, url: &url::Url) -> Result<()> {
+        let _ = url;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

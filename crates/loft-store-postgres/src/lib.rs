@@ -69,6 +69,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 mod vault;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

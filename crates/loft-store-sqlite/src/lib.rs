@@ -52,6 +52,7 @@ mod rules;
 mod schedule;
 mod search;
 mod vault;
+mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -81,7 +81,9 @@ pub(crate) async fn register_key(conn: &mut SqliteConnection, c: MasterKeyCheck,
 
 pub(crate) async fn key_ids_in_use(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     sqlx::query_scalar(
-        "SELECT master_key_id FROM vault_items UNION SELECT master_key_id FROM domain_keys ORDER BY master_key_id",
+        "SELECT master_key_id FROM vault_items UNION SELECT master_key_id FROM domain_keys \
+         UNION SELECT secret_key_id FROM webhooks \
+         UNION SELECT prev_key_id FROM webhooks WHERE prev_key_id IS NOT NULL ORDER BY 1",
     )
     .fetch_all(&mut *conn)
     .await

@@ -125,6 +125,34 @@ fn build(
     outbound: bool,
     dns: StaticDns,
 ) -> TestLoft {
+    build_with(
+        store,
+        operator_key,
+        clock,
+        keyring,
+        limits,
+        quotas,
+        outbound,
+        dns,
+        |l| l,
+    )
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the private builder behind the public constructors"
+)]
+fn build_with(
+    store: Arc<dyn Store>,
+    operator_key: String,
+    clock: Arc<ManualClock>,
+    keyring: Keyring,
+    limits: LimitsConfig,
+    quotas: Quotas,
+    outbound: bool,
+    dns: StaticDns,
+    customize: impl FnOnce(Loft) -> Loft,
+) -> TestLoft {
     let mail_auth = loft_mailauth::Authenticator::with_answers(dns).expect("the test resolver builds");
     let loft = Loft::new(
         store,
@@ -144,6 +172,7 @@ fn build(
     .with_quotas(quotas)
     .with_outbound(outbound)
     .with_mail_auth(Arc::new(mail_auth));
+    let loft = customize(loft);
     TestLoft {
         loft: Arc::new(loft),
         operator_key,
@@ -209,6 +238,26 @@ impl TestLoft {
             Quotas::off(),
             true,
             dns,
+        )
+    }
+
+    /// The same store, operator key, clock and keyring, with outbound HTTP through `broker`
+    /// and this webhook delivery schedule.
+    pub fn with_broker(
+        &self,
+        broker: Arc<dyn loft_core::vault::HttpBroker>,
+        settings: loft_core::webhooks::WebhookSettings,
+    ) -> TestLoft {
+        build_with(
+            self.store().clone(),
+            self.operator_key.clone(),
+            self.clock.clone(),
+            self.keyring.clone(),
+            LimitsConfig::off(),
+            Quotas::off(),
+            true,
+            StaticDns::default(),
+            move |l| l.with_broker(broker).with_webhooks(settings),
         )
     }
 

@@ -43,6 +43,10 @@ impl<B: HttpBroker> HttpBroker for LoopbackOnly<B> {
         }
         self.0.send(request).await
     }
+
+    fn check_target(&self, url: &url::Url) -> Result<()> {
+        self.0.check_target(url)
+    }
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub struct AppState {
         (name = "identities", description = "Agent identities and their delegation chain"),
         (name = "keys", description = "API keys: mint, rotate, revoke"),
         (name = "mail", description = "Mailboxes, sending, replies, threads"),
-        (name = "events", description = "What happened, as a resumable stream or pages"),
+        (name = "events", description = "What happened, as a resumable stream or pages, and signed webhooks"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "vault", description = "Per-identity encrypted credentials, TOTP, brokered HTTP"),
         (name = "oversight", description = "Held mail and reviewers' decisions, the kill switches, and allow / block / hold rules"),
@@ -112,6 +112,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::caps::router())
         .merge(routes::rules::router())
         .merge(routes::domains::router())
+        .merge(routes::webhooks::router())
 }
 
 /// The OpenAPI document of the whole API.

@@ -119,6 +119,20 @@ pub struct ServeArgs {
     /// exceptions are reachable (test rigs, air-gapped sites).
     #[arg(long, env = "LOFT_EGRESS_DENY_PUBLIC")]
     pub egress_deny_public: bool,
+    /// Seconds a webhook receiver has to answer one delivery (1 to 20).
+    #[arg(long, env = "LOFT_WEBHOOK_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub webhook_timeout_secs: u64,
+    /// Seconds before a failed webhook delivery is retried; the wait doubles with each failure
+    /// in a row, up to `--webhook-retry-max-secs`.
+    #[arg(long, env = "LOFT_WEBHOOK_RETRY_BASE_SECS", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..))]
+    pub webhook_retry_base_secs: i64,
+    /// The longest wait between two attempts of a webhook delivery (default six hours).
+    #[arg(long, env = "LOFT_WEBHOOK_RETRY_MAX_SECS", default_value_t = 6 * 3600, value_parser = clap::value_parser!(i64).range(1..))]
+    pub webhook_retry_max_secs: i64,
+    /// A webhook endpoint whose deliveries fail for longer than this many seconds is disabled
+    /// (default three days), with a `webhook.disabled` event.
+    #[arg(long, env = "LOFT_WEBHOOK_DISABLE_AFTER_SECS", default_value_t = 3 * 24 * 3600, value_parser = clap::value_parser!(i64).range(0..))]
+    pub webhook_disable_after_secs: i64,
     /// Largest HTTP request body accepted, in bytes.
     #[arg(long, env = "LOFT_MAX_REQUEST_BYTES", default_value_t = loft_web::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
@@ -504,7 +518,13 @@ pub async fn app_with_mcp(
     .map_err(|e| format!("--domain: {e}"))?
     .with_limits(limits)
     .with_quotas(quotas)
-    .with_mail_auth(Arc::new(mail_auth(args.dns_answers.as_deref())?));
+    .with_mail_auth(Arc::new(mail_auth(args.dns_answers.as_deref())?))
+    .with_webhooks(loft_core::webhooks::WebhookSettings {
+        timeout: std::time::Duration::from_secs(args.webhook_timeout_secs),
+        retry_base_secs: args.webhook_retry_base_secs,
+        retry_max_secs: args.webhook_retry_max_secs,
+        disable_after_secs: args.webhook_disable_after_secs,
+    });
     let (keyring, source) = master_keys(&args.data_dir)?;
     if !egress.allowances().is_empty() {
         let allowed: Vec<String> = egress.allowances().iter().map(ToString::to_string).collect();

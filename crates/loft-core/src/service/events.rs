@@ -101,7 +101,7 @@ fn for_reviewers(kind: EventKind) -> bool {
 }
 
 /// Which scope of an identity key lets it see events of a type (its own events only).
-fn kind_allowed(scopes: &crate::keys::ScopeSet, kind: EventKind) -> bool {
+pub(crate) fn kind_allowed(scopes: &crate::keys::ScopeSet, kind: EventKind) -> bool {
     match kind {
         EventKind::MessageReceived
         | EventKind::MessageSent
@@ -111,14 +111,20 @@ fn kind_allowed(scopes: &crate::keys::ScopeSet, kind: EventKind) -> bool {
         | EventKind::ApprovalDecided
         | EventKind::ReviewRequested => scopes.contains(Scope::MailRead),
         EventKind::VaultUsed => scopes.contains(Scope::VaultRead),
-        EventKind::IdentityRevoked | EventKind::IdentityPaused | EventKind::IdentityResumed => true,
+        EventKind::IdentityRevoked
+        | EventKind::IdentityPaused
+        | EventKind::IdentityResumed
+        | EventKind::WebhookDisabled => true,
     }
 }
 
-fn needed_scope(kind: EventKind) -> Option<Scope> {
+pub(crate) fn needed_scope(kind: EventKind) -> Option<Scope> {
     match kind {
         EventKind::VaultUsed => Some(Scope::VaultRead),
-        EventKind::IdentityRevoked | EventKind::IdentityPaused | EventKind::IdentityResumed => None,
+        EventKind::IdentityRevoked
+        | EventKind::IdentityPaused
+        | EventKind::IdentityResumed
+        | EventKind::WebhookDisabled => None,
         _ => Some(Scope::MailRead),
     }
 }

@@ -1076,8 +1076,10 @@ impl Loft {
             );
             rewrapped += self.store.vault_rewrap(batch, audit).await?;
         }
-        // The DKIM keys of hosted domains are sealed by the same keyring.
+        // The DKIM keys of hosted domains and webhook signing secrets are sealed by the same
+        // keyring.
         rewrapped += self.rewrap_domain_keys(actor, &ring).await?;
+        rewrapped += self.rewrap_webhook_secrets(actor, &ring).await?;
         let still_in_use: Vec<String> = self
             .store
             .vault_key_ids_in_use()

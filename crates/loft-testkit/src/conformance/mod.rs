@@ -47,6 +47,7 @@ mod search;
 mod security;
 mod store;
 mod vault;
+mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,6 +76,7 @@ pub use search::*;
 pub use security::*;
 pub use store::*;
 pub use vault::*;
+pub use webhooks::*;
 
 /// What a fixture hands the suite: a fresh store, and what to do when the case is over.
 pub type Fixture = Option<(Arc<dyn Store>, Cleanup)>;
@@ -286,6 +288,11 @@ macro_rules! conformance_tests {
             domains_add_list_show_check_remove,
             domains_are_hosted_for_inbound,
             inbound_dkim_verdicts,
+            webhooks_deliver_in_order_and_retry,
+            webhooks_disable_after_a_failure_streak,
+            webhooks_are_private,
+            webhooks_rotate_secrets_and_rewrap,
+            webhooks_store_contract,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {

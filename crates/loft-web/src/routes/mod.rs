@@ -14,6 +14,7 @@ pub mod meta;
 pub mod oversight;
 pub mod rules;
 pub mod vault;
+pub mod webhooks;
 
 use axum::Json;
 use axum::http::StatusCode;

@@ -16,6 +16,7 @@ mod protocol;
 mod rules;
 mod unicode;
 mod vault;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -70,7 +71,25 @@ impl App {
         Self::build(64 * 1024, egress).await
     }
 
+    /// An app whose webhooks obey `egress` and this delivery schedule.
+    pub async fn with_webhooks(egress: EgressPolicy, settings: loft_core::webhooks::WebhookSettings) -> Self {
+        Self::build_with(64 * 1024, egress, settings).await
+    }
+
     async fn build(max_request_bytes: usize, egress: EgressPolicy) -> Self {
+        Self::build_with(
+            max_request_bytes,
+            egress,
+            loft_core::webhooks::WebhookSettings::default(),
+        )
+        .await
+    }
+
+    async fn build_with(
+        max_request_bytes: usize,
+        egress: EgressPolicy,
+        settings: loft_core::webhooks::WebhookSettings,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("loft.db"))
             .await
@@ -92,7 +111,8 @@ impl App {
         .with_vault(Keyring::new(MasterKey::generate(&OsRandom), vec![]), None)
         .with_broker(Arc::new(loft_testkit::loopback::LoopbackOnly(
             loft_broker::ReqwestBroker::new(egress).unwrap(),
-        )));
+        )))
+        .with_webhooks(settings);
         let loft = Arc::new(loft);
         let state = AppState {
             loft: loft.clone(),

@@ -26,6 +26,7 @@ mod mail;
 mod reviewer;
 mod rules;
 mod vault;
+mod webhooks;
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
@@ -82,6 +83,10 @@ pub enum ClientCommand {
     /// the whole instance (operator); list the rules in effect for an identity.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Rules(rules::RulesArgs),
+    /// Webhooks: endpoints that receive events as signed HTTP posts; their delivery log,
+    /// replay and secret rotation (an identity's own, or every one with the operator key).
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Webhooks(webhooks::WebhooksArgs),
     /// Freeze all outgoing mail on the instance at once, on every node (operator; the kill
     /// switch): every send and approval is refused until `loft unfreeze`.
     Freeze(WhoamiArgs),
@@ -417,6 +422,7 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
         ClientCommand::Approvals(a) => approvals::run(a).await,
         ClientCommand::Reviewer(a) => reviewer::run(a).await,
         ClientCommand::Rules(a) => rules::run(a).await,
+        ClientCommand::Webhooks(a) => webhooks::run(a).await,
         ClientCommand::Freeze(a) => freeze(a, true).await,
         ClientCommand::Unfreeze(a) => freeze(a, false).await,
         ClientCommand::Caps(a) => instance_caps(a).await,
