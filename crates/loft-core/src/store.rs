@@ -429,6 +429,7 @@ pub trait Store:
     + SendingStore
     + ContactStore
     + JobStore
+    + crate::delivery::DeliveryStore
     + DraftStore
     + ScheduleStore
     + crate::events::EventStore

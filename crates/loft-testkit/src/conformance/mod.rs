@@ -30,6 +30,7 @@
 mod audit;
 mod caps;
 mod contacts;
+mod delivery;
 mod drafts;
 mod events;
 mod identities;
@@ -57,6 +58,7 @@ use loft_core::store::Store;
 pub use audit::*;
 pub use caps::*;
 pub use contacts::*;
+pub use delivery::*;
 pub use drafts::*;
 pub use events::*;
 pub use identities::*;
@@ -280,6 +282,8 @@ macro_rules! conformance_tests {
             inbound_mail_is_stored_threaded_and_audited,
             inbound_refusals_store_nothing,
             inbound_codes_and_links_are_found,
+            delivery_outcomes_bounces_and_suppression,
+            delivery_held_mail_waits_for_approval,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -303,6 +307,7 @@ mod tests {
             include_str!("audit.rs"),
             include_str!("caps.rs"),
             include_str!("contacts.rs"),
+            include_str!("delivery.rs"),
             include_str!("drafts.rs"),
             include_str!("events.rs"),
             include_str!("identities.rs"),
