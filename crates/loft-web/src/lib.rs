@@ -110,6 +110,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::oversight::router())
         .merge(routes::caps::router())
         .merge(routes::rules::router())
+        .merge(routes::suppressions::router())
 }
 
 /// The OpenAPI document of the whole API.

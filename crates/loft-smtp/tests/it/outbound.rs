@@ -35,6 +35,8 @@ struct Script {
     greeting: Vec<&'static str>,
     rcpt: Vec<&'static str>,
     auth: Option<(&'static str, &'static str)>,
+    /// Per connection: take the data, then never answer (the sender dies waiting).
+    hang_after_data: Vec<bool>,
 }
 
 fn pick(list: &[&'static str], n: usize, default: &'static str) -> &'static str {
@@ -158,6 +160,9 @@ async fn session(
             });
             c.data = data;
             got.lock().unwrap().push(c);
+            if script.hang_after_data.get(conn).copied().unwrap_or(false) {
+                std::future::pending::<()>().await;
+            }
             let n = got.lock().unwrap().len();
             format!("250 2.0.0 OK queued as Q{n}")
         } else if upper == "QUIT" {
@@ -213,14 +218,21 @@ struct Rig {
 }
 
 async fn rig(config: OutboundConfig, resolver: Arc<dyn MxResolver>) -> Rig {
+    rig_with(config, resolver).await.0
+}
+
+/// A rig and a second worker on the same server (another node's runner).
+async fn rig_with(config: OutboundConfig, resolver: Arc<dyn MxResolver>) -> (Rig, JobRunner) {
     let dir = tempfile::tempdir().unwrap();
     let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("loft.db"))
         .await
         .unwrap();
     let t = test_loft(Arc::new(store));
-    let runner =
-        JobRunner::new(t.loft.clone(), "worker-1").with_handler(Box::new(DeliveryWorker::new(config, resolver)));
-    Rig { t, runner, _dir: dir }
+    let runner = JobRunner::new(t.loft.clone(), "worker-1")
+        .with_handler(Box::new(DeliveryWorker::new(config.clone(), resolver.clone())));
+    let second =
+        JobRunner::new(t.loft.clone(), "worker-2").with_handler(Box::new(DeliveryWorker::new(config, resolver)));
+    (Rig { t, runner, _dir: dir }, second)
 }
 
 fn direct(port: u16) -> OutboundConfig {
@@ -512,4 +524,50 @@ async fn a_smarthost_with_auth_relays_everything() {
         "{d:?}"
     );
     assert!(!d[0].detail.contains("wrong"), "the password never shows: {d:?}");
+}
+
+/// A worker killed in the middle of a delivery (the data sent, no reply yet) records nothing;
+/// once its lease expires another worker delivers the mail: twice at the remote end, as SMTP
+/// allows, never lost, and recorded once.
+#[tokio::test]
+async fn a_worker_killed_mid_delivery_leaves_the_mail_to_the_next() {
+    let log = Arc::new(Mutex::new(vec![]));
+    let script = Script {
+        hang_after_data: vec![true, false],
+        ..Script::default()
+    };
+    let s = sink(Ipv4Addr::LOCALHOST, 0, script, "mx", log.clone()).await;
+    let resolver = dns(
+        &[("remote.example", 10, "mx.remote.example")],
+        &[("mx.remote.example", Ipv4Addr::LOCALHOST)],
+    );
+    let (r, second) = rig_with(direct(s.port), resolver).await;
+    let r = Arc::new(r);
+    let (_, a) = r.t.identity("a").await;
+    let sent = r.t.send(&a, &["x@remote.example"], "Crash", "x").await;
+
+    let first = {
+        let r = r.clone();
+        tokio::spawn(async move { r.runner.run_due().await })
+    };
+    for _ in 0..500 {
+        if !s.got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.got.lock().unwrap().len(), 1, "the first worker sent the data");
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    assert_eq!(r.report(&a, &sent).await[0].status, DeliveryStatus::Queued);
+
+    // The lease (60 s) still holds the job: the other node waits.
+    assert_eq!(second.run_due().await.unwrap(), RunReport::default());
+    r.t.clock.advance_secs(61);
+    assert_eq!(second.run_due().await.unwrap().completed, 1);
+    let d = r.report(&a, &sent).await;
+    assert_eq!(d[0].status, DeliveryStatus::Delivered, "{d:?}");
+    assert!(d[0].detail.contains("Q2"), "{d:?}");
+    assert_eq!(s.got.lock().unwrap().len(), 2, "delivered again, never lost");
+    assert_eq!(r.run().await, RunReport::default());
 }

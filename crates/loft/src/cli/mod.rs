@@ -24,6 +24,7 @@ mod key;
 mod mail;
 mod reviewer;
 mod rules;
+mod suppressions;
 mod vault;
 
 use std::fmt::{self, Write as _};
@@ -81,6 +82,10 @@ pub enum ClientCommand {
     /// the whole instance (operator); list the rules in effect for an identity.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Rules(rules::RulesArgs),
+    /// The suppression list (operator): addresses whose servers refused mail for good, to
+    /// which sends are refused; list them, or lift one.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Suppressions(suppressions::SuppressionsArgs),
     /// Freeze all outgoing mail on the instance at once, on every node (operator; the kill
     /// switch): every send and approval is refused until `loft unfreeze`.
     Freeze(WhoamiArgs),
@@ -412,6 +417,7 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
         ClientCommand::Approvals(a) => approvals::run(a).await,
         ClientCommand::Reviewer(a) => reviewer::run(a).await,
         ClientCommand::Rules(a) => rules::run(a).await,
+        ClientCommand::Suppressions(a) => suppressions::run(a).await,
         ClientCommand::Freeze(a) => freeze(a, true).await,
         ClientCommand::Unfreeze(a) => freeze(a, false).await,
         ClientCommand::Caps(a) => instance_caps(a).await,
