@@ -31,6 +31,7 @@ enum SuppressionsCommand {
     },
     /// Lift a suppression: mail to the address is accepted again.
     Remove {
+        /// The suppressed address, e.g. `gone@example.net`.
         #[arg(value_name = "ADDRESS")]
         address: String,
     },
