@@ -537,6 +537,7 @@ pub mod api {
     pub use loft_core::caps::FirstContact;
     use loft_core::caps::{InstanceCapsStatus, SendingStatus};
     pub use loft_core::contacts::Contact;
+    pub use loft_core::delivery::Suppression;
     pub use loft_core::domains::{AddDomainRequest, Domain, DomainCheck, DomainView};
     use loft_core::drafts::Draft;
     use loft_core::identity::{CreatedIdentity, CreatedKey, Identity, WhoAmI};
@@ -547,6 +548,7 @@ pub mod api {
     use loft_core::rules::Rule;
     use loft_core::search::SearchHit;
     pub use loft_core::service::Deleted;
+    pub use loft_core::service::ListSuppressionsParams;
     pub use loft_core::service::SearchParams;
     use loft_core::service::{
         ApprovalView, BackupCode, BatchDecision, BrokeredHttpResponse, CredentialView, InstanceStatus, Page,
@@ -995,6 +997,18 @@ pub mod api {
 
     pub fn replay_webhook_delivery(id: &str, delivery: &str) -> Call<WebhookDelivery> {
         Call::post(["v0", "webhooks", id, "deliveries", delivery, "replay"])
+    }
+
+    // ----- the suppression list (outbound SMTP) -----
+
+    /// Operator only: addresses whose servers refused mail for good, in address order.
+    pub fn list_suppressions(q: &ListSuppressionsParams) -> Call<Page<Suppression>> {
+        Call::get(["v0", "suppressions"]).query(q)
+    }
+
+    /// Operator only; answers the entry as it was.
+    pub fn remove_suppression(address: &str) -> Call<Suppression> {
+        Call::new(reqwest::Method::DELETE, ["v0", "suppressions", address])
     }
 
     // ----- sending caps -----

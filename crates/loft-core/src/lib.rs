@@ -15,6 +15,7 @@ pub mod address;
 pub mod audit;
 pub mod caps;
 pub mod contacts;
+pub mod delivery;
 pub mod diff;
 pub mod domains;
 pub mod drafts;

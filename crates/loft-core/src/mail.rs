@@ -207,6 +207,9 @@ pub enum DeliveryStatus {
     Held,
     /// Not sent yet: the mail goes out at its `send_at` (or was canceled).
     Scheduled,
+    /// The remote recipient's server refused it for good, or it could not be delivered within
+    /// the delivery lifetime (`detail` has the reply); the sender got a notice in its inbox.
+    Bounced,
 }
 
 /// Where one copy of a message stands.
@@ -893,6 +896,12 @@ pub fn parse_label(label: &str) -> Result<String> {
 /// used to give a reply subject over the limit, which the send then refused).
 pub fn reply_subject(subject: &str) -> String {
     prefixed_subject(subject, &["re:"], "Re: ")
+}
+
+/// The subject of a bounce notice: `Undelivered mail returned to sender: ` before the
+/// bounced mail's, cut to [`MAX_SUBJECT`] characters.
+pub fn bounce_subject(subject: &str) -> String {
+    prefixed_subject(subject, &[], "Undelivered mail returned to sender: ")
 }
 
 /// `subject` with `prefix` before it unless it starts with one of `already` (any case), cut to

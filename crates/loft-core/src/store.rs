@@ -437,6 +437,7 @@ pub trait Store:
     + SendingStore
     + ContactStore
     + JobStore
+    + crate::delivery::DeliveryStore
     + DraftStore
     + ScheduleStore
     + crate::events::EventStore

@@ -793,9 +793,12 @@ impl From<Page<ThreadSummary>> for ThreadListView {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DeliveryView {
     pub recipient: String,
-    /// `delivered` (in the inbox of an identity on this server), `queued` (for SMTP),
-    /// `held` (not sent: waiting for a reviewer's approval, or rejected) or `scheduled` (not
-    /// sent yet: it goes out at `send_at`, or was canceled).
+    /// `delivered` (in the inbox of an identity on this server, or accepted by the remote
+    /// recipient's server: `detail` has its reply), `queued` (for SMTP; `detail` says when a
+    /// failed attempt is retried), `held` (not sent: waiting for a reviewer's approval, or
+    /// rejected), `scheduled` (not sent yet: it goes out at `send_at`, or was canceled) or
+    /// `bounced` (the remote server refused it, or it could not be delivered in time: `detail`
+    /// has the reply, and a notice is in your inbox).
     pub status: String,
     pub detail: String,
 }
@@ -807,6 +810,7 @@ impl From<Delivery> for DeliveryView {
             DeliveryStatus::Queued => "queued",
             DeliveryStatus::Held => "held",
             DeliveryStatus::Scheduled => "scheduled",
+            DeliveryStatus::Bounced => "bounced",
         };
         Self {
             recipient: d.recipient.to_string(),

@@ -53,6 +53,7 @@
 mod audit_log;
 mod caps;
 mod contacts;
+mod delivery;
 mod domains;
 mod drafts;
 mod events;

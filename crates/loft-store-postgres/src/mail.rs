@@ -418,6 +418,14 @@ async fn insert_content(
     .map_err(db_err)
 }
 
+/// The inbox copies of a mail written by this server (a bounce notice), inside the caller's
+/// transaction, which has locked the copies' mailboxes already ([`lock_mailboxes`]).
+pub(crate) async fn write_inbound_locked(conn: &mut PgConnection, mail: InboundMail) -> Result<()> {
+    let parents = parents(&mail.content);
+    let content_id = insert_content(&mut *conn, &mail.content, mail.raw, &mail.attachments).await?;
+    insert_inbox_copies(conn, &mail.copies, content_id, &mail.content.message_id, &parents).await
+}
+
 pub(crate) async fn receive_mail(pool: &PgPool, mail: InboundMail, audit: AuditEntry) -> Result<()> {
     let InboundMail {
         content: c,

@@ -38,6 +38,7 @@ mod audit;
 pub mod backup;
 mod caps;
 mod contacts;
+mod delivery;
 mod domains;
 mod drafts;
 mod error;

@@ -65,6 +65,13 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
 /// Writes a mail received from outside: its content and bytes once, one inbox copy per
 /// recipient (threaded in each mailbox), and the audit row.
 pub(crate) async fn receive(conn: &mut SqliteConnection, mail: InboundMail, audit_entry: AuditEntry) -> Result<()> {
+    write_inbound(conn, &mail).await?;
+    audit::append(conn, audit_entry).await?;
+    Ok(())
+}
+
+/// The inbox copies of a mail from outside (or of a bounce notice), without an audit row.
+pub(crate) async fn write_inbound(conn: &mut SqliteConnection, mail: &InboundMail) -> Result<()> {
     let c = &mail.content;
     // Inbox copies never carry `bcc`.
     let shared = Shared::store(conn, c, &mail.raw, &mail.attachments, &[]).await?;
@@ -74,7 +81,6 @@ pub(crate) async fn receive(conn: &mut SqliteConnection, mail: InboundMail, audi
     for h in &mail.held_copies {
         insert_held(conn, c, &shared, h).await?;
     }
-    audit::append(conn, audit_entry).await?;
     Ok(())
 }
 

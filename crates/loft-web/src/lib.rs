@@ -113,6 +113,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::rules::router())
         .merge(routes::domains::router())
         .merge(routes::webhooks::router())
+        .merge(routes::suppressions::router())
 }
 
 /// The OpenAPI document of the whole API.

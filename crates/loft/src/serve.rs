@@ -71,6 +71,139 @@ pub struct SmtpArgs {
         requires = "smtp_tls_cert"
     )]
     pub smtp_tls_key: Option<PathBuf>,
+    /// Deliver mail for outside addresses directly to their domains' MX hosts (port 25, by MX
+    /// preference, the domain's own address when it has no MX). MX addresses that are not
+    /// public are refused unless `--egress-allow` allows them. Without this or `--smarthost`,
+    /// sends to outside addresses are refused.
+    #[arg(long = "deliver-direct", env = "LOFT_DELIVER_DIRECT")]
+    pub deliver_direct: bool,
+    /// Send all outbound mail through this relay (`HOST:PORT`, e.g. `smtp.example.com:587`)
+    /// instead of the recipients' MX hosts.
+    #[arg(
+        long,
+        env = "LOFT_SMARTHOST",
+        value_name = "HOST:PORT",
+        conflicts_with = "deliver_direct"
+    )]
+    pub smarthost: Option<String>,
+    /// How the connection to the smarthost is protected: `starttls` (required, certificate
+    /// verified), `tls` (from the first byte, e.g. port 465) or `none`.
+    #[arg(long = "smarthost-tls", env = "LOFT_SMARTHOST_TLS", default_value = "starttls",
+          value_parser = loft_smtp::outbound::SmarthostTls::parse, value_name = "MODE")]
+    pub smarthost_tls: loft_smtp::outbound::SmarthostTls,
+    /// User for `AUTH` at the smarthost; the password comes from `LOFT_SMARTHOST_PASSWORD`
+    /// (never a flag: it would show in `ps`).
+    #[arg(long = "smarthost-user", env = "LOFT_SMARTHOST_USER", value_name = "USER")]
+    pub smarthost_user: Option<String>,
+    /// How long a remote recipient's mail is retried after temporary failures before it
+    /// bounces: seconds, or a number with `s`, `m`, `h` or `d`.
+    #[arg(long = "delivery-lifetime", env = "LOFT_DELIVERY_LIFETIME", default_value = "5d",
+          value_parser = parse_lifetime, value_name = "DURATION")]
+    pub delivery_lifetime_secs: i64,
+    /// Test rigs: the port direct delivery connects to (25 on the internet).
+    #[arg(
+        long = "smtp-outbound-port",
+        env = "LOFT_SMTP_OUTBOUND_PORT",
+        default_value_t = 25,
+        hide = true
+    )]
+    pub smtp_outbound_port: u16,
+    /// Test rigs: fixed DNS answers for direct delivery, `DOMAIN=IP` (comma-separated); the
+    /// domain then has that address and no MX, and no DNS server is asked about any domain.
+    #[arg(
+        long = "smtp-outbound-resolve",
+        env = "LOFT_SMTP_OUTBOUND_RESOLVE",
+        value_delimiter = ',',
+        hide = true
+    )]
+    pub smtp_outbound_resolve: Vec<String>,
+}
+
+/// A duration for `--delivery-lifetime`: `N` seconds, or `Ns`, `Nm`, `Nh`, `Nd`; 1 minute to
+/// 30 days.
+fn parse_lifetime(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 3600, 90m, 12h, 5d)"))?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.saturating_mul(60),
+        'h' => n.saturating_mul(3600),
+        'd' => n.saturating_mul(86_400),
+        _ => return Err(format!("`{s}`: the unit is one of s, m, h, d")),
+    };
+    if (60..=30 * 86_400).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("`{s}` is outside 1 minute to 30 days"))
+    }
+}
+
+impl SmtpArgs {
+    /// The outbound delivery worker's settings, or `None` when mail for outside addresses is
+    /// refused (neither `--deliver-direct` nor `--smarthost`).
+    pub fn outbound(
+        &self,
+        domain: &str,
+        egress: loft_broker::EgressPolicy,
+    ) -> Result<Option<loft_smtp::outbound::OutboundConfig>, String> {
+        use loft_smtp::outbound::{OutboundConfig, Route, Smarthost};
+        let password = std::env::var("LOFT_SMARTHOST_PASSWORD").ok().filter(|p| !p.is_empty());
+        let route = match &self.smarthost {
+            Some(hp) => {
+                let (host, port) = hp
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+                    .filter(|(h, _)| !h.is_empty())
+                    .ok_or_else(|| format!("--smarthost: `{hp}` is not HOST:PORT"))?;
+                let credentials = match (&self.smarthost_user, password) {
+                    (Some(u), Some(p)) => Some((u.clone(), secrecy::SecretString::from(p))),
+                    (Some(_), None) => {
+                        return Err("--smarthost-user needs the password in LOFT_SMARTHOST_PASSWORD".into());
+                    }
+                    (None, Some(_)) => {
+                        return Err("LOFT_SMARTHOST_PASSWORD is set without --smarthost-user".into());
+                    }
+                    (None, None) => None,
+                };
+                Route::Smarthost(Smarthost {
+                    host: host.to_owned(),
+                    port,
+                    tls: self.smarthost_tls,
+                    credentials,
+                })
+            }
+            None if self.deliver_direct => Route::Direct {
+                port: self.smtp_outbound_port,
+            },
+            None => return Ok(None),
+        };
+        let mut config = OutboundConfig::new(route, domain, egress);
+        config.lifetime_secs = self.delivery_lifetime_secs;
+        Ok(Some(config))
+    }
+
+    /// The DNS of direct delivery: the system's, or the fixed answers of
+    /// `--smtp-outbound-resolve`.
+    pub fn resolver(&self) -> Result<Arc<dyn loft_smtp::outbound::MxResolver>, String> {
+        if self.smtp_outbound_resolve.is_empty() {
+            return Ok(Arc::new(loft_smtp::outbound::SystemResolver::new()?));
+        }
+        let mut fixed = Vec::new();
+        for entry in &self.smtp_outbound_resolve {
+            let (domain, ip) = entry
+                .split_once('=')
+                .and_then(|(d, ip)| Some((d.trim().to_ascii_lowercase(), ip.trim().parse().ok()?)))
+                .ok_or_else(|| format!("--smtp-outbound-resolve: `{entry}` is not DOMAIN=IP"))?;
+            fixed.push((domain, ip));
+        }
+        Ok(Arc::new(loft_smtp::outbound::FixedResolver::new(fixed)))
+    }
 }
 
 /// Settings of the MCP endpoint `/mcp`.
@@ -492,6 +625,16 @@ pub async fn app_with_mcp(
     args: &ServeArgs,
     mcp: &McpArgs,
 ) -> Result<(axum::Router, Arc<dyn Store>, Arc<Loft>), String> {
+    app_with_outbound(args, mcp, false).await
+}
+
+/// [`app_with_mcp`], accepting mail for outside addresses when `outbound` (the delivery
+/// worker then runs in the job runner).
+pub async fn app_with_outbound(
+    args: &ServeArgs,
+    mcp: &McpArgs,
+    outbound: bool,
+) -> Result<(axum::Router, Arc<dyn Store>, Arc<Loft>), String> {
     let allowed_hosts =
         AllowedHosts::parse(&mcp.mcp_allowed_hosts, args.http).map_err(|e| format!("--mcp-allowed-hosts: {e}"))?;
     let egress = loft_broker::EgressPolicy::parse(&args.egress_allow)
@@ -524,7 +667,8 @@ pub async fn app_with_mcp(
         retry_base_secs: args.webhook_retry_base_secs,
         retry_max_secs: args.webhook_retry_max_secs,
         disable_after_secs: args.webhook_disable_after_secs,
-    });
+    })
+    .with_outbound(outbound);
     let (keyring, source) = master_keys(&args.data_dir)?;
     if !egress.allowances().is_empty() {
         let allowed: Vec<String> = egress.allowances().iter().map(ToString::to_string).collect();
@@ -633,11 +777,26 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         }
         _ => None,
     };
-    let (app, store, loft) = app_with_mcp(&args, &mcp).await?;
+    let egress = loft_broker::EgressPolicy::parse(&args.egress_allow)
+        .map_err(|e| format!("--egress-allow: {e}"))?
+        .deny_public(args.egress_deny_public);
+    let outbound = smtp.outbound(&args.domain.to_ascii_lowercase(), egress)?;
+    let resolver = match &outbound {
+        Some(c) if matches!(c.route, loft_smtp::outbound::Route::Direct { .. }) => Some(smtp.resolver()?),
+        _ => None,
+    };
+    let (app, store, loft) = app_with_outbound(&args, &mcp, outbound.is_some()).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("mail domain: {}", args.domain);
     println!("HTTP API listening on http://{addr}");
     println!("MCP endpoint: http://{addr}{}", loft_mcp::MCP_PATH);
+    match outbound.as_ref().map(|c| &c.route) {
+        Some(loft_smtp::outbound::Route::Smarthost(s)) => {
+            println!("outbound mail: through the smarthost {}:{}", s.host, s.port);
+        }
+        Some(loft_smtp::outbound::Route::Direct { .. }) => println!("outbound mail: direct to the MX hosts"),
+        None => println!("outbound mail: off (mail for outside addresses is refused)"),
+    }
     if let Some(l) = &smtp_listener {
         let smtp_addr = l.local_addr().map_err(|e| e.to_string())?;
         println!(
@@ -683,7 +842,16 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
             std::process::id(),
             loft_core::random::base32_string(&loft_core::random::OsRandom, 8)
         );
-        let runner = loft_core::runner::JobRunner::new(loft.clone(), worker);
+        let mut runner = loft_core::runner::JobRunner::new(loft.clone(), worker);
+        // Outbound SMTP (loft_smtp::outbound): the `smtp.deliver` jobs of remote recipients.
+        if let Some(config) = outbound {
+            let resolver = match resolver {
+                Some(r) => r,
+                // The smarthost route never asks it.
+                None => Arc::new(loft_smtp::outbound::FixedResolver::new(vec![])),
+            };
+            runner = runner.with_handler(Box::new(loft_smtp::outbound::DeliveryWorker::new(config, resolver)));
+        }
         tokio::spawn(async move {
             runner
                 .run_until(jobs_stop, std::time::Duration::from_secs(1), |e| {

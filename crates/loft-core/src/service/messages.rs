@@ -406,7 +406,7 @@ impl Loft {
     /// that names it (to, then cc, then bcc), at least one and at most
     /// [`mail::MAX_RECIPIENTS`]; the subject one line; no NUL; a body that is not blank and not
     /// too large; every address on this server an active identity; remote ones only when
-    /// outbound mail is configured. Returns every recipient and the local ones' identities.
+    /// outbound mail is configured, and none on the suppression list. Returns every recipient and the local ones' identities.
     pub(super) async fn check_outgoing(
         &self,
         draft: &mut Outgoing,
@@ -491,6 +491,8 @@ impl Loft {
                 self.config.domain
             )));
         }
+        let remote: Vec<EmailAddress> = remote.into_iter().cloned().collect();
+        self.check_not_suppressed(&remote).await?;
         Ok((all, local))
     }
 

@@ -9,6 +9,8 @@
     reason = "test stories read top to bottom; short names pair an identity with its actor"
 )]
 
+mod outbound;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -30,6 +30,7 @@
 mod audit;
 mod caps;
 mod contacts;
+mod delivery;
 mod domains;
 mod drafts;
 mod events;
@@ -59,6 +60,7 @@ use loft_core::store::Store;
 pub use audit::*;
 pub use caps::*;
 pub use contacts::*;
+pub use delivery::*;
 pub use domains::*;
 pub use drafts::*;
 pub use events::*;
@@ -293,6 +295,8 @@ macro_rules! conformance_tests {
             webhooks_are_private,
             webhooks_rotate_secrets_and_rewrap,
             webhooks_store_contract,
+            delivery_outcomes_bounces_and_suppression,
+            delivery_held_mail_waits_for_approval,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -317,6 +321,7 @@ mod tests {
             include_str!("caps.rs"),
             include_str!("contacts.rs"),
             include_str!("domains.rs"),
+            include_str!("delivery.rs"),
             include_str!("drafts.rs"),
             include_str!("events.rs"),
             include_str!("identities.rs"),

@@ -13,6 +13,7 @@ pub mod mail;
 pub mod meta;
 pub mod oversight;
 pub mod rules;
+pub mod suppressions;
 pub mod vault;
 pub mod webhooks;
 

@@ -1130,6 +1130,34 @@ pub fn rules(items: &[Rule]) -> String {
     t.render()
 }
 
+pub fn suppressions(items: &[loft_client::api::Suppression]) -> String {
+    if items.is_empty() {
+        return "no suppressed addresses\n".into();
+    }
+    let mut t = Table::new(&["ADDRESS", "SINCE", "IDENTITY", "REASON"]);
+    for s in items {
+        t.row(vec![
+            s.address.to_string(),
+            time(s.created_at),
+            s.identity_id.to_string(),
+            ellipsize(&clean(&s.reason), 70),
+        ]);
+    }
+    t.render()
+}
+
+/// After lifting a suppression.
+pub fn suppression(what: &str, s: &loft_client::api::Suppression) -> String {
+    let mut f = Fields::default();
+    f.add("address", format!("{} ({what})", s.address))
+        .add("reason", clean(&s.reason))
+        .add(
+            "bounced",
+            format!("{} (message {} of {})", time(s.created_at), s.message_id, s.identity_id),
+        );
+    f.render()
+}
+
 /// After adding or removing one rule (`what`: `added`, `removed`).
 pub fn rule(what: &str, r: &Rule) -> String {
     let mut f = Fields::default();

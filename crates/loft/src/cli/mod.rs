@@ -25,6 +25,7 @@ mod key;
 mod mail;
 mod reviewer;
 mod rules;
+mod suppressions;
 mod vault;
 mod webhooks;
 
@@ -87,6 +88,10 @@ pub enum ClientCommand {
     /// replay and secret rotation (an identity's own, or every one with the operator key).
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Webhooks(webhooks::WebhooksArgs),
+    /// The suppression list (operator): addresses whose servers refused mail for good, to
+    /// which sends are refused; list them, or lift one.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Suppressions(suppressions::SuppressionsArgs),
     /// Freeze all outgoing mail on the instance at once, on every node (operator; the kill
     /// switch): every send and approval is refused until `loft unfreeze`.
     Freeze(WhoamiArgs),
@@ -423,6 +428,7 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
         ClientCommand::Reviewer(a) => reviewer::run(a).await,
         ClientCommand::Rules(a) => rules::run(a).await,
         ClientCommand::Webhooks(a) => webhooks::run(a).await,
+        ClientCommand::Suppressions(a) => suppressions::run(a).await,
         ClientCommand::Freeze(a) => freeze(a, true).await,
         ClientCommand::Unfreeze(a) => freeze(a, false).await,
         ClientCommand::Caps(a) => instance_caps(a).await,
