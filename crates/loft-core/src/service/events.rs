@@ -78,8 +78,7 @@ impl EventScope {
         if self.reviewer && for_reviewers(e.kind) {
             return true;
         }
-        // Held incoming mail is the reviewers' business: its recipient may not see it yet.
-        if for_reviewers(e.kind) && e.payload.get("direction").and_then(|d| d.as_str()) == Some("receive") {
+        if hidden_from_owner(e) {
             return false;
         }
         e.identity.as_ref() == Some(own) && self.scopes.as_ref().is_some_and(|s| kind_allowed(s, e.kind))
@@ -98,6 +97,13 @@ fn for_reviewers(kind: EventKind) -> bool {
         kind,
         EventKind::ApprovalRequested | EventKind::ApprovalDecided | EventKind::ReviewRequested
     )
+}
+
+/// Whether an event of an identity is kept from that identity's own keys (stream, pages and
+/// webhooks): the approval events of mail held *for* it (held incoming mail, `direction:
+/// receive`) name mail it may not see yet; they are the reviewers' business.
+pub(super) fn hidden_from_owner(e: &Event) -> bool {
+    for_reviewers(e.kind) && e.payload.get("direction").and_then(|d| d.as_str()) == Some("receive")
 }
 
 /// Which scope of an identity key lets it see events of a type (its own events only).
@@ -408,4 +414,37 @@ pub(crate) fn decided(
             "decided_by": { "kind": by.kind, "address": by.address },
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind, payload: serde_json::Value) -> Event {
+        Event {
+            id: "evt_1".into(),
+            seq: 1,
+            kind,
+            at: crate::time::Timestamp::from_micros(0),
+            identity: None,
+            audit_seq: None,
+            payload,
+        }
+    }
+
+    /// The approval events of mail held for an identity are kept from its own keys and
+    /// webhooks; those of mail it composed, and every other event, are not.
+    #[test]
+    fn held_incoming_mail_events_are_hidden_from_their_recipient() {
+        let held = serde_json::json!({"direction": "receive", "subject": "secret plan"});
+        assert!(hidden_from_owner(&event(EventKind::ApprovalRequested, held.clone())));
+        assert!(hidden_from_owner(&event(EventKind::ApprovalDecided, held.clone())));
+        assert!(!hidden_from_owner(&event(EventKind::MessageReceived, held)));
+        let sent = serde_json::json!({"direction": "send"});
+        assert!(!hidden_from_owner(&event(EventKind::ApprovalRequested, sent)));
+        assert!(!hidden_from_owner(&event(
+            EventKind::ApprovalRequested,
+            serde_json::json!({})
+        )));
+    }
 }

@@ -518,9 +518,10 @@ impl Loft {
     }
 
     /// Whether an event may go to this endpoint now: its owner's current scopes still allow
-    /// the type (an identity that lost `mail:read` stops receiving mail events).
+    /// the type (an identity that lost `mail:read` stops receiving mail events), and it is not
+    /// about mail held for the owner that it may not see yet (`events::hidden_from_owner`).
     fn webhook_allows(owner: Option<&crate::identity::Identity>, event: &Event) -> bool {
-        owner.is_none_or(|i| kind_allowed(&i.scopes, event.kind))
+        owner.is_none_or(|i| kind_allowed(&i.scopes, event.kind) && !super::events::hidden_from_owner(event))
     }
 
     /// The `webhook.deliver` job: posts the endpoint's events after its position, in order,
