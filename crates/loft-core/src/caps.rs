@@ -111,6 +111,83 @@ impl SendCaps {
     }
 }
 
+/// A two-valued per-identity setting, spelled as the API and the CLI spell it.
+macro_rules! setting {
+    ($(#[$m:meta])* $name:ident, $code:literal, [$(#[$dm:meta])* $default:ident = $ds:literal, $(#[$om:meta])* $other:ident = $os:literal]) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $(#[$dm])*
+            #[default]
+            $default,
+            $(#[$om])*
+            $other,
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $name::$default => $ds,
+                    $name::$other => $os,
+                }
+            }
+
+            /// A value a client sent.
+            pub fn parse(s: &str) -> Result<Self> {
+                match s.trim() {
+                    $ds => Ok($name::$default),
+                    $os => Ok($name::$other),
+                    other => Err(Error::invalid(concat!("invalid_", $code), format!(concat!("unknown ", $code, " `{}`"), other))
+                        .with_hint(concat!("use ", $ds, " or ", $os))),
+                }
+            }
+
+            /// A value as stored for identity `id`.
+            pub fn parse_stored(s: &str, id: &str) -> Result<Self> {
+                Self::parse(s).map_err(|_| {
+                    Error::internal(format!(
+                        concat!("identity {} has the unknown ", $code, " `{}` (written by a newer version?)"),
+                        id, s
+                    ))
+                })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+setting!(
+    /// Whether the exfiltration guard looks for the identity's vault values in its outgoing mail.
+    Guard, "exfiltration_guard",
+    [
+        /// On (the default): a mail quoting one of its secrets is held, whatever the mode.
+        On = "on",
+        /// Off: set by the operator for an identity whose mail must quote its secrets.
+        Off = "off"
+    ]
+);
+
+setting!(
+    /// Whether mail between this identity and other identities of this server passes its mode's
+    /// gate.
+    InternalMail, "internal_mail",
+    [
+        /// Gated like mail to the outside (the default: see docs/oversight.md for why).
+        Gated = "gated",
+        /// Exempt from the mode's gate: mail it sends only to identities of this server goes
+        /// at once, and (in `gated_all`) mail it receives from them is not held. Rules, caps,
+        /// first contact and the exfiltration guard still apply.
+        Exempt = "exempt"
+    ]
+);
+
 /// One identity's sending controls: its caps (`null`: none) and what happens to mail to an
 /// address it never exchanged mail with. Set by the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -126,6 +203,13 @@ pub struct IdentityCaps {
     /// with is held for a reviewer, whatever its mode.
     #[serde(default)]
     pub first_contact: FirstContact,
+    /// `on` (default) or `off`: the exfiltration guard on this identity's outgoing mail.
+    #[serde(default)]
+    pub exfiltration_guard: Guard,
+    /// `gated` (default) or `exempt`: mail between it and other identities of this server
+    /// skips its mode's gate.
+    #[serde(default)]
+    pub internal_mail: InternalMail,
 }
 
 impl IdentityCaps {

@@ -135,7 +135,9 @@ pub(crate) async fn update_identity(
         "cap_mails_per_hour = CASE WHEN $7 THEN $8::bigint ELSE i.cap_mails_per_hour END, ",
         "cap_mails_per_day = CASE WHEN $7 THEN $9::bigint ELSE i.cap_mails_per_day END, ",
         "cap_new_recipients_per_day = CASE WHEN $7 THEN $10::bigint ELSE i.cap_new_recipients_per_day END, ",
-        "first_contact = COALESCE($11::text, i.first_contact) ",
+        "first_contact = COALESCE($11::text, i.first_contact), ",
+        "exfiltration_guard = COALESCE($12::text, i.exfiltration_guard), ",
+        "internal_mail = COALESCE($13::text, i.internal_mail) ",
         "WHERE i.id = $1 RETURNING ",
         identity_cols!()
     ))
@@ -150,6 +152,8 @@ pub(crate) async fn update_identity(
     .bind(update.caps.and_then(|c| rows::cap_col(c.mails_per_day)))
     .bind(update.caps.and_then(|c| rows::cap_col(c.new_recipients_per_day)))
     .bind(update.caps.map(|c| c.first_contact.as_str()))
+    .bind(update.caps.map(|c| c.exfiltration_guard.as_str()))
+    .bind(update.caps.map(|c| c.internal_mail.as_str()))
     .fetch_optional(w.conn())
     .await
     .map_err(db_err)?;

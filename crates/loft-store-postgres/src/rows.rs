@@ -83,7 +83,8 @@ macro_rules! identity_cols {
     () => {
         "i.seq, i.id, i.name, i.display_name, i.address, i.scopes, i.status, i.created_at, \
          i.revoked_at, i.creator_kind, i.parent_id, i.creator_key_id, i.oversight_mode, i.paused_at, \
-         i.cap_mails_per_hour, i.cap_mails_per_day, i.cap_new_recipients_per_day, i.first_contact"
+         i.cap_mails_per_hour, i.cap_mails_per_day, i.cap_new_recipients_per_day, i.first_contact, \
+         i.exfiltration_guard, i.internal_mail"
     };
 }
 pub(crate) use identity_cols;
@@ -119,6 +120,8 @@ pub(crate) fn identity(row: &PgRow) -> Result<Identity> {
     let id: String = col(row, "id")?;
     let mode: String = col(row, "oversight_mode")?;
     let first_contact: String = col(row, "first_contact")?;
+    let guard: String = col(row, "exfiltration_guard")?;
+    let internal: String = col(row, "internal_mail")?;
     Ok(Identity {
         oversight_mode: loft_core::oversight::OversightMode::parse_stored(&mode, &id)?,
         paused_at: opt_ts(row, "paused_at")?,
@@ -127,6 +130,8 @@ pub(crate) fn identity(row: &PgRow) -> Result<Identity> {
             mails_per_day: cap(col(row, "cap_mails_per_day")?),
             new_recipients_per_day: cap(col(row, "cap_new_recipients_per_day")?),
             first_contact: loft_core::caps::FirstContact::parse_stored(&first_contact, &id)?,
+            exfiltration_guard: loft_core::caps::Guard::parse_stored(&guard, &id)?,
+            internal_mail: loft_core::caps::InternalMail::parse_stored(&internal, &id)?,
         },
         id: IdentityId::from_trusted(id),
         name: col(row, "name")?,

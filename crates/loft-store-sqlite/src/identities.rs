@@ -156,12 +156,14 @@ pub(crate) async fn update(
     if let Some(caps) = &update.caps {
         sqlx::query(
             "UPDATE identities SET cap_mails_per_hour = ?, cap_mails_per_day = ?, cap_new_recipients_per_day = ?, \
-             first_contact = ? WHERE id = ?",
+             first_contact = ?, exfiltration_guard = ?, internal_mail = ? WHERE id = ?",
         )
         .bind(crate::rows::cap_col(caps.mails_per_hour))
         .bind(crate::rows::cap_col(caps.mails_per_day))
         .bind(crate::rows::cap_col(caps.new_recipients_per_day))
         .bind(caps.first_contact.as_str())
+        .bind(caps.exfiltration_guard.as_str())
+        .bind(caps.internal_mail.as_str())
         .bind(id.as_str().to_owned())
         .execute(&mut *conn)
         .await

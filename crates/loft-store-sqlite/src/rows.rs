@@ -51,7 +51,8 @@ macro_rules! identity_columns {
     () => {
         "i.seq, i.id, i.name, i.display_name, i.address, i.scopes, i.status, \
      i.created_at, i.revoked_at, i.creator_kind, i.parent_id, i.creator_key_id, i.oversight_mode, i.paused_at, \
-     i.cap_mails_per_hour, i.cap_mails_per_day, i.cap_new_recipients_per_day, i.first_contact"
+     i.cap_mails_per_hour, i.cap_mails_per_day, i.cap_new_recipients_per_day, i.first_contact, \
+     i.exfiltration_guard, i.internal_mail"
     };
 }
 pub(crate) use identity_columns;
@@ -76,6 +77,8 @@ pub(crate) struct IdentityRow {
     cap_mails_per_day: Option<i64>,
     cap_new_recipients_per_day: Option<i64>,
     first_contact: String,
+    exfiltration_guard: String,
+    internal_mail: String,
 }
 
 impl IdentityRow {
@@ -88,6 +91,8 @@ impl IdentityRow {
                 mails_per_day: cap(self.cap_mails_per_day),
                 new_recipients_per_day: cap(self.cap_new_recipients_per_day),
                 first_contact: loft_core::caps::FirstContact::parse_stored(&self.first_contact, &self.id)?,
+                exfiltration_guard: loft_core::caps::Guard::parse_stored(&self.exfiltration_guard, &self.id)?,
+                internal_mail: loft_core::caps::InternalMail::parse_stored(&self.internal_mail, &self.id)?,
             },
             id: IdentityId::from_trusted(self.id),
             name: self.name,

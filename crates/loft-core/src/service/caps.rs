@@ -51,6 +51,13 @@ pub struct SetIdentityCapsRequest {
     /// a reviewer, whatever its mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_contact: Option<FirstContact>,
+    /// `on` or `off`: the exfiltration guard on the identity's outgoing mail (on by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exfiltration_guard: Option<crate::caps::Guard>,
+    /// `gated` or `exempt`: whether mail between it and other identities of this server passes
+    /// its mode's gate (gated by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_mail: Option<crate::caps::InternalMail>,
 }
 
 /// `PUT /v0/instance/caps`: each field left out is kept, `null` removes that cap.
@@ -112,7 +119,7 @@ fn apply(caps: SendCaps, asked: [Option<Option<u64>>; 3]) -> Result<Option<SendC
 
 fn nothing_to_change() -> Error {
     Error::invalid("empty_update", "nothing to change").with_hint(
-        "send mails_per_hour, mails_per_day, new_recipients_per_day (a number, or null to remove the cap) or first_contact",
+        "send mails_per_hour, mails_per_day, new_recipients_per_day (a number, or null to remove the cap), or for an identity first_contact, exfiltration_guard or internal_mail",
     )
 }
 
@@ -298,12 +305,22 @@ impl Loft {
             target.caps.limits(),
             [req.mails_per_hour, req.mails_per_day, req.new_recipients_per_day],
         )?;
-        if limits.is_none() && req.first_contact.is_none() {
+        if limits.is_none()
+            && req.first_contact.is_none()
+            && req.exfiltration_guard.is_none()
+            && req.internal_mail.is_none()
+        {
             return Err(nothing_to_change());
         }
         let mut caps: IdentityCaps = target.caps.with_limits(limits.unwrap_or_else(|| target.caps.limits()));
         if let Some(f) = req.first_contact {
             caps.first_contact = f;
+        }
+        if let Some(g) = req.exfiltration_guard {
+            caps.exfiltration_guard = g;
+        }
+        if let Some(i) = req.internal_mail {
+            caps.internal_mail = i;
         }
         let audit = actor.audit(
             self.clock.now(),

@@ -25,9 +25,13 @@ use super::{Actor, Loft};
 impl Loft {
     /// Splits the local copies of a mail from `from` into those delivered now and those held
     /// for a reviewer. One query for the recipients' rules and one per recipient for its mode.
+    /// `internal`: the mail comes from an identity of this server (a send, or its release),
+    /// which a recipient exempt for internal mail (`internal_mail: exempt`) lets through its
+    /// mode's gate; mail from outside (SMTP) never is.
     pub(super) async fn hold_incoming(
         &self,
         from: &EmailAddress,
+        internal: bool,
         copies: Vec<MailCopy>,
         now: Timestamp,
     ) -> Result<(Vec<MailCopy>, Vec<HeldCopy>)> {
@@ -40,12 +44,10 @@ impl Loft {
         let rules = self.store.rules_in_effect(&owners).await?;
         let mut gated = Vec::new();
         for owner in &owners {
-            if self
-                .store
-                .get_identity(owner)
-                .await?
-                .is_some_and(|i| i.oversight_mode == OversightMode::GatedAll)
-            {
+            if self.store.get_identity(owner).await?.is_some_and(|i| {
+                i.oversight_mode == OversightMode::GatedAll
+                    && !(internal && i.caps.internal_mail == crate::caps::InternalMail::Exempt)
+            }) {
                 gated.push(owner.clone());
             }
         }

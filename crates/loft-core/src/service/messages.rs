@@ -300,7 +300,7 @@ impl Loft {
                 .await?;
         }
         // Local recipients who hold incoming mail get their copy once a reviewer releases it.
-        let (recipient_copies, held_copies) = self.hold_incoming(&content.from, recipient_copies, now).await?;
+        let (recipient_copies, held_copies) = self.hold_incoming(&content.from, true, recipient_copies, now).await?;
         let mut details = serde_json::json!({
                 "message_id": content.message_id,
                 "to": content.to, "cc": content.cc, "bcc_count": content.bcc.len(),

@@ -172,7 +172,11 @@ impl Loft {
         html: Option<&str>,
     ) -> Result<Vec<HoldReason>> {
         let mut reasons = Vec::new();
-        if me.oversight_mode.gates_outgoing() {
+        // An identity exempt from the gate for internal mail sends mail addressed only to
+        // identities of this server at once (their own gates still apply to what they receive).
+        let internal_only = !recipients.is_empty() && recipients.iter().all(|a| a.domain() == self.config.domain);
+        let exempt = me.caps.internal_mail == crate::caps::InternalMail::Exempt && internal_only;
+        if me.oversight_mode.gates_outgoing() && !exempt {
             reasons.push(HoldReason {
                 kind: HoldKind::Mode,
                 detail: format!(
@@ -185,7 +189,7 @@ impl Loft {
                 addresses: vec![],
             });
         }
-        if self.vault.is_some() {
+        if self.vault.is_some() && me.caps.exfiltration_guard == crate::caps::Guard::On {
             let ring = self.keyring()?;
             let haystacks: Vec<&str> = [Some(subject), Some(text), html].into_iter().flatten().collect();
             for c in self.store.vault_all(&me.id).await? {
@@ -498,7 +502,7 @@ impl Loft {
         self.check_mail_quotas(&composer, &local_recipients, queued, message.size.max(0) as u64, now)
             .await?;
         let jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
-        let (recipient_copies, held_copies) = self.hold_incoming(&message.from, recipient_copies, now).await?;
+        let (recipient_copies, held_copies) = self.hold_incoming(&message.from, true, recipient_copies, now).await?;
         let contacts = super::inbound_holds::without_held(
             Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now),
             &held_copies,

@@ -235,6 +235,7 @@ macro_rules! conformance_tests {
             oversight_idempotent_sends,
             oversight_policy_holds_on_random_sequences,
             oversight_gated_all_holds_incoming_mail,
+            oversight_guard_and_internal_mail_settings,
             drafts_life_cycle,
             drafts_bounds,
             drafts_isolation_and_scopes,

@@ -1953,3 +1953,109 @@ pub async fn oversight_gated_all_holds_incoming_mail(store: Arc<dyn Store>) {
     assert!(ruled[0].reasons[0].rule.is_some());
     t.assert_chain_ok().await;
 }
+
+/// The operator's per-identity oversight settings: the exfiltration guard can be turned off for
+/// one identity (on by default), and mail between an identity and others of this server can be
+/// exempted from its mode's gate (gated by default), in both directions; mail with any outside
+/// recipient, and mail from outside, stay gated. Only the operator sets them.
+pub async fn oversight_guard_and_internal_mail_settings(store: Arc<dyn Store>) {
+    use loft_core::caps::{Guard, InternalMail};
+    use loft_core::service::SetIdentityCapsRequest;
+    let t = test_loft(store);
+    let op = t.operator().await;
+    let (a_c, a) = agent(&t, "a", OversightMode::GatedSend).await;
+    let (b_c, b) = agent(&t, "b", OversightMode::Autonomous).await;
+    let (g_c, g) = agent(&t, "g", OversightMode::GatedAll).await;
+    let set = |internal: Option<InternalMail>, guard: Option<Guard>| SetIdentityCapsRequest {
+        internal_mail: internal,
+        exfiltration_guard: guard,
+        ..Default::default()
+    };
+    // Defaults, and only the operator changes them.
+    assert_eq!(a_c.identity.caps.exfiltration_guard, Guard::On);
+    assert_eq!(a_c.identity.caps.internal_mail, InternalMail::Gated);
+    let e = expect_err(
+        t.loft
+            .set_identity_caps(&a, a_c.identity.id.as_str(), set(Some(InternalMail::Exempt), None))
+            .await,
+    );
+    assert_eq!(e.code(), "operator_only", "{e:?}");
+
+    // Exempt: mail only to identities of this server goes at once; with an outside
+    // recipient it is held as the mode says.
+    let gated = t.loft.send(&a, mail(&[addr(&b_c)], "Before", "x")).await.unwrap();
+    assert_eq!(gated.status, MessageStatus::PendingApproval);
+    t.loft
+        .set_identity_caps(&op, a_c.identity.id.as_str(), set(Some(InternalMail::Exempt), None))
+        .await
+        .unwrap();
+    // Each request authenticates anew: the key's next request sees the setting.
+    let a = t.actor(&a_c.api_key).await;
+    let internal = t.loft.send(&a, mail(&[addr(&b_c)], "Internal", "x")).await.unwrap();
+    assert_eq!(internal.status, MessageStatus::Sent);
+    let mixed = t
+        .loft
+        .send(&a, mail(&[addr(&b_c), "client@outside.test"], "Mixed", "x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        mixed.status,
+        MessageStatus::PendingApproval,
+        "an outside recipient keeps the gate"
+    );
+
+    // A gated_all recipient exempt for internal mail gets mail from colleagues at once, and
+    // mail from outside only once released.
+    t.loft
+        .set_identity_caps(&op, g_c.identity.id.as_str(), set(Some(InternalMail::Exempt), None))
+        .await
+        .unwrap();
+    t.send(&b, &[addr(&g_c)], "From a colleague", "x").await;
+    assert_eq!(inbox_len(&t, &g).await, 1);
+    let env = loft_core::inbound::Envelope {
+        client_ip: Some("127.0.0.1".into()),
+        helo: "mx.outside.test".into(),
+        mail_from: Some(loft_core::address::EmailAddress::parse("eve@outside.test").unwrap()),
+        recipients: vec![g_c.identity.address.clone()],
+    };
+    let raw = format!(
+        "From: eve@outside.test\r\nTo: {}\r\nSubject: Outside\r\nMessage-ID: <o-1@outside.test>\r\n\r\nHi.\r\n",
+        addr(&g_c)
+    );
+    t.loft.receive_inbound(&env, raw.as_bytes()).await.unwrap();
+    assert_eq!(inbox_len(&t, &g).await, 1, "mail from outside is still held");
+
+    // The guard off: a mail quoting the identity's secret is not held for it.
+    let secret = "sk-live-8c1f/93+aa";
+    t.loft
+        .vault_store(
+            &b,
+            StoreCredentialRequest {
+                label: Some("crm".into()),
+                value: Some(secret.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let held = t
+        .loft
+        .send(&b, mail(&[addr(&a_c)], "Key", &format!("it is {secret}")))
+        .await
+        .unwrap();
+    assert_eq!(held.status, MessageStatus::PendingApproval);
+    t.loft
+        .set_identity_caps(&op, b_c.identity.id.as_str(), set(None, Some(Guard::Off)))
+        .await
+        .unwrap();
+    let b = t.actor(&b_c.api_key).await;
+    let sent = t
+        .loft
+        .send(&b, mail(&[addr(&a_c)], "Key again", &format!("it is {secret}")))
+        .await
+        .unwrap();
+    assert_eq!(sent.status, MessageStatus::Sent, "the guard is off for b");
+    let shown = t.loft.get_identity(&op, b_c.identity.id.as_str()).await.unwrap();
+    assert_eq!(shown.caps.exfiltration_guard, Guard::Off);
+    assert!(t.audit_count("identity.caps").await >= 3);
+}

@@ -506,6 +506,20 @@ pub fn sending(s: &loft_core::caps::SendingStatus) -> String {
         )
         .add("first contact", first_contact_words(caps.first_contact))
         .add(
+            "exfiltration guard",
+            match caps.exfiltration_guard {
+                loft_core::caps::Guard::On => "on: a mail quoting one of its vault values is held for a reviewer",
+                loft_core::caps::Guard::Off => "OFF: its mail is not checked for its vault values",
+            },
+        )
+        .add(
+            "internal mail",
+            match caps.internal_mail {
+                loft_core::caps::InternalMail::Gated => "gated by its mode, like mail to the outside",
+                loft_core::caps::InternalMail::Exempt => "exempt from its mode's gate",
+            },
+        )
+        .add(
             "instance caps",
             format!(
                 "mails per hour {}, per day {}, new recipients per day {} (all identities together; `loft caps`)",

@@ -84,7 +84,8 @@ enum IdentityCommand {
         /// The identity's id (`idt_...`).
         id: String,
     },
-    /// Show or set an identity's sending caps and first-contact setting (operator to set).
+    /// Show or set an identity's sending caps, first-contact setting, exfiltration guard and
+    /// internal-mail gate (operator to set).
     ///
     /// Without flags: shows them with what the identity used. `none` removes a cap; a flag
     /// left out keeps its value. A send over a cap is refused with 429 `cap_reached` and the
@@ -98,6 +99,15 @@ enum IdentityCommand {
         /// reviewer, whatever its mode; `allow` (the default) sends it as the mode says.
         #[arg(long, value_name = "allow|hold", value_parser = parse_first_contact)]
         first_contact: Option<api::FirstContact>,
+        /// `off`: the exfiltration guard stops looking for the identity's vault values in its
+        /// outgoing mail; `on` (the default) holds a mail that quotes one, whatever the mode.
+        #[arg(long, value_name = "on|off", value_parser = |s: &str| loft_core::caps::Guard::parse(s).map_err(|e| e.to_string()))]
+        exfiltration_guard: Option<loft_core::caps::Guard>,
+        /// `exempt`: mail between the identity and other identities of this server skips its
+        /// mode's gate (rules, caps, first contact and the guard still apply); `gated` (the
+        /// default) gates it like mail to the outside.
+        #[arg(long, value_name = "gated|exempt", value_parser = |s: &str| loft_core::caps::InternalMail::parse(s).map_err(|e| e.to_string()))]
+        internal_mail: Option<loft_core::caps::InternalMail>,
     },
     /// Revoke an identity, every identity it created, and all their keys.
     Revoke {
@@ -234,8 +244,10 @@ pub async fn run(args: IdentityArgs) -> CmdResult {
             id,
             caps,
             first_contact,
+            exfiltration_guard,
+            internal_mail,
         } => {
-            if caps.is_empty() && first_contact.is_none() {
+            if caps.is_empty() && first_contact.is_none() && exfiltration_guard.is_none() && internal_mail.is_none() {
                 return ctx.show(&client, api::identity_caps(&id), format::sending).await;
             }
             let req = api::SetIdentityCapsRequest {
@@ -243,6 +255,8 @@ pub async fn run(args: IdentityArgs) -> CmdResult {
                 mails_per_day: caps.per_day.map(|c| c.0),
                 new_recipients_per_day: caps.new_recipients_per_day.map(|c| c.0),
                 first_contact,
+                exfiltration_guard,
+                internal_mail,
             };
             ctx.show(&client, api::set_identity_caps(&id, &req), format::sending)
                 .await
