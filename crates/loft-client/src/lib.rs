@@ -542,7 +542,7 @@ pub mod api {
     use loft_core::drafts::Draft;
     use loft_core::identity::{CreatedIdentity, CreatedKey, Identity, WhoAmI};
     use loft_core::keys::KeyMeta;
-    pub use loft_core::mail::{ForwardMail, MessagePatch, ReplyMail, SendMail};
+    pub use loft_core::mail::{ForwardMail, MessagePatch, NewAttachment, ReplyMail, SendMail};
     use loft_core::mail::{Message, MessageSummary, Thread, ThreadSummary};
     use loft_core::oversight::{Approval, ModeRequest};
     use loft_core::rules::Rule;

@@ -68,6 +68,9 @@ pub enum Error {
     /// Allowed in principle, but a policy stops it now.
     #[error("{}", .0.message)]
     PolicyDenied(Detail),
+    /// Part of the request is larger than a configured limit (the message names it).
+    #[error("{}", .0.message)]
+    TooLarge(Detail),
     /// Too many requests, or too many refused keys, from this key or address (or a rate quota
     /// used up): retry after `retry_after_secs`.
     #[error("{}", .detail.message)]
@@ -111,6 +114,9 @@ impl Error {
     pub fn policy_denied(code: &'static str, message: impl Into<String>) -> Self {
         Self::PolicyDenied(detail(code, message))
     }
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::TooLarge(detail(code, message))
+    }
     pub fn upstream(code: &'static str, message: impl Into<String>) -> Self {
         Self::Upstream(detail(code, message))
     }
@@ -133,6 +139,7 @@ impl Error {
         | Self::Conflict(d)
         | Self::Invalid(d)
         | Self::PolicyDenied(d)
+        | Self::TooLarge(d)
         | Self::Upstream(d)
         | Self::TooManyRequests { detail: d, .. } = &mut self
         {
@@ -150,6 +157,7 @@ impl Error {
             | Self::Conflict(d)
             | Self::Invalid(d)
             | Self::PolicyDenied(d)
+            | Self::TooLarge(d)
             | Self::Upstream(d)
             | Self::TooManyRequests { detail: d, .. } => d.code.clone(),
             Self::MissingScope { .. } => "missing_scope".into(),
@@ -175,6 +183,7 @@ impl Error {
             | Self::Conflict(d)
             | Self::Invalid(d)
             | Self::PolicyDenied(d)
+            | Self::TooLarge(d)
             | Self::Upstream(d)
             | Self::TooManyRequests { detail: d, .. } => d.hint.clone(),
             Self::MissingScope { scope } => Some(format!(

@@ -14,6 +14,13 @@ pub const MAX_RECIPIENTS: usize = 100;
 pub const MAX_LABEL: usize = 64;
 pub const MAX_LABELS_PER_MESSAGE: usize = 50;
 pub const SNIPPET_CHARS: usize = 160;
+/// The most files one sent mail may carry.
+pub const MAX_SENT_ATTACHMENTS: usize = 20;
+/// The longest file name of a sent attachment, in bytes.
+pub const MAX_FILENAME_BYTES: usize = 255;
+/// The total decoded size of a sent mail's attachments unless the operator sets another
+/// (`loft serve --max-attachment-bytes`): 1 MiB, whose base64 fits the default 2 MiB request.
+pub const DEFAULT_MAX_ATTACHMENT_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -461,6 +468,8 @@ pub struct NewMail {
     /// The contacts this mail records (see [`crate::caps::contact_touches`]); empty for a held
     /// send, whose contacts are recorded when it is approved.
     pub contacts: Vec<crate::caps::ContactTouch>,
+    /// The files sent with it, as `raw` lists them (listed on every copy, like received mail's).
+    pub attachments: Vec<Attachment>,
 }
 
 /// Everything the store writes for one mail received from outside, in one transaction: one
@@ -734,6 +743,134 @@ pub fn check_deletable(copies: &[CopyState], now: Timestamp) -> Result<()> {
     Ok(())
 }
 
+/// A file sent with a mail (`attachments` of a send or a reply).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewAttachment {
+    /// The name the recipient sees: 1 to 255 bytes, no `/` or `\`, no control characters,
+    /// not `.` or `..`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    pub filename: String,
+    /// `type/subtype` (e.g. `application/pdf`, `text/csv`); default `application/octet-stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "text/csv"))]
+    pub content_type: Option<String>,
+    /// The file's bytes in base64 (standard alphabet; padding and line breaks optional).
+    pub content_base64: String,
+}
+
+/// A sent attachment, checked and decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingFile {
+    pub filename: String,
+    /// `type/subtype`, lowercase.
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Checks and decodes the attachments of a send: at most [`MAX_SENT_ATTACHMENTS`], each name
+/// a plain file name, each content type `type/subtype`, each body base64, and all of them
+/// together at most `max_bytes` decoded (`413 attachment_too_large` naming the limit).
+pub fn parse_attachments(list: &[NewAttachment], max_bytes: usize) -> Result<Vec<OutgoingFile>> {
+    use base64::Engine as _;
+    if list.len() > MAX_SENT_ATTACHMENTS {
+        return Err(Error::invalid(
+            "too_many_attachments",
+            format!(
+                "at most {MAX_SENT_ATTACHMENTS} attachments per mail, not {}",
+                list.len()
+            ),
+        )
+        .with_hint("send the rest in another mail, or pack them into one archive"));
+    }
+    let mut total = 0usize;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, a) in list.iter().enumerate() {
+        let filename = check_filename(i, &a.filename)?;
+        let content_type = check_content_type(i, a.content_type.as_deref())?;
+        let compact: String = a.content_base64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let trimmed = compact.trim_end_matches('=');
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(trimmed)
+            .map_err(|e| {
+                Error::invalid(
+                    "invalid_attachment",
+                    format!("attachments[{i}] (`{filename}`): content_base64 is not base64: {e}"),
+                )
+                .with_hint("encode the file's bytes with the standard base64 alphabet (A-Z a-z 0-9 + /)")
+            })?;
+        total = total.saturating_add(bytes.len());
+        if total > max_bytes {
+            return Err(Error::too_large(
+                "attachment_too_large",
+                format!(
+                    "the attachments come to more than {max_bytes} bytes (decoded) with attachments[{i}] (`{filename}`, {} bytes); the limit is {max_bytes} bytes per mail",
+                    bytes.len()
+                ),
+            )
+            .with_hint("send a link to the file instead, or ask the operator to raise `--max-attachment-bytes`"));
+        }
+        out.push(OutgoingFile {
+            filename,
+            content_type,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+fn check_filename(i: usize, name: &str) -> Result<String> {
+    let why = if name.trim().is_empty() {
+        Some("is empty")
+    } else if name.len() > MAX_FILENAME_BYTES {
+        Some("is longer than 255 bytes")
+    } else if name.contains(['/', '\\']) {
+        Some("contains a path separator (`/` or `\\`)")
+    } else if name.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if name == "." || name == ".." {
+        Some("is `.` or `..`")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(name.to_owned()),
+        Some(why) => Err(Error::invalid(
+            "invalid_attachment_name",
+            format!(
+                "attachments[{i}]: the filename `{}` {why}",
+                name.chars().filter(|c| !c.is_control()).take(80).collect::<String>()
+            ),
+        )
+        .with_hint("give a plain file name such as `report.pdf`, without a directory")),
+    }
+}
+
+fn check_content_type(i: usize, ct: Option<&str>) -> Result<String> {
+    let Some(ct) = ct.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Ok("application/octet-stream".into());
+    };
+    // RFC 2045 tokens: visible ASCII but tspecials.
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 127
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    };
+    match ct.split_once('/') {
+        Some((t, sub)) if token(t) && token(sub) => Ok(ct.to_ascii_lowercase()),
+        _ => Err(Error::invalid(
+            "invalid_content_type",
+            format!(
+                "attachments[{i}]: `{}` is not a content type",
+                ct.chars().filter(|c| !c.is_control()).take(80).collect::<String>()
+            ),
+        )
+        .with_hint("use `type/subtype` without parameters, e.g. `application/pdf` or `text/plain`")),
+    }
+}
+
 /// `POST /v0/messages/send`. It needs at least one recipient and a body (`text` or `html` that
 /// is not blank).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -776,6 +913,11 @@ pub struct SendMail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub send_at: Option<String>,
+    /// Files to send with the mail (at most 20, together at most the server's
+    /// `--max-attachment-bytes` decoded, 1 MiB by default). The exfiltration guard reads them
+    /// as it reads the body.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<NewAttachment>,
 }
 
 /// `POST /v0/messages/{id}/reply`.
@@ -809,6 +951,9 @@ pub struct ReplyMail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub send_at: Option<String>,
+    /// Files to send with the reply, as for a send.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<NewAttachment>,
 }
 
 /// `POST /v0/messages/{id}/forward`: the message, quoted below an optional note, to new
@@ -923,8 +1068,9 @@ fn prefixed_subject(subject: &str, already: &[&str], prefix: &str) -> String {
     s
 }
 
-/// Builds the RFC 5322 document for a message (Bcc is never written into the headers).
-pub fn build_rfc5322(c: &MailContent) -> Result<Vec<u8>> {
+/// Builds the RFC 5322 document for a message (Bcc is never written into the headers), with
+/// its files as attachments (`multipart/mixed` around the body when there are any).
+pub fn build_rfc5322(c: &MailContent, files: &[OutgoingFile]) -> Result<Vec<u8>> {
     use mail_builder::MessageBuilder;
     use mail_builder::headers::address::Address;
     fn list(addrs: &[EmailAddress]) -> Address<'_> {
@@ -958,6 +1104,9 @@ pub fn build_rfc5322(c: &MailContent) -> Result<Vec<u8>> {
     if let Some(html) = &c.html {
         b = b.html_body(html.as_str());
     }
+    for f in files {
+        b = b.attachment(f.content_type.as_str(), f.filename.as_str(), f.bytes.as_slice());
+    }
     b.write_to_vec()
         .map_err(|e| Error::internal(format!("building RFC 5322 message: {e}")))
 }
@@ -987,7 +1136,7 @@ mod tests {
 
     #[test]
     fn builds_headers_and_hides_bcc() {
-        let raw = String::from_utf8(build_rfc5322(&content()).unwrap()).unwrap();
+        let raw = String::from_utf8(build_rfc5322(&content(), &[]).unwrap()).unwrap();
         assert!(raw.contains("Message-ID: <abc@agents.localhost>"), "{raw}");
         assert!(raw.contains("In-Reply-To: <parent@agents.localhost>"), "{raw}");
         assert!(raw.contains("<root@x>"), "{raw}");

@@ -52,6 +52,7 @@ mod oversight;
 mod rules;
 mod schedule;
 mod search;
+mod submission;
 mod vault;
 mod webhooks;
 
@@ -96,6 +97,8 @@ pub struct LoftConfig {
     pub domain: String,
     /// Largest text + HTML body accepted for one message.
     pub max_body_bytes: usize,
+    /// Largest total (decoded) size of the files attached to one sent mail.
+    pub max_attachment_bytes: usize,
     /// The oversight mode of new identities when the request names none
     /// (`loft serve --default-oversight-mode`; [`OversightMode::DEFAULT`] otherwise).
     pub default_oversight_mode: OversightMode,
@@ -112,6 +115,7 @@ impl LoftConfig {
         Self {
             domain: domain.into(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_attachment_bytes: crate::mail::DEFAULT_MAX_ATTACHMENT_BYTES,
             default_oversight_mode: OversightMode::DEFAULT,
             approval_ttl_secs: DEFAULT_APPROVAL_TTL_SECS,
         }

@@ -121,6 +121,7 @@ pub(crate) fn http_status(e: &Error) -> StatusCode {
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Upstream(_) => StatusCode::BAD_GATEWAY,
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -101,6 +101,7 @@ fn from_api(a: ApiError) -> Error {
         StatusCode::FORBIDDEN => Error::Forbidden(detail),
         StatusCode::NOT_FOUND => Error::NotFound(detail),
         StatusCode::CONFLICT => Error::Conflict(detail),
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge(detail),
         StatusCode::SERVICE_UNAVAILABLE => Error::Unavailable(detail.message),
         // A rate limit, lockout or rate quota: a model sees it as it would at `/mcp` (the
         // server's code, message and hint; Loft's message names the seconds itself), and the
@@ -393,6 +394,9 @@ mod tests {
             from_api(api_error(422, "unknown_recipient")).code(),
             "unknown_recipient"
         );
+        let e = from_api(api_error(413, "attachment_too_large"));
+        assert!(matches!(e, Error::TooLarge(_)), "{e:?}");
+        assert_eq!(e.code(), "attachment_too_large");
         assert_eq!(from_api(api_error(502, "http_502")).code(), "internal");
         let e = from_api(api_error(502, "upstream_failed"));
         assert!(matches!(e, Error::Upstream(_)), "{e:?}");

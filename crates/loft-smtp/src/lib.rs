@@ -9,6 +9,10 @@
 //! (452 4.5.3), command line length (500 5.5.2), commands and errors per session (421 4.7.0),
 //! idle time (421 4.4.2), connections per client address (421 4.7.0) and in all (421 4.3.2).
 //!
+//! The same session code serves the submission listener (`SmtpConfig::submission`, RFC 6409):
+//! AUTH PLAIN / LOGIN with an identity's API key, `MAIL FROM` only that identity's address, and
+//! the data sent through `Loft::submit` (the send use case) instead of `receive_inbound`.
+//!
 //! This crate must not decide who may receive what (core does), hold state beyond a session
 //! (other than the connection counts), or depend on another door.
 
@@ -64,11 +68,24 @@ impl TlsConfig {
     }
 }
 
+/// What makes a listener a submission listener (`loft serve --submission`): clients
+/// authenticate as an identity (AUTH PLAIN or LOGIN, the identity's API key as password) and
+/// their mail is sent through `Loft::submit`, the send use case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Submission {
+    /// Offer AUTH without TLS to clients on a loopback address (`--submission-allow-plain-loopback`):
+    /// a key sent in the clear never leaves the machine. Off by default: AUTH only after
+    /// STARTTLS.
+    pub allow_plain_loopback: bool,
+}
+
 /// The listener's limits and name. Deploy-time settings (`loft serve --smtp-*`).
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
     /// STARTTLS, offered in EHLO only when set.
     pub tls: Option<TlsConfig>,
+    /// `Some` for the submission listener; `None` for the MX.
+    pub submission: Option<Submission>,
     /// The name in the greeting and in EHLO (the mail domain by default).
     pub hostname: String,
     /// Largest message accepted (announced as SIZE): 552 5.3.4 beyond it.
@@ -99,6 +116,7 @@ impl SmtpConfig {
     pub fn new(hostname: impl Into<String>) -> Self {
         Self {
             tls: None,
+            submission: None,
             hostname: hostname.into(),
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             max_recipients: 100,

@@ -100,9 +100,60 @@ pub fn from_error(e: &Error) -> Reply {
     }
 }
 
+/// The reply for a refused submission (`Loft::submit`). Unlike an MX peer, the client is the
+/// authenticated identity itself: it is told what was wrong in the words the REST API uses
+/// (code and message; internal errors stay generic). Refusals of the content or policy are
+/// permanent (5xx); quotas, rate limits and an unreachable database temporary (4xx).
+pub fn from_submit_error(e: &Error) -> Reply {
+    let said = |e: &Error| {
+        let text: String = format!("{}: {}", e.code(), e.public_message())
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(400)
+            .collect();
+        text
+    };
+    match e {
+        Error::TooLarge(_) => Reply::new(552, "5.3.4", said(e)),
+        Error::TooManyRequests { .. } => Reply::new(451, "4.7.1", said(e)),
+        Error::Forbidden(_) if e.code() == "quota_exceeded" => Reply::new(452, "4.2.2", said(e)),
+        Error::Invalid(_) if e.code() == "unknown_recipient" => Reply::new(550, "5.1.1", said(e)),
+        Error::Invalid(_) => Reply::new(550, "5.6.0", said(e)),
+        Error::Unauthenticated(_) | Error::MissingScope { .. } | Error::Forbidden(_) | Error::PolicyDenied(_) => {
+            Reply::new(550, "5.7.1", said(e))
+        }
+        Error::NotFound(_) | Error::Conflict(_) => Reply::new(550, "5.7.1", said(e)),
+        Error::Unavailable(_) | Error::Internal(_) | Error::Upstream(_) => {
+            Reply::new(451, "4.3.0", "Local error in processing, try again later")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn submission_refusals_say_what_was_wrong() {
+        let r = from_submit_error(&Error::policy_denied(
+            "recipient_suppressed",
+            "x@y.example is suppressed",
+        ));
+        assert_eq!((r.code, r.status), (550, "5.7.1"));
+        assert!(
+            r.text.contains("recipient_suppressed") && r.text.contains("x@y.example"),
+            "{r:?}"
+        );
+        let r = from_submit_error(&Error::too_large("attachment_too_large", "over 10 bytes"));
+        assert_eq!((r.code, r.status), (552, "5.3.4"));
+        let r = from_submit_error(&Error::forbidden("quota_exceeded", "full"));
+        assert_eq!(r.code, 452);
+        let r = from_submit_error(&Error::internal("secret detail"));
+        assert_eq!(r.code, 451);
+        assert!(!r.to_wire().contains("secret"));
+        let r = from_submit_error(&Error::invalid("empty_body", "no\r\nbody"));
+        assert!(!r.text.contains('\n'));
+    }
 
     #[test]
     fn refusals_map_to_their_codes() {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use loft_core::address::EmailAddress;
 use loft_core::inbound::Envelope;
-use loft_core::service::Loft;
+use loft_core::service::{Actor, Loft, RequestContext};
 use smtp_proto::{Error as ParseError, Request};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::watch;
@@ -68,6 +68,20 @@ pub(crate) struct Session<R, W> {
     line: Vec<u8>,
     /// Whether this session runs over TLS (after STARTTLS): STARTTLS is then not offered.
     secured: bool,
+    /// Whether the client connected from a loopback address.
+    loopback: bool,
+    /// On the submission listener, the identity the client authenticated as.
+    actor: Option<Actor>,
+}
+
+/// What reading the data of a mail gave.
+enum Data {
+    /// The whole message, dot-unstuffed.
+    Mail(Vec<u8>),
+    /// Larger than the limit: read to its end and dropped.
+    TooBig,
+    /// The session ends (idle, closed, or far too big).
+    End(End),
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -84,14 +98,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             config,
             reader: BufReader::new(read),
             writer: BufWriter::new(write),
-            client_ip,
             helo: None,
             mail_from: None,
             recipients: Vec::new(),
             commands: 0,
             errors: 0,
+            loopback: client_ip
+                .as_deref()
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .is_some_and(|ip| ip.to_canonical().is_loopback()),
+            client_ip,
             line: Vec::with_capacity(512),
             secured,
+            actor: None,
         }
     }
 
@@ -103,6 +122,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// Whether STARTTLS is offered: a certificate is configured and TLS is not on yet.
     fn tls_offered(&self) -> bool {
         self.config.tls.is_some() && !self.secured
+    }
+
+    /// Whether AUTH is offered: on the submission listener, before authenticating, over TLS
+    /// (or from loopback when the operator allows it in the clear).
+    fn auth_offered(&self) -> bool {
+        self.config
+            .submission
+            .is_some_and(|s| self.actor.is_none() && (self.secured || (s.allow_plain_loopback && self.loopback)))
     }
 
     fn host(&self) -> &str {
@@ -254,6 +281,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 if self.tls_offered() {
                     lines.push("STARTTLS".to_owned());
                 }
+                if self.auth_offered() {
+                    lines.push("AUTH PLAIN LOGIN".to_owned());
+                }
                 let mut out = String::new();
                 for (i, l) in lines.iter().enumerate() {
                     let sep = if i + 1 == lines.len() { ' ' } else { '-' };
@@ -281,6 +311,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 if from.size > self.config.max_message_bytes {
                     return self.error(Reply::too_big(self.config.max_message_bytes)).await;
                 }
+                if self.config.submission.is_some() {
+                    return self.submission_sender(&from.address).await;
+                }
                 let sender = if from.address.is_empty() {
                     None
                 } else {
@@ -306,6 +339,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     // A temporary refusal: the client sends the rest in another transaction.
                     let r = Reply::too_many_recipients(self.config.max_recipients);
                     self.send(&r).await?;
+                    return Ok(None);
+                }
+                if self.config.submission.is_some() {
+                    // Any address: the send checks the recipients (and says why) at the data.
+                    let Ok(address) = EmailAddress::parse(&to.address) else {
+                        return self
+                            .error(Reply::new(501, "5.1.3", "Bad recipient address syntax"))
+                            .await;
+                    };
+                    if !self.recipients.contains(&address) {
+                        self.recipients.push(address);
+                    }
+                    self.send(&Reply::new(250, "2.1.5", "Recipient OK")).await?;
                     return Ok(None);
                 }
                 let envelope = self.envelope(sender);
@@ -369,8 +415,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 let r = Reply::new(220, "2.0.0", "Ready to start TLS");
                 return self.close_with(&r, End::StartTls).await.map(Some);
             }
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } if self.config.submission.is_some() => {
+                return self.auth(mechanism, initial_response.to_string()).await;
+            }
             // Not offered in EHLO: CHUNKING, STARTTLS without a certificate (or again over
-            // TLS), AUTH (no submission here), EXPN, ETRN, ATRN, BURL.
+            // TLS), AUTH on the MX, EXPN, ETRN, ATRN, BURL.
             Request::Bdat { .. }
             | Request::StartTls
             | Request::Auth { .. }
@@ -391,62 +443,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
     }
 
-    /// DATA: reads the message to the lone dot (dot-unstuffing it), bounded by the size limit,
-    /// then stores it and answers. The transaction ends either way.
+    /// DATA: reads the message, then stores it (MX) or sends it (submission) and answers.
+    /// The transaction ends either way.
     async fn data(&mut self, sender: Option<EmailAddress>) -> std::io::Result<Option<End>> {
-        self.send(&Reply::new(354, "2.0.0", "Start mail input; end with <CRLF>.<CRLF>"))
-            .await?;
-        let max = self.config.max_message_bytes;
-        let mut data: Vec<u8> = Vec::new();
-        let mut too_big = false;
-        let mut discarded = 0usize;
-        // The end is a dot alone on a line that follows a CRLF: a bare LF never ends the data
-        // (no SMTP smuggling through "\n.\n").
-        let mut after_crlf = true;
-        loop {
-            // A line may be as long as what is left of the message, plus its dot and CRLF.
-            let limit = if too_big { MAX_DISCARD } else { max - data.len() + 3 };
-            let line = self.read_line(limit).await?;
-            let host = self.host().to_owned();
-            match line {
-                None => {
-                    self.reset();
-                    return self.close_with(&Reply::idle_timeout(&host), End::Idle).await.map(Some);
-                }
-                Some(Line::Eof) => return Ok(Some(End::ClientClosed)),
-                Some(Line::TooLong(dropped)) => {
-                    too_big = true;
-                    data = Vec::new();
-                    discarded += dropped;
-                }
-                Some(Line::Whole) => {
-                    let line = &self.line;
-                    if after_crlf && line.as_slice() == b".\r\n" {
-                        break;
-                    }
-                    after_crlf = line.ends_with(b"\r\n");
-                    let content = line.strip_prefix(b".").unwrap_or(line);
-                    if too_big {
-                        discarded += content.len();
-                    } else if data.len() + content.len() > max {
-                        too_big = true;
-                        discarded = data.len() + content.len();
-                        data = Vec::new();
-                    } else {
-                        data.extend_from_slice(content);
-                    }
-                }
-            }
-            if too_big && discarded > max.saturating_mul(4).max(MAX_DISCARD) {
+        let data = match self.read_data().await? {
+            Data::End(end) => return Ok(Some(end)),
+            Data::TooBig => {
                 self.reset();
-                return self.close_with(&Reply::too_big(max), End::TooBig).await.map(Some);
+                return self.error(Reply::too_big(self.config.max_message_bytes)).await;
             }
-        }
+            Data::Mail(data) => data,
+        };
         let recipients = self.recipients.len();
         let envelope = self.envelope(sender);
         self.reset();
-        if too_big {
-            return self.error(Reply::too_big(max)).await;
+        if let Some(actor) = self.actor.clone() {
+            return self.submit(&actor, &envelope.recipients, &data).await;
         }
         match self.loft.receive_inbound(&envelope, &data).await {
             Ok(receipt) => {
@@ -473,6 +485,263 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         Ok(None)
     }
+
+    /// Reads the message to the lone dot (dot-unstuffing it), bounded by the size limit.
+    async fn read_data(&mut self) -> std::io::Result<Data> {
+        self.send(&Reply::new(354, "2.0.0", "Start mail input; end with <CRLF>.<CRLF>"))
+            .await?;
+        let max = self.config.max_message_bytes;
+        let mut data: Vec<u8> = Vec::new();
+        let mut too_big = false;
+        let mut discarded = 0usize;
+        // The end is a dot alone on a line that follows a CRLF: a bare LF never ends the data
+        // (no SMTP smuggling through "\n.\n").
+        let mut after_crlf = true;
+        loop {
+            // A line may be as long as what is left of the message, plus its dot and CRLF.
+            let limit = if too_big { MAX_DISCARD } else { max - data.len() + 3 };
+            let line = self.read_line(limit).await?;
+            let host = self.host().to_owned();
+            match line {
+                None => {
+                    self.reset();
+                    return self
+                        .close_with(&Reply::idle_timeout(&host), End::Idle)
+                        .await
+                        .map(Data::End);
+                }
+                Some(Line::Eof) => return Ok(Data::End(End::ClientClosed)),
+                Some(Line::TooLong(dropped)) => {
+                    too_big = true;
+                    data = Vec::new();
+                    discarded += dropped;
+                }
+                Some(Line::Whole) => {
+                    let line = &self.line;
+                    if after_crlf && line.as_slice() == b".\r\n" {
+                        break;
+                    }
+                    after_crlf = line.ends_with(b"\r\n");
+                    let content = line.strip_prefix(b".").unwrap_or(line);
+                    if too_big {
+                        discarded += content.len();
+                    } else if data.len() + content.len() > max {
+                        too_big = true;
+                        discarded = data.len() + content.len();
+                        data = Vec::new();
+                    } else {
+                        data.extend_from_slice(content);
+                    }
+                }
+            }
+            if too_big && discarded > max.saturating_mul(4).max(MAX_DISCARD) {
+                self.reset();
+                return self.close_with(&Reply::too_big(max), End::TooBig).await.map(Data::End);
+            }
+        }
+        Ok(if too_big { Data::TooBig } else { Data::Mail(data) })
+    }
+
+    /// Submission: `MAIL FROM` after AUTH, and only the identity's own address.
+    async fn submission_sender(&mut self, address: &str) -> std::io::Result<Option<End>> {
+        let Some(actor) = &self.actor else {
+            return self.error(Reply::new(530, "5.7.0", "Authentication required")).await;
+        };
+        let own = actor.identity().map(|i| i.address.clone());
+        match (EmailAddress::parse(address), own) {
+            (Ok(a), Some(own)) if a == own => {
+                self.mail_from = Some(Some(a));
+                self.send(&Reply::new(250, "2.1.0", "Sender OK")).await?;
+                Ok(None)
+            }
+            (_, own) => {
+                let own = own.map_or_else(String::new, |o| format!(" (<{o}>)"));
+                self.error(Reply::new(
+                    553,
+                    "5.7.1",
+                    format!("Sender address rejected: not the authenticated identity's address{own}"),
+                ))
+                .await
+            }
+        }
+    }
+
+    /// AUTH PLAIN or LOGIN (RFC 4954), offered only as [`Self::auth_offered`] says.
+    async fn auth(&mut self, mechanism: u64, initial: String) -> std::io::Result<Option<End>> {
+        if self.actor.is_some() {
+            return self.error(Reply::bad_sequence("Already authenticated")).await;
+        }
+        if self.mail_from.is_some() {
+            return self
+                .error(Reply::bad_sequence("AUTH not allowed during a mail transaction"))
+                .await;
+        }
+        if !self.auth_offered() {
+            return self
+                .error(Reply::new(538, "5.7.11", "Encryption required: send STARTTLS first"))
+                .await;
+        }
+        let credentials = match mechanism {
+            smtp_proto::AUTH_PLAIN => {
+                let response = if initial.is_empty() {
+                    match self.challenge("").await? {
+                        Ok(r) => r,
+                        Err(stop) => return Ok(stop),
+                    }
+                } else {
+                    initial
+                };
+                decode(&response).and_then(|b| plain(&b))
+            }
+            smtp_proto::AUTH_LOGIN => {
+                let user = if initial.is_empty() {
+                    match self.challenge("VXNlcm5hbWU6").await? {
+                        Ok(r) => r,
+                        Err(stop) => return Ok(stop),
+                    }
+                } else {
+                    initial
+                };
+                let pass = match self.challenge("UGFzc3dvcmQ6").await? {
+                    Ok(r) => r,
+                    Err(stop) => return Ok(stop),
+                };
+                match (decode(&user), decode(&pass)) {
+                    (Some(u), Some(p)) => match (String::from_utf8(u), String::from_utf8(p)) {
+                        (Ok(u), Ok(p)) => Some((u, p)),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => {
+                return self
+                    .error(Reply::new(
+                        504,
+                        "5.5.4",
+                        "Unrecognized authentication type: use PLAIN or LOGIN",
+                    ))
+                    .await;
+            }
+        };
+        let Some((user, pass)) = credentials else {
+            return self.error(Reply::new(501, "5.5.2", "Cannot decode the response")).await;
+        };
+        let ctx = RequestContext {
+            request_id: None,
+            remote_addr: self.client_ip.clone(),
+        };
+        match self.loft.authenticate_submission(&user, &pass, ctx).await {
+            Ok(actor) => {
+                tracing::info!(client = self.client_ip.as_deref().unwrap_or("-"), user = %user, "smtp: submission authenticated");
+                self.actor = Some(actor);
+                self.send(&Reply::new(235, "2.7.0", "Authentication successful"))
+                    .await?;
+                Ok(None)
+            }
+            Err(e) => {
+                // The user name is logged (it is an address); the password never is.
+                tracing::info!(client = self.client_ip.as_deref().unwrap_or("-"), user = %user.chars().take(100).collect::<String>(), reason = %e.code(), "smtp: submission AUTH refused");
+                let r = match &e {
+                    loft_core::Error::TooManyRequests { retry_after_secs, .. } => Reply::new(
+                        454,
+                        "4.7.0",
+                        format!("Too many failed authentications from your address; try again in {retry_after_secs} s"),
+                    ),
+                    loft_core::Error::Unavailable(_) | loft_core::Error::Internal(_) => {
+                        Reply::new(454, "4.7.0", "Temporary authentication failure")
+                    }
+                    _ => Reply::new(535, "5.7.8", "Authentication credentials invalid"),
+                };
+                self.error(r).await
+            }
+        }
+    }
+
+    /// Sends a `334` challenge and reads the client's answer line (without its CRLF). `Err`
+    /// when the session or the exchange ends: `Err(None)` after a reply was sent (cancelled,
+    /// too long), `Err(Some(end))` when the session is over.
+    async fn challenge(&mut self, text: &str) -> std::io::Result<Result<String, Option<End>>> {
+        self.writer.write_all(format!("334 {text}\r\n").as_bytes()).await?;
+        let max = self.config.max_line_bytes;
+        let host = self.host().to_owned();
+        match self.read_line(max).await? {
+            None => Ok(Err(Some(
+                self.close_with(&Reply::idle_timeout(&host), End::Idle).await?,
+            ))),
+            Some(Line::Eof) => Ok(Err(Some(End::ClientClosed))),
+            Some(Line::TooLong(_)) => Ok(Err(self.error(Reply::line_too_long()).await?)),
+            Some(Line::Whole) => {
+                let answer = String::from_utf8_lossy(&self.line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned();
+                if answer == "*" {
+                    return Ok(Err(self
+                        .error(Reply::new(501, "5.0.0", "Authentication cancelled"))
+                        .await?));
+                }
+                Ok(Ok(answer))
+            }
+        }
+    }
+
+    /// Sends a submitted mail as the authenticated identity and answers: 250 when it is sent
+    /// or held for a reviewer (the text says which), the send's refusal otherwise.
+    async fn submit(
+        &mut self,
+        actor: &Actor,
+        recipients: &[EmailAddress],
+        data: &[u8],
+    ) -> std::io::Result<Option<End>> {
+        match self.loft.submit(actor, recipients, data).await {
+            Ok(m) => {
+                tracing::info!(
+                    client = self.client_ip.as_deref().unwrap_or("-"),
+                    message = %m.id,
+                    status = m.status.as_str(),
+                    recipients = recipients.len(),
+                    size = data.len(),
+                    "smtp: mail submitted"
+                );
+                let text = match &m.approval {
+                    Some(a) if m.status == loft_core::mail::MessageStatus::PendingApproval => format!(
+                        "OK: held for a reviewer's approval ({}), not sent yet: <{}>",
+                        a.id, m.message_id
+                    ),
+                    _ => format!("OK: sent as <{}>", m.message_id),
+                };
+                self.send(&Reply::new(250, "2.0.0", text)).await?;
+                Ok(None)
+            }
+            Err(e) => {
+                let r = reply::from_submit_error(&e);
+                log_refusal(&e, &r, self.client_ip.as_deref(), "DATA");
+                if r.code >= 500 {
+                    return self.error(r).await;
+                }
+                self.send(&r).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// A base64 SASL response.
+fn decode(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s.trim()).ok()
+}
+
+/// PLAIN's `authzid NUL authcid NUL passwd` (RFC 4616): the user and the password; an
+/// authorization identity, if given, must be the user.
+fn plain(b: &[u8]) -> Option<(String, String)> {
+    let s = std::str::from_utf8(b).ok()?;
+    let mut parts = s.split('\0');
+    let (authz, user, pass) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || (!authz.is_empty() && authz != user) {
+        return None;
+    }
+    Some((user.to_owned(), pass.to_owned()))
 }
 
 fn log_refusal(e: &loft_core::Error, r: &Reply, client: Option<&str>, stage: &str) {

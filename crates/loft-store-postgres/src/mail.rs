@@ -272,6 +272,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         schedule,
         contacts,
         held_copies,
+        attachments,
     } = mail;
     let size = raw.len() as i64;
     let bcc = rows::to_json(&c.bcc)?;
@@ -280,7 +281,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
 
     let mut w = WriteTx::begin(pool).await?;
     lock_mailboxes(w.conn(), std::iter::once(&sender_copy).chain(&recipient_copies), size).await?;
-    let content_id = insert_content(w.conn(), &c, raw, &[]).await?;
+    let content_id = insert_content(w.conn(), &c, raw, &attachments).await?;
 
     // The sender's copy first, then each recipient's, each threaded in its own mailbox.
     let sender_thread = thread_for(w.conn(), &sender_copy, &parents).await?;
@@ -364,7 +365,7 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
         created_at: c.created_at,
         size,
         delivery,
-        attachments: Vec::new(),
+        attachments,
         codes: vec![],
         links: vec![],
         screening: None,

@@ -27,7 +27,7 @@ use crate::{audit, page_limit, paged};
 /// back once the batch is committed (bodies are not loaded inside the writer).
 pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry: AuditEntry) -> Result<()> {
     let c = &mail.content;
-    let shared = Shared::store(conn, c, &mail.raw, &[], &c.bcc).await?;
+    let shared = Shared::store(conn, c, &mail.raw, &mail.attachments, &c.bcc).await?;
 
     let held = mail.hold.is_some();
     insert_copy(conn, c, held, &mail.delivery, &shared, &mail.sender_copy, true).await?;

@@ -66,6 +66,7 @@ async fn audit_chain_verifies_after_200_concurrent_writes_sharing_commits() {
                         text: format!("n{i}"),
                         html: None,
                         reply_all: false,
+                        attachments: vec![],
                     };
                     t.loft.reply(&aa, first.as_str(), reply).await.unwrap();
                 }

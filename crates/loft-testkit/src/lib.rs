@@ -192,6 +192,7 @@ pub fn mail(to: &[&str], subject: &str, text: &str) -> SendMail {
         subject: subject.into(),
         text: text.into(),
         html: None,
+        attachments: vec![],
     }
 }
 

@@ -9,6 +9,7 @@
 //! | `NotFound`          | 404    | also for other identities' data          |
 //! | `Conflict`          | 409    |                                         |
 //! | `Invalid`           | 422    | 400 for unparseable JSON (see extract)  |
+//! | `TooLarge`          | 413    | a configured size limit (attachments)   |
 //! | `Unavailable`       | 503    | logged                                  |
 //! | `Upstream`          | 502    | a brokered request's remote host failed |
 //! | `Internal`          | 500    | logged; the client sees a generic text  |
@@ -60,6 +61,7 @@ impl From<Error> for ApiError {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Upstream(_) => StatusCode::BAD_GATEWAY,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -54,6 +54,20 @@ pub struct SmtpArgs {
         value_name = "N"
     )]
     pub smtp_max_connections_per_ip: usize,
+    /// Address for the SMTP submission listener, e.g. `0.0.0.0:587`; off unless given. Mail
+    /// clients and scripts authenticate as an identity (AUTH PLAIN or LOGIN: the identity's
+    /// address as user name, its API key as password) and their mail is sent as a REST send
+    /// is (rules, gate, caps, exfiltration guard, quotas, audit). AUTH is offered only after
+    /// STARTTLS (`--smtp-tls-cert`), unless `--submission-allow-plain-loopback`.
+    #[arg(long = "submission", env = "LOFT_SUBMISSION_ADDR", value_name = "ADDR")]
+    pub submission: Option<SocketAddr>,
+    /// Offer AUTH on the submission listener without TLS to clients on a loopback address
+    /// (a script on the same host); never to others.
+    #[arg(
+        long = "submission-allow-plain-loopback",
+        env = "LOFT_SUBMISSION_ALLOW_PLAIN_LOOPBACK"
+    )]
+    pub submission_allow_plain_loopback: bool,
     /// PEM certificate chain for STARTTLS on the SMTP listener (with `--smtp-tls-key`);
     /// without it STARTTLS is not offered and mail arrives in plaintext.
     #[arg(
@@ -269,6 +283,10 @@ pub struct ServeArgs {
     /// Largest HTTP request body accepted, in bytes.
     #[arg(long, env = "LOFT_MAX_REQUEST_BYTES", default_value_t = loft_web::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
+    /// Largest total size, in decoded bytes, of the files attached to one sent mail (their
+    /// base64 must also fit `--max-request-bytes`).
+    #[arg(long, env = "LOFT_MAX_ATTACHMENT_BYTES", default_value_t = loft_core::mail::DEFAULT_MAX_ATTACHMENT_BYTES)]
+    pub max_attachment_bytes: usize,
     /// The oversight mode of new identities when their creator names none: `read_only`,
     /// `gated_all`, `gated_send` (every outgoing mail waits for a reviewer), `monitored` or
     /// `autonomous`. Existing identities keep theirs.
@@ -653,6 +671,7 @@ pub async fn app_with_outbound(
         operator,
         LoftConfig {
             max_body_bytes: args.max_request_bytes,
+            max_attachment_bytes: args.max_attachment_bytes,
             default_oversight_mode: args.default_oversight_mode,
             approval_ttl_secs: args.approval_ttl_secs,
             ..LoftConfig::new(args.domain.to_ascii_lowercase())
@@ -771,6 +790,14 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         ),
         None => None,
     };
+    let submission_listener = match smtp.submission {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("--submission: cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let smtp_tls = match (&smtp.smtp_tls_cert, &smtp.smtp_tls_key) {
         (Some(cert), Some(key)) => {
             Some(loft_smtp::TlsConfig::from_pem_files(cert, key).map_err(|e| format!("--smtp-tls-cert: {e}"))?)
@@ -806,6 +833,16 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         if smtp_tls.is_some() {
             println!("SMTP STARTTLS offered");
         }
+    }
+    if let Some(l) = &submission_listener {
+        let sub_addr = l.local_addr().map_err(|e| e.to_string())?;
+        let auth = match (smtp_tls.is_some(), smtp.submission_allow_plain_loopback) {
+            (true, true) => "AUTH after STARTTLS, or in the clear from loopback",
+            (true, false) => "AUTH after STARTTLS",
+            (false, true) => "AUTH in the clear from loopback only",
+            (false, false) => "no AUTH offered: give --smtp-tls-cert or --submission-allow-plain-loopback",
+        };
+        println!("SMTP submission listening on {sub_addr} ({auth})");
     }
     // Scripts and tests read the lines above; make sure they are out before serving.
     std::io::Write::flush(&mut std::io::stdout()).ok();
@@ -868,6 +905,17 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         config.max_message_bytes = smtp.smtp_max_message_bytes;
         config.max_connections_per_ip = smtp.smtp_max_connections_per_ip;
         config.tls.clone_from(&smtp_tls);
+        tokio::spawn(loft_smtp::serve(l, loft.clone(), config, smtp_stop.clone()))
+    });
+    // The submission listener: the same session code, AUTH and sends instead of deliveries.
+    let submission_task = submission_listener.map(|l| {
+        let mut config = loft_smtp::SmtpConfig::new(args.domain.to_ascii_lowercase());
+        config.max_message_bytes = smtp.smtp_max_message_bytes;
+        config.max_connections_per_ip = smtp.smtp_max_connections_per_ip;
+        config.tls.clone_from(&smtp_tls);
+        config.submission = Some(loft_smtp::Submission {
+            allow_plain_loopback: smtp.submission_allow_plain_loopback,
+        });
         tokio::spawn(loft_smtp::serve(l, loft.clone(), config, smtp_stop))
     });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -885,10 +933,10 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         .map_err(|e| format!("HTTP server: {e}"))?;
     tracing::info!("shutting down: finishing pending writes");
     let _ = stop_smtp.send(true);
-    if let Some(task) = smtp_task
-        && let Err(e) = task.await
-    {
-        tracing::warn!(error = %e, "the SMTP listener stopped abnormally");
+    for task in [smtp_task, submission_task].into_iter().flatten() {
+        if let Err(e) = task.await {
+            tracing::warn!(error = %e, "an SMTP listener stopped abnormally");
+        }
     }
     flusher.abort();
     let _ = stop_jobs.send(true);

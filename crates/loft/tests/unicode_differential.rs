@@ -122,6 +122,7 @@ impl Backend {
             subject: subject.into(),
             text: text.into(),
             html: html.map(str::to_owned),
+            attachments: vec![],
         }
     }
 
@@ -392,6 +393,7 @@ async fn mail(p: &Pair, s: &str) -> Result<(), TestCaseError> {
                 text: "x".into(),
                 html: Some(s.into()),
                 reply_all: false,
+                attachments: vec![],
             };
             b.t.loft.reply(&b.ba, &b.bob_copy, req).await
         })

@@ -128,6 +128,8 @@ impl Loft {
             draft: None,
             // The held mail keeps its send_at (on the sender copy, which the edit leaves).
             send_at: None,
+            // and its files: a reviewer edits the words and the recipients, not the attachments.
+            files: self.sent_files(&composer.id, &before).await?,
         };
         let (all, local) = self.check_outgoing(&mut draft).await?;
         if draft.to == before.to
@@ -158,7 +160,14 @@ impl Loft {
         // What the edited mail triggers now: the mode, the exfiltration guard, first contact
         // (for the recipients it has now) and the rules.
         let mut reasons = self
-            .hold_reasons(&composer, &all, &draft.subject, &draft.text, draft.html.as_deref())
+            .hold_reasons(
+                &composer,
+                &all,
+                &draft.subject,
+                &draft.text,
+                draft.html.as_deref(),
+                &draft.files,
+            )
             .await?;
         reasons.extend(rule_holds);
         let now = self.clock.now();
@@ -178,7 +187,7 @@ impl Loft {
             authentication: before.authentication.clone(),
             created_at: before.created_at,
         };
-        let raw = mail::build_rfc5322(&content)?;
+        let raw = mail::build_rfc5322(&content, &draft.files)?;
         // The delivery report the sender sees while it waits: every recipient held.
         let (_, mut delivery) = plan_copies(self, &all, &local);
         for d in &mut delivery {
@@ -229,6 +238,26 @@ impl Loft {
         message.status = mail::MessageStatus::PendingApproval;
         message.approval = Some(approval.clone());
         Ok(ApprovalView { approval, message })
+    }
+
+    /// The files attached to a mail `owner` sent, read back from its stored bytes.
+    async fn sent_files(&self, owner: &crate::ids::IdentityId, m: &mail::Message) -> Result<Vec<mail::OutgoingFile>> {
+        if m.attachments.is_empty() {
+            return Ok(vec![]);
+        }
+        let raw = self
+            .store
+            .raw_message(owner, &m.id)
+            .await?
+            .ok_or_else(|| Error::internal(format!("message {} has no stored bytes", m.id)))?;
+        Ok((0..m.attachments.len())
+            .filter_map(|i| crate::inbound::attachment(&raw, i))
+            .map(|(a, bytes)| mail::OutgoingFile {
+                filename: a.name.unwrap_or_else(|| "attachment".into()),
+                content_type: a.content_type,
+                bytes,
+            })
+            .collect())
     }
 
     /// Every secret value in `me`'s vault, with its credential's name, longest first (so that a

@@ -53,7 +53,9 @@ pub struct OutgoingDelivery {
 
 impl Loft {
     /// What to send for a delivery job, or `None` when there is nothing to do (the sender copy
-    /// is gone, or the recipient's entry is no longer `queued`: another worker finished it).
+    /// is gone, or the recipient's entry is no longer `queued`: another worker finished it; or
+    /// the recipient was suppressed since the mail was written: it is recorded `bounced`
+    /// here, with its notice).
     pub async fn prepare_delivery(&self, job: &Job) -> Result<Option<OutgoingDelivery>> {
         let payload: DeliveryJob = serde_json::from_str(&job.payload)
             .map_err(|e| Error::internal(format!("delivery job {} has a bad payload: {e}", job.id)))?;
@@ -85,7 +87,7 @@ impl Loft {
         )
         .into_bytes();
         bytes.extend_from_slice(&raw);
-        Ok(Some(OutgoingDelivery {
+        let d = OutgoingDelivery {
             owner,
             message: copy.id,
             from: copy.from,
@@ -94,7 +96,28 @@ impl Loft {
             sent_at: copy.created_at,
             message_id: copy.message_id,
             subject: copy.subject,
-        }))
+        };
+        // The send checked the suppression list, but mail held for a reviewer, scheduled, or
+        // waiting for a retry may reach its delivery after the address was suppressed: checked
+        // again here, where every path to the network passes, it bounces without a try.
+        if let Some(s) = self
+            .store
+            .suppressed(std::slice::from_ref(&d.recipient))
+            .await?
+            .into_iter()
+            .next()
+        {
+            let reason = format!(
+                "not sent: {} was put on the suppression list at {} (its server refused mail for good: {}) \
+                 before this mail went out; the operator lifts a suppression with `loft suppressions remove`",
+                s.address,
+                s.created_at.to_rfc3339(),
+                clip(&s.reason).chars().take(200).collect::<String>()
+            );
+            self.delivery_bounced(&d, &reason, false).await?;
+            return Ok(None);
+        }
+        Ok(Some(d))
     }
 
     /// `approved-by <reviewer>` when a reviewer approved the mail, else the sender's mode

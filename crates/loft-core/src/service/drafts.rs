@@ -314,6 +314,7 @@ impl Loft {
             references,
             draft: Some(id),
             send_at,
+            files: vec![],
         };
         match self.deliver(actor, &me, out, action, idem.clone()).await {
             Ok(m) => Ok(m),

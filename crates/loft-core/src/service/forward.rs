@@ -42,6 +42,7 @@ impl Loft {
             references: reply_references(&original),
             draft: None,
             send_at,
+            files: vec![],
         };
         self.deliver(actor, &me, out, "mail.forward", idem).await
     }

@@ -126,6 +126,7 @@ impl Loft {
         let to = parse_addresses("to", &req.to)?;
         let cc = parse_addresses("cc", &req.cc)?;
         let bcc = parse_addresses("bcc", &req.bcc)?;
+        let files = mail::parse_attachments(&req.attachments, self.config.max_attachment_bytes)?;
         let out = Outgoing {
             to,
             cc,
@@ -137,6 +138,7 @@ impl Loft {
             references: vec![],
             draft: None,
             send_at,
+            files,
         };
         self.deliver(actor, &me, out, "mail.send", idem).await
     }
@@ -149,6 +151,7 @@ impl Loft {
         }
         Self::check_may_send(&me)?;
         let send_at = self.check_send_at(req.send_at.as_deref())?;
+        let files = mail::parse_attachments(&req.attachments, self.config.max_attachment_bytes)?;
         let id = MessageId::parse(id)?;
         let original = self
             .store
@@ -168,6 +171,7 @@ impl Loft {
             references,
             draft: None,
             send_at,
+            files,
         };
         self.deliver(actor, &me, out, "mail.reply", idem).await
     }
@@ -240,7 +244,14 @@ impl Loft {
         self.check_not_frozen().await?;
         self.check_caps(me, &all).await?;
         let mut reasons = self
-            .hold_reasons(me, &all, &draft.subject, &draft.text, draft.html.as_deref())
+            .hold_reasons(
+                me,
+                &all,
+                &draft.subject,
+                &draft.text,
+                draft.html.as_deref(),
+                &draft.files,
+            )
             .await?;
         reasons.extend(rule_holds);
         let now = self.clock.now();
@@ -264,7 +275,13 @@ impl Loft {
         let draft_id = draft.draft;
         // A time ahead schedules the mail; one not ahead (a few seconds ago) sends it now.
         let later = draft.send_at.filter(|t| *t > now);
-        let raw = mail::build_rfc5322(&content)?;
+        let raw = mail::build_rfc5322(&content, &draft.files)?;
+        // Listed as the recipient's parser lists them, so the indices match the download's.
+        let attachments = if draft.files.is_empty() {
+            vec![]
+        } else {
+            crate::inbound::parse(&raw).attachments
+        };
         let sender_copy = MailCopy {
             id: MessageId::generate(r),
             owner: me.id.clone(),
@@ -303,6 +320,7 @@ impl Loft {
         let (recipient_copies, held_copies) = self.hold_incoming(&content.from, true, recipient_copies, now).await?;
         let mut details = serde_json::json!({
                 "message_id": content.message_id,
+                "attachments": attachments.iter().map(|a| serde_json::json!({"name": a.name, "content_type": a.content_type, "size": a.size})).collect::<Vec<_>>(),
                 "to": content.to, "cc": content.cc, "bcc_count": content.bcc.len(),
                 "delivered": recipient_copies.len(),
                 "held_for_recipients": held_copies.iter().map(|h| serde_json::json!({"message": h.copy.id, "approval": h.hold.id})).collect::<Vec<_>>(),
@@ -373,6 +391,7 @@ impl Loft {
             send_at: later,
             schedule: None,
             contacts,
+            attachments,
         };
         let mut mail = mail;
         if mail.hold.is_none() {
@@ -803,6 +822,8 @@ pub(super) struct Outgoing {
     pub(super) draft: Option<DraftId>,
     /// Send later (checked by `check_send_at`); not ahead of now means now.
     pub(super) send_at: Option<Timestamp>,
+    /// Files sent with it (checked by [`mail::parse_attachments`]).
+    pub(super) files: Vec<mail::OutgoingFile>,
 }
 
 /// Where a wait left off: the mailbox's sequence number and, in cursors this server issued

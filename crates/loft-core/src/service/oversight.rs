@@ -170,6 +170,7 @@ impl Loft {
         subject: &str,
         text: &str,
         html: Option<&str>,
+        files: &[crate::mail::OutgoingFile],
     ) -> Result<Vec<HoldReason>> {
         let mut reasons = Vec::new();
         // An identity exempt from the gate for internal mail sends mail addressed only to
@@ -191,7 +192,16 @@ impl Loft {
         }
         if self.vault.is_some() && me.caps.exfiltration_guard == crate::caps::Guard::On {
             let ring = self.keyring()?;
-            let haystacks: Vec<&str> = [Some(subject), Some(text), html].into_iter().flatten().collect();
+            // Attached files are read as text whatever their declared type: a secret pasted
+            // into a `.txt`, a CSV or a JSON file (or sent as `application/octet-stream`) is
+            // held like one in the body. Compressed or encrypted files are not opened.
+            let files: Vec<std::borrow::Cow<'_, str>> =
+                files.iter().map(|f| String::from_utf8_lossy(&f.bytes)).collect();
+            let haystacks: Vec<&str> = [Some(subject), Some(text), html]
+                .into_iter()
+                .flatten()
+                .chain(files.iter().map(AsRef::as_ref))
+                .collect();
             for c in self.store.vault_all(&me.id).await? {
                 let secrets = Self::open_secrets(&ring, &c)?;
                 let values = secrets.fields.values().chain(secrets.backup_codes.iter());

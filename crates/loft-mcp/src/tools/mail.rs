@@ -55,6 +55,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 subject: a.subject,
                 text: a.text.unwrap_or_default(),
                 html: a.html,
+                attachments: new_attachments(a.attachments),
             };
             Ok(SentView::from(api.send(req).await?))
         }),
@@ -149,6 +150,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 text: a.text.unwrap_or_default(),
                 html: a.html,
                 reply_all: a.reply_all.unwrap_or(false),
+                attachments: new_attachments(a.attachments),
             };
             Ok(SentView::from(api.reply(&a.message_id, req).await?))
         }),
@@ -453,6 +455,28 @@ pub struct LabelThreadArgs {
     pub unread: Option<bool>,
 }
 
+/// A file to send with a mail.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AttachmentArg {
+    /// The file name the recipient sees, e.g. `report.csv` (no directory).
+    pub filename: String,
+    /// Its type, e.g. `text/csv` or `application/pdf` (default `application/octet-stream`).
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// The file's bytes, base64-encoded.
+    pub content_base64: String,
+}
+
+fn new_attachments(list: Vec<AttachmentArg>) -> Vec<loft_core::mail::NewAttachment> {
+    list.into_iter()
+        .map(|a| loft_core::mail::NewAttachment {
+            filename: a.filename,
+            content_type: a.content_type,
+            content_base64: a.content_base64,
+        })
+        .collect()
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SendArgs {
     /// Recipient addresses, e.g. `["writer-a1b2c@agents.example.com"]` (one address as a string works too).
@@ -485,6 +509,10 @@ pub struct SendArgs {
     /// `mail_cancel_scheduled`.
     #[serde(default)]
     pub send_at: Option<String>,
+    /// Optional: files to attach (at most 20; together at most 1 MiB decoded unless the
+    /// operator set another limit). Text files are read by the exfiltration guard like the body.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentArg>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -601,6 +629,10 @@ pub struct ReplyArgs {
     /// `mail_cancel_scheduled`.
     #[serde(default)]
     pub send_at: Option<String>,
+    /// Optional: files to attach (at most 20; together at most 1 MiB decoded unless the
+    /// operator set another limit). Text files are read by the exfiltration guard like the body.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentArg>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -394,3 +394,68 @@ aGVsbG8gd29ybGQ=\r\n--B--\r\n",
     let said = body(&missing).to_string();
     assert!(said.contains("index 0 to 1"), "{said}");
 }
+
+#[tokio::test]
+async fn mail_send_and_reply_carry_attachments() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let w = World::new().await;
+    let alice = w.agent("alice", None).await;
+    let bob = w.agent("bob", None).await;
+    let ca = w.local_client(&alice.key).await;
+    let cb = w.local_client(&bob.key).await;
+    let sent = ok(&call(
+        &ca,
+        "mail_send",
+        json!({
+            "to": bob.address, "subject": "Figures", "text": "Attached.",
+            "attachments": [
+                {"filename": "q4.csv", "content_type": "text/csv", "content_base64": b64(b"region,total\nnorth,12\n")},
+                {"filename": "t.pdf", "content_type": "application/pdf", "content_base64": b64(b"%PDF-1.4 x")},
+            ],
+        }),
+    )
+    .await);
+    assert!(sent["message_id"].is_string(), "{sent}");
+    let inbox = ok(&call(&cb, "mail_list_messages", json!({})).await);
+    let id = inbox["messages"][0]["message_id"].as_str().unwrap().to_owned();
+    let full = ok(&call(&cb, "mail_get_message", json!({"message_id": id})).await);
+    assert_eq!(full["attachments"].as_array().unwrap().len(), 2, "{full}");
+    let csv = ok(&call(&cb, "mail_get_attachment", json!({"message_id": id, "index": 0})).await);
+    assert_eq!(csv["name"], "q4.csv");
+    assert!(csv["text"].as_str().unwrap().contains("north,12"), "{csv}");
+    let pdf = ok(&call(&cb, "mail_get_attachment", json!({"message_id": id, "index": 1})).await);
+    assert_eq!(pdf["content_base64"], b64(b"%PDF-1.4 x"));
+
+    let reply = ok(&call(
+        &cb,
+        "mail_reply",
+        json!({"message_id": id, "text": "Signed.", "attachments": [{"filename": "s.txt", "content_base64": b64(b"ok")}]}),
+    )
+    .await);
+    assert!(reply["message_id"].is_string(), "{reply}");
+    let back = ok(&call(&ca, "mail_list_messages", json!({})).await);
+    let rid = back["messages"][0]["message_id"].as_str().unwrap().to_owned();
+    let s = ok(&call(&ca, "mail_get_attachment", json!({"message_id": rid, "index": 0})).await);
+    assert_eq!(s["name"], "s.txt");
+
+    // Refusals are tool errors with the REST codes.
+    let bad = call(
+        &ca,
+        "mail_send",
+        json!({"to": bob.address, "subject": "x", "text": "x",
+               "attachments": [{"filename": "a/b", "content_base64": "eA=="}]}),
+    )
+    .await;
+    assert_eq!(error_code(&bad), "invalid_attachment_name");
+    let big = b64(&vec![0u8; 1024 * 1024 + 1]);
+    let bad = call(
+        &ca,
+        "mail_send",
+        json!({"to": bob.address, "subject": "x", "text": "x",
+               "attachments": [{"filename": "big.bin", "content_base64": big}]}),
+    )
+    .await;
+    assert_eq!(error_code(&bad), "attachment_too_large");
+    assert!(body(&bad).to_string().contains("1048576"), "{}", body(&bad));
+}

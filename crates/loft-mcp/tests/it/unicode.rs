@@ -113,10 +113,14 @@ async fn spawn_echo() -> String {
     format!("http://127.0.0.1:{port}/echo")
 }
 
-/// Whether a schema takes text: a string, or a list or a map of them.
-fn takes_text(schema: &Value) -> bool {
+/// Whether a schema takes text: a string, or a list or a map of them, or an object (given by
+/// `$ref` into the input schema's `$defs`, like a mail's attachments) with a text property.
+fn takes_text(root: &Value, schema: &Value) -> bool {
     if !schema.is_object() {
         return false;
+    }
+    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/$defs/")) {
+        return takes_text(root, &root["$defs"][name]);
     }
     let is_string = match &schema["type"] {
         Value::String(t) => t == "string",
@@ -128,8 +132,11 @@ fn takes_text(schema: &Value) -> bool {
             .iter()
             .filter_map(|k| schema[*k].as_array())
             .flatten()
-            .any(takes_text)
-        || takes_text(&schema["items"])
+            .any(|s| takes_text(root, s))
+        || takes_text(root, &schema["items"])
+        || schema["properties"]
+            .as_object()
+            .is_some_and(|p| p.values().any(|s| takes_text(root, s)))
         // A map's keys are text too.
         || schema["additionalProperties"].is_object()
 }
@@ -158,7 +165,7 @@ impl Fixture {
         for t in &tools {
             let input = Value::Object((*t.input_schema).clone());
             for (name, schema) in input["properties"].as_object().unwrap() {
-                if takes_text(schema) {
+                if takes_text(&input, schema) {
                     text_arguments.insert(format!("{}.{name}", t.name));
                 }
             }
@@ -553,6 +560,33 @@ async fn send(f: &Fixture, s: &str) -> CaseResult {
     // An idempotency key: visible ASCII is a key, anything else a clear refusal.
     let args = json!({"to": bob, "subject": "k", "text": "x", "idempotency_key": s});
     let _ = f.call(&f.ca, "mail_send", Some(("idempotency_key", s)), args).await?;
+    // An attachment's name and type: a plain name is kept as given, anything else a clear
+    // refusal; the file then downloads under that name.
+    let file = json!([{"filename": s, "content_type": "text/plain", "content_base64": "aGk="}]);
+    let args = json!({"to": bob, "subject": "file", "text": "x", "attachments": file});
+    if f.call(&f.ca, "mail_send", Some(("attachments", s)), args)
+        .await?
+        .is_ok()
+    {
+        let (_, got) = f.newest(&f.cb, "mail_send: attachments", s).await?;
+        let id = str_of(&got["message_id"]);
+        let r = f
+            .call(
+                &f.cb,
+                "mail_get_attachment",
+                None,
+                json!({"message_id": id, "index": 0}),
+            )
+            .await?;
+        let file = accepted("mail_get_attachment: a file named so", s, r)?;
+        echo("mail_get_attachment: name", s, &file["name"], &json!(s))?;
+    }
+    let file = json!([{"filename": "a.txt", "content_type": s, "content_base64": "aGk="}]);
+    let args = json!({"to": bob, "subject": "type", "text": "x", "attachments": file});
+    let _ = f.call(&f.ca, "mail_send", Some(("attachments", s)), args).await?;
+    let file = json!([{"filename": "a.txt", "content_base64": s}]);
+    let args = json!({"to": bob, "subject": "b64", "text": "x", "attachments": file});
+    let _ = f.call(&f.ca, "mail_send", Some(("attachments", s)), args).await?;
 
     // Addresses: never an identity here, so refused; one address or a list.
     for (field, args) in [
@@ -585,6 +619,9 @@ async fn reply(f: &Fixture, s: &str) -> CaseResult {
     let _ = f.call(&f.cb, "mail_reply", Some(("html", s)), args).await?;
     let args = json!({"message_id": f.bob_copy, "text": "k", "idempotency_key": s});
     let _ = f.call(&f.cb, "mail_reply", Some(("idempotency_key", s)), args).await?;
+    let file = json!([{"filename": s, "content_type": s, "content_base64": s}]);
+    let args = json!({"message_id": f.bob_copy, "text": "f", "attachments": file});
+    let _ = f.call(&f.cb, "mail_reply", Some(("attachments", s)), args).await?;
     Ok(())
 }
 

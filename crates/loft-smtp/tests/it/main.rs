@@ -27,6 +27,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
 mod starttls;
+mod submission;
 
 struct Server {
     t: TestLoft,
@@ -41,11 +42,19 @@ async fn server(config: impl FnOnce(&mut SmtpConfig)) -> Server {
 }
 
 async fn server_with_quotas(quotas: Quotas, config: impl FnOnce(&mut SmtpConfig)) -> Server {
+    server_with(|store| test_loft_with_quotas(store, quotas), config).await
+}
+
+/// A listener over the Loft `make` builds on a fresh SQLite store.
+async fn server_with(
+    make: impl FnOnce(Arc<dyn loft_core::store::Store>) -> TestLoft,
+    config: impl FnOnce(&mut SmtpConfig),
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("loft.db"))
         .await
         .unwrap();
-    let t = test_loft_with_quotas(Arc::new(store), quotas);
+    let t = make(Arc::new(store));
     let mut c = SmtpConfig::new(TEST_DOMAIN);
     config(&mut c);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -630,3 +630,88 @@ async fn outgoing_mail_is_dkim_signed_and_verifies_elsewhere() {
     let checks = got.authentication.summary.clone();
     assert!(checks.contains("dkim=pass"), "{checks}");
 }
+
+#[tokio::test]
+async fn attachments_go_out_as_multipart_mixed_and_still_verify() {
+    use loft_core::domains::{AddDomainRequest, RecordType};
+    let log = Arc::new(Mutex::new(vec![]));
+    let s = sink(Ipv4Addr::LOCALHOST, 0, Script::default(), "mx", log).await;
+    let resolver = dns(
+        &[("remote.example", 10, "mx.remote.example")],
+        &[("mx.remote.example", Ipv4Addr::LOCALHOST)],
+    );
+    let r = rig(direct(s.port), resolver).await;
+    let op = r.t.operator().await;
+    let view =
+        r.t.loft
+            .add_domain(
+                &op,
+                AddDomainRequest {
+                    name: loft_testkit::TEST_DOMAIN.into(),
+                },
+            )
+            .await
+            .unwrap();
+    let (_, a) = r.t.identity("a").await;
+    let pdf: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let req = loft_core::mail::SendMail {
+        attachments: vec![
+            loft_core::mail::NewAttachment {
+                filename: "report.pdf".into(),
+                content_type: Some("application/pdf".into()),
+                content_base64: b64(&pdf),
+            },
+            loft_core::mail::NewAttachment {
+                filename: "notes é.txt".into(),
+                content_type: Some("text/plain".into()),
+                content_base64: b64("line one\r\n.\r\nline after a lone dot\r\n".as_bytes()),
+            },
+        ],
+        ..mail(&["x@remote.example"], "With files", "Two files attached.")
+    };
+    r.t.loft.send(&a, req).await.unwrap();
+    assert_eq!(r.run().await.completed, 1);
+    let data = s.got.lock().unwrap()[0].data.clone();
+    assert!(data.contains("Content-Type: multipart/mixed"), "{data}");
+    assert_eq!(data.matches("DKIM-Signature:").count(), 2, "{data}");
+
+    // The receiving side (another Loft, with the domain's published keys) finds DKIM passing
+    // and both files, byte for byte.
+    let mut answers = loft_testkit::StaticDns::default();
+    for rec in view.records.iter().filter(|r| r.record_type == RecordType::Txt) {
+        answers = answers.txt(&rec.name, &rec.value);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("other.db"))
+        .await
+        .unwrap();
+    let other = loft_testkit::test_loft_with_dns(Arc::new(store), answers);
+    let (b_c, b) = other.identity("b").await;
+    let env = loft_core::inbound::Envelope {
+        client_ip: Some("192.0.2.1".into()),
+        helo: "mx.agents.test".into(),
+        mail_from: None,
+        recipients: vec![b_c.identity.address.clone()],
+    };
+    other.loft.receive_inbound(&env, data.as_bytes()).await.unwrap();
+    let inbox = other.all_messages(&b, ListMessagesParams::default()).await;
+    let got = other.loft.get_message(&b, inbox[0].id.as_str()).await.unwrap();
+    assert!(
+        got.authentication.summary.contains("dkim=pass"),
+        "{:?}",
+        got.authentication
+    );
+    let names: Vec<_> = got
+        .attachments
+        .iter()
+        .map(|x| x.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["report.pdf", "notes é.txt"]);
+    assert_eq!(got.attachments[0].content_type, "application/pdf");
+    let f = other.loft.get_attachment(&b, got.id.as_str(), 0).await.unwrap();
+    assert_eq!(f.bytes, pdf);
+    let f = other.loft.get_attachment(&b, got.id.as_str(), 1).await.unwrap();
+    assert_eq!(f.bytes, b"line one\r\n.\r\nline after a lone dot\r\n");
+    assert!(got.text.contains("Two files attached."), "{}", got.text);
+}

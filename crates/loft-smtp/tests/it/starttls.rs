@@ -14,7 +14,7 @@ use tokio_rustls::rustls;
 use super::{Client, server};
 
 /// A self-signed certificate for `localhost` and its key, as PEM files in `dir`.
-fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(super) fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = std::process::Command::new("openssl")
         .args([
@@ -50,7 +50,7 @@ fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf
     (cert, key)
 }
 
-fn client_config(cert: &std::path::Path) -> rustls::ClientConfig {
+pub(super) fn client_config(cert: &std::path::Path) -> rustls::ClientConfig {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -66,7 +66,7 @@ fn client_config(cert: &std::path::Path) -> rustls::ClientConfig {
 }
 
 /// Reads one whole reply from any stream.
-async fn reply<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> (u16, String) {
+pub(super) async fn reply<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> (u16, String) {
     let mut lines = Vec::new();
     loop {
         let mut line = String::new();
@@ -85,7 +85,7 @@ async fn reply<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> (u16, String) {
     }
 }
 
-async fn cmd<S: AsyncRead + AsyncWrite + Unpin>(s: &mut BufReader<S>, line: &str) -> (u16, String) {
+pub(super) async fn cmd<S: AsyncRead + AsyncWrite + Unpin>(s: &mut BufReader<S>, line: &str) -> (u16, String) {
     s.get_mut().write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
     reply(s).await
 }

@@ -80,6 +80,7 @@ async fn story(t: &TestLoft) -> Story {
                 text: "hello back".into(),
                 html: None,
                 reply_all: false,
+                attachments: vec![],
             },
         )
         .await

@@ -102,6 +102,7 @@ pub async fn caps_hourly_cap_refuses_then_allows(store: Arc<dyn Store>) {
                     html: None,
                     reply_all: false,
                     send_at: None,
+                    attachments: vec![],
                 },
             )
             .await,
@@ -488,6 +489,7 @@ pub async fn contacts_story(t: &TestLoft) {
                 html: None,
                 reply_all: true,
                 send_at: None,
+                attachments: vec![],
             },
         )
         .await

@@ -220,3 +220,80 @@ pub async fn delivery_held_mail_waits_for_approval(store: Arc<dyn Store>) {
     let text = String::from_utf8_lossy(&d.bytes).into_owned();
     assert!(text.contains("X-Loft-Oversight: approved-by operator\r\n"), "{text}");
 }
+
+/// An address suppressed after a mail to it was written (held for a reviewer, or scheduled)
+/// is not tried when the mail is released: the delivery records it `bounced`, naming the
+/// suppression, with a notice to the sender, and the worker is given nothing to send.
+pub async fn delivery_suppressed_meanwhile_bounces_without_a_try(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (_, gated) = t
+        .identity_with(CreateIdentityRequest {
+            name: "gated".into(),
+            oversight_mode: Some(OversightMode::GatedSend),
+            ..Default::default()
+        })
+        .await;
+    let (_, other) = t.identity("other").await;
+    let op = t.operator().await;
+    // Written while the address is fine: one held, one scheduled an hour ahead.
+    let held = t.loft.send(&gated, mail(&[X], "Held", "x")).await.unwrap();
+    let later = t
+        .loft
+        .send(
+            &other,
+            loft_core::mail::SendMail {
+                send_at: Some(t.loft.now().plus_secs(3600).to_rfc3339()),
+                ..mail(&[X], "Later", "x")
+            },
+        )
+        .await
+        .unwrap();
+    assert!(claim(&t).await.is_empty());
+
+    // Meanwhile another mail to the address bounces hard: it is suppressed.
+    let first = t.send(&other, &[X], "First", "x").await;
+    let jobs = claim(&t).await;
+    assert_eq!(jobs.len(), 1);
+    let d = t.loft.prepare_delivery(&jobs[0]).await.unwrap().unwrap();
+    assert!(
+        t.loft
+            .delivery_bounced(&d, "550 5.1.1 no such user", true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(entry(&t, &other, &first, X).await.status, DeliveryStatus::Bounced);
+
+    // The reviewer approves the held mail, and the scheduled one comes due.
+    t.loft
+        .approve(&op, held.approval.as_ref().unwrap().id.as_str())
+        .await
+        .unwrap();
+    t.clock.advance_secs(3601);
+    let released = loft_core::runner::JobRunner::new(t.loft.clone(), "runner")
+        .run_due()
+        .await
+        .unwrap();
+    assert_eq!(released.completed, 1, "the scheduled mail is released");
+    // (The first mail's job is claimed again too: the test never completed it.)
+    let jobs = claim(&t).await;
+    for m in [&held, &later] {
+        assert!(jobs.iter().any(|j| j.payload.contains(m.id.as_str())), "{jobs:?}");
+    }
+    for job in &jobs {
+        assert!(
+            t.loft.prepare_delivery(job).await.unwrap().is_none(),
+            "nothing to send to a suppressed address"
+        );
+    }
+    for (who, m) in [(&gated, &held), (&other, &later)] {
+        let e = entry(&t, who, m, X).await;
+        assert_eq!(e.status, DeliveryStatus::Bounced, "{e:?}");
+        assert!(
+            e.detail.contains("suppression list") && e.detail.contains("550 5.1.1"),
+            "{e:?}"
+        );
+    }
+    // Each sender got its notice (the other identity two: the hard bounce and this one).
+    assert_eq!(t.all_messages(&gated, folder("inbox")).await.len(), 1);
+    assert_eq!(t.all_messages(&other, folder("inbox")).await.len(), 2);
+}

@@ -247,6 +247,7 @@ pub async fn scope_missing_mail_send(store: Arc<dyn Store>) {
                     text: "x".into(),
                     html: None,
                     reply_all: false,
+                    attachments: vec![],
                 },
             )
             .await,

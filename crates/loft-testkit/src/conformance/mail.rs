@@ -39,6 +39,7 @@ fn reply(text: &str, reply_all: bool) -> ReplyMail {
         text: text.into(),
         html: None,
         reply_all,
+        attachments: vec![],
     }
 }
 
@@ -299,6 +300,7 @@ pub async fn mail_duplicate_recipients_collapse(store: Arc<dyn Store>) {
                 subject: "once".into(),
                 text: "x".into(),
                 html: None,
+                attachments: vec![],
             },
         )
         .await

@@ -27,6 +27,7 @@
     reason = "test stories read top to bottom; short names like `a`/`aa` pair an identity with its actor"
 )]
 
+mod attachments;
 mod audit;
 mod caps;
 mod contacts;
@@ -57,6 +58,7 @@ use std::time::Duration;
 
 use loft_core::store::Store;
 
+pub use attachments::*;
 pub use audit::*;
 pub use caps::*;
 pub use contacts::*;
@@ -298,6 +300,11 @@ macro_rules! conformance_tests {
             webhooks_store_contract,
             delivery_outcomes_bounces_and_suppression,
             delivery_held_mail_waits_for_approval,
+            delivery_suppressed_meanwhile_bounces_without_a_try,
+            attachments_reach_local_recipients_intact,
+            attachments_refusals_write_nothing,
+            attachments_count_in_the_quota,
+            attachments_are_read_by_the_exfiltration_guard,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -318,6 +325,7 @@ mod tests {
     #[test]
     fn every_case_runs_on_both_backends() {
         let modules = [
+            include_str!("attachments.rs"),
             include_str!("audit.rs"),
             include_str!("caps.rs"),
             include_str!("contacts.rs"),

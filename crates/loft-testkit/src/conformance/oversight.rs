@@ -118,6 +118,7 @@ pub async fn oversight_gated_send_life_cycle(store: Arc<dyn Store>) {
                 text: "Thanks".into(),
                 html: None,
                 reply_all: false,
+                attachments: vec![],
             },
         )
         .await
@@ -718,6 +719,7 @@ pub async fn oversight_idempotent_sends(store: Arc<dyn Store>) {
         reply_all: false,
         idempotency_key: Some(key.into()),
         send_at: None,
+        attachments: vec![],
     };
     let r1 = t.loft.reply(&bb, inbox[0].id.as_str(), reply("r-1")).await.unwrap();
     let r2 = t.loft.reply(&bb, inbox[0].id.as_str(), reply("r-1")).await.unwrap();

@@ -41,6 +41,7 @@ pub async fn robustness_nul_bytes_are_refused_alike(store: Arc<dyn Store>) {
         subject: subject.into(),
         text: text.into(),
         html: html.map(str::to_owned),
+        attachments: vec![],
     };
     refused("subject", t.loft.send(&aa, send(nul, "x", None)).await);
     refused("text", t.loft.send(&aa, send("s", nul, None)).await);
@@ -74,6 +75,7 @@ pub async fn robustness_nul_bytes_are_refused_alike(store: Arc<dyn Store>) {
                     text: nul.into(),
                     html: None,
                     reply_all: false,
+                    attachments: vec![],
                 },
             )
             .await,

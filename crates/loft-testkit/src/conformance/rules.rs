@@ -553,6 +553,7 @@ pub async fn rules_reply_rules_bind_replies(store: Arc<dyn Store>) {
         html: None,
         reply_all: false,
         send_at: None,
+        attachments: vec![],
     };
     let e = expect_err(t.loft.reply(&aa, inbox[0].id.as_str(), answer()).await);
     assert_eq!(e.code(), "recipient_blocked", "{e:?}");

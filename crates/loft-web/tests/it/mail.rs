@@ -567,3 +567,125 @@ Content-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n\
         "not_found",
     );
 }
+
+/// Files sent over REST (`attachments` of a send and a reply) reach the recipient whole;
+/// a bad file is 422 naming it, too many bytes 413 naming the limit, and nothing is sent.
+#[tokio::test]
+async fn attachments_are_sent_and_refused_precisely() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let app = App::new().await;
+    let (_, _, alice) = app.identity("alice").await;
+    let (_, bob_addr, bob) = app.identity("bob").await;
+    let sent = app
+        .post(
+            "/v0/messages/send",
+            &alice,
+            json!({
+                "to": bob_addr, "subject": "Files", "text": "Two files.",
+                "attachments": [
+                    {"filename": "data.csv", "content_type": "text/csv", "content_base64": b64(b"a,b\n1,2\n")},
+                    {"filename": "blob", "content_base64": b64(&[0, 159, 146, 150])},
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.text);
+    assert_eq!(sent.body["attachments"][0]["name"], "data.csv");
+    assert_eq!(sent.body["attachments"][1]["content_type"], "application/octet-stream");
+    let list = app.get("/v0/messages", &bob).await;
+    let id = list.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let got = app.get(&format!("/v0/messages/{id}"), &bob).await;
+    assert_eq!(got.body["attachments"], sent.body["attachments"], "{}", got.text);
+    let csv = app.get(&format!("/v0/messages/{id}/attachments/0"), &bob).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.text, "a,b\n1,2\n");
+    assert!(
+        csv.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("data.csv")
+    );
+
+    // A reply with a file.
+    let r = app
+        .post(
+            &format!("/v0/messages/{id}/reply"),
+            &bob,
+            json!({"text": "Back.", "attachments": [{"filename": "ok.txt", "content_base64": b64(b"ok")}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["attachments"][0]["name"], "ok.txt");
+
+    let before = app.get("/v0/messages?folder=sent", &alice).await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let bad = |files: serde_json::Value| json!({"to": bob_addr, "subject": "Bad", "text": "x", "attachments": files});
+    let r = app
+        .post(
+            "/v0/messages/send",
+            &alice,
+            bad(json!([{"filename": "../../etc/passwd", "content_base64": "eA=="}])),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_attachment_name");
+    let r = app
+        .post(
+            "/v0/messages/send",
+            &alice,
+            bad(json!([{"filename": "a.txt", "content_base64": "***"}])),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_attachment");
+    let r = app
+        .post(
+            "/v0/messages/send",
+            &alice,
+            bad(json!([{"filename": "a.txt", "content_type": "nonsense", "content_base64": "eA=="}])),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_content_type");
+    let r = app
+        .post(
+            "/v0/messages/send",
+            &alice,
+            bad(json!([{"filename": "a.txt", "content_base64": "eA==", "size": 1}])),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+    let limit = app.loft.config().max_attachment_bytes;
+    let big = b64(&vec![1u8; limit + 1]);
+    let r = app
+        .post(
+            "/v0/messages/send",
+            &alice,
+            bad(json!([{"filename": "big.bin", "content_base64": big}])),
+        )
+        .await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "attachment_too_large");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&limit.to_string()),
+        "{}",
+        r.text
+    );
+    let after = app.get("/v0/messages?folder=sent", &alice).await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "nothing refused was sent");
+
+    // The OpenAPI document describes the files.
+    let schema = &app.doc["components"]["schemas"];
+    assert!(
+        schema["SendMail"]["properties"]["attachments"].is_object(),
+        "{}",
+        schema["SendMail"]
+    );
+    assert!(schema["ReplyMail"]["properties"]["attachments"].is_object());
+    assert!(schema["NewAttachment"]["properties"]["content_base64"].is_object());
+}

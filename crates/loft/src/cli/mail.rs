@@ -186,6 +186,10 @@ struct BodyArgs {
     /// Nothing reaches anyone before then; `loft mail cancel` stops it.
     #[arg(long, value_name = "TIME")]
     send_at: Option<String>,
+    /// Attach a file (its name is the file's name, its type guessed from the extension);
+    /// repeat for several.
+    #[arg(long = "attach", value_name = "FILE")]
+    attach: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -330,6 +334,53 @@ fn read_stdin() -> std::io::Result<String> {
     Ok(s)
 }
 
+/// The files of `--attach`, read and base64-encoded (the server checks names and sizes).
+fn attachments_from(body: &BodyArgs) -> Result<Vec<api::NewAttachment>, CliError> {
+    use base64::Engine as _;
+    body.attach
+        .iter()
+        .map(|path| {
+            let bytes =
+                std::fs::read(path).map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
+            let filename = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| CliError::usage(format!("--attach {}: not a file name", path.display())))?;
+            Ok(api::NewAttachment {
+                content_type: Some(content_type_of(&filename).to_owned()),
+                filename,
+                content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            })
+        })
+        .collect()
+}
+
+/// The content type of a file by its extension; `application/octet-stream` when unknown.
+fn content_type_of(filename: &str) -> &'static str {
+    let ext = filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "log" => "text/plain",
+        "md" => "text/markdown",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "ics" => "text/calendar",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
+
 fn text_from(body: &BodyArgs) -> Result<String, CliError> {
     resolve_text(body, std::io::stdin().is_terminal(), read_stdin)
 }
@@ -356,6 +407,7 @@ pub async fn run(args: MailArgs) -> CmdResult {
     match args.command {
         MailCommand::Send(a) => {
             let text = text_from(&a.body)?;
+            let attachments = attachments_from(&a.body)?;
             let req = api::SendMail {
                 idempotency_key: a.body.idempotency_key.clone(),
                 send_at: a.body.send_at.clone(),
@@ -365,6 +417,7 @@ pub async fn run(args: MailArgs) -> CmdResult {
                 subject: a.subject,
                 text,
                 html: a.body.html,
+                attachments,
             };
             ctx.show(&client, api::send_mail(&req), format::sent).await
         }
@@ -438,12 +491,14 @@ pub async fn run(args: MailArgs) -> CmdResult {
         MailCommand::Read { id, raw: false } => ctx.show(&client, api::get_message(&id), format::message).await,
         MailCommand::Reply { id, body, all } => {
             let text = text_from(&body)?;
+            let attachments = attachments_from(&body)?;
             let req = api::ReplyMail {
                 idempotency_key: body.idempotency_key.clone(),
                 send_at: body.send_at.clone(),
                 text,
                 html: body.html,
                 reply_all: all,
+                attachments,
             };
             ctx.show(&client, api::reply(&id, &req), format::sent).await
         }
@@ -581,6 +636,7 @@ mod tests {
             html: None,
             idempotency_key: None,
             send_at: None,
+            attach: vec![],
         }
     }
 
