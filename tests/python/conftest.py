@@ -139,10 +139,14 @@ class LoftServer:
     """A real `loft serve` on 127.0.0.1 and a free port, with a fresh SQLite data dir; with
     `smtp`, its inbound SMTP listener too (on another free port: `smtp_addr`)."""
 
-    def __init__(self, data_dir: Path, smtp: bool = False, dns: dict | None = None,
-                 tls: tuple[Path, Path] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, smtp: bool | str = False, dns: dict | None = None,
+                 tls: tuple[Path, Path] | None = None, env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
         self.data_dir = data_dir
+        # True: an SMTP listener on a free port; a string: on that address (`127.0.0.1:PORT`).
         self.smtp = smtp
+        # More `loft serve` flags (outbound routes and the like).
+        self.extra_args = args or []
         # DNS answers for SPF / DKIM / DMARC checks (`--dns-answers`): always given, so that no
         # test ever asks a real resolver; every other name does not exist.
         self.dns = dns or {}
@@ -166,26 +170,27 @@ class LoftServer:
         self._stderr_file = stderr
         args = [LOFT_BIN, "serve", "--data-dir", str(self.data_dir / "data"), "--http", "127.0.0.1:0"]
         if self.smtp:
-            args += ["--smtp", "127.0.0.1:0"]
+            args += ["--smtp", self.smtp if isinstance(self.smtp, str) else "127.0.0.1:0"]
         if self.tls:
             args += ["--smtp-tls-cert", str(self.tls[0]), "--smtp-tls-key", str(self.tls[1])]
         dns_file = self.data_dir / "dns-answers.json"
         dns_file.write_text(json.dumps(self.dns))
-        args += ["--dns-answers", str(dns_file)]
+        args += ["--dns-answers", str(dns_file), *self.extra_args]
         self.proc = subprocess.Popen(
             args,
             # The tests' HTTP APIs listen on 127.0.0.1, which the default egress policy refuses.
             # The refused-key tests all come from 127.0.0.1 within a minute: raise the lockout
             # (20 by default) so that they see 401s, which is what they test.
-            env=clean_env(
-                LOFT_ADMIN_KEY=self.admin_key,
-                LOFT_LOG="warn",
-                LOFT_EGRESS_ALLOW="127.0.0.1,localhost",
+            # `env` given to the server overrides these.
+            env=clean_env(**{
+                "LOFT_ADMIN_KEY": self.admin_key,
+                "LOFT_LOG": "warn",
+                "LOFT_EGRESS_ALLOW": "127.0.0.1,localhost",
                 # Nothing a test does may reach past this machine, even if the code is broken.
-                LOFT_EGRESS_DENY_PUBLIC="true",
-                LOFT_AUTH_FAILURES_PER_MINUTE="1000",
+                "LOFT_EGRESS_DENY_PUBLIC": "true",
+                "LOFT_AUTH_FAILURES_PER_MINUTE": "1000",
                 **self.extra_env,
-            ),
+            }),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -266,6 +271,13 @@ class LoftServer:
                 decoded = raw.decode(errors="replace")
             raise ApiError(e.code, decoded) from None
         return json.loads(raw) if raw else None
+
+    def rest_raw(self, path: str, key: str) -> bytes:
+        """A GET whose answer is not JSON (`/raw`, attachments): the bytes."""
+        req = urllib.request.Request(self.url + path)
+        req.add_header("Authorization", f"Bearer {key}")
+        with urllib.request.urlopen(req, timeout=30) as res:
+            return res.read()
 
     def create_identity(self, name: str, scopes: list[str] | None = None, mode: str = "autonomous") -> Identity:
         """An identity in oversight mode `mode`: autonomous unless a test is about oversight

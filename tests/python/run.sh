@@ -2,7 +2,10 @@
 # Loft's MCP door, proven with the real Python clients: the official `mcp` SDK 1.x and 2.x
 # (stdio and streamable HTTP), AutoGen's McpWorkbench and CrewAI's MCPServerAdapter, and the
 # examples in examples/; and its inbound SMTP door with Python's smtplib and swaks
-# (test_smtp.py; swaks is Debian's package, installed here when missing); its webhooks, verified
+# (test_smtp.py; swaks is Debian's package, installed here when missing); Postfix as the remote
+# MTA both ways (test_postfix.py, Debian's package, installed here when missing), aiosmtpd as an
+# AUTH smarthost (test_smarthost.py) and two Loft servers mailing each other over SMTP
+# (test_two_servers.py); its webhooks, verified
 # by the Standard Webhooks library (test_webhooks.py, in .venv/api). Every test runs the
 # real `loft` binary against a real server.
 #
@@ -81,6 +84,21 @@ if ! command -v swaks >/dev/null 2>&1; then
 fi
 swaks --version | head -1
 
+# Postfix (test_postfix.py, and its smtp-source / smtp-sink for scripts/bench_smtp.sh): the
+# package is configured as "No configuration", so it writes no /etc/postfix/main.cf and starts
+# no system Postfix; the tests run their own from a private directory (postfixrig.py).
+step "postfix (Debian's package) for test_postfix.py"
+if ! command -v postfix >/dev/null 2>&1 || ! command -v smtp-source >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
+    else
+        echo "error: postfix is missing: install Debian's package postfix (as root)" >&2
+        exit 1
+    fi
+fi
+postconf -d mail_version
+
 step "cargo build -p loft (and the DKIM signing example test_dkim.py runs)"
 cargo build -p loft --locked
 cargo build -p loft-mailauth --example dkim_sign --locked
@@ -107,7 +125,7 @@ except m.PackageNotFoundError: print("no mcp")'))"
 
 extra=("$@")
 run_pytest mcp1 test_mcp_client.py test_autogen.py test_autogen_vault.py test_crewai.py test_examples.py test_smtp.py \
-    test_mailauth.py test_dkim.py
+    test_mailauth.py test_dkim.py test_postfix.py test_smarthost.py test_two_servers.py
 run_pytest mcp2 test_mcp_client.py
 run_pytest api test_webhooks.py
 

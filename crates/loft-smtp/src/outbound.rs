@@ -107,6 +107,53 @@ pub struct OutboundConfig {
     pub timeout: Duration,
     /// Which MX addresses direct delivery may connect to.
     pub egress: EgressPolicy,
+    /// The CA certificates a smarthost's certificate must chain to (`--smarthost-ca`), instead
+    /// of the system's roots: a relay with a certificate from the operator's own CA. `None`:
+    /// the system's roots (`rustls-platform-verifier`).
+    pub smarthost_ca: Option<SmarthostCa>,
+}
+
+/// The trust anchors of `--smarthost-ca`, read once at start-up.
+#[derive(Clone)]
+pub struct SmarthostCa(Arc<tokio_rustls::rustls::RootCertStore>);
+
+impl std::fmt::Debug for SmarthostCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SmarthostCa({} certificates)", self.0.len())
+    }
+}
+
+impl SmarthostCa {
+    /// Reads every certificate of a PEM file; a file without one, or with one that is not a
+    /// usable trust anchor, is an error that names the file.
+    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, String> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate in it", path.display()));
+        }
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+        }
+        Ok(Self(Arc::new(roots)))
+    }
+
+    fn connector(&self) -> Result<tokio_rustls::TlsConnector, String> {
+        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(self.0.clone())
+            .with_no_client_auth();
+        Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    }
 }
 
 impl OutboundConfig {
@@ -119,6 +166,7 @@ impl OutboundConfig {
             retry_max_secs: 4 * 3600,
             timeout: Duration::from_mins(2),
             egress,
+            smarthost_ca: None,
         }
     }
 
@@ -348,6 +396,15 @@ impl DeliveryWorker {
         }
     }
 
+    /// The TLS client of a verified smarthost connection: `--smarthost-ca`'s roots, or the
+    /// system's.
+    fn verified_connector(&self) -> Result<tokio_rustls::TlsConnector, String> {
+        match &self.config.smarthost_ca {
+            Some(ca) => ca.connector(),
+            None => mail_send::smtp::tls::build_tls_connector(false),
+        }
+    }
+
     /// One SMTP session with `addr` (named `host`, for TLS): greeting, EHLO, STARTTLS or not,
     /// AUTH if given, one transaction, QUIT.
     async fn session(
@@ -369,7 +426,7 @@ impl DeliveryWorker {
         let helo = self.config.helo.as_str();
         let before = |e: mail_send::Error| Attempt::Temporary(format!("{host} ({addr}): {}", describe(&e)));
         if tls == Tls::ImplicitVerified {
-            let connector = match mail_send::smtp::tls::build_tls_connector(false) {
+            let connector = match self.verified_connector() {
                 Ok(c) => c,
                 Err(e) => return Attempt::Temporary(format!("TLS: {e}")),
             };
@@ -407,7 +464,11 @@ impl DeliveryWorker {
         }
         // Opportunistic TLS to an MX does not verify the certificate (as Postfix's `may`):
         // it protects against passive listening; a verified smarthost connection does.
-        let connector = match mail_send::smtp::tls::build_tls_connector(tls == Tls::Opportunistic) {
+        let connector = match if tls == Tls::Opportunistic {
+            mail_send::smtp::tls::build_tls_connector(true)
+        } else {
+            self.verified_connector()
+        } {
             Ok(c) => c,
             Err(e) => return Attempt::Temporary(format!("TLS: {e}")),
         };

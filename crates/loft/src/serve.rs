@@ -109,6 +109,16 @@ pub struct SmtpArgs {
     /// (never a flag: it would show in `ps`).
     #[arg(long = "smarthost-user", env = "LOFT_SMARTHOST_USER", value_name = "USER")]
     pub smarthost_user: Option<String>,
+    /// PEM file of the CA certificates the smarthost's certificate must chain to, instead of
+    /// the system's roots (a relay with a certificate from the operator's own CA). Only this
+    /// connection trusts them.
+    #[arg(
+        long = "smarthost-ca",
+        env = "LOFT_SMARTHOST_CA",
+        value_name = "FILE",
+        requires = "smarthost"
+    )]
+    pub smarthost_ca: Option<PathBuf>,
     /// How long a remote recipient's mail is retried after temporary failures before it
     /// bounces: seconds, or a number with `s`, `m`, `h` or `d`.
     #[arg(long = "delivery-lifetime", env = "LOFT_DELIVERY_LIFETIME", default_value = "5d",
@@ -199,6 +209,16 @@ impl SmtpArgs {
         };
         let mut config = OutboundConfig::new(route, domain, egress);
         config.lifetime_secs = self.delivery_lifetime_secs;
+        if let Some(path) = &self.smarthost_ca {
+            if self.smarthost_tls == loft_smtp::outbound::SmarthostTls::None {
+                return Err(
+                    "--smarthost-ca needs --smarthost-tls starttls or tls (with `none` nothing is verified)".into(),
+                );
+            }
+            config.smarthost_ca = Some(
+                loft_smtp::outbound::SmarthostCa::from_pem_file(path).map_err(|e| format!("--smarthost-ca: {e}"))?,
+            );
+        }
         Ok(Some(config))
     }
 
