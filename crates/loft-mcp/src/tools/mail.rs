@@ -462,7 +462,7 @@ pub struct AttachmentArg {
     pub filename: String,
     /// Its type, e.g. `text/csv` or `application/pdf` (default `application/octet-stream`).
     #[serde(default)]
-    pub content_type: Option<String>,
+    pub content_type: String,
     /// The file's bytes, base64-encoded.
     pub content_base64: String,
 }
@@ -471,7 +471,7 @@ fn new_attachments(list: Vec<AttachmentArg>) -> Vec<loft_core::mail::NewAttachme
     list.into_iter()
         .map(|a| loft_core::mail::NewAttachment {
             filename: a.filename,
-            content_type: a.content_type,
+            content_type: Some(a.content_type).filter(|t| !t.is_empty()),
             content_base64: a.content_base64,
         })
         .collect()
