@@ -29,6 +29,7 @@
 
 mod audit;
 mod caps;
+mod console;
 mod contacts;
 mod delivery;
 mod domains;
@@ -59,6 +60,7 @@ use loft_core::store::Store;
 
 pub use audit::*;
 pub use caps::*;
+pub use console::*;
 pub use contacts::*;
 pub use delivery::*;
 pub use domains::*;
@@ -298,6 +300,7 @@ macro_rules! conformance_tests {
             webhooks_store_contract,
             delivery_outcomes_bounces_and_suppression,
             delivery_held_mail_waits_for_approval,
+            console_sessions_invites_and_passwords,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -320,6 +323,7 @@ mod tests {
         let modules = [
             include_str!("audit.rs"),
             include_str!("caps.rs"),
+            include_str!("console.rs"),
             include_str!("contacts.rs"),
             include_str!("domains.rs"),
             include_str!("delivery.rs"),
