@@ -366,6 +366,10 @@ async fn reviewers_see_approvals_and_audit_only() {
         a.post("/audit/verify", &rv, &[("csrf", &csrf)]).await.status,
         StatusCode::FORBIDDEN
     );
+    // A freeze shows to reviewers too (it refuses their approvals), without the operator's button.
+    a.t.loft.set_frozen(&a.t.operator().await, true).await.unwrap();
+    let page = a.get("/approvals", &rv).await.text;
+    assert!(page.contains("Outgoing mail is frozen") && !page.contains("/instance/unfreeze"));
 }
 
 #[tokio::test]
