@@ -50,3 +50,6 @@ bash scripts/fuzz.sh 10
 
 step "MCP with real Python clients (mcp 1.x and 2.x, AutoGen, CrewAI), the examples, schemathesis"
 bash tests/python/run.sh
+
+step "the web console in a real browser (Chromium, playwright-core, axe-core)"
+bash tests/browser/run.sh

@@ -236,6 +236,7 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
         webhook_disable_after_secs: 3 * 24 * 3600,
         max_request_bytes: loft_web::DEFAULT_MAX_REQUEST_BYTES,
         max_attachment_bytes: loft_core::mail::DEFAULT_MAX_ATTACHMENT_BYTES,
+        public_url: None,
         // Delivery is what is measured: the agents are autonomous (the exfiltration guard
         // still looks at every send).
         default_oversight_mode: loft_core::oversight::OversightMode::Autonomous,

@@ -559,13 +559,13 @@ pub mod api {
         ListAuditParams, ListCredentialsParams, ListIdentitiesParams, ListMessagesParams, ListThreadsParams,
         StoreCredentialRequest, UpdateIdentityRequest, WaitParams,
     };
+    pub use loft_core::service::{ConsoleInviteLink, DecideRequest, ListApprovalsParams, RejectRequest};
     pub use loft_core::service::{ContactParams, ListContactsParams, UpsertContact};
     pub use loft_core::service::{
         CreateDraftRequest, ListDraftsParams, RescheduleRequest, SendDraftRequest, UpdateDraftRequest,
     };
     pub use loft_core::service::{CreateRuleRequest, ListRulesParams};
     pub use loft_core::service::{CreateWebhookRequest, ListWebhooksParams, UpdateWebhookRequest};
-    pub use loft_core::service::{DecideRequest, ListApprovalsParams, RejectRequest};
     pub use loft_core::service::{DenyModeRequest, EditHeldMail, ListModeRequestsParams, RequestModeRequest};
     pub use loft_core::service::{EventPage, EventParams, GetThreadParams};
     pub use loft_core::service::{SetIdentityCapsRequest, SetInstanceCapsRequest};
@@ -614,6 +614,11 @@ pub mod api {
 
     pub fn revoke_identity(id: &str) -> Call<RevokedIdentities> {
         Call::post(["v0", "identities", id, "revoke"])
+    }
+
+    /// A one-time link for a reviewer to set their console password.
+    pub fn console_invite(id: &str) -> Call<ConsoleInviteLink> {
+        Call::post(["v0", "identities", id, "console-invite"])
     }
 
     // ----- keys -----

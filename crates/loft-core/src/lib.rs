@@ -14,6 +14,7 @@
 pub mod address;
 pub mod audit;
 pub mod caps;
+pub mod console;
 pub mod contacts;
 pub mod delivery;
 pub mod diff;

@@ -35,6 +35,7 @@ mod approval_edits;
 mod audit;
 mod auth;
 mod caps;
+mod console;
 mod contacts;
 mod delivery;
 mod domains;
@@ -59,6 +60,7 @@ mod webhooks;
 pub use approval_edits::EditHeldMail;
 pub use audit::{AuditExportParams, ListAuditParams};
 pub use caps::{SetIdentityCapsRequest, SetInstanceCapsRequest};
+pub use console::{ConsoleInvite, ConsoleInviteLink, ConsoleUser, SignedIn};
 pub use contacts::{ContactParams, ListContactsParams, UpsertContact};
 pub use delivery::{ListSuppressionsParams, OutgoingDelivery};
 pub use drafts::{CreateDraftRequest, ListDraftsParams, SendDraftRequest, UpdateDraftRequest};
@@ -337,6 +339,8 @@ pub struct Loft {
     /// The webhook delivery schedule ([`crate::webhooks::WebhookSettings::default`] unless
     /// [`Loft::with_webhooks`]).
     webhooks: crate::webhooks::WebhookSettings,
+    /// Refused console sign-ins per address and minute (always on).
+    console_limiter: crate::console::SignInLimiter,
 }
 
 impl Loft {
@@ -367,6 +371,7 @@ impl Loft {
             outbound: false,
             mail_auth: None,
             webhooks: crate::webhooks::WebhookSettings::default(),
+            console_limiter: crate::console::SignInLimiter::default(),
         })
     }
 

@@ -443,6 +443,7 @@ pub trait Store:
     + crate::events::EventStore
     + crate::domains::DomainStore
     + crate::webhooks::WebhookStore
+    + crate::console::ConsoleStore
     + Send
     + Sync
     + 'static

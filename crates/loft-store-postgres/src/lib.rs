@@ -52,6 +52,7 @@
 
 mod audit_log;
 mod caps;
+mod console;
 mod contacts;
 mod delivery;
 mod domains;

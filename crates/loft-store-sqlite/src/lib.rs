@@ -37,6 +37,7 @@
 mod audit;
 pub mod backup;
 mod caps;
+mod console;
 mod contacts;
 mod delivery;
 mod domains;

@@ -300,6 +300,11 @@ pub struct ServeArgs {
     /// (default three days), with a `webhook.disabled` event.
     #[arg(long, env = "LOFT_WEBHOOK_DISABLE_AFTER_SECS", default_value_t = 3 * 24 * 3600, value_parser = clap::value_parser!(i64).range(0..))]
     pub webhook_disable_after_secs: i64,
+    /// The URL people open the console at (`https://loft.example.com`), when it differs from
+    /// the `--http` address (behind a TLS proxy). With `https`, the console's session cookie is
+    /// marked `Secure`.
+    #[arg(long = "public-url", env = "LOFT_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Largest HTTP request body accepted, in bytes.
     #[arg(long, env = "LOFT_MAX_REQUEST_BYTES", default_value_t = loft_web::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
@@ -731,8 +736,16 @@ pub async fn app_with_outbound(
         allowed_hosts,
         max_request_bytes: args.max_request_bytes,
     };
+    let console = loft_console::ConsoleConfig {
+        secure_cookies: args
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://")),
+    };
     Ok((
-        loft_web::router(state).merge(loft_mcp::http_router(loft.clone(), mcp)),
+        loft_web::router(state)
+            .merge(loft_mcp::http_router(loft.clone(), mcp))
+            .merge(loft_console::router(loft.clone(), console)),
         store,
         loft,
     ))
@@ -837,6 +850,7 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
     println!("mail domain: {}", args.domain);
     println!("HTTP API listening on http://{addr}");
     println!("MCP endpoint: http://{addr}{}", loft_mcp::MCP_PATH);
+    println!("web console: http://{addr}/");
     match outbound.as_ref().map(|c| &c.route) {
         Some(loft_smtp::outbound::Route::Smarthost(s)) => {
             println!("outbound mail: through the smarthost {}:{}", s.host, s.port);

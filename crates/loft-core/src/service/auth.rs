@@ -135,7 +135,7 @@ impl Loft {
     }
 
     /// A key found and matched: refused when revoked, expired or its identity is not active.
-    fn admit(
+    pub(super) fn admit(
         &self,
         stored: crate::keys::StoredKey,
         identity: crate::identity::Identity,

@@ -30,6 +30,7 @@
 mod attachments;
 mod audit;
 mod caps;
+mod console;
 mod contacts;
 mod delivery;
 mod domains;
@@ -61,6 +62,7 @@ use loft_core::store::Store;
 pub use attachments::*;
 pub use audit::*;
 pub use caps::*;
+pub use console::*;
 pub use contacts::*;
 pub use delivery::*;
 pub use domains::*;
@@ -305,6 +307,7 @@ macro_rules! conformance_tests {
             attachments_refusals_write_nothing,
             attachments_count_in_the_quota,
             attachments_are_read_by_the_exfiltration_guard,
+            console_sessions_invites_and_passwords,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -328,6 +331,7 @@ mod tests {
             include_str!("attachments.rs"),
             include_str!("audit.rs"),
             include_str!("caps.rs"),
+            include_str!("console.rs"),
             include_str!("contacts.rs"),
             include_str!("domains.rs"),
             include_str!("delivery.rs"),

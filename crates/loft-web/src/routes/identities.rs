@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use loft_core::identity::{CreatedIdentity, Identity, WhoAmI};
-use loft_core::service::{CreateIdentityRequest, ListIdentitiesParams, Page, RevokedIdentities, UpdateIdentityRequest};
+use loft_core::service::{
+    ConsoleInviteLink, CreateIdentityRequest, ListIdentitiesParams, Page, RevokedIdentities, UpdateIdentityRequest,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_identity, list_identities))
         .routes(routes!(get_identity, update_identity))
         .routes(routes!(revoke_identity))
+        .routes(routes!(console_invite))
         .routes(routes!(whoami))
 }
 
@@ -86,6 +89,21 @@ async fn revoke_identity(
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<RevokedIdentities>> {
     Ok(Json(s.loft.revoke_identity(&actor, &id).await?))
+}
+
+/// A one-time link for a reviewer to set their web console password (operator only; the
+/// identity must hold `oversight`). Shown once; a new link replaces the previous one.
+#[utoipa::path(post, path = "/v0/identities/{id}/console-invite", tag = "identities",
+    params(("id" = String, Path, description = "identity id", pattern = r"^idt_[a-z2-7]{1,64}$")),
+    responses((status = 201, body = ConsoleInviteLink), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "the identity is not a reviewer", body = ErrorBody)))]
+async fn console_invite(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Response> {
+    let invite = s.loft.console_invite(&actor, &id).await?;
+    Ok(created(ConsoleInviteLink::from(invite)))
 }
 
 /// Who is calling: identity, address, scopes, key id, and the chain up to the operator.

@@ -199,7 +199,7 @@ async fn resume_identity(
     Ok(Json(s.loft.set_paused(&actor, &id, false).await?))
 }
 
-/// Whether outgoing mail is frozen (operator).
+/// Whether outgoing mail is frozen (the operator, and reviewers: a freeze refuses their approvals).
 #[utoipa::path(get, path = "/v0/instance", tag = "oversight",
     responses((status = 200, body = InstanceStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn instance_status(State(s): State<AppState>, Auth(actor): Auth) -> ApiResult<Json<InstanceStatus>> {

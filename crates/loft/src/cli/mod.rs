@@ -15,6 +15,7 @@
 
 mod approvals;
 mod audit;
+mod console;
 mod contacts;
 mod domain;
 mod drafts;
@@ -80,6 +81,9 @@ pub enum ClientCommand {
     /// Create and list reviewers: identities that approve and reject held mail, never send.
     #[command(subcommand_required = true, arg_required_else_help = true)]
     Reviewer(reviewer::ReviewerArgs),
+    /// The web console (served by `loft serve` at `/`): invite a reviewer to set a password.
+    #[command(subcommand_required = true, arg_required_else_help = true)]
+    Console(console::ConsoleArgs),
     /// Allow, block or hold mail to and from chosen addresses or domains, for one identity or
     /// the whole instance (operator); list the rules in effect for an identity.
     #[command(subcommand_required = true, arg_required_else_help = true)]
@@ -426,6 +430,7 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
         ClientCommand::Vault(a) => vault::run(a).await,
         ClientCommand::Approvals(a) => approvals::run(a).await,
         ClientCommand::Reviewer(a) => reviewer::run(a).await,
+        ClientCommand::Console(a) => console::run(a).await,
         ClientCommand::Rules(a) => rules::run(a).await,
         ClientCommand::Webhooks(a) => webhooks::run(a).await,
         ClientCommand::Suppressions(a) => suppressions::run(a).await,

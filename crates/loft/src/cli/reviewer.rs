@@ -60,8 +60,24 @@ pub async fn run(args: ReviewerArgs) -> CmdResult {
                 scopes: Some(Scope::REVIEWER.iter().map(|s| s.as_str().to_owned()).collect()),
                 oversight_mode: Some(OversightMode::ReadOnly),
             };
-            ctx.show(&client, api::create_identity(&req), format::created_reviewer)
-                .await
+            // The reviewer's key, then a one-time link to set a console password.
+            let created = client.call_json(api::create_identity(&req)).await?;
+            let typed: loft_core::identity::CreatedIdentity = decode(&client, created.clone())?;
+            let invite = client
+                .call_json(api::console_invite(typed.identity.id.as_str()))
+                .await?;
+            let link: api::ConsoleInviteLink = decode(&client, invite.clone())?;
+            if ctx.json() {
+                let mut v = created;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("console_invite".into(), invite);
+                }
+                Ctx::print_json(&v);
+            } else {
+                emit(&format::created_reviewer(&typed));
+                emit(&super::console::invite_line(&client, &link));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         ReviewerCommand::List(a) => list(&ctx, &client, a).await,
     }
