@@ -104,6 +104,9 @@ wait_http() { # url what
 # --- nginx: a static page from a private prefix -----------------------------------------------
 nginx_port=$(free_port)
 mkdir -p "$tmp/nginx/www" "$tmp/nginx/temp"
+# nginx started as root serves files as an unprivileged worker user: let it through (loft's data
+# directory below keeps its own owner-only files).
+chmod 755 "$tmp" "$tmp/nginx" "$tmp/nginx/www"
 # About the size of a whoami answer.
 { printf '<!doctype html><html><head><title>ceiling</title></head><body><p>'; head -c 600 /dev/zero | tr '\0' 'x'; printf '</p></body></html>\n'; } >"$tmp/nginx/www/index.html"
 cat >"$tmp/nginx/nginx.conf" <<EOF
@@ -174,7 +177,7 @@ codes=$(curl -sS -K "$tmp/seed.curl")
 ok=$(grep -c '^201$' <<<"$codes" || true)
 seed_s=$(echo "$(date +%s.%N) - $seed_started" | bc)
 [ "$ok" = "$messages" ] || { echo "bench_http.sh: only $ok of $messages sends answered 201: $(sort <<<"$codes" | uniq -c | tr '\n' ' ')" >&2; exit 1; }
-listed=$(api GET '/v0/messages?limit=20' "$reader_key" | jq '.messages | length')
+listed=$(api GET '/v0/messages?limit=20' "$reader_key" | jq '.items | length')
 [ "$listed" = 20 ] || { echo "bench_http.sh: the inbox list returned $listed messages, not 20" >&2; exit 1; }
 
 # --- the runs -----------------------------------------------------------------------------------
