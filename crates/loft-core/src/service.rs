@@ -59,6 +59,7 @@ mod webhooks;
 
 pub use approval_edits::EditHeldMail;
 pub use audit::{AuditExportParams, ListAuditParams};
+pub use auth::KEY_CACHE_TTL;
 pub use caps::{SetIdentityCapsRequest, SetInstanceCapsRequest};
 pub use console::{ConsoleInvite, ConsoleInviteLink, ConsoleUser, SignedIn};
 pub use contacts::{ContactParams, ListContactsParams, UpsertContact};
@@ -315,6 +316,8 @@ pub struct Loft {
     hub: Arc<events::EventHub>,
     /// How many times a waiter (`mail_wait`, an event stream) looked at the database.
     waiter_looks: std::sync::atomic::AtomicU64,
+    /// Keys looked up in the last few milliseconds (`service/auth.rs`).
+    key_cache: auth::KeyCache,
     /// Bumped whenever this process queues a job the runner runs (a scheduled send).
     job_tick: watch::Sender<u64>,
     /// Set when the server is stopping: waits answer at once.
@@ -361,6 +364,7 @@ impl Loft {
             config,
             hub,
             waiter_looks: std::sync::atomic::AtomicU64::new(0),
+            key_cache: auth::KeyCache::default(),
             job_tick: watch::channel(0).0,
             stopping: watch::channel(false).0,
             vault: None,

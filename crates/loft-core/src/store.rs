@@ -72,6 +72,15 @@ pub trait IdentityStore: Send + Sync {
     /// The key with this id and the identity it belongs to, revoked or not.
     async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>>;
 
+    /// A counter this store handle (and its clones) increments after every change to an
+    /// identity or a key it commits (or attempts): `create_identity`, `update_identity`,
+    /// `revoke_identity`, `create_key`, `revoke_key`, and any later method that writes the
+    /// identities or keys tables. [`crate::service::Loft`]'s key cache trusts an entry only
+    /// while this is unchanged, so a revocation through this node is refused by this node
+    /// before its call returns. It must be incremented *after* the commit: a lookup that
+    /// read the old rows then sees a newer epoch than its entry's.
+    fn key_epoch(&self) -> u64;
+
     /// Creates the identity and its first key. `Conflict("address_taken")` when the address
     /// belongs to any identity, revoked ones included (addresses are never reused).
     async fn create_identity(&self, new: NewIdentity, audit: AuditEntry) -> Result<()>;

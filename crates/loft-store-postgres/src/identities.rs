@@ -427,8 +427,12 @@ impl loft_core::store::IdentityStore for crate::PostgresStore {
         self::find_key(&self.pool, id).await
     }
 
+    fn key_epoch(&self) -> u64 {
+        self.key_epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     async fn create_identity(&self, new: NewIdentity, audit: AuditEntry) -> Result<()> {
-        self.wrote(self::create_identity(&self.pool, &new, audit).await)
+        self.keys_changed(self::create_identity(&self.pool, &new, audit).await)
     }
 
     async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>> {
@@ -440,11 +444,11 @@ impl loft_core::store::IdentityStore for crate::PostgresStore {
     }
 
     async fn update_identity(&self, id: &IdentityId, update: IdentityUpdate, audit: AuditEntry) -> Result<Identity> {
-        self.wrote(self::update_identity(&self.pool, id, &update, audit).await)
+        self.keys_changed(self::update_identity(&self.pool, id, &update, audit).await)
     }
 
     async fn revoke_identity(&self, id: &IdentityId, at: Timestamp, audit: AuditEntry) -> Result<Vec<IdentityId>> {
-        self.wrote(self::revoke_identity(&self.pool, id, at, audit).await)
+        self.keys_changed(self::revoke_identity(&self.pool, id, at, audit).await)
     }
 
     async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>> {
@@ -460,7 +464,7 @@ impl loft_core::store::IdentityStore for crate::PostgresStore {
     }
 
     async fn create_key(&self, key: StoredKey, replaces: Option<KeyId>, audit: AuditEntry) -> Result<()> {
-        self.wrote(self::create_key(&self.pool, &key, replaces.as_ref(), audit).await)
+        self.keys_changed(self::create_key(&self.pool, &key, replaces.as_ref(), audit).await)
     }
 
     async fn list_keys(&self, identity: &IdentityId) -> Result<Vec<KeyMeta>> {
@@ -474,6 +478,6 @@ impl loft_core::store::IdentityStore for crate::PostgresStore {
         at: Timestamp,
         audit: AuditEntry,
     ) -> Result<KeyMeta> {
-        self.wrote(self::revoke_key(&self.pool, identity, key, at, audit).await)
+        self.keys_changed(self::revoke_key(&self.pool, identity, key, at, audit).await)
     }
 }

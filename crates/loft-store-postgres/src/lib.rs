@@ -104,6 +104,8 @@ pub struct PostgresStore {
     pool: PgPool,
     sealer: std::sync::Arc<sealer::Sealer>,
     listener: std::sync::Arc<events::Listener>,
+    /// Bumped after every committed identity or key change (`IdentityStore::key_epoch`).
+    key_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub use sealer::SealerStats;
@@ -150,7 +152,12 @@ impl PostgresStore {
         tracing::debug!(%target, "connected to PostgreSQL and applied migrations");
         let sealer = std::sync::Arc::new(sealer::Sealer::spawn(pool.clone()));
         let listener = std::sync::Arc::new(events::Listener::spawn(pool.clone()).await?);
-        Ok(Self { pool, sealer, listener })
+        Ok(Self {
+            pool,
+            sealer,
+            listener,
+            key_epoch: std::sync::Arc::default(),
+        })
     }
 
     /// Seals what is pending, then closes the pool, waiting for checked-out connections to be
@@ -176,6 +183,13 @@ impl PostgresStore {
     }
 
     /// Wakes the sealer after a write that may have added audit rows.
+    /// After an identity or key write has returned (committed, or failed: bumping then is
+    /// harmless), invalidates what this node's key cache holds (`IdentityStore::key_epoch`).
+    fn keys_changed<T>(&self, result: Result<T>) -> Result<T> {
+        self.key_epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.wrote(result)
+    }
+
     fn wrote<T>(&self, result: Result<T>) -> Result<T> {
         if result.is_ok() {
             self.sealer.wake();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use loft_core::Error;
 use loft_core::audit::GENESIS_HASH;
-use loft_core::service::ListMessagesParams;
+use loft_core::service::{KEY_CACHE_TTL, ListMessagesParams};
 use loft_store_postgres::PostgresStore;
 use loft_testkit::pg::with_test_db;
 use loft_testkit::{mail, test_loft};
@@ -109,23 +109,119 @@ async fn two_nodes_share_one_chain() {
     .await;
 }
 
+/// A key changed through one node: refused by that node at once, and by the other for every
+/// authentication that starts [`KEY_CACHE_TTL`] after the change returned (each node trusts a
+/// key it looked up for that long; ARCHITECTURE.md, "The key cache").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_on_one_node_applies_on_the_other_at_once() {
+async fn revocation_on_one_node_applies_on_the_other_within_the_cache_bound() {
     with_test_db(|url| async move {
         let s1 = PostgresStore::connect(&url).await.unwrap();
         let s2 = PostgresStore::connect(&url).await.unwrap();
         let node1 = test_loft(Arc::new(s1.clone()));
         let node2 = node1.another_node(Arc::new(s2.clone()));
         let (a, _) = node1.identity("alpha").await;
+        // Both nodes have the key in their caches.
+        node1.actor(&a.api_key).await;
         let on2 = node2.actor(&a.api_key).await;
         let rotated = node2.loft.rotate_key(&on2, None).await.unwrap();
+        // The rotating node refuses the old key at once.
+        let e = node2.authenticate(&a.api_key).await.unwrap_err();
+        assert!(matches!(e, Error::Unauthenticated(_)), "{e:?}");
+        tokio::time::sleep(KEY_CACHE_TTL).await;
         let e = node1.authenticate(&a.api_key).await.unwrap_err();
         assert!(matches!(e, Error::Unauthenticated(_)), "{e:?}");
         node1.actor(&rotated.api_key).await;
         let op2 = node2.operator().await;
         node2.loft.revoke_identity(&op2, a.identity.id.as_str()).await.unwrap();
+        let e = node2.authenticate(&rotated.api_key).await.unwrap_err();
+        assert!(matches!(e, Error::Unauthenticated(_)), "{e:?}");
+        tokio::time::sleep(KEY_CACHE_TTL).await;
         let e = node1.authenticate(&rotated.api_key).await.unwrap_err();
         assert!(matches!(e, Error::Unauthenticated(_)), "{e:?}");
+        node1.assert_chain_ok().await;
+        s1.close().await;
+        s2.close().await;
+    })
+    .await;
+}
+
+/// The revocation bound under load: while tasks on both nodes authenticate one key as fast as
+/// they can (so both caches always hold it), node 1 revokes it. Node 1 must refuse it from the
+/// moment the revocation returns, and node 2 every authentication that started more than
+/// [`KEY_CACHE_TTL`] after that; the test also prints how long node 2 took to first refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocation_bound_holds_under_load_on_two_nodes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    const TASKS_PER_NODE: usize = 4;
+    with_test_db(|url| async move {
+        let s1 = PostgresStore::connect(&url).await.unwrap();
+        let s2 = PostgresStore::connect(&url).await.unwrap();
+        let node1 = test_loft(Arc::new(s1.clone()));
+        let node2 = node1.another_node(Arc::new(s2.clone()));
+        let (a, _) = node1.identity("alpha").await;
+        let key = a.api_key.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for (n, node) in [&node1, &node2].into_iter().enumerate() {
+            for _ in 0..TASKS_PER_NODE {
+                let (loft, key, stop) = (node.loft.clone(), key.clone(), stop.clone());
+                tasks.push(tokio::spawn(async move {
+                    // (node, started, accepted) of every authentication.
+                    let mut seen = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        let started = Instant::now();
+                        let ok = loft
+                            .authenticate(Some(&key), loft_core::service::RequestContext::default())
+                            .await
+                            .is_ok();
+                        seen.push((n, started, ok));
+                    }
+                    seen
+                }));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let op1 = node1.operator().await;
+        node1.loft.revoke_identity(&op1, a.identity.id.as_str()).await.unwrap();
+        let revoked = Instant::now();
+        // The revoking node: refused at once, while its cache is hot.
+        let e = node1.authenticate(&key).await.unwrap_err();
+        assert!(matches!(e, Error::Unauthenticated(_)), "{e:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, Ordering::SeqCst);
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.extend(t.await.unwrap());
+        }
+        let before = seen.iter().filter(|(_, t, ok)| *ok && *t < revoked).count();
+        assert!(before > 100, "the load did not run: {before} authentications before the revocation");
+        for (n, started, ok) in &seen {
+            if *ok && *started >= revoked {
+                let after = started.duration_since(revoked);
+                assert!(*n == 1, "node 1 accepted the key {after:?} after its own revocation returned");
+                assert!(
+                    after < KEY_CACHE_TTL,
+                    "node 2 accepted the key in an authentication that started {after:?} after the revocation returned"
+                );
+            }
+        }
+        let first_refusal = seen
+            .iter()
+            .filter(|(n, t, ok)| *n == 1 && !*ok && *t >= revoked)
+            .map(|(_, t, _)| t.duration_since(revoked))
+            .min()
+            .unwrap();
+        let last_accept = seen
+            .iter()
+            .filter(|(n, t, ok)| *n == 1 && *ok && *t >= revoked)
+            .map(|(_, t, _)| t.duration_since(revoked))
+            .max();
+        println!(
+            "{} authentications; node 2 refused from {first_refusal:?} after the revocation returned, last accepted at {last_accept:?}",
+            seen.len()
+        );
         node1.assert_chain_ok().await;
         s1.close().await;
         s2.close().await;

@@ -20,6 +20,7 @@ use sqlx::SqliteConnection;
 use crate::error::map_err;
 use crate::rows::{IdentityRow, KeyRow, creator_kind_str, identity_columns, key_columns, status_str, to_json};
 use crate::{audit, page_limit, paged};
+use std::sync::atomic::Ordering;
 
 /// Deeper delegation chains than this are refused by the recursive queries (a guard against a
 /// cycle written by hand into the file; Loft itself cannot create one).
@@ -493,8 +494,13 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
         crate::done(tx, out).await
     }
 
+    fn key_epoch(&self) -> u64 {
+        self.key_epoch.load(Ordering::SeqCst)
+    }
+
     async fn create_identity(&self, new: NewIdentity, audit: AuditEntry) -> Result<()> {
-        self.write(move |c| Box::pin(self::create(c, new, audit))).await
+        let out = self.write(move |c| Box::pin(self::create(c, new, audit))).await;
+        self.keys_changed(out)
     }
 
     async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>> {
@@ -511,14 +517,18 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
 
     async fn update_identity(&self, id: &IdentityId, update: IdentityUpdate, audit: AuditEntry) -> Result<Identity> {
         let id = id.clone();
-        self.write(move |c| Box::pin(async move { self::update(c, &id, update, audit).await }))
-            .await
+        let out = self
+            .write(move |c| Box::pin(async move { self::update(c, &id, update, audit).await }))
+            .await;
+        self.keys_changed(out)
     }
 
     async fn revoke_identity(&self, id: &IdentityId, at: Timestamp, audit: AuditEntry) -> Result<Vec<IdentityId>> {
         let id = id.clone();
-        self.write(move |c| Box::pin(async move { self::revoke(c, &id, at, audit).await }))
-            .await
+        let out = self
+            .write(move |c| Box::pin(async move { self::revoke(c, &id, at, audit).await }))
+            .await;
+        self.keys_changed(out)
     }
 
     async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>> {
@@ -540,8 +550,10 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
     }
 
     async fn create_key(&self, key: StoredKey, replaces: Option<KeyId>, audit: AuditEntry) -> Result<()> {
-        self.write(move |c| Box::pin(self::create_key(c, key, replaces, audit)))
-            .await
+        let out = self
+            .write(move |c| Box::pin(self::create_key(c, key, replaces, audit)))
+            .await;
+        self.keys_changed(out)
     }
 
     async fn list_keys(&self, identity: &IdentityId) -> Result<Vec<KeyMeta>> {
@@ -558,7 +570,18 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
         audit: AuditEntry,
     ) -> Result<KeyMeta> {
         let (identity, key) = (identity.clone(), key.clone());
-        self.write(move |c| Box::pin(async move { self::revoke_key(c, &identity, &key, at, audit).await }))
-            .await
+        let out = self
+            .write(move |c| Box::pin(async move { self::revoke_key(c, &identity, &key, at, audit).await }))
+            .await;
+        self.keys_changed(out)
+    }
+}
+
+impl crate::SqliteStore {
+    /// After an identity or key write has returned (committed, or failed: bumping then is
+    /// harmless), invalidates what Loft's key cache holds (`IdentityStore::key_epoch`).
+    fn keys_changed<T>(&self, out: Result<T>) -> Result<T> {
+        self.key_epoch.fetch_add(1, Ordering::SeqCst);
+        out
     }
 }

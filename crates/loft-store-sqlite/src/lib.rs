@@ -86,6 +86,8 @@ pub struct SqliteStore {
     path: PathBuf,
     reader: SqlitePool,
     writer: Writer,
+    /// Bumped after every committed identity or key change (`IdentityStore::key_epoch`).
+    key_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -197,6 +199,7 @@ impl SqliteStore {
             path: path.to_owned(),
             reader,
             writer: Writer::spawn(conn),
+            key_epoch: std::sync::Arc::default(),
         })
     }
 

@@ -491,8 +491,11 @@ fn two_server_processes_share_one_postgres_database() {
                 "a mail-wait caller saw repeats: {seen:?}"
             );
         }
-        // Revoked through one node, refused by the other at once.
+        // Revoked through one node: refused by it at once, and by the other once its key
+        // cache's bound has passed (ARCHITECTURE.md, "The key cache").
         ok_text(&cli(&a, None, &["identity", "revoke", y["id"].as_str().unwrap()]));
+        assert!(!cli(&a, Some(&y_key), &["whoami"]).status.success());
+        std::thread::sleep(loft_core::service::KEY_CACHE_TTL);
         assert!(!cli(&b, Some(&y_key), &["whoami"]).status.success());
         for node in [&a, &b] {
             let verify = ok_text(&cli(node, None, &["audit", "verify"]));
@@ -587,7 +590,8 @@ fn two_server_processes_approve_each_held_mail_once() {
         ));
         assert_eq!(inbox["items"].as_array().unwrap().len(), mails, "{inbox}");
 
-        // The kill switches, thrown through one node, hold on the other at once.
+        // The kill switches, thrown through one node, hold on the other (the freeze at once,
+        // a pause within the key cache's bound).
         let frozen = ok_text(&cli(&a, None, &["freeze"]));
         assert!(frozen.contains("FROZEN"), "{frozen}");
         let send = ["mail", "send", "--to", to, "--subject", "s", "--text", "x", "--json"];
@@ -602,6 +606,9 @@ fn two_server_processes_approve_each_held_mail_once() {
         let reader_id = reader["id"].as_str().unwrap();
         let paused = ok_text(&cli(&a, None, &["identity", "pause", reader_id]));
         assert!(paused.contains("paused"), "{paused}");
+        // A pause is part of what a node's key cache holds: the other node sees it within
+        // the cache's bound.
+        std::thread::sleep(loft_core::service::KEY_CACHE_TTL);
         let refused = cli(&b, Some(&reader_key), &["mail", "list"]);
         assert!(!refused.status.success());
         assert!(

@@ -1,11 +1,71 @@
 //! Authentication: turning a bearer token into an [`Actor`], under the request limits and
-//! the refused-key lockout of [`crate::limits`].
+//! the refused-key lockout of [`crate::limits`], with the short-lived key cache
+//! ([`KeyCache`]) that spares most requests the key's database lookup.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::{Actor, Loft, Principal, RequestContext};
 use crate::audit::{ActorKind, AuditEntry, Outcome};
-use crate::keys::{ApiKey, KEY_PREFIX, KeyKind};
+use crate::identity::Identity;
+use crate::keys::{ApiKey, KEY_PREFIX, KeyKind, StoredKey};
 use crate::limits;
 use crate::{Error, Result};
+
+/// How long a node trusts a key (and its identity) as it read them from the database, unless
+/// this node changed an identity or key meanwhile (then at once no longer; see [`KeyCache`]).
+/// It bounds how late another node sees a revocation, a pause or a change of scopes or mode:
+/// an authentication that starts this long after the change committed reads it.
+pub const KEY_CACHE_TTL: Duration = Duration::from_millis(50);
+
+/// Most keys remembered at once; past it, entries no longer valid are dropped, and all if
+/// none is.
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// Keys this node looked up recently, by key id: the stored key (with its digest) and its
+/// identity, as `IdentityStore::find_key` returned them. Only what the store found is kept
+/// (an unknown key id is looked up every time, so guessing fills nothing). An entry is used
+/// only while it is younger than [`KEY_CACHE_TTL`], counted from *before* the lookup started,
+/// and while the store's [`key_epoch`](crate::store::IdentityStore::key_epoch) is the one read
+/// before the lookup: every identity or key change this node commits bumps the epoch after its
+/// commit, so the node that revoked a key refuses it before the revocation's call returns.
+/// Everything else stays checked per request: the token's digest against the stored one, the
+/// revocation, expiry (against the clock now) and pause of the entry, the rate limits.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+struct Cached {
+    found: (StoredKey, Identity),
+    epoch: u64,
+    fetched: Instant,
+}
+
+impl KeyCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        // A panic while holding the lock leaves nothing half-written worth refusing service for.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &str, epoch: u64) -> Option<(StoredKey, Identity)> {
+        let entries = self.entries();
+        let e = entries.get(id)?;
+        (e.epoch == epoch && e.fetched.elapsed() < KEY_CACHE_TTL).then(|| e.found.clone())
+    }
+
+    fn put(&self, id: &str, found: (StoredKey, Identity), epoch: u64, fetched: Instant) {
+        let mut entries = self.entries();
+        if entries.len() >= KEY_CACHE_MAX && !entries.contains_key(id) {
+            entries.retain(|_, e| e.epoch == epoch && e.fetched.elapsed() < KEY_CACHE_TTL);
+            if entries.len() >= KEY_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(id.to_owned(), Cached { found, epoch, fetched });
+    }
+}
 
 impl Loft {
     /// Turns a bearer token into an [`Actor`], or refuses it.
@@ -107,7 +167,18 @@ impl Loft {
             };
         }
         let key = ApiKey::parse(token).map_err(|e| (Some("malformed_key"), e))?;
-        let found = self.store.find_key(key.id()).await.map_err(|e| (None, e))?;
+        // The epoch and the time are taken before the lookup (see `KeyCache`).
+        let epoch = self.store.key_epoch();
+        let found = if let Some(hit) = self.key_cache.get(key.id().as_str(), epoch) {
+            Some(hit)
+        } else {
+            let started = Instant::now();
+            let found = self.store.find_key(key.id()).await.map_err(|e| (None, e))?;
+            if let Some(found) = &found {
+                self.key_cache.put(key.id().as_str(), found.clone(), epoch, started);
+            }
+            found
+        };
         let Some((stored, identity)) = found else {
             return Err((Some("unknown_key"), unknown()));
         };

@@ -176,7 +176,9 @@ impl Loft {
             .collect();
         // Recipients who hold incoming mail get their copy once a reviewer releases it; the
         // sender is told it was accepted either way (as any MTA's filters would).
-        let (delivered, held_copies) = self.hold_incoming(&content.from, false, copies.clone(), now).await?;
+        let (delivered, held_copies) = self
+            .hold_incoming(&content.from, false, copies.clone(), now, Some(&rules))
+            .await?;
         let receipt = InboundReceipt {
             message_id: message_id.clone(),
             copies: accepted

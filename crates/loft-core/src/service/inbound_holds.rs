@@ -16,7 +16,7 @@ use crate::oversight::{
     Approval, ApprovalId, ApprovalStatus, Decider, HeldCopy, HoldKind, HoldReason, NewHold, OversightMode, Release,
     StoredDecision,
 };
-use crate::rules::{RuleDirection, Verdict, evaluate};
+use crate::rules::{Rule, RuleDirection, Verdict, evaluate};
 use crate::time::Timestamp;
 use crate::{Error, Result};
 
@@ -24,7 +24,9 @@ use super::{Actor, Loft};
 
 impl Loft {
     /// Splits the local copies of a mail from `from` into those delivered now and those held
-    /// for a reviewer. One query for the recipients' rules and one per recipient for its mode.
+    /// for a reviewer. One query for the recipients' rules, unless the caller passes `rules`
+    /// it already loaded (they must include every rule in effect for each copy's owner; more
+    /// do no harm, `evaluate` keeps each owner's), and one per recipient for its mode.
     /// `internal`: the mail comes from an identity of this server (a send, or its release),
     /// which a recipient exempt for internal mail (`internal_mail: exempt`) lets through its
     /// mode's gate; mail from outside (SMTP) never is.
@@ -34,6 +36,7 @@ impl Loft {
         internal: bool,
         copies: Vec<MailCopy>,
         now: Timestamp,
+        rules: Option<&[Rule]>,
     ) -> Result<(Vec<MailCopy>, Vec<HeldCopy>)> {
         if copies.is_empty() {
             return Ok((copies, Vec::new()));
@@ -41,7 +44,13 @@ impl Loft {
         let mut owners: Vec<IdentityId> = copies.iter().map(|c| c.owner.clone()).collect();
         owners.sort();
         owners.dedup();
-        let rules = self.store.rules_in_effect(&owners).await?;
+        let loaded;
+        let rules = if let Some(rules) = rules {
+            rules
+        } else {
+            loaded = self.store.rules_in_effect(&owners).await?;
+            &loaded
+        };
         let mut gated = Vec::new();
         for owner in &owners {
             if self.store.get_identity(owner).await?.is_some_and(|i| {
@@ -67,7 +76,7 @@ impl Loft {
                     addresses: vec![],
                 });
             }
-            if let Verdict::Held(rule) = evaluate(&rules, &copy.owner, RuleDirection::Receive, from) {
+            if let Verdict::Held(rule) = evaluate(rules, &copy.owner, RuleDirection::Receive, from) {
                 reasons.push(HoldReason {
                     kind: HoldKind::Rule,
                     detail: format!("{} holds mail from {from}: a reviewer must release it", rule.describe()),

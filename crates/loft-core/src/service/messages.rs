@@ -239,7 +239,7 @@ impl Loft {
         let (all, local) = self.check_outgoing(&mut draft).await?;
 
         // The operator's allow / block / hold rules (service/rules.rs): refuse here, or hold.
-        let rule_holds = self.check_rules(actor, me, &all, &local, action).await?;
+        let (rule_holds, rules) = self.check_rules(actor, me, &all, &local, action).await?;
 
         self.check_not_frozen().await?;
         self.check_caps(me, &all).await?;
@@ -317,7 +317,9 @@ impl Loft {
                 .await?;
         }
         // Local recipients who hold incoming mail get their copy once a reviewer releases it.
-        let (recipient_copies, held_copies) = self.hold_incoming(&content.from, true, recipient_copies, now).await?;
+        let (recipient_copies, held_copies) = self
+            .hold_incoming(&content.from, true, recipient_copies, now, Some(&rules))
+            .await?;
         let mut details = serde_json::json!({
                 "message_id": content.message_id,
                 "attachments": attachments.iter().map(|a| serde_json::json!({"name": a.name, "content_type": a.content_type, "size": a.size})).collect::<Vec<_>>(),

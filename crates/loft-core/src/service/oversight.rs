@@ -521,7 +521,9 @@ impl Loft {
         self.check_mail_quotas(&composer, &local_recipients, queued, message.size.max(0) as u64, now)
             .await?;
         let jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
-        let (recipient_copies, held_copies) = self.hold_incoming(&message.from, true, recipient_copies, now).await?;
+        let (recipient_copies, held_copies) = self
+            .hold_incoming(&message.from, true, recipient_copies, now, None)
+            .await?;
         let contacts = super::inbound_holds::without_held(
             Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now),
             &held_copies,

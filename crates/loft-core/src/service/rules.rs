@@ -245,8 +245,8 @@ impl Loft {
         all: &[EmailAddress],
         local: &HashMap<EmailAddress, IdentityId>,
         action: &str,
-    ) -> Result<Vec<HoldReason>> {
-        self.check_rules_for(actor, me, all, local, action == "mail.reply", action)
+    ) -> Result<(Vec<HoldReason>, Vec<Rule>)> {
+        self.check_rules_loaded(actor, me, all, local, action == "mail.reply", action)
             .await
     }
 
@@ -262,13 +262,28 @@ impl Loft {
         reply: bool,
         action: &str,
     ) -> Result<Vec<HoldReason>> {
+        Ok(self.check_rules_loaded(actor, me, all, local, reply, action).await?.0)
+    }
+
+    /// [`Self::check_rules_for`], also returning the rules it loaded (those in effect for
+    /// `me` and every local recipient), so that the send can hand them to
+    /// [`Self::hold_incoming`] instead of reading them again.
+    async fn check_rules_loaded(
+        &self,
+        actor: &Actor,
+        me: &Identity,
+        all: &[EmailAddress],
+        local: &HashMap<EmailAddress, IdentityId>,
+        reply: bool,
+        action: &str,
+    ) -> Result<(Vec<HoldReason>, Vec<Rule>)> {
         let mut identities = vec![me.id.clone()];
         identities.extend(local.values().cloned());
         identities.sort();
         identities.dedup();
         let rules = self.store.rules_in_effect(&identities).await?;
         if rules.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), rules));
         }
         let directions: &[RuleDirection] = if reply {
             &[RuleDirection::Send, RuleDirection::Reply]
@@ -328,7 +343,7 @@ impl Loft {
                 }
             }
         }
-        Ok(holds
+        let holds = holds
             .into_iter()
             .map(|(r, addresses)| HoldReason {
                 kind: HoldKind::Rule,
@@ -342,7 +357,8 @@ impl Loft {
                 rule: Some(r.reference()),
                 addresses: vec![],
             })
-            .collect())
+            .collect();
+        Ok((holds, rules))
     }
 
     /// Records a send refused by a rule (outcome `denied`) and returns the refusal.

@@ -213,7 +213,9 @@ impl Loft {
         // when it was composed.
         self.check_caps_adding(&composer, &all, 0).await?;
         let jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
-        let (recipient_copies, held_copies) = self.hold_incoming(&message.from, true, recipient_copies, now).await?;
+        let (recipient_copies, held_copies) = self
+            .hold_incoming(&message.from, true, recipient_copies, now, None)
+            .await?;
         let contacts = super::inbound_holds::without_held(
             Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now),
             &held_copies,

@@ -129,7 +129,8 @@ pub async fn auth_malformed_key(store: Arc<dyn Store>) {
     t.actor(&a.api_key).await;
 }
 
-/// A revoked key is refused at once; the identity's other keys keep working.
+/// A revoked key is refused at once by the node that revoked it, although its key cache
+/// holds the key (it was just used); the identity's other keys keep working.
 pub async fn auth_revoked_key(store: Arc<dyn Store>) {
     let t = test_loft(store);
     let op = t.operator().await;
@@ -137,8 +138,13 @@ pub async fn auth_revoked_key(store: Arc<dyn Store>) {
     let extra = t.loft.create_key(&aa, None, CreateKeyRequest::default()).await.unwrap();
     assert_eq!(extra.key.kind, KeyKind::Extra);
     t.actor(&extra.api_key).await;
+    let epoch = t.store().key_epoch();
 
     let revoked = t.loft.revoke_key(&op, extra.key.id.as_str()).await.unwrap();
+    assert!(
+        t.store().key_epoch() > epoch,
+        "a key revocation must move the store's key epoch"
+    );
     assert_eq!(revoked.id, extra.key.id);
     assert!(revoked.revoked_at.is_some());
     let e = expect_err(t.authenticate(&extra.api_key).await);
