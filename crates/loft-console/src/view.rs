@@ -119,6 +119,7 @@ pub fn error_page(user: Option<&ConsoleUser>, e: &Error) -> Response {
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
         Error::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
         Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Not accepted"),
+        Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Too large"),
         Error::PolicyDenied(_) => (StatusCode::FORBIDDEN, "Refused by policy"),
         Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts"),
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
