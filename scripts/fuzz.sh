@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Fuzzes every parser of untrusted bytes in loft-core with cargo-fuzz (libFuzzer).
+# Fuzzes every parser of untrusted bytes in loft-core, and the SMTP command loop of loft-smtp
+# (smtp_session), with cargo-fuzz (libFuzzer).
 #
 #   scripts/fuzz.sh            each target for 10 s (what the test command runs)
 #   scripts/fuzz.sh 3600       each target for an hour (a campaign)
 #   scripts/fuzz.sh 60 cursor  one target
 #
-# Targets live in fuzz/fuzz_targets; corpora in fuzz/corpus (git-ignored). A crash fails the
+# Targets live in fuzz/fuzz_targets; corpora in fuzz/corpus (git-ignored), started from
+# fuzz/seeds/TARGET where there are seeds. A crash fails the
 # run and leaves its input under fuzz/artifacts/TARGET/ with the command to reproduce it.
 # The seed is fixed (FUZZ_SEED, default 1) so that the test command's runs repeat.
 # This machine has only a stable toolchain: RUSTC_BOOTSTRAP=1 lets it accept the -Z flags
@@ -29,6 +31,8 @@ cargo fuzz build --fuzz-dir fuzz
 failed=()
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t"
+    # Seeds kept in the repository (whole sessions for smtp_session) start the corpus.
+    if [ -d "fuzz/seeds/$t" ]; then cp -n fuzz/seeds/"$t"/* "fuzz/corpus/$t/"; fi
     log=$(mktemp)
     if cargo fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" -- -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -print_final_stats=1 >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -246,6 +246,31 @@ pub async fn serve(listener: TcpListener, loft: Arc<Loft>, config: SmtpConfig, m
     }
 }
 
+/// One session over any byte stream, without a listener or a socket: the greeting, the
+/// commands and the data, answered exactly as the listener answers a TCP client (with no
+/// shutdown signal and no connection limits, which the listener applies before a session
+/// starts). After `220 Ready to start TLS` it returns [`End::StartTls`]; the handshake is the
+/// caller's. The seam of the fuzz target `fuzz/fuzz_targets/smtp_session.rs`, which feeds it a
+/// client's side of a session from memory.
+pub async fn run_session_on<R, W>(
+    loft: Arc<Loft>,
+    config: Arc<SmtpConfig>,
+    read: R,
+    write: W,
+    client_ip: Option<String>,
+) -> std::io::Result<End>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    // The sender is kept until the session ends: a dropped one would read as "stop".
+    let (keep, stop) = watch::channel(false);
+    let mut session = session::Session::new(loft, config, read, write, client_ip, false);
+    let end = session.run(stop).await;
+    drop(keep);
+    end
+}
+
 async fn run_session(
     stream: TcpStream,
     peer: SocketAddr,

@@ -418,7 +418,12 @@ impl DeliveryWorker {
     ) -> Attempt {
         let timeout = self.config.timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
+            Ok(Ok(s)) => {
+                // No Nagle delay: SMTP is lock-step, and mail-send writes the end of the data
+                // in a second small write, which Nagle held for the peer's delayed ACK.
+                let _ = s.set_nodelay(true);
+                s
+            }
             Ok(Err(e)) => return Attempt::Temporary(format!("connecting to {host} ({addr}): {e}")),
             Err(_) => return Attempt::Temporary(format!("connecting to {host} ({addr}): timed out")),
         };
