@@ -23,7 +23,12 @@ impl Reply {
 
     /// The reply as sent: `CODE X.Y.Z text\r\n`.
     pub fn to_wire(&self) -> String {
-        let text = self.text.replace(['\r', '\n'], " ");
+        // Nothing a client sent can split a reply or smuggle a control byte into one.
+        let text: String = self
+            .text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         format!("{} {} {}\r\n", self.code, self.status, text)
     }
 

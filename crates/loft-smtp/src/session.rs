@@ -267,6 +267,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         match request {
             Request::Ehlo { host } => {
+                // The name is echoed in the greeting: no control character (NUL included) in it.
+                if host.is_empty() || host.chars().any(char::is_control) {
+                    return self.error(Reply::syntax("Invalid domain name")).await;
+                }
                 self.reset();
                 self.helo = Some(host.to_string());
                 let me = self.host().to_owned();
@@ -295,6 +299,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 self.writer.write_all(out.as_bytes()).await?;
             }
             Request::Helo { host } => {
+                // The name is echoed in the greeting: no control character (NUL included) in it.
+                if host.is_empty() || host.chars().any(char::is_control) {
+                    return self.error(Reply::syntax("Invalid domain name")).await;
+                }
                 self.reset();
                 self.helo = Some(host.to_string());
                 let me = self.host().to_owned();

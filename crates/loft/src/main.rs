@@ -21,6 +21,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process, at start-up: boxing would buy nothing"
+)]
 enum Command {
     /// Run the server: HTTP API (/v0) and its description, MCP endpoint (/mcp), and later SMTP.
     Serve(serve::ServeCommand),

@@ -430,6 +430,19 @@ async fn bad_sequences_and_unknown_commands_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greeting_name_with_control_characters_is_refused_not_echoed() {
+    // Found by the smtp_session fuzz target: the greeting echoed a NUL of the EHLO name.
+    let s = server(|_| {}).await;
+    let (mut c, _, _) = Client::connect(s.addr).await;
+    let (code, text) = c.cmd("EHLO client\0.outside.test").await;
+    assert_eq!((code, text.as_str()), (501, "5.5.4 Invalid domain name"));
+    assert_eq!(c.cmd("HELO a\u{1}b.outside.test").await.0, 501);
+    let (code, text) = c.cmd("EHLO client.outside.test").await;
+    assert_eq!(code, 250, "{text}");
+    assert!(!text.chars().any(|ch| ch.is_control() && ch != '\n'), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocked_senders_and_spoofers() {
     let s = server(|_| {}).await;
     let (a, aa) = s.t.identity("alice").await;
