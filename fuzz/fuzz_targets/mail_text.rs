@@ -32,5 +32,5 @@ fuzz_target!(|data: &[u8]| {
         authentication: Authentication::internal(),
         created_at: Timestamp::from_micros(1_795_000_000_000_000),
     };
-    let _ = mail::build_rfc5322(&content);
+    let _ = mail::build_rfc5322(&content, &[]);
 });
