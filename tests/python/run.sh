@@ -5,7 +5,7 @@
 # (test_smtp.py; swaks is Debian's package, installed here when missing); Postfix as the remote
 # MTA both ways (test_postfix.py, Debian's package, installed here when missing), aiosmtpd as an
 # AUTH smarthost (test_smarthost.py) and two Loft servers mailing each other over SMTP
-# (test_two_servers.py); its webhooks, verified
+# (test_two_servers.py), and its submission door with STARTTLS and AUTH (test_submission.py); its webhooks, verified
 # by the Standard Webhooks library (test_webhooks.py, in .venv/api). Every test runs the
 # real `loft` binary against a real server.
 #
@@ -125,7 +125,7 @@ except m.PackageNotFoundError: print("no mcp")'))"
 
 extra=("$@")
 run_pytest mcp1 test_mcp_client.py test_autogen.py test_autogen_vault.py test_crewai.py test_examples.py test_smtp.py \
-    test_mailauth.py test_dkim.py test_postfix.py test_smarthost.py test_two_servers.py
+    test_mailauth.py test_dkim.py test_postfix.py test_smarthost.py test_two_servers.py test_submission.py
 run_pytest mcp2 test_mcp_client.py
 run_pytest api test_webhooks.py
 
