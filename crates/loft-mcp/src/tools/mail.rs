@@ -55,7 +55,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 subject: a.subject,
                 text: a.text.unwrap_or_default(),
                 html: a.html,
-                attachments: new_attachments(a.attachments),
+                attachments: new_attachments(a.attachments.unwrap_or_default()),
             };
             Ok(SentView::from(api.send(req).await?))
         }),
@@ -150,7 +150,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 text: a.text.unwrap_or_default(),
                 html: a.html,
                 reply_all: a.reply_all.unwrap_or(false),
-                attachments: new_attachments(a.attachments),
+                attachments: new_attachments(a.attachments.unwrap_or_default()),
             };
             Ok(SentView::from(api.reply(&a.message_id, req).await?))
         }),
@@ -511,8 +511,9 @@ pub struct SendArgs {
     pub send_at: Option<String>,
     /// Optional: files to attach (at most 20; together at most 1 MiB decoded unless the
     /// operator set another limit). Text files are read by the exfiltration guard like the body.
+    /// (An `Option`: clients that list every argument as required send it as null.)
     #[serde(default)]
-    pub attachments: Vec<AttachmentArg>,
+    pub attachments: Option<Vec<AttachmentArg>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -631,8 +632,9 @@ pub struct ReplyArgs {
     pub send_at: Option<String>,
     /// Optional: files to attach (at most 20; together at most 1 MiB decoded unless the
     /// operator set another limit). Text files are read by the exfiltration guard like the body.
+    /// (An `Option`: clients that list every argument as required send it as null.)
     #[serde(default)]
-    pub attachments: Vec<AttachmentArg>,
+    pub attachments: Option<Vec<AttachmentArg>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

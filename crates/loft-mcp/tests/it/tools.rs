@@ -287,7 +287,8 @@ async fn refusals_are_tool_errors_with_rest_codes() {
     let r = call(
         &ca,
         "mail_send",
-        json!({"to": [bob.address], "cc": null, "bcc": null, "subject": "s", "text": "t", "html": null}),
+        json!({"to": [bob.address], "cc": null, "bcc": null, "subject": "s", "text": "t", "html": null,
+               "attachments": null, "send_at": null, "idempotency_key": null}),
     )
     .await;
     ok(&r);
