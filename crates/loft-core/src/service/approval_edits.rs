@@ -147,8 +147,8 @@ impl Loft {
         // The rules bind the edited recipients as they bind a send (a reply's `reply` rules
         // too): a blocked address refuses the edit, audited as `approval.edit`; a hold rule
         // is one of the reasons the mail is held now.
-        let rule_holds = self
-            .check_rules_for(
+        let (rule_holds, _) = self
+            .check_rules(
                 actor,
                 &composer,
                 &all,

@@ -239,7 +239,9 @@ impl Loft {
         let (all, local) = self.check_outgoing(&mut draft).await?;
 
         // The operator's allow / block / hold rules (service/rules.rs): refuse here, or hold.
-        let (rule_holds, rules) = self.check_rules(actor, me, &all, &local, action).await?;
+        let (rule_holds, rules) = self
+            .check_rules(actor, me, &all, &local, action == "mail.reply", action)
+            .await?;
 
         self.check_not_frozen().await?;
         self.check_caps(me, &all).await?;

@@ -233,42 +233,15 @@ impl Loft {
     }
 
     /// What the rules say about a mail from `me` to `all` (`local`: the recipients that are
-    /// identities on this server): `403` when a `send` rule (or, for a reply, a `reply` rule)
-    /// of the sender blocks a recipient or leaves it off an allow list, or when a local
-    /// recipient's `receive` rules refuse the sender; else the hold reasons of the `hold` rules
-    /// that match (empty: the rules hold nothing). A refusal is audited under `action` with
-    /// outcome `denied`; nothing else is written. One store query.
+    /// identities on this server; `reply`: the `reply` rules bind it too): `403` when a `send`
+    /// (or `reply`) rule of the sender blocks a recipient or leaves it off an allow list, or
+    /// when a local recipient's `receive` rules refuse the sender; else the hold reasons of the
+    /// `hold` rules that match (empty: the rules hold nothing), with the rules it loaded (those
+    /// in effect for `me` and every local recipient), so that a send can hand them to
+    /// [`Self::hold_incoming`] instead of reading them again. A refusal is audited as `actor`
+    /// doing `action` with outcome `denied` (a reviewer editing held mail is the actor of
+    /// `approval.edit`); nothing else is written. One store query.
     pub(super) async fn check_rules(
-        &self,
-        actor: &Actor,
-        me: &Identity,
-        all: &[EmailAddress],
-        local: &HashMap<EmailAddress, IdentityId>,
-        action: &str,
-    ) -> Result<(Vec<HoldReason>, Vec<Rule>)> {
-        self.check_rules_loaded(actor, me, all, local, action == "mail.reply", action)
-            .await
-    }
-
-    /// [`Self::check_rules`] for a mail from `me` that is a reply or not (`reply`: the `reply`
-    /// rules bind it too), whoever acts (a reviewer editing held mail): a refusal is audited as
-    /// `actor` doing `action`.
-    pub(super) async fn check_rules_for(
-        &self,
-        actor: &Actor,
-        me: &Identity,
-        all: &[EmailAddress],
-        local: &HashMap<EmailAddress, IdentityId>,
-        reply: bool,
-        action: &str,
-    ) -> Result<Vec<HoldReason>> {
-        Ok(self.check_rules_loaded(actor, me, all, local, reply, action).await?.0)
-    }
-
-    /// [`Self::check_rules_for`], also returning the rules it loaded (those in effect for
-    /// `me` and every local recipient), so that the send can hand them to
-    /// [`Self::hold_incoming`] instead of reading them again.
-    async fn check_rules_loaded(
         &self,
         actor: &Actor,
         me: &Identity,
