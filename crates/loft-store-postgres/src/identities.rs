@@ -286,10 +286,11 @@ pub(crate) async fn mailbox_stats(pool: &PgPool, owners: &[IdentityId]) -> Resul
     }
     let wanted: Vec<String> = owners.iter().map(|o| o.as_str().to_owned()).collect();
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT s.owner_id, s.n, COALESCE(u.bytes, 0), m.created_at \
+        "SELECT s.owner_id, s.n, COALESCE(u.bytes, 0), c.created_at \
          FROM (SELECT owner_id, COUNT(*) AS n, MAX(seq) AS last FROM messages \
                WHERE owner_id = ANY($1) GROUP BY owner_id) s \
          JOIN messages m ON m.seq = s.last \
+         JOIN mail_contents c ON c.id = m.content_id \
          LEFT JOIN mailbox_usage u ON u.owner_id = s.owner_id",
     )
     .bind(&wanted)
