@@ -42,5 +42,5 @@ export LOFT_BIN="$repo/${CARGO_TARGET_DIR:-target}/debug/loft"
 step "the console in Chromium"
 rm -rf "$here/artifacts"
 cd "$here"
-node --test --test-reporter=spec console.test.mjs
+node --test --test-reporter=spec console.test.mjs pages.test.mjs
 echo "screenshots: $here/artifacts/"

@@ -20,9 +20,14 @@
     reason = "a refusal is the page to answer (a Response), built once per request, never held"
 )]
 
+mod audit_page;
+mod domains;
+mod identities;
 mod mail;
+mod mailbox;
 mod pages;
 mod session;
+mod vault;
 mod view;
 
 use std::sync::Arc;
@@ -71,12 +76,30 @@ pub fn router(loft: Arc<Loft>, config: ConsoleConfig) -> Router {
         .route("/approvals/{id}/approve", post(pages::approve))
         .route("/approvals/{id}/reject", post(pages::reject))
         .route("/approvals/{id}/edit", post(pages::edit))
-        .route("/identities", get(pages::identities).post(pages::create_identity))
-        .route("/identities/{id}/revoke", get(pages::revoke_page).post(pages::revoke))
-        .route("/audit", get(pages::audit))
-        .route("/audit/verify", post(pages::verify_audit))
         .route("/instance/freeze", post(pages::freeze))
         .route("/instance/unfreeze", post(pages::unfreeze))
+        // Identities, mail, vault, domains, audit (issue 11, part A).
+        .route(
+            "/identities",
+            get(identities::identities).post(identities::create_identity),
+        )
+        .route("/identities/{id}", get(identities::identity_page))
+        .route("/identities/{id}/mode", post(identities::change_mode))
+        .route("/identities/{id}/scopes", post(identities::change_scopes))
+        .route("/identities/{id}/pause", post(identities::pause))
+        .route("/identities/{id}/resume", post(identities::resume))
+        .route(
+            "/identities/{id}/revoke",
+            get(identities::revoke_page).post(identities::revoke),
+        )
+        .route("/identities/{id}/mail", get(mailbox::mailbox))
+        .route("/identities/{id}/mail/{message}", get(mailbox::message))
+        .route("/identities/{id}/vault", get(vault::vault))
+        .route("/domains", get(domains::domains))
+        .route("/domains/{name}/check", post(domains::check))
+        .route("/audit", get(audit_page::audit))
+        .route("/audit/export", get(audit_page::export))
+        .route("/audit/verify", post(audit_page::verify_audit))
         .route("/assets/{file}", get(asset))
         .with_state(state)
         .layer(middleware::from_fn(security_headers))

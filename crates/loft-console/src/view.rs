@@ -15,6 +15,7 @@ use crate::ConsoleState;
 pub enum Nav {
     Approvals,
     Identities,
+    Domains,
     Audit,
     None,
 }
@@ -55,6 +56,7 @@ fn layout(user: Option<&ConsoleUser>, status: Option<&InstanceStatus>, nav: Nav,
                             a href="/approvals" aria-current=[current(Nav::Approvals)] { "Approvals" }
                             @if u.is_operator() {
                                 a href="/identities" aria-current=[current(Nav::Identities)] { "Identities" }
+                                a href="/domains" aria-current=[current(Nav::Domains)] { "Domains" }
                             }
                             a href="/audit" aria-current=[current(Nav::Audit)] { "Audit" }
                         }

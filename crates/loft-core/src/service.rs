@@ -45,6 +45,7 @@ mod forward;
 mod identities;
 mod inbound;
 mod inbound_holds;
+mod inspect;
 mod keys;
 mod mailbox;
 mod messages;
@@ -68,6 +69,7 @@ pub use drafts::{CreateDraftRequest, ListDraftsParams, SendDraftRequest, UpdateD
 pub use events::{EventPage, EventParams, EventScope};
 pub use identities::{CreateIdentityRequest, ListIdentitiesParams, RevokedIdentities, UpdateIdentityRequest};
 pub use inbound::InboundReceipt;
+pub use inspect::CredentialOverview;
 use keys::MintCeiling;
 pub use keys::{CreateKeyRequest, MAX_KEY_LIFETIME_SECS};
 pub use mailbox::Deleted;

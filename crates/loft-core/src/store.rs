@@ -119,6 +119,18 @@ pub trait IdentityStore: Send + Sync {
     -> Result<KeyMeta>;
 }
 
+/// One mailbox at a glance (the console's identity tree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxStats {
+    pub owner: IdentityId,
+    /// Copies it holds, sent and received, trash included.
+    pub messages: u64,
+    /// Their RFC 5322 bytes (the quota's running total).
+    pub bytes: u64,
+    /// When its newest copy was stored: the last mail it sent or received.
+    pub last_mail_at: Option<Timestamp>,
+}
+
 /// Mailboxes: every copy of every message, threads, labels and read state, and the running
 /// totals quotas read (conformance: `mail`).
 #[async_trait]
@@ -126,6 +138,10 @@ pub trait MailStore: Send + Sync {
     /// The bytes of mail in each of these mailboxes (absent: none), for the mailbox quota.
     /// Kept as a running total by `send_mail`, so this is a key lookup, not a scan.
     async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>>;
+
+    /// [`MailboxStats`] of each of these mailboxes that holds mail (absent: empty), in one
+    /// query: a count over the `(owner_id, seq)` index and the newest copy's time.
+    async fn mailbox_stats(&self, owners: &[IdentityId]) -> Result<Vec<MailboxStats>>;
 
     /// How many distinct labels `owner`'s mailbox uses, and how many of `labels` it does not
     /// use yet, for the labels quota.

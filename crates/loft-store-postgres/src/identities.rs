@@ -280,6 +280,34 @@ pub(crate) async fn mailbox_bytes(pool: &PgPool, owners: &[IdentityId]) -> Resul
         .collect())
 }
 
+pub(crate) async fn mailbox_stats(pool: &PgPool, owners: &[IdentityId]) -> Result<Vec<loft_core::store::MailboxStats>> {
+    if owners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<String> = owners.iter().map(|o| o.as_str().to_owned()).collect();
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT s.owner_id, s.n, COALESCE(u.bytes, 0), c.created_at \
+         FROM (SELECT owner_id, COUNT(*) AS n, MAX(seq) AS last FROM messages \
+               WHERE owner_id = ANY($1) GROUP BY owner_id) s \
+         JOIN messages m ON m.seq = s.last \
+         JOIN mail_contents c ON c.id = m.content_id \
+         LEFT JOIN mailbox_usage u ON u.owner_id = s.owner_id",
+    )
+    .bind(&wanted)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, n, bytes, at)| loft_core::store::MailboxStats {
+            owner: IdentityId::from_trusted(id),
+            messages: n as u64,
+            bytes: bytes as u64,
+            last_mail_at: Some(loft_core::time::Timestamp::from_micros(at)),
+        })
+        .collect())
+}
+
 pub(crate) async fn mailbox_labels(pool: &PgPool, owner: &IdentityId, labels: &[String]) -> Result<(u64, u64)> {
     let (used, present): (i64, i64) = sqlx::query_as(
         "SELECT \

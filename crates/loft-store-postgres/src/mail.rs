@@ -977,6 +977,10 @@ impl loft_core::store::MailStore for crate::PostgresStore {
         crate::identities::mailbox_bytes(&self.pool, owners).await
     }
 
+    async fn mailbox_stats(&self, owners: &[IdentityId]) -> Result<Vec<loft_core::store::MailboxStats>> {
+        crate::identities::mailbox_stats(&self.pool, owners).await
+    }
+
     async fn find_idempotency(
         &self,
         owner: &IdentityId,

@@ -305,6 +305,36 @@ pub(crate) async fn mailbox_bytes(
         .collect())
 }
 
+pub(crate) async fn mailbox_stats(
+    conn: &mut SqliteConnection,
+    owners: &[IdentityId],
+) -> Result<Vec<loft_core::store::MailboxStats>> {
+    if owners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<&str> = owners.iter().map(IdentityId::as_str).collect();
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT s.owner_id, s.n, COALESCE(u.bytes, 0), m.created_at
+         FROM (SELECT owner_id, COUNT(*) AS n, MAX(seq) AS last FROM messages
+               WHERE owner_id IN (SELECT value FROM json_each(?)) GROUP BY owner_id) s
+         JOIN messages m ON m.seq = s.last
+         LEFT JOIN mailbox_usage u ON u.owner_id = s.owner_id",
+    )
+    .bind(to_json(&wanted, "owners")?)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, n, bytes, at)| loft_core::store::MailboxStats {
+            owner: IdentityId::from_trusted(id),
+            messages: n as u64,
+            bytes: bytes as u64,
+            last_mail_at: Some(loft_core::time::Timestamp::from_micros(at)),
+        })
+        .collect())
+}
+
 pub(crate) async fn mailbox_labels(
     conn: &mut SqliteConnection,
     owner: &IdentityId,

@@ -877,6 +877,12 @@ impl loft_core::store::MailStore for crate::SqliteStore {
         crate::done(tx, out).await
     }
 
+    async fn mailbox_stats(&self, owners: &[IdentityId]) -> Result<Vec<loft_core::store::MailboxStats>> {
+        let mut tx = self.reading().await?;
+        let out = crate::identities::mailbox_stats(&mut tx, owners).await;
+        crate::done(tx, out).await
+    }
+
     async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message> {
         let (owner, id) = (mail.sender_copy.owner.clone(), mail.sender_copy.id.clone());
         self.write(move |c| Box::pin(self::send(c, mail, audit))).await?;

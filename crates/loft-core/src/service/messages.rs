@@ -559,32 +559,7 @@ impl Loft {
 
     pub async fn list_messages(&self, actor: &Actor, params: ListMessagesParams) -> Result<Page<MessageSummary>> {
         let me = actor.require(Scope::MailRead)?;
-        // inbox: received, not archived; archive: archived (received or sent); trash: in the
-        // trash; all: everything but the trash.
-        let (folder, archived, trashed) = match params.folder.as_deref() {
-            None | Some("inbox") => (Some(Folder::Inbox), Some(false), false),
-            Some("sent") => (Some(Folder::Sent), None, false),
-            Some("archive") => (None, Some(true), false),
-            Some("trash") => (None, None, true),
-            Some("all") => (None, None, false),
-            Some(other) => {
-                return Err(Error::invalid("invalid_folder", format!("unknown folder `{other}`"))
-                    .with_hint("use inbox, sent, archive, trash or all"));
-            }
-        };
-        let query = MessageQuery {
-            folder,
-            archived,
-            trashed,
-            unread_only: params.unread.unwrap_or(false),
-            label: params.label.as_deref().map(mail::parse_label).transpose()?,
-            from: params.from.as_deref().map(EmailAddress::parse).transpose()?,
-            thread_id: params.thread_id.as_deref().map(ThreadId::parse).transpose()?,
-            after_seq: None,
-            before_seq: cursor(params.cursor.as_deref())?,
-            oldest_first: false,
-            limit: page_limit(params.limit)?,
-        };
+        let query = message_query(&params)?;
         Ok(page(self.store.list_messages(&me.id, query).await?))
     }
 
@@ -747,14 +722,7 @@ impl Loft {
 
     pub async fn list_threads(&self, actor: &Actor, params: ListThreadsParams) -> Result<Page<ThreadSummary>> {
         let me = actor.require(Scope::MailRead)?;
-        let trashed = thread_folder(params.folder.as_deref())?;
-        let query = ThreadQuery {
-            trashed,
-            unread_only: params.unread.unwrap_or(false),
-            label: params.label.as_deref().map(mail::parse_label).transpose()?,
-            before_seq: cursor(params.cursor.as_deref())?,
-            limit: page_limit(params.limit)?,
-        };
+        let query = thread_query(&params)?;
         Ok(page(self.store.list_threads(&me.id, query).await?))
     }
 
@@ -781,6 +749,48 @@ impl Loft {
         thread.messages = thread.messages.into_iter().map(found_in).collect();
         Ok(thread)
     }
+}
+
+/// The store query of a `GET /v0/messages` (shared with the operator's read-only look at a
+/// mailbox, `service/inspect.rs`).
+pub(super) fn message_query(params: &ListMessagesParams) -> Result<MessageQuery> {
+    // inbox: received, not archived; archive: archived (received or sent); trash: in the
+    // trash; all: everything but the trash.
+    let (folder, archived, trashed) = match params.folder.as_deref() {
+        None | Some("inbox") => (Some(Folder::Inbox), Some(false), false),
+        Some("sent") => (Some(Folder::Sent), None, false),
+        Some("archive") => (None, Some(true), false),
+        Some("trash") => (None, None, true),
+        Some("all") => (None, None, false),
+        Some(other) => {
+            return Err(Error::invalid("invalid_folder", format!("unknown folder `{other}`"))
+                .with_hint("use inbox, sent, archive, trash or all"));
+        }
+    };
+    Ok(MessageQuery {
+        folder,
+        archived,
+        trashed,
+        unread_only: params.unread.unwrap_or(false),
+        label: params.label.as_deref().map(mail::parse_label).transpose()?,
+        from: params.from.as_deref().map(EmailAddress::parse).transpose()?,
+        thread_id: params.thread_id.as_deref().map(ThreadId::parse).transpose()?,
+        after_seq: None,
+        before_seq: cursor(params.cursor.as_deref())?,
+        oldest_first: false,
+        limit: page_limit(params.limit)?,
+    })
+}
+
+/// The store query of a `GET /v0/threads` (shared with `service/inspect.rs`).
+pub(super) fn thread_query(params: &ListThreadsParams) -> Result<ThreadQuery> {
+    Ok(ThreadQuery {
+        trashed: thread_folder(params.folder.as_deref())?,
+        unread_only: params.unread.unwrap_or(false),
+        label: params.label.as_deref().map(mail::parse_label).transpose()?,
+        before_seq: cursor(params.cursor.as_deref())?,
+        limit: page_limit(params.limit)?,
+    })
 }
 
 /// Whether a thread `folder` asks for trashed copies: `all` (the default: outside the trash)

@@ -720,3 +720,88 @@ where
     t.clock.advance_secs(loft_core::mail::KEEP_SENT_SECS + 1);
     t.loft.delete_message(&aa, sent.id.as_str()).await.unwrap();
 }
+
+/// The operator's look at a mailbox (the console): per-mailbox stats in one call (copies,
+/// bytes, newest copy's time; an empty mailbox absent), the identity's messages listed, one
+/// opened without marking it read and recorded as `mail.inspect`; an identity key is refused.
+pub async fn mailbox_operator_inspects_read_only(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let op = t.operator().await;
+    let (a, aa) = t.identity("alice").await;
+    let (b, ba) = t.identity("bob").await;
+    let (c, _) = t.identity("carol").await;
+    t.send(&aa, &[addr(&b)], "One", "first").await;
+    t.clock.advance_secs(60);
+    let last = t.send(&aa, &[addr(&b)], "Two", "second").await;
+
+    let ids = [a.identity.id.clone(), b.identity.id.clone(), c.identity.id.clone()];
+    let stats = t.loft.mailbox_stats(&op, &ids).await.unwrap();
+    assert!(!stats.contains_key(&c.identity.id), "an empty mailbox has no stats");
+    let bytes = t.store().mailbox_bytes(&ids).await.unwrap();
+    for who in [&a, &b] {
+        let s = &stats[&who.identity.id];
+        assert_eq!(s.messages, 2);
+        let want = bytes.iter().find(|(o, _)| o == &who.identity.id).unwrap().1;
+        assert_eq!(s.bytes, want);
+        assert!(s.bytes > 0);
+        assert_eq!(s.last_mail_at, Some(last.created_at));
+    }
+    assert_eq!(
+        expect_err(t.loft.mailbox_stats(&aa, &ids).await).code(),
+        "operator_only"
+    );
+
+    let listed = t
+        .loft
+        .inspect_messages(
+            &op,
+            b.identity.id.as_str(),
+            loft_core::service::ListMessagesParams::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2);
+    assert!(listed.items.iter().all(|m| m.unread));
+    let threads = t
+        .loft
+        .inspect_threads(&op, b.identity.id.as_str(), ListThreadsParams::default())
+        .await
+        .unwrap();
+    assert_eq!(threads.items.len(), 2);
+    let id = listed.items[0].id.clone();
+    let m = t
+        .loft
+        .inspect_message(&op, b.identity.id.as_str(), id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(m.subject, "Two");
+    // Still unread for bob.
+    let again = t.all_messages(&ba, folder("inbox")).await;
+    assert!(again.iter().all(|m| m.unread), "inspecting must not mark read");
+    let rows = t
+        .store()
+        .list_audit(loft_core::audit::AuditQuery {
+            action: Some("mail.inspect".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.items.len(), 1);
+    let row = &rows.items[0].entry;
+    assert_eq!(row.actor_kind, loft_core::audit::ActorKind::Operator);
+    assert_eq!(row.target.as_deref(), Some(id.as_str()));
+    assert_eq!(row.details["identity"], b.identity.id.as_str());
+    // A message of another mailbox is not found through this one; identity keys are refused.
+    let alices = t.all_messages(&aa, folder("sent")).await.remove(0);
+    let e = expect_err(
+        t.loft
+            .inspect_message(&op, b.identity.id.as_str(), alices.id.as_str())
+            .await,
+    );
+    assert_eq!(e.code(), "not_found");
+    let e = expect_err(t.loft.inspect_message(&aa, b.identity.id.as_str(), id.as_str()).await);
+    assert_eq!(e.code(), "operator_only");
+    let e = expect_err(t.loft.inspect_vault(&aa, a.identity.id.as_str()).await);
+    assert_eq!(e.code(), "operator_only");
+}

@@ -262,6 +262,7 @@ macro_rules! conformance_tests {
             search_is_scoped_to_the_callers_mailbox,
             search_pages_and_refuses_bad_queries,
             mailbox_forward_quotes_and_threads,
+            mailbox_operator_inspects_read_only,
             mailbox_forward_is_gated_like_a_send,
             contacts_join_mail_and_address_book,
             contacts_do_not_open_the_gate,
