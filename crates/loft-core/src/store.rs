@@ -453,6 +453,7 @@ pub trait Store:
     + crate::domains::DomainStore
     + crate::webhooks::WebhookStore
     + crate::console::ConsoleStore
+    + crate::notices::NoticeStore
     + Send
     + Sync
     + 'static
