@@ -237,3 +237,74 @@ test("a reviewer decides held mail in the console; the operator revokes and veri
   await phone.close();
   await context.close();
 });
+
+test("a reviewer decides several held mails at once, follows a deep link through sign-in and asks for notices", async () => {
+  const researcher = (await rest("POST", "/v0/identities", ADMIN, { name: "analyst" })).body;
+  const writer = (await rest("POST", "/v0/identities", ADMIN, { name: "editor", oversight_mode: "autonomous" })).body;
+  const reviewer = cli(["reviewer", "create", "bob", "--json"]);
+  const send = async (subject) => {
+    const r = await rest("POST", "/v0/messages/send", researcher.api_key, { to: writer.address, subject, text: "x\n" });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return r.body.approval.id;
+  };
+  await send("Batch one");
+  await send("Batch two");
+  const third = await send("Batch three");
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await newPage(context);
+  await page.goto(base + reviewer.console_invite.path);
+  const password = "another horse battery staple";
+  await page.getByLabel(/New password/).fill(password);
+  await page.getByLabel("The same again").fill(password);
+  await page.getByRole("button", { name: "Set password" }).click();
+  await page.getByText("is set").waitFor();
+
+  // A deep link opened signed out: sign-in first, then the approval itself.
+  await page.goto(base + `/approvals/${third}`);
+  await page.waitForURL(base + `/sign-in?next=%2Fapprovals%2F${third}`);
+  await check(page, "12-sign-in-deep-link");
+  await page.getByLabel("Address").fill(reviewer.address);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.waitForURL(base + `/approvals/${third}`);
+  await page.getByRole("heading", { name: "Why it is held" }).waitFor();
+  await page.getByRole("heading", { name: "Earlier in this thread" }).waitFor();
+
+  // Tick two (one with the keyboard); a refresh of the queue keeps them ticked.
+  await page.getByRole("link", { name: "Approvals" }).click();
+  const one = page.getByRole("checkbox", { name: /Select “Batch one”/ });
+  const two = page.getByRole("checkbox", { name: /Select “Batch two”/ });
+  await one.check();
+  await two.focus();
+  await page.keyboard.press("Space");
+  assert.ok(await two.isChecked());
+  await page.waitForResponse((r) => r.url().includes("/approvals/queue"), { timeout: 15_000 });
+  await page.waitForTimeout(300);
+  assert.ok(await one.isChecked(), "a ticked box survives the queue's refresh");
+  await check(page, "13-approvals-selected");
+  await page.getByRole("button", { name: "Approve selected" }).click();
+  await page.getByText("2 of 2 approved").waitFor();
+  await check(page, "14-batch-decided");
+  const inbox = (await rest("GET", "/v0/messages", writer.api_key)).body.items.map((m) => m.subject).sort();
+  assert.deepEqual(inbox, ["Batch one", "Batch two"]);
+
+  // Notices by mail to the reviewer's own address.
+  await page.getByRole("link", { name: "Notifications" }).click();
+  await page.getByText("Notices by mail are off").waitFor();
+  await page.getByLabel(/Address/).fill(reviewer.address);
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByText(`Notices go to ${reviewer.address}`).waitFor();
+  await check(page, "15-notifications");
+  await send("Batch four");
+  let notice;
+  for (let i = 0; i < 50 && !notice; i++) {
+    const items = (await rest("GET", "/v0/messages", reviewer.api_key)).body.items;
+    notice = items.find((m) => m.subject === "Held for review: Batch four");
+    if (!notice) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(notice, "the notice arrived");
+  const full = (await rest("GET", `/v0/messages/${notice.id}`, reviewer.api_key)).body;
+  assert.match(full.text, new RegExp(`${base}/approvals/apr_`));
+  await context.close();
+});

@@ -20,11 +20,13 @@
     reason = "a refusal is the page to answer (a Response), built once per request, never held"
 )]
 
+mod approvals;
 mod audit_page;
 mod domains;
 mod identities;
 mod mail;
 mod mailbox;
+mod notifications;
 mod pages;
 mod session;
 mod vault;
@@ -70,12 +72,14 @@ pub fn router(loft: Arc<Loft>, config: ConsoleConfig) -> Router {
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/invite/{token}", get(pages::invite_page).post(pages::accept_invite))
-        .route("/approvals", get(pages::approvals))
-        .route("/approvals/queue", get(pages::approvals_queue))
-        .route("/approvals/{id}", get(pages::approval))
-        .route("/approvals/{id}/approve", post(pages::approve))
-        .route("/approvals/{id}/reject", post(pages::reject))
-        .route("/approvals/{id}/edit", post(pages::edit))
+        .route("/approvals", get(approvals::approvals))
+        .route("/approvals/queue", get(approvals::approvals_queue))
+        .route("/approvals/decide", post(approvals::decide_many))
+        .route("/approvals/{id}", get(approvals::approval))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/reject", post(approvals::reject))
+        .route("/approvals/{id}/edit", post(approvals::edit))
+        .route("/notifications", get(notifications::page).post(notifications::save))
         .route("/instance/freeze", post(pages::freeze))
         .route("/instance/unfreeze", post(pages::unfreeze))
         // Identities, mail, vault, domains, audit (issue 11, part A).

@@ -68,6 +68,16 @@ pub fn sanitize(html: &str) -> SafeHtml {
     }
 }
 
+/// A mail as plain text for the thread beside a held mail: its text, or for an HTML-only mail
+/// the text Loft extracted from it. Shown escaped: no markup of the mail reaches the page.
+pub fn plain_text(m: &loft_core::mail::Message) -> &str {
+    if m.text.trim().is_empty() {
+        &m.extracted_text
+    } else {
+        &m.text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

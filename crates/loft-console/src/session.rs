@@ -84,7 +84,15 @@ impl FromRequestParts<ConsoleState> for User {
 fn not_signed_in(parts: &Parts) -> Response {
     let htmx = parts.headers.contains_key("hx-request");
     if parts.method == Method::GET && !htmx {
-        Redirect::to("/sign-in").into_response()
+        // Back to the page asked for after sign-in (a link from a notification, say).
+        let asked = parts
+            .uri
+            .path_and_query()
+            .map_or("/", axum::http::uri::PathAndQuery::as_str);
+        match safe_next(asked).filter(|p| *p != "/") {
+            Some(p) => Redirect::to(&sign_in_path(p)).into_response(),
+            None => Redirect::to("/sign-in").into_response(),
+        }
     } else {
         let mut res = view::message_page(
             None,
@@ -99,6 +107,29 @@ fn not_signed_in(parts: &Parts) -> Response {
         }
         res
     }
+}
+
+/// The sign-in page that leads back to `next` (a path [`safe_next`] accepted).
+pub fn sign_in_path(next: &str) -> String {
+    format!(
+        "/sign-in?{}",
+        serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+    )
+}
+
+/// Longest `next` path kept.
+const MAX_NEXT_CHARS: usize = 2000;
+
+/// `next` when it is a path on this server, `None` otherwise: no open redirect. It must begin
+/// with exactly one `/` (`//host` and `/\host` are another server to a browser), hold no
+/// backslash (browsers read it as `/`), no space or control character, and be printable
+/// ASCII (a `Location` value; a browser sends a path percent-encoded anyway).
+pub fn safe_next(next: &str) -> Option<&str> {
+    let rest = next.strip_prefix('/')?;
+    let ok = !rest.starts_with('/')
+        && next.len() <= MAX_NEXT_CHARS
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    ok.then_some(next)
 }
 
 /// Refuses a POST whose `Origin` (when the browser sends one) is not this server.
@@ -175,5 +206,42 @@ fn check_csrf(user: &ConsoleUser, body: &Bytes) -> Result<(), Response> {
             "Refused",
             "This form is missing its security token or comes from an old page. Reload the page and try again.",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_local_path_only() {
+        for good in [
+            "/",
+            "/approvals/apr_1",
+            "/approvals?order=oldest&identity=idt_2",
+            "/a/b%2F%2Fc",
+        ] {
+            assert_eq!(safe_next(good), Some(good), "{good}");
+        }
+        for bad in [
+            "",
+            "approvals",
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "/a\\b",
+            "https://evil.example/",
+            "http:/evil.example",
+            "javascript:alert(1)",
+            " /approvals",
+            "/approvals\r\nSet-Cookie: x=1",
+            "/appro vals",
+            "/\tevil",
+            "/é",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad:?}");
+        }
+        assert_eq!(safe_next(&format!("/{}", "a".repeat(3000))), None);
     }
 }

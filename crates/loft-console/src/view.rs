@@ -14,6 +14,7 @@ use crate::ConsoleState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     Approvals,
+    Notifications,
     Identities,
     Domains,
     Audit,
@@ -54,6 +55,7 @@ fn layout(user: Option<&ConsoleUser>, status: Option<&InstanceStatus>, nav: Nav,
                     @if let Some(u) = user {
                         nav aria-label="Main" {
                             a href="/approvals" aria-current=[current(Nav::Approvals)] { "Approvals" }
+                            a href="/notifications" aria-current=[current(Nav::Notifications)] { "Notifications" }
                             @if u.is_operator() {
                                 a href="/identities" aria-current=[current(Nav::Identities)] { "Identities" }
                                 a href="/domains" aria-current=[current(Nav::Domains)] { "Domains" }

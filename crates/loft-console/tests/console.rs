@@ -261,9 +261,15 @@ async fn session_cookie_is_httponly_strict_and_secure_behind_https() {
     assert!(r.headers.get(header::SET_COOKIE).is_none());
     // Pages need a session.
     let r = a.call(Method::GET, "/approvals", None, None).await;
-    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/sign-in"));
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/sign-in?next=%2Fapprovals")
+    );
     let r = a.get("/approvals", "lcs_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await;
-    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/sign-in"));
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/sign-in?next=%2Fapprovals")
+    );
 }
 
 #[tokio::test]
@@ -493,13 +499,13 @@ async fn sessions_end_at_sign_out_and_at_expiry() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    assert_eq!(a.get("/approvals", &op).await.location(), "/sign-in");
+    assert_eq!(a.get("/approvals", &op).await.location(), "/sign-in?next=%2Fapprovals");
 
     let op = a.operator().await;
     a.t.clock.advance_secs(loft_core::console::SESSION_TTL_SECS - 1);
     assert_eq!(a.get("/approvals", &op).await.status, StatusCode::OK);
     a.t.clock.advance_secs(1);
-    assert_eq!(a.get("/approvals", &op).await.location(), "/sign-in");
+    assert_eq!(a.get("/approvals", &op).await.location(), "/sign-in?next=%2Fapprovals");
     // An htmx poll of an ended session is told to load the sign-in page.
     let req = Request::builder()
         .uri("/approvals/queue")
@@ -579,4 +585,313 @@ async fn the_operator_creates_and_revokes_identities_with_a_confirmation() {
     let v = a.post("/audit/verify", &op, &[("csrf", &csrf)]).await;
     assert!(v.text.contains("The chain verifies"), "{}", v.text);
     assert!(v.text.contains("Head hash"));
+}
+
+/// The reviewer's identity and its actor, from [`App::reviewer`]'s session.
+async fn session_actor(a: &App, token: &str) -> Actor {
+    a.t.loft
+        .console_session(token, loft_core::service::RequestContext::default())
+        .await
+        .unwrap()
+        .actor
+}
+
+#[tokio::test]
+async fn a_deep_link_survives_sign_in_and_next_stays_on_this_server() {
+    let a = app().await;
+    // Signed out, an approval's page sends to sign-in with the way back...
+    let r = a.call(Method::GET, "/approvals/apr_x1?from=mail", None, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/sign-in?next=%2Fapprovals%2Fapr_x1%3Ffrom%3Dmail");
+    // ... which the sign-in page carries in both forms ...
+    let page = a.call(Method::GET, r.location(), None, None).await;
+    assert_eq!(
+        page.text
+            .matches(r#"name="next" value="/approvals/apr_x1?from=mail""#)
+            .count(),
+        2
+    );
+    // ... and signing in lands there.
+    let key = a.t.operator_key.clone();
+    let form = [
+        ("method", "operator"),
+        ("key", key.as_str()),
+        ("next", "/approvals/apr_x1?from=mail"),
+    ];
+    let r = a.call(Method::POST, "/sign-in", None, Some(&form)).await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/approvals/apr_x1?from=mail")
+    );
+    // A failed sign-in keeps it for the next try.
+    let bad = [
+        ("method", "operator"),
+        ("key", "wrong-wrong-wrong-wrong-wrong"),
+        ("next", "/audit"),
+    ];
+    let r = a.call(Method::POST, "/sign-in", None, Some(&bad)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text.contains(r#"name="next" value="/audit""#));
+
+    // Anywhere else: no open redirect. The page drops it, and sign-in goes home.
+    for evil in [
+        "//evil.example",
+        "//evil.example/approvals",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "\\\\evil.example",
+        "https://evil.example/",
+        "http:/evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        " /approvals",
+        "/approvals\r\nSet-Cookie: a=b",
+    ] {
+        let q = serde_urlencoded::to_string([("next", evil)]).unwrap();
+        let page = a.call(Method::GET, &format!("/sign-in?{q}"), None, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{evil:?}");
+        assert!(!page.text.contains(r#"name="next""#), "{evil:?}");
+        let form = [("method", "operator"), ("key", key.as_str()), ("next", evil)];
+        let r = a.call(Method::POST, "/sign-in", None, Some(&form)).await;
+        assert_eq!(
+            (r.status, r.location()),
+            (StatusCode::SEE_OTHER, "/approvals"),
+            "{evil:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn several_held_mails_are_decided_at_once_each_on_its_own() {
+    let a = app().await;
+    let rv = a.reviewer().await;
+    let csrf = csrf_of(&rv);
+    let researcher = gated(&a.t, "researcher").await;
+    let (writer, _) = a.t.identity("writer").await;
+    let to = writer.identity.address.as_str();
+    let one = send(&a.t, &researcher, to, "One", "1", None).await;
+    let two = send(&a.t, &researcher, to, "Two", "2", None).await;
+    let taken = send(&a.t, &researcher, to, "Taken", "3", None).await;
+    let status = |id: String| {
+        let t = &a.t;
+        async move {
+            let op = t.operator().await;
+            t.loft
+                .get_approval(&op, &id)
+                .await
+                .unwrap()
+                .approval
+                .status
+                .as_str()
+                .to_owned()
+        }
+    };
+
+    // The queue has a named checkbox per pending mail, in the bulk form.
+    let q = a.get("/approvals", &rv).await.text;
+    assert!(q.contains(r#"id="bulk""#) && q.contains(r#"action="/approvals/decide""#));
+    assert!(q.contains(&format!(r#"name="id" value="{one}" form="bulk""#)), "{q}");
+    assert!(q.contains("aria-label=\"Select “One” from "));
+    assert!(q.contains(">Approve selected<") && q.contains(">Reject selected with the reason<"));
+
+    // Someone else decides one meanwhile.
+    let op = a.t.operator().await;
+    a.t.loft
+        .reject(&op, &taken, loft_core::service::RejectRequest { reason: "no".into() })
+        .await
+        .unwrap();
+
+    // Without the CSRF token: refused, nothing decided.
+    let ids = [("id", one.as_str()), ("id", two.as_str()), ("id", taken.as_str())];
+    let mut form: Vec<(&str, &str)> = ids.to_vec();
+    form.push(("decision", "approve"));
+    let r = a.post("/approvals/decide", &rv, &form).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(status(one.clone()).await, "pending");
+
+    // With it: two approved, the third reported with why.
+    form.push(("csrf", &csrf));
+    let r = a.post("/approvals/decide", &rv, &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("2 of 3 approved"), "{}", r.text);
+    assert!(r.text.contains("1 could not be"));
+    assert_eq!(r.text.matches("not done: ").count(), 1, "{}", r.text);
+    assert_eq!(status(one.clone()).await, "approved");
+    assert_eq!(status(two.clone()).await, "approved");
+    assert_eq!(status(taken.clone()).await, "rejected");
+    // Each decision audited on its own, as the reviewer.
+    let reviewer = session_actor(&a, &rv).await;
+    let me = reviewer.identity().unwrap().id.clone();
+    let rows = a.t.audit_rows().await;
+    let approvals: Vec<_> = rows
+        .iter()
+        .filter(|r| r.entry.action == "approval.approve" && r.entry.actor_identity_id.as_ref() == Some(&me))
+        .filter_map(|r| r.entry.target.clone())
+        .collect();
+    assert_eq!(approvals, [one.clone(), two.clone()]);
+
+    // Rejecting needs a reason; an empty selection or an unknown decision is refused.
+    let three = send(&a.t, &researcher, to, "Three", "3", None).await;
+    for (form, why) in [
+        (
+            vec![("id", three.as_str()), ("decision", "reject"), ("reason", " ")],
+            "needs a reason",
+        ),
+        (vec![("decision", "approve")], "No mail was selected"),
+        (vec![("id", three.as_str()), ("decision", "maybe")], "approve or reject"),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &csrf));
+        let r = a.post("/approvals/decide", &rv, &form).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{form:?}");
+        assert!(r.text.contains(why), "{}", r.text);
+    }
+    assert_eq!(status(three.clone()).await, "pending");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("id", three.as_str()),
+        ("decision", "reject"),
+        ("reason", "not now"),
+    ];
+    let r = a.post("/approvals/decide", &rv, &form).await;
+    assert!(r.text.contains("1 of 1 rejected"), "{}", r.text);
+    let shown = a.get(&format!("/approvals/{three}"), &rv).await.text;
+    assert!(shown.contains("rejected") && shown.contains("not now"));
+    // All of a batch refused: 409.
+    let r = a.post("/approvals/decide", &rv, &form).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_held_mail_shows_the_earlier_mail_of_its_own_thread_only() {
+    let a = app().await;
+    let rv = a.reviewer().await;
+    let (agent, agent_actor) =
+        a.t.identity_with(CreateIdentityRequest {
+            name: "agent".into(),
+            oversight_mode: Some(loft_core::oversight::OversightMode::GatedSend),
+            ..Default::default()
+        })
+        .await;
+    let (_, vendor) = a.t.identity("vendor").await;
+    let to = [agent.identity.address.as_str()];
+    a.t.send(
+        &vendor,
+        &to,
+        "Invoice 42",
+        "Please pay <script>alert(1)</script> invoice 42.",
+    )
+    .await;
+    a.t.send(&vendor, &to, "Other thread", "An unrelated secret.").await;
+    let inbox = a.t.all_messages(&agent_actor, ListMessagesParams::default()).await;
+    let invoice = inbox.iter().find(|m| m.subject == "Invoice 42").unwrap();
+    let held =
+        a.t.loft
+            .reply(
+                &agent_actor,
+                invoice.id.as_str(),
+                loft_core::mail::ReplyMail {
+                    text: "Paid.".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    let id = held.approval.unwrap().id;
+    let page = a.get(&format!("/approvals/{id}"), &rv).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("Earlier in this thread"));
+    assert!(
+        page.text
+            .contains("Please pay &lt;script&gt;alert(1)&lt;/script&gt; invoice 42."),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("<script>alert"));
+    assert!(!page.text.contains("unrelated secret") && !page.text.contains("Other thread"));
+}
+
+#[tokio::test]
+async fn reviewers_choose_held_mail_notices_by_mail() {
+    let a = app().await;
+    let rv = a.reviewer().await;
+    let csrf = csrf_of(&rv);
+    let reviewer = session_actor(&a, &rv).await;
+    let own = reviewer.identity().unwrap().address.to_string();
+
+    let page = a.get("/notifications", &rv).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("Notices by mail are off") && page.text.contains("console_url"));
+    // CSRF needed; an outside address refused with why; the own address kept.
+    let r = a
+        .post("/notifications", &rv, &[("address", &own), ("then", "save")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = a
+        .post(
+            "/notifications",
+            &rv,
+            &[("csrf", &csrf), ("address", "me@outside.example"), ("then", "save")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text.contains("not an address hosted on this server"));
+    let r = a
+        .post(
+            "/notifications",
+            &rv,
+            &[("csrf", &csrf), ("address", &own), ("then", "save")],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/notifications"));
+    assert!(
+        a.get("/notifications", &rv)
+            .await
+            .text
+            .contains(&format!("Notices go to <strong>{own}</strong>"))
+    );
+
+    // A held mail: its notice has the subject, sender, reasons and the console link; never
+    // the body, never a link that decides.
+    let researcher = gated(&a.t, "researcher").await;
+    let (writer, _) = a.t.identity("writer").await;
+    let id = send(
+        &a.t,
+        &researcher,
+        writer.identity.address.as_str(),
+        "Figures",
+        "THE BODY ITSELF",
+        None,
+    )
+    .await;
+    loft_core::runner::JobRunner::new(a.t.loft.clone(), "test")
+        .run_due()
+        .await
+        .unwrap();
+    let inbox = a.t.all_messages(&reviewer, ListMessagesParams::default()).await;
+    let notice = inbox.iter().find(|m| m.subject == "Held for review: Figures").unwrap();
+    let notice = a.t.loft.get_message(&reviewer, notice.id.as_str()).await.unwrap();
+    assert!(
+        notice
+            .text
+            .contains(&format!("{}/approvals/{id}", loft_testkit::TEST_CONSOLE_URL))
+    );
+    assert!(notice.text.contains("Why it is held") && notice.text.contains("From: researcher"));
+    for never in ["THE BODY ITSELF", "/approve", "/reject", "/edit"] {
+        assert!(!notice.text.contains(never), "{never}: {}", notice.text);
+    }
+    // The operator has no notices by mail (not an identity): the page says so.
+    let op = a.operator().await;
+    let page = a.get("/notifications", &op).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("for reviewers"));
+    // Turned off.
+    let r = a.post("/notifications", &rv, &[("csrf", &csrf), ("then", "off")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        a.get("/notifications", &rv)
+            .await
+            .text
+            .contains("Notices by mail are off")
+    );
 }

@@ -204,6 +204,12 @@ impl SignInLimiter {
     }
 }
 
+/// The console page of approval `id` under the console's URL `base`: it asks for sign-in
+/// first, and decides nothing by being opened.
+pub fn approval_url(base: &str, id: &str) -> String {
+    format!("{}/approvals/{id}", base.trim_end_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ pub mod keys;
 pub mod limits;
 pub mod mail;
 pub mod mailauth;
+pub mod notices;
 pub mod oversight;
 pub mod quota;
 pub mod random;

@@ -485,6 +485,8 @@ pub struct InboundMail {
     pub held_copies: Vec<crate::oversight::HeldCopy>,
     /// The attachments found in `raw`, listed on every copy.
     pub attachments: Vec<Attachment>,
+    /// Background work queued in the same transaction (the held-mail notices of its holds).
+    pub jobs: Vec<crate::jobs::NewJob>,
 }
 
 /// How long an idempotency key is remembered.

@@ -3,7 +3,8 @@
 //! time, or for good).
 //!
 //! It is generic: a handler is a [`JobHandler`] for one job kind, and [`JobRunner::new`] holds
-//! the ones Loft has ([`crate::schedule::RELEASE_JOB`] and [`crate::webhooks::DELIVER_JOB`];
+//! the ones Loft has ([`crate::schedule::RELEASE_JOB`], [`crate::webhooks::DELIVER_JOB`] and
+//! [`crate::notices::NOTICE_JOB`];
 //! the SMTP delivery worker adds its own). Jobs of kinds it does not know stay queued for whoever does. Every node
 //! may run one: claims take a lease and never hand one job to two runners, and a handler whose
 //! work must happen once guards it in its own transaction as well (the release of a scheduled
@@ -21,6 +22,11 @@ use tokio::sync::watch;
 use crate::jobs::{Job, Retry};
 use crate::service::Loft;
 use crate::{Error, Result};
+
+/// How often a runner deletes expired console sessions
+/// ([`Loft::purge_expired_console_sessions`]): housekeeping, not a job of the table, since
+/// every node may do it and doing it twice is harmless.
+pub const PURGE_EVERY_SECS: i64 = 600;
 
 /// How a job's run failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +86,19 @@ impl JobHandler for DeliverWebhooks {
     }
 }
 
+/// Writes held-mail notices ([`crate::notices`]).
+struct HeldMailNotices;
+
+#[async_trait]
+impl JobHandler for HeldMailNotices {
+    fn kind(&self) -> &'static str {
+        crate::notices::NOTICE_JOB
+    }
+    async fn run(&self, loft: &Loft, job: &Job) -> std::result::Result<(), JobError> {
+        loft.run_notice_job(job).await
+    }
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunReport {
@@ -97,6 +116,8 @@ pub struct JobRunner {
     lease_secs: i64,
     /// Jobs claimed at once.
     batch: u32,
+    /// When this runner last purged expired console sessions (by the Loft clock).
+    last_purge: std::sync::Mutex<Option<crate::time::Timestamp>>,
 }
 
 impl JobRunner {
@@ -105,10 +126,15 @@ impl JobRunner {
     pub fn new(loft: Arc<Loft>, worker: impl Into<String>) -> Self {
         Self {
             loft,
-            handlers: vec![Box::new(ReleaseScheduled), Box::new(DeliverWebhooks)],
+            handlers: vec![
+                Box::new(ReleaseScheduled),
+                Box::new(DeliverWebhooks),
+                Box::new(HeldMailNotices),
+            ],
             worker: worker.into(),
             lease_secs: 60,
             batch: 20,
+            last_purge: std::sync::Mutex::new(None),
         }
     }
 
@@ -134,6 +160,7 @@ impl JobRunner {
                 .claim_jobs(&kinds, &self.worker, now, now.plus_secs(self.lease_secs), self.batch)
                 .await?;
             if jobs.is_empty() {
+                self.housekeeping().await?;
                 return Ok(report);
             }
             for job in jobs {
@@ -160,6 +187,27 @@ impl JobRunner {
                 }
             }
         }
+    }
+
+    /// Periodic upkeep that is not a job of the table: expired console sessions deleted at
+    /// most every [`PURGE_EVERY_SECS`] (on the first pass, then on the first pass after that).
+    async fn housekeeping(&self) -> Result<()> {
+        let now = self.loft.now();
+        let due = {
+            let last = self
+                .last_purge
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            last.is_none_or(|t| now.as_micros() >= t.plus_secs(PURGE_EVERY_SECS).as_micros())
+        };
+        if due {
+            self.loft.purge_expired_console_sessions().await?;
+            *self
+                .last_purge
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
+        }
+        Ok(())
     }
 
     /// Runs due jobs about every `poll`, and at once when this process queues one, until `stop`

@@ -31,6 +31,7 @@ use crate::store::Store;
 use crate::time::{Clock, Timestamp};
 use crate::{Error, Result};
 
+mod approval_context;
 mod approval_edits;
 mod audit;
 mod auth;
@@ -50,6 +51,7 @@ mod keys;
 mod mailbox;
 mod messages;
 mod mode_requests;
+mod notices;
 mod oversight;
 mod rules;
 mod schedule;
@@ -58,6 +60,7 @@ mod submission;
 mod vault;
 mod webhooks;
 
+pub use approval_context::{ApprovalContext, CONTEXT_MESSAGES};
 pub use approval_edits::EditHeldMail;
 pub use audit::{AuditExportParams, ListAuditParams};
 pub use auth::KEY_CACHE_TTL;
@@ -109,6 +112,10 @@ pub struct LoftConfig {
     pub default_oversight_mode: OversightMode,
     /// How long held mail waits for a reviewer before it expires.
     pub approval_ttl_secs: i64,
+    /// Where people open the web console (`https://loft.example.com`, no trailing slash):
+    /// `--public-url`, or the HTTP address. Held-mail events and notices link to an
+    /// approval's page under it; `None` leaves the link out.
+    pub console_url: Option<String>,
 }
 
 /// Held mail expires after three days unless the operator sets another time.
@@ -123,6 +130,7 @@ impl LoftConfig {
             max_attachment_bytes: crate::mail::DEFAULT_MAX_ATTACHMENT_BYTES,
             default_oversight_mode: OversightMode::DEFAULT,
             approval_ttl_secs: DEFAULT_APPROVAL_TTL_SECS,
+            console_url: None,
         }
     }
 }

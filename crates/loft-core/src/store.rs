@@ -469,6 +469,7 @@ pub trait Store:
     + crate::domains::DomainStore
     + crate::webhooks::WebhookStore
     + crate::console::ConsoleStore
+    + crate::notices::NoticeStore
     + Send
     + Sync
     + 'static

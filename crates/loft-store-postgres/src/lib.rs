@@ -61,6 +61,7 @@ mod events;
 mod identities;
 mod jobs;
 mod mail;
+mod notices;
 mod oversight;
 mod oversight_edits;
 mod rows;

@@ -423,6 +423,9 @@ async fn insert_content(
 /// transaction, which has locked the copies' mailboxes already ([`lock_mailboxes`]).
 pub(crate) async fn write_inbound_locked(conn: &mut PgConnection, mail: InboundMail) -> Result<()> {
     let parents = parents(&mail.content);
+    for job in &mail.jobs {
+        crate::jobs::insert(&mut *conn, job).await?;
+    }
     let content_id = insert_content(&mut *conn, &mail.content, mail.raw, &mail.attachments).await?;
     insert_inbox_copies(conn, &mail.copies, content_id, &mail.content.message_id, &parents).await
 }
@@ -434,6 +437,7 @@ pub(crate) async fn receive_mail(pool: &PgPool, mail: InboundMail, audit: AuditE
         copies,
         held_copies,
         attachments,
+        jobs,
     } = mail;
     let size = raw.len() as i64;
     let parents = parents(&c);
@@ -443,6 +447,9 @@ pub(crate) async fn receive_mail(pool: &PgPool, mail: InboundMail, audit: AuditE
     let content_id = insert_content(w.conn(), &c, raw, &attachments).await?;
     insert_inbox_copies(w.conn(), &copies, content_id, &c.message_id, &parents).await?;
     crate::oversight::insert_held(w.conn(), &held_copies, content_id, &parents, c.created_at).await?;
+    for job in &jobs {
+        crate::jobs::insert(w.conn(), job).await?;
+    }
     w.audit(audit).await?;
     w.commit().await?;
     Ok(())

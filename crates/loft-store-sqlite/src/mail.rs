@@ -81,6 +81,9 @@ pub(crate) async fn write_inbound(conn: &mut SqliteConnection, mail: &InboundMai
     for h in &mail.held_copies {
         insert_held(conn, c, &shared, h).await?;
     }
+    for job in &mail.jobs {
+        crate::jobs::insert(conn, job).await?;
+    }
     Ok(())
 }
 

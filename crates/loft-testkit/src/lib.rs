@@ -42,6 +42,8 @@ pub use loft_mailauth::StaticDns;
 
 /// The mail domain of every test server.
 pub const TEST_DOMAIN: &str = "agents.test";
+/// The console URL of [`test_loft`] (`--public-url`): held-mail events and notices link under it.
+pub const TEST_CONSOLE_URL: &str = "https://console.agents.test";
 
 /// Where every manual clock starts: 2026-11-18T22:13:20Z, a fixed instant so that runs repeat.
 pub const TEST_START: Timestamp = Timestamp::from_micros(1_795_000_000_000_000);
@@ -163,6 +165,7 @@ fn build_with(
         // each identity's mode explicitly.
         LoftConfig {
             default_oversight_mode: OversightMode::Autonomous,
+            console_url: Some(TEST_CONSOLE_URL.into()),
             ..LoftConfig::new(TEST_DOMAIN)
         },
     )

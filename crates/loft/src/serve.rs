@@ -699,6 +699,7 @@ pub async fn app_with_outbound(
             max_attachment_bytes: args.max_attachment_bytes,
             default_oversight_mode: args.default_oversight_mode,
             approval_ttl_secs: args.approval_ttl_secs,
+            console_url: Some(console_url(args)?),
             ..LoftConfig::new(args.domain.to_ascii_lowercase())
         },
     )
@@ -749,6 +750,34 @@ pub async fn app_with_outbound(
         store,
         loft,
     ))
+}
+
+/// Where people open the console: `--public-url` (http or https, without a trailing
+/// slash), or else the HTTP address (loopback for an unspecified one).
+fn console_url(args: &ServeArgs) -> Result<String, String> {
+    if let Some(u) = args.public_url.as_deref() {
+        let u = u.trim().trim_end_matches('/');
+        let lower = u.to_ascii_lowercase();
+        let host = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"))
+            .unwrap_or("");
+        if host.is_empty() || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "--public-url: `{u}` is not an http:// or https:// URL (such as https://loft.example.com)"
+            ));
+        }
+        return Ok(u.to_owned());
+    }
+    let mut addr = args.http;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    Ok(format!("http://{addr}"))
 }
 
 /// Holds an exclusive lock on `<database>.lock` (owner-only, holding this process's id) for
@@ -815,6 +844,11 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.http))?;
+    // The port actually bound (`--http 127.0.0.1:0` picks one): the console's links use it.
+    let mut args = args;
+    if let Ok(bound) = listener.local_addr() {
+        args.http = bound;
+    }
     let smtp_listener = match smtp.smtp {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)

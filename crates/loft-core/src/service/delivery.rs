@@ -354,6 +354,7 @@ impl Loft {
             // A notice about the identity's own mail: never held for a reviewer.
             held_copies: vec![],
             attachments: vec![],
+            jobs: vec![],
         })
     }
 

@@ -224,13 +224,16 @@ impl Loft {
             &content.from,
             &content.subject,
         ));
+        self.link_approvals(&mut audit.events);
         let woken = super::events::raised_by(&audit);
+        let jobs = super::notices::notice_jobs(held_copies.iter().map(|h| &h.hold.id), now);
         let mail = InboundMail {
             content,
             raw: stored,
             copies: delivered,
             held_copies,
             attachments: parsed.attachments,
+            jobs,
         };
         self.store.receive_mail(mail, audit).await?;
         self.wake(&woken);

@@ -203,6 +203,27 @@ impl Loft {
     }
 }
 
+impl Loft {
+    /// Adds `console_url` (the approval's page in the web console, when the server knows its
+    /// URL) to every `approval.requested` event in `events`. The page asks for sign-in: the
+    /// link shows the mail to a reviewer, it never decides anything by itself.
+    pub(super) fn link_approvals(&self, events: &mut [NewEvent]) {
+        let Some(base) = self.config.console_url.as_deref() else {
+            return;
+        };
+        for e in events.iter_mut().filter(|e| e.kind == EventKind::ApprovalRequested) {
+            if let Some(id) = e.payload.get("approval_id").and_then(|v| v.as_str()).map(str::to_owned)
+                && let Some(p) = e.payload.as_object_mut()
+            {
+                p.insert(
+                    "console_url".into(),
+                    serde_json::json!(crate::console::approval_url(base, &id)),
+                );
+            }
+        }
+    }
+}
+
 /// `approval.requested` for each held incoming copy. Its identity is the recipient (so the
 /// operator can filter by it), but the recipient's own keys never see it: it names a mail the
 /// recipient may not see yet ([`super::events`] leaves `receive` approvals to reviewers).

@@ -369,8 +369,14 @@ impl Loft {
             &content.from,
             &content.subject,
         ));
+        self.link_approvals(&mut audit.events);
         let woken = super::events::raised_by(&audit);
-        let jobs = mail::delivery_jobs(&me.id, &sender_copy.id, &delivery, now);
+        let mut jobs = mail::delivery_jobs(&me.id, &sender_copy.id, &delivery, now);
+        // Reviewers who asked are told by mail, later: the hold does not wait for it.
+        jobs.extend(super::notices::notice_jobs(
+            held.iter().map(|h| &h.id).chain(held_copies.iter().map(|h| &h.hold.id)),
+            now,
+        ));
         // A held mail records its contacts when it is approved, a scheduled one when it is
         // released; neither now.
         let contacts = if held.is_some() || later.is_some() {

@@ -520,7 +520,7 @@ impl Loft {
         let queued = delivery.iter().filter(|d| d.status == DeliveryStatus::Queued).count() as u64;
         self.check_mail_quotas(&composer, &local_recipients, queued, message.size.max(0) as u64, now)
             .await?;
-        let jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
+        let mut jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
         let (recipient_copies, held_copies) = self
             .hold_incoming(&message.from, true, recipient_copies, now, None)
             .await?;
@@ -558,6 +558,8 @@ impl Loft {
             &message.from,
             &message.subject,
         ));
+        self.link_approvals(&mut audit.events);
+        jobs.extend(super::notices::notice_jobs(held_copies.iter().map(|h| &h.hold.id), now));
         let woken = super::events::raised_by(&audit);
         let decision = StoredDecision {
             id: approval.id.clone(),

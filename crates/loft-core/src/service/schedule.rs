@@ -212,7 +212,7 @@ impl Loft {
         // now (a cap reached makes the job retry when it frees); the mail itself was counted
         // when it was composed.
         self.check_caps_adding(&composer, &all, 0).await?;
-        let jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
+        let mut jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
         let (recipient_copies, held_copies) = self
             .hold_incoming(&message.from, true, recipient_copies, now, None)
             .await?;
@@ -246,6 +246,8 @@ impl Loft {
             &message.from,
             &message.subject,
         ));
+        self.link_approvals(&mut audit.events);
+        jobs.extend(super::notices::notice_jobs(held_copies.iter().map(|h| &h.hold.id), now));
         let woken = super::events::raised_by(&audit);
         let release = ScheduledRelease {
             owner: s.owner.clone(),

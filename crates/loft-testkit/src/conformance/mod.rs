@@ -27,6 +27,7 @@
     reason = "test stories read top to bottom; short names like `a`/`aa` pair an identity with its actor"
 )]
 
+mod approvals_console;
 mod attachments;
 mod audit;
 mod caps;
@@ -59,6 +60,7 @@ use std::time::Duration;
 
 use loft_core::store::Store;
 
+pub use approvals_console::*;
 pub use attachments::*;
 pub use audit::*;
 pub use caps::*;
@@ -309,6 +311,9 @@ macro_rules! conformance_tests {
             attachments_count_in_the_quota,
             attachments_are_read_by_the_exfiltration_guard,
             console_sessions_invites_and_passwords,
+            approvals_context_is_the_held_mails_own_thread,
+            approvals_expired_console_sessions_are_purged_by_the_runner,
+            approvals_held_mail_notices_by_mail,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {
@@ -329,6 +334,7 @@ mod tests {
     #[test]
     fn every_case_runs_on_both_backends() {
         let modules = [
+            include_str!("approvals_console.rs"),
             include_str!("attachments.rs"),
             include_str!("audit.rs"),
             include_str!("caps.rs"),
