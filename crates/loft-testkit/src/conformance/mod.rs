@@ -246,6 +246,7 @@ macro_rules! conformance_tests {
             drafts_reply_threads,
             drafts_send_once_concurrently,
             drafts_gate_and_quota,
+            drafts_hold_attachments_and_send_them,
             scheduled_send_waits_then_goes_once,
             scheduled_gated_approve_then_waits,
             scheduled_cancel_and_reschedule,
@@ -307,6 +308,7 @@ macro_rules! conformance_tests {
             attachments_refusals_write_nothing,
             attachments_count_in_the_quota,
             attachments_are_read_by_the_exfiltration_guard,
+            attachments_go_along_with_a_forward,
             console_sessions_invites_and_passwords,
         );
     };
