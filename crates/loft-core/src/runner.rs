@@ -328,17 +328,9 @@ impl JobRunner {
                 if webhooks && let Err(e) = self.loft.queue_webhook_jobs().await {
                     on_error(&e);
                 }
-                // Claim until the places are full or nothing more is due.
-                loop {
-                    let free = self.concurrency.saturating_sub(in_hand.len());
-                    match self.fill(&mut in_hand).await {
-                        Ok(n) if n > 0 && n == free => continue,
-                        Ok(_) => break,
-                        Err(e) => {
-                            on_error(&e);
-                            break;
-                        }
-                    }
+                // Fill the free places (a claim takes at most that many).
+                if let Err(e) = self.fill(&mut in_hand).await {
+                    on_error(&e);
                 }
             }
             tokio::select! {

@@ -1135,6 +1135,11 @@ mod tests {
     #[tokio::test]
     async fn dns_answers_hold_address_records_for_delivery() {
         use loft_smtp::outbound::DnsError;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            smtp: SmtpArgs,
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dns.json");
         std::fs::write(
@@ -1143,11 +1148,6 @@ mod tests {
                 "a": {"mx.b.test": ["127.0.0.1"]}, "aaaa": {"mx.b.test": ["::1"]}}"#,
         )
         .unwrap();
-        #[derive(clap::Parser)]
-        struct Flags {
-            #[command(flatten)]
-            smtp: SmtpArgs,
-        }
         let flags =
             <Flags as clap::Parser>::try_parse_from(["x", "--smtp-outbound-resolve", "c.test=127.0.0.2"]).unwrap();
         let r = flags.smtp.resolver(Some(&path)).unwrap();

@@ -461,9 +461,9 @@ async fn mail_send_and_reply_carry_attachments() {
     assert!(body(&bad).to_string().contains("1048576"), "{}", body(&bad));
 }
 
-/// Files on a draft (drafts_create / drafts_update, null taken as not given), sent with it by
-/// drafts_send; mail_forward carries the message's files and the ones added (null taken as
-/// none), or none with keep_attachments false.
+/// Files on a draft (`drafts_create` / `drafts_update`, null taken as not given), sent with it
+/// by `drafts_send`; `mail_forward` carries the message's files and the ones added (null taken
+/// as none), or none with `keep_attachments` false.
 #[tokio::test]
 async fn drafts_and_forwards_carry_attachments() {
     use base64::Engine as _;

@@ -778,11 +778,11 @@ async fn deliveries_to_a_slow_mx_proceed_in_parallel_up_to_the_concurrency() {
 
     // With two places, never more than two at once.
     let s2 = sink(Ipv4Addr::LOCALHOST, 0, script, "mx", log).await;
-    let Rig { t, runner, _dir } = rig(direct(s2.port), resolver).await;
+    let Rig { t, runner, _dir: dir } = rig(direct(s2.port), resolver).await;
     let r2 = Rig {
         t,
         runner: runner.with_concurrency(2),
-        _dir,
+        _dir: dir,
     };
     let (_, a) = r2.t.identity("a").await;
     r2.t.send(&a, &to, "Two at a time", "x").await;

@@ -179,14 +179,14 @@ async fn drafts_and_forwards_carry_attachments() {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let app = crate::App::with_limit(4 * 1024 * 1024).await;
-    let (_, _, a) = app.identity("a").await;
-    let (_, b_addr, b) = app.identity("b").await;
-    let (_, c_addr, c) = app.identity("c").await;
+    let (_, _, alice) = app.identity("a").await;
+    let (_, b_addr, bob) = app.identity("b").await;
+    let (_, c_addr, carol) = app.identity("c").await;
 
     let r = app
         .post(
             "/v0/drafts",
-            &a,
+            &alice,
             json!({ "to": b_addr, "subject": "Files", "text": "x",
                     "attachments": [{"filename": "data.csv", "content_type": "text/csv", "content_base64": b64(b"a,b\n")}] }),
         )
@@ -201,7 +201,7 @@ async fn drafts_and_forwards_carry_attachments() {
     assert_error(
         &app.patch(
             &format!("/v0/drafts/{id}"),
-            &a,
+            &alice,
             json!({ "attachments": [{"filename": "a/b", "content_base64": "eA=="}] }),
         )
         .await,
@@ -212,7 +212,7 @@ async fn drafts_and_forwards_carry_attachments() {
     assert_error(
         &app.patch(
             &format!("/v0/drafts/{id}"),
-            &a,
+            &alice,
             json!({ "attachments": [{"filename": "big.bin", "content_base64": b64(&vec![1u8; limit + 1])}] }),
         )
         .await,
@@ -220,18 +220,18 @@ async fn drafts_and_forwards_carry_attachments() {
         "attachment_too_large",
     );
     let r = app
-        .call(Method::POST, &format!("/v0/drafts/{id}/send"), Some(&a), None)
+        .call(Method::POST, &format!("/v0/drafts/{id}/send"), Some(&alice), None)
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["attachments"][0]["name"], "data.csv");
 
     // Bob forwards it to Carol with a file of his.
-    let inbox = app.get("/v0/messages", &b).await;
+    let inbox = app.get("/v0/messages", &bob).await;
     let mid = inbox.body["items"][0]["id"].as_str().unwrap().to_owned();
     let r = app
         .post(
             &format!("/v0/messages/{mid}/forward"),
-            &b,
+            &bob,
             json!({ "to": c_addr, "text": "FYI",
                     "attachments": [{"filename": "notes.txt", "content_base64": b64(b"mine")}] }),
         )
@@ -244,14 +244,14 @@ async fn drafts_and_forwards_carry_attachments() {
         .map(|x| x["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["data.csv", "notes.txt"]);
-    let got = app.get("/v0/messages", &c).await;
+    let got = app.get("/v0/messages", &carol).await;
     let cid = got.body["items"][0]["id"].as_str().unwrap().to_owned();
-    let f = app.get(&format!("/v0/messages/{cid}/attachments/0"), &c).await;
+    let f = app.get(&format!("/v0/messages/{cid}/attachments/0"), &carol).await;
     assert_eq!(f.text, "a,b\n");
     let r = app
         .post(
             &format!("/v0/messages/{mid}/forward"),
-            &b,
+            &bob,
             json!({ "to": c_addr, "keep_attachments": false }),
         )
         .await;

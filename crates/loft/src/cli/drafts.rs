@@ -2,6 +2,7 @@
 //! its API key). Sending a draft is exactly a send (or, for a draft that answers a message, a
 //! reply), and the draft is gone once it is sent.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -256,12 +257,13 @@ fn draft(d: &Draft) -> String {
         out.push_str("(with an HTML body)\n");
     }
     for a in &d.attachments {
-        out.push_str(&format!(
-            "attachment: {} ({}, {} bytes)\n",
+        let _ = writeln!(
+            out,
+            "attachment: {} ({}, {} bytes)",
             clean(a.name.as_deref().unwrap_or("-")),
             a.content_type,
             a.size
-        ));
+        );
     }
     out
 }
