@@ -1,8 +1,10 @@
 """Two Loft servers over real SMTP sockets, as two organisations on the internet would be:
 `a.test` and `b.test`, each a `loft serve` with its own `--smtp` listener on loopback and
-`--deliver-direct` to the other (the other's address given by `--smtp-outbound-resolve`, its
-port by `--smtp-outbound-port`), each with the other's DKIM, SPF and DMARC records as DNS
-answers (`--dns-answers`: the records `loft domain add` printed on the other server).
+`--deliver-direct` to the other (its port given by `--smtp-outbound-port`), each with the
+other's MX, DKIM, SPF and DMARC records as DNS answers (`--dns-answers`: the records
+`loft domain add` printed on the other server, as printed, plus an A record putting the MX host
+at 127.0.0.1). Direct delivery finds the other server through those answers (MX, then the MX
+host's A record), and SPF's `mx` mechanism resolves through the same records.
 
 An agent on A mails an agent on B; B's agent sees it as `external_authenticated` (SPF, DKIM
 with both selectors, DMARC pass) and replies; A's agent finds the reply in the thread of its
@@ -10,9 +12,8 @@ mail, authenticated the same way. Both sender copies say `delivered` with the ot
 `250 ... stored as` reply.
 
 The servers start twice: first to add their domains (which makes the DKIM keys), then with
-the other's records (the answers file is read at start-up). The SPF records given are
-`ip4:127.0.0.1` where the printed ones say `mx` (the answers file carries no address records;
-`mx` would resolve to the same address).
+the other's records (the answers file is read at start-up). No query leaves the process: a
+name the answers do not hold does not exist.
 """
 
 from __future__ import annotations
@@ -27,18 +28,20 @@ from postfixrig import free_port
 
 
 def dns_from(records: list[dict]) -> dict:
+    """The published records as DNS answers, with the MX hosts at 127.0.0.1."""
     txt: dict[str, list[str]] = {}
     mx: dict[str, list[list]] = {}
+    a: dict[str, list[str]] = {}
     for r in records:
         if r["type"] == "TXT":
-            value = r["value"]
-            if value.startswith("v=spf1"):
-                value = "v=spf1 ip4:127.0.0.1 -all"
-            txt.setdefault(r["name"], []).append(value)
+            txt.setdefault(r["name"], []).append(r["value"])
         else:
             pref, host = r["value"].split()
             mx.setdefault(r["name"], []).append([int(pref), host.rstrip(".")])
-    return {"txt": txt, "mx": mx}
+            a.setdefault(host.rstrip("."), []).append("127.0.0.1")
+    spf = [v for values in txt.values() for v in values if v.startswith("v=spf1")]
+    assert spf == ["v=spf1 mx -all"], spf
+    return {"txt": txt, "mx": mx, "a": a}
 
 
 def wait(what: str, probe, timeout: float = 60):  # type: ignore[no-untyped-def]
@@ -99,7 +102,6 @@ def test_two_loft_servers_mail_each_other_with_dkim_passing_both_ways() -> None:
             s = LoftServer(root / name, smtp=f"127.0.0.1:{port[name]}", dns=dns_from(first[other]["records"]),
                            env={"LOFT_DOMAIN": f"{name}.test"}, args=[
                                "--deliver-direct", "--smtp-outbound-port", str(port[other]),
-                               "--smtp-outbound-resolve", f"{other}.test=127.0.0.1",
                            ])
             s.admin_key = first[name]["server"].admin_key
             servers.append(s)

@@ -11,11 +11,11 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::Result;
 use crate::audit::AuditEntry;
 use crate::ids::{DraftId, IdentityId, MessageId};
-use crate::mail::StorePage;
+use crate::mail::{Attachment, OutgoingFile, StorePage};
 use crate::time::Timestamp;
+use crate::{Error, Result};
 
 /// The longest recipient a draft keeps, in bytes (a valid address is at most 64 + 1 + 253).
 pub const MAX_DRAFT_ADDRESS: usize = 320;
@@ -35,8 +35,79 @@ pub struct Draft {
     /// The message (in the composer's own mailbox) this draft answers: sending it is then a
     /// reply, threaded with that message.
     pub reply_to: Option<MessageId>,
+    /// The files it will send (name, type, size), in order; checked as a send's when written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// Their bytes, kept for the send (not shown: `attachments` lists them). Set with
+    /// [`Draft::set_files`], which keeps the listing in step.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub files: Vec<OutgoingFile>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Draft {
+    /// Sets the draft's files and their listing.
+    pub fn set_files(&mut self, files: Vec<OutgoingFile>) {
+        self.attachments = list_files(&files);
+        self.files = files;
+    }
+}
+
+/// The listing of a draft's files.
+pub fn list_files(files: &[OutgoingFile]) -> Vec<Attachment> {
+    files
+        .iter()
+        .map(|f| Attachment {
+            name: Some(f.filename.clone()),
+            content_type: f.content_type.clone(),
+            size: f.bytes.len() as u64,
+            inline: false,
+        })
+        .collect()
+}
+
+/// A draft's file as stored (the stores keep the list as JSON text).
+#[derive(Serialize, Deserialize)]
+struct StoredFile {
+    filename: String,
+    content_type: String,
+    base64: String,
+}
+
+/// A draft's files as the stores keep them: JSON text, each file's bytes in base64.
+pub fn encode_files(files: &[OutgoingFile]) -> Result<String> {
+    use base64::Engine as _;
+    let stored: Vec<StoredFile> = files
+        .iter()
+        .map(|f| StoredFile {
+            filename: f.filename.clone(),
+            content_type: f.content_type.clone(),
+            base64: base64::engine::general_purpose::STANDARD.encode(&f.bytes),
+        })
+        .collect();
+    serde_json::to_string(&stored).map_err(|e| Error::internal(format!("encoding a draft's files: {e}")))
+}
+
+/// The inverse of [`encode_files`].
+pub fn decode_files(text: &str) -> Result<Vec<OutgoingFile>> {
+    use base64::Engine as _;
+    let stored: Vec<StoredFile> =
+        serde_json::from_str(text).map_err(|e| Error::internal(format!("a draft's stored files do not parse: {e}")))?;
+    stored
+        .into_iter()
+        .map(|f| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(f.base64)
+                .map_err(|e| Error::internal(format!("a draft's stored file is not base64: {e}")))?;
+            Ok(OutgoingFile {
+                filename: f.filename,
+                content_type: f.content_type,
+                bytes,
+            })
+        })
+        .collect()
 }
 
 /// Drafts, one identity's at a time (conformance: `drafts`). Another owner's draft behaves
@@ -52,7 +123,8 @@ pub trait DraftStore: Send + Sync {
     /// Newest first; the cursor is a sequence number.
     async fn list_drafts(&self, owner: &IdentityId, before_seq: Option<i64>, limit: u32) -> Result<StorePage<Draft>>;
 
-    /// Replaces the draft `(owner, draft.id)` (all its fields but `created_at`), with its audit
+    /// Replaces the draft `(owner, draft.id)` (all its fields but `created_at`, its files
+    /// included), with its audit
     /// row. `NotFound` when the owner has no such draft (it was sent or deleted meanwhile).
     async fn update_draft(&self, owner: &IdentityId, draft: Draft, audit: AuditEntry) -> Result<()>;
 

@@ -185,6 +185,18 @@ fn describe(p: &mail_parser::MessagePart<'_>) -> Attachment {
     }
 }
 
+/// Every attachment of the raw message, in the order `attachments` lists them, with its
+/// decoded bytes (what a forward carries).
+pub fn all_attachments(raw: &[u8]) -> Vec<(Attachment, Vec<u8>)> {
+    let Some(m) = MessageParser::default().parse(raw) else {
+        return Vec::new();
+    };
+    m.attachments()
+        .take(MAX_ATTACHMENTS)
+        .map(|part| (describe(&part), part.decoded().into_owned()))
+        .collect()
+}
+
 /// Attachment `index` (0-based, in the order `attachments` lists them) of the raw message:
 /// what the listing says of it, and its decoded bytes. `None` when there is no such attachment.
 pub fn attachment(raw: &[u8], index: usize) -> Option<(Attachment, Vec<u8>)> {

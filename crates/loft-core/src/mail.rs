@@ -822,6 +822,72 @@ pub fn parse_attachments(list: &[NewAttachment], max_bytes: usize) -> Result<Vec
     Ok(out)
 }
 
+/// The files of a forward: the forwarded message's attachments (`carried`, as
+/// [`crate::inbound::all_attachments`] reads them), then the forwarder's own (`added`, checked
+/// as for a send), within the limits of a send: at most [`MAX_SENT_ATTACHMENTS`] and
+/// `max_bytes` decoded together. A carried file keeps its name, made plain where it is not (a
+/// path separator or control character becomes `_`; a part without a name is
+/// `attachment-N`), and its content type.
+pub fn forwarded_files(
+    carried: Vec<(Attachment, Vec<u8>)>,
+    added: &[NewAttachment],
+    max_bytes: usize,
+) -> Result<Vec<OutgoingFile>> {
+    let added = parse_attachments(added, max_bytes)?;
+    let count = carried.len() + added.len();
+    if count > MAX_SENT_ATTACHMENTS {
+        return Err(Error::invalid(
+            "too_many_attachments",
+            format!(
+                "the forwarded message carries {} attachment(s) and {} are added: at most {MAX_SENT_ATTACHMENTS} per mail",
+                carried.len(),
+                added.len()
+            ),
+        )
+        .with_hint("add fewer files, or forward with `keep_attachments: false` and attach what is needed"));
+    }
+    let carried_bytes: usize = carried.iter().map(|(_, b)| b.len()).sum();
+    let added_bytes: usize = added.iter().map(|f| f.bytes.len()).sum();
+    if carried_bytes.saturating_add(added_bytes) > max_bytes {
+        return Err(Error::too_large(
+            "attachment_too_large",
+            format!(
+                "the forwarded message's attachments ({carried_bytes} bytes) and the added ones ({added_bytes} bytes) come to more than {max_bytes} bytes (decoded); the limit is {max_bytes} bytes per mail"
+            ),
+        )
+        .with_hint("forward with `keep_attachments: false` (the text only), or ask the operator to raise `--max-attachment-bytes`"));
+    }
+    let mut out: Vec<OutgoingFile> = carried
+        .into_iter()
+        .enumerate()
+        .map(|(i, (a, bytes))| {
+            let plain: Option<String> = a.name.as_deref().map(|n| {
+                n.chars()
+                    .map(|c| {
+                        if c == '/' || c == '\\' || c.is_control() {
+                            '_'
+                        } else {
+                            c
+                        }
+                    })
+                    .collect()
+            });
+            let filename = plain
+                .filter(|n| check_filename(i, n).is_ok())
+                .unwrap_or_else(|| format!("attachment-{}", i + 1));
+            let content_type =
+                check_content_type(i, Some(&a.content_type)).unwrap_or_else(|_| "application/octet-stream".into());
+            OutgoingFile {
+                filename,
+                content_type,
+                bytes,
+            }
+        })
+        .collect();
+    out.extend(added);
+    Ok(out)
+}
+
 fn check_filename(i: usize, name: &str) -> Result<String> {
     let why = if name.trim().is_empty() {
         Some("is empty")
@@ -989,6 +1055,14 @@ pub struct ForwardMail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub send_at: Option<String>,
+    /// Whether the forwarded message's attachments go along (default true); `false` forwards
+    /// its text only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_attachments: Option<bool>,
+    /// Files to add, as for a send; with the forwarded message's own, at most 20 and together
+    /// at most the server's `--max-attachment-bytes` decoded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<NewAttachment>,
 }
 
 /// The subject of a forward: `Fwd: ` before the original's, unless it has one already.

@@ -115,12 +115,14 @@ impl DnsCache for Caches {
 }
 
 /// DNS answers given up front (tests, or a host with no resolver): names with their TXT
-/// strings and MX hosts; every other name does not exist. Keys are lowercase names without
-/// the trailing dot.
+/// strings, MX hosts and addresses (A and AAAA: SPF's `mx` and `a` mechanisms resolve through
+/// them); every other name does not exist. Keys are lowercase names without the trailing dot.
 #[derive(Debug, Clone, Default)]
 pub struct StaticDns {
     pub txt: HashMap<String, Vec<String>>,
     pub mx: HashMap<String, Vec<(u16, String)>>,
+    pub a: HashMap<String, Vec<Ipv4Addr>>,
+    pub aaaa: HashMap<String, Vec<Ipv6Addr>>,
     /// Names whose lookups fail as if DNS timed out (`temperror`).
     pub failing: Vec<String>,
 }
@@ -134,6 +136,15 @@ impl StaticDns {
     #[must_use]
     pub fn mx(mut self, name: &str, pref: u16, host: &str) -> Self {
         self.mx.entry(norm(name)).or_default().push((pref, norm(host)));
+        self
+    }
+    /// An address record of `name`: A for IPv4, AAAA for IPv6.
+    #[must_use]
+    pub fn addr(mut self, name: &str, ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => self.a.entry(norm(name)).or_default().push(v4),
+            IpAddr::V6(v6) => self.aaaa.entry(norm(name)).or_default().push(v6),
+        }
         self
     }
     #[must_use]
@@ -156,7 +167,45 @@ fn not_found() -> mail_auth::Error {
 /// lowercase with the trailing dot.
 struct StaticTxt(HashMap<Box<str>, TxtRecord>);
 struct StaticMx(HashMap<Box<str>, Answer<Mx>>);
+struct StaticAddrs<T>(HashMap<Box<str>, Answer<T>>);
 struct Nx;
+
+impl<T: Clone> StaticAddrs<T> {
+    fn new(given: &HashMap<String, Vec<T>>) -> Self {
+        Self(
+            given
+                .iter()
+                .map(|(name, ips)| {
+                    let set = RecordSet {
+                        records: ips.clone().into(),
+                        dnssec_status: mail_auth::dns::DnssecStatus::Indeterminate,
+                    };
+                    (fqdn(name), Ok(set))
+                })
+                .collect(),
+        )
+    }
+}
+
+impl<T: Clone> ResolverCache<Box<str>, Answer<T>> for StaticAddrs<T> {
+    fn get<Q>(&self, name: &Q) -> Option<Answer<T>>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        Some(self.0.get(name).cloned().unwrap_or(Err(Negative {
+            code: ResponseCode::NXDomain,
+        })))
+    }
+    fn remove<Q>(&self, _: &Q) -> Option<Answer<T>>
+    where
+        Box<str>: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        None
+    }
+    fn insert(&self, _: Box<str>, _: Answer<T>, _: Instant) {}
+}
 
 fn fqdn(name: &str) -> Box<str> {
     format!("{}.", norm(name)).into_boxed_str()
@@ -260,14 +309,16 @@ impl<K, T> ResolverCache<K, Answer<T>> for Nx {
 struct StaticCaches {
     txt: StaticTxt,
     mx: StaticMx,
+    ipv4: StaticAddrs<Ipv4Addr>,
+    ipv6: StaticAddrs<Ipv6Addr>,
     nx: Nx,
 }
 
 impl DnsCache for StaticCaches {
     type Txt = StaticTxt;
     type Mx = StaticMx;
-    type Ipv4 = Nx;
-    type Ipv6 = Nx;
+    type Ipv4 = StaticAddrs<Ipv4Addr>;
+    type Ipv6 = StaticAddrs<Ipv6Addr>;
     type Ptr = Nx;
 
     fn txt(&self) -> Option<&Self::Txt> {
@@ -277,10 +328,10 @@ impl DnsCache for StaticCaches {
         Some(&self.mx)
     }
     fn ipv4(&self) -> Option<&Self::Ipv4> {
-        Some(&self.nx)
+        Some(&self.ipv4)
     }
     fn ipv6(&self) -> Option<&Self::Ipv6> {
-        Some(&self.nx)
+        Some(&self.ipv6)
     }
     fn ptr(&self) -> Option<&Self::Ptr> {
         Some(&self.nx)
@@ -368,6 +419,8 @@ impl Authenticator {
                 Box::new(StaticCaches {
                     txt: StaticTxt(txt),
                     mx: StaticMx(mx),
+                    ipv4: StaticAddrs::new(&answers.a),
+                    ipv6: StaticAddrs::new(&answers.aaaa),
                     nx: Nx,
                 }),
                 answers,
@@ -765,5 +818,34 @@ X-Loft-Identity: idt_abc\r\n\r\nHello.\r\n";
         );
         assert_eq!(a.lookup("none.test", RecordType::Txt).await, DnsAnswer::NotFound);
         assert_eq!(a.lookup("down.test", RecordType::Txt).await, DnsAnswer::Temporary);
+    }
+
+    /// SPF's `mx` and `a` mechanisms resolve through the given address records: the client at
+    /// the MX host's address passes, another address fails; AAAA records count for IPv6; a
+    /// host without address records matches nothing.
+    #[tokio::test]
+    async fn spf_mx_and_a_resolve_through_given_addresses() {
+        let dns = StaticDns::default()
+            .txt("agents.test", "v=spf1 mx -all")
+            .mx("agents.test", 10, "mx.agents.test")
+            .addr("mx.agents.test", "127.0.0.1".parse().unwrap())
+            .addr("mx.agents.test", "::1".parse().unwrap())
+            .txt("web.test", "v=spf1 a -all")
+            .addr("web.test", "192.0.2.7".parse().unwrap())
+            .txt("nohost.test", "v=spf1 mx -all")
+            .mx("nohost.test", 10, "gone.nohost.test");
+        let a = Authenticator::with_answers(dns).unwrap();
+        let spf = async |ip: &str, sender: &str| {
+            let mut i = input();
+            i.client_ip = Some(ip.parse().unwrap());
+            i.mail_from = Some(sender);
+            a.verify(&i, MSG).await.spf
+        };
+        assert_eq!(spf("127.0.0.1", "writer@agents.test").await, CheckResult::Pass);
+        assert_eq!(spf("::1", "writer@agents.test").await, CheckResult::Pass);
+        assert_eq!(spf("192.0.2.1", "writer@agents.test").await, CheckResult::Fail);
+        assert_eq!(spf("192.0.2.7", "x@web.test").await, CheckResult::Pass);
+        assert_eq!(spf("127.0.0.1", "x@web.test").await, CheckResult::Fail);
+        assert_eq!(spf("127.0.0.1", "x@nohost.test").await, CheckResult::Fail);
     }
 }

@@ -636,7 +636,7 @@ impl AttachmentView {
     }
 }
 
-fn attachment_line(a: &loft_core::mail::Attachment) -> String {
+pub(crate) fn attachment_line(a: &loft_core::mail::Attachment) -> String {
     let name: String = a
         .name
         .as_deref()
@@ -1034,6 +1034,9 @@ pub struct DraftView {
     /// The message this draft answers (`msg_...`): sending it is then a reply in that
     /// conversation.
     pub reply_to_message_id: Option<String>,
+    /// The files it will send, one line each (`name (type, N bytes)`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -1051,6 +1054,7 @@ impl From<loft_core::drafts::Draft> for DraftView {
             text: d.text,
             html: d.html,
             reply_to_message_id: d.reply_to.map(|m| m.to_string()),
+            attachments: d.attachments.iter().map(attachment_line).collect(),
             created_at: d.created_at.to_rfc3339(),
             updated_at: d.updated_at.to_rfc3339(),
         }

@@ -242,28 +242,66 @@ impl MxResolver for SystemResolver {
     }
 }
 
-/// Fixed answers (test rigs, `loft serve --smtp-outbound-resolve DOMAIN=IP`): each listed
-/// domain has that address and no MX; every other name does not exist. Never asks a DNS
-/// server.
-pub struct FixedResolver(Vec<(String, IpAddr)>);
+/// Fixed answers (test rigs, `loft serve --smtp-outbound-resolve DOMAIN=IP` and the MX and
+/// address records of `--dns-answers`): the MX hosts and addresses given; every other name
+/// does not exist. Never asks a DNS server.
+pub struct FixedResolver {
+    /// (domain, preference, host)
+    mx: Vec<(String, u16, String)>,
+    addresses: Vec<(String, IpAddr)>,
+}
+
+fn dns_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
 
 impl FixedResolver {
+    /// Each listed name has that address and no MX.
     pub fn new(entries: Vec<(String, IpAddr)>) -> Self {
-        Self(entries)
+        Self {
+            mx: Vec::new(),
+            addresses: entries.into_iter().map(|(d, ip)| (dns_name(&d), ip)).collect(),
+        }
+    }
+
+    /// Adds an MX record of `domain`.
+    #[must_use]
+    pub fn with_mx(mut self, domain: &str, preference: u16, host: &str) -> Self {
+        self.mx.push((dns_name(domain), preference, dns_name(host)));
+        self
+    }
+
+    /// Adds an address of `host` (an A or AAAA record).
+    #[must_use]
+    pub fn with_address(mut self, host: &str, ip: IpAddr) -> Self {
+        self.addresses.push((dns_name(host), ip));
+        self
     }
 }
 
 #[async_trait]
 impl MxResolver for FixedResolver {
-    async fn mx(&self, _domain: &str) -> Result<Vec<(u16, String)>, DnsError> {
-        Err(DnsError::NotFound)
+    async fn mx(&self, domain: &str) -> Result<Vec<(u16, String)>, DnsError> {
+        let domain = dns_name(domain);
+        let found: Vec<(u16, String)> = self
+            .mx
+            .iter()
+            .filter(|(d, _, _)| *d == domain)
+            .map(|(_, pref, host)| (*pref, host.clone()))
+            .collect();
+        if found.is_empty() {
+            Err(DnsError::NotFound)
+        } else {
+            Ok(found)
+        }
     }
 
     async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        let host = dns_name(host);
         let found: Vec<IpAddr> = self
-            .0
+            .addresses
             .iter()
-            .filter(|(d, _)| d.eq_ignore_ascii_case(host))
+            .filter(|(d, _)| *d == host)
             .map(|(_, ip)| *ip)
             .collect();
         if found.is_empty() {

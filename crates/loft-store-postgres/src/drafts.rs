@@ -4,7 +4,7 @@
 //! and writes nothing.
 
 use loft_core::audit::AuditEntry;
-use loft_core::drafts::{Draft, DraftStore};
+use loft_core::drafts::{Draft, DraftStore, decode_files, encode_files};
 use loft_core::ids::{DraftId, IdentityId, MessageId};
 use loft_core::mail::StorePage;
 use loft_core::{Error, Result};
@@ -14,11 +14,12 @@ use crate::rows::{self, col};
 use crate::{WriteTx, db_err};
 
 const COLUMNS: &str =
-    "seq, id, to_addrs, cc_addrs, bcc_addrs, subject, body_text, body_html, reply_to, created_at, updated_at";
+    "seq, id, to_addrs, cc_addrs, bcc_addrs, subject, body_text, body_html, reply_to, files, created_at, updated_at";
 
 fn draft(row: &PgRow) -> Result<(i64, Draft)> {
     let reply_to: Option<String> = col(row, "reply_to")?;
-    let d = Draft {
+    let files: String = col(row, "files")?;
+    let mut d = Draft {
         id: DraftId::from_trusted(col(row, "id")?),
         to: rows::json_col(row, "to_addrs")?,
         cc: rows::json_col(row, "cc_addrs")?,
@@ -27,9 +28,12 @@ fn draft(row: &PgRow) -> Result<(i64, Draft)> {
         text: col(row, "body_text")?,
         html: col(row, "body_html")?,
         reply_to: reply_to.map(MessageId::from_trusted),
+        attachments: vec![],
+        files: vec![],
         created_at: rows::ts(row, "created_at")?,
         updated_at: rows::ts(row, "updated_at")?,
     };
+    d.set_files(decode_files(&files)?);
     Ok((col(row, "seq")?, d))
 }
 
@@ -52,7 +56,7 @@ impl DraftStore for crate::PostgresStore {
         let mut w = WriteTx::begin(&self.pool).await?;
         sqlx::query(
             "INSERT INTO drafts (id, owner_id, to_addrs, cc_addrs, bcc_addrs, subject, body_text, body_html, \
-             reply_to, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             reply_to, created_at, updated_at, files) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(d.id.as_str())
         .bind(owner.as_str())
@@ -65,6 +69,7 @@ impl DraftStore for crate::PostgresStore {
         .bind(d.reply_to.as_ref().map(MessageId::as_str))
         .bind(d.created_at.as_micros())
         .bind(d.updated_at.as_micros())
+        .bind(encode_files(&d.files)?)
         .execute(w.conn())
         .await
         .map_err(db_err)?;
@@ -103,7 +108,7 @@ impl DraftStore for crate::PostgresStore {
         let mut w = WriteTx::begin(&self.pool).await?;
         let n = sqlx::query(
             "UPDATE drafts SET to_addrs = $3, cc_addrs = $4, bcc_addrs = $5, subject = $6, body_text = $7, \
-             body_html = $8, reply_to = $9, updated_at = $10 WHERE owner_id = $1 AND id = $2",
+             body_html = $8, reply_to = $9, updated_at = $10, files = $11 WHERE owner_id = $1 AND id = $2",
         )
         .bind(owner.as_str())
         .bind(d.id.as_str())
@@ -115,6 +120,7 @@ impl DraftStore for crate::PostgresStore {
         .bind(d.html.as_deref())
         .bind(d.reply_to.as_ref().map(MessageId::as_str))
         .bind(d.updated_at.as_micros())
+        .bind(encode_files(&d.files)?)
         .execute(w.conn())
         .await
         .map_err(db_err)?

@@ -2,7 +2,7 @@
 //! missing one. A send consumes its draft through [`consume`], inside the send's writer job.
 
 use loft_core::audit::AuditEntry;
-use loft_core::drafts::{Draft, DraftStore};
+use loft_core::drafts::{Draft, DraftStore, decode_files, encode_files};
 use loft_core::ids::{DraftId, IdentityId, MessageId};
 use loft_core::mail::StorePage;
 use loft_core::time::Timestamp;
@@ -14,7 +14,7 @@ use crate::rows::{from_json, to_json};
 use crate::{audit, page_limit, paged};
 
 const COLUMNS: &str =
-    "seq, id, to_addrs, cc_addrs, bcc_addrs, subject, body_text, body_html, reply_to, created_at, updated_at";
+    "seq, id, to_addrs, cc_addrs, bcc_addrs, subject, body_text, body_html, reply_to, files, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -27,13 +27,14 @@ struct Row {
     body_text: String,
     body_html: Option<String>,
     reply_to: Option<String>,
+    files: String,
     created_at: i64,
     updated_at: i64,
 }
 
 impl Row {
     fn into_draft(self) -> Result<Draft> {
-        Ok(Draft {
+        let mut d = Draft {
             id: DraftId::from_trusted(self.id),
             to: from_json(&self.to_addrs, "to_addrs")?,
             cc: from_json(&self.cc_addrs, "cc_addrs")?,
@@ -42,9 +43,13 @@ impl Row {
             text: self.body_text,
             html: self.body_html,
             reply_to: self.reply_to.map(MessageId::from_trusted),
+            attachments: vec![],
+            files: vec![],
             created_at: Timestamp::from_micros(self.created_at),
             updated_at: Timestamp::from_micros(self.updated_at),
-        })
+        };
+        d.set_files(decode_files(&self.files)?);
+        Ok(d)
     }
 }
 
@@ -64,7 +69,7 @@ pub(crate) async fn consume(conn: &mut SqliteConnection, owner: &IdentityId, id:
 async fn insert(conn: &mut SqliteConnection, owner: IdentityId, d: Draft, audit_entry: AuditEntry) -> Result<()> {
     sqlx::query(
         "INSERT INTO drafts (id, owner_id, to_addrs, cc_addrs, bcc_addrs, subject, body_text, body_html, reply_to, \
-         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         files, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(d.id.as_str().to_owned())
     .bind(owner.as_str().to_owned())
@@ -75,6 +80,7 @@ async fn insert(conn: &mut SqliteConnection, owner: IdentityId, d: Draft, audit_
     .bind(d.text)
     .bind(d.html)
     .bind(d.reply_to.map(String::from))
+    .bind(encode_files(&d.files)?)
     .bind(d.created_at.as_micros())
     .bind(d.updated_at.as_micros())
     .execute(&mut *conn)
@@ -87,7 +93,7 @@ async fn insert(conn: &mut SqliteConnection, owner: IdentityId, d: Draft, audit_
 async fn replace(conn: &mut SqliteConnection, owner: IdentityId, d: Draft, audit_entry: AuditEntry) -> Result<()> {
     let n = sqlx::query(
         "UPDATE drafts SET to_addrs = ?, cc_addrs = ?, bcc_addrs = ?, subject = ?, body_text = ?, body_html = ?, \
-         reply_to = ?, updated_at = ? WHERE owner_id = ? AND id = ?",
+         reply_to = ?, files = ?, updated_at = ? WHERE owner_id = ? AND id = ?",
     )
     .bind(to_json(&d.to, "to_addrs")?)
     .bind(to_json(&d.cc, "cc_addrs")?)
@@ -96,6 +102,7 @@ async fn replace(conn: &mut SqliteConnection, owner: IdentityId, d: Draft, audit
     .bind(d.text)
     .bind(d.html)
     .bind(d.reply_to.map(String::from))
+    .bind(encode_files(&d.files)?)
     .bind(d.updated_at.as_micros())
     .bind(owner.as_str().to_owned())
     .bind(d.id.as_str().to_owned())

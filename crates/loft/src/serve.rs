@@ -222,10 +222,11 @@ impl SmtpArgs {
         Ok(Some(config))
     }
 
-    /// The DNS of direct delivery: the system's, or the fixed answers of
-    /// `--smtp-outbound-resolve`.
-    pub fn resolver(&self) -> Result<Arc<dyn loft_smtp::outbound::MxResolver>, String> {
-        if self.smtp_outbound_resolve.is_empty() {
+    /// The DNS of direct delivery: the system's, or, when `--dns-answers` or
+    /// `--smtp-outbound-resolve` is given, only their answers (MX hosts and addresses from the
+    /// file, plus each `DOMAIN=IP`): no query then leaves the process.
+    pub fn resolver(&self, answers: Option<&Path>) -> Result<Arc<dyn loft_smtp::outbound::MxResolver>, String> {
+        if self.smtp_outbound_resolve.is_empty() && answers.is_none() {
             return Ok(Arc::new(loft_smtp::outbound::SystemResolver::new()?));
         }
         let mut fixed = Vec::new();
@@ -236,7 +237,26 @@ impl SmtpArgs {
                 .ok_or_else(|| format!("--smtp-outbound-resolve: `{entry}` is not DOMAIN=IP"))?;
             fixed.push((domain, ip));
         }
-        Ok(Arc::new(loft_smtp::outbound::FixedResolver::new(fixed)))
+        let mut resolver = loft_smtp::outbound::FixedResolver::new(fixed);
+        if let Some(path) = answers {
+            let dns = read_dns_answers(path)?;
+            for (name, list) in &dns.mx {
+                for (pref, host) in list {
+                    resolver = resolver.with_mx(name, *pref, host);
+                }
+            }
+            for (name, ips) in &dns.a {
+                for ip in ips {
+                    resolver = resolver.with_address(name, std::net::IpAddr::V4(*ip));
+                }
+            }
+            for (name, ips) in &dns.aaaa {
+                for ip in ips {
+                    resolver = resolver.with_address(name, std::net::IpAddr::V6(*ip));
+                }
+            }
+        }
+        Ok(Arc::new(resolver))
     }
 }
 
@@ -329,29 +349,50 @@ pub struct ServeArgs {
     #[arg(skip)]
     pub admin_key: Option<String>,
     /// DNS answers given up front, as JSON (`{"txt": {"name": ["text", ...]}, "mx": {"name":
-    /// [[10, "host"]]}}`), used instead of the system resolver for SPF / DKIM / DMARC checks of
-    /// received mail and `loft domain check`: every other name does not exist. For tests and
+    /// [[10, "host"]]}, "a": {"host": ["127.0.0.1"]}, "aaaa": {"host": ["::1"]}}`), used
+    /// instead of the system resolver for SPF / DKIM / DMARC checks of received mail (SPF's
+    /// `mx` and `a` resolve through the address records), `loft domain check`, and the MX
+    /// hosts and addresses of direct delivery: every other name does not exist. For tests and
     /// hosts without DNS; off by default (the resolver of /etc/resolv.conf, with a cache).
     #[arg(long = "dns-answers", env = "LOFT_DNS_ANSWERS", value_name = "FILE")]
     pub dns_answers: Option<PathBuf>,
+    /// Background jobs (outbound deliveries, webhook posts, scheduled releases) this process
+    /// runs at once: a slow receiver holds one place, not the queue.
+    #[arg(long = "job-concurrency", env = "LOFT_JOB_CONCURRENCY",
+          default_value_t = loft_core::runner::DEFAULT_CONCURRENCY,
+          value_parser = parse_job_concurrency, value_name = "N")]
+    pub job_concurrency: usize,
 }
 
-/// The mail authenticator: the system resolver, or the answers of `--dns-answers`.
-fn mail_auth(answers: Option<&Path>) -> Result<loft_mailauth::Authenticator, String> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        #[serde(default)]
-        txt: std::collections::HashMap<String, Vec<String>>,
-        #[serde(default)]
-        mx: std::collections::HashMap<String, Vec<(u16, String)>>,
+/// `--job-concurrency`: 1 to 1024.
+fn parse_job_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        Ok(n) => Err(format!("{n} is outside 1..=1024")),
+        Err(e) => Err(format!("`{s}` is not a number: {e}")),
     }
-    let Some(path) = answers else {
-        return loft_mailauth::Authenticator::system().map_err(|e| e.to_string());
-    };
+}
+
+/// The `--dns-answers` file: names with their TXT strings, MX hosts and addresses (A records
+/// hold IPv4 addresses, AAAA records IPv6 ones).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsAnswersFile {
+    #[serde(default)]
+    txt: std::collections::HashMap<String, Vec<String>>,
+    #[serde(default)]
+    mx: std::collections::HashMap<String, Vec<(u16, String)>>,
+    #[serde(default)]
+    a: std::collections::HashMap<String, Vec<std::net::Ipv4Addr>>,
+    #[serde(default)]
+    aaaa: std::collections::HashMap<String, Vec<std::net::Ipv6Addr>>,
+}
+
+/// Reads the `--dns-answers` file; an error names the file and what is wrong in it.
+fn read_dns_answers(path: &Path) -> Result<loft_mailauth::StaticDns, String> {
     let bad = |why: String| format!("--dns-answers {}: {why}", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let file: File = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let file: DnsAnswersFile = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let mut dns = loft_mailauth::StaticDns::default();
     for (name, values) in &file.txt {
         for v in values {
@@ -363,7 +404,26 @@ fn mail_auth(answers: Option<&Path>) -> Result<loft_mailauth::Authenticator, Str
             dns = dns.mx(name, *pref, host);
         }
     }
-    loft_mailauth::Authenticator::with_answers(dns).map_err(|e| bad(e.to_string()))
+    for (name, ips) in &file.a {
+        for ip in ips {
+            dns = dns.addr(name, std::net::IpAddr::V4(*ip));
+        }
+    }
+    for (name, ips) in &file.aaaa {
+        for ip in ips {
+            dns = dns.addr(name, std::net::IpAddr::V6(*ip));
+        }
+    }
+    Ok(dns)
+}
+
+/// The mail authenticator: the system resolver, or the answers of `--dns-answers`.
+fn mail_auth(answers: Option<&Path>) -> Result<loft_mailauth::Authenticator, String> {
+    let Some(path) = answers else {
+        return loft_mailauth::Authenticator::system().map_err(|e| e.to_string());
+    };
+    let dns = read_dns_answers(path)?;
+    loft_mailauth::Authenticator::with_answers(dns).map_err(|e| format!("--dns-answers {}: {e}", path.display()))
 }
 
 fn parse_mode(s: &str) -> Result<OversightMode, String> {
@@ -849,22 +909,8 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
     if let Ok(bound) = listener.local_addr() {
         args.http = bound;
     }
-    let smtp_listener = match smtp.smtp {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("--smtp: cannot listen on {addr}: {e}"))?,
-        ),
-        None => None,
-    };
-    let submission_listener = match smtp.submission {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("--submission: cannot listen on {addr}: {e}"))?,
-        ),
-        None => None,
-    };
+    let smtp_listener = bind_smtp("--smtp", smtp.smtp).await?;
+    let submission_listener = bind_smtp("--submission", smtp.submission).await?;
     let smtp_tls = match (&smtp.smtp_tls_cert, &smtp.smtp_tls_key) {
         (Some(cert), Some(key)) => {
             Some(loft_smtp::TlsConfig::from_pem_files(cert, key).map_err(|e| format!("--smtp-tls-cert: {e}"))?)
@@ -876,7 +922,9 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         .deny_public(args.egress_deny_public);
     let outbound = smtp.outbound(&args.domain.to_ascii_lowercase(), egress)?;
     let resolver = match &outbound {
-        Some(c) if matches!(c.route, loft_smtp::outbound::Route::Direct { .. }) => Some(smtp.resolver()?),
+        Some(c) if matches!(c.route, loft_smtp::outbound::Route::Direct { .. }) => {
+            Some(smtp.resolver(args.dns_answers.as_deref())?)
+        }
         _ => None,
     };
     let (app, store, loft) = app_with_outbound(&args, &mcp, outbound.is_some()).await?;
@@ -892,25 +940,30 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         Some(loft_smtp::outbound::Route::Direct { .. }) => println!("outbound mail: direct to the MX hosts"),
         None => println!("outbound mail: off (mail for outside addresses is refused)"),
     }
-    if let Some(l) = &smtp_listener {
-        let smtp_addr = l.local_addr().map_err(|e| e.to_string())?;
-        println!(
-            "SMTP listening on {smtp_addr} (mail for @{})",
-            args.domain.to_ascii_lowercase()
-        );
-        if smtp_tls.is_some() {
-            println!("SMTP STARTTLS offered");
+    // The inbound SMTP listener (loft_smtp) and the submission listener (the same session code,
+    // AUTH and sends instead of deliveries). On shutdown they stop accepting, say 421 to idle
+    // sessions and let a mail under way finish (it has not had its 250 otherwise).
+    let (stop_smtp, smtp_stop) = tokio::sync::watch::channel(false);
+    let domain = args.domain.to_ascii_lowercase();
+    let mut smtp_tasks = Vec::new();
+    for (listener, role) in [
+        (smtp_listener, SmtpRole::Mx),
+        (submission_listener, SmtpRole::Submission),
+    ] {
+        if let Some(l) = listener {
+            let listening = SmtpListening {
+                domain: &domain,
+                args: &smtp,
+                tls: smtp_tls.as_ref(),
+            };
+            smtp_tasks.push(spawn_smtp_listener(
+                l,
+                role,
+                &listening,
+                loft.clone(),
+                smtp_stop.clone(),
+            )?);
         }
-    }
-    if let Some(l) = &submission_listener {
-        let sub_addr = l.local_addr().map_err(|e| e.to_string())?;
-        let auth = match (smtp_tls.is_some(), smtp.submission_allow_plain_loopback) {
-            (true, true) => "AUTH after STARTTLS, or in the clear from loopback",
-            (true, false) => "AUTH after STARTTLS",
-            (false, true) => "AUTH in the clear from loopback only",
-            (false, false) => "no AUTH offered: give --smtp-tls-cert or --submission-allow-plain-loopback",
-        };
-        println!("SMTP submission listening on {sub_addr} ({auth})");
     }
     // Scripts and tests read the lines above; make sure they are out before serving.
     std::io::Write::flush(&mut std::io::stdout()).ok();
@@ -936,10 +989,11 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
             }
         })
     };
-    // The job runner (loft_core::runner): releases scheduled mail when its time comes. It
-    // looks every second and at once when this process queues a job; on shutdown it finishes
-    // the job in hand and stops before the store closes. Every node runs one: claims are leased
-    // and a release happens once whichever node runs it.
+    // The job runner (loft_core::runner): scheduled releases, webhooks and outbound delivery,
+    // up to --job-concurrency at once. It looks every second, at once when this process queues
+    // a job, and whenever a place frees; on shutdown it claims nothing more, lets the jobs in
+    // hand finish for a while and gives back the rest, before the store closes. Every node
+    // runs one: claims are leased, and each job is run by one runner.
     let (stop_jobs, jobs_stop) = tokio::sync::watch::channel(false);
     let runner = {
         let worker = format!(
@@ -947,7 +1001,7 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
             std::process::id(),
             loft_core::random::base32_string(&loft_core::random::OsRandom, 8)
         );
-        let mut runner = loft_core::runner::JobRunner::new(loft.clone(), worker);
+        let mut runner = loft_core::runner::JobRunner::new(loft.clone(), worker).with_concurrency(args.job_concurrency);
         // Outbound SMTP (loft_smtp::outbound): the `smtp.deliver` jobs of remote recipients.
         if let Some(config) = outbound {
             let resolver = match resolver {
@@ -965,27 +1019,6 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
                 .await;
         })
     };
-    // The inbound SMTP listener (loft_smtp): stops accepting on shutdown, says 421 to idle
-    // sessions and lets a mail under way finish (it has not had its 250 otherwise).
-    let (stop_smtp, smtp_stop) = tokio::sync::watch::channel(false);
-    let smtp_task = smtp_listener.map(|l| {
-        let mut config = loft_smtp::SmtpConfig::new(args.domain.to_ascii_lowercase());
-        config.max_message_bytes = smtp.smtp_max_message_bytes;
-        config.max_connections_per_ip = smtp.smtp_max_connections_per_ip;
-        config.tls.clone_from(&smtp_tls);
-        tokio::spawn(loft_smtp::serve(l, loft.clone(), config, smtp_stop.clone()))
-    });
-    // The submission listener: the same session code, AUTH and sends instead of deliveries.
-    let submission_task = submission_listener.map(|l| {
-        let mut config = loft_smtp::SmtpConfig::new(args.domain.to_ascii_lowercase());
-        config.max_message_bytes = smtp.smtp_max_message_bytes;
-        config.max_connections_per_ip = smtp.smtp_max_connections_per_ip;
-        config.tls.clone_from(&smtp_tls);
-        config.submission = Some(loft_smtp::Submission {
-            allow_plain_loopback: smtp.submission_allow_plain_loopback,
-        });
-        tokio::spawn(loft_smtp::serve(l, loft.clone(), config, smtp_stop))
-    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown({
             let loft = loft.clone();
@@ -1001,7 +1034,7 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
         .map_err(|e| format!("HTTP server: {e}"))?;
     tracing::info!("shutting down: finishing pending writes");
     let _ = stop_smtp.send(true);
-    for task in [smtp_task, submission_task].into_iter().flatten() {
+    for task in smtp_tasks {
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "an SMTP listener stopped abnormally");
         }
@@ -1017,6 +1050,69 @@ async fn serve(cmd: ServeCommand) -> Result<(), String> {
     store.close().await;
     println!("loft serve stopped");
     Ok(())
+}
+
+/// Binds the address of an SMTP listener flag, if given.
+async fn bind_smtp(flag: &str, addr: Option<SocketAddr>) -> Result<Option<tokio::net::TcpListener>, String> {
+    match addr {
+        Some(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|e| format!("{flag}: cannot listen on {addr}: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// Which SMTP listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SmtpRole {
+    /// Inbound mail for the hosted domains (`--smtp`).
+    Mx,
+    /// Clients sending as an identity, with AUTH (`--submission`).
+    Submission,
+}
+
+/// What every SMTP listener is configured from.
+struct SmtpListening<'a> {
+    domain: &'a str,
+    args: &'a SmtpArgs,
+    tls: Option<&'a loft_smtp::TlsConfig>,
+}
+
+/// Prints where an SMTP listener listens (scripts and tests read the line) and serves it
+/// until `stop` turns true.
+fn spawn_smtp_listener(
+    listener: tokio::net::TcpListener,
+    role: SmtpRole,
+    with: &SmtpListening<'_>,
+    loft: Arc<Loft>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut config = loft_smtp::SmtpConfig::new(with.domain);
+    config.max_message_bytes = with.args.smtp_max_message_bytes;
+    config.max_connections_per_ip = with.args.smtp_max_connections_per_ip;
+    config.tls = with.tls.cloned();
+    match role {
+        SmtpRole::Mx => {
+            println!("SMTP listening on {addr} (mail for @{})", with.domain);
+            if with.tls.is_some() {
+                println!("SMTP STARTTLS offered");
+            }
+        }
+        SmtpRole::Submission => {
+            let allow_plain_loopback = with.args.submission_allow_plain_loopback;
+            let auth = match (with.tls.is_some(), allow_plain_loopback) {
+                (true, true) => "AUTH after STARTTLS, or in the clear from loopback",
+                (true, false) => "AUTH after STARTTLS",
+                (false, true) => "AUTH in the clear from loopback only",
+                (false, false) => "no AUTH offered: give --smtp-tls-cert or --submission-allow-plain-loopback",
+            };
+            println!("SMTP submission listening on {addr} ({auth})");
+            config.submission = Some(loft_smtp::Submission { allow_plain_loopback });
+        }
+    }
+    Ok(tokio::spawn(loft_smtp::serve(listener, loft, config, stop)))
 }
 
 async fn shutdown_signal() {
@@ -1066,5 +1162,43 @@ mod tests {
         );
         assert!(backend_from_url("./loft.db").unwrap_err().contains("no scheme"));
         assert!(backend_from_url("sqlite://").is_err());
+    }
+
+    /// `--dns-answers` holds A and AAAA records besides TXT and MX; direct delivery resolves
+    /// the MX host through them, and a name the file does not hold does not exist.
+    #[tokio::test]
+    async fn dns_answers_hold_address_records_for_delivery() {
+        use loft_smtp::outbound::DnsError;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            smtp: SmtpArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dns.json");
+        std::fs::write(
+            &path,
+            r#"{"txt": {"b.test": ["v=spf1 mx -all"]}, "mx": {"b.test": [[10, "mx.b.test."]]},
+                "a": {"mx.b.test": ["127.0.0.1"]}, "aaaa": {"mx.b.test": ["::1"]}}"#,
+        )
+        .unwrap();
+        let flags =
+            <Flags as clap::Parser>::try_parse_from(["x", "--smtp-outbound-resolve", "c.test=127.0.0.2"]).unwrap();
+        let r = flags.smtp.resolver(Some(&path)).unwrap();
+        assert_eq!(r.mx("B.test").await.unwrap(), vec![(10, "mx.b.test".to_owned())]);
+        let ips = r.addresses("mx.b.test").await.unwrap();
+        let (v4, v6): (std::net::IpAddr, std::net::IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
+        assert!(ips.len() == 2 && ips.contains(&v4) && ips.contains(&v6), "{ips:?}");
+        assert_eq!(
+            r.addresses("c.test").await.unwrap(),
+            ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(r.mx("c.test").await, Err(DnsError::NotFound));
+        assert_eq!(r.addresses("elsewhere.test").await, Err(DnsError::NotFound));
+        assert!(mail_auth(Some(&path)).is_ok());
+
+        std::fs::write(&path, r#"{"a": {"mx.b.test": ["::1"]}}"#).unwrap();
+        let e = mail_auth(Some(&path)).err().unwrap();
+        assert!(e.contains("--dns-answers") && e.contains("dns.json"), "{e}");
     }
 }

@@ -47,6 +47,10 @@ pub struct CreateDraftRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(pattern = r"^msg_[a-z2-7]{1,64}$"))]
     pub reply_to: Option<String>,
+    /// Files to send with it, as for a send (at most 20, together at most the server's
+    /// `--max-attachment-bytes` decoded); checked now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<mail::NewAttachment>,
 }
 
 /// `PATCH /v0/drafts/{id}`: only the fields given change; a list given replaces the old one.
@@ -89,6 +93,9 @@ pub struct UpdateDraftRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(pattern = r"^(msg_[a-z2-7]{1,64})?$"))]
     pub reply_to: Option<String>,
+    /// The files, as for a send: the list given replaces the old one (`[]` removes them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<mail::NewAttachment>>,
 }
 
 impl UpdateDraftRequest {
@@ -100,6 +107,7 @@ impl UpdateDraftRequest {
             && self.text.is_none()
             && self.html.is_none()
             && self.reply_to.is_none()
+            && self.attachments.is_none()
     }
 }
 
@@ -149,12 +157,13 @@ impl Loft {
                 subject = mail::reply_subject(&original.subject);
             }
         }
+        let files = mail::parse_attachments(&req.attachments, self.config.max_attachment_bytes)?;
         if let Some(limit) = self.quotas.drafts {
             let have = self.store.count_drafts(&me.id).await?;
             quota::check("drafts", "drafts", Some(limit), have, 1)?;
         }
         let now = self.clock.now();
-        let draft = Draft {
+        let mut draft = Draft {
             id: DraftId::generate(self.random.as_ref()),
             to,
             cc,
@@ -163,9 +172,12 @@ impl Loft {
             text: req.text,
             html: req.html,
             reply_to: reply_to.map(|m| m.id),
+            attachments: vec![],
+            files: vec![],
             created_at: now,
             updated_at: now,
         };
+        draft.set_files(files);
         self.check_draft(&draft)?;
         let audit = actor.audit(
             now,
@@ -196,7 +208,7 @@ impl Loft {
         let id = DraftId::parse(id)?;
         if req.is_empty() {
             return Err(Error::invalid("empty_update", "nothing to change")
-                .with_hint("send at least one of to, cc, bcc, subject, text, html, reply_to"));
+                .with_hint("send at least one of to, cc, bcc, subject, text, html, reply_to, attachments"));
         }
         let mut draft = self.load_draft(&me, &id).await?;
         let mut changed: Vec<&str> = Vec::new();
@@ -231,6 +243,10 @@ impl Loft {
         if let Some(html) = req.html {
             draft.html = (!html.is_empty()).then_some(html);
             changed.push("html");
+        }
+        if let Some(list) = req.attachments {
+            draft.set_files(mail::parse_attachments(&list, self.config.max_attachment_bytes)?);
+            changed.push("attachments");
         }
         let now = self.clock.now();
         draft.updated_at = now;
@@ -314,7 +330,7 @@ impl Loft {
             references,
             draft: Some(id),
             send_at,
-            files: vec![],
+            files: draft.files,
         };
         match self.deliver(actor, &me, out, action, idem.clone()).await {
             Ok(m) => Ok(m),
@@ -398,6 +414,9 @@ fn draft_details(d: &Draft, changed: Option<&[&str]>) -> serde_json::Value {
         "recipients": d.to.len() + d.cc.len() + d.bcc.len(),
         "reply_to": d.reply_to,
     });
+    if !d.files.is_empty() {
+        v["attachments"] = serde_json::json!(d.files.len());
+    }
     if let Some(changed) = changed {
         v["changed"] = serde_json::json!(changed);
     }

@@ -9,7 +9,7 @@ use crate::mail::{self, ForwardMail, Message};
 
 impl Loft {
     /// Sends the caller's copy `id`, quoted below the note, to new recipients with a `Fwd:`
-    /// subject, through the same checks, rules, guard and gate as any send (the exfiltration
+    /// subject, with its attachments (unless `keep_attachments` is false) and any added, through the same checks, rules, guard and gate as any send (the exfiltration
     /// guard reads the forwarded text too). In the caller's mailbox the forward joins the
     /// original's conversation (its `References` name the original); recipients who do not
     /// hold the original see a new one.
@@ -31,6 +31,17 @@ impl Loft {
             .get_message(&me.id, &id)
             .await?
             .ok_or_else(|| per_mailbox(crate::Error::not_found("message")))?;
+        let carried = if req.keep_attachments.unwrap_or(true) && !original.attachments.is_empty() {
+            let raw = self
+                .store
+                .raw_message(&me.id, &id)
+                .await?
+                .ok_or_else(|| per_mailbox(crate::Error::not_found("message")))?;
+            crate::inbound::all_attachments(&raw)
+        } else {
+            Vec::new()
+        };
+        let files = mail::forwarded_files(carried, &req.attachments, self.config.max_attachment_bytes)?;
         let out = Outgoing {
             to,
             cc,
@@ -42,7 +53,7 @@ impl Loft {
             references: reply_references(&original),
             draft: None,
             send_at,
-            files: vec![],
+            files,
         };
         self.deliver(actor, &me, out, "mail.forward", idem).await
     }

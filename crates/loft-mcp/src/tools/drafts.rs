@@ -6,6 +6,7 @@ use loft_core::service::{CreateDraftRequest, ListDraftsParams, SendDraftRequest,
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::mail::{AttachmentArg, new_attachments};
 use super::{DEFAULT_LIMIT, Hints, OneOrMany, ToolDef, ToolSpec, opt_one_or_many};
 use crate::views::{DraftDeletedView, DraftListView, DraftView, SentView};
 
@@ -26,7 +27,8 @@ pub(super) fn tools() -> Vec<ToolDef> {
             hints: OWN_DRAFT,
             description: "Start a draft mail you can finish later: every field is optional, and recipients are \
                  checked only when you send it. With reply_to_message_id (a message in your mailbox) and no \
-                 recipients it is addressed and titled as a reply to that message. Nothing is sent: finish it \
+                 recipients it is addressed and titled as a reply to that message; attachments are files it \
+                 will send (checked now, as for mail_send). Nothing is sent: finish it \
                  with drafts_update, send it with drafts_send. Returns the draft (draft_id).",
         }
         .calls(|api, a: CreateDraftArgs| async move {
@@ -38,6 +40,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 text: a.text.unwrap_or_default(),
                 html: a.html,
                 reply_to: a.reply_to_message_id,
+                attachments: new_attachments(a.attachments.unwrap_or_default()),
             };
             Ok(DraftView::from(api.create_draft(req).await?))
         }),
@@ -50,8 +53,8 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 ..OWN_DRAFT
             },
             description: "Change a draft by draft_id: only the fields you give change (a list you give replaces \
-                 the old one; html \"\" removes the HTML body; reply_to_message_id \"\" makes it a new \
-                 conversation). Nothing is sent. Returns the draft as it is now.",
+                 the old one, attachments [] removes the files; html \"\" removes the HTML body; \
+                 reply_to_message_id \"\" makes it a new conversation). Nothing is sent. Returns the draft as it is now.",
         }
         .calls(|api, a: UpdateDraftArgs| async move {
             let req = UpdateDraftRequest {
@@ -62,6 +65,7 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 text: a.text,
                 html: a.html,
                 reply_to: a.reply_to_message_id,
+                attachments: a.attachments.map(new_attachments),
             };
             Ok(DraftView::from(api.update_draft(&a.draft_id, req).await?))
         }),
@@ -162,6 +166,10 @@ pub struct CreateDraftArgs {
     /// The message in your mailbox this draft answers (`msg_...`): sending it is then a reply.
     #[serde(default, alias = "reply_to")]
     pub reply_to_message_id: Option<String>,
+    /// Optional: files to send with it (at most 20; together at most 1 MiB decoded unless the
+    /// operator set another limit).
+    #[serde(default)]
+    pub attachments: Option<Vec<AttachmentArg>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -192,6 +200,9 @@ pub struct UpdateDraftArgs {
     /// The message answered (`msg_...`); "" makes the draft a new conversation.
     #[serde(default, alias = "reply_to")]
     pub reply_to_message_id: Option<String>,
+    /// New files (replace the old ones; [] removes them all; null or left out keeps them).
+    #[serde(default)]
+    pub attachments: Option<Vec<AttachmentArg>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

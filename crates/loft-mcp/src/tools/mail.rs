@@ -160,7 +160,8 @@ pub(super) fn tools() -> Vec<ToolDef> {
             scopes: &[Scope::MailSend],
             hints: SENDS,
             description: "Forward a message of your mailbox, by its message_id, to new recipients: it is quoted \
-                 below your optional note (text), with a `Fwd:` subject. It is checked and gated like any mail you \
+                 below your optional note (text), with a `Fwd:` subject, and carries the message's attachments \
+                 (keep_attachments: false leaves them out; attachments adds files of yours). It is checked and gated like any mail you \
                  send (it may be held for a reviewer: status pending_approval). Returns your sent copy and the \
                  delivery status per recipient. To answer the sender use mail_reply instead. Every call sends a \
                  real message: do not repeat a call that succeeded.",
@@ -173,6 +174,8 @@ pub(super) fn tools() -> Vec<ToolDef> {
                 text: a.text.unwrap_or_default(),
                 idempotency_key: a.idempotency_key,
                 send_at: a.send_at,
+                keep_attachments: a.keep_attachments,
+                attachments: new_attachments(a.attachments.unwrap_or_default()),
             };
             Ok(SentView::from(api.forward(&a.message_id, req).await?))
         }),
@@ -467,7 +470,7 @@ pub struct AttachmentArg {
     pub content_base64: String,
 }
 
-fn new_attachments(list: Vec<AttachmentArg>) -> Vec<loft_core::mail::NewAttachment> {
+pub(super) fn new_attachments(list: Vec<AttachmentArg>) -> Vec<loft_core::mail::NewAttachment> {
     list.into_iter()
         .map(|a| loft_core::mail::NewAttachment {
             filename: a.filename,
@@ -542,6 +545,14 @@ pub struct ForwardArgs {
     /// Optional: send later, at this RFC 3339 time (at most a year ahead).
     #[serde(default)]
     pub send_at: Option<String>,
+    /// Optional: whether the message's attachments go along (default true; false forwards
+    /// the text only).
+    #[serde(default)]
+    pub keep_attachments: Option<bool>,
+    /// Optional: files to add (with the message's own, at most 20 and together at most 1 MiB
+    /// decoded unless the operator set another limit).
+    #[serde(default)]
+    pub attachments: Option<Vec<AttachmentArg>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -460,3 +460,82 @@ async fn mail_send_and_reply_carry_attachments() {
     assert_eq!(error_code(&bad), "attachment_too_large");
     assert!(body(&bad).to_string().contains("1048576"), "{}", body(&bad));
 }
+
+/// Files on a draft (`drafts_create` / `drafts_update`, null taken as not given), sent with it
+/// by `drafts_send`; `mail_forward` carries the message's files and the ones added (null taken
+/// as none), or none with `keep_attachments` false.
+#[tokio::test]
+async fn drafts_and_forwards_carry_attachments() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let w = World::new().await;
+    let alice = w.agent("alice", None).await;
+    let bob = w.agent("bob", None).await;
+    let carol = w.agent("carol", None).await;
+    let ca = w.local_client(&alice.key).await;
+    let cb = w.local_client(&bob.key).await;
+    let cc = w.local_client(&carol.key).await;
+
+    let d = ok(&call(
+        &ca,
+        "drafts_create",
+        json!({"to": bob.address, "cc": null, "bcc": null, "subject": "Figures", "text": "Attached.",
+               "html": null, "reply_to_message_id": null,
+               "attachments": [{"filename": "q4.csv", "content_type": "text/csv", "content_base64": b64(b"n,1\n")}]}),
+    )
+    .await);
+    assert_eq!(d["attachments"], json!(["q4.csv (text/csv, 4 bytes)"]), "{d}");
+    let id = d["draft_id"].as_str().unwrap().to_owned();
+    let none = ok(&call(&ca, "drafts_create", json!({"subject": "empty", "attachments": null})).await);
+    assert!(none.get("attachments").is_none(), "{none}");
+    // null keeps the files; a bad one is refused with the REST code.
+    let kept = ok(&call(
+        &ca,
+        "drafts_update",
+        json!({"draft_id": id, "subject": "Figures!", "attachments": null}),
+    )
+    .await);
+    assert_eq!(kept["attachments"], d["attachments"], "{kept}");
+    let bad = call(
+        &ca,
+        "drafts_update",
+        json!({"draft_id": id, "attachments": [{"filename": "a/b", "content_base64": "eA=="}]}),
+    )
+    .await;
+    assert_eq!(error_code(&bad), "invalid_attachment_name");
+    let sent = ok(&call(&ca, "drafts_send", json!({"draft_id": id})).await);
+    assert!(sent["message_id"].is_string(), "{sent}");
+
+    let inbox = ok(&call(&cb, "mail_list_messages", json!({})).await);
+    let mid = inbox["messages"][0]["message_id"].as_str().unwrap().to_owned();
+    let f = ok(&call(&cb, "mail_get_attachment", json!({"message_id": mid, "index": 0})).await);
+    assert_eq!(f["name"], "q4.csv");
+
+    let fwd = ok(&call(
+        &cb,
+        "mail_forward",
+        json!({"message_id": mid, "to": carol.address, "cc": null, "bcc": null, "text": "FYI",
+               "idempotency_key": null, "send_at": null, "keep_attachments": null,
+               "attachments": [{"filename": "mine.txt", "content_base64": b64(b"mine")}]}),
+    )
+    .await);
+    assert!(fwd["message_id"].is_string(), "{fwd}");
+    let got = ok(&call(&cc, "mail_list_messages", json!({})).await);
+    let cid = got["messages"][0]["message_id"].as_str().unwrap().to_owned();
+    let full = ok(&call(&cc, "mail_get_message", json!({"message_id": cid})).await);
+    assert_eq!(full["attachments"].as_array().unwrap().len(), 2, "{full}");
+    let mine = ok(&call(&cc, "mail_get_attachment", json!({"message_id": cid, "index": 1})).await);
+    assert_eq!(mine["name"], "mine.txt");
+
+    let bare = ok(&call(
+        &cb,
+        "mail_forward",
+        json!({"message_id": mid, "to": carol.address, "keep_attachments": false, "attachments": null}),
+    )
+    .await);
+    assert!(bare["message_id"].is_string(), "{bare}");
+    let got = ok(&call(&cc, "mail_list_messages", json!({})).await);
+    let cid = got["messages"][0]["message_id"].as_str().unwrap().to_owned();
+    let full = ok(&call(&cc, "mail_get_message", json!({"message_id": cid})).await);
+    assert!(full.get("attachments").is_none_or(|a| a == &json!([])), "{full}");
+}

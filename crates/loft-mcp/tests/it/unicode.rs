@@ -458,6 +458,18 @@ async fn drafts(f: &Fixture, s: &str) -> CaseResult {
         let a = args(&[("draft_id", id.clone()), (field, json!(s))]);
         let _ = f.call(&f.ca, "drafts_update", Some((field, s)), a).await?;
     }
+    // Files: a name, type or content that is not one is a clear refusal.
+    let file = json!([{"filename": s, "content_type": s, "content_base64": s}]);
+    let a = args(&[("draft_id", id.clone()), ("attachments", file.clone())]);
+    let _ = f.call(&f.ca, "drafts_update", Some(("attachments", s)), a).await?;
+    let _ = f
+        .call(
+            &f.ca,
+            "drafts_create",
+            Some(("attachments", s)),
+            json!({"attachments": file}),
+        )
+        .await?;
     for field in ["idempotency_key", "send_at"] {
         let a = args(&[("draft_id", id.clone()), (field, json!(s))]);
         let _ = f.call(&f.ca, "drafts_send", Some((field, s)), a).await?;
@@ -659,6 +671,9 @@ async fn forward(f: &Fixture, s: &str) -> CaseResult {
     ] {
         let _ = f.call(&f.cb, "mail_forward", Some((field, s)), args).await?;
     }
+    let file = json!([{"filename": s, "content_type": s, "content_base64": s}]);
+    let args = json!({"message_id": id, "to": alice, "attachments": file});
+    let _ = f.call(&f.cb, "mail_forward", Some(("attachments", s)), args).await?;
     let r = f
         .call(
             &f.cb,

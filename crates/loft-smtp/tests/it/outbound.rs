@@ -37,6 +37,8 @@ struct Script {
     auth: Option<(&'static str, &'static str)>,
     /// Per connection: take the data, then never answer (the sender dies waiting).
     hang_after_data: Vec<bool>,
+    /// Wait this long before answering the data (a slow MX).
+    data_delay: std::time::Duration,
 }
 
 fn pick(list: &[&'static str], n: usize, default: &'static str) -> &'static str {
@@ -46,6 +48,14 @@ fn pick(list: &[&'static str], n: usize, default: &'static str) -> &'static str 
 struct Sink {
     port: u16,
     got: Arc<Mutex<Vec<Received>>>,
+    /// The most sessions open at once.
+    peak: Arc<Mutex<(usize, usize)>>,
+}
+
+impl Sink {
+    fn peak(&self) -> usize {
+        self.peak.lock().unwrap().1
+    }
 }
 
 /// A tiny SMTP server on `ip` (a loopback address) and `port` (0: any); every connection's
@@ -55,6 +65,9 @@ async fn sink(ip: Ipv4Addr, port: u16, script: Script, name: &'static str, log: 
     let port = listener.local_addr().unwrap().port();
     let got = Arc::new(Mutex::new(Vec::new()));
     let got2 = got.clone();
+    // (open now, most open at once)
+    let peak = Arc::new(Mutex::new((0, 0)));
+    let peak2 = peak.clone();
     tokio::spawn(async move {
         let mut n = 0;
         loop {
@@ -66,12 +79,19 @@ async fn sink(ip: Ipv4Addr, port: u16, script: Script, name: &'static str, log: 
             let got = got2.clone();
             let conn = n;
             n += 1;
+            let peak = peak2.clone();
             tokio::spawn(async move {
+                {
+                    let mut p = peak.lock().unwrap();
+                    p.0 += 1;
+                    p.1 = p.1.max(p.0);
+                }
                 let _ = session(stream, &script, conn, &got).await;
+                peak.lock().unwrap().0 -= 1;
             });
         }
     });
-    Sink { port, got }
+    Sink { port, got, peak }
 }
 
 async fn session(
@@ -163,6 +183,7 @@ async fn session(
             if script.hang_after_data.get(conn).copied().unwrap_or(false) {
                 std::future::pending::<()>().await;
             }
+            tokio::time::sleep(script.data_delay).await;
             let n = got.lock().unwrap().len();
             format!("250 2.0.0 OK queued as Q{n}")
         } else if upper == "QUIT" {
@@ -262,6 +283,73 @@ impl Rig {
     async fn kinds(&self, who: &Actor) -> Vec<EventKind> {
         let page = self.t.loft.list_events(who, EventParams::default()).await.unwrap();
         page.items.iter().map(|e| e.kind).collect()
+    }
+
+    /// Hosts `domain` on the rig's server (its DKIM keys made) and starts a second Loft whose
+    /// DNS answers hold the TXT records the domain published (DKIM, SPF, DMARC), with an
+    /// identity `b` to receive into: the far side of an outbound delivery.
+    async fn receiving_loft(&self, domain: &str) -> Receiver {
+        use loft_core::domains::{AddDomainRequest, RecordType};
+        let op = self.t.operator().await;
+        let view = self
+            .t
+            .loft
+            .add_domain(&op, AddDomainRequest { name: domain.into() })
+            .await
+            .unwrap();
+        let mut answers = loft_testkit::StaticDns::default();
+        for rec in view.records.iter().filter(|r| r.record_type == RecordType::Txt) {
+            answers = answers.txt(&rec.name, &rec.value);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("other.db"))
+            .await
+            .unwrap();
+        let other = loft_testkit::test_loft_with_dns(Arc::new(store), answers);
+        let (b_c, b) = other.identity("b").await;
+        Receiver {
+            other,
+            b_address: b_c.identity.address,
+            b,
+            _dir: dir,
+        }
+    }
+}
+
+/// The far side of an outbound delivery ([`Rig::receiving_loft`]).
+struct Receiver {
+    other: TestLoft,
+    b_address: loft_core::address::EmailAddress,
+    b: Actor,
+    _dir: tempfile::TempDir,
+}
+
+impl Receiver {
+    /// `data` (as it left the rig's server) delivered to `b` from an outside address (the To
+    /// is rewritten only in the envelope); the stored message.
+    async fn receive(&self, data: &str) -> Message {
+        let env = loft_core::inbound::Envelope {
+            client_ip: Some("192.0.2.1".into()),
+            helo: "mx.agents.test".into(),
+            mail_from: None,
+            recipients: vec![self.b_address.clone()],
+        };
+        self.other.loft.receive_inbound(&env, data.as_bytes()).await.unwrap();
+        let inbox = self.other.all_messages(&self.b, ListMessagesParams::default()).await;
+        self.other
+            .loft
+            .get_message(&self.b, inbox[0].id.as_str())
+            .await
+            .unwrap()
+    }
+
+    async fn attachment(&self, m: &Message, index: u32) -> Vec<u8> {
+        self.other
+            .loft
+            .get_attachment(&self.b, m.id.as_str(), index)
+            .await
+            .unwrap()
+            .bytes
     }
 }
 
@@ -576,7 +664,6 @@ async fn a_worker_killed_mid_delivery_leaves_the_mail_to_the_next() {
 /// headers too; a second Loft that sees the published records verifies it (DKIM and DMARC pass).
 #[tokio::test]
 async fn outgoing_mail_is_dkim_signed_and_verifies_elsewhere() {
-    use loft_core::domains::{AddDomainRequest, RecordType};
     let log = Arc::new(Mutex::new(vec![]));
     let s = sink(Ipv4Addr::LOCALHOST, 0, Script::default(), "mx", log).await;
     let resolver = dns(
@@ -584,17 +671,7 @@ async fn outgoing_mail_is_dkim_signed_and_verifies_elsewhere() {
         &[("mx.remote.example", Ipv4Addr::LOCALHOST)],
     );
     let r = rig(direct(s.port), resolver).await;
-    let op = r.t.operator().await;
-    let view =
-        r.t.loft
-            .add_domain(
-                &op,
-                AddDomainRequest {
-                    name: loft_testkit::TEST_DOMAIN.into(),
-                },
-            )
-            .await
-            .unwrap();
+    let receiver = r.receiving_loft(loft_testkit::TEST_DOMAIN).await;
     let (_, a) = r.t.identity("a").await;
     r.t.send(&a, &["x@remote.example"], "Signed", "Hello, signed.").await;
     assert_eq!(r.run().await.completed, 1);
@@ -607,33 +684,13 @@ async fn outgoing_mail_is_dkim_signed_and_verifies_elsewhere() {
     );
 
     // Another server, whose DNS answers with what the domain published.
-    let mut answers = loft_testkit::StaticDns::default();
-    for rec in view.records.iter().filter(|r| r.record_type == RecordType::Txt) {
-        answers = answers.txt(&rec.name, &rec.value);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("other.db"))
-        .await
-        .unwrap();
-    let other = loft_testkit::test_loft_with_dns(Arc::new(store), answers);
-    let (b_c, b) = other.identity("b").await;
-    // Delivered to b as it left a's server (the To is rewritten only in the envelope).
-    let env = loft_core::inbound::Envelope {
-        client_ip: Some("192.0.2.1".into()),
-        helo: "mx.agents.test".into(),
-        mail_from: None,
-        recipients: vec![b_c.identity.address.clone()],
-    };
-    other.loft.receive_inbound(&env, data.as_bytes()).await.unwrap();
-    let inbox = other.all_messages(&b, ListMessagesParams::default()).await;
-    let got = other.loft.get_message(&b, inbox[0].id.as_str()).await.unwrap();
+    let got = receiver.receive(&data).await;
     let checks = got.authentication.summary.clone();
     assert!(checks.contains("dkim=pass"), "{checks}");
 }
 
 #[tokio::test]
 async fn attachments_go_out_as_multipart_mixed_and_still_verify() {
-    use loft_core::domains::{AddDomainRequest, RecordType};
     let log = Arc::new(Mutex::new(vec![]));
     let s = sink(Ipv4Addr::LOCALHOST, 0, Script::default(), "mx", log).await;
     let resolver = dns(
@@ -641,17 +698,7 @@ async fn attachments_go_out_as_multipart_mixed_and_still_verify() {
         &[("mx.remote.example", Ipv4Addr::LOCALHOST)],
     );
     let r = rig(direct(s.port), resolver).await;
-    let op = r.t.operator().await;
-    let view =
-        r.t.loft
-            .add_domain(
-                &op,
-                AddDomainRequest {
-                    name: loft_testkit::TEST_DOMAIN.into(),
-                },
-            )
-            .await
-            .unwrap();
+    let receiver = r.receiving_loft(loft_testkit::TEST_DOMAIN).await;
     let (_, a) = r.t.identity("a").await;
     let pdf: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
@@ -678,25 +725,7 @@ async fn attachments_go_out_as_multipart_mixed_and_still_verify() {
 
     // The receiving side (another Loft, with the domain's published keys) finds DKIM passing
     // and both files, byte for byte.
-    let mut answers = loft_testkit::StaticDns::default();
-    for rec in view.records.iter().filter(|r| r.record_type == RecordType::Txt) {
-        answers = answers.txt(&rec.name, &rec.value);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let store = loft_store_sqlite::SqliteStore::open(&dir.path().join("other.db"))
-        .await
-        .unwrap();
-    let other = loft_testkit::test_loft_with_dns(Arc::new(store), answers);
-    let (b_c, b) = other.identity("b").await;
-    let env = loft_core::inbound::Envelope {
-        client_ip: Some("192.0.2.1".into()),
-        helo: "mx.agents.test".into(),
-        mail_from: None,
-        recipients: vec![b_c.identity.address.clone()],
-    };
-    other.loft.receive_inbound(&env, data.as_bytes()).await.unwrap();
-    let inbox = other.all_messages(&b, ListMessagesParams::default()).await;
-    let got = other.loft.get_message(&b, inbox[0].id.as_str()).await.unwrap();
+    let got = receiver.receive(&data).await;
     assert!(
         got.authentication.summary.contains("dkim=pass"),
         "{:?}",
@@ -709,9 +738,249 @@ async fn attachments_go_out_as_multipart_mixed_and_still_verify() {
         .collect();
     assert_eq!(names, ["report.pdf", "notes é.txt"]);
     assert_eq!(got.attachments[0].content_type, "application/pdf");
-    let f = other.loft.get_attachment(&b, got.id.as_str(), 0).await.unwrap();
-    assert_eq!(f.bytes, pdf);
-    let f = other.loft.get_attachment(&b, got.id.as_str(), 1).await.unwrap();
-    assert_eq!(f.bytes, b"line one\r\n.\r\nline after a lone dot\r\n");
+    let f = receiver.attachment(&got, 0).await;
+    assert_eq!(f, pdf);
+    let f = receiver.attachment(&got, 1).await;
+    assert_eq!(f, b"line one\r\n.\r\nline after a lone dot\r\n");
     assert!(got.text.contains("Two files attached."), "{}", got.text);
+}
+
+/// A slow MX does not make deliveries queue behind each other: four recipients' deliveries
+/// (four jobs) are in the MX's hands at once, and the runner's concurrency bounds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_to_a_slow_mx_proceed_in_parallel_up_to_the_concurrency() {
+    let slow = std::time::Duration::from_millis(800);
+    let log = Arc::new(Mutex::new(vec![]));
+    let script = Script {
+        data_delay: slow,
+        ..Script::default()
+    };
+    let s = sink(Ipv4Addr::LOCALHOST, 0, script.clone(), "mx", log.clone()).await;
+    let resolver = dns(
+        &[("remote.example", 10, "mx.remote.example")],
+        &[("mx.remote.example", Ipv4Addr::LOCALHOST)],
+    );
+    let r = rig(direct(s.port), resolver.clone()).await;
+    let (_, a) = r.t.identity("a").await;
+    let to = [
+        "w@remote.example",
+        "x@remote.example",
+        "y@remote.example",
+        "z@remote.example",
+    ];
+    r.t.send(&a, &to, "Four at once", "x").await;
+    let started = std::time::Instant::now();
+    assert_eq!(r.run().await.completed, 4);
+    let took = started.elapsed();
+    assert_eq!(s.peak(), 4, "all four sessions open at once");
+    assert!(took < slow * 3, "in parallel, not one after another: {took:?}");
+    assert_eq!(s.got.lock().unwrap().len(), 4);
+
+    // With two places, never more than two at once.
+    let s2 = sink(Ipv4Addr::LOCALHOST, 0, script, "mx", log).await;
+    let Rig { t, runner, _dir: dir } = rig(direct(s2.port), resolver).await;
+    let r2 = Rig {
+        t,
+        runner: runner.with_concurrency(2),
+        _dir: dir,
+    };
+    let (_, a) = r2.t.identity("a").await;
+    r2.t.send(&a, &to, "Two at a time", "x").await;
+    assert_eq!(r2.run().await.completed, 4);
+    assert_eq!(s2.peak(), 2);
+    assert_eq!(s2.got.lock().unwrap().len(), 4);
+}
+
+/// A webhook receiver on 127.0.0.1 that takes `delay` to answer each request with 200, and
+/// counts the requests it was sent and the ones it answered.
+async fn webhook_receiver(delay: std::time::Duration) -> (String, Arc<Mutex<(usize, usize)>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let counts = Arc::new(Mutex::new((0, 0)));
+    let c = counts.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut r = BufReader::new(stream);
+                loop {
+                    // The head, then the body by its Content-Length.
+                    let mut len = 0usize;
+                    let mut first = true;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" && !first {
+                            break;
+                        }
+                        first = false;
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    c.lock().unwrap().0 += 1;
+                    tokio::time::sleep(delay).await;
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                    if r.get_mut().write_all(ok).await.is_err() {
+                        return;
+                    }
+                    c.lock().unwrap().1 += 1;
+                }
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}/hook"), counts)
+}
+
+/// A webhook receiver that takes seconds to answer holds one place of the runner: an outbound
+/// delivery and another identity's webhook go out meanwhile; on shutdown the runner waits for
+/// the slow post to finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_webhook_receiver_delays_neither_outbound_mail_nor_other_webhooks() {
+    use loft_core::service::CreateWebhookRequest;
+    let slow = std::time::Duration::from_secs(4);
+    let (slow_url, slow_counts) = webhook_receiver(slow).await;
+    let (fast_url, fast_counts) = webhook_receiver(std::time::Duration::ZERO).await;
+    let log = Arc::new(Mutex::new(vec![]));
+    let s = sink(Ipv4Addr::LOCALHOST, 0, Script::default(), "mx", log).await;
+    let resolver = dns(
+        &[("remote.example", 10, "mx.remote.example")],
+        &[("mx.remote.example", Ipv4Addr::LOCALHOST)],
+    );
+    let r = rig(direct(s.port), resolver.clone()).await;
+    let broker = loft_broker::ReqwestBroker::new(loopback_allowed()).unwrap();
+    let settings = loft_core::webhooks::WebhookSettings {
+        timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    };
+    let t = r.t.with_broker(Arc::new(broker), settings);
+    let (a_c, a) = t.identity("alice").await;
+    let (c_c, c) = t.identity("carol").await;
+    let (_, b) = t.identity("bob").await;
+    for (who, url) in [(&a, &slow_url), (&c, &fast_url)] {
+        t.loft
+            .create_webhook(
+                who,
+                CreateWebhookRequest {
+                    url: url.clone(),
+                    types: vec!["message.received".into()],
+                    description: None,
+                    identity: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // Alice's receiver is busy with this one first...
+    t.send(&b, &[a_c.identity.address.as_str()], "to alice", "x").await;
+    let runner = Arc::new(
+        JobRunner::new(t.loft.clone(), "worker-1")
+            .with_handler(Box::new(DeliveryWorker::new(direct(s.port), resolver))),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = {
+        let runner = runner.clone();
+        tokio::spawn(async move {
+            runner
+                .run_until(stopped, std::time::Duration::from_millis(50), |e| panic!("{e}"))
+                .await;
+        })
+    };
+    let started = std::time::Instant::now();
+    let wait_for = async |what: &str, done: &dyn Fn() -> bool| {
+        while !done() {
+            assert!(started.elapsed() < slow, "{what} waited for the slow receiver");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    wait_for("alice's post", &|| slow_counts.lock().unwrap().0 == 1).await;
+    // ... while mail goes out and carol's receiver hears of her mail.
+    let sent = t.send(&b, &["x@remote.example"], "outside", "x").await;
+    t.send(&b, &[c_c.identity.address.as_str()], "to carol", "x").await;
+    wait_for("the outbound delivery", &|| s.got.lock().unwrap().len() == 1).await;
+    wait_for("carol's webhook", &|| fast_counts.lock().unwrap().1 == 1).await;
+    let mut delivered = false;
+    while !delivered {
+        assert!(started.elapsed() < slow, "the delivery was recorded late");
+        delivered =
+            t.loft.get_message(&b, sent.id.as_str()).await.unwrap().delivery[0].status == DeliveryStatus::Delivered;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(*slow_counts.lock().unwrap(), (1, 0), "alice's post is still under way");
+
+    // Shutdown waits for the post in hand.
+    stop.send(true).unwrap();
+    tokio::time::timeout(slow * 2, task).await.unwrap().unwrap();
+    assert_eq!(*slow_counts.lock().unwrap(), (1, 1));
+}
+
+/// On shutdown, a job that outlives the grace is abandoned and given back at once (its
+/// attempt counted), for the next runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_back_a_job_that_outlives_the_grace() {
+    let log = Arc::new(Mutex::new(vec![]));
+    let script = Script {
+        hang_after_data: vec![true, false],
+        ..Script::default()
+    };
+    let s = sink(Ipv4Addr::LOCALHOST, 0, script, "mx", log).await;
+    let resolver = dns(
+        &[("remote.example", 10, "mx.remote.example")],
+        &[("mx.remote.example", Ipv4Addr::LOCALHOST)],
+    );
+    let (r, second) = rig_with(direct(s.port), resolver.clone()).await;
+    let (_, a) = r.t.identity("a").await;
+    let sent = r.t.send(&a, &["x@remote.example"], "Hung", "x").await;
+    let runner = JobRunner::new(r.t.loft.clone(), "worker-1")
+        .with_handler(Box::new(DeliveryWorker::new(direct(s.port), resolver)))
+        .with_shutdown_grace(std::time::Duration::from_millis(300));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        runner
+            .run_until(stopped, std::time::Duration::from_millis(50), |e| panic!("{e}"))
+            .await;
+    });
+    for _ in 0..500 {
+        if !s.got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        s.got.lock().unwrap().len(),
+        1,
+        "the data was sent; the MX never answers"
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("the runner stops after its grace")
+        .unwrap();
+    let job = queued_job(&r).await;
+    assert_eq!(job.attempts, 1);
+    assert!(job.last_error.unwrap().contains("shut down"));
+    // No lease to wait for: the next runner sends it at once.
+    assert_eq!(second.run_due().await.unwrap().completed, 1);
+    assert_eq!(r.report(&a, &sent).await[0].status, DeliveryStatus::Delivered);
+}
+
+/// The one delivery job of a rig.
+async fn queued_job(r: &Rig) -> loft_core::jobs::Job {
+    for id in 1..100 {
+        if let Some(j) = r.t.store().get_job(id).await.unwrap()
+            && j.kind == loft_core::mail::DELIVERY_JOB
+        {
+            return j;
+        }
+    }
+    panic!("no delivery job");
 }

@@ -334,3 +334,105 @@ pub async fn attachments_are_read_by_the_exfiltration_guard(store: Arc<dyn Store
     let got = t.loft.get_message(&b, got.id.as_str()).await.unwrap();
     assert_eq!(got.text.trim_end(), "see the file (edited)");
 }
+
+/// A forward carries the forwarded message's files (names, types and bytes as received),
+/// then the forwarder's own; `keep_attachments: false` forwards the text only; the limits of
+/// a send apply to them together (count, then total size: 413), checked before anything is
+/// written.
+pub async fn attachments_go_along_with_a_forward(store: Arc<dyn Store>) {
+    use loft_core::mail::ForwardMail;
+    let t = test_loft(store);
+    let (_, a) = t.identity("a").await;
+    let (bc, b) = t.identity("b").await;
+    let (cc, c) = t.identity("c").await;
+    let csv = "name,amount\nÉlise,12\n".as_bytes();
+    t.loft
+        .send(
+            &a,
+            with_files(
+                bc.identity.address.as_str(),
+                "Figures",
+                vec![
+                    file("figures.csv", Some("text/csv"), csv),
+                    file("blob.bin", None, &binary()),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    let original = t.all_messages(&b, folder("inbox")).await[0].id.clone();
+    let to_c = |attachments: Vec<NewAttachment>, keep: Option<bool>| ForwardMail {
+        to: vec![cc.identity.address.to_string()],
+        text: "FYI".into(),
+        keep_attachments: keep,
+        attachments,
+        ..Default::default()
+    };
+
+    let fwd = t
+        .loft
+        .forward(
+            &b,
+            original.as_str(),
+            to_c(vec![file("notes.txt", Some("text/plain"), b"my notes")], None),
+        )
+        .await
+        .unwrap();
+    let names: Vec<_> = fwd.attachments.iter().map(|x| x.name.clone().unwrap()).collect();
+    assert_eq!(names, ["figures.csv", "blob.bin", "notes.txt"], "{:?}", fwd.attachments);
+    let got = t.all_messages(&c, folder("inbox")).await;
+    assert_eq!(got.len(), 1);
+    let got = t.loft.get_message(&c, got[0].id.as_str()).await.unwrap();
+    assert_eq!(got.attachments, fwd.attachments);
+    assert_eq!(got.attachments[0].content_type, "text/csv");
+    assert_eq!(t.loft.get_attachment(&c, got.id.as_str(), 0).await.unwrap().bytes, csv);
+    assert_eq!(
+        t.loft.get_attachment(&c, got.id.as_str(), 1).await.unwrap().bytes,
+        binary()
+    );
+    assert_eq!(
+        t.loft.get_attachment(&c, got.id.as_str(), 2).await.unwrap().bytes,
+        b"my notes"
+    );
+    assert!(got.text.contains("FYI"), "{}", got.text);
+
+    // The text only.
+    let bare = t
+        .loft
+        .forward(&b, original.as_str(), to_c(vec![], Some(false)))
+        .await
+        .unwrap();
+    assert!(bare.attachments.is_empty(), "{:?}", bare.attachments);
+
+    // The limits count the carried files with the added ones; nothing is written.
+    let before = t.audit_len().await;
+    let many: Vec<NewAttachment> = (0..19).map(|i| file(&format!("f{i}.txt"), None, b"x")).collect();
+    let e = expect_err(t.loft.forward(&b, original.as_str(), to_c(many.clone(), None)).await);
+    assert_eq!(e.code(), "too_many_attachments", "{e:?}");
+    // Without the carried two, 19 fit.
+    let big = vec![file("big.bin", None, &vec![7u8; 1024 * 1024 - 1000])];
+    let e = expect_err(t.loft.forward(&b, original.as_str(), to_c(big.clone(), None)).await);
+    assert!(matches!(e, Error::TooLarge(_)), "{e:?}");
+    assert_eq!(e.code(), "attachment_too_large", "{e:?}");
+    // An added file is checked as for a send.
+    let e = expect_err(
+        t.loft
+            .forward(&b, original.as_str(), to_c(vec![file("../x", None, b"x")], None))
+            .await,
+    );
+    assert_eq!(e.code(), "invalid_attachment_name", "{e:?}");
+    assert_eq!(t.audit_len().await, before, "a refused forward writes nothing");
+    assert_eq!(t.all_messages(&c, folder("inbox")).await.len(), 2);
+    let ok = t
+        .loft
+        .forward(&b, original.as_str(), to_c(many, Some(false)))
+        .await
+        .unwrap();
+    assert_eq!(ok.attachments.len(), 19);
+    let ok = t
+        .loft
+        .forward(&b, original.as_str(), to_c(big, Some(false)))
+        .await
+        .unwrap();
+    assert_eq!(ok.attachments.len(), 1);
+}

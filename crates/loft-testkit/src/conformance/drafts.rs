@@ -455,3 +455,166 @@ pub async fn drafts_gate_and_quota(store: Arc<dyn Store>) {
     assert!(e.to_string().contains("drafts"), "{e}");
     assert_eq!(drafts_of(&t, &b).await, 2);
 }
+
+/// A draft holds files, checked as a send's (name, type, base64, count, total size: 413) when
+/// written; they are listed on the draft (name, type, size), kept as they are through edits
+/// that do not name them, replaced by a list given (`[]` removes them), and go out with the
+/// mail when the draft is sent, byte for byte.
+pub async fn drafts_hold_attachments_and_send_them(store: Arc<dyn Store>) {
+    use base64::Engine as _;
+    use loft_core::mail::NewAttachment;
+    let t = test_loft(store);
+    let (_, a) = t.identity("a").await;
+    let (b, bb) = t.identity("b").await;
+    let file = |name: &str, ct: Option<&str>, bytes: &[u8]| NewAttachment {
+        filename: name.into(),
+        content_type: ct.map(Into::into),
+        content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+    };
+    let blob: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let d = t
+        .loft
+        .create_draft(
+            &a,
+            CreateDraftRequest {
+                attachments: vec![
+                    file("figures.csv", Some("Text/CSV"), b"a,b\n1,2\n"),
+                    file("blob.bin", None, &blob),
+                ],
+                ..draft(&[&addr(&b)], "Files", "see attached")
+            },
+        )
+        .await
+        .unwrap();
+    let listed = |d: &loft_core::drafts::Draft| {
+        d.attachments
+            .iter()
+            .map(|x| (x.name.clone().unwrap(), x.content_type.clone(), x.size))
+            .collect::<Vec<_>>()
+    };
+    let want = vec![
+        ("figures.csv".to_owned(), "text/csv".to_owned(), 8),
+        ("blob.bin".to_owned(), "application/octet-stream".to_owned(), 3000),
+    ];
+    assert_eq!(listed(&d), want);
+    let shown = t.loft.get_draft(&a, d.id.as_str()).await.unwrap();
+    assert_eq!(listed(&shown), want, "read back from the store");
+    let page = t.loft.list_drafts(&a, ListDraftsParams::default()).await.unwrap();
+    assert_eq!(listed(&page.items[0]), want);
+    let json = serde_json::to_value(&shown).unwrap();
+    assert_eq!(json["attachments"][1]["size"], 3000);
+    assert!(json.get("files").is_none(), "the bytes are not shown: {json}");
+
+    // An edit that does not name them keeps them.
+    let edited = t
+        .loft
+        .update_draft(
+            &a,
+            d.id.as_str(),
+            UpdateDraftRequest {
+                subject: Some("Files, edited".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed(&edited), want);
+
+    // Refused files write nothing: the draft keeps its old ones.
+    let before = t.audit_len().await;
+    let huge = vec![7u8; 1024 * 1024 + 1];
+    for (list, code) in [
+        (vec![file("../x", None, b"x")], "invalid_attachment_name"),
+        (vec![file("x.txt", Some("not a type"), b"x")], "invalid_content_type"),
+        (
+            vec![NewAttachment {
+                content_base64: "not base64!".into(),
+                ..file("x.txt", None, b"")
+            }],
+            "invalid_attachment",
+        ),
+        (
+            (0..21).map(|i| file(&format!("f{i}"), None, b"x")).collect(),
+            "too_many_attachments",
+        ),
+        (vec![file("huge.bin", None, &huge)], "attachment_too_large"),
+    ] {
+        let e = expect_err(
+            t.loft
+                .update_draft(
+                    &a,
+                    d.id.as_str(),
+                    UpdateDraftRequest {
+                        attachments: Some(list.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await,
+        );
+        assert_eq!(e.code(), code, "{e:?}");
+        if code == "attachment_too_large" {
+            assert!(matches!(e, Error::TooLarge(_)), "413: {e:?}");
+        }
+        let e = expect_err(
+            t.loft
+                .create_draft(
+                    &a,
+                    CreateDraftRequest {
+                        attachments: list,
+                        ..CreateDraftRequest::default()
+                    },
+                )
+                .await,
+        );
+        assert_eq!(e.code(), code, "{e:?}");
+    }
+    assert_eq!(t.audit_len().await, before, "refused drafts write nothing");
+    assert_eq!(listed(&t.loft.get_draft(&a, d.id.as_str()).await.unwrap()), want);
+
+    // Sent: the files go out with the mail.
+    let sent = t.loft.send_draft(&a, d.id.as_str(), no_key()).await.unwrap();
+    assert_eq!(sent.status, MessageStatus::Sent);
+    let names: Vec<_> = sent.attachments.iter().map(|x| x.name.clone().unwrap()).collect();
+    assert_eq!(names, ["figures.csv", "blob.bin"]);
+    let got = t.all_messages(&bb, folder("inbox")).await;
+    let got = t.loft.get_message(&bb, got[0].id.as_str()).await.unwrap();
+    assert_eq!(got.attachments, sent.attachments);
+    assert_eq!(
+        t.loft.get_attachment(&bb, got.id.as_str(), 0).await.unwrap().bytes,
+        b"a,b\n1,2\n"
+    );
+    assert_eq!(
+        t.loft.get_attachment(&bb, got.id.as_str(), 1).await.unwrap().bytes,
+        blob
+    );
+
+    // A list given replaces the files; `[]` removes them.
+    let d = t
+        .loft
+        .create_draft(
+            &a,
+            CreateDraftRequest {
+                attachments: vec![file("one.txt", None, b"1")],
+                ..draft(&[&addr(&b)], "Replace", "x")
+            },
+        )
+        .await
+        .unwrap();
+    let set = |list: Vec<NewAttachment>| UpdateDraftRequest {
+        attachments: Some(list),
+        ..Default::default()
+    };
+    let d2 = t
+        .loft
+        .update_draft(&a, d.id.as_str(), set(vec![file("two.txt", None, b"22")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(&d2),
+        [("two.txt".to_owned(), "application/octet-stream".to_owned(), 2)]
+    );
+    let d3 = t.loft.update_draft(&a, d.id.as_str(), set(vec![])).await.unwrap();
+    assert!(d3.attachments.is_empty() && d3.files.is_empty());
+    let sent = t.loft.send_draft(&a, d.id.as_str(), no_key()).await.unwrap();
+    assert!(sent.attachments.is_empty());
+}

@@ -2,6 +2,7 @@
 //! its API key). Sending a draft is exactly a send (or, for a draft that answers a message, a
 //! reply), and the draft is gone once it is sent.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -51,6 +52,9 @@ enum DraftsCommand {
         /// Make the draft a new conversation instead of a reply.
         #[arg(long, conflicts_with = "reply_to")]
         no_reply_to: bool,
+        /// Remove the draft's files.
+        #[arg(long, conflicts_with = "attach")]
+        no_attachments: bool,
     },
     /// Send a draft, exactly as `loft mail send` (or `mail reply`) would; the draft is gone
     /// afterwards.
@@ -98,6 +102,10 @@ struct DraftFields {
     /// The message this draft answers (`msg_...`): sending it is then a reply.
     #[arg(long, value_name = "ID")]
     reply_to: Option<String>,
+    /// Attach a file (its name is the file's name, its type guessed from the extension);
+    /// repeat for several. On `update`, the files given replace the draft's.
+    #[arg(long = "attach", value_name = "FILE")]
+    attach: Vec<PathBuf>,
 }
 
 impl DraftFields {
@@ -151,6 +159,7 @@ pub async fn run(args: DraftsArgs) -> CmdResult {
                 subject: f.subject.unwrap_or_default(),
                 html: f.html,
                 reply_to: f.reply_to,
+                attachments: super::mail::read_attachments(&f.attach)?,
             };
             ctx.show(&client, api::create_draft(&req), draft).await
         }
@@ -159,8 +168,16 @@ pub async fn run(args: DraftsArgs) -> CmdResult {
             fields: f,
             no_html,
             no_reply_to,
+            no_attachments,
         } => {
             let list = |v: Vec<String>| (!v.is_empty()).then_some(v);
+            let attachments = if no_attachments {
+                Some(vec![])
+            } else if f.attach.is_empty() {
+                None
+            } else {
+                Some(super::mail::read_attachments(&f.attach)?)
+            };
             let req = api::UpdateDraftRequest {
                 text: f.text()?,
                 to: list(f.to),
@@ -169,6 +186,7 @@ pub async fn run(args: DraftsArgs) -> CmdResult {
                 subject: f.subject,
                 html: if no_html { Some(String::new()) } else { f.html },
                 reply_to: if no_reply_to { Some(String::new()) } else { f.reply_to },
+                attachments,
             };
             ctx.show(&client, api::update_draft(&id, &req), draft).await
         }
@@ -237,6 +255,15 @@ fn draft(d: &Draft) -> String {
     out.push('\n');
     if d.html.is_some() {
         out.push_str("(with an HTML body)\n");
+    }
+    for a in &d.attachments {
+        let _ = writeln!(
+            out,
+            "attachment: {} ({}, {} bytes)",
+            clean(a.name.as_deref().unwrap_or("-")),
+            a.content_type,
+            a.size
+        );
     }
     out
 }

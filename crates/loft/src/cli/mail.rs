@@ -80,6 +80,12 @@ enum MailCommand {
         /// Send later (RFC 3339; at most a year ahead).
         #[arg(long, value_name = "TIME")]
         send_at: Option<String>,
+        /// Attach a file besides the forwarded message's own; repeat for several.
+        #[arg(long = "attach", value_name = "FILE")]
+        attach: Vec<PathBuf>,
+        /// Forward the text only, without the message's attachments.
+        #[arg(long)]
+        no_attachments: bool,
     },
     /// Add or remove labels, or mark a message (or with --thread every message of a thread)
     /// read or unread.
@@ -336,8 +342,13 @@ fn read_stdin() -> std::io::Result<String> {
 
 /// The files of `--attach`, read and base64-encoded (the server checks names and sizes).
 fn attachments_from(body: &BodyArgs) -> Result<Vec<api::NewAttachment>, CliError> {
+    read_attachments(&body.attach)
+}
+
+/// Files read and base64-encoded as attachments (the server checks names and sizes).
+pub(super) fn read_attachments(paths: &[PathBuf]) -> Result<Vec<api::NewAttachment>, CliError> {
     use base64::Engine as _;
-    body.attach
+    paths
         .iter()
         .map(|path| {
             let bytes =
@@ -510,6 +521,8 @@ pub async fn run(args: MailArgs) -> CmdResult {
             text,
             idempotency_key,
             send_at,
+            attach,
+            no_attachments,
         } => {
             let req = api::ForwardMail {
                 to,
@@ -518,6 +531,8 @@ pub async fn run(args: MailArgs) -> CmdResult {
                 text: text.unwrap_or_default(),
                 idempotency_key,
                 send_at,
+                keep_attachments: no_attachments.then_some(false),
+                attachments: read_attachments(&attach)?,
             };
             ctx.show(&client, api::forward(&id, &req), format::sent).await
         }
