@@ -206,8 +206,8 @@ pub async fn identities(State(state): State<ConsoleState>, User(user): User) -> 
         .map_err(fail(&user))?
         .outgoing_frozen;
     let ids: Vec<IdentityId> = all.iter().map(|i| i.id.clone()).collect();
-    let stats = state.loft.mailbox_stats(&user.actor, &ids).await.map_err(fail(&user))?;
-    let body = identities_body(&user, &all, &stats, frozen);
+    let sizes = state.loft.mailbox_stats(&user.actor, &ids).await.map_err(fail(&user))?;
+    let body = identities_body(&user, &all, &sizes, frozen);
     Ok(view::page(&state, &user, Nav::Identities, "Identities", body).await)
 }
 
@@ -311,7 +311,7 @@ pub async fn identity_page(State(state): State<ConsoleState>, User(user): User, 
         .list_keys(&user.actor, Some(i.id.as_str()))
         .await
         .map_err(fail(&user))?;
-    let stats = state
+    let sizes = state
         .loft
         .mailbox_stats(&user.actor, std::slice::from_ref(&i.id))
         .await
@@ -336,7 +336,7 @@ pub async fn identity_page(State(state): State<ConsoleState>, User(user): User, 
             dt { "Scopes" } dd { (i.scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(" ")) }
             dt { "Created" } dd { (time(Some(i.created_at))) " by " (wire(&i.created_by.kind))
                 @if let Some(p) = &i.created_by.identity_id { " " a href={ "/identities/" (p) } { code { (p) } } } }
-            dt { "Mailbox" } dd { (activity(stats.get(&i.id))) }
+            dt { "Mailbox" } dd { (activity(sizes.get(&i.id))) }
         }
         nav.links aria-label="About this identity" {
             a href={ "/identities/" (i.id) "/mail" } { "Mailbox" } " · "

@@ -147,10 +147,10 @@ impl Loft {
         Ok(metas
             .into_iter()
             .map(|meta| {
-                let used = last.remove(&meta.name);
+                let found = last.remove(&meta.name);
                 CredentialOverview {
-                    last_used_at: used.as_ref().map(|u| u.0),
-                    last_used_action: used.map(|u| u.1),
+                    last_used_at: found.as_ref().map(|u| u.0),
+                    last_used_action: found.map(|u| u.1),
                     meta,
                 }
             })
