@@ -492,3 +492,113 @@ async fn events_reach_another_node_at_once() {
     })
     .await;
 }
+
+/// Idle cost across nodes (issue 14): 1,000 `mail_wait`s, half on each of two nodes sharing one
+/// database, make no database look while no mail arrives; a mail to one identity, sent through
+/// node 1, makes exactly that identity's waiters look once on each node. A node learns of new
+/// mail by LISTEN/NOTIFY and one catch-up query per notification, never per waiter and never by
+/// polling (its only timed query is the audit sealer's sweep, once per node every 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_waiters_cost_no_queries_on_two_nodes() {
+    use loft_core::oversight::OversightMode;
+    use loft_core::service::{CreateIdentityRequest, WaitParams};
+    use std::time::Duration;
+
+    const WAITERS: usize = 1000;
+    const IDENTITIES: usize = 10;
+    /// Waits until both nodes' looks reach at least `at_least` (summed) and stop growing.
+    async fn settle(nodes: [&loft_testkit::TestLoft; 2], at_least: [u64; 2]) -> [u64; 2] {
+        let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+        let looks = || [nodes[0].loft.waiter_looks(), nodes[1].loft.waiter_looks()];
+        let mut last = looks();
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = looks();
+            if now[0] >= at_least[0] && now[1] >= at_least[1] && now == last {
+                return now;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waiters never settled ({now:?} looks)"
+            );
+            last = now;
+        }
+    }
+    with_test_db(|url| async move {
+        let s1 = PostgresStore::connect(&url).await.unwrap();
+        let s2 = PostgresStore::connect(&url).await.unwrap();
+        let node1 = test_loft(Arc::new(s1.clone()));
+        let node2 = node1.another_node(Arc::new(s2.clone()));
+        let autonomous = |name: String| CreateIdentityRequest {
+            name,
+            oversight_mode: Some(OversightMode::Autonomous),
+            ..Default::default()
+        };
+        let (_, sender) = node1.identity_with(autonomous("sender".into())).await;
+        let mut people = Vec::new();
+        for i in 0..IDENTITIES {
+            let (created, on1) = node1.identity_with(autonomous(format!("waiter {i}"))).await;
+            let on2 = node2.actor(&created.api_key).await;
+            people.push((created, on1, on2));
+        }
+        let mut tasks = Vec::new();
+        for n in 0..WAITERS {
+            // Waiter n: identity n % 10, on node 1 when n % 20 < 10, else node 2 (each
+            // identity has 50 waiters on each node).
+            let (node, actor) = if n % (2 * IDENTITIES) < IDENTITIES {
+                (&node1, people[n % IDENTITIES].1.clone())
+            } else {
+                (&node2, people[n % IDENTITIES].2.clone())
+            };
+            let loft = node.loft.clone();
+            tasks.push(tokio::spawn(async move {
+                loft.wait_for_mail(
+                    &actor,
+                    WaitParams {
+                        timeout_seconds: Some(60),
+                        ..Default::default()
+                    },
+                )
+                .await
+            }));
+        }
+        let half = (WAITERS / 2) as u64;
+        let settled = settle([&node1, &node2], [half, half]).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            [node1.loft.waiter_looks(), node2.loft.waiter_looks()],
+            settled,
+            "idle waiters looked at the database"
+        );
+
+        node1
+            .send(&sender, &[people[0].0.identity.address.as_str()], "for waiter 0", "x")
+            .await;
+        let per_node = (WAITERS / IDENTITIES / 2) as u64;
+        let after = settle([&node1, &node2], [settled[0] + per_node, settled[1] + per_node]).await;
+        assert_eq!(
+            [after[0] - settled[0], after[1] - settled[1]],
+            [per_node, per_node],
+            "only the waiters of the identity with mail looked again, on each node"
+        );
+        let mut answered = 0;
+        for (n, task) in tasks.into_iter().enumerate() {
+            if n % IDENTITIES == 0 {
+                let r = tokio::time::timeout(Duration::from_secs(10), task)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(r.items.len(), 1);
+                answered += 1;
+            } else {
+                assert!(!task.is_finished());
+                task.abort();
+            }
+        }
+        assert_eq!(answered, WAITERS / IDENTITIES);
+        s1.close().await;
+        s2.close().await;
+    })
+    .await;
+}

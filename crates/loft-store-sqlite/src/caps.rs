@@ -163,9 +163,7 @@ async fn contacts(
 #[async_trait::async_trait]
 impl loft_core::store::SendingStore for crate::SqliteStore {
     async fn instance_caps(&self) -> Result<SendCaps> {
-        let mut tx = self.reading().await?;
-        let out = self::instance_caps(&mut tx).await;
-        crate::done(tx, out).await
+        self::instance_caps(&mut *self.one().await?).await
     }
 
     async fn set_instance_caps(&self, caps: SendCaps, audit: AuditEntry) -> Result<()> {

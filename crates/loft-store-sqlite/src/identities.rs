@@ -1,7 +1,7 @@
 //! Identities, their delegation tree (`identities.parent_id`) and their API keys.
 //!
 //! Functions taking `&mut SqliteConnection` run either on a read connection (inside a read
-//! transaction) or, for the mutating ones, inside a writer job (see `writer`), where they are
+//! transaction, or outside one for a single statement) or, for the mutating ones, inside a writer job (see `writer`), where they are
 //! already in a transaction and a savepoint.
 
 use std::collections::HashMap;
@@ -18,7 +18,10 @@ use loft_core::{Error, Result};
 use sqlx::SqliteConnection;
 
 use crate::error::map_err;
-use crate::rows::{IdentityRow, KeyRow, creator_kind_str, identity_columns, key_columns, status_str, to_json};
+use crate::rows::{
+    IdentityRow, KeyRow, PrefixedKeyRow, creator_kind_str, identity_columns, key_columns, prefixed_key_columns,
+    status_str, to_json,
+};
 use crate::{audit, page_limit, paged};
 use std::sync::atomic::Ordering;
 
@@ -409,28 +412,28 @@ async fn insert_key(conn: &mut SqliteConnection, key: &StoredKey) -> Result<()> 
     Ok(())
 }
 
+/// A key and its identity, in one statement (authentication runs it on every cache miss).
 pub(crate) async fn find_key(conn: &mut SqliteConnection, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
-        key: KeyRow,
-        digest: String,
+        key: PrefixedKeyRow,
+        #[sqlx(flatten)]
+        identity: IdentityRow,
     }
     let row: Option<Row> = sqlx::query_as(concat!(
         "SELECT ",
-        key_columns!(),
-        ", k.digest FROM api_keys k WHERE k.id = ?"
+        prefixed_key_columns!(),
+        ", ",
+        identity_columns!(),
+        " FROM api_keys k JOIN identities i ON i.id = k.identity_id WHERE k.id = ?"
     ))
     .bind(id.as_str().to_owned())
     .fetch_optional(&mut *conn)
     .await
     .map_err(map_err)?;
     let Some(row) = row else { return Ok(None) };
-    let key = row.key.into_stored(&row.digest)?;
-    let identity = get(conn, &key.identity_id)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("key {} belongs to a missing identity", key.id)))?;
-    Ok(Some((key, identity)))
+    Ok(Some((row.key.into_stored()?, row.identity.into_identity()?)))
 }
 
 async fn key_meta(conn: &mut SqliteConnection, identity: &IdentityId, id: &KeyId) -> Result<Option<KeyMeta>> {
@@ -519,9 +522,7 @@ pub(crate) async fn revoke_key(
 #[async_trait::async_trait]
 impl loft_core::store::IdentityStore for crate::SqliteStore {
     async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
-        let mut tx = self.reading().await?;
-        let out = self::find_key(&mut tx, id).await;
-        crate::done(tx, out).await
+        self::find_key(&mut *self.one().await?, id).await
     }
 
     fn key_epoch(&self) -> u64 {
@@ -534,9 +535,7 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
     }
 
     async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>> {
-        let mut tx = self.reading().await?;
-        let out = self::get(&mut tx, id).await;
-        crate::done(tx, out).await
+        self::get(&mut *self.one().await?, id).await
     }
 
     async fn list_identities(&self, query: IdentityQuery) -> Result<StorePage<Identity>> {
@@ -562,15 +561,11 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
     }
 
     async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>> {
-        let mut tx = self.reading().await?;
-        let out = self::ancestors(&mut tx, id).await;
-        crate::done(tx, out).await
+        self::ancestors(&mut *self.one().await?, id).await
     }
 
     async fn usage(&self, identity: &IdentityId) -> Result<loft_core::quota::Usage> {
-        let mut tx = self.reading().await?;
-        let out = self::usage(&mut tx, identity).await;
-        crate::done(tx, out).await
+        self::usage(&mut *self.one().await?, identity).await
     }
 
     async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {

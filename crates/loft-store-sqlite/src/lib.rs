@@ -5,8 +5,13 @@
 //!
 //! - **One file, WAL mode.** Readers never block the writer nor each other. `foreign_keys=ON`
 //!   and a busy timeout on every connection.
-//! - **Reads** go through a pool of read-only connections; each store read runs in its own read
-//!   transaction, so a read made of several queries sees one snapshot.
+//! - **Reads** go through a pool of read-only connections. A store read made of several
+//!   queries runs in its own read transaction, so it sees one snapshot; a read that is one
+//!   statement runs without `BEGIN`/`COMMIT` (SQLite gives a lone statement its own implicit
+//!   read transaction), because every statement, `BEGIN` and `COMMIT` included, is a round
+//!   trip to the connection's sqlx worker thread, and those hand-offs were most of the cost of
+//!   a small read (docs/benchmarks.md, issue 14). For the same reason the pool does not ping a
+//!   connection before handing it out: a connection to a local file cannot go stale.
 //! - **Writes** all go through one writer task that owns the only read-write connection and
 //!   commits in groups (see `writer.rs`): the first queued job plus whatever else is already
 //!   waiting, in one `BEGIN IMMEDIATE ... COMMIT`, each job in its own savepoint so a failing job
@@ -65,6 +70,7 @@ use async_trait::async_trait;
 use loft_core::mail::StorePage;
 use loft_core::store::Store;
 use loft_core::{Error, Result};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Sqlite, SqliteConnection, Transaction};
 
@@ -187,6 +193,9 @@ impl SqliteStore {
             .max_connections(READERS)
             .min_connections(1)
             .acquire_timeout(BUSY_TIMEOUT)
+            // No ping (a round trip to the connection's worker thread) on every acquire: a
+            // connection to a local file does not go stale. sqlx still pings on release.
+            .test_before_acquire(false)
             .connect_with(base.read_only(true))
             .await
         {
@@ -245,6 +254,13 @@ impl SqliteStore {
     /// A read transaction on a read-only connection: every query in it sees one snapshot.
     async fn reading(&self) -> Result<Transaction<'static, Sqlite>> {
         self.reader.begin().await.map_err(map_err)
+    }
+
+    /// A read connection outside any transaction, for a store read that is **one** statement
+    /// (SQLite runs it in its own implicit read transaction: one snapshot all the same). A read
+    /// of several statements must use [`Self::reading`].
+    async fn one(&self) -> Result<PoolConnection<Sqlite>> {
+        self.reader.acquire().await.map_err(map_err)
     }
 
     /// Runs `f` in the writer's next group commit (see `writer.rs`).

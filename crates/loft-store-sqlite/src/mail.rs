@@ -647,9 +647,12 @@ pub(crate) async fn list(
 ) -> Result<StorePage<MessageSummary>> {
     let limit = page_limit(q.limit);
     // Only fixed fragments are pushed as SQL; every value is bound.
+    // The labels come in the same statement (a JSON array per row), so that a list is one
+    // statement and runs without a read transaction (see `list_messages`).
     let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
         "SELECT ",
         summary_columns!(),
+        ", (SELECT json_group_array(l.label) FROM message_labels l WHERE l.message_seq = m.seq) AS labels",
         " FROM messages m WHERE m.owner_id = "
     ));
     sql.push_bind(owner.as_str().to_owned());
@@ -690,16 +693,22 @@ pub(crate) async fn list(
         " ORDER BY m.seq DESC LIMIT "
     })
     .push_bind(i64::from(limit) + 1);
-    let rows: Vec<SummaryRow> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
-    let page = paged(rows, limit, |r| r.seq);
-    let seqs: Vec<i64> = page.items.iter().map(|r| r.seq).collect();
-    let mut labels = labels_of(conn, &seqs).await?;
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        summary: SummaryRow,
+        labels: String,
+    }
+    let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
+    let page = paged(rows, limit, |r| r.summary.seq);
     let items = page
         .items
         .into_iter()
         .map(|r| {
-            let l = labels.remove(&r.seq).unwrap_or_default();
-            r.into_summary(l)
+            let mut labels: Vec<String> = serde_json::from_str(&r.labels)
+                .map_err(|e| Error::internal(format!("the labels of message {} do not read: {e}", r.summary.seq)))?;
+            labels.sort();
+            r.summary.into_summary(labels)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(StorePage {
@@ -720,44 +729,99 @@ struct ThreadRow {
     last_at: i64,
 }
 
+/// How many copies the thread walk of [`thread_page_rows`] reads at a time.
+const THREAD_WALK_BATCH: i64 = 256;
+
+/// The rows of a thread-list page: up to `want` threads whose newest copy (in the trash, or
+/// outside it) is below `q.before_seq`, newest first, with their counts and first and last
+/// copies.
+///
+/// A mailbox is walked from its newest copy down (the `(owner_id, seq)` index), a batch at a
+/// time; each thread met for the first time is a candidate, and its counts come from the
+/// `(owner_id, thread_id, ...)` index. A candidate whose newest copy is at or above
+/// `before_seq` was on an earlier page and is skipped; the others come out in the order of
+/// their newest copy, which is the order of the walk. So a page costs about the copies of the
+/// threads on it, whatever the size of the mailbox; grouping the whole mailbox on every call
+/// cost time in proportion to the mailbox (docs/benchmarks.md, issue 14).
+async fn thread_page_rows(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    q: &ThreadQuery,
+    want: i64,
+) -> Result<Vec<ThreadRow>> {
+    let want = usize::try_from(want).unwrap_or(usize::MAX);
+    let before = q.before_seq.unwrap_or(i64::MAX);
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut out: Vec<ThreadRow> = Vec::new();
+    let mut walk_from = before;
+    while out.len() < want {
+        let batch: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, thread_id FROM messages INDEXED BY messages_owner
+             WHERE owner_id = ?1 AND seq < ?2 AND (trashed_at IS NOT NULL) = ?3
+             ORDER BY seq DESC LIMIT ?4",
+        )
+        .bind(owner.as_str().to_owned())
+        .bind(walk_from)
+        .bind(q.trashed)
+        .bind(THREAD_WALK_BATCH)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        let Some(last) = batch.last() else { break };
+        walk_from = last.0;
+        let mut candidates: Vec<String> = Vec::new();
+        for (_, thread) in batch {
+            if seen.insert(thread.clone()) {
+                candidates.push(thread);
+            }
+        }
+        if candidates.is_empty() {
+            continue;
+        }
+        let mut found: Vec<ThreadRow> = sqlx::query_as(
+            "WITH t AS (
+                 SELECT thread_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq,
+                        COUNT(*) AS message_count, SUM(unread) AS unread_count
+                 FROM messages
+                 WHERE owner_id = ?1 AND thread_id IN (SELECT value FROM json_each(?2))
+                   AND (trashed_at IS NOT NULL) = ?3
+                 GROUP BY thread_id
+             )
+             SELECT t.thread_id, t.message_count, t.unread_count, t.last_seq,
+                    f.subject AS subject, l.id AS last_id, l.snippet AS last_snippet, l.created_at AS last_at
+             FROM t
+             JOIN messages f ON f.seq = t.first_seq
+             JOIN messages l ON l.seq = t.last_seq
+             WHERE t.last_seq < ?4
+               AND (?5 = 0 OR t.unread_count > 0)
+               AND (?6 IS NULL OR EXISTS (
+                     SELECT 1 FROM messages m JOIN message_labels ml ON ml.message_seq = m.seq
+                     WHERE m.owner_id = ?1 AND m.thread_id = t.thread_id AND ml.label = ?6
+                       AND (m.trashed_at IS NOT NULL) = ?3))
+             ORDER BY t.last_seq DESC",
+        )
+        .bind(owner.as_str().to_owned())
+        .bind(to_json(&candidates, "thread ids")?)
+        .bind(q.trashed)
+        .bind(before)
+        .bind(q.unread_only)
+        .bind(q.label.clone())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        found.truncate(want - out.len());
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 pub(crate) async fn list_threads(
     conn: &mut SqliteConnection,
     owner: &IdentityId,
     q: ThreadQuery,
 ) -> Result<StorePage<ThreadSummary>> {
     let limit = page_limit(q.limit);
-    // One pass over the owner's (owner_id, thread_id, seq, unread) index groups the threads;
-    // the first and last message of each are then looked up by seq.
-    // `?6`: the trash's threads or the others', counted over those copies alone.
-    let rows: Vec<ThreadRow> = sqlx::query_as(
-        "WITH t AS (
-             SELECT thread_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq,
-                    COUNT(*) AS message_count, SUM(unread) AS unread_count
-             FROM messages WHERE owner_id = ?1 AND (trashed_at IS NOT NULL) = ?6 GROUP BY thread_id
-         )
-         SELECT t.thread_id, t.message_count, t.unread_count, t.last_seq,
-                f.subject AS subject, l.id AS last_id, l.snippet AS last_snippet, l.created_at AS last_at
-         FROM t
-         JOIN messages f ON f.seq = t.first_seq
-         JOIN messages l ON l.seq = t.last_seq
-         WHERE (?2 = 0 OR t.unread_count > 0)
-           AND (?3 IS NULL OR EXISTS (
-                 SELECT 1 FROM messages m JOIN message_labels ml ON ml.message_seq = m.seq
-                 WHERE m.owner_id = ?1 AND m.thread_id = t.thread_id AND ml.label = ?3
-                   AND (m.trashed_at IS NOT NULL) = ?6))
-           AND (?4 IS NULL OR t.last_seq < ?4)
-         ORDER BY t.last_seq DESC
-         LIMIT ?5",
-    )
-    .bind(owner.as_str().to_owned())
-    .bind(q.unread_only)
-    .bind(q.label.clone())
-    .bind(q.before_seq)
-    .bind(i64::from(limit) + 1)
-    .bind(q.trashed)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    let rows = thread_page_rows(conn, owner, &q, i64::from(limit) + 1).await?;
     let page = paged(rows, limit, |r| r.last_seq);
 
     // Participants: distinct senders in order of first appearance, for the threads on this page.
@@ -899,9 +963,8 @@ impl loft_core::store::MailStore for crate::SqliteStore {
     }
 
     async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {
-        let mut tx = self.reading().await?;
-        let out = self::list(&mut tx, owner, query).await;
-        crate::done(tx, out).await
+        // One statement: no read transaction (see the crate's design notes).
+        self::list(&mut *self.one().await?, owner, query).await
     }
 
     async fn get_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {

@@ -531,9 +531,7 @@ impl loft_core::store::OversightStore for crate::SqliteStore {
     }
 
     async fn get_mode_request(&self, identity: &IdentityId) -> Result<Option<ModeRequest>> {
-        let mut tx = self.reading().await?;
-        let out = crate::oversight_edits::get_mode_request(&mut tx, identity).await;
-        crate::done(tx, out).await
+        crate::oversight_edits::get_mode_request(&mut *self.one().await?, identity).await
     }
 
     async fn list_mode_requests(&self, before_seq: Option<i64>, limit: u32) -> Result<StorePage<ModeRequest>> {

@@ -180,6 +180,50 @@ impl KeyRow {
     }
 }
 
+/// The key's columns under `k_` names, for reading a key and its identity in one statement
+/// (`identity_columns!()` and `key_columns!()` share names such as `id` and `scopes`).
+macro_rules! prefixed_key_columns {
+    () => {
+        "k.id AS k_id, k.identity_id AS k_identity_id, k.kind AS k_kind, k.label AS k_label, \
+     k.scopes AS k_scopes, k.created_at AS k_created_at, k.expires_at AS k_expires_at, \
+     k.revoked_at AS k_revoked_at, k.created_by_key AS k_created_by_key, k.digest AS k_digest"
+    };
+}
+pub(crate) use prefixed_key_columns;
+
+/// A key as [`prefixed_key_columns`] reads it, with its digest.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PrefixedKeyRow {
+    k_id: String,
+    k_identity_id: String,
+    k_kind: String,
+    k_label: Option<String>,
+    k_scopes: String,
+    k_created_at: i64,
+    k_expires_at: Option<i64>,
+    k_revoked_at: Option<i64>,
+    k_created_by_key: Option<String>,
+    k_digest: String,
+}
+
+impl PrefixedKeyRow {
+    pub(crate) fn into_stored(self) -> Result<StoredKey> {
+        let digest = self.k_digest;
+        KeyRow {
+            id: self.k_id,
+            identity_id: self.k_identity_id,
+            kind: self.k_kind,
+            label: self.k_label,
+            scopes: self.k_scopes,
+            created_at: self.k_created_at,
+            expires_at: self.k_expires_at,
+            revoked_at: self.k_revoked_at,
+            created_by_key: self.k_created_by_key,
+        }
+        .into_stored(&digest)
+    }
+}
+
 /// The columns of a message in a list (no bodies), in the order [`SummaryRow`] reads them.
 macro_rules! summary_columns {
     () => {

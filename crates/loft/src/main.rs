@@ -63,7 +63,16 @@ impl std::fmt::Debug for McpArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `loft mcp` serves one agent over stdio, one request at a time in practice: a
+    // current-thread runtime spares it a worker thread per CPU (their stacks and allocator
+    // arenas), which is most of its resident memory and part of its start-up (issue 14,
+    // docs/benchmarks.md). The server and the other commands keep the multi-thread runtime.
+    let mut builder = if matches!(cli.command, Command::Mcp(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("loft: cannot start the async runtime: {e}");
