@@ -640,6 +640,14 @@ pub(crate) async fn delete_for_ever(
     Ok(rows.into_iter().map(|r| MessageId::from_trusted(r.id)).collect())
 }
 
+/// A summary as [`list`] reads it, with its labels as a JSON array.
+#[derive(sqlx::FromRow)]
+struct LabelledRow {
+    #[sqlx(flatten)]
+    summary: SummaryRow,
+    labels: String,
+}
+
 pub(crate) async fn list(
     conn: &mut SqliteConnection,
     owner: &IdentityId,
@@ -693,13 +701,7 @@ pub(crate) async fn list(
         " ORDER BY m.seq DESC LIMIT "
     })
     .push_bind(i64::from(limit) + 1);
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        summary: SummaryRow,
-        labels: String,
-    }
-    let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
+    let rows: Vec<LabelledRow> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
     let page = paged(rows, limit, |r| r.summary.seq);
     let items = page
         .items

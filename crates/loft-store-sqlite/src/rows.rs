@@ -193,6 +193,10 @@ pub(crate) use prefixed_key_columns;
 
 /// A key as [`prefixed_key_columns`] reads it, with its digest.
 #[derive(sqlx::FromRow)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "the prefix keeps the key's columns apart from the identity's in the joined row"
+)]
 pub(crate) struct PrefixedKeyRow {
     k_id: String,
     k_identity_id: String,

@@ -1136,13 +1136,9 @@ fn bad_key_flood_is_locked_out_and_leaves_one_audit_row() {
             .unwrap();
         // Refusals are counted per wall-clock minute: a flood that straddles a minute's end
         // gets a fresh allowance and two audit rows. Start it early in a minute.
-        let second = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            % 60;
+        let second = loft_core::time::Clock::now(&loft_core::time::SystemClock).as_micros() / 1_000_000 % 60;
         if second > 30 {
-            tokio::time::sleep(Duration::from_secs(61 - second)).await;
+            tokio::time::sleep(Duration::from_secs((61 - second).unsigned_abs())).await;
         }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut flood = Vec::new();
