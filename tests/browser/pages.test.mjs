@@ -173,7 +173,7 @@ test("the operator looks at an identity, its mail and vault, changes it, checks 
   await page.getByRole("link", { name: "Domains" }).click();
   await page.getByText("v=spf1").first().waitFor();
   await check(page, "pages-06-domains");
-  await page.getByRole("button", { name: `Check the DNS of ${DOMAIN}` }).click();
+  await page.getByRole("button", { name: `Check DNS now for ${DOMAIN}` }).click();
   await page.getByText("missing or differ").waitFor();
   await check(page, "pages-07-domain-check");
 

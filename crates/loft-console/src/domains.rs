@@ -14,7 +14,7 @@ use crate::view::{self, Nav, time};
 
 fn records_table(records: &[DnsRecord]) -> Markup {
     html! {
-        table.list {
+        table.list tabindex="0" aria-label="DNS records to publish" {
             thead { tr { th scope="col" { "Purpose" } th scope="col" { "Type" } th scope="col" { "Name" } th scope="col" { "Value" } } }
             tbody {
                 @for r in records {
@@ -44,7 +44,7 @@ fn domain_section(v: &DomainView, csrf: &str, idx: usize) -> Markup {
             (records_table(&v.records))
             form.inline method="post" action={ "/domains/" (d.name) "/check" } {
                 input type="hidden" name="csrf" value=(csrf);
-                button.primary type="submit" aria-label={ "Check the DNS of " (d.name) } { "Check DNS now" }
+                button.primary type="submit" aria-label={ "Check DNS now for " (d.name) } { "Check DNS now" }
             }
         }
     }
@@ -85,7 +85,7 @@ pub async fn check(
         } @else {
             p.error role="alert" { "Some records of " (c.name) " are missing or differ." }
         }
-        table.list {
+        table.list tabindex="0" aria-label="DNS check" {
             thead { tr { th scope="col" { "Type" } th scope="col" { "Name" } th scope="col" { "Expected" }
                 th scope="col" { "Found" } th scope="col" { "Result" } } }
             tbody {

@@ -346,7 +346,7 @@ pub async fn identity_page(State(state): State<ConsoleState>, User(user): User, 
         section aria-labelledby="keys" {
             h2 #keys { "Keys" }
             @if keys.is_empty() { p.empty { "No keys." } } @else {
-                table.list {
+                table.list tabindex="0" aria-label="Keys" {
                     thead { tr { th scope="col" { "Key id" } th scope="col" { "Kind" } th scope="col" { "Label" }
                         th scope="col" { "Scopes" } th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { "State" } } }
                     tbody {

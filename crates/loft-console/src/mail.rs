@@ -58,6 +58,7 @@ pub fn sanitize(html: &str) -> SafeHtml {
         })
         .clean(html)
         .to_string();
+    let cleaned = empty_alt_where_missing(&cleaned);
     let s = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     SafeHtml {
         html: cleaned,
@@ -66,6 +67,45 @@ pub fn sanitize(html: &str) -> SafeHtml {
         links: s.links.clone(),
         blocked_images: s.blocked_images,
     }
+}
+
+/// `alt=""` on every image of `clean` (ammonia's output) that has none: a mail's image without
+/// one would leave the page without a text alternative (axe's `image-alt`), and ammonia can
+/// only set an attribute on every image, overwriting the sender's text. ammonia serialises
+/// every attribute value in double quotes with `"` escaped, and text `<` as `&lt;`, so a tag
+/// ends at the first `>` outside quotes and `<img` begins only a tag.
+fn empty_alt_where_missing(clean: &str) -> String {
+    let mut out = String::with_capacity(clean.len());
+    let mut rest = clean;
+    while let Some(at) = rest.find("<img") {
+        out.push_str(&rest[..at]);
+        let tag = &rest[at..];
+        let mut quoted = false;
+        let end = tag
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                c == '>' && !quoted
+            })
+            .map_or(tag.len(), |(i, _)| i);
+        let (head, tail) = tag.split_at(end);
+        out.push_str(head);
+        let mut quoted = false;
+        let has_alt = head.char_indices().any(|(i, c)| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            !quoted && c == ' ' && head[i + 1..].starts_with("alt=")
+        });
+        if !has_alt {
+            out.push_str(" alt=\"\"");
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A mail as plain text for the thread beside a held mail: its text, or for an HTML-only mail
@@ -80,6 +120,20 @@ pub fn plain_text(m: &loft_core::mail::Message) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_image_gets_a_text_alternative_and_keeps_its_own() {
+        let s = super::sanitize(
+            r#"<p>a <img src="https://t.example/p.gif"> b <img alt="x > y" src="data:image/png;base64,AA=="> <img title="alt= no"></p>"#,
+        );
+        assert_eq!(s.html.matches("<img").count(), 3, "{}", s.html);
+        assert_eq!(s.html.matches(" alt=").count(), 3, "{}", s.html);
+        assert!(
+            s.html.contains(r#"alt="x > y""#) || s.html.contains(r#"alt="x &gt; y""#),
+            "{}",
+            s.html
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -18,7 +18,7 @@ pub async fn vault(State(state): State<ConsoleState>, User(user): User, Path(id)
         p { "The credentials of " strong { (who.name) } " " code { (who.address) } ": names and metadata only, "
             "never a value. This listing is recorded in the audit log under your name." }
         @if items.is_empty() { p.empty { "No credentials." } } @else {
-            table.list {
+            table.list tabindex="0" aria-label="Credentials" {
                 caption { (items.len()) " credential" @if items.len() != 1 { "s" } }
                 thead { tr { th scope="col" { "Name" } th scope="col" { "Type" } th scope="col" { "Host or account" }
                     th scope="col" { "Allowed hosts" } th scope="col" { "Secret fields" } th scope="col" { "Created" }
