@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use loft_core::oversight::Approval;
 use loft_core::service::{DecideRequest, EditHeldMail, ListApprovalsParams, RejectRequest};
-use maud::{Markup, PreEscaped, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::ConsoleState;
@@ -192,7 +192,6 @@ pub async fn approval(State(state): State<ConsoleState>, User(user): User, Path(
         .await
         .map_err(fail(&user))?;
     let (a, m) = (&view.approval, &view.message);
-    let safe = m.html.as_deref().map(crate::mail::sanitize);
     let pending = a.status == loft_core::oversight::ApprovalStatus::Pending;
     let csrf = &user.csrf;
     let body = html! {
@@ -217,23 +216,7 @@ pub async fn approval(State(state): State<ConsoleState>, User(user): User, Path(
                 }
             }
         }
-        section aria-labelledby="text" {
-            h2 #text { "Text" }
-            pre.body { (m.text) }
-        }
-        @if let Some(s) = &safe {
-            section aria-labelledby="html" {
-                h2 #html { "HTML (made inert)" }
-                @if s.blocked_images > 0 {
-                    p.note { (s.blocked_images) " remote image(s) not loaded." }
-                }
-                div.mailhtml { (PreEscaped(&s.html)) }
-                @if !s.links.is_empty() {
-                    h3 { "Where its links go" }
-                    ul.links { @for l in &s.links { li { code { (l) } } } }
-                }
-            }
-        }
+        (crate::mail::body(m))
         (context_section(&context))
         @if pending {
             section.decide aria-labelledby="decide" {

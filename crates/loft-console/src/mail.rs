@@ -69,6 +69,31 @@ pub fn sanitize(html: &str) -> SafeHtml {
     }
 }
 
+/// A mail's text, and its HTML made inert with where its links go: the body of every page
+/// that shows a mail (a held mail, an operator's look into a mailbox).
+pub fn body(m: &loft_core::mail::Message) -> maud::Markup {
+    let safe = m.html.as_deref().map(sanitize);
+    maud::html! {
+        section aria-labelledby="text" {
+            h2 #text { "Text" }
+            pre.body { (m.text) }
+        }
+        @if let Some(s) = &safe {
+            section aria-labelledby="html" {
+                h2 #html { "HTML (made inert)" }
+                @if s.blocked_images > 0 {
+                    p.note { (s.blocked_images) " remote image(s) not loaded." }
+                }
+                div.mailhtml { (maud::PreEscaped(&s.html)) }
+                @if !s.links.is_empty() {
+                    h3 { "Where its links go" }
+                    ul.links { @for l in &s.links { li { code { (l) } } } }
+                }
+            }
+        }
+    }
+}
+
 /// `alt=""` on every image of `clean` (ammonia's output) that has none: a mail's image without
 /// one would leave the page without a text alternative (axe's `image-alt`), and ammonia can
 /// only set an attribute on every image, overwriting the sender's text. ammonia serialises

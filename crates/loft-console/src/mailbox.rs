@@ -5,7 +5,7 @@
 
 use axum::extract::{Path, Query, State};
 use loft_core::service::{ListMessagesParams, ListThreadsParams};
-use maud::{PreEscaped, html};
+use maud::html;
 use serde::Deserialize;
 
 use crate::ConsoleState;
@@ -187,7 +187,6 @@ pub async fn message(
         .inspect_message(&user.actor, &id, &message)
         .await
         .map_err(fail(&user))?;
-    let safe = m.html.as_deref().map(crate::mail::sanitize);
     let base = format!("/identities/{}/mail", who.id);
     let body = html! {
         p.note { "Read-only. This opening is recorded in the audit log under your name." }
@@ -204,23 +203,7 @@ pub async fn message(
             dt { "Size" } dd { (bytes(u64::try_from(m.size).unwrap_or(0))) }
             dt { "Thread" } dd { a href={ (base) "?view=messages&folder=all&thread=" (m.thread_id) } { "the whole thread" } }
         }
-        section aria-labelledby="text" {
-            h2 #text { "Text" }
-            pre.body { (m.text) }
-        }
-        @if let Some(s) = &safe {
-            section aria-labelledby="html" {
-                h2 #html { "HTML (made inert)" }
-                @if s.blocked_images > 0 {
-                    p.note { (s.blocked_images) " remote image(s) not loaded." }
-                }
-                div.mailhtml { (PreEscaped(&s.html)) }
-                @if !s.links.is_empty() {
-                    h3 { "Where its links go" }
-                    ul.links { @for l in &s.links { li { code { (l) } } } }
-                }
-            }
-        }
+        (crate::mail::body(&m))
         p { a href=(base) { "Back to the mailbox" } }
     };
     let title = if m.subject.is_empty() {
