@@ -23,7 +23,7 @@ pub async fn page(State(state): State<ConsoleState>, User(user): User) -> Page {
                 p { "Held-mail notices by mail are for reviewers, who sign in as themselves. "
                     "The operator can follow held mail through webhooks (below)." }
             } @else {
-                p { "When mail is held, a short notice goes to the address you give: the held mail's subject, sender, "
+                p { "When mail is held, a short notice goes to your own mailbox here: the held mail's subject, sender, "
                     "recipients, why it is held and a link to its page here (you sign in first). "
                     "Never the mail itself, and never a link that decides anything." }
                 @if let Some(n) = &current {
@@ -33,7 +33,7 @@ pub async fn page(State(state): State<ConsoleState>, User(user): User) -> Page {
                 }
                 form.card method="post" action="/notifications" {
                     input type="hidden" name="csrf" value=(user.csrf);
-                    label for="n-address" { "Address (one hosted on this server)" }
+                    label for="n-address" { "Address (your own mailbox on this server)" }
                     input #n-address type="email" name="address" autocomplete="email"
                         value=[current.as_ref().map(|n| n.address.as_str())];
                     div.buttons {

@@ -29,28 +29,40 @@ impl Loft {
         self.store.held_mail_notice(&me.id).await
     }
 
-    /// Sets the reviewer's notice address (`Some`, an address hosted on this server) or turns
-    /// notices off (`None` or blank); audited as `console.notices`.
+    /// Sets the reviewer's notice address (`Some`: the reviewer's own address, the only mailbox
+    /// that may receive what reviewers see of every held mail) or turns notices off (`None` or
+    /// blank); audited as `console.notices`.
     pub async fn set_held_mail_notice(&self, actor: &Actor, address: Option<&str>) -> Result<Option<HeldMailNotice>> {
         let me = actor.require(Scope::Oversight)?.clone();
         let address = match address.map(str::trim).filter(|a| !a.is_empty()) {
             None => None,
             Some(a) => {
                 let parsed = EmailAddress::parse(a)?;
-                if self
-                    .store
-                    .resolve_addresses(std::slice::from_ref(&parsed))
-                    .await?
-                    .is_empty()
-                {
-                    return Err(Error::invalid(
-                        "notice_address_not_hosted",
-                        format!("{parsed} is not an address hosted on this server"),
-                    )
-                    .with_hint(
-                        "notices go to a mailbox on this server (your own address, say); \
-                         outside addresses are not supported yet",
-                    ));
+                if parsed != me.address {
+                    // Another identity's mailbox would hand what reviewers see of every held
+                    // mail (subjects, senders, the guard's findings) to whoever reads it, an
+                    // agent included; an outside address needs the outbound path.
+                    let hosted = !self
+                        .store
+                        .resolve_addresses(std::slice::from_ref(&parsed))
+                        .await?
+                        .is_empty();
+                    return Err(if hosted {
+                        Error::invalid(
+                            "notice_address_not_yours",
+                            format!("{parsed} is another identity's address: notices go to your own mailbox"),
+                        )
+                        .with_hint(format!("use your own address, {}", me.address))
+                    } else {
+                        Error::invalid(
+                            "notice_address_not_hosted",
+                            format!("{parsed} is not an address hosted on this server"),
+                        )
+                        .with_hint(format!(
+                            "notices go to your own mailbox on this server ({}); outside addresses are not supported yet",
+                            me.address
+                        ))
+                    });
                 }
                 Some(parsed)
             }

@@ -163,6 +163,17 @@ pub async fn approvals_held_mail_notices_by_mail(store: Arc<dyn Store>) {
         expect_err(t.loft.set_held_mail_notice(&al, Some("someone@outside.example")).await).code(),
         "notice_address_not_hosted"
     );
+    // Another identity's mailbox (an agent's, the held mail's sender's) would learn of every
+    // held mail.
+    assert_eq!(
+        expect_err(
+            t.loft
+                .set_held_mail_notice(&al, Some(b.identity.address.as_str()))
+                .await
+        )
+        .code(),
+        "notice_address_not_yours"
+    );
     assert_eq!(
         expect_err(t.loft.set_held_mail_notice(&al, Some("not an address")).await).code(),
         expect_err(loft_core::address::EmailAddress::parse("not an address")).code()
