@@ -80,6 +80,7 @@ pub fn router(loft: Arc<Loft>, config: ConsoleConfig) -> Router {
         .route("/approvals/{id}/reject", post(approvals::reject))
         .route("/approvals/{id}/edit", post(approvals::edit))
         .route("/notifications", get(notifications::page).post(notifications::save))
+        .route("/notifications/confirm", post(notifications::confirm))
         .route("/instance/freeze", post(pages::freeze))
         .route("/instance/unfreeze", post(pages::unfreeze))
         // Identities, mail, vault, domains, audit (issue 11, part A).

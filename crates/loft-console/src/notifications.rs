@@ -14,8 +14,10 @@ pub async fn page(State(state): State<ConsoleState>, User(user): User) -> Page {
     let current = if user.is_operator() {
         None
     } else {
-        state.loft.held_mail_notice(&user.actor).await.map_err(fail(&user))?
+        Some(state.loft.held_mail_notice(&user.actor).await.map_err(fail(&user))?)
     };
+    let address = current.as_ref().and_then(|n| n.address.as_ref());
+    let pending = current.as_ref().and_then(|n| n.pending.as_ref());
     let body = html! {
         section aria-labelledby="by-mail" {
             h2 #by-mail { "By mail" }
@@ -23,22 +25,35 @@ pub async fn page(State(state): State<ConsoleState>, User(user): User) -> Page {
                 p { "Held-mail notices by mail are for reviewers, who sign in as themselves. "
                     "The operator can follow held mail through webhooks (below)." }
             } @else {
-                p { "When mail is held, a short notice goes to your own mailbox here: the held mail's subject, sender, "
+                p { "When mail is held, a short notice goes to the address you choose: the held mail's subject, sender, "
                     "recipients, why it is held and a link to its page here (you sign in first). "
                     "Never the mail itself, and never a link that decides anything." }
-                @if let Some(n) = &current {
-                    p.ok role="status" { "Notices go to " strong { (n.address) } " (since " (time(Some(n.updated_at))) ")." }
+                p { "Your own mailbox here is used at once. An address outside this server gets a code first; "
+                    "notices go there once you type the code below." }
+                @if let (Some(a), Some(n)) = (address, current.as_ref()) {
+                    p.ok role="status" { "Notices go to " strong { (a) } " (since " (time(n.updated_at)) ")." }
                 } @else {
                     p role="status" { "Notices by mail are off." }
                 }
+                @if let Some(p) = pending {
+                    form.card method="post" action="/notifications/confirm" aria-labelledby="confirm-title" {
+                        h3 #confirm-title { "Confirm " (p.address) }
+                        input type="hidden" name="csrf" value=(user.csrf);
+                        p.note { "A code went to " strong { (p.address) } "; it works until " (time(Some(p.expires_at))) "." }
+                        label for="n-code" { "Code from the mail" }
+                        input #n-code type="text" name="code" inputmode="numeric" autocomplete="one-time-code"
+                            maxlength="32" required;
+                        div.buttons { button.primary type="submit" { "Confirm" } }
+                    }
+                }
                 form.card method="post" action="/notifications" {
                     input type="hidden" name="csrf" value=(user.csrf);
-                    label for="n-address" { "Address (your own mailbox on this server)" }
+                    label for="n-address" { "Address (your own mailbox here, or one outside)" }
                     input #n-address type="email" name="address" autocomplete="email"
-                        value=[current.as_ref().map(|n| n.address.as_str())];
+                        value=[address.map(loft_core::address::EmailAddress::as_str)];
                     div.buttons {
                         button.primary type="submit" name="then" value="save" { "Save" }
-                        @if current.is_some() {
+                        @if address.is_some() || pending.is_some() {
                             button type="submit" name="then" value="off" { "Turn notices off" }
                         }
                     }
@@ -73,6 +88,21 @@ pub async fn save(State(state): State<ConsoleState>, Post(user, f): Post<NoticeF
     state
         .loft
         .set_held_mail_notice(&user.actor, address)
+        .await
+        .map_err(fail(&user))?;
+    Ok(see_other("/notifications"))
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+}
+
+pub async fn confirm(State(state): State<ConsoleState>, Post(user, f): Post<CodeForm>) -> Page {
+    state
+        .loft
+        .confirm_held_mail_notice(&user.actor, &f.code)
         .await
         .map_err(fail(&user))?;
     Ok(see_other("/notifications"))

@@ -822,20 +822,29 @@ async fn reviewers_choose_held_mail_notices_by_mail() {
     let page = a.get("/notifications", &rv).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("Notices by mail are off") && page.text.contains("console_url"));
-    // CSRF needed; an outside address refused with why; the own address kept.
+    // CSRF needed; another identity's address refused with why; the own address kept.
     let r = a
         .post("/notifications", &rv, &[("address", &own), ("then", "save")])
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let (other, _) = a.t.identity("other").await;
     let r = a
         .post(
             "/notifications",
             &rv,
-            &[("csrf", &csrf), ("address", "me@outside.example"), ("then", "save")],
+            &[
+                ("csrf", &csrf),
+                ("address", other.identity.address.as_str()),
+                ("then", "save"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.text.contains("not an address hosted on this server"));
+    assert!(
+        r.text.contains("another identity&#x27;s address") || r.text.contains("another identity's address"),
+        "{}",
+        r.text
+    );
     let r = a
         .post(
             "/notifications",
@@ -894,4 +903,62 @@ async fn reviewers_choose_held_mail_notices_by_mail() {
             .text
             .contains("Notices by mail are off")
     );
+}
+
+#[tokio::test]
+async fn a_reviewer_confirms_an_outside_notice_address_with_the_code() {
+    let a = app().await;
+    let rv = a.reviewer().await;
+    let csrf = csrf_of(&rv);
+    let reviewer = session_actor(&a, &rv).await;
+    let outside = "reviewer@corp.example";
+
+    let r = a
+        .post(
+            "/notifications",
+            &rv,
+            &[("csrf", &csrf), ("address", outside), ("then", "save")],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/notifications"));
+    let page = a.get("/notifications", &rv).await.text;
+    assert!(page.contains("Notices by mail are off"), "not used before the code");
+    assert!(
+        page.contains(&format!("A code went to <strong>{outside}</strong>")),
+        "{page}"
+    );
+    assert!(page.contains("autocomplete=\"one-time-code\""));
+
+    // The code is in the mail queued to that address from the reviewer's own address.
+    let sent =
+        a.t.all_messages(
+            &reviewer,
+            ListMessagesParams {
+                folder: Some("sent".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    let mail = a.t.loft.get_message(&reviewer, sent[0].id.as_str()).await.unwrap();
+    let code: String = mail.text.split("The code: ").nth(1).unwrap().chars().take(8).collect();
+
+    // The confirm form needs its CSRF token; a wrong code says so; the right one switches.
+    let r = a.post("/notifications/confirm", &rv, &[("code", &code)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let wrong = if code == "00000000" { "00000001" } else { "00000000" };
+    let r = a
+        .post("/notifications/confirm", &rv, &[("csrf", &csrf), ("code", wrong)])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text.contains("tries left"), "{}", r.text);
+    let r = a
+        .post("/notifications/confirm", &rv, &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/notifications"));
+    let page = a.get("/notifications", &rv).await.text;
+    assert!(
+        page.contains(&format!("Notices go to <strong>{outside}</strong>")),
+        "{page}"
+    );
+    assert!(!page.contains("A code went to"));
 }

@@ -80,6 +80,7 @@ pub use messages::{
     AttachmentFile, GetThreadParams, ListMessagesParams, ListThreadsParams, MAX_WAIT_SECONDS, WaitParams, WaitResult,
 };
 pub use mode_requests::{DenyModeRequest, ListModeRequestsParams, MAX_MODE_REASON, RequestModeRequest};
+pub use notices::{ConfirmNoticeRequest, NoticeSetting, PendingAddress, SetNoticeRequest};
 pub use oversight::{
     ApprovalView, BatchDecision, BatchOutcome, DecideRequest, InstanceStatus, ListApprovalsParams, RejectRequest,
 };

@@ -9,12 +9,63 @@ use crate::identity::Identity;
 use crate::ids::{IdentityId, MessageId, ThreadId};
 use crate::jobs::Job;
 use crate::keys::Scope;
-use crate::mail::{Authentication, Folder, InboundMail, MailContent, MailCopy, Verdict};
-use crate::notices::{HeldMailNotice, NOTICE_SENDER, NoticeJob};
+use crate::mail::{
+    Authentication, Delivery, DeliveryStatus, Folder, InboundMail, MailContent, MailCopy, NewMail, Verdict,
+};
+use crate::notices::{
+    CONFIRMATION_ATTEMPTS, CONFIRMATION_INTERVAL_SECS, CONFIRMATION_TTL_SECS, Confirmed, NOTICE_SENDER,
+    NoticeConfirmation, NoticeJob, confirmation_code_hash,
+};
 use crate::oversight::{Approval, ApprovalStatus, HoldDirection};
 use crate::runner::JobError;
 use crate::time::Timestamp;
 use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// `GET` and `PUT /v0/oversight/notices`: where the reviewer's notices of held mail go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NoticeSetting {
+    /// Where notices go: the reviewer's own mailbox here, or an outside address they confirmed;
+    /// `null`: notices by mail are off.
+    pub address: Option<EmailAddress>,
+    /// When the setting last changed (`null` when never set).
+    pub updated_at: Option<Timestamp>,
+    /// An outside address waiting for the code mailed there; until it is confirmed, notices
+    /// keep going to `address`.
+    pub pending: Option<PendingAddress>,
+}
+
+/// An outside notice address waiting for its code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingAddress {
+    pub address: EmailAddress,
+    /// The code works until then.
+    pub expires_at: Timestamp,
+}
+
+/// `PUT /v0/oversight/notices`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetNoticeRequest {
+    /// The reviewer's own address here (used at once), or an outside address (a code is mailed
+    /// there first; `POST /v0/oversight/notices/confirm` with it makes it the address); `null`
+    /// or blank turns notices off.
+    #[cfg_attr(feature = "openapi", schema(max_length = 254))]
+    pub address: Option<String>,
+}
+
+/// `POST /v0/oversight/notices/confirm`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmNoticeRequest {
+    /// The code from the confirmation mail.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 32))]
+    pub code: String,
+}
 
 /// Whether `i` may still be told of held mail: active, not paused, holding `oversight`.
 fn still_reviewer(i: &Identity) -> bool {
@@ -22,59 +73,308 @@ fn still_reviewer(i: &Identity) -> bool {
 }
 
 impl Loft {
-    /// The signed-in reviewer's notice address, if set. Reviewers only (an identity key with
+    /// The signed-in reviewer's notice setting. Reviewers only (an identity key with
     /// `oversight`): the operator is not an identity and has no notices.
-    pub async fn held_mail_notice(&self, actor: &Actor) -> Result<Option<HeldMailNotice>> {
+    pub async fn held_mail_notice(&self, actor: &Actor) -> Result<NoticeSetting> {
         let me = actor.require(Scope::Oversight)?;
-        self.store.held_mail_notice(&me.id).await
+        self.notice_setting(&me.id).await
     }
 
-    /// Sets the reviewer's notice address (`Some`: the reviewer's own address, the only mailbox
-    /// that may receive what reviewers see of every held mail) or turns notices off (`None` or
-    /// blank); audited as `console.notices`.
-    pub async fn set_held_mail_notice(&self, actor: &Actor, address: Option<&str>) -> Result<Option<HeldMailNotice>> {
+    async fn notice_setting(&self, me: &IdentityId) -> Result<NoticeSetting> {
+        let now = self.clock.now();
+        let current = self.store.held_mail_notice(me).await?;
+        let pending = self
+            .store
+            .notice_confirmation(me)
+            .await?
+            .filter(|c| c.expires_at > now)
+            .map(|c| PendingAddress {
+                address: c.address,
+                expires_at: c.expires_at,
+            });
+        Ok(NoticeSetting {
+            address: current.as_ref().map(|n| n.address.clone()),
+            updated_at: current.map(|n| n.updated_at),
+            pending,
+        })
+    }
+
+    /// Sets where the reviewer is told of held mail, or turns notices off (`None` or blank).
+    /// - The reviewer's own address here: used at once (audited `console.notices`).
+    /// - Another identity's address: refused (`notice_address_not_yours`): its mailbox would
+    ///   learn what reviewers see of every held mail.
+    /// - An address at a hosted domain that no identity has: refused
+    ///   (`notice_address_not_hosted`).
+    /// - An outside address: a code goes there, as mail from the reviewer's own address through
+    ///   the outbound queue, and the address is used once the code comes back
+    ///   ([`Loft::confirm_held_mail_notice`]); meanwhile the setting is unchanged. Refused while
+    ///   outgoing mail is frozen, when the reviewer's send rules do not allow the address plainly
+    ///   (`notice_address_not_allowed`), when it is suppressed, and within a minute of the
+    ///   previous code (`too_many_requests`).
+    pub async fn set_held_mail_notice(&self, actor: &Actor, address: Option<&str>) -> Result<NoticeSetting> {
         let me = actor.require(Scope::Oversight)?.clone();
-        let address = match address.map(str::trim).filter(|a| !a.is_empty()) {
-            None => None,
-            Some(a) => {
-                let parsed = EmailAddress::parse(a)?;
-                if parsed != me.address {
-                    // Another identity's mailbox would hand what reviewers see of every held
-                    // mail (subjects, senders, the guard's findings) to whoever reads it, an
-                    // agent included; an outside address needs the outbound path.
-                    let hosted = !self
-                        .store
-                        .resolve_addresses(std::slice::from_ref(&parsed))
-                        .await?
-                        .is_empty();
-                    return Err(if hosted {
-                        Error::invalid(
-                            "notice_address_not_yours",
-                            format!("{parsed} is another identity's address: notices go to your own mailbox"),
-                        )
-                        .with_hint(format!("use your own address, {}", me.address))
-                    } else {
-                        Error::invalid(
-                            "notice_address_not_hosted",
-                            format!("{parsed} is not an address hosted on this server"),
-                        )
-                        .with_hint(format!(
-                            "notices go to your own mailbox on this server ({}); outside addresses are not supported yet",
-                            me.address
-                        ))
-                    });
-                }
-                Some(parsed)
-            }
+        let now = self.clock.now();
+        let Some(a) = address.map(str::trim).filter(|a| !a.is_empty()) else {
+            let audit = actor.audit(
+                now,
+                "console.notices",
+                Some(me.id.to_string()),
+                serde_json::json!({ "address": null }),
+            );
+            self.store.set_held_mail_notice(&me.id, None, audit).await?;
+            return self.notice_setting(&me.id).await;
+        };
+        let parsed = EmailAddress::parse(a)?;
+        if parsed == me.address {
+            let audit = actor.audit(
+                now,
+                "console.notices",
+                Some(me.id.to_string()),
+                serde_json::json!({ "address": parsed }),
+            );
+            self.store.set_held_mail_notice(&me.id, Some(&parsed), audit).await?;
+            return self.notice_setting(&me.id).await;
+        }
+        if !self
+            .store
+            .resolve_addresses(std::slice::from_ref(&parsed))
+            .await?
+            .is_empty()
+        {
+            // Another identity's mailbox would hand what reviewers see of every held mail
+            // (subjects, senders, the guard's findings) to whoever reads it, an agent included.
+            return Err(Error::invalid(
+                "notice_address_not_yours",
+                format!("{parsed} is another identity's address: notices go to your own mailbox or an outside address you confirm"),
+            )
+            .with_hint(format!("use your own address, {}, or an address outside this server", me.address)));
+        }
+        if self.is_hosted(parsed.domain()).await? {
+            return Err(Error::invalid(
+                "notice_address_not_hosted",
+                format!("{parsed} is at a domain of this server but no identity has it"),
+            )
+            .with_hint(format!("use your own address, {}", me.address)));
+        }
+        self.outside_notices_allowed(&me, &parsed).await?;
+        if let Some(c) = self.store.notice_confirmation(&me.id).await?
+            && c.expires_at > now
+            && now.as_secs() - c.created_at.as_secs() < CONFIRMATION_INTERVAL_SECS
+        {
+            let wait = CONFIRMATION_INTERVAL_SECS - (now.as_secs() - c.created_at.as_secs());
+            return Err(Error::too_many(
+                "too_many_requests",
+                format!("a code went to {} less than a minute ago", c.address),
+                u64::try_from(wait.max(1)).unwrap_or(1),
+            ));
+        }
+        let code = confirmation_code(self.random.as_ref());
+        let text = format!(
+            "Someone signed in to the Loft console at {console} as the reviewer {me} asked for notices of held \
+             mail to go to this address.\n\nThe code: {code}\n\nType it on the console's Notifications page \
+             within {minutes} minutes. If it was not you, ignore this mail: nothing will be sent here.\n",
+            console = self.config.console_url.as_deref().unwrap_or("this server"),
+            me = me.address,
+            minutes = CONFIRMATION_TTL_SECS / 60,
+        );
+        let mail = self.notice_out(
+            &me,
+            &parsed,
+            "Confirm where Loft sends notices of held mail".into(),
+            text,
+            now,
+        )?;
+        let sent = mail.sender_copy.id.clone();
+        let send_audit = actor.audit(
+            now,
+            "console.notices.code_sent",
+            Some(me.id.to_string()),
+            serde_json::json!({ "address": parsed, "message": sent }),
+        );
+        self.store.send_mail(mail, send_audit).await?;
+        self.bump_job_tick();
+        let c = NoticeConfirmation {
+            identity_id: me.id.clone(),
+            address: parsed.clone(),
+            code_hash: confirmation_code_hash(&me.id, &code),
+            created_at: now,
+            expires_at: now.plus_secs(CONFIRMATION_TTL_SECS),
+            attempts: 0,
         };
         let audit = actor.audit(
-            self.clock.now(),
+            now,
+            "console.notices.pending",
+            Some(me.id.to_string()),
+            serde_json::json!({ "address": parsed, "expires_at": c.expires_at }),
+        );
+        self.store.put_notice_confirmation(c, audit).await?;
+        self.notice_setting(&me.id).await
+    }
+
+    /// Confirms the pending outside address with the code mailed there: it becomes the notice
+    /// address (audited `console.notices`). A wrong code is audited `console.notices.confirm`
+    /// (denied); after [`CONFIRMATION_ATTEMPTS`] wrong codes, or after
+    /// [`CONFIRMATION_TTL_SECS`], a new code must be asked for.
+    pub async fn confirm_held_mail_notice(&self, actor: &Actor, code: &str) -> Result<NoticeSetting> {
+        let me = actor.require(Scope::Oversight)?.clone();
+        let code = code.trim();
+        if code.is_empty() || code.len() > 32 {
+            return Err(Error::invalid(
+                "invalid_code",
+                "the code is the digits from the confirmation mail",
+            ));
+        }
+        let now = self.clock.now();
+        let Some(pending) = self.store.notice_confirmation(&me.id).await? else {
+            return Err(Error::conflict(
+                "no_pending_address",
+                "no outside address is waiting for a code: set one first",
+            ));
+        };
+        let ok = actor.audit(
+            now,
             "console.notices",
             Some(me.id.to_string()),
-            serde_json::json!({ "address": address }),
+            serde_json::json!({ "address": pending.address, "confirmed": true }),
         );
-        self.store.set_held_mail_notice(&me.id, address.as_ref(), audit).await?;
-        self.store.held_mail_notice(&me.id).await
+        let mut failed = actor.audit(
+            now,
+            "console.notices.confirm",
+            Some(me.id.to_string()),
+            serde_json::json!({ "address": pending.address }),
+        );
+        failed.outcome = Outcome::Denied;
+        match self
+            .store
+            .confirm_notice_address(
+                &me.id,
+                &confirmation_code_hash(&me.id, code),
+                CONFIRMATION_ATTEMPTS,
+                ok,
+                failed,
+            )
+            .await?
+        {
+            Confirmed::Yes(_) => self.notice_setting(&me.id).await,
+            Confirmed::NoneWaiting => Err(Error::conflict(
+                "no_pending_address",
+                "no outside address is waiting for a code: set one first",
+            )),
+            Confirmed::Expired => Err(Error::conflict(
+                "code_expired",
+                format!(
+                    "the code for {} has expired: set the address again for a new one",
+                    pending.address
+                ),
+            )),
+            Confirmed::WrongCode { attempts_left: 0 } => Err(Error::conflict(
+                "code_attempts_exhausted",
+                format!(
+                    "too many wrong codes for {}: set the address again for a new one",
+                    pending.address
+                ),
+            )),
+            Confirmed::WrongCode { attempts_left } => Err(Error::invalid(
+                "wrong_code",
+                format!(
+                    "that is not the code sent to {} ({attempts_left} tries left)",
+                    pending.address
+                ),
+            )),
+        }
+    }
+
+    /// Whether notices may go to `to`, outside, now: outbound mail is configured, outgoing mail
+    /// is not frozen, the
+    /// reviewer's send rules allow the address plainly (a rule that holds or blocks it, or an
+    /// allow list without it, keeps notices in), and it is not suppressed.
+    async fn outside_notices_allowed(&self, me: &Identity, to: &EmailAddress) -> Result<()> {
+        if !self.outbound {
+            return Err(Error::policy_denied(
+                "outbound_not_configured",
+                format!("this server does not send mail outside (outbound SMTP is not configured), so it cannot send to {to}"),
+            )
+            .with_hint(format!("use your own address here, {}", me.address)));
+        }
+        if self.store.outgoing_frozen().await?.is_some() {
+            return Err(Error::forbidden(
+                "outgoing_frozen",
+                "outgoing mail is frozen: no notice goes outside until it is unfrozen",
+            ));
+        }
+        let rules = self.store.rules_in_effect(std::slice::from_ref(&me.id)).await?;
+        if !matches!(
+            crate::rules::evaluate(&rules, &me.id, crate::rules::RuleDirection::Send, to),
+            crate::rules::Verdict::Allowed(_)
+        ) {
+            return Err(Error::policy_denied(
+                "notice_address_not_allowed",
+                format!(
+                    "the send rules in effect for {} do not let mail go to {to} without a reviewer",
+                    me.address
+                ),
+            ));
+        }
+        self.check_not_suppressed(std::slice::from_ref(to)).await
+    }
+
+    /// A mail from the reviewer's own address (sender name "Loft console") to an outside
+    /// address, through the outbound queue like any send: a copy in the reviewer's `sent`
+    /// folder carries its delivery report, a bounce comes back to the reviewer's inbox.
+    fn notice_out(
+        &self,
+        me: &Identity,
+        to: &EmailAddress,
+        subject: String,
+        text: String,
+        now: Timestamp,
+    ) -> Result<NewMail> {
+        let r = self.random.as_ref();
+        let content = MailContent {
+            message_id: format!("{}@{}", crate::random::base32_string(r, 26), self.config.domain),
+            in_reply_to: None,
+            references: vec![],
+            from: me.address.clone(),
+            from_name: Some("Loft console".into()),
+            to: vec![to.clone()],
+            cc: vec![],
+            bcc: vec![],
+            subject,
+            extracted_text: text.clone(),
+            text,
+            html: None,
+            authentication: Authentication::internal(),
+            created_at: now,
+        };
+        let raw = crate::mail::build_rfc5322(&content, &[])?;
+        let sender_copy = MailCopy {
+            id: MessageId::generate(r),
+            owner: me.id.clone(),
+            folder: Folder::Sent,
+            new_thread_id: ThreadId::generate(r),
+        };
+        let delivery = vec![Delivery {
+            recipient: to.clone(),
+            status: DeliveryStatus::Queued,
+            detail: "queued for delivery by SMTP".into(),
+        }];
+        let jobs = crate::mail::delivery_jobs(&me.id, &sender_copy.id, &delivery, now);
+        Ok(NewMail {
+            content,
+            raw,
+            sender_copy,
+            recipient_copies: vec![],
+            held_copies: vec![],
+            delivery,
+            jobs,
+            hold: None,
+            idempotency: None,
+            consumes_draft: None,
+            send_at: None,
+            schedule: None,
+            contacts: vec![],
+            attachments: vec![],
+        })
     }
 
     /// The [`crate::notices::NOTICE_JOB`]: splits an approval's job into one per reviewer who
@@ -113,25 +413,30 @@ impl Loft {
         let Some(setting) = self.store.held_mail_notice(&reviewer).await? else {
             return Ok(()); // turned off meanwhile
         };
-        if !self
-            .store
-            .get_identity(&reviewer)
-            .await?
-            .is_some_and(|i| still_reviewer(&i))
-        {
+        let Some(me) = self.store.get_identity(&reviewer).await?.filter(still_reviewer) else {
             return Ok(());
-        }
-        let Some((_, owner)) = self
+        };
+        let hosted = self
             .store
             .resolve_addresses(std::slice::from_ref(&setting.address))
             .await?
             .into_iter()
-            .next()
-        else {
-            return Err(JobError::Permanent(format!(
-                "{} is no longer hosted on this server",
-                setting.address
-            )));
+            .next();
+        let owner = match hosted {
+            Some((_, owner)) if owner == me.id => owner,
+            Some(_) => {
+                return Err(JobError::Permanent(format!(
+                    "{} is another identity's address now; no notice goes there",
+                    setting.address
+                )));
+            }
+            None if self.is_hosted(setting.address.domain()).await? => {
+                return Err(JobError::Permanent(format!(
+                    "{} is at a domain of this server but no identity has it",
+                    setting.address
+                )));
+            }
+            None => return self.notice_outside(&approval, &me, &setting.address, now).await,
         };
         let notice = self.held_mail_notice_mail(&approval, &setting.address, &owner, now)?;
         let notice_id = notice.copies[0].id.clone();
@@ -159,6 +464,50 @@ impl Loft {
         let woken = super::events::raised_by(&audit);
         self.store.receive_mail(notice, audit).await?;
         self.wake(&woken);
+        Ok(())
+    }
+
+    /// A notice to the reviewer's confirmed outside address, as mail from their own address
+    /// through the outbound queue. Not sent (and audited as denied) while outgoing mail is
+    /// frozen, or when the reviewer's send rules or the suppression list now keep the address
+    /// out.
+    async fn notice_outside(
+        &self,
+        approval: &Approval,
+        me: &Identity,
+        to: &EmailAddress,
+        now: Timestamp,
+    ) -> std::result::Result<(), JobError> {
+        let mut audit = AuditEntry {
+            at: now,
+            actor_kind: ActorKind::System,
+            actor_identity_id: None,
+            key_id: None,
+            action: "approval.notice".into(),
+            target: Some(approval.id.to_string()),
+            outcome: Outcome::Ok,
+            request_id: None,
+            remote_addr: None,
+            details: serde_json::json!({ "reviewer": me.id, "to": to }),
+            events: Vec::new(),
+        };
+        if let Err(e) = self.outside_notices_allowed(me, to).await {
+            audit.outcome = Outcome::Denied;
+            audit.details["error"] = serde_json::json!(e.code());
+            self.store.append_audit(audit).await?;
+            return Ok(());
+        }
+        let subject: String = format!("Held for review: {}", one_line(&approval.subject))
+            .chars()
+            .take(200)
+            .collect();
+        let text = notice_text(approval, self.config.console_url.as_deref());
+        let mail = self
+            .notice_out(me, to, subject, text, now)
+            .map_err(|e| JobError::Permanent(format!("building a held-mail notice: {e}")))?;
+        audit.details["notice"] = serde_json::json!(mail.sender_copy.id);
+        self.store.send_mail(mail, audit).await?;
+        self.bump_job_tick();
         Ok(())
     }
 
@@ -228,6 +577,13 @@ impl Loft {
             jobs: vec![],
         })
     }
+}
+
+/// A confirmation code: 8 decimal digits.
+fn confirmation_code(r: &dyn crate::random::Random) -> String {
+    let mut b = [0u8; 8];
+    r.fill(&mut b);
+    format!("{:08}", u64::from_le_bytes(b) % 100_000_000)
 }
 
 /// The notice jobs of new holds (one per approval; the runner finds who to tell).

@@ -7,7 +7,7 @@ use loft_core::console;
 use loft_core::mail::ReplyMail;
 use loft_core::oversight::OversightMode;
 use loft_core::runner::{JobRunner, PURGE_EVERY_SECS};
-use loft_core::service::{CreateIdentityRequest, EventParams, ListMessagesParams, RequestContext};
+use loft_core::service::{CreateIdentityRequest, EventParams, ListMessagesParams, NoticeSetting, RequestContext};
 use loft_core::store::Store;
 use secrecy::ExposeSecret as _;
 
@@ -160,7 +160,12 @@ pub async fn approvals_held_mail_notices_by_mail(store: Arc<dyn Store>) {
         "missing_scope"
     );
     assert_eq!(
-        expect_err(t.loft.set_held_mail_notice(&al, Some("someone@outside.example")).await).code(),
+        expect_err(
+            t.loft
+                .set_held_mail_notice(&al, Some(&format!("nobody@{}", crate::TEST_DOMAIN)))
+                .await
+        )
+        .code(),
         "notice_address_not_hosted"
     );
     // Another identity's mailbox (an agent's, the held mail's sender's) would learn of every
@@ -178,17 +183,12 @@ pub async fn approvals_held_mail_notices_by_mail(store: Arc<dyn Store>) {
         expect_err(t.loft.set_held_mail_notice(&al, Some("not an address")).await).code(),
         expect_err(loft_core::address::EmailAddress::parse("not an address")).code()
     );
-    assert_eq!(t.loft.held_mail_notice(&al).await.unwrap(), None);
+    assert_eq!(t.loft.held_mail_notice(&al).await.unwrap(), NoticeSetting::default());
 
-    let set = t
-        .loft
-        .set_held_mail_notice(&al, Some(alice_addr))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(set.address.as_str(), alice_addr);
-    assert_eq!(t.loft.held_mail_notice(&al).await.unwrap(), Some(set));
-    assert_eq!(t.loft.held_mail_notice(&quiet).await.unwrap(), None);
+    let set = t.loft.set_held_mail_notice(&al, Some(alice_addr)).await.unwrap();
+    assert_eq!(set.address.as_ref().map(loft_core::address::EmailAddress::as_str), Some(alice_addr));
+    assert_eq!(t.loft.held_mail_notice(&al).await.unwrap(), set);
+    assert_eq!(t.loft.held_mail_notice(&quiet).await.unwrap(), NoticeSetting::default());
 
     // A held mail: the hold is done at once; the next runner pass writes the notice.
     let held = t
@@ -235,11 +235,221 @@ pub async fn approvals_held_mail_notices_by_mail(store: Arc<dyn Store>) {
     t.loft.approve(&al, second.approval.unwrap().id.as_str()).await.unwrap();
     runner.run_due().await.unwrap();
     assert_eq!(notices("alice").await.len(), 1);
-    assert_eq!(t.loft.set_held_mail_notice(&al, Some(" ")).await.unwrap(), None);
+    assert_eq!(
+        t.loft.set_held_mail_notice(&al, Some(" ")).await.unwrap(),
+        NoticeSetting::default()
+    );
     t.loft
         .send(&aa, crate::mail(&[b.identity.address.as_str()], "Third", "x"))
         .await
         .unwrap();
     runner.run_due().await.unwrap();
     assert_eq!(notices("alice").await.len(), 1);
+}
+
+/// A reviewer's outside notice address: used only after the code mailed there comes back;
+/// the code and the notices go out as mail from the reviewer's own address through the
+/// outbound queue, under the freeze, the reviewer's send rules and the suppression list.
+pub async fn approvals_held_mail_notices_to_an_outside_address(store: Arc<dyn Store>) {
+    use loft_core::mail::DeliveryStatus;
+    let t = test_loft(store.clone());
+    let (_, aa) = t
+        .identity_with(CreateIdentityRequest {
+            name: "a".into(),
+            oversight_mode: Some(OversightMode::GatedSend),
+            ..Default::default()
+        })
+        .await;
+    let (b, _) = t.identity("b").await;
+    let (alice, al) = t
+        .identity_with_scopes("alice", &["oversight", "mail:read", "keys:manage"])
+        .await;
+    let op = t.operator().await;
+    let runner = JobRunner::new(t.loft.clone(), "notices");
+    let outside = "alice@corp.example";
+    let sent_to_outside = || {
+        let t = &t;
+        let al = al.clone();
+        async move {
+            let mut out = Vec::new();
+            for m in t
+                .all_messages(
+                    &al,
+                    ListMessagesParams {
+                        folder: Some("sent".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
+                out.push(t.loft.get_message(&al, m.id.as_str()).await.unwrap());
+            }
+            out
+        }
+    };
+
+    // Naming it sends a code there, from alice's own address, queued for SMTP; the setting is
+    // unchanged until the code comes back.
+    let set = t.loft.set_held_mail_notice(&al, Some(outside)).await.unwrap();
+    assert_eq!(set.address, None);
+    assert_eq!(set.pending.as_ref().map(|p| p.address.as_str()), Some(outside));
+    let sent = sent_to_outside().await;
+    assert_eq!(sent.len(), 1);
+    let mail = &sent[0];
+    assert_eq!(mail.from, alice.identity.address);
+    assert_eq!(mail.to[0].as_str(), outside);
+    assert_eq!(mail.delivery[0].status, DeliveryStatus::Queued);
+    let code: String = mail
+        .text
+        .split("The code: ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(code.len(), 8, "{}", mail.text);
+    let stored = store.notice_confirmation(&alice.identity.id).await.unwrap().unwrap();
+    assert_ne!(stored.code_hash, code, "only a hash of the code is kept");
+    assert!(!stored.code_hash.contains(&code));
+    assert!(
+        !t.audit_rows()
+            .await
+            .iter()
+            .any(|r| r.entry.details.to_string().contains(&code)),
+        "the code is in no audit row"
+    );
+
+    // Again within a minute: refused, nothing sent.
+    assert_eq!(
+        expect_err(t.loft.set_held_mail_notice(&al, Some(outside)).await).code(),
+        "too_many_requests"
+    );
+    assert_eq!(sent_to_outside().await.len(), 1);
+
+    // A wrong code is counted and audited; the right one makes the address the setting.
+    let wrong = if code == "00000000" { "00000001" } else { "00000000" };
+    assert_eq!(
+        expect_err(t.loft.confirm_held_mail_notice(&al, wrong).await).code(),
+        "wrong_code"
+    );
+    assert_eq!(
+        expect_err(t.loft.confirm_held_mail_notice(&aa, &code).await).code(),
+        "missing_scope"
+    );
+    let confirmed = t.loft.confirm_held_mail_notice(&al, &code).await.unwrap();
+    assert_eq!(confirmed.address.as_ref().map(loft_core::address::EmailAddress::as_str), Some(outside));
+    assert_eq!(confirmed.pending, None);
+    assert_eq!(
+        expect_err(t.loft.confirm_held_mail_notice(&al, &code).await).code(),
+        "no_pending_address"
+    );
+    let audit = t.audit_rows().await;
+    assert!(
+        audit.iter().any(
+            |r| r.entry.action == "console.notices.confirm" && r.entry.outcome == loft_core::audit::Outcome::Denied
+        )
+    );
+
+    // A held mail: its notice goes out the same way.
+    t.loft
+        .send(
+            &aa,
+            crate::mail(&[b.identity.address.as_str()], "Quarterly numbers", "SECRET BODY LINE"),
+        )
+        .await
+        .unwrap();
+    runner.run_due().await.unwrap();
+    let sent = sent_to_outside().await;
+    let notice = sent
+        .iter()
+        .find(|m| m.subject == "Held for review: Quarterly numbers")
+        .expect("the notice, queued to the outside address");
+    assert_eq!(notice.to[0].as_str(), outside);
+    assert_eq!(notice.delivery[0].status, DeliveryStatus::Queued);
+    assert!(!notice.text.contains("SECRET BODY LINE"));
+
+    // Frozen: no notice leaves, and none is queued for later; setting a new address is refused.
+    t.loft
+        .send(&aa, crate::mail(&[b.identity.address.as_str()], "While frozen", "x"))
+        .await
+        .unwrap();
+    t.loft.set_frozen(&op, true).await.unwrap();
+    runner.run_due().await.unwrap();
+    assert!(
+        !sent_to_outside()
+            .await
+            .iter()
+            .any(|m| m.subject.contains("While frozen"))
+    );
+    assert!(
+        t.audit_rows()
+            .await
+            .iter()
+            .any(|r| r.entry.action == "approval.notice" && r.entry.outcome == loft_core::audit::Outcome::Denied)
+    );
+    assert_eq!(
+        expect_err(t.loft.set_held_mail_notice(&al, Some("other@corp.example")).await).code(),
+        "outgoing_frozen"
+    );
+    t.loft.set_frozen(&op, false).await.unwrap();
+
+    // A rule that blocks the domain for alice keeps a new outside address out.
+    t.loft
+        .add_rule(
+            &op,
+            loft_core::service::CreateRuleRequest {
+                identity: Some(alice.identity.id.to_string()),
+                direction: loft_core::rules::RuleDirection::Send,
+                instance: None,
+                pattern: "*@blocked.example".into(),
+                action: loft_core::rules::RuleAction::Block,
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_err(t.loft.set_held_mail_notice(&al, Some("me@blocked.example")).await).code(),
+        "notice_address_not_allowed"
+    );
+    // A code works for 30 minutes; five wrong ones end it.
+    t.clock.advance_secs(loft_core::notices::CONFIRMATION_INTERVAL_SECS);
+    t.loft
+        .set_held_mail_notice(&al, Some("late@corp.example"))
+        .await
+        .unwrap();
+    t.clock.advance_secs(loft_core::notices::CONFIRMATION_TTL_SECS);
+    assert_eq!(
+        expect_err(t.loft.confirm_held_mail_notice(&al, &code).await).code(),
+        "code_expired"
+    );
+    t.loft
+        .set_held_mail_notice(&al, Some("late@corp.example"))
+        .await
+        .unwrap();
+    for _ in 1..loft_core::notices::CONFIRMATION_ATTEMPTS {
+        assert_eq!(
+            expect_err(t.loft.confirm_held_mail_notice(&al, "1").await).code(),
+            "wrong_code"
+        );
+    }
+    assert_eq!(
+        expect_err(t.loft.confirm_held_mail_notice(&al, "1").await).code(),
+        "code_attempts_exhausted"
+    );
+    assert_eq!(
+        t.loft
+            .held_mail_notice(&al)
+            .await
+            .unwrap()
+            .address
+            .map(|a| a.to_string()),
+        Some(outside.to_owned()),
+        "the confirmed address stays meanwhile"
+    );
+    // Turning notices off ends them, and the confirmed address with them.
+    assert_eq!(
+        t.loft.set_held_mail_notice(&al, None).await.unwrap(),
+        NoticeSetting::default()
+    );
 }

@@ -316,6 +316,7 @@ macro_rules! conformance_tests {
             approvals_context_is_the_held_mails_own_thread,
             approvals_expired_console_sessions_are_purged_by_the_runner,
             approvals_held_mail_notices_by_mail,
+            approvals_held_mail_notices_to_an_outside_address,
         );
     };
     (@cases ($setup:expr) $($case:ident),+ $(,)?) => {

@@ -7,8 +7,9 @@ use axum::response::Response;
 use loft_core::identity::Identity;
 use loft_core::oversight::{Approval, ModeRequest};
 use loft_core::service::{
-    ApprovalView, BatchDecision, DecideRequest, DenyModeRequest, EditHeldMail, InstanceStatus, ListApprovalsParams,
-    ListModeRequestsParams, Page, RejectRequest, RequestModeRequest,
+    ApprovalView, BatchDecision, ConfirmNoticeRequest, DecideRequest, DenyModeRequest, EditHeldMail, InstanceStatus,
+    ListApprovalsParams, ListModeRequestsParams, NoticeSetting, Page, RejectRequest, RequestModeRequest,
+    SetNoticeRequest,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -34,6 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(instance_status))
         .routes(routes!(freeze))
         .routes(routes!(unfreeze))
+        .routes(routes!(get_notices, set_notices))
+        .routes(routes!(confirm_notices))
 }
 
 /// Held mail, newest first (reviewers: a key with `oversight`, or the operator).
@@ -219,4 +222,50 @@ async fn freeze(State(s): State<AppState>, Auth(actor): Auth) -> ApiResult<Json<
     responses((status = 200, body = InstanceStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn unfreeze(State(s): State<AppState>, Auth(actor): Auth) -> ApiResult<Json<InstanceStatus>> {
     Ok(Json(s.loft.set_frozen(&actor, false).await?))
+}
+
+/// Where the calling reviewer's notices of held mail go (a reviewer: a key with `oversight`).
+#[utoipa::path(get, path = "/v0/oversight/notices", tag = "oversight",
+    responses((status = 200, body = NoticeSetting), (status = 401, body = ErrorBody),
+        (status = 403, description = "not a reviewer (the operator has no notices)", body = ErrorBody)))]
+async fn get_notices(State(s): State<AppState>, Auth(actor): Auth) -> ApiResult<Json<NoticeSetting>> {
+    Ok(Json(s.loft.held_mail_notice(&actor).await?))
+}
+
+/// Be told by mail when mail is held, or stop (`null`). Your own address here is used at once.
+/// An outside address gets a code first (mail from your address, through the outbound queue);
+/// it is used once `POST /v0/oversight/notices/confirm` brings the code back, and until then
+/// the setting is unchanged (`pending` shows it). A notice names the held mail's subject,
+/// sender, recipients and why it is held, and links to its console page (sign-in first);
+/// never its body, never a link that decides. Audited as `console.notices`.
+#[utoipa::path(put, path = "/v0/oversight/notices", tag = "oversight", request_body = SetNoticeRequest,
+    responses((status = 200, body = NoticeSetting), (status = 401, body = ErrorBody),
+        (status = 403, description = "not a reviewer (the operator has no notices), no outbound mail \
+            (`outbound_not_configured`), outgoing mail frozen, the send rules keep the address out \
+            (`notice_address_not_allowed`), or it is suppressed", body = ErrorBody),
+        (status = 422, description = "not an address, another identity's address (`notice_address_not_yours`), \
+            or at a hosted domain but no identity's (`notice_address_not_hosted`)", body = ErrorBody),
+        (status = 429, description = "a code went out less than a minute ago", body = ErrorBody)))]
+async fn set_notices(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppJson(req): AppJson<SetNoticeRequest>,
+) -> ApiResult<Json<NoticeSetting>> {
+    Ok(Json(s.loft.set_held_mail_notice(&actor, req.address.as_deref()).await?))
+}
+
+/// Confirm the pending outside address with the code mailed there: notices go there from now.
+/// Five wrong codes, or 30 minutes, and a new code must be asked for.
+#[utoipa::path(post, path = "/v0/oversight/notices/confirm", tag = "oversight", request_body = ConfirmNoticeRequest,
+    responses((status = 200, body = NoticeSetting), (status = 401, body = ErrorBody),
+        (status = 403, description = "not a reviewer", body = ErrorBody),
+        (status = 409, description = "nothing waiting (`no_pending_address`), `code_expired`, or \
+            `code_attempts_exhausted`", body = ErrorBody),
+        (status = 422, description = "`wrong_code` (the message says how many tries are left)", body = ErrorBody)))]
+async fn confirm_notices(
+    State(s): State<AppState>,
+    Auth(actor): Auth,
+    AppJson(req): AppJson<ConfirmNoticeRequest>,
+) -> ApiResult<Json<NoticeSetting>> {
+    Ok(Json(s.loft.confirm_held_mail_notice(&actor, &req.code).await?))
 }

@@ -170,6 +170,10 @@ impl App {
         self.call(Method::PATCH, path, Some(key), Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, key: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(key), Some(body)).await
+    }
+
     /// Creates an identity with the operator key; returns (id, address, api key).
     pub async fn identity(&self, name: &str) -> (String, String, String) {
         let r = self.post("/v0/identities", &self.admin, json!({ "name": name })).await;
