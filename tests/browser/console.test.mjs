@@ -282,6 +282,15 @@ test("a reviewer decides several held mails at once, follows a deep link through
   await page.waitForResponse((r) => r.url().includes("/approvals/queue"), { timeout: 15_000 });
   await page.waitForTimeout(300);
   assert.ok(await one.isChecked(), "a ticked box survives the queue's refresh");
+  // "Select all" ticks every pending mail in the list, and clears them again.
+  const all = page.getByRole("checkbox", { name: "Select every pending mail in this list" });
+  const boxes = page.getByRole("checkbox", { name: /^Select “/ });
+  await all.check();
+  for (const b of await boxes.all()) assert.ok(await b.isChecked(), "select all ticks every box");
+  await all.uncheck();
+  for (const b of await boxes.all()) assert.ok(!(await b.isChecked()), "clearing it clears every box");
+  await one.check();
+  await two.check();
   await check(page, "13-approvals-selected");
   await page.getByRole("button", { name: "Approve selected" }).click();
   await page.getByText("2 of 2 approved").waitFor();

@@ -20,3 +20,13 @@ document.addEventListener("submit", (ev) => {
     ev.preventDefault();
   }
 });
+document.addEventListener("change", (ev) => {
+  // "Select all": a checkbox with data-select-all="FORM" ticks or clears every checkbox
+  // belonging to that form.
+  const all = ev.target.closest("[data-select-all]");
+  if (all) {
+    for (const box of document.querySelectorAll(`input[type="checkbox"][form="${all.dataset.selectAll}"]`)) {
+      box.checked = all.checked;
+    }
+  }
+});

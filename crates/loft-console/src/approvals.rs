@@ -90,7 +90,14 @@ fn queue_table(items: &[Approval]) -> Markup {
         } @else {
             table.list {
                 caption { (items.len()) " held" }
-                thead { tr { th scope="col" { span.visually-hidden { "Select" } } th scope="col" { "Held" } th scope="col" { "Direction" } th scope="col" { "From" }
+                thead { tr { th scope="col" {
+                    @if items.iter().any(|a| a.status == loft_core::oversight::ApprovalStatus::Pending) {
+                        // Ticks or clears every box of the bulk form (console.js); kept across
+                        // refreshes like the boxes themselves.
+                        input type="checkbox" #sel-all data-select-all="bulk" hx-preserve="true"
+                            aria-label="Select every pending mail in this list";
+                    } @else { span.visually-hidden { "Select" } }
+                } th scope="col" { "Held" } th scope="col" { "Direction" } th scope="col" { "From" }
                     th scope="col" { "To" } th scope="col" { "Subject" } th scope="col" { "Why" } th scope="col" { "Status" } } }
                 tbody {
                     @for a in items {
