@@ -16,7 +16,7 @@ use crate::notices::{
     CONFIRMATION_ATTEMPTS, CONFIRMATION_INTERVAL_SECS, CONFIRMATION_TTL_SECS, Confirmed, NOTICE_SENDER,
     NoticeConfirmation, NoticeJob, confirmation_code_hash,
 };
-use crate::oversight::{Approval, ApprovalStatus, HoldDirection};
+use crate::oversight::{Approval, ApprovalStatus, HoldDirection, HoldKind};
 use crate::runner::JobError;
 use crate::time::Timestamp;
 use crate::{Error, Result};
@@ -497,11 +497,11 @@ impl Loft {
             self.store.append_audit(audit).await?;
             return Ok(());
         }
-        let subject: String = format!("Held for review: {}", one_line(&approval.subject))
+        let subject: String = format!("Held for review: {}", shown_subject(approval, true))
             .chars()
             .take(200)
             .collect();
-        let text = notice_text(approval, self.config.console_url.as_deref());
+        let text = notice_text(approval, self.config.console_url.as_deref(), true);
         let mail = self
             .notice_out(me, to, subject, text, now)
             .map_err(|e| JobError::Permanent(format!("building a held-mail notice: {e}")))?;
@@ -526,11 +526,11 @@ impl Loft {
         let domain = &self.config.domain;
         let from = EmailAddress::parse(&format!("{NOTICE_SENDER}@{domain}"))
             .map_err(|e| JobError::Permanent(e.to_string()))?;
-        let subject: String = format!("Held for review: {}", one_line(&a.subject))
+        let subject: String = format!("Held for review: {}", shown_subject(a, false))
             .chars()
             .take(200)
             .collect();
-        let text = notice_text(a, self.config.console_url.as_deref());
+        let text = notice_text(a, self.config.console_url.as_deref(), false);
         let message_id = format!("{}@{}", crate::random::base32_string(r, 26), domain);
         let raw = MessageBuilder::new()
             .message_id(message_id.as_str())
@@ -600,8 +600,20 @@ fn one_line(s: &str) -> String {
     if s.trim().is_empty() { "(no subject)".into() } else { s }
 }
 
-/// The notice's text: subject, sender, recipients, reasons, the console link.
-pub(crate) fn notice_text(a: &Approval, console_url: Option<&str>) -> String {
+/// The held mail's subject as a notice shows it. A notice leaving the server (`outside`) for
+/// a mail the exfiltration guard holds shows none: the guard found a credential's value in
+/// that mail, and a subject can be where it is.
+fn shown_subject(a: &Approval, outside: bool) -> String {
+    if outside && a.reasons.iter().any(|r| r.kind == HoldKind::ExfiltrationGuard) {
+        "(subject withheld: the mail contains a credential's value)".into()
+    } else {
+        one_line(&a.subject)
+    }
+}
+
+/// The notice's text: subject (see [`shown_subject`]), sender, recipients, reasons, the
+/// console link.
+pub(crate) fn notice_text(a: &Approval, console_url: Option<&str>, outside: bool) -> String {
     use std::fmt::Write as _;
     let list = |v: &[EmailAddress]| v.iter().map(EmailAddress::as_str).collect::<Vec<_>>().join(", ");
     let mut t = String::new();
@@ -610,7 +622,7 @@ pub(crate) fn notice_text(a: &Approval, console_url: Option<&str>) -> String {
         HoldDirection::Receive => "An incoming mail",
     };
     let _ = writeln!(t, "{direction} is held until a reviewer decides.\n");
-    let _ = writeln!(t, "Subject: {}", one_line(&a.subject));
+    let _ = writeln!(t, "Subject: {}", shown_subject(a, outside));
     let _ = writeln!(t, "From: {}", a.from);
     let _ = writeln!(t, "To: {}", list(&a.to));
     if !a.cc.is_empty() {

@@ -368,6 +368,32 @@ pub async fn approvals_held_mail_notices_to_an_outside_address(store: Arc<dyn St
     assert_eq!(notice.delivery[0].status, DeliveryStatus::Queued);
     assert!(!notice.text.contains("SECRET BODY LINE"));
 
+    // A mail the exfiltration guard holds: its subject (where the value may be) stays in.
+    let secret = "sk-live-notice-7c1d0e";
+    t.loft
+        .vault_store(
+            &aa,
+            loft_core::service::StoreCredentialRequest {
+                label: Some("crm".into()),
+                value: Some(secret.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    t.loft
+        .send(&aa, crate::mail(&[b.identity.address.as_str()], &format!("key {secret}"), "x"))
+        .await
+        .unwrap();
+    runner.run_due().await.unwrap();
+    let sent = sent_to_outside().await;
+    let guarded = sent
+        .iter()
+        .find(|m| m.subject.contains("subject withheld"))
+        .expect("the guarded mail's notice");
+    assert!(!guarded.subject.contains(secret) && !guarded.text.contains(secret));
+    assert!(guarded.text.contains("credential crm"), "{}", guarded.text);
+
     // Frozen: no notice leaves, and none is queued for later; setting a new address is refused.
     t.loft
         .send(&aa, crate::mail(&[b.identity.address.as_str()], "While frozen", "x"))
