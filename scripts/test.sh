@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it started and how far into the run, so a slow CI run shows where its time went.
+step() { printf '\n==> %s  [%s, %ss in]\n' "$*" "$(date -u +%H:%M:%S)" "$SECONDS"; }
 
 export LOFT_TEST_PG_URL="${LOFT_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
@@ -53,3 +54,5 @@ bash tests/python/run.sh
 
 step "the web console in a real browser (Chromium, playwright-core, axe-core)"
 bash tests/browser/run.sh
+
+step "everything passed in $((SECONDS / 60)) min"

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/../.."
 repo=$(pwd)
 here=tests/browser
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it started and how far into the run, so a slow CI run shows where its time went.
+step() { printf '\n==> %s  [%s, %ss in]\n' "$*" "$(date -u +%H:%M:%S)" "$SECONDS"; }
 
 step "Chromium (Debian's package)"
 chromium_bin=${LOFT_CHROMIUM:-}
@@ -34,8 +35,9 @@ command -v node >/dev/null 2>&1 || { echo "error: node is missing (Debian's pack
 node --version
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
-step "cargo build -p loft"
-cargo build -p loft --locked
+# As tests/python/run.sh: the test build's own binary (`-p loft` would recompile crates).
+step "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets --locked
 export LOFT_BIN="$repo/${CARGO_TARGET_DIR:-target}/debug/loft"
 [ -x "$LOFT_BIN" ] || { echo "error: no binary at $LOFT_BIN" >&2; exit 1; }
 
