@@ -209,7 +209,11 @@ echo
 echo "command:  scripts/bench_http.sh $( [ "$pg" = 1 ] && echo --pg ) (wrk -t$threads -c$connections -d$duration, $rounds interleaved rounds)"
 echo "backend:  $backend, reader's inbox $messages messages (seeded in ${seed_s%.*} s)"
 echo "machine:  nproc $(nproc), $(uname -sm), load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-echo "loft:     $loft_bin ($(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+if [ "$build" = 1 ]; then
+  echo "loft:     $loft_bin (built from this tree, $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+else
+  echo "loft:     $loft_bin (given; its commit is whatever it was built from)"
+fi
 echo
 header="| route | req/s per round | mean req/s | share of nginx (mean of per-round ratios) |"
 echo "$header"

@@ -91,17 +91,24 @@ median() { jq -s "map(.$2) | sort | .[(length - 1) / 2 | floor]" "$1"; }
 echo
 echo "command:  scripts/bench_mcp.sh --runs $runs (medians over $runs alternating runs)"
 echo "machine:  nproc $(nproc), $(uname -sm), load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-echo "loft:     $loft_bin ($(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+if [ "$build" = 1 ]; then
+  echo "loft:     $loft_bin (built from this tree, $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+else
+  echo "loft:     $loft_bin (given; its commit is whatever it was built from)"
+fi
 echo "node:     $(node --version), @modelcontextprotocol/sdk $sdk_installed"
 echo
-echo "| server | tools | spawn → initialize answer ms | spawn → tools/list answer ms | peak RSS MiB |"
-echo "|---|---:|---:|---:|---:|"
+echo "| server | tools | spawn → initialize answer ms | spawn → tools/list answer ms | peak RSS MiB | private dirty MiB |"
+echo "|---|---:|---:|---:|---:|---:|"
 for s in loft node; do
   f=$tmp/$s.jsonl
   label=$([ "$s" = loft ] && echo '`loft mcp`' || echo 'Node SDK (minimal)')
-  printf '| %s | %s | %.1f | %.1f | %.1f |\n' "$label" "$(median "$f" tools)" "$(median "$f" init_ms)" \
-    "$(median "$f" list_ms)" "$(echo "$(median "$f" peak_rss_kib) / 1024" | bc -l)"
+  printf '| %s | %s | %.1f | %.1f | %.1f | %.1f |\n' "$label" "$(median "$f" tools)" "$(median "$f" init_ms)" \
+    "$(median "$f" list_ms)" "$(echo "$(median "$f" peak_rss_kib) / 1024" | bc -l)" \
+    "$(echo "$(median "$f" private_dirty_kib) / 1024" | bc -l)"
 done
 loft_rss=$(median "$tmp/loft.jsonl" peak_rss_kib); node_rss=$(median "$tmp/node.jsonl" peak_rss_kib)
 printf '\nloft mcp peak RSS is %.2f of the Node server'"'"'s (target: at most 0.20); start-up %.1f ms (target: under 40)\n' \
   "$(echo "$loft_rss / $node_rss" | bc -l)" "$(median "$tmp/loft.jsonl" init_ms)"
+printf 'private dirty memory (about what each further agent adds: clean pages of the executable are shared): loft mcp %.2f of the Node server'"'"'s\n' \
+  "$(echo "$(median "$tmp/loft.jsonl" private_dirty_kib) / $(median "$tmp/node.jsonl" private_dirty_kib)" | bc -l)"

@@ -242,4 +242,8 @@ echo
 echo "command:  scripts/bench_scale.sh $( [ "$pg" = 1 ] && echo --pg ) --sizes $sizes --duration $duration"
 echo "backend:  $backend; ${lo:-?}..${hi:-?} inbox seqs; threads of 10; wrk -t1 -c1 -d$duration --latency per figure"
 echo "machine:  nproc $(nproc), $(uname -sm), load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-echo "loft:     $loft_bin ($(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+if [ "$build" = 1 ]; then
+  echo "loft:     $loft_bin (built from this tree, $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+else
+  echo "loft:     $loft_bin (given; its commit is whatever it was built from)"
+fi

@@ -17,6 +17,7 @@
 #   N=500 M=200 scripts/bench_smtp.sh      a quicker run
 #   SESSIONS="1 10" scripts/bench_smtp.sh
 #   PROFILE=debug scripts/bench_smtp.sh    the debug build (its figures mean little)
+#   LOFT_BIN=/tmp/old/loft scripts/bench_smtp.sh   another build, as it is
 #
 # Needs root (Postfix's master starts as root; smtp-sink drops to nobody) and Debian's
 # `postfix` package (installed when missing, without configuring or starting a system
@@ -42,13 +43,18 @@ fi
 [ "$(id -u)" = 0 ] || { echo "error: run as root (Postfix's master starts as root)" >&2; exit 1; }
 
 # PROFILE=debug measures the debug build (quicker to build; its figures mean little).
+# LOFT_BIN=PATH measures that binary as it is (another build, to compare), without building.
 PROFILE=${PROFILE:-release}
-if [ "$PROFILE" = release ]; then
-    cargo build --release -p loft --locked
+if [ -n "${LOFT_BIN:-}" ]; then
+    loft_bin=$LOFT_BIN
 else
-    cargo build -p loft --locked
+    if [ "$PROFILE" = release ]; then
+        cargo build --release -p loft --locked
+    else
+        cargo build -p loft --locked
+    fi
+    loft_bin="$repo/${CARGO_TARGET_DIR:-target}/$PROFILE/loft"
 fi
-loft_bin="$repo/${CARGO_TARGET_DIR:-target}/$PROFILE/loft"
 
 work=$(mktemp -d /var/tmp/loft-bench-smtp.XXXXXX)
 chmod 755 "$work"
@@ -97,7 +103,7 @@ rate() { python3 -c "import sys; n, t = float(sys.argv[1]), float(sys.argv[2]); 
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
 
-echo "== SMTP benchmarks: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD), $PROFILE build"
+echo "== SMTP benchmarks: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), $([ -n "${LOFT_BIN:-}" ] && echo "binary $LOFT_BIN" || echo "commit $(git rev-parse --short HEAD), $PROFILE build")"
 echo "   inbound: $N mails of $SIZE bytes per run (smtp-source -l $SIZE -m $N -s S, one connection per mail)"
 
 # --- (a) inbound -------------------------------------------------------------------------

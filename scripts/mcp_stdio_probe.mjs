@@ -1,6 +1,9 @@
 // Starts an MCP stdio server (argv[2..]), sends initialize, notifications/initialized and
 // tools/list, and prints one JSON line: ms from spawn to each answer, the tool count, and the
-// peak RSS of the process (VmHWM, KiB) read from /proc before its stdin is closed.
+// peak RSS of the process (VmHWM, KiB) and its private dirty memory (Private_Dirty of
+// /proc/PID/smaps_rollup, KiB: heap, stacks and written pages, which no other process can
+// share; clean pages of the executable are shared by every process running the same file, so
+// a second agent's server adds about this much), read from /proc before its stdin is closed.
 // Used by scripts/bench_mcp.sh; no dependency beyond Node itself.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -36,6 +39,11 @@ const peak = () => {
   const m = readFileSync(`/proc/${child.pid}/status`, "utf8").match(/VmHWM:\s+(\d+) kB/);
   return m ? Number(m[1]) : null;
 };
+const privateKib = () => {
+  const t = readFileSync(`/proc/${child.pid}/smaps_rollup`, "utf8");
+  const field = (name) => Number((t.match(new RegExp(`${name}:\\s+(\\d+) kB`)) || [0, 0])[1]);
+  return field("Private_Dirty");
+};
 const init = await request(1, "initialize", {
   protocolVersion: "2025-06-18",
   capabilities: {},
@@ -48,6 +56,7 @@ const list = await request(2, "tools/list", {});
 const list_ms = ms();
 if (list.error) throw new Error(`${cmd}: tools/list failed: ${JSON.stringify(list.error)}`);
 const peak_rss_kib = peak();
+const private_dirty_kib = privateKib();
 child.stdin.end();
 await new Promise((r) => child.on("exit", r));
-console.log(JSON.stringify({ init_ms, list_ms, tools: list.result.tools.length, peak_rss_kib }));
+console.log(JSON.stringify({ init_ms, list_ms, tools: list.result.tools.length, peak_rss_kib, private_dirty_kib }));
