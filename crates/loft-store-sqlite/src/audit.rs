@@ -137,8 +137,7 @@ impl loft_core::store::AuditStore for crate::SqliteStore {
     }
 
     async fn audit_head(&self) -> Result<Option<ChainHead>> {
-        let mut tx = self.reading().await?;
-        let out = self::head(&mut tx).await;
-        crate::done(tx, out).await
+        // One statement: no read transaction needed (the health check reads it).
+        self.one(|c| Box::pin(self::head(c))).await
     }
 }

@@ -163,7 +163,7 @@ async fn contacts(
 #[async_trait::async_trait]
 impl loft_core::store::SendingStore for crate::SqliteStore {
     async fn instance_caps(&self) -> Result<SendCaps> {
-        self::instance_caps(&mut *self.one().await?).await
+        self.one(|c| Box::pin(self::instance_caps(c))).await
     }
 
     async fn set_instance_caps(&self, caps: SendCaps, audit: AuditEntry) -> Result<()> {

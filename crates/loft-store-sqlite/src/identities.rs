@@ -522,7 +522,9 @@ pub(crate) async fn revoke_key(
 #[async_trait::async_trait]
 impl loft_core::store::IdentityStore for crate::SqliteStore {
     async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
-        self::find_key(&mut *self.one().await?, id).await
+        let id = id.clone();
+        self.one(move |c| Box::pin(async move { self::find_key(c, &id).await }))
+            .await
     }
 
     fn key_epoch(&self) -> u64 {
@@ -535,7 +537,9 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
     }
 
     async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>> {
-        self::get(&mut *self.one().await?, id).await
+        let id = id.clone();
+        self.one(move |c| Box::pin(async move { self::get(c, &id).await }))
+            .await
     }
 
     async fn list_identities(&self, query: IdentityQuery) -> Result<StorePage<Identity>> {
@@ -561,11 +565,15 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
     }
 
     async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>> {
-        self::ancestors(&mut *self.one().await?, id).await
+        let id = id.clone();
+        self.one(move |c| Box::pin(async move { self::ancestors(c, &id).await }))
+            .await
     }
 
     async fn usage(&self, identity: &IdentityId) -> Result<loft_core::quota::Usage> {
-        self::usage(&mut *self.one().await?, identity).await
+        let id = identity.clone();
+        self.one(move |c| Box::pin(async move { self::usage(c, &id).await }))
+            .await
     }
 
     async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {

@@ -59,6 +59,7 @@ mod rows;
 mod rules;
 mod schedule;
 mod search;
+mod single;
 mod vault;
 mod webhooks;
 mod writer;
@@ -70,7 +71,6 @@ use async_trait::async_trait;
 use loft_core::mail::StorePage;
 use loft_core::store::Store;
 use loft_core::{Error, Result};
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Sqlite, SqliteConnection, Transaction};
 
@@ -92,6 +92,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqliteStore {
     path: PathBuf,
     reader: SqlitePool,
+    /// Read connections for single-statement reads, without sqlx's ping (`single.rs`).
+    single: single::SingleReads,
     writer: Writer,
     /// Bumped after every committed identity or key change (`IdentityStore::key_epoch`).
     key_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -196,7 +198,7 @@ impl SqliteStore {
             // No ping (a round trip to the connection's worker thread) on every acquire: a
             // connection to a local file does not go stale. sqlx still pings on release.
             .test_before_acquire(false)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await
         {
             Ok(pool) => pool,
@@ -207,6 +209,7 @@ impl SqliteStore {
         };
         Ok(Self {
             path: path.to_owned(),
+            single: single::SingleReads::new(base.clone().read_only(true), READERS as usize),
             reader,
             writer: Writer::spawn(conn),
             key_epoch: std::sync::Arc::default(),
@@ -248,6 +251,7 @@ impl SqliteStore {
     /// connection. Calls made afterwards fail with `Unavailable`.
     pub async fn close(&self) {
         self.writer.close().await;
+        self.single.close().await;
         self.reader.close().await;
     }
 
@@ -256,11 +260,14 @@ impl SqliteStore {
         self.reader.begin().await.map_err(map_err)
     }
 
-    /// A read connection outside any transaction, for a store read that is **one** statement
-    /// (SQLite runs it in its own implicit read transaction: one snapshot all the same). A read
-    /// of several statements must use [`Self::reading`].
-    async fn one(&self) -> Result<PoolConnection<Sqlite>> {
-        self.reader.acquire().await.map_err(map_err)
+    /// Runs `f` on a read connection outside any transaction, for a store read that is **one**
+    /// statement (SQLite runs it in its own implicit read transaction: one snapshot all the
+    /// same). A read of several statements must use [`Self::reading`]. See `single.rs`.
+    async fn one<T, F>(&self, f: F) -> Result<T>
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> futures::future::BoxFuture<'c, Result<T>>,
+    {
+        self.single.run(f).await
     }
 
     /// Runs `f` in the writer's next group commit (see `writer.rs`).

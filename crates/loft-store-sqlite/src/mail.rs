@@ -966,7 +966,9 @@ impl loft_core::store::MailStore for crate::SqliteStore {
 
     async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {
         // One statement: no read transaction (see the crate's design notes).
-        self::list(&mut *self.one().await?, owner, query).await
+        let owner = owner.clone();
+        self.one(move |c| Box::pin(async move { self::list(c, &owner, query).await }))
+            .await
     }
 
     async fn get_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {

@@ -367,3 +367,25 @@ async fn delete_for_ever_removes_shared_content_with_the_last_copy() {
     assert_eq!(count("SELECT COALESCE(SUM(bytes), 0) FROM mailbox_usage").await, 0);
     assert_chain_ok(&store).await;
 }
+
+/// Single-statement reads keep their own connections without sqlx's ping on release
+/// (`single.rs`): a read dropped mid-way leaves no broken connection behind, more reads at
+/// once than connections wait their turn, and a closed store refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_statement_reads_survive_dropped_reads_and_bursts() {
+    let (_dir, store) = fresh().await;
+    store.append_audit(entry("first")).await.unwrap();
+    let want = store.audit_head().await.unwrap().unwrap();
+    // Dropped at once, or after one poll, or mid-statement: whichever the timer hits.
+    for micros in [0, 1, 10, 50, 100, 500] {
+        for _ in 0..20 {
+            let _ = tokio::time::timeout(std::time::Duration::from_micros(micros), store.audit_head()).await;
+        }
+    }
+    let burst = futures::future::join_all((0..64).map(|_| store.audit_head())).await;
+    for got in burst {
+        assert_eq!(got.unwrap().unwrap(), want);
+    }
+    store.close().await;
+    assert!(matches!(store.audit_head().await, Err(Error::Unavailable(_))));
+}
