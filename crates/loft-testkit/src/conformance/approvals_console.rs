@@ -186,7 +186,10 @@ pub async fn approvals_held_mail_notices_by_mail(store: Arc<dyn Store>) {
     assert_eq!(t.loft.held_mail_notice(&al).await.unwrap(), NoticeSetting::default());
 
     let set = t.loft.set_held_mail_notice(&al, Some(alice_addr)).await.unwrap();
-    assert_eq!(set.address.as_ref().map(loft_core::address::EmailAddress::as_str), Some(alice_addr));
+    assert_eq!(
+        set.address.as_ref().map(loft_core::address::EmailAddress::as_str),
+        Some(alice_addr)
+    );
     assert_eq!(t.loft.held_mail_notice(&al).await.unwrap(), set);
     assert_eq!(t.loft.held_mail_notice(&quiet).await.unwrap(), NoticeSetting::default());
 
@@ -337,7 +340,10 @@ pub async fn approvals_held_mail_notices_to_an_outside_address(store: Arc<dyn St
         "missing_scope"
     );
     let confirmed = t.loft.confirm_held_mail_notice(&al, &code).await.unwrap();
-    assert_eq!(confirmed.address.as_ref().map(loft_core::address::EmailAddress::as_str), Some(outside));
+    assert_eq!(
+        confirmed.address.as_ref().map(loft_core::address::EmailAddress::as_str),
+        Some(outside)
+    );
     assert_eq!(confirmed.pending, None);
     assert_eq!(
         expect_err(t.loft.confirm_held_mail_notice(&al, &code).await).code(),
@@ -382,7 +388,10 @@ pub async fn approvals_held_mail_notices_to_an_outside_address(store: Arc<dyn St
         .await
         .unwrap();
     t.loft
-        .send(&aa, crate::mail(&[b.identity.address.as_str()], &format!("key {secret}"), "x"))
+        .send(
+            &aa,
+            crate::mail(&[b.identity.address.as_str()], &format!("key {secret}"), "x"),
+        )
         .await
         .unwrap();
     runner.run_due().await.unwrap();
