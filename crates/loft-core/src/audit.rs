@@ -106,6 +106,24 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// The row of something the server did by itself (the job runner, the delivery worker):
+    /// no identity or key acted; outcome `ok`.
+    pub fn system(at: Timestamp, action: &str, target: &impl std::fmt::Display, details: serde_json::Value) -> Self {
+        Self {
+            at,
+            actor_kind: ActorKind::System,
+            actor_identity_id: None,
+            key_id: None,
+            action: action.into(),
+            target: Some(target.to_string()),
+            outcome: Outcome::Ok,
+            request_id: None,
+            remote_addr: None,
+            details,
+            events: Vec::new(),
+        }
+    }
+
     /// Adds an event the change raises.
     #[must_use]
     pub fn with_event(mut self, event: crate::events::NewEvent) -> Self {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Actor, Loft, Page, page_limit};
 use crate::address::EmailAddress;
-use crate::audit::{ActorKind, AuditEntry, Outcome};
+use crate::audit::AuditEntry;
 use crate::delivery::{DeliveryUpdate, MAILER_DAEMON, Suppression};
 use crate::events::{EventKind, NewEvent};
 use crate::ids::{IdentityId, MessageId, ThreadId};
@@ -150,7 +150,7 @@ impl Loft {
     pub async fn delivery_succeeded(&self, d: &OutgoingDelivery, reply: &str) -> Result<bool> {
         let now = self.clock.now();
         let detail = format!("accepted by the recipient's server: {}", clip(reply));
-        let audit = system_audit(
+        let audit = AuditEntry::system(
             now,
             "mail.delivered",
             &d.message,
@@ -204,7 +204,7 @@ impl Loft {
         let reason = clip(reason);
         let notice = self.bounce_notice(d, &reason, now)?;
         let notice_id = notice.copies[0].id.clone();
-        let audit = system_audit(
+        let audit = AuditEntry::system(
             now,
             "mail.bounced",
             &d.message,
@@ -428,21 +428,4 @@ fn clip(s: &str) -> String {
         .take(500)
         .collect();
     one.trim().to_owned()
-}
-
-/// The audit row of something the delivery worker did (no identity acted).
-fn system_audit(at: Timestamp, action: &str, target: &MessageId, details: serde_json::Value) -> AuditEntry {
-    AuditEntry {
-        at,
-        actor_kind: ActorKind::System,
-        actor_identity_id: None,
-        key_id: None,
-        action: action.into(),
-        target: Some(target.to_string()),
-        outcome: Outcome::Ok,
-        request_id: None,
-        remote_addr: None,
-        details,
-        events: Vec::new(),
-    }
 }

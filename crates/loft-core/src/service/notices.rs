@@ -3,7 +3,7 @@
 
 use super::{Actor, Loft};
 use crate::address::EmailAddress;
-use crate::audit::{ActorKind, AuditEntry, Outcome};
+use crate::audit::{AuditEntry, Outcome};
 use crate::events::{EventKind, NewEvent};
 use crate::identity::Identity;
 use crate::ids::{IdentityId, MessageId, ThreadId};
@@ -440,19 +440,12 @@ impl Loft {
         };
         let notice = self.held_mail_notice_mail(&approval, &setting.address, &owner, now)?;
         let notice_id = notice.copies[0].id.clone();
-        let audit = AuditEntry {
-            at: now,
-            actor_kind: ActorKind::System,
-            actor_identity_id: None,
-            key_id: None,
-            action: "approval.notice".into(),
-            target: Some(approval.id.to_string()),
-            outcome: Outcome::Ok,
-            request_id: None,
-            remote_addr: None,
-            details: serde_json::json!({ "reviewer": reviewer, "to": setting.address, "notice": notice_id }),
-            events: Vec::new(),
-        }
+        let audit = AuditEntry::system(
+            now,
+            "approval.notice",
+            &approval.id,
+            serde_json::json!({ "reviewer": reviewer, "to": setting.address, "notice": notice_id }),
+        )
         .with_event(NewEvent::new(
             EventKind::MessageReceived,
             &owner,
@@ -478,19 +471,12 @@ impl Loft {
         to: &EmailAddress,
         now: Timestamp,
     ) -> std::result::Result<(), JobError> {
-        let mut audit = AuditEntry {
-            at: now,
-            actor_kind: ActorKind::System,
-            actor_identity_id: None,
-            key_id: None,
-            action: "approval.notice".into(),
-            target: Some(approval.id.to_string()),
-            outcome: Outcome::Ok,
-            request_id: None,
-            remote_addr: None,
-            details: serde_json::json!({ "reviewer": me.id, "to": to }),
-            events: Vec::new(),
-        };
+        let mut audit = AuditEntry::system(
+            now,
+            "approval.notice",
+            &approval.id,
+            serde_json::json!({ "reviewer": me.id, "to": to }),
+        );
         if let Err(e) = self.outside_notices_allowed(me, to).await {
             audit.outcome = Outcome::Denied;
             audit.details["error"] = serde_json::json!(e.code());

@@ -9,7 +9,7 @@ use super::messages::per_mailbox;
 use super::oversight::plan_copies;
 use super::{Actor, Loft, Principal};
 use crate::address::EmailAddress;
-use crate::audit::{ActorKind, AuditEntry, Outcome};
+use crate::audit::AuditEntry;
 use crate::identity::Identity;
 use crate::ids::{IdentityId, MessageId};
 use crate::jobs::Job;
@@ -220,7 +220,7 @@ impl Loft {
             Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now),
             &held_copies,
         );
-        let audit = system_audit(
+        let audit = AuditEntry::system(
             now,
             "mail.release",
             &s.message,
@@ -274,7 +274,7 @@ impl Loft {
         let Some(m) = self.store.get_message(&s.owner, &s.message).await? else {
             return Ok(());
         };
-        let audit = system_audit(
+        let audit = AuditEntry::system(
             now,
             "mail.cancel",
             &s.message,
@@ -288,22 +288,6 @@ impl Loft {
             Ok(()) | Err(Error::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
-    }
-}
-
-fn system_audit(at: Timestamp, action: &str, message: &MessageId, details: serde_json::Value) -> AuditEntry {
-    AuditEntry {
-        at,
-        actor_kind: ActorKind::System,
-        actor_identity_id: None,
-        key_id: None,
-        action: action.into(),
-        target: Some(message.to_string()),
-        outcome: Outcome::Ok,
-        request_id: None,
-        remote_addr: None,
-        details,
-        events: Vec::new(),
     }
 }
 
