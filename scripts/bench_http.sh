@@ -10,12 +10,16 @@
 #
 # Usage: scripts/bench_http.sh [--pg] [--database-server URL] [--rounds N] [--duration 5s]
 #                              [--connections 50] [--threads 2] [--messages 1000] [--no-build]
-#                              [--loft PATH]
+#                              [--loft PATH] [--perf ROUTE]
 #   --pg                    PostgreSQL at postgres://postgres@127.0.0.1:5432/postgres (a new
 #                           database loft_httpbench_<random> is created there and dropped)
 #   --database-server URL   another PostgreSQL server (implies --pg; the role needs CREATEDB)
 #   --no-build              use target/release/loft as it is
 #   --loft PATH             use this loft binary (implies --no-build), e.g. to compare builds
+#   --perf ROUTE            record `perf` call graphs of loft (health, whoami or messages)
+#                           during that route's run in the last round, and print the top of
+#                           the report; the data is left in /tmp/bench_http.perf.data. For
+#                           symbols build with `cargo build --profile profiling -p loft`.
 #
 # wrk, nginx (Debian's nginx-light), curl and jq are installed with apt-get when missing and the
 # script runs as root; otherwise it stops and names the missing ones.
@@ -30,6 +34,7 @@ pg=0
 pg_server=postgres://postgres@127.0.0.1:5432/postgres
 build=1
 loft_bin=
+perf_route=
 while [ $# -gt 0 ]; do
   case "$1" in
     --pg) pg=1 ;;
@@ -41,7 +46,8 @@ while [ $# -gt 0 ]; do
     --messages) messages=$2; shift ;;
     --no-build) build=0 ;;
     --loft) loft_bin=$2; build=0; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --perf) perf_route=$2; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench_http.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -56,6 +62,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
 if [ "$pg" = 1 ]; then command -v psql >/dev/null || missing+=(postgresql-client); fi
+if [ -n "$perf_route" ]; then command -v perf >/dev/null || missing+=(linux-perf); fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "bench_http.sh: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) or run as root" >&2
@@ -190,13 +197,18 @@ declare -A urls=(
 )
 declare -A rate=()
 run_wrk() { # name round
-  local out rps bad
+  local out rps bad perf_pid=
+  if [ "$1" = "$perf_route" ] && [ "$2" = "$rounds" ]; then
+    perf record -q -F 999 -g -p "$loft_pid" -o /tmp/bench_http.perf.data -- sleep "${duration%s}" 2>/dev/null &
+    perf_pid=$!
+  fi
   out=$(wrk -t"$threads" -c"$connections" -d"$duration" -H "Authorization: Bearer $reader_key" "${urls[$1]}")
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   bad=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
   if [ -n "$bad" ]; then echo "bench_http.sh: $1 answered $bad non-2xx responses" >&2; echo "$out" >&2; exit 1; fi
   if grep -q 'Socket errors' <<<"$out"; then echo "$1 round $2: $(grep 'Socket errors' <<<"$out")" >&2; fi
   rate[$1,$2]=$rps
+  if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
 }
 echo "running $rounds rounds of wrk -t$threads -c$connections -d$duration over: ${names[*]}" >&2
 for r in $(seq 1 "$rounds"); do
@@ -205,6 +217,12 @@ for r in $(seq 1 "$rounds"); do
 done
 
 # --- the report ----------------------------------------------------------------------------------
+if [ -n "$perf_route" ]; then
+  echo
+  echo "perf: $perf_route, last round (perf report -i /tmp/bench_http.perf.data for more)"
+  perf report -i /tmp/bench_http.perf.data --no-children --sort dso,sym --stdio 2>/dev/null \
+    | grep -E '^ +[0-9]' | head -40
+fi
 echo
 echo "command:  scripts/bench_http.sh $( [ "$pg" = 1 ] && echo --pg ) (wrk -t$threads -c$connections -d$duration, $rounds interleaved rounds)"
 echo "backend:  $backend, reader's inbox $messages messages (seeded in ${seed_s%.*} s)"

@@ -6,7 +6,7 @@ use loft_core::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
 use loft_core::mail::StorePage;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::error::map_err;
+use crate::error::{map_err, map_rusqlite};
 use crate::rows::{AuditRow, audit_columns, to_json};
 use crate::{page_limit, paged};
 
@@ -15,10 +15,7 @@ use crate::{page_limit, paged};
 /// (from this process or another) can read the same head.
 pub(crate) async fn append(conn: &mut SqliteConnection, mut entry: AuditEntry) -> Result<AuditRecord> {
     let entry_events = std::mem::take(&mut entry.events);
-    let (prev_seq, prev_hash): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    let (prev_seq, prev_hash): (i64, String) = sqlx::query_as(HEAD).fetch_one(&mut *conn).await.map_err(map_err)?;
     let record = AuditRecord::seal(entry, prev_seq, &prev_hash);
     let e = &record.entry;
     sqlx::query(
@@ -109,11 +106,13 @@ pub(crate) async fn after(conn: &mut SqliteConnection, after_seq: i64, limit: u3
     rows.into_iter().map(AuditRow::into_record).collect()
 }
 
-pub(crate) async fn head(conn: &mut SqliteConnection) -> Result<Option<ChainHead>> {
-    let (seq, hash): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
+pub(crate) const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+
+fn head(conn: &rusqlite::Connection) -> Result<Option<ChainHead>> {
+    let (seq, hash): (i64, String) = conn
+        .prepare_cached(HEAD)
+        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(map_rusqlite)?;
     Ok((seq > 0).then_some(ChainHead { seq, hash }))
 }
 
@@ -138,6 +137,6 @@ impl loft_core::store::AuditStore for crate::SqliteStore {
 
     async fn audit_head(&self) -> Result<Option<ChainHead>> {
         // One statement: no read transaction needed (the health check reads it).
-        self.one(|c| Box::pin(self::head(c))).await
+        self.hot(crate::hot::Cost::Short, self::head).await
     }
 }

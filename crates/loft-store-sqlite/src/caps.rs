@@ -16,7 +16,7 @@ use loft_core::{Error, Result};
 use sqlx::SqliteConnection;
 
 use crate::audit;
-use crate::error::map_err;
+use crate::error::{map_err, map_rusqlite};
 use crate::rows::{cap, cap_col, to_json};
 
 /// Inserts or merges contact rows (earliest first times, latest `last_at`), in the order given
@@ -45,18 +45,21 @@ pub(crate) async fn touch_contacts(conn: &mut SqliteConnection, touches: &[Conta
     Ok(())
 }
 
-async fn instance_caps(conn: &mut SqliteConnection) -> Result<SendCaps> {
-    let (h, d, n): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT cap_mails_per_hour, cap_mails_per_day, cap_new_recipients_per_day FROM instance_state WHERE id = 1",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(SendCaps {
-        mails_per_hour: cap(h),
-        mails_per_day: cap(d),
-        new_recipients_per_day: cap(n),
-    })
+pub(crate) const INSTANCE_CAPS: &str =
+    "SELECT cap_mails_per_hour, cap_mails_per_day, cap_new_recipients_per_day FROM instance_state WHERE id = 1";
+
+fn instance_caps(conn: &rusqlite::Connection) -> Result<SendCaps> {
+    conn.prepare_cached(INSTANCE_CAPS)
+        .and_then(|mut st| {
+            st.query_row([], |r| {
+                Ok(SendCaps {
+                    mails_per_hour: cap(r.get(0)?),
+                    mails_per_day: cap(r.get(1)?),
+                    new_recipients_per_day: cap(r.get(2)?),
+                })
+            })
+        })
+        .map_err(map_rusqlite)
 }
 
 async fn set_instance_caps(conn: &mut SqliteConnection, caps: SendCaps, audit_entry: AuditEntry) -> Result<()> {
@@ -163,7 +166,7 @@ async fn contacts(
 #[async_trait::async_trait]
 impl loft_core::store::SendingStore for crate::SqliteStore {
     async fn instance_caps(&self) -> Result<SendCaps> {
-        self.one(|c| Box::pin(self::instance_caps(c))).await
+        self.hot(crate::hot::Cost::Short, self::instance_caps).await
     }
 
     async fn set_instance_caps(&self, caps: SendCaps, audit: AuditEntry) -> Result<()> {

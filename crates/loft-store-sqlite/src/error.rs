@@ -42,6 +42,27 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
     }
 }
 
+/// [`map_err`] for the reads that run on `rusqlite` connections (`hot.rs`): the same
+/// classes, from the same SQLite result codes.
+pub(crate) fn map_rusqlite(e: rusqlite::Error) -> Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            let primary = i64::from(code.extended_code & 0xff);
+            let message = format!(
+                "SQLite: {} (code {})",
+                message.as_deref().unwrap_or(&code.to_string()),
+                code.extended_code
+            );
+            match primary {
+                SQLITE_BUSY | SQLITE_LOCKED | SQLITE_NOMEM | SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL
+                | SQLITE_CANTOPEN => Error::Unavailable(message),
+                _ => Error::Internal(message),
+            }
+        }
+        other => Error::Internal(format!("SQLite: {other}")),
+    }
+}
+
 /// Decoding a stored JSON column: the database holds something Loft did not write.
 pub(crate) fn bad_json(column: &str, e: &serde_json::Error) -> Error {
     Error::Internal(format!("stored `{column}` is not valid JSON: {e}"))
@@ -56,6 +77,21 @@ mod tests {
         assert!(matches!(map_err(sqlx::Error::PoolClosed), Error::Unavailable(_)));
         assert!(matches!(map_err(sqlx::Error::PoolTimedOut), Error::Unavailable(_)));
         assert!(matches!(map_err(sqlx::Error::RowNotFound), Error::Internal(_)));
+    }
+
+    #[test]
+    fn busy_is_unavailable_on_both_drivers() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY_SNAPSHOT),
+            Some("database is locked".into()),
+        );
+        assert!(matches!(map_rusqlite(busy), Error::Unavailable(m) if m.contains("database is locked")));
+        let misuse = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE), None);
+        assert!(matches!(map_rusqlite(misuse), Error::Internal(_)));
+        assert!(matches!(
+            map_rusqlite(rusqlite::Error::InvalidQuery),
+            Error::Internal(_)
+        ));
     }
 
     #[test]

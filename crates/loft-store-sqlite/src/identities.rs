@@ -1,8 +1,9 @@
 //! Identities, their delegation tree (`identities.parent_id`) and their API keys.
 //!
 //! Functions taking `&mut SqliteConnection` run either on a read connection (inside a read
-//! transaction, or outside one for a single statement) or, for the mutating ones, inside a writer job (see `writer`), where they are
-//! already in a transaction and a savepoint.
+//! transaction) or, for the mutating ones, inside a writer job (see `writer`), where they are
+//! already in a transaction and a savepoint; those taking a `rusqlite::Connection` are hot
+//! reads (`hot.rs`).
 
 use std::collections::HashMap;
 
@@ -15,12 +16,13 @@ use loft_core::mail::StorePage;
 use loft_core::store::{IdentityQuery, IdentityUpdate};
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
+use rusqlite::{Connection, OptionalExtension as _};
 use sqlx::SqliteConnection;
 
-use crate::error::map_err;
+use crate::error::{map_err, map_rusqlite};
 use crate::rows::{
-    IdentityRow, KeyRow, PrefixedKeyRow, creator_kind_str, identity_columns, key_columns, prefixed_key_columns,
-    status_str, to_json,
+    IdentityRow, KeyRow, PrefixedKeyRow, ReadRow as _, creator_kind_str, identity_columns, key_columns,
+    prefixed_key_columns, status_str, to_json,
 };
 use crate::{audit, page_limit, paged};
 use std::sync::atomic::Ordering;
@@ -29,16 +31,23 @@ use std::sync::atomic::Ordering;
 /// cycle written by hand into the file; Loft itself cannot create one).
 const MAX_DEPTH: i64 = 10_000;
 
+pub(crate) const GET: &str = concat!("SELECT ", identity_columns!(), " FROM identities i WHERE i.id = ?1");
+
 pub(crate) async fn get(conn: &mut SqliteConnection, id: &IdentityId) -> Result<Option<Identity>> {
-    let row: Option<IdentityRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        identity_columns!(),
-        " FROM identities i WHERE i.id = ?"
-    ))
-    .bind(id.as_str().to_owned())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    let row: Option<IdentityRow> = sqlx::query_as(GET)
+        .bind(id.as_str().to_owned())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    row.map(IdentityRow::into_identity).transpose()
+}
+
+/// [`get`] on a hot-read connection.
+fn get_hot(conn: &Connection, id: &IdentityId) -> Result<Option<Identity>> {
+    let row = conn
+        .prepare_cached(GET)
+        .and_then(|mut st| st.query_row([id.as_str()], IdentityRow::from_row).optional())
+        .map_err(map_rusqlite)?;
     row.map(IdentityRow::into_identity).transpose()
 }
 
@@ -248,44 +257,47 @@ pub(crate) async fn revoke(
     Ok(newly)
 }
 
-pub(crate) async fn ancestors(conn: &mut SqliteConnection, id: &IdentityId) -> Result<Vec<Identity>> {
-    let rows: Vec<IdentityRow> = sqlx::query_as(concat!(
-        "WITH RECURSIVE up(id, depth) AS (
-             SELECT parent_id, 1 FROM identities WHERE id = ?1 AND parent_id IS NOT NULL
-             UNION ALL
-             SELECT p.parent_id, up.depth + 1 FROM identities p JOIN up ON p.id = up.id
-             WHERE p.parent_id IS NOT NULL AND up.depth < ?2
-         )
-         SELECT ",
-        identity_columns!(),
-        " FROM up JOIN identities i ON i.id = up.id ORDER BY up.depth"
-    ))
-    .bind(id.as_str().to_owned())
-    .bind(MAX_DEPTH)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(map_err)?;
+pub(crate) const ANCESTORS: &str = concat!(
+    "WITH RECURSIVE up(id, depth) AS (
+         SELECT parent_id, 1 FROM identities WHERE id = ?1 AND parent_id IS NOT NULL
+         UNION ALL
+         SELECT p.parent_id, up.depth + 1 FROM identities p JOIN up ON p.id = up.id
+         WHERE p.parent_id IS NOT NULL AND up.depth < ?2
+     )
+     SELECT ",
+    identity_columns!(),
+    " FROM up JOIN identities i ON i.id = up.id ORDER BY up.depth"
+);
+
+fn ancestors(conn: &Connection, id: &IdentityId) -> Result<Vec<Identity>> {
+    let mut st = conn.prepare_cached(ANCESTORS).map_err(map_rusqlite)?;
+    let rows = st
+        .query_map(rusqlite::params![id.as_str(), MAX_DEPTH], IdentityRow::from_row)
+        .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+        .map_err(map_rusqlite)?;
     rows.into_iter().map(IdentityRow::into_identity).collect()
 }
 
-pub(crate) async fn usage(conn: &mut SqliteConnection, id: &IdentityId) -> Result<loft_core::quota::Usage> {
-    let (sub_identities, active_keys, vault_items, stored_bytes): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT
-           (SELECT COUNT(*) FROM identities WHERE parent_id = ?1 AND status = 'active'),
-           (SELECT COUNT(*) FROM api_keys WHERE identity_id = ?1 AND revoked_at IS NULL),
-           (SELECT COUNT(*) FROM vault_items WHERE owner_id = ?1),
-           COALESCE((SELECT bytes FROM mailbox_usage WHERE owner_id = ?1), 0)",
-    )
-    .bind(id.as_str().to_owned())
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(loft_core::quota::Usage {
-        sub_identities: sub_identities as u64,
-        active_keys: active_keys as u64,
-        vault_items: vault_items as u64,
-        stored_bytes: stored_bytes as u64,
-    })
+pub(crate) const USAGE: &str = "SELECT
+       (SELECT COUNT(*) FROM identities WHERE parent_id = ?1 AND status = 'active'),
+       (SELECT COUNT(*) FROM api_keys WHERE identity_id = ?1 AND revoked_at IS NULL),
+       (SELECT COUNT(*) FROM vault_items WHERE owner_id = ?1),
+       COALESCE((SELECT bytes FROM mailbox_usage WHERE owner_id = ?1), 0)";
+
+fn usage(conn: &Connection, id: &IdentityId) -> Result<loft_core::quota::Usage> {
+    let count = |i: usize, r: &rusqlite::Row<'_>| r.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+    conn.prepare_cached(USAGE)
+        .and_then(|mut st| {
+            st.query_row([id.as_str()], |r| {
+                Ok(loft_core::quota::Usage {
+                    sub_identities: count(0, r)?,
+                    active_keys: count(1, r)?,
+                    vault_items: count(2, r)?,
+                    stored_bytes: count(3, r)?,
+                })
+            })
+        })
+        .map_err(map_rusqlite)
 }
 
 pub(crate) async fn mailbox_bytes(
@@ -413,27 +425,27 @@ async fn insert_key(conn: &mut SqliteConnection, key: &StoredKey) -> Result<()> 
 }
 
 /// A key and its identity, in one statement (authentication runs it on every cache miss).
-pub(crate) async fn find_key(conn: &mut SqliteConnection, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        key: PrefixedKeyRow,
-        #[sqlx(flatten)]
-        identity: IdentityRow,
-    }
-    let row: Option<Row> = sqlx::query_as(concat!(
-        "SELECT ",
-        prefixed_key_columns!(),
-        ", ",
-        identity_columns!(),
-        " FROM api_keys k JOIN identities i ON i.id = k.identity_id WHERE k.id = ?"
-    ))
-    .bind(id.as_str().to_owned())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some((row.key.into_stored()?, row.identity.into_identity()?)))
+pub(crate) const FIND_KEY: &str = concat!(
+    "SELECT ",
+    prefixed_key_columns!(),
+    ", ",
+    identity_columns!(),
+    " FROM api_keys k JOIN identities i ON i.id = k.identity_id WHERE k.id = ?1"
+);
+
+fn find_key(conn: &Connection, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
+    let row = conn
+        .prepare_cached(FIND_KEY)
+        .and_then(|mut st| {
+            st.query_row([id.as_str()], |r| {
+                let at = &mut 0;
+                Ok((PrefixedKeyRow::read(r, at)?, IdentityRow::read(r, at)?))
+            })
+            .optional()
+        })
+        .map_err(map_rusqlite)?;
+    let Some((key, identity)) = row else { return Ok(None) };
+    Ok(Some((key.into_stored()?, identity.into_identity()?)))
 }
 
 async fn key_meta(conn: &mut SqliteConnection, identity: &IdentityId, id: &KeyId) -> Result<Option<KeyMeta>> {
@@ -523,8 +535,7 @@ pub(crate) async fn revoke_key(
 impl loft_core::store::IdentityStore for crate::SqliteStore {
     async fn find_key(&self, id: &KeyId) -> Result<Option<(StoredKey, Identity)>> {
         let id = id.clone();
-        self.one(move |c| Box::pin(async move { self::find_key(c, &id).await }))
-            .await
+        self.hot(crate::hot::Cost::Short, move |c| self::find_key(c, &id)).await
     }
 
     fn key_epoch(&self) -> u64 {
@@ -538,8 +549,7 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
 
     async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>> {
         let id = id.clone();
-        self.one(move |c| Box::pin(async move { self::get(c, &id).await }))
-            .await
+        self.hot(crate::hot::Cost::Short, move |c| self::get_hot(c, &id)).await
     }
 
     async fn list_identities(&self, query: IdentityQuery) -> Result<StorePage<Identity>> {
@@ -566,14 +576,13 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
 
     async fn ancestors(&self, id: &IdentityId) -> Result<Vec<Identity>> {
         let id = id.clone();
-        self.one(move |c| Box::pin(async move { self::ancestors(c, &id).await }))
+        self.hot(crate::hot::Cost::Short, move |c| self::ancestors(c, &id))
             .await
     }
 
     async fn usage(&self, identity: &IdentityId) -> Result<loft_core::quota::Usage> {
         let id = identity.clone();
-        self.one(move |c| Box::pin(async move { self::usage(c, &id).await }))
-            .await
+        self.hot(crate::hot::Cost::Short, move |c| self::usage(c, &id)).await
     }
 
     async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {

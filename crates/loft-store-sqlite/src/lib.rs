@@ -5,13 +5,14 @@
 //!
 //! - **One file, WAL mode.** Readers never block the writer nor each other. `foreign_keys=ON`
 //!   and a busy timeout on every connection.
-//! - **Reads** go through a pool of read-only connections. A store read made of several
-//!   queries runs in its own read transaction, so it sees one snapshot; a read that is one
-//!   statement runs without `BEGIN`/`COMMIT` (SQLite gives a lone statement its own implicit
-//!   read transaction), because every statement, `BEGIN` and `COMMIT` included, is a round
-//!   trip to the connection's sqlx worker thread, and those hand-offs were most of the cost of
-//!   a small read (docs/benchmarks.md, issue 14). For the same reason the pool does not ping a
-//!   connection before handing it out: a connection to a local file cannot go stale.
+//! - **Reads** go through read-only connections. A store read made of several queries runs
+//!   in its own read transaction, so it sees one snapshot. The hot reads (a key and its
+//!   identity, the delegation chain, the caps and usage, the inbox list, the audit head) run
+//!   whole on `rusqlite` connections on Tokio's blocking threads (`hot.rs`): one hand-off per
+//!   read, where sqlx's SQLite driver makes one per statement and per row, and those
+//!   hand-offs were most of the cost of a small read (docs/benchmarks.md, issue 14). The
+//!   other reads use sqlx's pool, which does not ping a connection before handing it out (a
+//!   connection to a local file cannot go stale). Both drivers link the one bundled SQLite.
 //! - **Writes** all go through one writer task that owns the only read-write connection and
 //!   commits in groups (see `writer.rs`): the first queued job plus whatever else is already
 //!   waiting, in one `BEGIN IMMEDIATE ... COMMIT`, each job in its own savepoint so a failing job
@@ -49,6 +50,7 @@ mod domains;
 mod drafts;
 mod error;
 mod events;
+mod hot;
 mod identities;
 mod jobs;
 mod mail;
@@ -59,7 +61,6 @@ mod rows;
 mod rules;
 mod schedule;
 mod search;
-mod single;
 mod vault;
 mod webhooks;
 mod writer;
@@ -92,8 +93,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqliteStore {
     path: PathBuf,
     reader: SqlitePool,
-    /// Read connections for single-statement reads, without sqlx's ping (`single.rs`).
-    single: single::SingleReads,
+    /// `rusqlite` read connections for the hot reads (`hot.rs`).
+    hot: hot::HotReads,
     writer: Writer,
     /// Bumped after every committed identity or key change (`IdentityStore::key_epoch`).
     key_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -209,7 +210,7 @@ impl SqliteStore {
         };
         Ok(Self {
             path: path.to_owned(),
-            single: single::SingleReads::new(base.clone().read_only(true), READERS as usize),
+            hot: hot::HotReads::new(path, READERS as usize),
             reader,
             writer: Writer::spawn(conn),
             key_epoch: std::sync::Arc::default(),
@@ -251,7 +252,7 @@ impl SqliteStore {
     /// connection. Calls made afterwards fail with `Unavailable`.
     pub async fn close(&self) {
         self.writer.close().await;
-        self.single.close().await;
+        self.hot.close();
         self.reader.close().await;
     }
 
@@ -260,14 +261,16 @@ impl SqliteStore {
         self.reader.begin().await.map_err(map_err)
     }
 
-    /// Runs `f` on a read connection outside any transaction, for a store read that is **one**
-    /// statement (SQLite runs it in its own implicit read transaction: one snapshot all the
-    /// same). A read of several statements must use [`Self::reading`]. See `single.rs`.
-    async fn one<T, F>(&self, f: F) -> Result<T>
+    /// Runs `f`, a hot read of the given cost, whole on a `rusqlite` read connection (see
+    /// `hot.rs`). A read of several statements must run them in one transaction
+    /// (`Connection::unchecked_transaction`) to see one snapshot. `f` may run twice (a short
+    /// read that would wait for a lock runs again where it may wait).
+    async fn hot<T, F>(&self, cost: hot::Cost, f: F) -> Result<T>
     where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> futures::future::BoxFuture<'c, Result<T>>,
+        T: Send + 'static,
+        F: Fn(&rusqlite::Connection) -> Result<T> + Send + 'static,
     {
-        self.single.run(f).await
+        self.hot.run(cost, f).await
     }
 
     /// Runs `f` in the writer's next group commit (see `writer.rs`).

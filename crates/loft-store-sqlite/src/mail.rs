@@ -11,16 +11,16 @@ use loft_core::address::EmailAddress;
 use loft_core::audit::AuditEntry;
 use loft_core::ids::{IdentityId, MessageId, ThreadId};
 use loft_core::mail::{
-    self as core_mail, Delivery, InboundMail, MailContent, MailCopy, Message, MessagePatch, MessageQuery,
+    self as core_mail, Delivery, Folder, InboundMail, MailContent, MailCopy, Message, MessagePatch, MessageQuery,
     MessageStatus, MessageSummary, NewMail, StorePage, Thread, ThreadQuery, ThreadSummary,
 };
 use loft_core::search::{SearchQuery, SearchRow};
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result, text};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use crate::error::map_err;
-use crate::rows::{MessageRow, SummaryRow, message_columns, summary_columns, to_json};
+use crate::error::{map_err, map_rusqlite};
+use crate::rows::{MessageRow, ReadRow, SummaryRow, column, message_columns, summary_columns, to_json};
 use crate::{audit, page_limit, paged};
 
 /// Writes every copy, the queue rows and the audit row. The caller reads the sender's copy
@@ -641,67 +641,50 @@ pub(crate) async fn delete_for_ever(
 }
 
 /// A summary as [`list`] reads it, with its labels as a JSON array.
-#[derive(sqlx::FromRow)]
 struct LabelledRow {
-    #[sqlx(flatten)]
     summary: SummaryRow,
     labels: String,
 }
 
-pub(crate) async fn list(
-    conn: &mut SqliteConnection,
-    owner: &IdentityId,
-    q: MessageQuery,
-) -> Result<StorePage<MessageSummary>> {
+impl ReadRow for LabelledRow {
+    fn read(row: &rusqlite::Row<'_>, at: &mut usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            summary: SummaryRow::read(row, at)?,
+            labels: column(row, at, "labels")?,
+        })
+    }
+}
+
+/// A statement being put together: its SQL and the values bound to its `?`s.
+pub(crate) struct Select {
+    pub sql: String,
+    pub args: Vec<rusqlite::types::Value>,
+}
+
+impl Select {
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    fn bind(&mut self, value: impl Into<rusqlite::types::Value>) -> &mut Self {
+        self.args.push(value.into());
+        self.sql.push('?');
+        self
+    }
+}
+
+/// A page of `owner`'s mailbox: one statement, on a hot-read connection (`list_messages`).
+fn list(conn: &rusqlite::Connection, owner: &IdentityId, q: &MessageQuery) -> Result<StorePage<MessageSummary>> {
     let limit = page_limit(q.limit);
-    // Only fixed fragments are pushed as SQL; every value is bound.
-    // The labels come in the same statement (a JSON array per row), so that a list is one
-    // statement and runs without a read transaction (see `list_messages`).
-    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
-        "SELECT ",
-        summary_columns!(),
-        ", (SELECT json_group_array(l.label) FROM message_labels l WHERE l.message_seq = m.seq) AS labels",
-        " FROM messages m WHERE m.owner_id = "
-    ));
-    sql.push_bind(owner.as_str().to_owned());
-    if let Some(folder) = q.folder {
-        sql.push(" AND m.folder = ").push_bind(folder.as_str());
-    }
-    if let Some(archived) = q.archived {
-        sql.push(" AND m.archived = ").push_bind(archived);
-    }
-    sql.push(if q.trashed {
-        " AND m.trashed_at IS NOT NULL"
-    } else {
-        " AND m.trashed_at IS NULL"
-    });
-    if q.unread_only {
-        sql.push(" AND m.unread = 1");
-    }
-    if let Some(label) = &q.label {
-        sql.push(" AND EXISTS (SELECT 1 FROM message_labels l WHERE l.message_seq = m.seq AND l.label = ")
-            .push_bind(label.clone())
-            .push(")");
-    }
-    if let Some(from) = &q.from {
-        sql.push(" AND m.from_addr = ").push_bind(from.as_str().to_owned());
-    }
-    if let Some(thread) = &q.thread_id {
-        sql.push(" AND m.thread_id = ").push_bind(thread.as_str().to_owned());
-    }
-    if let Some(after) = q.after_seq {
-        sql.push(" AND m.seq > ").push_bind(after);
-    }
-    if let Some(before) = q.before_seq {
-        sql.push(" AND m.seq < ").push_bind(before);
-    }
-    sql.push(if q.oldest_first {
-        " ORDER BY m.seq ASC LIMIT "
-    } else {
-        " ORDER BY m.seq DESC LIMIT "
-    })
-    .push_bind(i64::from(limit) + 1);
-    let rows: Vec<LabelledRow> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
+    let sql = list_select(owner, q, limit);
+    let rows: Vec<LabelledRow> = conn
+        .prepare_cached(&sql.sql)
+        .and_then(|mut st| {
+            st.query_map(rusqlite::params_from_iter(sql.args), LabelledRow::from_row)?
+                .collect()
+        })
+        .map_err(map_rusqlite)?;
     let page = paged(rows, limit, |r| r.summary.seq);
     let items = page
         .items
@@ -717,6 +700,70 @@ pub(crate) async fn list(
         items,
         next_before: page.next_before,
     })
+}
+
+/// The statement of [`list`]: fixed fragments and Loft's own values in the SQL, every value
+/// that came from a caller bound. The labels come in the same statement (a JSON array per
+/// row), so that a list is one statement.
+pub(crate) fn list_select(owner: &IdentityId, q: &MessageQuery, limit: u32) -> Select {
+    let mut sql = Select {
+        sql: String::with_capacity(1024),
+        args: Vec::with_capacity(4),
+    };
+    sql.push(concat!(
+        "SELECT ",
+        summary_columns!(),
+        ", (SELECT json_group_array(l.label) FROM message_labels l WHERE l.message_seq = m.seq) AS labels",
+        " FROM messages m WHERE m.owner_id = "
+    ))
+    .bind(owner.as_str().to_owned());
+    // The folder, the archived flag and the limit are written into the SQL, not bound (they
+    // are Loft's own values, from closed sets or a number): SQLite plans with the values of
+    // such parameters (the limit, a folder that a partial index names), and a statement whose
+    // plan used a bound value is prepared again at every run, which was the largest cost of a
+    // list after the hand-offs. Each shape is one cached statement.
+    match q.folder {
+        Some(Folder::Inbox) => sql.push(" AND m.folder = 'inbox'"),
+        Some(Folder::Sent) => sql.push(" AND m.folder = 'sent'"),
+        None => &mut sql,
+    };
+    match q.archived {
+        Some(true) => sql.push(" AND m.archived = 1"),
+        Some(false) => sql.push(" AND m.archived = 0"),
+        None => &mut sql,
+    };
+    sql.push(if q.trashed {
+        " AND m.trashed_at IS NOT NULL"
+    } else {
+        " AND m.trashed_at IS NULL"
+    });
+    if q.unread_only {
+        sql.push(" AND m.unread = 1");
+    }
+    if let Some(label) = &q.label {
+        sql.push(" AND EXISTS (SELECT 1 FROM message_labels l WHERE l.message_seq = m.seq AND l.label = ")
+            .bind(label.clone())
+            .push(")");
+    }
+    if let Some(from) = &q.from {
+        sql.push(" AND m.from_addr = ").bind(from.as_str().to_owned());
+    }
+    if let Some(thread) = &q.thread_id {
+        sql.push(" AND m.thread_id = ").bind(thread.as_str().to_owned());
+    }
+    if let Some(after) = q.after_seq {
+        sql.push(" AND m.seq > ").bind(after);
+    }
+    if let Some(before) = q.before_seq {
+        sql.push(" AND m.seq < ").bind(before);
+    }
+    sql.push(if q.oldest_first {
+        " ORDER BY m.seq ASC LIMIT "
+    } else {
+        " ORDER BY m.seq DESC LIMIT "
+    })
+    .push(&(i64::from(limit) + 1).to_string());
+    sql
 }
 
 #[derive(sqlx::FromRow)]
@@ -965,10 +1012,13 @@ impl loft_core::store::MailStore for crate::SqliteStore {
     }
 
     async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {
-        // One statement: no read transaction (see the crate's design notes).
         let owner = owner.clone();
-        self.one(move |c| Box::pin(async move { self::list(c, &owner, query).await }))
-            .await
+        let cost = if query.limit <= crate::hot::SHORT_PAGE {
+            crate::hot::Cost::Short
+        } else {
+            crate::hot::Cost::Long
+        };
+        self.hot(cost, move |c| self::list(c, &owner, &query)).await
     }
 
     async fn get_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {

@@ -532,8 +532,10 @@ impl loft_core::store::OversightStore for crate::SqliteStore {
 
     async fn get_mode_request(&self, identity: &IdentityId) -> Result<Option<ModeRequest>> {
         let id = identity.clone();
-        self.one(move |c| Box::pin(async move { crate::oversight_edits::get_mode_request(c, &id).await }))
-            .await
+        self.hot(crate::hot::Cost::Short, move |c| {
+            crate::oversight_edits::get_mode_request_hot(c, &id)
+        })
+        .await
     }
 
     async fn list_mode_requests(&self, before_seq: Option<i64>, limit: u32) -> Result<StorePage<ModeRequest>> {

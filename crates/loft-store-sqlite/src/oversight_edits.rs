@@ -95,11 +95,17 @@ pub(crate) async fn edit(conn: &mut SqliteConnection, e: StoredEdit, audit_entry
     Ok(())
 }
 
-const MODE_COLS: &str = "SELECT r.seq, r.identity_id, r.mode, r.reason, r.status, r.requested_at, r.decided_at, \
+macro_rules! mode_select {
+    () => {
+        "SELECT r.seq, r.identity_id, r.mode, r.reason, r.status, r.requested_at, r.decided_at, \
      r.denial_reason, i.address, i.oversight_mode \
-     FROM oversight_mode_requests r JOIN identities i ON i.id = r.identity_id";
+     FROM oversight_mode_requests r JOIN identities i ON i.id = r.identity_id"
+    };
+}
 
-#[derive(sqlx::FromRow)]
+pub(crate) const GET_MODE_REQUEST: &str = concat!(mode_select!(), " WHERE r.identity_id = ?1");
+
+crate::rows::sql_row! {
 struct ModeRow {
     seq: i64,
     identity_id: String,
@@ -111,6 +117,7 @@ struct ModeRow {
     denial_reason: Option<String>,
     address: String,
     oversight_mode: String,
+}
 }
 
 impl ModeRow {
@@ -165,11 +172,22 @@ pub(crate) async fn get_mode_request(
     conn: &mut SqliteConnection,
     identity: &IdentityId,
 ) -> Result<Option<ModeRequest>> {
-    let row: Option<ModeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{MODE_COLS} WHERE r.identity_id = ?")))
+    let row: Option<ModeRow> = sqlx::query_as(GET_MODE_REQUEST)
         .bind(identity.as_str().to_owned())
         .fetch_optional(&mut *conn)
         .await
         .map_err(map_err)?;
+    row.map(ModeRow::into_request).transpose()
+}
+
+/// [`get_mode_request`] on a hot-read connection.
+pub(crate) fn get_mode_request_hot(conn: &rusqlite::Connection, identity: &IdentityId) -> Result<Option<ModeRequest>> {
+    use crate::rows::ReadRow as _;
+    use rusqlite::OptionalExtension as _;
+    let row = conn
+        .prepare_cached(GET_MODE_REQUEST)
+        .and_then(|mut st| st.query_row([identity.as_str()], ModeRow::from_row).optional())
+        .map_err(crate::error::map_rusqlite)?;
     row.map(ModeRow::into_request).transpose()
 }
 
@@ -179,9 +197,10 @@ pub(crate) async fn list_mode_requests(
     limit: u32,
 ) -> Result<StorePage<ModeRequest>> {
     let limit = page_limit(limit);
-    let rows: Vec<ModeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{MODE_COLS} WHERE r.status = 'open' AND i.status = 'active' AND r.seq < ? ORDER BY r.seq DESC LIMIT ?"
-    )))
+    let rows: Vec<ModeRow> = sqlx::query_as(concat!(
+        mode_select!(),
+        " WHERE r.status = 'open' AND i.status = 'active' AND r.seq < ? ORDER BY r.seq DESC LIMIT ?"
+    ))
     .bind(before_seq.unwrap_or(i64::MAX))
     .bind(i64::from(limit) + 1)
     .fetch_all(&mut *conn)

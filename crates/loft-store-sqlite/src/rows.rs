@@ -17,6 +17,52 @@ use serde::de::DeserializeOwned;
 
 use crate::error::bad_json;
 
+/// A row read by name by sqlx (`FromRow`) and by position by `rusqlite` ([`ReadRow`]): its
+/// fields must come in the order its column list selects them, which debug builds (the
+/// tests) check against each column's name.
+macro_rules! sql_row {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($fvis:vis $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(sqlx::FromRow)]
+        $vis struct $name { $($fvis $field: $ty),* }
+
+        impl $crate::rows::ReadRow for $name {
+            fn read(row: &rusqlite::Row<'_>, at: &mut usize) -> rusqlite::Result<Self> {
+                Ok(Self { $($field: $crate::rows::column(row, at, stringify!($field))?),* })
+            }
+        }
+    };
+}
+pub(crate) use sql_row;
+
+/// A row type a `rusqlite` read maps, reading its columns from position `at` on (so that one
+/// result row can hold several, side by side).
+pub(crate) trait ReadRow: Sized {
+    fn read(row: &rusqlite::Row<'_>, at: &mut usize) -> rusqlite::Result<Self>;
+
+    /// Reads the whole row.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Self::read(row, &mut 0)
+    }
+}
+
+/// The column at `*at`, which is named `name`, and moves `at` on.
+pub(crate) fn column<T: rusqlite::types::FromSql>(
+    row: &rusqlite::Row<'_>,
+    at: &mut usize,
+    name: &str,
+) -> rusqlite::Result<T> {
+    debug_assert_eq!(
+        row.as_ref().column_name(*at).ok(),
+        Some(name),
+        "column {} of the statement is not the field it is read into",
+        *at
+    );
+    let value = row.get(*at)?;
+    *at += 1;
+    Ok(value)
+}
+
 pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T, column: &str) -> Result<String> {
     serde_json::to_string(value).map_err(|e| bad_json(column, &e))
 }
@@ -57,7 +103,7 @@ macro_rules! identity_columns {
 }
 pub(crate) use identity_columns;
 
-#[derive(sqlx::FromRow)]
+sql_row! {
 pub(crate) struct IdentityRow {
     pub seq: i64,
     id: String,
@@ -79,7 +125,7 @@ pub(crate) struct IdentityRow {
     first_contact: String,
     exfiltration_guard: String,
     internal_mail: String,
-}
+}}
 
 impl IdentityRow {
     pub(crate) fn into_identity(self) -> Result<Identity> {
@@ -141,7 +187,7 @@ macro_rules! key_columns {
 }
 pub(crate) use key_columns;
 
-#[derive(sqlx::FromRow)]
+sql_row! {
 pub(crate) struct KeyRow {
     id: String,
     identity_id: String,
@@ -152,7 +198,7 @@ pub(crate) struct KeyRow {
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
     created_by_key: Option<String>,
-}
+}}
 
 impl KeyRow {
     pub(crate) fn into_meta(self) -> Result<KeyMeta> {
@@ -191,8 +237,8 @@ macro_rules! prefixed_key_columns {
 }
 pub(crate) use prefixed_key_columns;
 
+sql_row! {
 /// A key as [`prefixed_key_columns`] reads it, with its digest.
-#[derive(sqlx::FromRow)]
 #[expect(
     clippy::struct_field_names,
     reason = "the prefix keeps the key's columns apart from the identity's in the joined row"
@@ -208,7 +254,7 @@ pub(crate) struct PrefixedKeyRow {
     k_revoked_at: Option<i64>,
     k_created_by_key: Option<String>,
     k_digest: String,
-}
+}}
 
 impl PrefixedKeyRow {
     pub(crate) fn into_stored(self) -> Result<StoredKey> {
@@ -238,7 +284,7 @@ macro_rules! summary_columns {
 }
 pub(crate) use summary_columns;
 
-#[derive(sqlx::FromRow)]
+sql_row! {
 pub(crate) struct SummaryRow {
     pub seq: i64,
     id: String,
@@ -257,7 +303,7 @@ pub(crate) struct SummaryRow {
     status: String,
     archived: bool,
     trashed_at: Option<i64>,
-}
+}}
 
 impl SummaryRow {
     pub(crate) fn into_summary(self, labels: Vec<String>) -> Result<MessageSummary> {
@@ -295,7 +341,7 @@ macro_rules! message_columns {
 }
 pub(crate) use message_columns;
 
-#[derive(sqlx::FromRow)]
+sql_row! {
 pub(crate) struct MessageRow {
     pub seq: i64,
     id: String,
@@ -323,7 +369,7 @@ pub(crate) struct MessageRow {
     archived: bool,
     trashed_at: Option<i64>,
     attachments: String,
-}
+}}
 
 impl MessageRow {
     pub(crate) fn into_message(self, labels: Vec<String>) -> Result<Message> {
@@ -372,7 +418,7 @@ macro_rules! audit_columns {
 }
 pub(crate) use audit_columns;
 
-#[derive(sqlx::FromRow)]
+sql_row! {
 pub(crate) struct AuditRow {
     seq: i64,
     at: i64,
@@ -387,7 +433,7 @@ pub(crate) struct AuditRow {
     details: String,
     prev_hash: String,
     hash: String,
-}
+}}
 
 impl AuditRow {
     pub(crate) fn into_record(self) -> Result<AuditRecord> {

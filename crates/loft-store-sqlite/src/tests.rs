@@ -368,11 +368,12 @@ async fn delete_for_ever_removes_shared_content_with_the_last_copy() {
     assert_chain_ok(&store).await;
 }
 
-/// Single-statement reads keep their own connections without sqlx's ping on release
-/// (`single.rs`): a read dropped mid-way leaves no broken connection behind, more reads at
-/// once than connections wait their turn, and a closed store refuses them.
+/// Hot reads run on `rusqlite` connections on blocking threads (`hot.rs`): a read whose
+/// caller stopped waiting leaves no broken connection behind, more reads at once than
+/// connections wait their turn and each sees the committed state, and a closed store refuses
+/// them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn single_statement_reads_survive_dropped_reads_and_bursts() {
+async fn hot_reads_survive_dropped_reads_and_bursts() {
     let (_dir, store) = fresh().await;
     store.append_audit(entry("first")).await.unwrap();
     let want = store.audit_head().await.unwrap().unwrap();
@@ -386,6 +387,149 @@ async fn single_statement_reads_survive_dropped_reads_and_bursts() {
     for got in burst {
         assert_eq!(got.unwrap().unwrap(), want);
     }
+    // A write committed by the writer is seen by the next hot read on every connection.
+    store.append_audit(entry("second")).await.unwrap();
+    let burst = futures::future::join_all((0..16).map(|_| store.audit_head())).await;
+    for got in burst {
+        assert_eq!(got.unwrap().unwrap().seq, want.seq + 1);
+    }
     store.close().await;
     assert!(matches!(store.audit_head().await, Err(Error::Unavailable(_))));
+}
+
+/// Every hot read keeps its prepared statement: none is prepared again when it runs. (SQLite
+/// prepares a statement again at each run when its plan used a bound value, e.g. a bound
+/// `LIMIT`; the inbox list did that on every call.)
+#[tokio::test]
+async fn hot_statements_are_prepared_once() {
+    use loft_core::mail::{Folder, MessageQuery};
+    use loft_core::store::{OversightStore as _, SendingStore as _};
+    let (_dir, store) = fresh().await;
+    let store = Arc::new(store);
+    let t = loft_testkit::test_loft(store.clone());
+    let (_, parent_actor) = t
+        .identity_with_scopes("parent", &["mail:read", "mail:send", "identity:create"])
+        .await;
+    let (child, _) = t.child(&parent_actor, "child", None).await;
+    t.send(&parent_actor, &[child.identity.address.as_str()], "hello", "one")
+        .await;
+    let owner = child.identity.id.clone();
+    let shapes = [
+        MessageQuery {
+            limit: 20,
+            ..MessageQuery::default()
+        },
+        MessageQuery {
+            folder: Some(Folder::Inbox),
+            archived: Some(false),
+            limit: 20,
+            ..MessageQuery::default()
+        },
+        MessageQuery {
+            folder: Some(Folder::Sent),
+            before_seq: Some(1_000),
+            limit: 5,
+            ..MessageQuery::default()
+        },
+    ];
+    // One read at a time: each takes the connection the one before gave back.
+    for _ in 0..3 {
+        assert!(store.find_key(&child.key_id).await.unwrap().is_some());
+        assert!(store.get_identity(&owner).await.unwrap().is_some());
+        assert_eq!(store.ancestors(&owner).await.unwrap().len(), 1);
+        store.usage(&owner).await.unwrap();
+        store.instance_caps().await.unwrap();
+        store.get_mode_request(&owner).await.unwrap();
+        store.audit_head().await.unwrap();
+        for q in &shapes {
+            store.list_messages(&owner, q.clone()).await.unwrap();
+        }
+    }
+    let mut statements: Vec<String> = [
+        crate::identities::FIND_KEY,
+        crate::identities::GET,
+        crate::identities::ANCESTORS,
+        crate::identities::USAGE,
+        crate::caps::INSTANCE_CAPS,
+        crate::oversight_edits::GET_MODE_REQUEST,
+        crate::audit::HEAD,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    statements.extend(
+        shapes
+            .iter()
+            .map(|q| crate::mail::list_select(&owner, q, crate::page_limit(q.limit)).sql),
+    );
+    let counts = store
+        .hot(crate::hot::Cost::Short, move |c| {
+            statements
+                .iter()
+                .map(|sql| {
+                    let st = c.prepare_cached(sql).map_err(crate::error::map_rusqlite)?;
+                    let runs = st.get_status(rusqlite::StatementStatus::Run);
+                    let again = st.get_status(rusqlite::StatementStatus::RePrepare);
+                    Ok((sql.clone(), runs, again))
+                })
+                .collect::<loft_core::Result<Vec<_>>>()
+        })
+        .await
+        .unwrap();
+    for (sql, runs, again) in counts {
+        assert!(
+            runs >= 3,
+            "each hot read ran at least three times on this connection: {sql}"
+        );
+        assert_eq!(again, 0, "prepared again when it ran: {sql}");
+    }
+}
+
+/// A short hot read runs on the calling thread with a busy timeout of zero; one that SQLite
+/// would make wait (`Unavailable`) runs again on a blocking thread, where the connection waits
+/// for locks as every other does; a long read runs there from the start. Connections go back
+/// with the timeout at zero.
+#[tokio::test]
+async fn a_short_read_that_would_wait_runs_again_where_it_may_wait() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::hot::Cost;
+    let (_dir, store) = fresh().await;
+    let busy_timeout = |c: &rusqlite::Connection| -> loft_core::Result<i64> {
+        c.query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .map_err(crate::error::map_rusqlite)
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let thread = std::thread::current().id();
+    let out = store
+        .hot(Cost::Short, move |c| {
+            let timeout = busy_timeout(c)?;
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                assert_eq!(timeout, 0, "a short read does not wait for a lock");
+                assert_eq!(std::thread::current().id(), thread, "on the calling thread");
+                return Err(Error::Unavailable("SQLite: database is locked (code 5)".into()));
+            }
+            assert_ne!(std::thread::current().id(), thread, "again on a blocking thread");
+            Ok(timeout)
+        })
+        .await
+        .unwrap();
+    assert_eq!((out, calls.load(Ordering::SeqCst)), (5000, 2));
+    assert_eq!(store.hot(Cost::Long, busy_timeout).await.unwrap(), 5000);
+    assert_eq!(
+        store.hot(Cost::Short, busy_timeout).await.unwrap(),
+        0,
+        "given back at zero"
+    );
+    // Any other error is the answer: no second run.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let out = store
+        .hot(Cost::Short, move |_| -> loft_core::Result<()> {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Err(Error::internal("broken"))
+        })
+        .await;
+    assert!(matches!(out, Err(Error::Internal(_))));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -1,0 +1,137 @@
+//! The hot reads ([`crate::SqliteStore::hot`]): each runs whole on a `rusqlite` connection,
+//! either right on the calling thread (short reads) or on one of Tokio's blocking threads.
+//!
+//! Why not sqlx here: its SQLite driver runs each connection on a worker thread of its own, so
+//! every statement is a hand-off between threads, every row of a result another message on
+//! its channel, and the pool pings a connection each time it is given back. On the read path
+//! that was most of the cost (docs/benchmarks.md, "Profile of the read path with symbols" and
+//! "Reads on rusqlite"). Here a short read (a few rows through an index: tens of
+//! microseconds) runs on the calling thread with no hand-off at all, and a longer one is one
+//! hand-off to a blocking thread and one back; statements are prepared once per connection
+//! and cached.
+//!
+//! The trade (ARCHITECTURE.md): a short read blocks its Tokio worker while it runs. What
+//! could make that long is bounded: a short read never waits for a lock (its busy timeout is
+//! zero; a read that would wait runs again on a blocking thread, where it may), and its size
+//! is bounded by [`Cost`]. A page of the database not in memory is still read from disk on
+//! the worker.
+//!
+//! Both drivers link the one bundled SQLite (`libsqlite3-sys`), and these connections are
+//! read-only: writes stay with the writer (`writer.rs`). A read runs to its end even if the
+//! caller stops waiting (it is one synchronous call), so its connection always comes back in
+//! a known state. At most [`crate::READERS`] run at once; further reads wait for one (bounded
+//! by the busy timeout).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use loft_core::{Error, Result};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use crate::error::map_rusqlite;
+
+/// Statements kept prepared per connection: the hot reads and the shapes of the inbox list.
+const STATEMENT_CACHE: usize = 64;
+
+pub(crate) struct HotReads {
+    path: Arc<Path>,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl HotReads {
+    pub(crate) fn new(path: &Path, max: usize) -> Self {
+        Self {
+            path: path.into(),
+            idle: Arc::default(),
+            permits: Arc::new(Semaphore::new(max)),
+        }
+    }
+
+    /// Runs `f` on an idle read connection (or a new one), and keeps the connection for the
+    /// next read: on the calling thread when `cost` is [`Cost::Short`] (and SQLite need not
+    /// wait for a lock), otherwise on a blocking thread.
+    pub(crate) async fn run<T, F>(&self, cost: Cost, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static,
+    {
+        let permit = tokio::time::timeout(crate::BUSY_TIMEOUT, Arc::clone(&self.permits).acquire_owned())
+            .await
+            .map_err(|_| Error::Unavailable("every SQLite read connection stayed busy".into()))?
+            .map_err(|_| Error::Unavailable("the SQLite store is closed".into()))?;
+        if cost == Cost::Short {
+            // The connection's busy timeout is zero here: a read that would have to wait for a
+            // lock fails at once (`Unavailable`) and runs again below, where it may wait.
+            let conn = take(&self.idle, &self.path)?;
+            let out = f(&conn);
+            give_back(&self.idle, conn);
+            match out {
+                Err(Error::Unavailable(_)) => {}
+                done => return done,
+            }
+        }
+        let idle = Arc::clone(&self.idle);
+        let path = Arc::clone(&self.path);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = take(&idle, &path)?;
+            let out = conn
+                .busy_timeout(crate::BUSY_TIMEOUT)
+                .map_err(map_rusqlite)
+                .and_then(|()| f(&conn));
+            if conn.busy_timeout(Duration::ZERO).is_ok() {
+                give_back(&idle, conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("a SQLite read stopped: {e}")))?
+    }
+
+    /// Refuses further reads and closes the idle connections (a read still running closes its
+    /// own when the store is dropped).
+    pub(crate) fn close(&self) {
+        self.permits.close();
+        drop(std::mem::take(
+            &mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner),
+        ));
+    }
+}
+
+/// How long a hot read may take, which decides where it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cost {
+    /// A few rows found through an index (a key, an identity, a page of at most
+    /// [`SHORT_PAGE`] messages): tens of microseconds, run on the calling thread, where a
+    /// hand-off to another thread and back would cost more than the read.
+    Short,
+    /// Anything that may read many rows: on a blocking thread.
+    Long,
+}
+
+/// The largest page of a list read as [`Cost::Short`].
+pub(crate) const SHORT_PAGE: u32 = 100;
+
+fn take(idle: &Mutex<Vec<Connection>>, path: &Path) -> Result<Connection> {
+    let taken = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    match taken {
+        Some(c) => Ok(c),
+        None => open(path),
+    }
+}
+
+fn give_back(idle: &Mutex<Vec<Connection>>, conn: Connection) {
+    idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    // NO_MUTEX: a connection is used by one thread at a time (taken from `idle`, given back).
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| Error::Unavailable(format!("cannot open a SQLite read connection: {}", map_rusqlite(e))))?;
+    conn.busy_timeout(Duration::ZERO).map_err(map_rusqlite)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
