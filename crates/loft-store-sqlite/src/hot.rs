@@ -104,9 +104,11 @@ impl HotReads {
 /// How long a hot read may take, which decides where it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cost {
-    /// A few rows found through an index (a key, an identity, a page of at most
-    /// [`SHORT_PAGE`] messages): tens of microseconds, run on the calling thread, where a
-    /// hand-off to another thread and back would cost more than the read.
+    /// A few rows found through an index (a key, an identity, the rules in effect, one
+    /// message, a page of at most [`SHORT_PAGE`] messages): tens of microseconds, run on the
+    /// calling thread, where a hand-off to another thread and back would cost more than the
+    /// read. (One message's bodies are as large as the message size limit lets them be:
+    /// copying the largest takes a few milliseconds.)
     Short,
     /// Anything that may read many rows: on a blocking thread.
     Long,

@@ -300,24 +300,23 @@ fn usage(conn: &Connection, id: &IdentityId) -> Result<loft_core::quota::Usage> 
         .map_err(map_rusqlite)
 }
 
-pub(crate) async fn mailbox_bytes(
-    conn: &mut SqliteConnection,
-    owners: &[IdentityId],
-) -> Result<Vec<(IdentityId, u64)>> {
+pub(crate) fn mailbox_bytes(conn: &Connection, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>> {
     if owners.is_empty() {
         return Ok(Vec::new());
     }
     let wanted: Vec<&str> = owners.iter().map(IdentityId::as_str).collect();
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT owner_id, bytes FROM mailbox_usage WHERE owner_id IN (SELECT value FROM json_each(?))")
-            .bind(to_json(&wanted, "owners")?)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, bytes)| (IdentityId::from_trusted(id), bytes as u64))
-        .collect())
+    let wanted = to_json(&wanted, "owners")?;
+    conn.prepare_cached("SELECT owner_id, bytes FROM mailbox_usage WHERE owner_id IN (SELECT value FROM json_each(?1))")
+        .and_then(|mut st| {
+            st.query_map([wanted], |r| {
+                Ok((
+                    IdentityId::from_trusted(r.get(0)?),
+                    u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                ))
+            })?
+            .collect()
+        })
+        .map_err(map_rusqlite)
 }
 
 pub(crate) async fn mailbox_stats(
@@ -371,22 +370,19 @@ pub(crate) async fn mailbox_labels(
     Ok((used as u64, asked.saturating_sub(present as u64)))
 }
 
-pub(crate) async fn resolve_addresses(
-    conn: &mut SqliteConnection,
-    addresses: &[EmailAddress],
-) -> Result<Vec<(EmailAddress, IdentityId)>> {
+fn resolve_addresses(conn: &Connection, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {
     if addresses.is_empty() {
         return Ok(Vec::new());
     }
     let wanted: Vec<&str> = addresses.iter().map(EmailAddress::as_str).collect();
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT address, id FROM identities
-         WHERE status = 'active' AND address IN (SELECT value FROM json_each(?))",
-    )
-    .bind(to_json(&wanted, "addresses")?)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    let wanted = to_json(&wanted, "addresses")?;
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT address, id FROM identities
+             WHERE status = 'active' AND address IN (SELECT value FROM json_each(?1))",
+        )
+        .and_then(|mut st| st.query_map([wanted], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .map_err(map_rusqlite)?;
     let found: HashMap<String, String> = rows.into_iter().collect();
     // In the order asked, each address once.
     let mut out: Vec<(EmailAddress, IdentityId)> = Vec::new();
@@ -586,9 +582,9 @@ impl loft_core::store::IdentityStore for crate::SqliteStore {
     }
 
     async fn resolve_addresses(&self, addresses: &[EmailAddress]) -> Result<Vec<(EmailAddress, IdentityId)>> {
-        let mut tx = self.reading().await?;
-        let out = self::resolve_addresses(&mut tx, addresses).await;
-        crate::done(tx, out).await
+        let addresses = addresses.to_vec();
+        self.hot(crate::hot::Cost::Short, move |c| self::resolve_addresses(c, &addresses))
+            .await
     }
 
     async fn create_key(&self, key: StoredKey, replaces: Option<KeyId>, audit: AuditEntry) -> Result<()> {

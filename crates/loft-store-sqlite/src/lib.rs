@@ -7,7 +7,8 @@
 //!   and a busy timeout on every connection.
 //! - **Reads** go through read-only connections. A store read made of several queries runs
 //!   in its own read transaction, so it sees one snapshot. The hot reads (a key and its
-//!   identity, the delegation chain, the caps and usage, the inbox list, the audit head) run
+//!   identity, the delegation chain, the caps and usage, the inbox list, one message, what a
+//!   send checks first, the audit head, the job runner's look for due work) run
 //!   whole on `rusqlite` connections on Tokio's blocking threads (`hot.rs`): one hand-off per
 //!   read, where sqlx's SQLite driver makes one per statement and per row, and those
 //!   hand-offs were most of the cost of a small read (docs/benchmarks.md, issue 14). The

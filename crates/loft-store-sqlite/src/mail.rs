@@ -22,6 +22,7 @@ use sqlx::SqliteConnection;
 use crate::error::{map_err, map_rusqlite};
 use crate::rows::{MessageRow, ReadRow, SummaryRow, column, message_columns, summary_columns, to_json};
 use crate::{audit, page_limit, paged};
+use rusqlite::OptionalExtension as _;
 
 /// Writes every copy, the queue rows and the audit row. The caller reads the sender's copy
 /// back once the batch is committed (bodies are not loaded inside the writer).
@@ -355,19 +356,35 @@ async fn full_messages(conn: &mut SqliteConnection, rows: Vec<MessageRow>) -> Re
         .collect()
 }
 
-pub(crate) async fn get(conn: &mut SqliteConnection, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
-    let row: Option<MessageRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        message_columns!(),
-        " FROM messages m JOIN mail_contents c ON c.id = m.content_id WHERE m.owner_id = ? AND m.id = ?"
-    ))
-    .bind(owner.as_str().to_owned())
-    .bind(id.as_str().to_owned())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
+/// One message of `owner`'s mailbox with its labels, in one statement (a hot read).
+fn get(conn: &rusqlite::Connection, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
+    struct Labelled {
+        message: MessageRow,
+        labels: String,
+    }
+    let row = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            ", (SELECT json_group_array(label) FROM \
+                (SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label)) AS labels",
+            " FROM messages m JOIN mail_contents c ON c.id = m.content_id WHERE m.owner_id = ?1 AND m.id = ?2"
+        ))
+        .and_then(|mut st| {
+            st.query_row([owner.as_str(), id.as_str()], |r| {
+                let at = &mut 0;
+                Ok(Labelled {
+                    message: MessageRow::read(r, at)?,
+                    labels: column(r, at, "labels")?,
+                })
+            })
+            .optional()
+        })
+        .map_err(map_rusqlite)?;
     let Some(row) = row else { return Ok(None) };
-    Ok(full_messages(conn, vec![row]).await?.pop())
+    let labels: Vec<String> = serde_json::from_str(&row.labels)
+        .map_err(|e| Error::internal(format!("the labels of message {} do not read: {e}", row.message.seq)))?;
+    row.message.into_message(labels).map(Some)
 }
 
 async fn seq_of(conn: &mut SqliteConnection, owner: &IdentityId, id: &MessageId) -> Result<i64> {
@@ -988,9 +1005,11 @@ impl loft_core::store::MailStore for crate::SqliteStore {
     }
 
     async fn mailbox_bytes(&self, owners: &[IdentityId]) -> Result<Vec<(IdentityId, u64)>> {
-        let mut tx = self.reading().await?;
-        let out = crate::identities::mailbox_bytes(&mut tx, owners).await;
-        crate::done(tx, out).await
+        let owners = owners.to_vec();
+        self.hot(crate::hot::Cost::Short, move |c| {
+            crate::identities::mailbox_bytes(c, &owners)
+        })
+        .await
     }
 
     async fn mailbox_stats(&self, owners: &[IdentityId]) -> Result<Vec<loft_core::store::MailboxStats>> {
@@ -1022,9 +1041,9 @@ impl loft_core::store::MailStore for crate::SqliteStore {
     }
 
     async fn get_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
-        let mut tx = self.reading().await?;
-        let out = self::get(&mut tx, owner, id).await;
-        crate::done(tx, out).await
+        let (owner, id) = (owner.clone(), id.clone());
+        self.hot(crate::hot::Cost::Short, move |c| self::get(c, &owner, &id))
+            .await
     }
 
     async fn read_message(&self, owner: &IdentityId, id: &MessageId, audit: AuditEntry) -> Result<Message> {

@@ -452,11 +452,11 @@ pub(crate) fn edited(id: &ApprovalId) -> Error {
     )
 }
 
-pub(crate) async fn frozen(conn: &mut SqliteConnection) -> Result<Option<Timestamp>> {
-    let at: Option<i64> = sqlx::query_scalar("SELECT outgoing_frozen_at FROM instance_state WHERE id = 1")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
+fn frozen(conn: &rusqlite::Connection) -> Result<Option<Timestamp>> {
+    let at: Option<i64> = conn
+        .prepare_cached("SELECT outgoing_frozen_at FROM instance_state WHERE id = 1")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(crate::error::map_rusqlite)?;
     Ok(at.map(Timestamp::from_micros))
 }
 
@@ -473,9 +473,7 @@ async fn set_frozen(conn: &mut SqliteConnection, at: Option<Timestamp>, audit_en
 #[async_trait::async_trait]
 impl loft_core::store::OversightStore for crate::SqliteStore {
     async fn outgoing_frozen(&self) -> Result<Option<Timestamp>> {
-        let mut tx = self.reading().await?;
-        let out = self::frozen(&mut tx).await;
-        crate::done(tx, out).await
+        self.hot(crate::hot::Cost::Short, self::frozen).await
     }
 
     async fn set_outgoing_frozen(&self, at: Option<Timestamp>, audit: AuditEntry) -> Result<()> {

@@ -13,9 +13,14 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use crate::error::map_err;
 use crate::{audit, page_limit, paged};
 
-const COLS: &str = "seq, id, identity_id, direction, action, pattern, note, created_at, created_by";
+/// The rule columns, in the order [`Row`] reads them.
+macro_rules! rule_columns {
+    () => {
+        "seq, id, identity_id, direction, action, pattern, note, created_at, created_by"
+    };
+}
 
-#[derive(sqlx::FromRow)]
+crate::rows::sql_row! {
 struct Row {
     seq: i64,
     id: String,
@@ -26,6 +31,7 @@ struct Row {
     note: Option<String>,
     created_at: i64,
     created_by: String,
+}
 }
 
 impl Row {
@@ -80,7 +86,7 @@ async fn add(conn: &mut SqliteConnection, rule: Rule, audit_entry: AuditEntry) -
 }
 
 async fn get(conn: &mut SqliteConnection, id: &RuleId) -> Result<Option<Rule>> {
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM rules WHERE id = ?")))
+    let row: Option<Row> = sqlx::query_as(concat!("SELECT ", rule_columns!(), " FROM rules WHERE id = ?"))
         .bind(id.as_str().to_owned())
         .fetch_optional(&mut *conn)
         .await
@@ -101,7 +107,8 @@ async fn remove(conn: &mut SqliteConnection, id: RuleId, audit_entry: AuditEntry
 
 async fn list(conn: &mut SqliteConnection, q: RuleQuery) -> Result<StorePage<Rule>> {
     let limit = page_limit(q.limit);
-    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLS} FROM rules WHERE 1 = 1"));
+    let mut sql: QueryBuilder<Sqlite> =
+        QueryBuilder::new(concat!("SELECT ", rule_columns!(), " FROM rules WHERE 1 = 1"));
     match &q.scope {
         RuleScope::All => {}
         RuleScope::Instance => {
@@ -125,19 +132,21 @@ async fn list(conn: &mut SqliteConnection, q: RuleQuery) -> Result<StorePage<Rul
     })
 }
 
-async fn in_effect(conn: &mut SqliteConnection, identities: &[IdentityId]) -> Result<Vec<Rule>> {
-    let mut sql: QueryBuilder<Sqlite> =
-        QueryBuilder::new(format!("SELECT {COLS} FROM rules WHERE identity_id IS NULL"));
-    if !identities.is_empty() {
-        sql.push(" OR identity_id IN (");
-        let mut ids = sql.separated(", ");
-        for id in identities {
-            ids.push_bind(id.as_str().to_owned());
-        }
-        sql.push(")");
-    }
-    sql.push(" ORDER BY seq");
-    let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
+/// The rules that apply to `identities`: the instance's and theirs, in order. The ids are
+/// bound as one JSON array, so the statement is one cached shape whatever their number.
+fn in_effect(conn: &rusqlite::Connection, identities: &[IdentityId]) -> Result<Vec<Rule>> {
+    use crate::rows::ReadRow as _;
+    let ids: Vec<&str> = identities.iter().map(IdentityId::as_str).collect();
+    let ids = crate::rows::to_json(&ids, "identities")?;
+    let rows: Vec<Row> = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            rule_columns!(),
+            " FROM rules ",
+            "WHERE identity_id IS NULL OR identity_id IN (SELECT value FROM json_each(?1)) ORDER BY seq"
+        ))
+        .and_then(|mut st| st.query_map([ids], Row::from_row)?.collect())
+        .map_err(crate::error::map_rusqlite)?;
     rows.into_iter().map(Row::into_rule).collect()
 }
 
@@ -165,8 +174,8 @@ impl loft_core::store::RuleStore for crate::SqliteStore {
     }
 
     async fn rules_in_effect(&self, identities: &[IdentityId]) -> Result<Vec<Rule>> {
-        let mut tx = self.reading().await?;
-        let out = self::in_effect(&mut tx, identities).await;
-        crate::done(tx, out).await
+        let identities = identities.to_vec();
+        self.hot(crate::hot::Cost::Short, move |c| self::in_effect(c, &identities))
+            .await
     }
 }

@@ -267,17 +267,15 @@ async fn delete(conn: &mut SqliteConnection, id: WebhookId, entry: AuditEntry) -
     Ok(())
 }
 
+/// Enabled endpoints with no delivery job and events waiting for them.
+const DUE: &str = "SELECT w.id, w.owner_id FROM webhooks w WHERE w.enabled = 1 AND w.job_id IS NULL AND EXISTS ( \
+         SELECT 1 FROM events e WHERE e.seq > w.position \
+           AND (w.identity_id IS NULL OR e.identity_id = w.identity_id) \
+           AND (w.types = '' OR instr(w.types, ',' || e.kind || ',') > 0)) \
+     ORDER BY w.seq";
+
 async fn queue_due(conn: &mut SqliteConnection, job: NewJob) -> Result<u32> {
-    let due: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT w.id, w.owner_id FROM webhooks w WHERE w.enabled = 1 AND w.job_id IS NULL AND EXISTS ( \
-             SELECT 1 FROM events e WHERE e.seq > w.position \
-               AND (w.identity_id IS NULL OR e.identity_id = w.identity_id) \
-               AND (w.types = '' OR instr(w.types, ',' || e.kind || ',') > 0)) \
-         ORDER BY w.seq",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    let due: Vec<(String, Option<String>)> = sqlx::query_as(DUE).fetch_all(&mut *conn).await.map_err(map_err)?;
     let mut n = 0;
     for (id, owner) in due {
         let job = NewJob {
@@ -465,6 +463,19 @@ impl WebhookStore for crate::SqliteStore {
     }
 
     async fn webhook_queue_due(&self, job: NewJob) -> Result<u32> {
+        // Called after every event: a look on a read connection first spares the writer a
+        // transaction when no endpoint has anything waiting (the usual case). The writer's
+        // query decides; events that become visible after the look trigger another call.
+        let any_due = self
+            .hot(crate::hot::Cost::Short, |c| {
+                c.prepare_cached(DUE)
+                    .and_then(|mut st| st.exists([]))
+                    .map_err(crate::error::map_rusqlite)
+            })
+            .await?;
+        if !any_due {
+            return Ok(0);
+        }
         self.write(move |c| Box::pin(self::queue_due(c, job))).await
     }
 
