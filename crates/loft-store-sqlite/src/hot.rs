@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use loft_core::{Error, Result};
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::error::map_rusqlite;
 
@@ -58,10 +58,17 @@ impl HotReads {
         T: Send + 'static,
         F: Fn(&Connection) -> Result<T> + Send + 'static,
     {
-        let permit = tokio::time::timeout(crate::BUSY_TIMEOUT, Arc::clone(&self.permits).acquire_owned())
-            .await
-            .map_err(|_| Error::Unavailable("every SQLite read connection stayed busy".into()))?
-            .map_err(|_| Error::Unavailable("the SQLite store is closed".into()))?;
+        // A free connection is the usual case: no timer for it.
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(closed()),
+            Err(TryAcquireError::NoPermits) => {
+                tokio::time::timeout(crate::BUSY_TIMEOUT, Arc::clone(&self.permits).acquire_owned())
+                    .await
+                    .map_err(|_| Error::Unavailable("every SQLite read connection stayed busy".into()))?
+                    .map_err(|_| closed())?
+            }
+        };
         if cost == Cost::Short {
             // The connection's busy timeout is zero here: a read that would have to wait for a
             // lock fails at once (`Unavailable`) and runs again below, where it may wait.
@@ -116,6 +123,10 @@ pub(crate) enum Cost {
 
 /// The largest page of a list read as [`Cost::Short`].
 pub(crate) const SHORT_PAGE: u32 = 100;
+
+fn closed() -> Error {
+    Error::Unavailable("the SQLite store is closed".into())
+}
 
 fn take(idle: &Mutex<Vec<Connection>>, path: &Path) -> Result<Connection> {
     let taken = idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
