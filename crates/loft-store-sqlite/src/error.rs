@@ -24,15 +24,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
             if db.kind() == ErrorKind::UniqueViolation {
                 return Error::conflict("already_exists", "a record with this identifier already exists");
             }
-            let primary = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+            let code = db.code().and_then(|c| c.parse::<i64>().ok());
             let message = format!("SQLite: {} (code {})", db.message(), db.code().unwrap_or_default());
-            match primary {
-                Some(
-                    SQLITE_BUSY | SQLITE_LOCKED | SQLITE_NOMEM | SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL
-                    | SQLITE_CANTOPEN,
-                ) => Error::Unavailable(message),
-                _ => Error::Internal(message),
-            }
+            by_code(code, message)
         }
         sqlx::Error::PoolTimedOut => Error::Unavailable("timed out waiting for a SQLite connection".into()),
         sqlx::Error::PoolClosed => Error::Unavailable("the SQLite store is closed".into()),
@@ -47,19 +41,25 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
 pub(crate) fn map_rusqlite(e: rusqlite::Error) -> Error {
     match e {
         rusqlite::Error::SqliteFailure(code, message) => {
-            let primary = i64::from(code.extended_code & 0xff);
-            let message = format!(
+            let text = format!(
                 "SQLite: {} (code {})",
                 message.as_deref().unwrap_or(&code.to_string()),
                 code.extended_code
             );
-            match primary {
-                SQLITE_BUSY | SQLITE_LOCKED | SQLITE_NOMEM | SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL
-                | SQLITE_CANTOPEN => Error::Unavailable(message),
-                _ => Error::Internal(message),
-            }
+            by_code(Some(i64::from(code.extended_code)), text)
         }
         other => Error::Internal(format!("SQLite: {other}")),
+    }
+}
+
+/// `Unavailable` for the result codes that mean "try again later" (by their primary code, the
+/// low byte of an extended one), `Internal` for the rest.
+fn by_code(code: Option<i64>, message: String) -> Error {
+    match code.map(|c| c & 0xff) {
+        Some(
+            SQLITE_BUSY | SQLITE_LOCKED | SQLITE_NOMEM | SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN,
+        ) => Error::Unavailable(message),
+        _ => Error::Internal(message),
     }
 }
 

@@ -24,6 +24,14 @@ use crate::rows::{MessageRow, ReadRow, SummaryRow, column, message_columns, summ
 use crate::{audit, page_limit, paged};
 use rusqlite::OptionalExtension as _;
 
+/// A message's labels as one column of its row: a JSON array (so that a read of messages with
+/// their labels is one statement).
+macro_rules! labels_column {
+    () => {
+        "(SELECT json_group_array(l.label) FROM message_labels l WHERE l.message_seq = m.seq) AS labels"
+    };
+}
+
 /// Writes every copy, the queue rows and the audit row. The caller reads the sender's copy
 /// back once the batch is committed (bodies are not loaded inside the writer).
 pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry: AuditEntry) -> Result<()> {
@@ -358,33 +366,22 @@ async fn full_messages(conn: &mut SqliteConnection, rows: Vec<MessageRow>) -> Re
 
 /// One message of `owner`'s mailbox with its labels, in one statement (a hot read).
 fn get(conn: &rusqlite::Connection, owner: &IdentityId, id: &MessageId) -> Result<Option<Message>> {
-    struct Labelled {
-        message: MessageRow,
-        labels: String,
-    }
     let row = conn
         .prepare_cached(concat!(
             "SELECT ",
             message_columns!(),
-            ", (SELECT json_group_array(label) FROM \
-                (SELECT l.label FROM message_labels l WHERE l.message_seq = m.seq ORDER BY l.label)) AS labels",
+            ", ",
+            labels_column!(),
             " FROM messages m JOIN mail_contents c ON c.id = m.content_id WHERE m.owner_id = ?1 AND m.id = ?2"
         ))
         .and_then(|mut st| {
-            st.query_row([owner.as_str(), id.as_str()], |r| {
-                let at = &mut 0;
-                Ok(Labelled {
-                    message: MessageRow::read(r, at)?,
-                    labels: column(r, at, "labels")?,
-                })
-            })
-            .optional()
+            st.query_row([owner.as_str(), id.as_str()], Labelled::<MessageRow>::from_row)
+                .optional()
         })
         .map_err(map_rusqlite)?;
     let Some(row) = row else { return Ok(None) };
-    let labels: Vec<String> = serde_json::from_str(&row.labels)
-        .map_err(|e| Error::internal(format!("the labels of message {} do not read: {e}", row.message.seq)))?;
-    row.message.into_message(labels).map(Some)
+    let labels = row.labels(row.row.seq)?;
+    row.row.into_message(labels).map(Some)
 }
 
 async fn seq_of(conn: &mut SqliteConnection, owner: &IdentityId, id: &MessageId) -> Result<i64> {
@@ -657,18 +654,28 @@ pub(crate) async fn delete_for_ever(
     Ok(rows.into_iter().map(|r| MessageId::from_trusted(r.id)).collect())
 }
 
-/// A summary as [`list`] reads it, with its labels as a JSON array.
-struct LabelledRow {
-    summary: SummaryRow,
+/// A row of a message (`R`) followed by its [`labels_column`].
+struct Labelled<R> {
+    row: R,
     labels: String,
 }
 
-impl ReadRow for LabelledRow {
+impl<R: ReadRow> ReadRow for Labelled<R> {
     fn read(row: &rusqlite::Row<'_>, at: &mut usize) -> rusqlite::Result<Self> {
         Ok(Self {
-            summary: SummaryRow::read(row, at)?,
+            row: R::read(row, at)?,
             labels: column(row, at, "labels")?,
         })
+    }
+}
+
+impl<R> Labelled<R> {
+    /// The labels, sorted, of the message with this `seq`.
+    fn labels(&self, seq: i64) -> Result<Vec<String>> {
+        let mut labels: Vec<String> = serde_json::from_str(&self.labels)
+            .map_err(|e| Error::internal(format!("the labels of message {seq} do not read: {e}")))?;
+        labels.sort();
+        Ok(labels)
     }
 }
 
@@ -695,22 +702,20 @@ impl Select {
 fn list(conn: &rusqlite::Connection, owner: &IdentityId, q: &MessageQuery) -> Result<StorePage<MessageSummary>> {
     let limit = page_limit(q.limit);
     let sql = list_select(owner, q, limit);
-    let rows: Vec<LabelledRow> = conn
+    let rows: Vec<Labelled<SummaryRow>> = conn
         .prepare_cached(&sql.sql)
         .and_then(|mut st| {
-            st.query_map(rusqlite::params_from_iter(sql.args), LabelledRow::from_row)?
+            st.query_map(rusqlite::params_from_iter(sql.args), Labelled::<SummaryRow>::from_row)?
                 .collect()
         })
         .map_err(map_rusqlite)?;
-    let page = paged(rows, limit, |r| r.summary.seq);
+    let page = paged(rows, limit, |r| r.row.seq);
     let items = page
         .items
         .into_iter()
         .map(|r| {
-            let mut labels: Vec<String> = serde_json::from_str(&r.labels)
-                .map_err(|e| Error::internal(format!("the labels of message {} do not read: {e}", r.summary.seq)))?;
-            labels.sort();
-            r.summary.into_summary(labels)
+            let labels = r.labels(r.row.seq)?;
+            r.row.into_summary(labels)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(StorePage {
@@ -730,7 +735,8 @@ pub(crate) fn list_select(owner: &IdentityId, q: &MessageQuery, limit: u32) -> S
     sql.push(concat!(
         "SELECT ",
         summary_columns!(),
-        ", (SELECT json_group_array(l.label) FROM message_labels l WHERE l.message_seq = m.seq) AS labels",
+        ", ",
+        labels_column!(),
         " FROM messages m WHERE m.owner_id = "
     ))
     .bind(owner.as_str().to_owned());
