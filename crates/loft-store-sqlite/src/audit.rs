@@ -6,6 +6,7 @@ use loft_core::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
 use loft_core::mail::StorePage;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use crate::db::{Db, args};
 use crate::error::{map_err, map_rusqlite};
 use crate::rows::{AuditRow, audit_columns, to_json};
 use crate::{page_limit, paged};
@@ -13,38 +14,40 @@ use crate::{page_limit, paged};
 /// Seals `entry` after the current chain head, inserts it and moves the head. Must run on the
 /// writer's connection: the transaction it is in holds the write lock, so no other append
 /// (from this process or another) can read the same head.
-pub(crate) async fn append(conn: &mut SqliteConnection, mut entry: AuditEntry) -> Result<AuditRecord> {
+pub(crate) async fn append(conn: &mut impl Db, mut entry: AuditEntry) -> Result<AuditRecord> {
     let entry_events = std::mem::take(&mut entry.events);
-    let (prev_seq, prev_hash): (i64, String) = sqlx::query_as(HEAD).fetch_one(&mut *conn).await.map_err(map_err)?;
+    let (prev_seq, prev_hash): (i64, String) = conn
+        .first(HEAD, &[])
+        .await?
+        .ok_or_else(|| loft_core::Error::internal("the audit chain has no head row"))?;
     let record = AuditRecord::seal(entry, prev_seq, &prev_hash);
     let e = &record.entry;
-    sqlx::query(
+    conn.exec(
         "INSERT INTO audit_log (seq, at, actor_kind, actor_identity_id, key_id, action, target, outcome, \
          request_id, remote_addr, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &args![
+            record.seq,
+            e.at.as_micros(),
+            e.actor_kind.as_str(),
+            e.actor_identity_id.as_ref().map(loft_core::ids::IdentityId::as_str),
+            e.key_id.as_deref(),
+            e.action.as_str(),
+            e.target.as_deref(),
+            e.outcome.as_str(),
+            e.request_id.as_deref(),
+            e.remote_addr.as_deref(),
+            // The text stored is exactly what the hash covered; it is never re-encoded.
+            to_json(&e.details, "details")?,
+            record.prev_hash.as_str(),
+            record.hash.as_str(),
+        ],
     )
-    .bind(record.seq)
-    .bind(e.at.as_micros())
-    .bind(e.actor_kind.as_str())
-    .bind(e.actor_identity_id.as_ref().map(|i| i.as_str().to_owned()))
-    .bind(e.key_id.clone())
-    .bind(e.action.clone())
-    .bind(e.target.clone())
-    .bind(e.outcome.as_str())
-    .bind(e.request_id.clone())
-    .bind(e.remote_addr.clone())
-    // The text stored is exactly what the hash covered; it is never re-encoded.
-    .bind(to_json(&e.details, "details")?)
-    .bind(record.prev_hash.clone())
-    .bind(record.hash.clone())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
-        .bind(record.seq)
-        .bind(record.hash.clone())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    .await?;
+    conn.exec(
+        "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
+        &args![record.seq, record.hash.clone()],
+    )
+    .await?;
     crate::events::insert(conn, &entry_events, record.entry.at, record.seq).await?;
     Ok(record)
 }

@@ -16,14 +16,15 @@ use loft_core::{Error, Result};
 use sqlx::SqliteConnection;
 
 use crate::audit;
+use crate::db::{Db, args};
 use crate::error::{map_err, map_rusqlite};
 use crate::rows::{cap, cap_col, to_json};
 
 /// Inserts or merges contact rows (earliest first times, latest `last_at`), in the order given
 /// (core sorts them).
-pub(crate) async fn touch_contacts(conn: &mut SqliteConnection, touches: &[ContactTouch]) -> Result<()> {
+pub(crate) async fn touch_contacts(conn: &mut impl Db, touches: &[ContactTouch]) -> Result<()> {
     for t in touches {
-        sqlx::query(
+        conn.exec(
             "INSERT INTO contacts (identity_id, address, first_sent_at, first_received_at, last_at)
              VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (identity_id, address) DO UPDATE SET
@@ -32,15 +33,15 @@ pub(crate) async fn touch_contacts(conn: &mut SqliteConnection, touches: &[Conta
                  first_received_at = COALESCE(MIN(contacts.first_received_at, excluded.first_received_at),
                                               contacts.first_received_at, excluded.first_received_at),
                  last_at = MAX(contacts.last_at, excluded.last_at)",
+            &args![
+                t.identity.as_str().to_owned(),
+                t.address.as_str().to_owned(),
+                t.sent_at.map(Timestamp::as_micros),
+                t.received_at.map(Timestamp::as_micros),
+                t.at.as_micros()
+            ],
         )
-        .bind(t.identity.as_str().to_owned())
-        .bind(t.address.as_str().to_owned())
-        .bind(t.sent_at.map(Timestamp::as_micros))
-        .bind(t.received_at.map(Timestamp::as_micros))
-        .bind(t.at.as_micros())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        .await?;
     }
     Ok(())
 }

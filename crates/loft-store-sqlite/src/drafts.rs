@@ -9,6 +9,7 @@ use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 use sqlx::SqliteConnection;
 
+use crate::db::{Db, args};
 use crate::error::map_err;
 use crate::rows::{from_json, to_json};
 use crate::{audit, page_limit, paged};
@@ -55,14 +56,14 @@ impl Row {
 
 /// Deletes `owner`'s draft `id` as part of a send; `NotFound("draft")` when it is gone, which
 /// fails the whole send.
-pub(crate) async fn consume(conn: &mut SqliteConnection, owner: &IdentityId, id: &DraftId) -> Result<()> {
-    let n = sqlx::query("DELETE FROM drafts WHERE owner_id = ? AND id = ?")
-        .bind(owner.as_str().to_owned())
-        .bind(id.as_str().to_owned())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+pub(crate) async fn consume(conn: &mut impl Db, owner: &IdentityId, id: &DraftId) -> Result<()> {
+    let n = conn
+        .exec(
+            "DELETE FROM drafts WHERE owner_id = ? AND id = ?",
+            &args![owner.as_str().to_owned(), id.as_str().to_owned()],
+        )
+        .await?
+        .rows;
     if n == 1 { Ok(()) } else { Err(Error::not_found("draft")) }
 }
 

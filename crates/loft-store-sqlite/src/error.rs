@@ -22,7 +22,7 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
     match e {
         sqlx::Error::Database(db) => {
             if db.kind() == ErrorKind::UniqueViolation {
-                return Error::conflict("already_exists", "a record with this identifier already exists");
+                return unique_violation();
             }
             let code = db.code().and_then(|c| c.parse::<i64>().ok());
             let message = format!("SQLite: {} (code {})", db.message(), db.code().unwrap_or_default());
@@ -36,10 +36,18 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
     }
 }
 
-/// [`map_err`] for the reads that run on `rusqlite` connections (`hot.rs`): the same
+/// [`map_err`] for `rusqlite` connections (the hot reads, the writer's jobs): the same
 /// classes, from the same SQLite result codes.
 pub(crate) fn map_rusqlite(e: rusqlite::Error) -> Error {
     match e {
+        rusqlite::Error::SqliteFailure(code, _)
+            if matches!(
+                code.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
+            unique_violation()
+        }
         rusqlite::Error::SqliteFailure(code, message) => {
             let text = format!(
                 "SQLite: {} (code {})",
@@ -50,6 +58,10 @@ pub(crate) fn map_rusqlite(e: rusqlite::Error) -> Error {
         }
         other => Error::Internal(format!("SQLite: {other}")),
     }
+}
+
+fn unique_violation() -> Error {
+    Error::conflict("already_exists", "a record with this identifier already exists")
 }
 
 /// `Unavailable` for the result codes that mean "try again later" (by their primary code, the
@@ -92,6 +104,11 @@ mod tests {
             map_rusqlite(rusqlite::Error::InvalidQuery),
             Error::Internal(_)
         ));
+        let taken = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+            Some("UNIQUE constraint failed: identities.address".into()),
+        );
+        assert_eq!(map_rusqlite(taken).code(), "already_exists");
     }
 
     #[test]

@@ -7,26 +7,24 @@ use loft_core::ids::IdentityId;
 use loft_core::time::Timestamp;
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
 
+use crate::db::{Db, args};
 use crate::error::map_err;
 use crate::rows::to_json;
 
 /// Inserts the events of the audit row `audit_seq` (written at `at`).
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
-    events: &[NewEvent],
-    at: Timestamp,
-    audit_seq: i64,
-) -> Result<()> {
+pub(crate) async fn insert(conn: &mut impl Db, events: &[NewEvent], at: Timestamp, audit_seq: i64) -> Result<()> {
     for e in events {
-        sqlx::query("INSERT INTO events (at, kind, identity_id, audit_seq, payload) VALUES (?, ?, ?, ?, ?)")
-            .bind(at.as_micros())
-            .bind(e.kind.as_str())
-            .bind(e.identity.as_ref().map(|i| i.as_str().to_owned()))
-            .bind(audit_seq)
-            .bind(to_json(&e.payload, "payload")?)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        conn.exec(
+            "INSERT INTO events (at, kind, identity_id, audit_seq, payload) VALUES (?, ?, ?, ?, ?)",
+            &args![
+                at.as_micros(),
+                e.kind.as_str(),
+                e.identity.as_ref().map(|i| i.as_str().to_owned()),
+                audit_seq,
+                to_json(&e.payload, "payload")?
+            ],
+        )
+        .await?;
     }
     Ok(())
 }

@@ -8,16 +8,15 @@ use loft_core::jobs::{Job, JobStatus, JobStore, NewJob, Retry};
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 
-use sqlx::SqliteConnection;
-
 use crate::SqliteStore;
+use crate::db::{Db, args, at_once};
 use crate::error::map_err;
 use crate::rows::to_json;
 
 const COLUMNS: &str = "id, kind, payload, owner_id, status, attempts, max_attempts, run_at, lease_owner, lease_until, \
                        last_error, created_at, finished_at";
 
-#[derive(sqlx::FromRow)]
+crate::rows::sql_row! {
 struct JobRow {
     id: i64,
     kind: String,
@@ -32,7 +31,7 @@ struct JobRow {
     last_error: Option<String>,
     created_at: i64,
     finished_at: Option<i64>,
-}
+}}
 
 impl JobRow {
     fn into_job(self) -> Result<Job> {
@@ -55,21 +54,22 @@ impl JobRow {
 }
 
 /// Queues `job` on this connection (inside the caller's transaction, e.g. a send's).
-pub(crate) async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> Result<i64> {
-    Ok(sqlx::query(
-        "INSERT INTO jobs (kind, payload, owner_id, status, attempts, max_attempts, run_at, created_at)
+pub(crate) async fn insert(conn: &mut impl Db, job: &NewJob) -> Result<i64> {
+    Ok(conn
+        .exec(
+            "INSERT INTO jobs (kind, payload, owner_id, status, attempts, max_attempts, run_at, created_at)
          VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
-    )
-    .bind(job.kind.clone())
-    .bind(job.payload.clone())
-    .bind(job.owner.as_ref().map(|o| o.as_str().to_owned()))
-    .bind(i64::from(job.max_attempts))
-    .bind(job.run_at.as_micros())
-    .bind(job.run_at.as_micros())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?
-    .last_insert_rowid())
+            &args![
+                job.kind.clone(),
+                job.payload.clone(),
+                job.owner.as_ref().map(|o| o.as_str().to_owned()),
+                i64::from(job.max_attempts),
+                job.run_at.as_micros(),
+                job.run_at.as_micros()
+            ],
+        )
+        .await?
+        .last_id)
 }
 
 /// The jobs of the kinds in `?1` (a JSON array) that are due at `?2`: queued and due, or
@@ -81,14 +81,23 @@ macro_rules! due_jobs {
     };
 }
 
+/// Claims up to `?5` due jobs of the kinds `?1` at `?2` for worker `?3` until `?4`.
+static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET status = 'running', lease_owner = ?3, lease_until = ?4, attempts = attempts + 1
+         WHERE id IN (SELECT id {} ORDER BY run_at, id LIMIT ?5)
+         RETURNING {COLUMNS}",
+        due_jobs!()
+    )
+});
+
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn enqueue_job(&self, job: NewJob) -> Result<i64> {
         if job.max_attempts == 0 {
             return Err(Error::internal("a job needs at least one attempt"));
         }
-        self.write(move |c| Box::pin(async move { insert(c, &job).await }))
-            .await
+        self.write_native(move |c| at_once(insert(c, &job))).await
     }
 
     async fn claim_jobs(
@@ -116,23 +125,17 @@ impl JobStore for SqliteStore {
         }
         let worker = worker.to_owned();
         let rows: Vec<JobRow> = self
-            .write(move |c| {
-                Box::pin(async move {
-                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "UPDATE jobs SET status = 'running', lease_owner = ?3, lease_until = ?4, attempts = attempts + 1
-                         WHERE id IN (SELECT id {} ORDER BY run_at, id LIMIT ?5)
-                         RETURNING {COLUMNS}",
-                        due_jobs!()
-                    )))
-                    .bind(kinds)
-                    .bind(now.as_micros())
-                    .bind(worker)
-                    .bind(lease_until.as_micros())
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *c)
-                    .await
-                    .map_err(map_err)
-                })
+            .write_native(move |c| {
+                at_once(c.all(
+                    CLAIM.as_str(),
+                    &args![
+                        kinds,
+                        now.as_micros(),
+                        worker,
+                        lease_until.as_micros(),
+                        i64::from(limit)
+                    ],
+                ))
             })
             .await?;
         let mut jobs = rows.into_iter().map(JobRow::into_job).collect::<Result<Vec<_>>>()?;
@@ -142,21 +145,13 @@ impl JobStore for SqliteStore {
 
     async fn complete_job(&self, id: i64, worker: &str, now: Timestamp) -> Result<bool> {
         let worker = worker.to_owned();
-        self.write(move |c| {
-            Box::pin(async move {
-                let n = sqlx::query(
-                    "UPDATE jobs SET status = 'done', finished_at = ?, lease_owner = NULL, lease_until = NULL
-                     WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                )
-                .bind(now.as_micros())
-                .bind(id)
-                .bind(worker)
-                .execute(&mut *c)
-                .await
-                .map_err(map_err)?
-                .rows_affected();
-                Ok(n == 1)
-            })
+        self.write_native(move |c| {
+            at_once(c.exec(
+                "UPDATE jobs SET status = 'done', finished_at = ?, lease_owner = NULL, lease_until = NULL
+                 WHERE id = ? AND status = 'running' AND lease_owner = ?",
+                &args![now.as_micros(), id, worker],
+            ))
+            .map(|done| done.rows == 1)
         })
         .await
     }
@@ -167,27 +162,17 @@ impl JobStore for SqliteStore {
             Retry::At(t) => Some(t.as_micros()),
             Retry::Never => None,
         };
-        self.write(move |c| {
-            Box::pin(async move {
-                let n = sqlx::query(
-                    "UPDATE jobs SET
-                       status = CASE WHEN ?1 IS NOT NULL AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
-                       finished_at = CASE WHEN ?1 IS NOT NULL AND attempts < max_attempts THEN NULL ELSE ?2 END,
-                       run_at = CASE WHEN ?1 IS NOT NULL AND attempts < max_attempts THEN ?1 ELSE run_at END,
-                       last_error = ?3, lease_owner = NULL, lease_until = NULL
-                     WHERE id = ?4 AND status = 'running' AND lease_owner = ?5",
-                )
-                .bind(retry_at)
-                .bind(now.as_micros())
-                .bind(error)
-                .bind(id)
-                .bind(worker)
-                .execute(&mut *c)
-                .await
-                .map_err(map_err)?
-                .rows_affected();
-                Ok(n == 1)
-            })
+        self.write_native(move |c| {
+            at_once(c.exec(
+                "UPDATE jobs SET
+                   status = CASE WHEN ?1 IS NOT NULL AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                   finished_at = CASE WHEN ?1 IS NOT NULL AND attempts < max_attempts THEN NULL ELSE ?2 END,
+                   run_at = CASE WHEN ?1 IS NOT NULL AND attempts < max_attempts THEN ?1 ELSE run_at END,
+                   last_error = ?3, lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?4 AND status = 'running' AND lease_owner = ?5",
+                &args![retry_at, now.as_micros(), error, id, worker],
+            ))
+            .map(|done| done.rows == 1)
         })
         .await
     }

@@ -14,7 +14,8 @@
 //!   hand-offs were most of the cost of a small read (docs/benchmarks.md, issue 14). The
 //!   other reads use sqlx's pool, which does not ping a connection before handing it out (a
 //!   connection to a local file cannot go stale). Both drivers link the one bundled SQLite.
-//! - **Writes** all go through one writer task that owns the only read-write connection and
+//! - **Writes** all go through one writer task that owns the only read-write connections
+//!   (a `rusqlite` one for the writes moved to it, sqlx's for the rest; see `db.rs`) and
 //!   commits in groups (see `writer.rs`): the first queued job plus whatever else is already
 //!   waiting, in one `BEGIN IMMEDIATE ... COMMIT`, each job in its own savepoint so a failing job
 //!   leaves the others intact. Jobs are answered only after the `COMMIT`. With
@@ -46,6 +47,7 @@ pub mod backup;
 mod caps;
 mod console;
 mod contacts;
+mod db;
 mod delivery;
 mod domains;
 mod drafts;
@@ -154,6 +156,34 @@ fn restrict_to_owner(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Statements the writer's `rusqlite` connection keeps prepared (every write of a batch).
+const WRITER_STATEMENTS: usize = 128;
+
+/// The writer's `rusqlite` connection, on a file that exists and is migrated. The same
+/// settings as sqlx's writer connection: foreign keys enforced, every `COMMIT` durable, and
+/// the busy timeout (another process may hold the write lock).
+fn open_writer(path: &Path) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let cannot = |e: rusqlite::Error| {
+        Error::Unavailable(format!(
+            "cannot open the SQLite database {} for writing: {}",
+            path.display(),
+            crate::error::map_rusqlite(e)
+        ))
+    };
+    // NO_MUTEX: the writer uses it from one thread at a time.
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(cannot)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+        .map_err(cannot)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(cannot)?;
+    conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
+    Ok(conn)
+}
+
 impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self> {
         let cannot_open = |e: sqlx::Error| -> Error {
@@ -193,6 +223,13 @@ impl SqliteStore {
             )));
         }
 
+        let native = match open_writer(path) {
+            Ok(native) => native,
+            Err(e) => {
+                let _ = conn.close().await;
+                return Err(e);
+            }
+        };
         let reader = match SqlitePoolOptions::new()
             .max_connections(READERS)
             .min_connections(1)
@@ -213,7 +250,7 @@ impl SqliteStore {
             path: path.to_owned(),
             hot: hot::HotReads::new(path, READERS as usize),
             reader,
-            writer: Writer::spawn(conn),
+            writer: Writer::spawn(conn, native),
             key_epoch: std::sync::Arc::default(),
         })
     }
@@ -274,7 +311,17 @@ impl SqliteStore {
         self.hot.run(cost, f).await
     }
 
-    /// Runs `f` in the writer's next group commit (see `writer.rs`).
+    /// Runs `f` in the writer's next group commit on its `rusqlite` connection (see
+    /// `writer.rs`; `db::at_once` runs a write function written against [`db::Db`] there).
+    async fn write_native<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.write_native(f).await
+    }
+
+    /// Runs `f` in the writer's next group commit on its sqlx connection (see `writer.rs`).
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

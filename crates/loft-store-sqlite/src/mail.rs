@@ -19,6 +19,7 @@ use loft_core::time::Timestamp;
 use loft_core::{Error, Result, text};
 use sqlx::SqliteConnection;
 
+use crate::db::{Db, args, at_once};
 use crate::error::{map_err, map_rusqlite};
 use crate::rows::{MessageRow, ReadRow, SummaryRow, column, message_columns, summary_columns, to_json};
 use crate::{audit, page_limit, paged};
@@ -34,7 +35,7 @@ macro_rules! labels_column {
 
 /// Writes every copy, the queue rows and the audit row. The caller reads the sender's copy
 /// back once the batch is committed (bodies are not loaded inside the writer).
-pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry: AuditEntry) -> Result<()> {
+pub(crate) async fn send(conn: &mut impl Db, mail: NewMail, audit_entry: AuditEntry) -> Result<()> {
     let c = &mail.content;
     let shared = Shared::store(conn, c, &mail.raw, &mail.attachments, &c.bcc).await?;
 
@@ -73,14 +74,14 @@ pub(crate) async fn send(conn: &mut SqliteConnection, mail: NewMail, audit_entry
 
 /// Writes a mail received from outside: its content and bytes once, one inbox copy per
 /// recipient (threaded in each mailbox), and the audit row.
-pub(crate) async fn receive(conn: &mut SqliteConnection, mail: InboundMail, audit_entry: AuditEntry) -> Result<()> {
+pub(crate) async fn receive(conn: &mut impl Db, mail: InboundMail, audit_entry: AuditEntry) -> Result<()> {
     write_inbound(conn, &mail).await?;
     audit::append(conn, audit_entry).await?;
     Ok(())
 }
 
 /// The inbox copies of a mail from outside (or of a bounce notice), without an audit row.
-pub(crate) async fn write_inbound(conn: &mut SqliteConnection, mail: &InboundMail) -> Result<()> {
+pub(crate) async fn write_inbound(conn: &mut impl Db, mail: &InboundMail) -> Result<()> {
     let c = &mail.content;
     // Inbox copies never carry `bcc`.
     let shared = Shared::store(conn, c, &mail.raw, &mail.attachments, &[]).await?;
@@ -97,28 +98,20 @@ pub(crate) async fn write_inbound(conn: &mut SqliteConnection, mail: &InboundMai
 }
 
 /// Records an idempotency key with the send (see [`core_mail::Idempotency`]).
-async fn record_idempotency(conn: &mut SqliteConnection, copy: &MailCopy, i: &core_mail::Idempotency) -> Result<()> {
+async fn record_idempotency(conn: &mut impl Db, copy: &MailCopy, i: &core_mail::Idempotency) -> Result<()> {
     let owner = copy.owner.as_str().to_owned();
-    sqlx::query("DELETE FROM idempotency_keys WHERE identity_id = ? AND key = ? AND created_at <= ?")
-        .bind(owner.clone())
-        .bind(i.key.clone())
-        .bind(i.stale_before.as_micros())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    let done = sqlx::query(
+    conn.exec(
+        "DELETE FROM idempotency_keys WHERE identity_id = ? AND key = ? AND created_at <= ?",
+        &args![owner.clone(), i.key.clone(), i.stale_before.as_micros()],
+    )
+    .await?;
+    let done = conn.exec(
         "INSERT INTO idempotency_keys (identity_id, key, fingerprint, message_id, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (identity_id, key) DO NOTHING",
+        &args![owner, i.key.clone(), i.fingerprint.clone(), copy.id.as_str().to_owned(), i.created_at.as_micros()],
     )
-    .bind(owner)
-    .bind(i.key.clone())
-    .bind(i.fingerprint.clone())
-    .bind(copy.id.as_str().to_owned())
-    .bind(i.created_at.as_micros())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if done.rows_affected() == 0 {
+    .await?;
+    if done.rows == 0 {
         return Err(Error::conflict(
             "idempotency_key_in_use",
             "a send with this idempotency key was recorded first",
@@ -163,29 +156,30 @@ impl Shared {
     /// Stores a message's content and bytes once, for all its copies, and prepares what every
     /// copy row repeats.
     async fn store(
-        conn: &mut SqliteConnection,
+        conn: &mut impl Db,
         c: &core_mail::MailContent,
         raw: &[u8],
         attachments: &[core_mail::Attachment],
         bcc: &[EmailAddress],
     ) -> Result<Self> {
-        let content_id =
-            sqlx::query("INSERT INTO mail_contents (text, html, extracted_text, attachments) VALUES (?, ?, ?, ?)")
-                .bind(c.text.clone())
-                .bind(c.html.clone())
-                .bind(c.extracted_text.clone())
-                .bind(to_json(attachments, "attachments")?)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?
-                .last_insert_rowid();
+        let content_id = conn
+            .exec(
+                "INSERT INTO mail_contents (text, html, extracted_text, attachments) VALUES (?, ?, ?, ?)",
+                &args![
+                    c.text.clone(),
+                    c.html.clone(),
+                    c.extracted_text.clone(),
+                    to_json(attachments, "attachments")?
+                ],
+            )
+            .await?
+            .last_id;
         // One copy of the bytes, shared by every mailbox copy.
-        sqlx::query("INSERT INTO mail_raw (content_id, raw) VALUES (?, ?)")
-            .bind(content_id)
-            .bind(raw.to_vec())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        conn.exec(
+            "INSERT INTO mail_raw (content_id, raw) VALUES (?, ?)",
+            &args![content_id, raw.to_vec()],
+        )
+        .await?;
         // What a copy is threaded by: the messages it answers, and the message's own id (a
         // copy to oneself joins the thread of the sent copy).
         let mut parents: Vec<&str> = Vec::with_capacity(c.references.len() + 2);
@@ -207,7 +201,7 @@ impl Shared {
 }
 
 async fn insert_copy(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     c: &MailContent,
     held: bool,
     delivery: &[Delivery],
@@ -229,108 +223,78 @@ async fn insert_copy(
         // Inbox copies never learn who else was blind-copied.
         ("[]".to_owned(), "[]".to_owned(), MessageStatus::Received)
     };
-    let seq = sqlx::query(
+    let seq = conn.exec(
         "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, in_reply_to, refs, from_addr, \
          from_name, to_addrs, cc_addrs, bcc_addrs, subject, snippet, authentication, unread, created_at, size, delivery, \
          status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &args![copy.id.as_str().to_owned(), copy.owner.as_str().to_owned(), thread_id, copy.folder.as_str(), shared.content_id, c.message_id.clone(), c.in_reply_to.clone(), shared.refs.clone(), c.from.as_str().to_owned(), c.from_name.clone(), shared.to.clone(), shared.cc.clone(), bcc, c.subject.clone(), shared.snippet.clone(), shared.authentication.clone(), !is_sender, c.created_at.as_micros(), shared.size, delivery, status.as_str()],
     )
-    .bind(copy.id.as_str().to_owned())
-    .bind(copy.owner.as_str().to_owned())
-    .bind(thread_id)
-    .bind(copy.folder.as_str())
-    .bind(shared.content_id)
-    .bind(c.message_id.clone())
-    .bind(c.in_reply_to.clone())
-    .bind(shared.refs.clone())
-    .bind(c.from.as_str().to_owned())
-    .bind(c.from_name.clone())
-    .bind(shared.to.clone())
-    .bind(shared.cc.clone())
-    .bind(bcc)
-    .bind(c.subject.clone())
-    .bind(shared.snippet.clone())
-    .bind(shared.authentication.clone())
-    .bind(!is_sender)
-    .bind(c.created_at.as_micros())
-    .bind(shared.size)
-    .bind(delivery)
-    .bind(status.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?
-    .last_insert_rowid();
+    .await?
+    .last_id;
     add_usage(conn, &copy.owner, shared.size).await?;
     Ok(seq)
 }
 
 /// Writes a held incoming copy (apart from its owner's mailbox) and its approval.
 async fn insert_held(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     c: &MailContent,
     shared: &Shared,
     h: &loft_core::oversight::HeldCopy,
 ) -> Result<()> {
-    sqlx::query(
+    conn.exec(
         "INSERT INTO held_mail (id, owner_id, new_thread_id, content_id, parents, message_id, in_reply_to, refs, \
          from_addr, from_name, to_addrs, cc_addrs, subject, snippet, authentication, created_at, size) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &args![
+            h.copy.id.as_str().to_owned(),
+            h.copy.owner.as_str().to_owned(),
+            h.copy.new_thread_id.as_str().to_owned(),
+            shared.content_id,
+            shared.parents.clone(),
+            c.message_id.clone(),
+            c.in_reply_to.clone(),
+            shared.refs.clone(),
+            c.from.as_str().to_owned(),
+            c.from_name.clone(),
+            shared.to.clone(),
+            shared.cc.clone(),
+            c.subject.clone(),
+            shared.snippet.clone(),
+            shared.authentication.clone(),
+            c.created_at.as_micros(),
+            shared.size
+        ],
     )
-    .bind(h.copy.id.as_str().to_owned())
-    .bind(h.copy.owner.as_str().to_owned())
-    .bind(h.copy.new_thread_id.as_str().to_owned())
-    .bind(shared.content_id)
-    .bind(shared.parents.clone())
-    .bind(c.message_id.clone())
-    .bind(c.in_reply_to.clone())
-    .bind(shared.refs.clone())
-    .bind(c.from.as_str().to_owned())
-    .bind(c.from_name.clone())
-    .bind(shared.to.clone())
-    .bind(shared.cc.clone())
-    .bind(c.subject.clone())
-    .bind(shared.snippet.clone())
-    .bind(shared.authentication.clone())
-    .bind(c.created_at.as_micros())
-    .bind(shared.size)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     crate::oversight::insert_receive_hold(conn, h, c.created_at).await
 }
 
 /// Adds a copy's bytes to its mailbox's running total.
-pub(crate) async fn add_usage(conn: &mut SqliteConnection, owner: &IdentityId, size: i64) -> Result<()> {
-    sqlx::query(
+pub(crate) async fn add_usage(conn: &mut impl Db, owner: &IdentityId, size: i64) -> Result<()> {
+    conn.exec(
         "INSERT INTO mailbox_usage (owner_id, bytes) VALUES (?, ?)
          ON CONFLICT (owner_id) DO UPDATE SET bytes = bytes + excluded.bytes",
+        &args![owner.as_str().to_owned(), size],
     )
-    .bind(owner.as_str().to_owned())
-    .bind(size)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     Ok(())
 }
 
 /// The thread of the newest message in `owner`'s mailbox among `parents` (a JSON array of
 /// Message-IDs), if any.
-pub(crate) async fn thread_of(
-    conn: &mut SqliteConnection,
-    owner: &IdentityId,
-    parents: &str,
-) -> Result<Option<String>> {
-    sqlx::query_scalar(
-        // INDEXED BY: left to itself the planner walks the whole mailbox through
-        // `messages_owner` to honour ORDER BY seq, which made every send O(mailbox size).
-        "SELECT thread_id FROM messages INDEXED BY messages_owner_message_id
-         WHERE owner_id = ? AND message_id IN (SELECT value FROM json_each(?))
-         ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(owner.as_str().to_owned())
-    .bind(parents.to_owned())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)
+pub(crate) async fn thread_of(conn: &mut impl Db, owner: &IdentityId, parents: &str) -> Result<Option<String>> {
+    let row: Option<(String,)> = conn
+        .first(
+            // INDEXED BY: left to itself the planner walks the whole mailbox through
+            // `messages_owner` to honour ORDER BY seq, which made every send O(mailbox size).
+            "SELECT thread_id FROM messages INDEXED BY messages_owner_message_id
+             WHERE owner_id = ? AND message_id IN (SELECT value FROM json_each(?))
+             ORDER BY seq DESC LIMIT 1",
+            &args![owner.as_str(), parents],
+        )
+        .await?;
+    Ok(row.map(|(thread,)| thread))
 }
 
 /// Labels of these messages, sorted, keyed by message seq.
@@ -1026,14 +990,14 @@ impl loft_core::store::MailStore for crate::SqliteStore {
 
     async fn send_mail(&self, mail: NewMail, audit: AuditEntry) -> Result<Message> {
         let (owner, id) = (mail.sender_copy.owner.clone(), mail.sender_copy.id.clone());
-        self.write(move |c| Box::pin(self::send(c, mail, audit))).await?;
+        self.write_native(move |c| at_once(self::send(c, mail, audit))).await?;
         self.get_message(&owner, &id)
             .await?
             .ok_or_else(|| Error::internal("the sender's copy is missing right after it was committed"))
     }
 
     async fn receive_mail(&self, mail: InboundMail, audit: AuditEntry) -> Result<()> {
-        self.write(move |c| Box::pin(self::receive(c, mail, audit))).await
+        self.write_native(move |c| at_once(self::receive(c, mail, audit))).await
     }
 
     async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {

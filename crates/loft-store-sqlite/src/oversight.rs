@@ -14,51 +14,47 @@ use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use crate::db::{Db, args};
 use crate::error::map_err;
 use crate::rows::{from_json, to_json};
 use crate::{audit, page_limit, paged};
 
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
-    hold: &NewHold,
-    sender_copy: &MailCopy,
-    at: Timestamp,
-) -> Result<()> {
-    sqlx::query(
+pub(crate) async fn insert(conn: &mut impl Db, hold: &NewHold, sender_copy: &MailCopy, at: Timestamp) -> Result<()> {
+    conn.exec(
         "INSERT INTO approvals (id, identity_id, message_id, status, reasons, created_at, expires_at)
          VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+        &args![
+            hold.id.as_str().to_owned(),
+            sender_copy.owner.as_str().to_owned(),
+            sender_copy.id.as_str().to_owned(),
+            to_json(&hold.reasons, "reasons")?,
+            at.as_micros(),
+            hold.expires_at.as_micros()
+        ],
     )
-    .bind(hold.id.as_str().to_owned())
-    .bind(sender_copy.owner.as_str().to_owned())
-    .bind(sender_copy.id.as_str().to_owned())
-    .bind(to_json(&hold.reasons, "reasons")?)
-    .bind(at.as_micros())
-    .bind(hold.expires_at.as_micros())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     Ok(())
 }
 
 /// Writes the approval of a held incoming copy (direction `receive`; see `mail::insert_held`).
 pub(crate) async fn insert_receive_hold(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     h: &loft_core::oversight::HeldCopy,
     at: Timestamp,
 ) -> Result<()> {
-    sqlx::query(
+    conn.exec(
         "INSERT INTO approvals (id, identity_id, message_id, direction, status, reasons, created_at, expires_at)
          VALUES (?, ?, ?, 'receive', 'pending', ?, ?, ?)",
+        &args![
+            h.hold.id.as_str().to_owned(),
+            h.copy.owner.as_str().to_owned(),
+            h.copy.id.as_str().to_owned(),
+            to_json(&h.hold.reasons, "reasons")?,
+            at.as_micros(),
+            h.hold.expires_at.as_micros()
+        ],
     )
-    .bind(h.hold.id.as_str().to_owned())
-    .bind(h.copy.owner.as_str().to_owned())
-    .bind(h.copy.id.as_str().to_owned())
-    .bind(to_json(&h.hold.reasons, "reasons")?)
-    .bind(at.as_micros())
-    .bind(h.hold.expires_at.as_micros())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     Ok(())
 }
 

@@ -13,27 +13,23 @@ use loft_core::{Error, Result};
 use sqlx::SqliteConnection;
 
 use crate::audit;
+use crate::db::{Db, args};
 use crate::error::map_err;
 use crate::rows::to_json;
 
 /// Records a sender copy's `send_at` and, for a scheduled one, its release job.
 pub(crate) async fn mark(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     id: &MessageId,
     send_at: Option<Timestamp>,
     job: Option<i64>,
 ) -> Result<()> {
-    sqlx::query(
+    conn.exec(
         "UPDATE messages SET send_at = ?, schedule_job = ?,
          schedule_state = CASE WHEN ? IS NULL THEN NULL ELSE 'scheduled' END WHERE id = ?",
+        &args![send_at.map(Timestamp::as_micros), job, job, id.as_str().to_owned()],
     )
-    .bind(send_at.map(Timestamp::as_micros))
-    .bind(job)
-    .bind(job)
-    .bind(id.as_str().to_owned())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     Ok(())
 }
 

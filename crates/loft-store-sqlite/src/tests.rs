@@ -20,6 +20,7 @@ use loft_testkit::conformance::operator_entry;
 use tempfile::TempDir;
 
 use crate::SqliteStore;
+use crate::db::Db as _;
 
 /// A store on a fresh file in its own temporary directory.
 async fn fresh() -> (TempDir, SqliteStore) {
@@ -171,6 +172,66 @@ async fn a_failing_job_does_not_spoil_the_other_jobs_of_its_batch() {
 }
 
 #[tokio::test]
+async fn a_failing_rusqlite_job_does_not_spoil_its_batch_and_both_kinds_keep_queue_order() {
+    let (_dir, store) = fresh().await;
+    store.append_audit(entry("setup")).await.unwrap();
+    let commits_before = store.committed_batches();
+    let native = |action: &'static str| {
+        let e = entry(action);
+        store.write_native(move |c| crate::db::at_once(crate::audit::append(c, e)).map(|_| ()))
+    };
+
+    // Queued in this order before the writer takes any (see the test above): three rusqlite
+    // jobs, a sqlx one, a rusqlite one. The batch is cut into three runs, in queue order.
+    let good1 = native("native.one");
+    let bad_entry = entry("bad");
+    let bad = store.write_native(move |c| {
+        crate::db::at_once(async {
+            crate::audit::append(c, bad_entry).await?;
+            c.exec("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, 'x')", &[])
+                .await?;
+            Ok(())
+        })
+    });
+    let good2 = native("native.two");
+    let sqlx_job = store.append_audit(entry("sqlx.three"));
+    let good4 = native("native.four");
+    let (good1, bad, good2, sqlx_job, good4) = tokio::join!(good1, bad, good2, sqlx_job, good4);
+
+    good1.unwrap();
+    let e = bad.unwrap_err();
+    assert!(
+        matches!(e, Error::Conflict(_)),
+        "a unique violation is a conflict on rusqlite too: {e:?}"
+    );
+    good2.unwrap();
+    sqlx_job.unwrap();
+    good4.unwrap();
+    assert_eq!(
+        store.committed_batches() - commits_before,
+        3,
+        "one commit per run of one kind"
+    );
+
+    let rows = store.audit_after(0, 100).await.unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec!["setup", "native.one", "native.two", "sqlx.three", "native.four"]
+    );
+    assert_chain_ok(&store).await;
+
+    // A panic in a rusqlite job is that job's error; the writer and its connection carry on.
+    let e = store
+        .write_native(|_c| -> loft_core::Result<()> { panic!("boom") })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Internal(_)), "{e:?}");
+    native("after.panic").await.unwrap();
+    assert_eq!(assert_chain_ok(&store).await, 6);
+}
+
+#[tokio::test]
 async fn connections_are_set_up_as_designed() {
     let (_dir, store) = fresh().await;
     assert_eq!(loft_core::store::Store::backend(&store), "sqlite");
@@ -198,6 +259,17 @@ async fn connections_are_set_up_as_designed() {
     assert_eq!(sync, 2, "synchronous=FULL");
     assert_eq!(fk, 1);
     assert_eq!(busy, 5000);
+    // The writer's rusqlite connection: the same settings.
+    let native: Vec<i64> = store
+        .write_native(|c| {
+            ["PRAGMA synchronous", "PRAGMA foreign_keys", "PRAGMA busy_timeout"]
+                .iter()
+                .map(|p| c.query_row(p, [], |r| r.get(0)).map_err(crate::error::map_rusqlite))
+                .collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(native, ints);
 
     let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
         .fetch_one(&store.reader)

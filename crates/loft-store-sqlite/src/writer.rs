@@ -17,8 +17,16 @@
 //! writes share one fsync. Jobs see the effects of earlier jobs of the same batch (same
 //! connection, same transaction), which is what keeps the audit chain contiguous.
 //!
+//! A job runs on one of two connections to the file, both the writer's alone: a `rusqlite`
+//! one (the statements of a whole batch are one call on a blocking thread, see `db.rs`) or
+//! sqlx's (each statement a hand-off to that connection's worker thread), for the jobs not
+//! moved to `rusqlite` yet. A batch is cut where the kind of job changes, and each run of
+//! one kind commits on its own connection, one after the other: the two connections never
+//! hold a transaction at the same time, so they never wait for each other, and a job always
+//! sees every job queued before it.
+//!
 //! The writer stops when [`Writer::close`] asks it to (after finishing every job already
-//! queued) or when every sender is gone; then it closes its connection.
+//! queued) or when every sender is gone; then it closes its connections.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -30,20 +38,27 @@ use loft_core::{Error, Result};
 use sqlx::{Connection as _, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::map_err;
+use crate::db::Db;
 
 /// Most jobs committed together.
 pub(crate) const MAX_BATCH: usize = 64;
 /// Jobs waiting beyond this many make senders wait (back-pressure instead of unbounded memory).
 const QUEUE: usize = 1024;
 
-/// A boxed write: gets the writer's connection, inside a transaction and a savepoint.
-type BoxedFn<T> = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send>;
+/// A write on sqlx's connection, inside a transaction and a savepoint.
+type SqlxFn<T> = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send>;
+/// A write on the `rusqlite` connection, inside a transaction and a savepoint.
+type NativeFn<T> = Box<dyn FnOnce(&mut rusqlite::Connection) -> Result<T> + Send>;
 
 /// What the writer needs from a job, whatever its result type.
 trait Job: Send {
-    /// Runs the job's statements and keeps its result until the batch is decided.
-    fn run(self: Box<Self>, conn: &mut SqliteConnection) -> BoxFuture<'_, Ran>;
+    /// Whether it runs on the `rusqlite` connection.
+    fn native(&self) -> bool;
+    /// Runs the job's statements on sqlx's connection and keeps its result until the batch
+    /// is decided.
+    fn run_sqlx(self: Box<Self>, conn: &mut SqliteConnection) -> BoxFuture<'_, Ran>;
+    /// The same on the `rusqlite` connection.
+    fn run_native(self: Box<Self>, conn: &mut rusqlite::Connection) -> Ran;
     /// Answers without running (the batch could not start).
     fn abort(self: Box<Self>, err: &Error);
 }
@@ -57,40 +72,89 @@ struct Ran {
     answer: Answer,
 }
 
+impl Ran {
+    fn new<T: Send + 'static>(result: Result<T>, reply: oneshot::Sender<Result<T>>) -> Self {
+        Ran {
+            ok: result.is_ok(),
+            answer: Box::new(move |batch_err: Option<&Error>| {
+                let out = match (result, batch_err) {
+                    // The job's own error says more than the batch's: nothing of it was
+                    // written either way.
+                    (Err(own), _) => Err(own),
+                    (Ok(_), Some(e)) => Err(e.clone()),
+                    (Ok(v), None) => Ok(v),
+                };
+                // The caller may have gone away (its request was cancelled): nothing to do.
+                let _ = reply.send(out);
+            }),
+        }
+    }
+}
+
+enum Body<T> {
+    Sqlx(SqlxFn<T>),
+    Native(NativeFn<T>),
+}
+
 struct TypedJob<T> {
-    f: BoxedFn<T>,
+    body: Body<T>,
     reply: oneshot::Sender<Result<T>>,
 }
 
+fn panicked() -> Error {
+    Error::Internal("a store write panicked".into())
+}
+
 impl<T: Send + 'static> Job for TypedJob<T> {
-    fn run(self: Box<Self>, conn: &mut SqliteConnection) -> BoxFuture<'_, Ran> {
-        let TypedJob { f, reply } = *self;
+    fn native(&self) -> bool {
+        matches!(self.body, Body::Native(_))
+    }
+
+    fn run_sqlx(self: Box<Self>, conn: &mut SqliteConnection) -> BoxFuture<'_, Ran> {
+        let TypedJob { body, reply } = *self;
         Box::pin(async move {
-            // A panicking job must not take the writer (and every later write) down with it.
-            let result = match AssertUnwindSafe(f(conn)).catch_unwind().await {
-                Ok(r) => r,
-                Err(_) => Err(Error::Internal("a store write panicked".into())),
+            let result = match body {
+                // A panicking job must not take the writer (and every later write) down with it.
+                Body::Sqlx(f) => AssertUnwindSafe(f(conn))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(panicked())),
+                Body::Native(_) => Err(Error::internal("a rusqlite write was given sqlx's connection")),
             };
-            let ok = result.is_ok();
-            Ran {
-                ok,
-                answer: Box::new(move |batch_err: Option<&Error>| {
-                    let out = match (result, batch_err) {
-                        // The job's own error says more than the batch's: nothing of it was
-                        // written either way.
-                        (Err(own), _) => Err(own),
-                        (Ok(_), Some(e)) => Err(e.clone()),
-                        (Ok(v), None) => Ok(v),
-                    };
-                    // The caller may have gone away (its request was cancelled): nothing to do.
-                    let _ = reply.send(out);
-                }),
-            }
+            Ran::new(result, reply)
         })
+    }
+
+    fn run_native(self: Box<Self>, conn: &mut rusqlite::Connection) -> Ran {
+        let TypedJob { body, reply } = *self;
+        let result = match body {
+            Body::Native(f) => {
+                std::panic::catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| Err(panicked()))
+            }
+            Body::Sqlx(_) => Err(Error::internal("a sqlx write was given the rusqlite connection")),
+        };
+        Ran::new(result, reply)
     }
 
     fn abort(self: Box<Self>, err: &Error) {
         let _ = self.reply.send(Err(err.clone()));
+    }
+}
+
+/// A connection the writer commits batches on.
+trait Driver: Db + Sized {
+    fn run(job: Box<dyn Job>, conn: &mut Self) -> BoxFuture<'_, Ran>;
+}
+
+impl Driver for SqliteConnection {
+    fn run(job: Box<dyn Job>, conn: &mut Self) -> BoxFuture<'_, Ran> {
+        job.run_sqlx(conn)
+    }
+}
+
+impl Driver for rusqlite::Connection {
+    fn run(job: Box<dyn Job>, conn: &mut Self) -> BoxFuture<'_, Ran> {
+        Box::pin(std::future::ready(job.run_native(conn)))
     }
 }
 
@@ -111,11 +175,12 @@ fn stopped() -> Error {
 }
 
 impl Writer {
-    /// Starts the writer task on `conn`, which must be the store's only read-write connection.
-    pub(crate) fn spawn(conn: SqliteConnection) -> Self {
+    /// Starts the writer task on `conn` and `native`, which must be the store's only
+    /// read-write connections.
+    pub(crate) fn spawn(conn: SqliteConnection, native: rusqlite::Connection) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(conn, rx, Arc::clone(&commits)));
+        tokio::spawn(run(conn, native, rx, Arc::clone(&commits)));
         Self { tx, commits }
     }
 
@@ -125,14 +190,29 @@ impl Writer {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` in the next batch and returns its result once the batch is committed.
+    /// Runs `f` on sqlx's connection in the next batch and returns its result once the batch
+    /// is committed.
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
+        self.queue(Body::Sqlx(Box::new(f))).await
+    }
+
+    /// Runs `f` on the `rusqlite` connection in the next batch and returns its result once the
+    /// batch is committed.
+    pub(crate) async fn write_native<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        self.queue(Body::Native(Box::new(f))).await
+    }
+
+    async fn queue<T: Send + 'static>(&self, body: Body<T>) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        let job = TypedJob { f: Box::new(f), reply };
+        let job = TypedJob { body, reply };
         self.tx.send(Msg::Job(Box::new(job))).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -147,7 +227,14 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Msg>, commits: Arc<AtomicU64>) {
+async fn run(
+    mut conn: SqliteConnection,
+    native: rusqlite::Connection,
+    mut rx: mpsc::Receiver<Msg>,
+    commits: Arc<AtomicU64>,
+) {
+    // Taken while a batch runs on a blocking thread; gone only if that thread was lost.
+    let mut native = Some(native);
     let mut closers = Vec::new();
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -165,13 +252,25 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Msg>, commits: A
                 next = rx.try_recv().ok();
             }
         }
-        if !batch.is_empty() && commit_batch(&mut conn, std::mem::take(&mut batch)).await {
-            commits.fetch_add(1, Ordering::Relaxed);
+        // Runs of one kind, in queue order, each committed on its own connection.
+        let mut jobs = std::mem::take(&mut batch).into_iter().peekable();
+        while let Some(first) = jobs.next() {
+            let kind = first.native();
+            let mut run = vec![first];
+            while let Some(job) = jobs.next_if(|j| j.native() == kind) {
+                run.push(job);
+            }
+            if kind {
+                commit_native(&mut native, run, &commits).await;
+            } else {
+                commit_batch(&mut conn, run, &commits).await;
+            }
         }
     }
+    drop(native);
     // Fold the WAL back into the database file so a stopped server leaves one tidy file
     // (best effort: a reader still inside a transaction can hold part of it back).
-    if let Err(e) = exec(&mut conn, "PRAGMA wal_checkpoint(TRUNCATE)").await {
+    if let Err(e) = conn.exec("PRAGMA wal_checkpoint(TRUNCATE)", &[]).await {
         tracing::debug!(error = %e, "final WAL checkpoint");
     }
     if let Err(e) = conn.close().await {
@@ -182,18 +281,43 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Msg>, commits: A
     }
 }
 
-async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
-    sqlx::raw_sql(sql).execute(conn).await.map(|_| ()).map_err(map_err)
+/// Commits `run` on the `rusqlite` connection, on a blocking thread (its statements, and the
+/// fsync of its `COMMIT`, would otherwise hold up a Tokio worker).
+async fn commit_native(native: &mut Option<rusqlite::Connection>, run: Vec<Box<dyn Job>>, commits: &Arc<AtomicU64>) {
+    let Some(mut conn) = native.take() else {
+        for job in run {
+            job.abort(&stopped());
+        }
+        return;
+    };
+    let commits = Arc::clone(commits);
+    let done = tokio::task::spawn_blocking(move || {
+        // Every statement of a rusqlite job is done when called: the batch never waits.
+        let finished = commit_batch(&mut conn, run, &commits).now_or_never();
+        debug_assert!(finished.is_some(), "a rusqlite batch waited");
+        conn
+    })
+    .await;
+    match done {
+        Ok(conn) => *native = Some(conn),
+        // Its jobs' callers see the store as stopped; later rusqlite jobs are refused.
+        Err(e) => tracing::error!(error = %e, "the SQLite writer lost its rusqlite connection"),
+    }
+}
+
+async fn exec<D: Db>(conn: &mut D, sql: &'static str) -> Result<()> {
+    conn.exec(sql, &[]).await.map(|_| ())
 }
 
 /// Leaves the connection outside any transaction, whatever state a failure left it in.
-async fn rollback(conn: &mut SqliteConnection) {
+async fn rollback<D: Db>(conn: &mut D) {
     // Fails harmlessly ("no transaction is active") when SQLite already rolled back itself.
     let _ = exec(conn, "ROLLBACK").await;
 }
 
-/// Runs one batch and answers its jobs; true when it committed.
-async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Box<dyn Job>>) -> bool {
+/// Runs one batch and answers its jobs, counting it in `commits` (before the answers) when it
+/// committed.
+async fn commit_batch<D: Driver>(conn: &mut D, batch: Vec<Box<dyn Job>>, commits: &AtomicU64) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
         // Each job's caller gets (and logs, at its edge) the error; this only adds the batch.
         tracing::debug!(error = %e, jobs = batch.len(), "could not start a write transaction");
@@ -201,7 +325,7 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Box<dyn Job>>) -> 
         for job in batch {
             job.abort(&e);
         }
-        return false;
+        return;
     }
     let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
     let mut failure: Option<Error> = None;
@@ -212,7 +336,7 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Box<dyn Job>>) -> 
             failure = Some(e);
             break;
         }
-        let done = job.run(conn).await;
+        let done = D::run(job, conn).await;
         let end = if done.ok {
             exec(conn, "RELEASE job").await
         } else {
@@ -240,9 +364,10 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Box<dyn Job>>) -> 
     if let Some(e) = &failure {
         tracing::debug!(error = %e, jobs = ran.len(), "write batch failed and was rolled back");
         rollback(conn).await;
+    } else {
+        commits.fetch_add(1, Ordering::Relaxed);
     }
     for done in ran {
         (done.answer)(failure.as_ref());
     }
-    failure.is_none()
 }
