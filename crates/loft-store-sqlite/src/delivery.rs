@@ -11,10 +11,10 @@ use loft_core::ids::{IdentityId, MessageId};
 use loft_core::mail::{Delivery, DeliveryStatus};
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
-use sqlx::SqliteConnection;
 
 use crate::SqliteStore;
 use crate::audit;
+use crate::db::{Db, args, at_once};
 use crate::error::map_err;
 use crate::rows::{from_json, to_json};
 
@@ -31,13 +31,13 @@ fn suppression((address, reason, identity, message, at): Row) -> Result<Suppress
     })
 }
 
-async fn record(conn: &mut SqliteConnection, u: DeliveryUpdate, audit_entry: Option<AuditEntry>) -> Result<bool> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT delivery FROM messages WHERE id = ? AND owner_id = ?")
-        .bind(u.message.as_str().to_owned())
-        .bind(u.owner.as_str().to_owned())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
+async fn record(conn: &mut impl Db, u: DeliveryUpdate, audit_entry: Option<AuditEntry>) -> Result<bool> {
+    let row: Option<(String,)> = conn
+        .first(
+            "SELECT delivery FROM messages WHERE id = ? AND owner_id = ?",
+            &args![u.message.as_str().to_owned(), u.owner.as_str().to_owned()],
+        )
+        .await?;
     let Some((json,)) = row else { return Ok(false) };
     let mut report: Vec<Delivery> = from_json(&json, "delivery")?;
     let Some(entry) = report
@@ -47,29 +47,31 @@ async fn record(conn: &mut SqliteConnection, u: DeliveryUpdate, audit_entry: Opt
         return Ok(false);
     };
     *entry = u.delivery.clone();
-    sqlx::query("UPDATE messages SET delivery = ? WHERE id = ? AND owner_id = ?")
-        .bind(to_json(&report, "delivery")?)
-        .bind(u.message.as_str().to_owned())
-        .bind(u.owner.as_str().to_owned())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    conn.exec(
+        "UPDATE messages SET delivery = ? WHERE id = ? AND owner_id = ?",
+        &args![
+            to_json(&report, "delivery")?,
+            u.message.as_str().to_owned(),
+            u.owner.as_str().to_owned()
+        ],
+    )
+    .await?;
     if let Some(notice) = &u.notice {
         crate::mail::write_inbound(conn, notice).await?;
     }
     if let Some(s) = &u.suppress {
-        sqlx::query(
+        conn.exec(
             "INSERT INTO suppressions (address, reason, identity_id, message_id, created_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (address) DO NOTHING",
+            &args![
+                s.address.as_str().to_owned(),
+                s.reason.clone(),
+                s.identity_id.as_str().to_owned(),
+                s.message_id.as_str().to_owned(),
+                s.created_at.as_micros()
+            ],
         )
-        .bind(s.address.as_str().to_owned())
-        .bind(s.reason.clone())
-        .bind(s.identity_id.as_str().to_owned())
-        .bind(s.message_id.as_str().to_owned())
-        .bind(s.created_at.as_micros())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        .await?;
     }
     if let Some(a) = audit_entry {
         audit::append(conn, a).await?;
@@ -77,14 +79,13 @@ async fn record(conn: &mut SqliteConnection, u: DeliveryUpdate, audit_entry: Opt
     Ok(true)
 }
 
-async fn remove(conn: &mut SqliteConnection, address: &EmailAddress, audit_entry: AuditEntry) -> Result<Suppression> {
-    let row: Option<Row> = sqlx::query_as(
-        "DELETE FROM suppressions WHERE address = ? RETURNING address, reason, identity_id, message_id, created_at",
-    )
-    .bind(address.as_str().to_owned())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
+async fn remove(conn: &mut impl Db, address: &EmailAddress, audit_entry: AuditEntry) -> Result<Suppression> {
+    let row: Option<Row> = conn
+        .first(
+            "DELETE FROM suppressions WHERE address = ? RETURNING address, reason, identity_id, message_id, created_at",
+            &args![address.as_str().to_owned()],
+        )
+        .await?;
     let Some(row) = row else {
         return Err(Error::not_found("suppression"));
     };
@@ -95,7 +96,7 @@ async fn remove(conn: &mut SqliteConnection, address: &EmailAddress, audit_entry
 #[async_trait]
 impl DeliveryStore for SqliteStore {
     async fn record_delivery(&self, update: DeliveryUpdate, audit: Option<AuditEntry>) -> Result<bool> {
-        self.write(move |c| Box::pin(record(c, update, audit))).await
+        self.write_native(move |c| at_once(record(c, update, audit))).await
     }
 
     async fn suppressed(&self, addresses: &[EmailAddress]) -> Result<Vec<Suppression>> {
@@ -134,7 +135,6 @@ impl DeliveryStore for SqliteStore {
 
     async fn remove_suppression(&self, address: &EmailAddress, audit: AuditEntry) -> Result<Suppression> {
         let address = address.clone();
-        self.write(move |c| Box::pin(async move { remove(c, &address, audit).await }))
-            .await
+        self.write_native(move |c| at_once(remove(c, &address, audit))).await
     }
 }

@@ -348,29 +348,29 @@ fn get(conn: &rusqlite::Connection, owner: &IdentityId, id: &MessageId) -> Resul
     row.row.into_message(labels).map(Some)
 }
 
-async fn seq_of(conn: &mut SqliteConnection, owner: &IdentityId, id: &MessageId) -> Result<i64> {
-    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = ? AND id = ?")
-        .bind(owner.as_str().to_owned())
-        .bind(id.as_str().to_owned())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    seq.ok_or_else(|| Error::not_found("message"))
+async fn seq_of(conn: &mut impl Db, owner: &IdentityId, id: &MessageId) -> Result<i64> {
+    let seq: Option<(i64,)> = conn
+        .first(
+            "SELECT seq FROM messages WHERE owner_id = ? AND id = ?",
+            &args![owner.as_str(), id.as_str()],
+        )
+        .await?;
+    seq.map(|(seq,)| seq).ok_or_else(|| Error::not_found("message"))
 }
 
 /// Marks one message read and records the read; `NotFound` for another owner's message.
 pub(crate) async fn mark_read(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     owner: &IdentityId,
     id: &MessageId,
     audit_entry: AuditEntry,
 ) -> Result<()> {
     let seq = seq_of(conn, owner, id).await?;
-    sqlx::query("UPDATE messages SET unread = 0 WHERE seq = ? AND unread = 1")
-        .bind(seq)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    conn.exec(
+        "UPDATE messages SET unread = 0 WHERE seq = ? AND unread = 1",
+        &args![seq],
+    )
+    .await?;
     audit::append(conn, audit_entry).await?;
     Ok(())
 }
@@ -1018,7 +1018,7 @@ impl loft_core::store::MailStore for crate::SqliteStore {
 
     async fn read_message(&self, owner: &IdentityId, id: &MessageId, audit: AuditEntry) -> Result<Message> {
         let (o, i) = (owner.clone(), id.clone());
-        self.write(move |c| Box::pin(async move { self::mark_read(c, &o, &i, audit).await }))
+        self.write_native(move |c| at_once(self::mark_read(c, &o, &i, audit)))
             .await?;
         self.get_message(owner, id)
             .await?
