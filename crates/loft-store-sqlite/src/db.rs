@@ -44,6 +44,15 @@ pub(crate) trait Db: Send {
     fn first<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Option<R>>> + Send;
     /// Every row the statement returns.
     fn all<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Vec<R>>> + Send;
+
+    /// The first row of a statement that always returns one (`Internal` when it did not).
+    fn one<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<R>> + Send {
+        async move {
+            self.first(sql, args)
+                .await?
+                .ok_or_else(|| Error::internal("a statement that returns a row returned none"))
+        }
+    }
 }
 
 /// A value bound to a statement's `?`.

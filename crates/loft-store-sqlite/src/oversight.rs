@@ -14,7 +14,7 @@ use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::db::{Db, args};
+use crate::db::{Db, args, at_once};
 use crate::error::map_err;
 use crate::rows::{from_json, to_json};
 use crate::{audit, page_limit, paged};
@@ -223,13 +223,13 @@ pub(crate) async fn latest_decision(conn: &mut SqliteConnection, identity: &Iden
 }
 
 /// See [`loft_core::store::OversightStore::decide_approval`].
-pub(crate) async fn decide(conn: &mut SqliteConnection, d: StoredDecision, audit_entry: AuditEntry) -> Result<()> {
-    let found: Option<(String, i64, String, i64, String)> =
-        sqlx::query_as("SELECT status, expires_at, message_id, edit_count, direction FROM approvals WHERE id = ?")
-            .bind(d.id.as_str().to_owned())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
+pub(crate) async fn decide(conn: &mut impl Db, d: StoredDecision, audit_entry: AuditEntry) -> Result<()> {
+    let found: Option<(String, i64, String, i64, String)> = conn
+        .first(
+            "SELECT status, expires_at, message_id, edit_count, direction FROM approvals WHERE id = ?",
+            &args![d.id.as_str().to_owned()],
+        )
+        .await?;
     let Some((status, expires_at, message_id, edit_count, direction)) = found else {
         return Err(Error::not_found("approval"));
     };
@@ -250,21 +250,22 @@ pub(crate) async fn decide(conn: &mut SqliteConnection, d: StoredDecision, audit
     }
     // The composer's next decision number: one writer, so its highest plus one. Held incoming
     // mail gets none: its recipient composed nothing to be told about.
-    let done = sqlx::query(
-        "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, reason = ?, decided_seq = \
+    let done = conn
+        .exec(
+            "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, reason = ?, decided_seq = \
          CASE WHEN direction = 'send' THEN \
          (SELECT COALESCE(MAX(b.decided_seq), 0) + 1 FROM approvals b WHERE b.identity_id = approvals.identity_id) END \
          WHERE id = ? AND status = 'pending'",
-    )
-    .bind(d.status.as_str())
-    .bind(d.at.as_micros())
-    .bind(to_json(&d.decided_by, "decided_by")?)
-    .bind(d.reason.clone())
-    .bind(d.id.as_str().to_owned())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if done.rows_affected() != 1 {
+            &args![
+                d.status.as_str(),
+                d.at.as_micros(),
+                to_json(&d.decided_by, "decided_by")?,
+                d.reason.clone(),
+                d.id.as_str().to_owned()
+            ],
+        )
+        .await?;
+    if done.rows != 1 {
         return Err(Error::conflict(
             "already_decided",
             format!("approval {} was already decided", d.id),
@@ -285,33 +286,29 @@ pub(crate) async fn decide(conn: &mut SqliteConnection, d: StoredDecision, audit
     };
     if let Some(release) = &d.release {
         write_copies(conn, &message_id, release).await?;
-        sqlx::query("UPDATE messages SET status = ?, delivery = ?, unread = 1 WHERE id = ?")
-            .bind(message_status.as_str())
-            .bind(to_json(&release.delivery, "delivery")?)
-            .bind(message_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        conn.exec(
+            "UPDATE messages SET status = ?, delivery = ?, unread = 1 WHERE id = ?",
+            &args![
+                message_status.as_str(),
+                to_json(&release.delivery, "delivery")?,
+                message_id
+            ],
+        )
+        .await?;
     } else if let Some(schedule) = &d.schedule {
         // Approved before its send_at: it waits for its release job.
         let job = crate::jobs::insert(conn, &schedule.job).await?;
-        sqlx::query(
-            "UPDATE messages SET status = ?, delivery = ?, unread = 1, schedule_state = 'scheduled', schedule_job = ? WHERE id = ?",
-        )
-        .bind(message_status.as_str())
-        .bind(to_json(&schedule.delivery, "delivery")?)
-        .bind(job)
-        .bind(message_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        conn.exec(
+        "UPDATE messages SET status = ?, delivery = ?, unread = 1, schedule_state = 'scheduled', schedule_job = ? WHERE id = ?",
+        &args![message_status.as_str(), to_json(&schedule.delivery, "delivery")?, job, message_id],
+    )
+    .await?;
     } else {
-        sqlx::query("UPDATE messages SET status = ?, unread = 1 WHERE id = ?")
-            .bind(message_status.as_str())
-            .bind(message_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        conn.exec(
+            "UPDATE messages SET status = ?, unread = 1 WHERE id = ?",
+            &args![message_status.as_str(), message_id],
+        )
+        .await?;
     }
     audit::append(conn, audit_entry).await?;
     Ok(())
@@ -320,13 +317,13 @@ pub(crate) async fn decide(conn: &mut SqliteConnection, d: StoredDecision, audit
 /// Writes what releases the sender copy `message_id` to its recipients: their copies (sharing
 /// its content, each threaded in its own mailbox) and the delivery jobs. The caller moves the
 /// sender copy's status.
-pub(crate) async fn write_copies(conn: &mut SqliteConnection, message_id: &str, release: &Release) -> Result<()> {
-    let (message_id_header, in_reply_to, refs, size): (String, Option<String>, String, i64) =
-        sqlx::query_as("SELECT message_id, in_reply_to, refs, size FROM messages WHERE id = ?")
-            .bind(message_id.to_owned())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
+pub(crate) async fn write_copies(conn: &mut impl Db, message_id: &str, release: &Release) -> Result<()> {
+    let (message_id_header, in_reply_to, refs, size): (String, Option<String>, String, i64) = conn
+        .one(
+            "SELECT message_id, in_reply_to, refs, size FROM messages WHERE id = ?",
+            &args![message_id.to_owned()],
+        )
+        .await?;
     let mut parents = vec![message_id_header];
     parents.extend(in_reply_to);
     parents.extend(from_json::<Vec<String>>(&refs, "refs")?);
@@ -335,43 +332,41 @@ pub(crate) async fn write_copies(conn: &mut SqliteConnection, message_id: &str, 
         let thread = crate::mail::thread_of(conn, &copy.owner, &parents)
             .await?
             .unwrap_or_else(|| copy.new_thread_id.as_str().to_owned());
-        sqlx::query(
+        conn.exec(
             "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, in_reply_to, refs, \
              from_addr, from_name, to_addrs, cc_addrs, bcc_addrs, subject, snippet, authentication, unread, \
              created_at, size, delivery, status)
              SELECT ?, ?, ?, 'inbox', content_id, message_id, in_reply_to, refs, from_addr, from_name, to_addrs, \
              cc_addrs, '[]', subject, snippet, authentication, 1, created_at, size, '[]', 'received'
              FROM messages WHERE id = ?",
+            &args![
+                copy.id.as_str().to_owned(),
+                copy.owner.as_str().to_owned(),
+                thread,
+                message_id.to_owned()
+            ],
         )
-        .bind(copy.id.as_str().to_owned())
-        .bind(copy.owner.as_str().to_owned())
-        .bind(thread)
-        .bind(message_id.to_owned())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        .await?;
         crate::mail::add_usage(conn, &copy.owner, size).await?;
     }
     for h in &release.held_copies {
-        sqlx::query(
+        conn.exec(
             "INSERT INTO held_mail (id, owner_id, new_thread_id, content_id, parents, message_id, in_reply_to, refs, \
              from_addr, from_name, to_addrs, cc_addrs, subject, snippet, authentication, created_at, size)
              SELECT ?, ?, ?, content_id, ?, message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
              subject, snippet, authentication, created_at, size FROM messages WHERE id = ?",
+            &args![
+                h.copy.id.as_str().to_owned(),
+                h.copy.owner.as_str().to_owned(),
+                h.copy.new_thread_id.as_str().to_owned(),
+                parents.clone(),
+                message_id.to_owned()
+            ],
         )
-        .bind(h.copy.id.as_str().to_owned())
-        .bind(h.copy.owner.as_str().to_owned())
-        .bind(h.copy.new_thread_id.as_str().to_owned())
-        .bind(parents.clone())
-        .bind(message_id.to_owned())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-        let at: i64 = sqlx::query_scalar("SELECT created_at FROM messages WHERE id = ?")
-            .bind(message_id.to_owned())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        .await?;
+        let (at,): (i64,) = conn
+            .one("SELECT created_at FROM messages WHERE id = ?", &args![message_id])
+            .await?;
         insert_receive_hold(conn, h, Timestamp::from_micros(at)).await?;
     }
     for job in &release.jobs {
@@ -383,37 +378,33 @@ pub(crate) async fn write_copies(conn: &mut SqliteConnection, message_id: &str, 
 
 /// Writes a released held copy into its owner's inbox (threaded now), and the contacts the
 /// release records. The held row keeps its headers for the approval's listing.
-async fn release_held(conn: &mut SqliteConnection, id: &str, release: Option<&Release>) -> Result<()> {
-    let (owner, new_thread, parents, size): (String, String, String, i64) = sqlx::query_as(
-        "SELECT owner_id, new_thread_id, parents, size FROM held_mail WHERE id = ? AND content_id IS NOT NULL",
-    )
-    .bind(id.to_owned())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?
-    .ok_or_else(|| Error::internal(format!("held mail {id} is missing")))?;
+async fn release_held(conn: &mut impl Db, id: &str, release: Option<&Release>) -> Result<()> {
+    let (owner, new_thread, parents, size): (String, String, String, i64) = conn
+        .first(
+            "SELECT owner_id, new_thread_id, parents, size FROM held_mail WHERE id = ? AND content_id IS NOT NULL",
+            &args![id.to_owned()],
+        )
+        .await?
+        .ok_or_else(|| Error::internal(format!("held mail {id} is missing")))?;
     let owner = IdentityId::from_trusted(owner);
     let thread = crate::mail::thread_of(conn, &owner, &parents)
         .await?
         .unwrap_or(new_thread);
-    sqlx::query(
+    conn.exec(
         "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, in_reply_to, refs, \
          from_addr, from_name, to_addrs, cc_addrs, bcc_addrs, subject, snippet, authentication, unread, \
          created_at, size, delivery, status)
          SELECT id, owner_id, ?, 'inbox', content_id, message_id, in_reply_to, refs, from_addr, from_name, to_addrs, \
          cc_addrs, '[]', subject, snippet, authentication, 1, created_at, size, '[]', 'received'
          FROM held_mail WHERE id = ?",
+        &args![thread, id.to_owned()],
     )
-    .bind(thread)
-    .bind(id.to_owned())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    sqlx::query("UPDATE held_mail SET content_id = NULL WHERE id = ?")
-        .bind(id.to_owned())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    .await?;
+    conn.exec(
+        "UPDATE held_mail SET content_id = NULL WHERE id = ?",
+        &args![id.to_owned()],
+    )
+    .await?;
     crate::mail::add_usage(conn, &owner, size).await?;
     if let Some(r) = release {
         crate::caps::touch_contacts(conn, &r.contacts).await?;
@@ -456,12 +447,12 @@ fn frozen(conn: &rusqlite::Connection) -> Result<Option<Timestamp>> {
     Ok(at.map(Timestamp::from_micros))
 }
 
-async fn set_frozen(conn: &mut SqliteConnection, at: Option<Timestamp>, audit_entry: AuditEntry) -> Result<()> {
-    sqlx::query("UPDATE instance_state SET outgoing_frozen_at = ? WHERE id = 1")
-        .bind(at.map(Timestamp::as_micros))
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+async fn set_frozen(conn: &mut impl Db, at: Option<Timestamp>, audit_entry: AuditEntry) -> Result<()> {
+    conn.exec(
+        "UPDATE instance_state SET outgoing_frozen_at = ? WHERE id = 1",
+        &args![at.map(Timestamp::as_micros)],
+    )
+    .await?;
     audit::append(conn, audit_entry).await?;
     Ok(())
 }
@@ -473,7 +464,8 @@ impl loft_core::store::OversightStore for crate::SqliteStore {
     }
 
     async fn set_outgoing_frozen(&self, at: Option<Timestamp>, audit: AuditEntry) -> Result<()> {
-        self.write(move |c| Box::pin(self::set_frozen(c, at, audit))).await
+        self.write_native(move |c| at_once(self::set_frozen(c, at, audit)))
+            .await
     }
 
     async fn get_approval(&self, id: &ApprovalId) -> Result<Option<Approval>> {
@@ -555,7 +547,8 @@ impl loft_core::store::OversightStore for crate::SqliteStore {
 
     async fn decide_approval(&self, decision: StoredDecision, audit: AuditEntry) -> Result<Approval> {
         let id = decision.id.clone();
-        self.write(move |c| Box::pin(self::decide(c, decision, audit))).await?;
+        self.write_native(move |c| at_once(self::decide(c, decision, audit)))
+            .await?;
         self.get_approval(&id)
             .await?
             .ok_or_else(|| Error::internal("the approval is missing right after it was decided"))

@@ -10,10 +10,9 @@ use loft_core::mail::{Delivery, MessageStatus};
 use loft_core::schedule::{ScheduleStore, ScheduledMail, ScheduledRelease};
 use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
-use sqlx::SqliteConnection;
 
 use crate::audit;
-use crate::db::{Db, args};
+use crate::db::{Db, args, at_once};
 use crate::error::map_err;
 use crate::rows::to_json;
 
@@ -34,29 +33,25 @@ pub(crate) async fn mark(
 }
 
 /// Finishes a queued or running release job that no longer has anything to release.
-async fn finish_job(conn: &mut SqliteConnection, job: Option<i64>, at: Timestamp) -> Result<()> {
+async fn finish_job(conn: &mut impl Db, job: Option<i64>, at: Timestamp) -> Result<()> {
     let Some(job) = job else { return Ok(()) };
-    sqlx::query(
+    conn.exec(
         "UPDATE jobs SET status = 'done', finished_at = ?, lease_owner = NULL, lease_until = NULL
          WHERE id = ? AND status IN ('queued', 'running')",
+        &args![at.as_micros(), job],
     )
-    .bind(at.as_micros())
-    .bind(job)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     Ok(())
 }
 
 /// The copy's current job if it is `owner`'s and scheduled; `NotFound` / `not_scheduled`.
-async fn scheduled_job(conn: &mut SqliteConnection, owner: &IdentityId, id: &MessageId) -> Result<Option<i64>> {
-    let row: Option<(Option<String>, Option<i64>)> =
-        sqlx::query_as("SELECT schedule_state, schedule_job FROM messages WHERE owner_id = ? AND id = ?")
-            .bind(owner.as_str().to_owned())
-            .bind(id.as_str().to_owned())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
+async fn scheduled_job(conn: &mut impl Db, owner: &IdentityId, id: &MessageId) -> Result<Option<i64>> {
+    let row: Option<(Option<String>, Option<i64>)> = conn
+        .first(
+            "SELECT schedule_state, schedule_job FROM messages WHERE owner_id = ? AND id = ?",
+            &args![owner.as_str().to_owned(), id.as_str().to_owned()],
+        )
+        .await?;
     match row {
         None => Err(Error::not_found("message")),
         Some((Some(state), job)) if state == "scheduled" => Ok(job),
@@ -67,20 +62,21 @@ async fn scheduled_job(conn: &mut SqliteConnection, owner: &IdentityId, id: &Mes
     }
 }
 
-async fn release(conn: &mut SqliteConnection, r: ScheduledRelease, audit_entry: AuditEntry) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE messages SET status = 'sent', delivery = ?, schedule_state = NULL, schedule_job = NULL
+async fn release(conn: &mut impl Db, r: ScheduledRelease, audit_entry: AuditEntry) -> Result<bool> {
+    let n = conn
+        .exec(
+            "UPDATE messages SET status = 'sent', delivery = ?, schedule_state = NULL, schedule_job = NULL
          WHERE id = ? AND owner_id = ? AND schedule_state = 'scheduled' AND schedule_job = ? AND send_at <= ?",
-    )
-    .bind(to_json(&r.release.delivery, "delivery")?)
-    .bind(r.message.as_str().to_owned())
-    .bind(r.owner.as_str().to_owned())
-    .bind(r.job)
-    .bind(r.at.as_micros())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+            &args![
+                to_json(&r.release.delivery, "delivery")?,
+                r.message.as_str().to_owned(),
+                r.owner.as_str().to_owned(),
+                r.job,
+                r.at.as_micros()
+            ],
+        )
+        .await?
+        .rows;
     if n != 1 {
         return Ok(false);
     }
@@ -90,7 +86,7 @@ async fn release(conn: &mut SqliteConnection, r: ScheduledRelease, audit_entry: 
 }
 
 async fn cancel(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     owner: IdentityId,
     id: MessageId,
     delivery: Vec<Delivery>,
@@ -98,22 +94,19 @@ async fn cancel(
     audit_entry: AuditEntry,
 ) -> Result<()> {
     let job = scheduled_job(conn, &owner, &id).await?;
-    sqlx::query(
+    conn.exec(
         "UPDATE messages SET schedule_state = 'canceled', schedule_job = NULL, delivery = ?
          WHERE id = ? AND schedule_state = 'scheduled'",
+        &args![to_json(&delivery, "delivery")?, id.as_str().to_owned()],
     )
-    .bind(to_json(&delivery, "delivery")?)
-    .bind(id.as_str().to_owned())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     finish_job(conn, job, at).await?;
     audit::append(conn, audit_entry).await?;
     Ok(())
 }
 
 async fn reschedule(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     owner: IdentityId,
     id: MessageId,
     send_at: Timestamp,
@@ -123,13 +116,11 @@ async fn reschedule(
     let old = scheduled_job(conn, &owner, &id).await?;
     finish_job(conn, old, audit_entry.at).await?;
     let new = crate::jobs::insert(conn, &job).await?;
-    sqlx::query("UPDATE messages SET send_at = ?, schedule_job = ? WHERE id = ? AND schedule_state = 'scheduled'")
-        .bind(send_at.as_micros())
-        .bind(new)
-        .bind(id.as_str().to_owned())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    conn.exec(
+        "UPDATE messages SET send_at = ?, schedule_job = ? WHERE id = ? AND schedule_state = 'scheduled'",
+        &args![send_at.as_micros(), new, id.as_str().to_owned()],
+    )
+    .await?;
     audit::append(conn, audit_entry).await?;
     Ok(())
 }
@@ -158,7 +149,7 @@ impl ScheduleStore for crate::SqliteStore {
     }
 
     async fn release_scheduled(&self, r: ScheduledRelease, audit: AuditEntry) -> Result<bool> {
-        self.write(move |c| Box::pin(release(c, r, audit))).await
+        self.write_native(move |c| at_once(release(c, r, audit))).await
     }
 
     async fn cancel_scheduled(
@@ -170,7 +161,7 @@ impl ScheduleStore for crate::SqliteStore {
         audit: AuditEntry,
     ) -> Result<()> {
         let (owner, id) = (owner.clone(), id.clone());
-        self.write(move |c| Box::pin(cancel(c, owner, id, delivery, at, audit)))
+        self.write_native(move |c| at_once(cancel(c, owner, id, delivery, at, audit)))
             .await
     }
 
@@ -183,7 +174,7 @@ impl ScheduleStore for crate::SqliteStore {
         audit: AuditEntry,
     ) -> Result<()> {
         let (owner, id) = (owner.clone(), id.clone());
-        self.write(move |c| Box::pin(reschedule(c, owner, id, send_at, job, audit)))
+        self.write_native(move |c| at_once(reschedule(c, owner, id, send_at, job, audit)))
             .await
     }
 }
