@@ -6,7 +6,7 @@ use loft_core::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
 use loft_core::mail::StorePage;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::db::{Db, args};
+use crate::db::{Db, args, at_once};
 use crate::error::{map_err, map_rusqlite};
 use crate::rows::{AuditRow, audit_columns, to_json};
 use crate::{page_limit, paged};
@@ -122,7 +122,7 @@ fn head(conn: &rusqlite::Connection) -> Result<Option<ChainHead>> {
 #[async_trait::async_trait]
 impl loft_core::store::AuditStore for crate::SqliteStore {
     async fn append_audit(&self, entry: AuditEntry) -> Result<()> {
-        self.write(move |c| Box::pin(async move { self::append(c, entry).await.map(|_| ()) }))
+        self.write_native(move |c| at_once(self::append(c, entry)).map(|_| ()))
             .await
     }
 

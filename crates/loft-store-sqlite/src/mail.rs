@@ -389,7 +389,7 @@ pub(crate) async fn raw(conn: &mut SqliteConnection, owner: &IdentityId, id: &Me
 
 /// Applies a patch to one message and records it; the caller reads the message back.
 pub(crate) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     owner: &IdentityId,
     id: &MessageId,
     patch: MessagePatch,
@@ -403,19 +403,21 @@ pub(crate) async fn update(
 
 /// Applies a patch to every copy of one thread and records it; the caller reads it back.
 pub(crate) async fn update_thread(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     owner: &IdentityId,
     id: &ThreadId,
     patch: MessagePatch,
     audit_entry: AuditEntry,
 ) -> Result<()> {
-    let seqs: Vec<i64> =
-        sqlx::query_scalar("SELECT seq FROM messages WHERE owner_id = ? AND thread_id = ? ORDER BY seq")
-            .bind(owner.as_str().to_owned())
-            .bind(id.as_str().to_owned())
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
+    let seqs: Vec<i64> = conn
+        .all::<(i64,)>(
+            "SELECT seq FROM messages WHERE owner_id = ? AND thread_id = ? ORDER BY seq",
+            &args![owner.as_str(), id.as_str()],
+        )
+        .await?
+        .into_iter()
+        .map(|(seq,)| seq)
+        .collect();
     if seqs.is_empty() {
         return Err(Error::not_found("thread"));
     }
@@ -424,7 +426,7 @@ pub(crate) async fn update_thread(
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
+crate::rows::sql_row! {
 struct StateRow {
     id: String,
     folder: String,
@@ -435,7 +437,7 @@ struct StateRow {
     created_at: i64,
     content_id: i64,
     size: i64,
-}
+}}
 
 impl StateRow {
     fn state(&self) -> Result<core_mail::CopyState> {
@@ -453,22 +455,20 @@ impl StateRow {
 }
 
 /// The copies `seqs` as the mailbox rules judge them.
-async fn states(conn: &mut SqliteConnection, seqs: &[i64]) -> Result<Vec<StateRow>> {
-    sqlx::query_as(
+async fn states(conn: &mut impl Db, seqs: &[i64]) -> Result<Vec<StateRow>> {
+    conn.all(
         "SELECT m.id, m.folder, COALESCE(m.schedule_state, m.status) AS status, m.trashed_at,
                 EXISTS (SELECT 1 FROM approvals a WHERE a.message_id = m.id) AS held,
                 m.delivery, m.created_at, m.content_id, m.size
          FROM messages m WHERE m.seq IN (SELECT value FROM json_each(?)) ORDER BY m.seq",
+        &args![to_json(seqs, "seqs")?],
     )
-    .bind(to_json(seqs, "seqs")?)
-    .fetch_all(&mut *conn)
     .await
-    .map_err(map_err)
 }
 
 /// Applies `patch` to the copies `seqs` (all or none: the writer rolls the job's savepoint back
 /// on an error).
-async fn apply(conn: &mut SqliteConnection, seqs: &[i64], patch: &MessagePatch, at: Timestamp) -> Result<()> {
+async fn apply(conn: &mut impl Db, seqs: &[i64], patch: &MessagePatch, at: Timestamp) -> Result<()> {
     if patch.trashed == Some(true) {
         let rows = states(conn, seqs).await?;
         let states = rows.iter().map(StateRow::state).collect::<Result<Vec<_>>>()?;
@@ -477,27 +477,23 @@ async fn apply(conn: &mut SqliteConnection, seqs: &[i64], patch: &MessagePatch, 
     for &seq in seqs {
         // Adds first, then removes: a label named in both ends up removed.
         for label in &patch.add_labels {
-            sqlx::query("INSERT OR IGNORE INTO message_labels (message_seq, label) VALUES (?, ?)")
-                .bind(seq)
-                .bind(label.clone())
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
+            conn.exec(
+                "INSERT OR IGNORE INTO message_labels (message_seq, label) VALUES (?, ?)",
+                &args![seq, label.clone()],
+            )
+            .await?;
         }
         for label in &patch.remove_labels {
-            sqlx::query("DELETE FROM message_labels WHERE message_seq = ? AND label = ?")
-                .bind(seq)
-                .bind(label.clone())
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
+            conn.exec(
+                "DELETE FROM message_labels WHERE message_seq = ? AND label = ?",
+                &args![seq, label.clone()],
+            )
+            .await?;
         }
         if !patch.add_labels.is_empty() {
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_labels WHERE message_seq = ?")
-                .bind(seq)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err)?;
+            let (count,): (i64,) = conn
+                .one("SELECT COUNT(*) FROM message_labels WHERE message_seq = ?", &args![seq])
+                .await?;
             if count > core_mail::MAX_LABELS_PER_MESSAGE as i64 {
                 // The job fails, so its savepoint is rolled back: nothing of this patch stays.
                 return Err(Error::invalid(
@@ -509,33 +505,38 @@ async fn apply(conn: &mut SqliteConnection, seqs: &[i64], patch: &MessagePatch, 
         }
     }
     let seqs_json = to_json(seqs, "seqs")?;
-    let set = |sql: &'static str| sqlx::query(sql);
     if let Some(unread) = patch.unread {
-        set("UPDATE messages SET unread = ? WHERE seq IN (SELECT value FROM json_each(?))")
-            .bind(unread)
-            .bind(seqs_json.clone())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        conn.exec(
+            "UPDATE messages SET unread = ? WHERE seq IN (SELECT value FROM json_each(?))",
+            &args![unread, seqs_json.as_str()],
+        )
+        .await?;
     }
     if let Some(archived) = patch.archived {
-        set("UPDATE messages SET archived = ? WHERE seq IN (SELECT value FROM json_each(?))")
-            .bind(archived)
-            .bind(seqs_json.clone())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
-    let trash = match patch.trashed {
-        // A copy trashed already keeps the time it was trashed.
-        Some(true) => set(
-            "UPDATE messages SET trashed_at = ? WHERE seq IN (SELECT value FROM json_each(?)) AND trashed_at IS NULL",
+        conn.exec(
+            "UPDATE messages SET archived = ? WHERE seq IN (SELECT value FROM json_each(?))",
+            &args![archived, seqs_json.as_str()],
         )
-        .bind(at.as_micros()),
-        Some(false) => set("UPDATE messages SET trashed_at = NULL WHERE seq IN (SELECT value FROM json_each(?))"),
+        .await?;
+    }
+    match patch.trashed {
+        // A copy trashed already keeps the time it was trashed.
+        Some(true) => {
+            conn.exec(
+                "UPDATE messages SET trashed_at = ? WHERE seq IN (SELECT value FROM json_each(?)) AND trashed_at IS NULL",
+                &args![at.as_micros(), seqs_json],
+            )
+            .await?
+        }
+        Some(false) => {
+            conn.exec(
+                "UPDATE messages SET trashed_at = NULL WHERE seq IN (SELECT value FROM json_each(?))",
+                &args![seqs_json],
+            )
+            .await?
+        }
         None => return Ok(()),
     };
-    trash.bind(seqs_json).execute(&mut *conn).await.map_err(map_err)?;
     Ok(())
 }
 
@@ -904,21 +905,18 @@ pub(crate) async fn list_threads(
 
 /// Records a thread read; `NotFound` when the owner has no such thread.
 pub(crate) async fn record_thread_read(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     owner: &IdentityId,
     id: &ThreadId,
     trashed: bool,
     audit_entry: AuditEntry,
 ) -> Result<()> {
-    let exists: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM messages WHERE owner_id = ? AND thread_id = ? AND (trashed_at IS NOT NULL) = ? LIMIT 1",
-    )
-    .bind(owner.as_str().to_owned())
-    .bind(id.as_str().to_owned())
-    .bind(trashed)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    let exists: Option<(i64,)> = conn
+        .first(
+            "SELECT 1 FROM messages WHERE owner_id = ? AND thread_id = ? AND (trashed_at IS NOT NULL) = ? LIMIT 1",
+            &args![owner.as_str(), id.as_str(), trashed],
+        )
+        .await?;
     if exists.is_none() {
         return Err(Error::not_found("thread"));
     }
@@ -1039,7 +1037,7 @@ impl loft_core::store::MailStore for crate::SqliteStore {
         audit: AuditEntry,
     ) -> Result<Message> {
         let (o, i) = (owner.clone(), id.clone());
-        self.write(move |c| Box::pin(async move { self::update(c, &o, &i, patch, audit).await }))
+        self.write_native(move |c| at_once(self::update(c, &o, &i, patch, audit)))
             .await?;
         self.get_message(owner, id)
             .await?
@@ -1054,7 +1052,7 @@ impl loft_core::store::MailStore for crate::SqliteStore {
         audit: AuditEntry,
     ) -> Result<Thread> {
         let (o, i) = (owner.clone(), id.clone());
-        self.write(move |c| Box::pin(async move { self::update_thread(c, &o, &i, patch, audit).await }))
+        self.write_native(move |c| at_once(self::update_thread(c, &o, &i, patch, audit)))
             .await?;
         let mut tx = self.reading().await?;
         let out = self::thread(&mut tx, owner, id, None).await;
@@ -1080,7 +1078,7 @@ impl loft_core::store::MailStore for crate::SqliteStore {
 
     async fn read_thread(&self, owner: &IdentityId, id: &ThreadId, trashed: bool, audit: AuditEntry) -> Result<Thread> {
         let (o, i) = (owner.clone(), id.clone());
-        self.write(move |c| Box::pin(async move { self::record_thread_read(c, &o, &i, trashed, audit).await }))
+        self.write_native(move |c| at_once(self::record_thread_read(c, &o, &i, trashed, audit)))
             .await?;
         let mut tx = self.reading().await?;
         let out = self::thread(&mut tx, owner, id, Some(trashed)).await;

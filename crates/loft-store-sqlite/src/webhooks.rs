@@ -14,6 +14,7 @@ use loft_core::webhooks::{self as wh, DeliveryState, StoredWebhook, WebhookDeliv
 use loft_core::{Error, Result};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use crate::db::{Db, args, at_once};
 use crate::error::map_err;
 use crate::{audit, page_limit, paged};
 
@@ -274,8 +275,8 @@ const DUE: &str = "SELECT w.id, w.owner_id FROM webhooks w WHERE w.enabled = 1 A
            AND (w.types = '' OR instr(w.types, ',' || e.kind || ',') > 0)) \
      ORDER BY w.seq";
 
-async fn queue_due(conn: &mut SqliteConnection, job: NewJob) -> Result<u32> {
-    let due: Vec<(String, Option<String>)> = sqlx::query_as(DUE).fetch_all(&mut *conn).await.map_err(map_err)?;
+async fn queue_due(conn: &mut impl Db, job: NewJob) -> Result<u32> {
+    let due: Vec<(String, Option<String>)> = conn.all(DUE, &[]).await?;
     let mut n = 0;
     for (id, owner) in due {
         let job = NewJob {
@@ -284,57 +285,58 @@ async fn queue_due(conn: &mut SqliteConnection, job: NewJob) -> Result<u32> {
             ..job.clone()
         };
         let job_id = crate::jobs::insert(conn, &job).await?;
-        sqlx::query("UPDATE webhooks SET job_id = ? WHERE id = ? AND job_id IS NULL")
-            .bind(job_id)
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+        conn.exec(
+            "UPDATE webhooks SET job_id = ? WHERE id = ? AND job_id IS NULL",
+            &args![job_id, id],
+        )
+        .await?;
         n += 1;
     }
     Ok(n)
 }
 
-async fn insert_delivery(conn: &mut SqliteConnection, d: &WebhookDelivery) -> Result<()> {
-    sqlx::query(
+async fn insert_delivery(conn: &mut impl Db, d: &WebhookDelivery) -> Result<()> {
+    conn.exec(
         "INSERT INTO webhook_deliveries (id, webhook_id, event_seq, event_type, attempt, ok, status_code, \
          duration_ms, error, replay, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &args![
+            d.id.as_str().to_owned(),
+            d.webhook_id.as_str().to_owned(),
+            event_seq(d)?,
+            d.event_type.as_str(),
+            i64::from(d.attempt),
+            d.ok,
+            d.status_code.map(i64::from),
+            i64::try_from(d.duration_ms).unwrap_or(i64::MAX),
+            d.error.clone(),
+            d.replay,
+            d.at.as_micros()
+        ],
     )
-    .bind(d.id.as_str().to_owned())
-    .bind(d.webhook_id.as_str().to_owned())
-    .bind(event_seq(d)?)
-    .bind(d.event_type.as_str())
-    .bind(i64::from(d.attempt))
-    .bind(d.ok)
-    .bind(d.status_code.map(i64::from))
-    .bind(i64::try_from(d.duration_ms).unwrap_or(i64::MAX))
-    .bind(d.error.clone())
-    .bind(d.replay)
-    .bind(d.at.as_micros())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     Ok(())
 }
 
 async fn progress(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     id: WebhookId,
     job_id: i64,
     delivery: Option<WebhookDelivery>,
     state: DeliveryState,
 ) -> Result<bool> {
-    let n =
-        sqlx::query("UPDATE webhooks SET position = ?, failures = ?, failing_since = ? WHERE id = ? AND job_id = ?")
-            .bind(state.position)
-            .bind(i64::from(state.failures))
-            .bind(state.failing_since.map(Timestamp::as_micros))
-            .bind(id.as_str().to_owned())
-            .bind(job_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
+    let n = conn
+        .exec(
+            "UPDATE webhooks SET position = ?, failures = ?, failing_since = ? WHERE id = ? AND job_id = ?",
+            &args![
+                state.position,
+                i64::from(state.failures),
+                state.failing_since.map(Timestamp::as_micros),
+                id.as_str().to_owned(),
+                job_id
+            ],
+        )
+        .await?
+        .rows;
     if n == 0 {
         return Ok(false);
     }
@@ -345,25 +347,20 @@ async fn progress(
 }
 
 async fn disable(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     id: WebhookId,
     job_id: i64,
     reason: String,
     at: Timestamp,
     entry: AuditEntry,
 ) -> Result<bool> {
-    let n = sqlx::query(
+    let n = conn.exec(
         "UPDATE webhooks SET enabled = 0, disabled_reason = ?, job_id = NULL, version = version + 1, updated_at = ? \
          WHERE id = ? AND job_id = ?",
+        &args![reason, at.as_micros(), id.as_str().to_owned(), job_id],
     )
-    .bind(reason)
-    .bind(at.as_micros())
-    .bind(id.as_str().to_owned())
-    .bind(job_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?
-    .rows_affected();
+    .await?
+    .rows;
     if n == 0 {
         return Ok(false);
     }
@@ -476,7 +473,7 @@ impl WebhookStore for crate::SqliteStore {
         if !any_due {
             return Ok(0);
         }
-        self.write(move |c| Box::pin(self::queue_due(c, job))).await
+        self.write_native(move |c| at_once(self::queue_due(c, job))).await
     }
 
     async fn webhook_progress(
@@ -487,23 +484,18 @@ impl WebhookStore for crate::SqliteStore {
         state: DeliveryState,
     ) -> Result<bool> {
         let id = id.clone();
-        self.write(move |c| Box::pin(self::progress(c, id, job_id, delivery, state)))
+        self.write_native(move |c| at_once(self::progress(c, id, job_id, delivery, state)))
             .await
     }
 
     async fn webhook_release(&self, id: &WebhookId, job_id: i64) -> Result<bool> {
         let id = id.as_str().to_owned();
-        self.write(move |c| {
-            Box::pin(async move {
-                let n = sqlx::query("UPDATE webhooks SET job_id = NULL WHERE id = ? AND job_id = ?")
-                    .bind(id)
-                    .bind(job_id)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(map_err)?
-                    .rows_affected();
-                Ok(n > 0)
-            })
+        self.write_native(move |c| {
+            at_once(c.exec(
+                "UPDATE webhooks SET job_id = NULL WHERE id = ? AND job_id = ?",
+                &args![id, job_id],
+            ))
+            .map(|done| done.rows > 0)
         })
         .await
     }
@@ -517,13 +509,13 @@ impl WebhookStore for crate::SqliteStore {
         audit: AuditEntry,
     ) -> Result<bool> {
         let id = id.clone();
-        self.write(move |c| Box::pin(self::disable(c, id, job_id, reason, at, audit)))
+        self.write_native(move |c| at_once(self::disable(c, id, job_id, reason, at, audit)))
             .await
     }
 
     async fn webhook_log(&self, delivery: WebhookDelivery, audit: AuditEntry) -> Result<()> {
-        self.write(move |c| {
-            Box::pin(async move {
+        self.write_native(move |c| {
+            at_once(async move {
                 insert_delivery(c, &delivery).await?;
                 audit::append(c, audit).await?;
                 Ok(())
