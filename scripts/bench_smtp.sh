@@ -18,6 +18,9 @@
 #   SESSIONS="1 10" scripts/bench_smtp.sh
 #   PROFILE=debug scripts/bench_smtp.sh    the debug build (its figures mean little)
 #   LOFT_BIN=/tmp/old/loft scripts/bench_smtp.sh   another build, as it is
+#   PERF_OUT=/tmp/out.data scripts/bench_smtp.sh  also `perf record` Loft while it delivers
+#                                                 outbound (Debian's linux-perf; symbols
+#                                                 with `cargo build --profile profiling`)
 #
 # Needs root (Postfix's master starts as root; smtp-sink drops to nobody) and Debian's
 # `postfix` package (installed when missing, without configuring or starting a system
@@ -179,9 +182,10 @@ sender_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["a
 
 # M sends scheduled for one instant: queued first, then released together, so that the
 # measurement covers delivery only.
-python3 - "$url" "$sender_key" "$M" "$out_pid" "$work/sink.out" <<'EOF'
-import datetime, json, os, re, sys, time, urllib.request
+python3 - "$url" "$sender_key" "$M" "$out_pid" "$work/sink.out" "${PERF_OUT:-}" <<'EOF'
+import datetime, json, os, re, subprocess, sys, time, urllib.request
 url, key, m, pid, sink_out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+perf_out = sys.argv[6]
 tick = os.sysconf("SC_CLK_TCK")
 
 def cpu() -> float:
@@ -205,6 +209,10 @@ wait = (release - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
 if wait < 0.5:
     sys.exit(f"queuing {m} mails took {queued:.1f}s, past the release time: lower M")
 time.sleep(wait - 0.3)
+perf = None
+if perf_out:
+    perf = subprocess.Popen(["perf", "record", "-q", "-g", "-p", str(pid), "-o", perf_out],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 c0 = cpu()
 start = time.monotonic()
 
@@ -218,6 +226,9 @@ while delivered() < m and time.monotonic() < deadline:
     time.sleep(0.05)
 took = time.monotonic() - start
 c1 = cpu()
+if perf:
+    perf.send_signal(2)
+    perf.wait()
 n = delivered()
 print(f"\noutbound: {n} of {m} mails delivered to smtp-sink in {took:.2f}s from their release: "
       f"{n / took:.0f} mails/s; Loft CPU {c1 - c0:.2f}s, {1000 * (c1 - c0) / max(n, 1):.2f} ms per mail "
@@ -225,3 +236,8 @@ print(f"\noutbound: {n} of {m} mails delivered to smtp-sink in {took:.2f}s from 
 if n < m:
     sys.exit("error: not every mail was delivered")
 EOF
+if [ -n "${PERF_OUT:-}" ]; then
+    echo
+    echo "perf profile of Loft while delivering outbound: $PERF_OUT (top symbols, self time)"
+    perf report -i "$PERF_OUT" --no-children --percent-limit 1.5 --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -40
+fi

@@ -200,6 +200,44 @@ impl Db for rusqlite::Connection {
     }
 }
 
+/// A statement being put together: its SQL and the values bound to its `?`s.
+pub(crate) struct Select {
+    pub sql: String,
+    pub args: Vec<Value>,
+}
+
+impl Select {
+    pub(crate) fn new(sql: &str) -> Self {
+        let mut out = Self {
+            sql: String::with_capacity(1024),
+            args: Vec::with_capacity(4),
+        };
+        out.sql.push_str(sql);
+        out
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    pub(crate) fn bind(&mut self, value: impl Arg) -> &mut Self {
+        self.args.push(value.arg());
+        self.sql.push('?');
+        self
+    }
+
+    /// Every row of the statement, on a `rusqlite` connection (prepared once per shape).
+    pub(crate) fn rows<R: ReadRow>(&self, conn: &rusqlite::Connection) -> Result<Vec<R>> {
+        conn.prepare_cached(&self.sql)
+            .and_then(|mut st| {
+                st.query_map(rusqlite::params_from_iter(&self.args), <R as ReadRow>::from_row)?
+                    .collect()
+            })
+            .map_err(map_rusqlite)
+    }
+}
+
 /// Tuples of plain columns read by position (a statement's own column names are not checked:
 /// there are no field names to check them against).
 macro_rules! tuple_rows {

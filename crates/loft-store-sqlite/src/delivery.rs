@@ -15,8 +15,9 @@ use loft_core::{Error, Result};
 use crate::SqliteStore;
 use crate::audit;
 use crate::db::{Db, args, at_once};
-use crate::error::map_err;
+use crate::error::{map_err, map_rusqlite};
 use crate::rows::{from_json, to_json};
+use rusqlite::OptionalExtension as _;
 
 type Row = (String, String, String, String, i64);
 
@@ -100,21 +101,32 @@ impl DeliveryStore for SqliteStore {
     }
 
     async fn suppressed(&self, addresses: &[EmailAddress]) -> Result<Vec<Suppression>> {
-        let mut tx = self.reading().await?;
-        let mut out = Vec::new();
-        for a in addresses {
-            let row: Option<Row> = sqlx::query_as(
-                "SELECT address, reason, identity_id, message_id, created_at FROM suppressions WHERE address = ?",
-            )
-            .bind(a.as_str().to_owned())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if let Some(r) = row {
-                out.push(suppression(r)?);
-            }
-        }
-        crate::done(tx, Ok(out)).await
+        // A send's recipients (and each delivery's one): a few lookups through the key.
+        let addresses: Vec<String> = addresses.iter().map(|a| a.as_str().to_owned()).collect();
+        let cost = if addresses.len() <= crate::hot::SHORT_PAGE as usize {
+            crate::hot::Cost::Short
+        } else {
+            crate::hot::Cost::Long
+        };
+        let rows: Vec<Row> = self
+            .hot(cost, move |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT address, reason, identity_id, message_id, created_at FROM suppressions WHERE address = ?",
+                    )
+                    .map_err(map_rusqlite)?;
+                let mut out = Vec::new();
+                for a in &addresses {
+                    let row = st
+                        .query_row([a], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                        .optional()
+                        .map_err(map_rusqlite)?;
+                    out.extend(row);
+                }
+                Ok(out)
+            })
+            .await?;
+        rows.into_iter().map(suppression).collect()
     }
 
     async fn list_suppressions(&self, after: Option<&EmailAddress>, limit: u32) -> Result<Vec<Suppression>> {

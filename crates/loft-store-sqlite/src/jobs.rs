@@ -9,7 +9,7 @@ use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 
 use crate::SqliteStore;
-use crate::db::{Db, args, at_once};
+use crate::db::{Db, Select, args, at_once};
 use crate::error::map_err;
 use crate::rows::to_json;
 
@@ -81,15 +81,17 @@ macro_rules! due_jobs {
     };
 }
 
-/// Claims up to `?5` due jobs of the kinds `?1` at `?2` for worker `?3` until `?4`.
-static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// Claims up to `limit` due jobs of the kinds `?1` at `?2` for worker `?3` until `?4`. The
+/// page size is written into the SQL: SQLite plans with a bound `LIMIT` and would then
+/// prepare the statement again at every run (one statement per page size the runner uses).
+pub(crate) fn claim_sql(limit: u32) -> String {
     format!(
         "UPDATE jobs SET status = 'running', lease_owner = ?3, lease_until = ?4, attempts = attempts + 1
-         WHERE id IN (SELECT id {} ORDER BY run_at, id LIMIT ?5)
+         WHERE id IN (SELECT id {} ORDER BY run_at, id LIMIT {limit})
          RETURNING {COLUMNS}",
         due_jobs!()
     )
-});
+}
 
 #[async_trait]
 impl JobStore for SqliteStore {
@@ -124,20 +126,11 @@ impl JobStore for SqliteStore {
             return Ok(Vec::new());
         }
         let worker = worker.to_owned();
-        let rows: Vec<JobRow> = self
-            .write_native(move |c| {
-                at_once(c.all(
-                    CLAIM.as_str(),
-                    &args![
-                        kinds,
-                        now.as_micros(),
-                        worker,
-                        lease_until.as_micros(),
-                        i64::from(limit)
-                    ],
-                ))
-            })
-            .await?;
+        let claim = Select {
+            sql: claim_sql(limit),
+            args: args![kinds, now.as_micros(), worker, lease_until.as_micros()].to_vec(),
+        };
+        let rows: Vec<JobRow> = self.write_native(move |c| claim.rows(c)).await?;
         let mut jobs = rows.into_iter().map(JobRow::into_job).collect::<Result<Vec<_>>>()?;
         jobs.sort_by_key(|j| (j.run_at, j.id));
         Ok(jobs)

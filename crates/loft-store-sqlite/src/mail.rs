@@ -19,7 +19,7 @@ use loft_core::time::Timestamp;
 use loft_core::{Error, Result, text};
 use sqlx::SqliteConnection;
 
-use crate::db::{Db, args, at_once};
+use crate::db::{Db, Select, args, at_once};
 use crate::error::{map_err, map_rusqlite};
 use crate::rows::{MessageRow, ReadRow, SummaryRow, column, message_columns, summary_columns, to_json};
 use crate::{audit, page_limit, paged};
@@ -375,16 +375,13 @@ pub(crate) async fn mark_read(
     Ok(())
 }
 
-pub(crate) async fn raw(conn: &mut SqliteConnection, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>> {
-    sqlx::query_scalar(
+fn raw(conn: &rusqlite::Connection, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>> {
+    conn.prepare_cached(
         "SELECT r.raw FROM messages m JOIN mail_raw r ON r.content_id = m.content_id
          WHERE m.owner_id = ? AND m.id = ?",
     )
-    .bind(owner.as_str().to_owned())
-    .bind(id.as_str().to_owned())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)
+    .and_then(|mut st| st.query_row([owner.as_str(), id.as_str()], |r| r.get(0)).optional())
+    .map_err(map_rusqlite)
 }
 
 /// Applies a patch to one message and records it; the caller reads the message back.
@@ -644,36 +641,11 @@ impl<R> Labelled<R> {
     }
 }
 
-/// A statement being put together: its SQL and the values bound to its `?`s.
-pub(crate) struct Select {
-    pub sql: String,
-    pub args: Vec<rusqlite::types::Value>,
-}
-
-impl Select {
-    fn push(&mut self, sql: &str) -> &mut Self {
-        self.sql.push_str(sql);
-        self
-    }
-
-    fn bind(&mut self, value: impl Into<rusqlite::types::Value>) -> &mut Self {
-        self.args.push(value.into());
-        self.sql.push('?');
-        self
-    }
-}
-
 /// A page of `owner`'s mailbox: one statement, on a hot-read connection (`list_messages`).
 fn list(conn: &rusqlite::Connection, owner: &IdentityId, q: &MessageQuery) -> Result<StorePage<MessageSummary>> {
     let limit = page_limit(q.limit);
     let sql = list_select(owner, q, limit);
-    let rows: Vec<Labelled<SummaryRow>> = conn
-        .prepare_cached(&sql.sql)
-        .and_then(|mut st| {
-            st.query_map(rusqlite::params_from_iter(sql.args), Labelled::<SummaryRow>::from_row)?
-                .collect()
-        })
-        .map_err(map_rusqlite)?;
+    let rows: Vec<Labelled<SummaryRow>> = sql.rows(conn)?;
     let page = paged(rows, limit, |r| r.row.seq);
     let items = page
         .items
@@ -1024,9 +996,9 @@ impl loft_core::store::MailStore for crate::SqliteStore {
     }
 
     async fn raw_message(&self, owner: &IdentityId, id: &MessageId) -> Result<Option<Vec<u8>>> {
-        let mut tx = self.reading().await?;
-        let out = self::raw(&mut tx, owner, id).await;
-        crate::done(tx, out).await
+        let (o, i) = (owner.clone(), id.clone());
+        // As large as the message size limit lets a message be, like one message's bodies.
+        self.hot(crate::hot::Cost::Short, move |c| self::raw(c, &o, &i)).await
     }
 
     async fn update_message(

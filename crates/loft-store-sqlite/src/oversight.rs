@@ -14,7 +14,7 @@ use loft_core::time::Timestamp;
 use loft_core::{Error, Result};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::db::{Db, args, at_once};
+use crate::db::{Db, Select, args, at_once};
 use crate::error::map_err;
 use crate::rows::{from_json, to_json};
 use crate::{audit, page_limit, paged};
@@ -70,7 +70,7 @@ const FROM: &str = " FROM approvals a LEFT JOIN messages m ON a.direction = 'sen
 /// Leaves out approvals whose mail is gone (a sender copy deleted for ever).
 const FOUND: &str = " (m.id IS NOT NULL OR h.id IS NOT NULL)";
 
-#[derive(sqlx::FromRow)]
+crate::rows::sql_row! {
 struct Row {
     seq: i64,
     id: String,
@@ -92,7 +92,7 @@ struct Row {
     to_addrs: String,
     cc_addrs: String,
     bcc_addrs: String,
-}
+}}
 
 impl Row {
     fn into_approval(self) -> Result<Approval> {
@@ -144,42 +144,43 @@ pub(crate) async fn get(conn: &mut SqliteConnection, id: &ApprovalId) -> Result<
     row.map(Row::into_approval).transpose()
 }
 
-pub(crate) async fn list(conn: &mut SqliteConnection, q: ApprovalQuery) -> Result<StorePage<Approval>> {
+fn list(conn: &rusqlite::Connection, q: &ApprovalQuery) -> Result<StorePage<Approval>> {
     let limit = page_limit(q.limit);
-    let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLS}{FROM} WHERE{FOUND}"));
+    // Fixed fragments and Loft's own values (the page size) in the SQL; every value a caller
+    // gave is bound.
+    let mut sql = Select::new(&format!("SELECT {COLS}{FROM} WHERE{FOUND}"));
     if let Some(direction) = q.direction {
-        sql.push(" AND a.direction = ").push_bind(direction.as_str());
+        sql.push(" AND a.direction = ").bind(direction.as_str());
     }
     if let Some(identity) = &q.identity {
-        sql.push(" AND a.identity_id = ")
-            .push_bind(identity.as_str().to_owned());
+        sql.push(" AND a.identity_id = ").bind(identity.as_str());
     }
     if let Some(message) = &q.message {
-        sql.push(" AND a.message_id = ").push_bind(message.as_str().to_owned());
+        sql.push(" AND a.message_id = ").bind(message.as_str());
     }
     match q.status {
         None => {}
         Some(ApprovalStatus::Pending) => {
             sql.push(" AND a.status = 'pending' AND a.expires_at > ")
-                .push_bind(q.now.as_micros());
+                .bind(q.now.as_micros());
         }
         Some(ApprovalStatus::Expired) => {
             sql.push(" AND (a.status = 'expired' OR (a.status = 'pending' AND a.expires_at <= ")
-                .push_bind(q.now.as_micros())
+                .bind(q.now.as_micros())
                 .push("))");
         }
         Some(s) => {
-            sql.push(" AND a.status = ").push_bind(s.as_str());
+            sql.push(" AND a.status = ").bind(s.as_str());
         }
     }
     if let Some(before) = q.created_before {
-        sql.push(" AND a.created_at <= ").push_bind(before.as_micros());
+        sql.push(" AND a.created_at <= ").bind(before.as_micros());
     }
     if let Some(before) = q.before_seq {
-        sql.push(" AND a.seq < ").push_bind(before);
+        sql.push(" AND a.seq < ").bind(before);
     }
-    sql.push(" ORDER BY a.seq DESC LIMIT ").push_bind(i64::from(limit) + 1);
-    let rows: Vec<Row> = sql.build_query_as().fetch_all(&mut *conn).await.map_err(map_err)?;
+    sql.push(&format!(" ORDER BY a.seq DESC LIMIT {}", i64::from(limit) + 1));
+    let rows: Vec<Row> = sql.rows(conn)?;
     let page = paged(rows, limit, |r| r.seq);
     Ok(StorePage {
         items: page.items.into_iter().map(Row::into_approval).collect::<Result<_>>()?,
@@ -481,9 +482,12 @@ impl loft_core::store::OversightStore for crate::SqliteStore {
     }
 
     async fn list_approvals(&self, query: ApprovalQuery) -> Result<StorePage<Approval>> {
-        let mut tx = self.reading().await?;
-        let out = self::list(&mut tx, query).await;
-        crate::done(tx, out).await
+        let cost = if page_limit(query.limit) <= crate::hot::SHORT_PAGE {
+            crate::hot::Cost::Short
+        } else {
+            crate::hot::Cost::Long
+        };
+        self.hot(cost, move |c| self::list(c, &query)).await
     }
 
     async fn list_decisions(&self, query: DecisionQuery) -> Result<Vec<(i64, Approval)>> {

@@ -563,6 +563,46 @@ async fn hot_statements_are_prepared_once() {
     }
 }
 
+/// The same for the writer's `rusqlite` connection: the job runner's claim, run once per pass,
+/// is prepared once (its page size is part of its SQL; bound, it made SQLite prepare the
+/// statement again at every run).
+#[tokio::test]
+async fn the_writers_statements_are_prepared_once() {
+    use loft_core::jobs::{JobStore as _, NewJob};
+    let (_dir, store) = fresh().await;
+    let now = Timestamp::from_micros(1_000_000);
+    for i in 0..3 {
+        let job = NewJob {
+            kind: "test.kind".into(),
+            payload: format!("{{\"n\": {i}}}"),
+            owner: None,
+            run_at: now,
+            max_attempts: 1,
+        };
+        store.enqueue_job(job).await.unwrap();
+    }
+    let later = Timestamp::from_micros(2_000_000);
+    for _ in 0..3 {
+        let claimed = store.claim_jobs(&["test.kind"], "w", now, later, 1).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert!(store.complete_job(claimed[0].id, "w", now).await.unwrap());
+    }
+    let (runs, again) = store
+        .write_native(|c| {
+            let st = c
+                .prepare_cached(&crate::jobs::claim_sql(1))
+                .map_err(crate::error::map_rusqlite)?;
+            Ok((
+                st.get_status(rusqlite::StatementStatus::Run),
+                st.get_status(rusqlite::StatementStatus::RePrepare),
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(runs >= 3, "the claim ran three times on the writer: {runs}");
+    assert_eq!(again, 0, "the claim was prepared again when it ran");
+}
+
 /// A short hot read runs on the calling thread with a busy timeout of zero; one that SQLite
 /// would make wait (`Unavailable`) runs again on a blocking thread, where the connection waits
 /// for locks as every other does; a long read runs there from the start. Connections go back
