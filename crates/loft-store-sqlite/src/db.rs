@@ -37,7 +37,7 @@ pub(crate) trait Row: ReadRow + for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Un
 impl<T: ReadRow + for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin> Row for T {}
 
 /// A connection a write function runs its statements on.
-pub(crate) trait Db: Send {
+pub(crate) trait Db {
     /// Runs one statement that returns no rows.
     fn exec(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Done>> + Send;
     /// The first row the statement returns, if any.
@@ -46,13 +46,12 @@ pub(crate) trait Db: Send {
     fn all<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Vec<R>>> + Send;
 
     /// The first row of a statement that always returns one (`Internal` when it did not).
-    fn one<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<R>> + Send {
-        async move {
-            self.first(sql, args)
-                .await?
-                .ok_or_else(|| Error::internal("a statement that returns a row returned none"))
-        }
-    }
+    fn one<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<R>> + Send;
+}
+
+/// The row a statement that always returns one returned.
+fn required<R>(row: Option<R>) -> Result<R> {
+    row.ok_or_else(|| Error::internal("a statement that returns a row returned none"))
 }
 
 /// A value bound to a statement's `?`.
@@ -162,41 +161,78 @@ impl Db for SqliteConnection {
             .await
             .map_err(map_err)
     }
+
+    async fn one<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> Result<R> {
+        required(self.first(sql, args).await?)
+    }
+}
+
+/// A `rusqlite` connection lent to a hot read (`hot.rs`), so that a read written against
+/// [`Db`] runs there as well.
+pub(crate) struct Hot<'c>(pub &'c rusqlite::Connection);
+
+fn exec_on(conn: &rusqlite::Connection, sql: &str, args: &[Value]) -> Result<Done> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute(rusqlite::params_from_iter(args)))
+        .map(|rows| Done {
+            rows: rows as u64,
+            last_id: conn.last_insert_rowid(),
+        })
+        .map_err(map_rusqlite)
+}
+
+fn first_on<R: Row>(conn: &rusqlite::Connection, sql: &str, args: &[Value]) -> Result<Option<R>> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| {
+            let mut rows = st.query(rusqlite::params_from_iter(args))?;
+            rows.next()?.map(<R as ReadRow>::from_row).transpose()
+        })
+        .map_err(map_rusqlite)
+}
+
+fn all_on<R: Row>(conn: &rusqlite::Connection, sql: &str, args: &[Value]) -> Result<Vec<R>> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| {
+            st.query_map(rusqlite::params_from_iter(args), <R as ReadRow>::from_row)?
+                .collect::<rusqlite::Result<Vec<R>>>()
+        })
+        .map_err(map_rusqlite)
 }
 
 impl Db for rusqlite::Connection {
     fn exec(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Done>> + Send {
-        let done = self
-            .prepare_cached(sql)
-            .and_then(|mut st| st.execute(rusqlite::params_from_iter(args)))
-            .map(|rows| Done {
-                rows: rows as u64,
-                last_id: self.last_insert_rowid(),
-            })
-            .map_err(map_rusqlite);
-        std::future::ready(done)
+        std::future::ready(exec_on(self, sql, args))
     }
 
     fn first<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Option<R>>> + Send {
-        let row = self
-            .prepare_cached(sql)
-            .and_then(|mut st| {
-                let mut rows = st.query(rusqlite::params_from_iter(args))?;
-                rows.next()?.map(<R as ReadRow>::from_row).transpose()
-            })
-            .map_err(map_rusqlite);
-        std::future::ready(row)
+        std::future::ready(first_on(self, sql, args))
     }
 
     fn all<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Vec<R>>> + Send {
-        let rows = self
-            .prepare_cached(sql)
-            .and_then(|mut st| {
-                st.query_map(rusqlite::params_from_iter(args), <R as ReadRow>::from_row)?
-                    .collect::<rusqlite::Result<Vec<R>>>()
-            })
-            .map_err(map_rusqlite);
-        std::future::ready(rows)
+        std::future::ready(all_on(self, sql, args))
+    }
+
+    fn one<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<R>> + Send {
+        std::future::ready(first_on(self, sql, args).and_then(required))
+    }
+}
+
+impl Db for Hot<'_> {
+    fn exec(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Done>> + Send {
+        // Hot connections are read-only: SQLite refuses a write here (`Unavailable`).
+        std::future::ready(exec_on(self.0, sql, args))
+    }
+
+    fn first<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Option<R>>> + Send {
+        std::future::ready(first_on(self.0, sql, args))
+    }
+
+    fn all<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<Vec<R>>> + Send {
+        std::future::ready(all_on(self.0, sql, args))
+    }
+
+    fn one<R: Row>(&mut self, sql: &'static str, args: &[Value]) -> impl Future<Output = Result<R>> + Send {
+        std::future::ready(first_on(self.0, sql, args).and_then(required))
     }
 }
 

@@ -5,55 +5,79 @@ use loft_core::domains::{DkimAlgorithm, DkimSelector, Domain, StoredDkimKey};
 use loft_core::time::Timestamp;
 use loft_core::vault::Sealed;
 use loft_core::{Error, Result};
-use sqlx::{Row, SqliteConnection};
 
 use crate::audit;
-use crate::error::map_err;
+use crate::db::{Db, Hot, args, at_once};
+use crate::hot::Cost;
 
-const KEY_COLUMNS: &str =
-    "domain, selector, algorithm, public_key, created_at, ciphertext, nonce, wrapped_key, wrap_nonce, master_key_id";
-
-fn key(row: &sqlx::sqlite::SqliteRow) -> Result<StoredDkimKey> {
-    let algorithm: String = row.try_get("algorithm").map_err(map_err)?;
-    Ok(StoredDkimKey {
-        domain: row.try_get("domain").map_err(map_err)?,
-        selector: DkimSelector {
-            selector: row.try_get("selector").map_err(map_err)?,
-            algorithm: DkimAlgorithm::parse_stored(&algorithm)?,
-            public_key: row.try_get("public_key").map_err(map_err)?,
-            created_at: Timestamp::from_micros(row.try_get("created_at").map_err(map_err)?),
-        },
-        sealed: Sealed {
-            ciphertext: row.try_get("ciphertext").map_err(map_err)?,
-            nonce: row.try_get("nonce").map_err(map_err)?,
-            wrapped_key: row.try_get("wrapped_key").map_err(map_err)?,
-            wrap_nonce: row.try_get("wrap_nonce").map_err(map_err)?,
-            master_key_id: row.try_get("master_key_id").map_err(map_err)?,
-        },
-    })
+/// The columns of `domain_keys`, in the order [`KeyRow`] reads them.
+macro_rules! key_columns {
+    () => {
+        "domain, selector, algorithm, public_key, created_at, ciphertext, nonce, wrapped_key, wrap_nonce, master_key_id"
+    };
 }
 
-async fn keys_where(conn: &mut SqliteConnection, clause: &'static str, arg: &str) -> Result<Vec<StoredDkimKey>> {
-    let sql = format!("SELECT {KEY_COLUMNS} FROM domain_keys WHERE {clause} ORDER BY domain, selector");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(arg.to_owned())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    rows.iter().map(key).collect()
+crate::rows::sql_row! {
+struct KeyRow {
+    domain: String,
+    selector: String,
+    algorithm: String,
+    public_key: String,
+    created_at: i64,
+    ciphertext: Vec<u8>,
+    nonce: Vec<u8>,
+    wrapped_key: Vec<u8>,
+    wrap_nonce: Vec<u8>,
+    master_key_id: String,
+}}
+
+impl KeyRow {
+    fn into_key(self) -> Result<StoredDkimKey> {
+        Ok(StoredDkimKey {
+            domain: self.domain,
+            selector: DkimSelector {
+                selector: self.selector,
+                algorithm: DkimAlgorithm::parse_stored(&self.algorithm)?,
+                public_key: self.public_key,
+                created_at: Timestamp::from_micros(self.created_at),
+            },
+            sealed: Sealed {
+                ciphertext: self.ciphertext,
+                nonce: self.nonce,
+                wrapped_key: self.wrapped_key,
+                wrap_nonce: self.wrap_nonce,
+                master_key_id: self.master_key_id,
+            },
+        })
+    }
 }
 
-async fn domains(conn: &mut SqliteConnection, name: Option<&str>) -> Result<Vec<Domain>> {
-    let rows = sqlx::query("SELECT name, created_at FROM domains WHERE ?1 IS NULL OR name = ?1 ORDER BY name")
-        .bind(name.map(str::to_owned))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_err)?;
+const KEYS_OF_DOMAIN: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM domain_keys WHERE domain = ?1 ORDER BY domain, selector"
+);
+const KEYS_STALE: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM domain_keys WHERE master_key_id <> ?1 ORDER BY domain, selector"
+);
+
+async fn keys_where(conn: &mut impl Db, sql: &'static str, arg: &str) -> Result<Vec<StoredDkimKey>> {
+    let rows: Vec<KeyRow> = conn.all(sql, &args![arg]).await?;
+    rows.into_iter().map(KeyRow::into_key).collect()
+}
+
+async fn domains(conn: &mut impl Db, name: Option<&str>) -> Result<Vec<Domain>> {
+    let rows: Vec<(String, i64)> = conn
+        .all(
+            "SELECT name, created_at FROM domains WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+            &args![name],
+        )
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let name: String = r.try_get("name").map_err(map_err)?;
-        let created: i64 = r.try_get("created_at").map_err(map_err)?;
-        let dkim = keys_where(conn, "domain = ?1", &name)
+    for (name, created) in rows {
+        let dkim = keys_where(conn, KEYS_OF_DOMAIN, &name)
             .await?
             .into_iter()
             .map(|k| k.selector)
@@ -69,63 +93,59 @@ async fn domains(conn: &mut SqliteConnection, name: Option<&str>) -> Result<Vec<
 }
 
 async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut impl Db,
     name: String,
     at: Timestamp,
     keys: Vec<StoredDkimKey>,
     entry: AuditEntry,
 ) -> Result<()> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM domains WHERE name = ?")
-        .bind(name.clone())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    let exists: Option<(i64,)> = conn
+        .first("SELECT 1 FROM domains WHERE name = ?", &args![name.as_str()])
+        .await?;
     if exists.is_some() {
         return Err(Error::conflict(
             "domain_exists",
             format!("{name} is already hosted here"),
         ));
     }
-    sqlx::query("INSERT INTO domains (name, created_at) VALUES (?, ?)")
-        .bind(name.clone())
-        .bind(at.as_micros())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    conn.exec(
+        "INSERT INTO domains (name, created_at) VALUES (?, ?)",
+        &args![name.as_str(), at.as_micros()],
+    )
+    .await?;
     for k in keys {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO domain_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )))
-        .bind(name.clone())
-        .bind(k.selector.selector)
-        .bind(k.selector.algorithm.as_str())
-        .bind(k.selector.public_key)
-        .bind(k.selector.created_at.as_micros())
-        .bind(k.sealed.ciphertext)
-        .bind(k.sealed.nonce)
-        .bind(k.sealed.wrapped_key)
-        .bind(k.sealed.wrap_nonce)
-        .bind(k.sealed.master_key_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        conn.exec(
+            concat!(
+                "INSERT INTO domain_keys (",
+                key_columns!(),
+                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            &args![
+                name.as_str(),
+                k.selector.selector,
+                k.selector.algorithm.as_str(),
+                k.selector.public_key,
+                k.selector.created_at.as_micros(),
+                k.sealed.ciphertext,
+                k.sealed.nonce,
+                k.sealed.wrapped_key,
+                k.sealed.wrap_nonce,
+                k.sealed.master_key_id,
+            ],
+        )
+        .await?;
     }
     audit::append(conn, entry).await?;
     Ok(())
 }
 
-async fn delete(conn: &mut SqliteConnection, name: String, entry: AuditEntry) -> Result<()> {
-    sqlx::query("DELETE FROM domain_keys WHERE domain = ?")
-        .bind(name.clone())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    let n = sqlx::query("DELETE FROM domains WHERE name = ?")
-        .bind(name)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+async fn delete(conn: &mut impl Db, name: String, entry: AuditEntry) -> Result<()> {
+    conn.exec("DELETE FROM domain_keys WHERE domain = ?", &args![name.as_str()])
+        .await?;
+    let n = conn
+        .exec("DELETE FROM domains WHERE name = ?", &args![name])
+        .await?
+        .rows;
     if n == 0 {
         return Err(Error::not_found("domain"));
     }
@@ -133,25 +153,26 @@ async fn delete(conn: &mut SqliteConnection, name: String, entry: AuditEntry) ->
     Ok(())
 }
 
-async fn rewrap(conn: &mut SqliteConnection, batch: Vec<(StoredDkimKey, String)>, entry: AuditEntry) -> Result<u64> {
+async fn rewrap(conn: &mut impl Db, batch: Vec<(StoredDkimKey, String)>, entry: AuditEntry) -> Result<u64> {
     let mut n = 0;
     for (k, old) in batch {
-        n += sqlx::query(
-            "UPDATE domain_keys SET ciphertext = ?, nonce = ?, wrapped_key = ?, wrap_nonce = ?, master_key_id = ?
-             WHERE domain = ? AND selector = ? AND master_key_id = ?",
-        )
-        .bind(k.sealed.ciphertext)
-        .bind(k.sealed.nonce)
-        .bind(k.sealed.wrapped_key)
-        .bind(k.sealed.wrap_nonce)
-        .bind(k.sealed.master_key_id)
-        .bind(k.domain)
-        .bind(k.selector.selector)
-        .bind(old)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+        n += conn
+            .exec(
+                "UPDATE domain_keys SET ciphertext = ?, nonce = ?, wrapped_key = ?, wrap_nonce = ?, master_key_id = ?
+                 WHERE domain = ? AND selector = ? AND master_key_id = ?",
+                &args![
+                    k.sealed.ciphertext,
+                    k.sealed.nonce,
+                    k.sealed.wrapped_key,
+                    k.sealed.wrap_nonce,
+                    k.sealed.master_key_id,
+                    k.domain,
+                    k.selector.selector,
+                    old,
+                ],
+            )
+            .await?
+            .rows;
     }
     let mut entry = entry;
     if let Some(obj) = entry.details.as_object_mut() {
@@ -171,40 +192,52 @@ impl loft_core::domains::DomainStore for crate::SqliteStore {
         audit: AuditEntry,
     ) -> Result<()> {
         let name = name.to_owned();
-        self.write(move |c| Box::pin(self::insert(c, name, at, keys, audit)))
+        self.write_native(move |c| at_once(self::insert(c, name, at, keys, audit)))
             .await
     }
 
+    // Hot reads: every inbound mail looks up the hosted domains, and every outbound delivery
+    // the keys it signs with. Each read of several statements runs in one transaction (one
+    // snapshot): a few rows per hosted domain.
     async fn list_domains(&self) -> Result<Vec<Domain>> {
-        let mut tx = self.reading().await?;
-        let out = self::domains(&mut tx, None).await;
-        crate::done(tx, out).await
+        self.hot(Cost::Short, |c| {
+            let tx = c.unchecked_transaction().map_err(crate::error::map_rusqlite)?;
+            at_once(self::domains(&mut Hot(&tx), None))
+        })
+        .await
     }
 
     async fn get_domain(&self, name: &str) -> Result<Option<Domain>> {
-        let mut tx = self.reading().await?;
-        let out = self::domains(&mut tx, Some(name)).await.map(|v| v.into_iter().next());
-        crate::done(tx, out).await
+        let name = name.to_owned();
+        self.hot(Cost::Short, move |c| {
+            let tx = c.unchecked_transaction().map_err(crate::error::map_rusqlite)?;
+            at_once(self::domains(&mut Hot(&tx), Some(&name))).map(|v| v.into_iter().next())
+        })
+        .await
     }
 
     async fn domain_keys(&self, name: &str) -> Result<Vec<StoredDkimKey>> {
-        let mut tx = self.reading().await?;
-        let out = self::keys_where(&mut tx, "domain = ?1", name).await;
-        crate::done(tx, out).await
+        let name = name.to_owned();
+        self.hot(Cost::Short, move |c| {
+            at_once(self::keys_where(&mut Hot(c), KEYS_OF_DOMAIN, &name))
+        })
+        .await
     }
 
     async fn delete_domain(&self, name: &str, audit: AuditEntry) -> Result<()> {
         let name = name.to_owned();
-        self.write(move |c| Box::pin(self::delete(c, name, audit))).await
+        self.write_native(move |c| at_once(self::delete(c, name, audit))).await
     }
 
     async fn domain_keys_stale(&self, current: &str) -> Result<Vec<StoredDkimKey>> {
-        let mut tx = self.reading().await?;
-        let out = self::keys_where(&mut tx, "master_key_id <> ?1", current).await;
-        crate::done(tx, out).await
+        let current = current.to_owned();
+        self.hot(Cost::Long, move |c| {
+            at_once(self::keys_where(&mut Hot(c), KEYS_STALE, &current))
+        })
+        .await
     }
 
     async fn domain_keys_rewrap(&self, keys: Vec<(StoredDkimKey, String)>, audit: AuditEntry) -> Result<u64> {
-        self.write(move |c| Box::pin(self::rewrap(c, keys, audit))).await
+        self.write_native(move |c| at_once(self::rewrap(c, keys, audit))).await
     }
 }
