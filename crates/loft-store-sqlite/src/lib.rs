@@ -8,10 +8,12 @@
 //! - **Reads** go through read-only connections. A store read made of several queries runs
 //!   in its own read transaction, so it sees one snapshot. The hot reads (a key and its
 //!   identity, the delegation chain, the caps and usage, the inbox list, one message, what a
-//!   send checks first, the audit head, the job runner's look for due work) run
-//!   whole on `rusqlite` connections on Tokio's blocking threads (`hot.rs`): one hand-off per
-//!   read, where sqlx's SQLite driver makes one per statement and per row, and those
-//!   hand-offs were most of the cost of a small read (docs/benchmarks.md, issue 14). The
+//!   send checks first, what a delivery reads, the hosted domains and their keys, the audit
+//!   head, the job runner's look for due work) run whole on `rusqlite` connections, short
+//!   ones on the calling thread and the others on Tokio's blocking threads (`hot.rs`): at
+//!   most one hand-off per read, where sqlx's SQLite driver makes one per statement and per
+//!   row, and those hand-offs were most of the cost of a small read (docs/benchmarks.md,
+//!   issue 14). The
 //!   other reads use sqlx's pool, which does not ping a connection before handing it out (a
 //!   connection to a local file cannot go stale). Both drivers link the one bundled SQLite.
 //! - **Writes** all go through one writer task that owns the only read-write connections
