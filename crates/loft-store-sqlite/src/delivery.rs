@@ -14,10 +14,10 @@ use loft_core::{Error, Result};
 
 use crate::SqliteStore;
 use crate::audit;
-use crate::db::{Db, args, at_once};
-use crate::error::{map_err, map_rusqlite};
+use crate::db::{Db, Hot, args, at_once};
+use crate::error::map_err;
+use crate::hot::Cost;
 use crate::rows::{from_json, to_json};
-use rusqlite::OptionalExtension as _;
 
 type Row = (String, String, String, String, i64);
 
@@ -101,26 +101,16 @@ impl DeliveryStore for SqliteStore {
     }
 
     async fn suppressed(&self, addresses: &[EmailAddress]) -> Result<Vec<Suppression>> {
-        // A send's recipients (and each delivery's one): a few lookups through the key.
+        // A send's recipients (and each delivery's one): a lookup through the key each.
         let addresses: Vec<String> = addresses.iter().map(|a| a.as_str().to_owned()).collect();
-        let cost = if addresses.len() <= crate::hot::SHORT_PAGE as usize {
-            crate::hot::Cost::Short
-        } else {
-            crate::hot::Cost::Long
-        };
         let rows: Vec<Row> = self
-            .hot(cost, move |c| {
-                let mut st = c
-                    .prepare_cached(
-                        "SELECT address, reason, identity_id, message_id, created_at FROM suppressions WHERE address = ?",
-                    )
-                    .map_err(map_rusqlite)?;
+            .hot(Cost::of_rows(addresses.len()), move |c| {
                 let mut out = Vec::new();
                 for a in &addresses {
-                    let row = st
-                        .query_row([a], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                        .optional()
-                        .map_err(map_rusqlite)?;
+                    let row = at_once(Hot(c).first(
+                        "SELECT address, reason, identity_id, message_id, created_at FROM suppressions WHERE address = ?",
+                        &args![a.as_str()],
+                    ))?;
                     out.extend(row);
                 }
                 Ok(out)

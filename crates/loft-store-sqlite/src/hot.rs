@@ -124,6 +124,18 @@ pub(crate) enum Cost {
 /// The largest page of a list read as [`Cost::Short`].
 pub(crate) const SHORT_PAGE: u32 = 100;
 
+impl Cost {
+    /// The cost of a read of up to `rows` rows found through an index: short up to
+    /// [`SHORT_PAGE`].
+    pub(crate) fn of_rows(rows: usize) -> Self {
+        if rows <= SHORT_PAGE as usize {
+            Cost::Short
+        } else {
+            Cost::Long
+        }
+    }
+}
+
 fn closed() -> Error {
     Error::Unavailable("the SQLite store is closed".into())
 }

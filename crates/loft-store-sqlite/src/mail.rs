@@ -972,11 +972,7 @@ impl loft_core::store::MailStore for crate::SqliteStore {
 
     async fn list_messages(&self, owner: &IdentityId, query: MessageQuery) -> Result<StorePage<MessageSummary>> {
         let owner = owner.clone();
-        let cost = if query.limit <= crate::hot::SHORT_PAGE {
-            crate::hot::Cost::Short
-        } else {
-            crate::hot::Cost::Long
-        };
+        let cost = crate::hot::Cost::of_rows(query.limit as usize);
         self.hot(cost, move |c| self::list(c, &owner, &query)).await
     }
 

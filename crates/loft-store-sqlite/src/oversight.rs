@@ -482,11 +482,7 @@ impl loft_core::store::OversightStore for crate::SqliteStore {
     }
 
     async fn list_approvals(&self, query: ApprovalQuery) -> Result<StorePage<Approval>> {
-        let cost = if page_limit(query.limit) <= crate::hot::SHORT_PAGE {
-            crate::hot::Cost::Short
-        } else {
-            crate::hot::Cost::Long
-        };
+        let cost = crate::hot::Cost::of_rows(page_limit(query.limit) as usize);
         self.hot(cost, move |c| self::list(c, &query)).await
     }
 
