@@ -448,6 +448,15 @@ pub trait SendingStore: Send + Sync {
     ) -> Result<Vec<crate::caps::Correspondence>>;
 }
 
+/// See [`Store::whoami_context`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhoAmIContext {
+    /// Parent first, as [`IdentityStore::ancestors`].
+    pub ancestors: Vec<Identity>,
+    pub instance_caps: crate::caps::SendCaps,
+    pub mode_request: Option<ModeRequest>,
+}
+
 /// The storage port: the sum of the area traits, each with its own conformance module in
 /// `loft-testkit` run on both backends. A new area (oversight, domains, events) adds a trait
 /// here and to this sum.
@@ -476,6 +485,23 @@ pub trait Store:
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// What `whoami` shows of the store besides the caller's key, read together (one read
+    /// transaction where the backend gains by it: SQLite, where each read transaction takes
+    /// the database file's shared lock). Must equal what [`IdentityStore::ancestors`],
+    /// [`SendingStore::instance_caps`] and [`OversightStore::get_mode_request`] return.
+    async fn whoami_context(&self, identity: &IdentityId) -> Result<WhoAmIContext> {
+        let (ancestors, instance_caps, mode_request) = tokio::try_join!(
+            self.ancestors(identity),
+            self.instance_caps(),
+            self.get_mode_request(identity)
+        )?;
+        Ok(WhoAmIContext {
+            ancestors,
+            instance_caps,
+            mode_request,
+        })
+    }
 
     /// Finishes pending writes and closes connections (graceful shutdown). Calls after it may
     /// fail with `Unavailable`.

@@ -49,7 +49,7 @@ pub(crate) async fn touch_contacts(conn: &mut impl Db, touches: &[ContactTouch])
 pub(crate) const INSTANCE_CAPS: &str =
     "SELECT cap_mails_per_hour, cap_mails_per_day, cap_new_recipients_per_day FROM instance_state WHERE id = 1";
 
-fn instance_caps(conn: &rusqlite::Connection) -> Result<SendCaps> {
+pub(crate) fn instance_caps(conn: &rusqlite::Connection) -> Result<SendCaps> {
     conn.prepare_cached(INSTANCE_CAPS)
         .and_then(|mut st| {
             st.query_row([], |r| {

@@ -201,8 +201,7 @@ impl loft_core::domains::DomainStore for crate::SqliteStore {
     // snapshot): a few rows per hosted domain.
     async fn list_domains(&self) -> Result<Vec<Domain>> {
         self.hot(Cost::Short, |c| {
-            let tx = c.unchecked_transaction().map_err(crate::error::map_rusqlite)?;
-            at_once(self::domains(&mut Hot(&tx), None))
+            crate::hot::snapshot(c, |c| at_once(self::domains(&mut Hot(c), None)))
         })
         .await
     }
@@ -210,8 +209,9 @@ impl loft_core::domains::DomainStore for crate::SqliteStore {
     async fn get_domain(&self, name: &str) -> Result<Option<Domain>> {
         let name = name.to_owned();
         self.hot(Cost::Short, move |c| {
-            let tx = c.unchecked_transaction().map_err(crate::error::map_rusqlite)?;
-            at_once(self::domains(&mut Hot(&tx), Some(&name))).map(|v| v.into_iter().next())
+            crate::hot::snapshot(c, |c| {
+                at_once(self::domains(&mut Hot(c), Some(&name))).map(|v| v.into_iter().next())
+            })
         })
         .await
     }

@@ -269,7 +269,7 @@ pub(crate) const ANCESTORS: &str = concat!(
     " FROM up JOIN identities i ON i.id = up.id ORDER BY up.depth"
 );
 
-fn ancestors(conn: &Connection, id: &IdentityId) -> Result<Vec<Identity>> {
+pub(crate) fn ancestors(conn: &Connection, id: &IdentityId) -> Result<Vec<Identity>> {
     let mut st = conn.prepare_cached(ANCESTORS).map_err(map_rusqlite)?;
     let rows = st
         .query_map(rusqlite::params![id.as_str(), MAX_DEPTH], IdentityRow::from_row)

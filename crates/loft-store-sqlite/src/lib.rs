@@ -74,6 +74,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use loft_core::ids::IdentityId;
 use loft_core::mail::StorePage;
 use loft_core::store::Store;
 use loft_core::{Error, Result};
@@ -303,7 +304,7 @@ impl SqliteStore {
 
     /// Runs `f`, a hot read of the given cost, whole on a `rusqlite` read connection (see
     /// `hot.rs`). A read of several statements must run them in one transaction
-    /// (`Connection::unchecked_transaction`) to see one snapshot. `f` may run twice (a short
+    /// (`hot::snapshot`) to see one snapshot. `f` may run twice (a short
     /// read that would wait for a lock runs again where it may wait).
     async fn hot<T, F>(&self, cost: hot::Cost, f: F) -> Result<T>
     where
@@ -366,6 +367,23 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         SqliteStore::close(self).await;
+    }
+
+    /// One hot read, one read transaction: three statements that each took (and released)
+    /// the file's shared lock on their own made `whoami` contend for SQLite's per-file lock
+    /// mutex between the runtime's workers (docs/benchmarks.md, "whoami in one read").
+    async fn whoami_context(&self, identity: &IdentityId) -> Result<loft_core::store::WhoAmIContext> {
+        let id = identity.clone();
+        self.hot(hot::Cost::Short, move |c| {
+            hot::snapshot(c, |c| {
+                Ok(loft_core::store::WhoAmIContext {
+                    ancestors: identities::ancestors(c, &id)?,
+                    instance_caps: caps::instance_caps(c)?,
+                    mode_request: oversight_edits::get_mode_request_hot(c, &id)?,
+                })
+            })
+        })
+        .await
     }
 }
 

@@ -482,7 +482,7 @@ async fn hot_reads_survive_dropped_reads_and_bursts() {
 #[tokio::test]
 async fn hot_statements_are_prepared_once() {
     use loft_core::mail::{Folder, MessageQuery};
-    use loft_core::store::{OversightStore as _, SendingStore as _};
+    use loft_core::store::{OversightStore as _, SendingStore as _, Store as _};
     let (_dir, store) = fresh().await;
     let store = Arc::new(store);
     let t = loft_testkit::test_loft(store.clone());
@@ -519,6 +519,7 @@ async fn hot_statements_are_prepared_once() {
         store.usage(&owner).await.unwrap();
         store.instance_caps().await.unwrap();
         store.get_mode_request(&owner).await.unwrap();
+        assert_eq!(store.whoami_context(&owner).await.unwrap().ancestors.len(), 1);
         store.audit_head().await.unwrap();
         for q in &shapes {
             store.list_messages(&owner, q.clone()).await.unwrap();
@@ -532,6 +533,8 @@ async fn hot_statements_are_prepared_once() {
         crate::caps::INSTANCE_CAPS,
         crate::oversight_edits::GET_MODE_REQUEST,
         crate::audit::HEAD,
+        "BEGIN",
+        "COMMIT",
     ]
     .map(str::to_owned)
     .to_vec();
@@ -601,6 +604,48 @@ async fn the_writers_statements_are_prepared_once() {
         .unwrap();
     assert!(runs >= 3, "the claim ran three times on the writer: {runs}");
     assert_eq!(again, 0, "the claim was prepared again when it ran");
+}
+
+/// `hot::snapshot` ends its read transaction whatever its read did, and a connection a read
+/// left inside a transaction (its snapshot pinned) is not lent to the next read.
+#[tokio::test]
+async fn a_snapshot_ends_its_transaction_and_a_connection_left_in_one_is_not_kept() {
+    use crate::hot::{Cost, snapshot};
+    let (_dir, store) = fresh().await;
+    let in_transaction = |c: &rusqlite::Connection| Ok(!c.is_autocommit());
+    let out = store
+        .hot(Cost::Short, move |c| {
+            snapshot(c, |c| {
+                assert!(in_transaction(c)?, "inside the snapshot");
+                c.query_row("SELECT nothing FROM nowhere", [], |_| Ok(()))
+                    .map_err(crate::error::map_rusqlite)
+            })
+        })
+        .await;
+    assert!(out.is_err(), "{out:?}");
+    assert!(
+        !store.hot(Cost::Short, in_transaction).await.unwrap(),
+        "ended though its read failed"
+    );
+    assert_eq!(
+        store
+            .hot(Cost::Short, |c| snapshot(c, |c| c
+                .query_row("SELECT 7", [], |r| r.get::<_, i64>(0))
+                .map_err(crate::error::map_rusqlite)))
+            .await
+            .unwrap(),
+        7
+    );
+    // A read that leaves a transaction open: its connection is closed, not lent again.
+    for cost in [Cost::Short, Cost::Long] {
+        store
+            .hot(cost, |c| {
+                c.execute_batch("BEGIN; SELECT 1;").map_err(crate::error::map_rusqlite)
+            })
+            .await
+            .unwrap();
+        assert!(!store.hot(Cost::Short, in_transaction).await.unwrap(), "{cost:?}");
+    }
 }
 
 /// A short hot read runs on the calling thread with a busy timeout of zero; one that SQLite

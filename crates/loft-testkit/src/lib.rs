@@ -434,6 +434,19 @@ impl TestLoft {
 }
 
 /// The error of a result that must have failed.
+/// `Store::whoami_context` reads what the three reads it gathers read one by one.
+pub async fn assert_whoami_context(store: &dyn Store, id: &loft_core::ids::IdentityId) {
+    let context = store.whoami_context(id).await.unwrap();
+    assert_eq!(
+        context,
+        loft_core::store::WhoAmIContext {
+            ancestors: store.ancestors(id).await.unwrap(),
+            instance_caps: store.instance_caps().await.unwrap(),
+            mode_request: store.get_mode_request(id).await.unwrap(),
+        }
+    );
+}
+
 #[track_caller]
 pub fn expect_err<T: std::fmt::Debug>(result: Result<T>) -> Error {
     match result {

@@ -264,7 +264,16 @@ impl Loft {
 
     /// An identity's sending controls and what it used of them (also `whoami`'s `sending`).
     pub(super) async fn sending_status(&self, identity: &Identity) -> Result<SendingStatus> {
-        let instance_caps = self.store.instance_caps().await?;
+        self.sending_status_with(identity, self.store.instance_caps().await?)
+            .await
+    }
+
+    /// [`Self::sending_status`] with the instance's caps already read.
+    pub(super) async fn sending_status_with(
+        &self,
+        identity: &Identity,
+        instance_caps: SendCaps,
+    ) -> Result<SendingStatus> {
         let used = self
             .usage(Some(&identity.id), &[identity.caps.limits(), instance_caps])
             .await?;

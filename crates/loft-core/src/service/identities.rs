@@ -380,10 +380,11 @@ impl Loft {
                 sending: None,
             }),
             Principal::Identity { identity, key, scopes } => {
+                let context = self.store.whoami_context(&identity.id).await?;
                 let mut chain = vec![link(identity)];
-                chain.extend(self.store.ancestors(&identity.id).await?.iter().map(link));
+                chain.extend(context.ancestors.iter().map(link));
                 chain.push(operator_link);
-                let sending = Some(self.sending_status(identity).await?);
+                let sending = Some(self.sending_status_with(identity, context.instance_caps).await?);
                 Ok(WhoAmI {
                     kind: CreatorKind::Identity,
                     address: Some(identity.address.clone()),
@@ -392,7 +393,7 @@ impl Loft {
                     key_id: key.id.to_string(),
                     key_expires_at: key.expires_at,
                     chain,
-                    mode_request: self.store.get_mode_request(&identity.id).await?,
+                    mode_request: context.mode_request,
                     sending,
                 })
             }
