@@ -288,6 +288,24 @@ async fn connections_are_set_up_as_designed() {
         .await
         .unwrap_err();
     assert!(write.to_string().contains("readonly"), "{write}");
+
+    // The bundled SQLite is built as .cargo/config.toml says: no memory statistics (a
+    // process-wide mutex on every allocation).
+    let options: Vec<String> = store
+        .hot(crate::hot::Cost::Short, |c| {
+            let mut st = c
+                .prepare("PRAGMA compile_options")
+                .map_err(crate::error::map_rusqlite)?;
+            st.query_map([], |r| r.get(0))
+                .and_then(Iterator::collect)
+                .map_err(crate::error::map_rusqlite)
+        })
+        .await
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "built with LIBSQLITE3_FLAGS=-DSQLITE_DEFAULT_MEMSTATUS=0: {options:?}"
+    );
 }
 
 #[tokio::test]
