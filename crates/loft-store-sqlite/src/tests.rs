@@ -178,6 +178,61 @@ async fn a_failing_job_does_not_spoil_the_other_jobs_of_its_batch() {
     assert_chain_ok(&store).await;
 }
 
+/// A job alone in its batch runs without a savepoint: when it fails (an error, or a panic),
+/// its transaction is rolled back whole, so nothing of it remains, on either connection, and
+/// the writer carries on.
+#[tokio::test]
+async fn a_lone_failing_job_leaves_nothing_on_either_connection() {
+    let (_dir, store) = fresh().await;
+    store.append_audit(entry("setup")).await.unwrap();
+    let commits_before = store.committed_batches();
+    let native_entry = entry("bad.native");
+    let e = store
+        .write_native(move |c| {
+            crate::db::at_once(async {
+                crate::audit::append(c, native_entry).await?;
+                c.exec("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, 'x')", &[])
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "its own error: {e:?}");
+    let sqlx_entry = entry("bad.sqlx");
+    let e = store
+        .write(move |c| {
+            Box::pin(async move {
+                crate::audit::append(c, sqlx_entry).await?;
+                sqlx::query("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, 'x')")
+                    .execute(&mut *c)
+                    .await
+                    .map_err(crate::error::map_err)?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e:?}");
+    let panicked_entry = entry("bad.panic");
+    let e = store
+        .write_native(move |c| -> loft_core::Result<()> {
+            crate::db::at_once(crate::audit::append(c, panicked_entry))?;
+            panic!("after writing")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Internal(_)), "{e:?}");
+    assert_eq!(store.committed_batches(), commits_before, "nothing committed");
+
+    store.append_audit(entry("after")).await.unwrap();
+    sqlx_append(&store, entry("after.sqlx")).await.unwrap();
+    let rows = store.audit_after(0, 100).await.unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(actions, vec!["setup", "after", "after.sqlx"]);
+    assert_eq!(assert_chain_ok(&store).await, 3);
+}
+
 #[tokio::test]
 async fn a_failing_rusqlite_job_does_not_spoil_its_batch_and_both_kinds_keep_queue_order() {
     let (_dir, store) = fresh().await;
