@@ -486,16 +486,21 @@ pub trait Store:
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
-    /// What `whoami` shows of the store besides the caller's key, read together (one read
-    /// transaction where the backend gains by it: SQLite, where each read transaction takes
-    /// the database file's shared lock). Must equal what [`IdentityStore::ancestors`],
-    /// [`SendingStore::instance_caps`] and [`OversightStore::get_mode_request`] return.
-    async fn whoami_context(&self, identity: &IdentityId) -> Result<WhoAmIContext> {
-        let (ancestors, instance_caps, mode_request) = tokio::try_join!(
-            self.ancestors(identity),
-            self.instance_caps(),
-            self.get_mode_request(identity)
-        )?;
+    /// What `whoami` shows of the store besides the caller's key and identity, read together
+    /// (one read transaction where the backend gains by it: SQLite, where each read
+    /// transaction takes the database file's shared lock). Must equal what
+    /// [`IdentityStore::ancestors`], [`SendingStore::instance_caps`] and
+    /// [`OversightStore::get_mode_request`] return; the chain of an identity without a parent
+    /// (created by the operator) is empty without a read.
+    async fn whoami_context(&self, identity: &Identity) -> Result<WhoAmIContext> {
+        let chain = async {
+            match identity.parent_id() {
+                Some(_) => self.ancestors(&identity.id).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (ancestors, instance_caps, mode_request) =
+            tokio::try_join!(chain, self.instance_caps(), self.get_mode_request(&identity.id))?;
         Ok(WhoAmIContext {
             ancestors,
             instance_caps,

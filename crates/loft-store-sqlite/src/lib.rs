@@ -74,7 +74,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use loft_core::ids::IdentityId;
 use loft_core::mail::StorePage;
 use loft_core::store::Store;
 use loft_core::{Error, Result};
@@ -372,12 +371,21 @@ impl Store for SqliteStore {
     /// One hot read, one read transaction: three statements that each took (and released)
     /// the file's shared lock on their own made `whoami` contend for SQLite's per-file lock
     /// mutex between the runtime's workers (docs/benchmarks.md, "whoami in one read").
-    async fn whoami_context(&self, identity: &IdentityId) -> Result<loft_core::store::WhoAmIContext> {
-        let id = identity.clone();
+    async fn whoami_context(
+        &self,
+        identity: &loft_core::identity::Identity,
+    ) -> Result<loft_core::store::WhoAmIContext> {
+        let id = identity.id.clone();
+        let has_parent = identity.parent_id().is_some();
         self.hot(hot::Cost::Short, move |c| {
             hot::snapshot(c, |c| {
                 Ok(loft_core::store::WhoAmIContext {
-                    ancestors: identities::ancestors(c, &id)?,
+                    // A recursive query costs a temporary table even when it finds nothing.
+                    ancestors: if has_parent {
+                        identities::ancestors(c, &id)?
+                    } else {
+                        Vec::new()
+                    },
                     instance_caps: caps::instance_caps(c)?,
                     mode_request: oversight_edits::get_mode_request_hot(c, &id)?,
                 })

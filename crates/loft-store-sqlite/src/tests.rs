@@ -592,7 +592,7 @@ async fn hot_statements_are_prepared_once() {
         store.usage(&owner).await.unwrap();
         store.instance_caps().await.unwrap();
         store.get_mode_request(&owner).await.unwrap();
-        assert_eq!(store.whoami_context(&owner).await.unwrap().ancestors.len(), 1);
+        assert_eq!(store.whoami_context(&child.identity).await.unwrap().ancestors.len(), 1);
         store.audit_head().await.unwrap();
         for q in &shapes {
             store.list_messages(&owner, q.clone()).await.unwrap();

@@ -435,8 +435,9 @@ impl TestLoft {
 
 /// The error of a result that must have failed.
 /// `Store::whoami_context` reads what the three reads it gathers read one by one.
-pub async fn assert_whoami_context(store: &dyn Store, id: &loft_core::ids::IdentityId) {
-    let context = store.whoami_context(id).await.unwrap();
+pub async fn assert_whoami_context(store: &dyn Store, identity: &loft_core::identity::Identity) {
+    let id = &identity.id;
+    let context = store.whoami_context(identity).await.unwrap();
     assert_eq!(
         context,
         loft_core::store::WhoAmIContext {

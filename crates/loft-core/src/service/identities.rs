@@ -380,7 +380,7 @@ impl Loft {
                 sending: None,
             }),
             Principal::Identity { identity, key, scopes } => {
-                let context = self.store.whoami_context(&identity.id).await?;
+                let context = self.store.whoami_context(identity).await?;
                 let mut chain = vec![link(identity)];
                 chain.extend(context.ancestors.iter().map(link));
                 chain.push(operator_link);

@@ -298,7 +298,7 @@ pub async fn caps_instance_cap_across_identities(store: Arc<dyn Store>) {
     // whoami shows the agent its budget: the instance cap, and what it sent.
     let me = t.loft.whoami(&bb).await.unwrap().sending.unwrap();
     assert_eq!(me.instance_caps.mails_per_hour, Some(3));
-    crate::assert_whoami_context(t.store().as_ref(), &b.identity.id).await;
+    crate::assert_whoami_context(t.store().as_ref(), &b.identity).await;
     assert_eq!(me.used.mails_last_hour, Some(1));
     assert_eq!(me.caps.mails_per_hour, None);
 

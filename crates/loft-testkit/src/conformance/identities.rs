@@ -536,8 +536,8 @@ pub async fn delegation_revoke_cascades(store: Arc<dyn Store>) {
         ids(&[&c, &p]),
         "ancestors, parent first, up to the operator's"
     );
-    crate::assert_whoami_context(t.store().as_ref(), &g.identity.id).await;
-    crate::assert_whoami_context(t.store().as_ref(), &p.identity.id).await;
+    crate::assert_whoami_context(t.store().as_ref(), &g.identity).await;
+    crate::assert_whoami_context(t.store().as_ref(), &p.identity).await;
 
     // A grandchild without identity:create cannot create.
     let e = expect_err(

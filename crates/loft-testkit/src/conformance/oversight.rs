@@ -1491,7 +1491,7 @@ pub async fn oversight_mode_requests(store: Arc<dyn Store>) {
         (me.mode, me.status),
         (OversightMode::Autonomous, ModeRequestStatus::Open)
     );
-    crate::assert_whoami_context(t.store().as_ref(), &a_c.identity.id).await;
+    crate::assert_whoami_context(t.store().as_ref(), &a_c.identity).await;
 
     // Only the operator lists and answers.
     for who in [&alice, &a] {
