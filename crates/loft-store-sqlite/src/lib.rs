@@ -368,9 +368,9 @@ impl Store for SqliteStore {
         SqliteStore::close(self).await;
     }
 
-    /// One hot read, one read transaction: three statements that each took (and released)
-    /// the file's shared lock on their own made `whoami` contend for SQLite's per-file lock
-    /// mutex between the runtime's workers (docs/benchmarks.md, "whoami in one read").
+    /// One hot read, one read transaction: statements that each took (and released) the
+    /// file's WAL read lock on their own made `whoami` contend for that lock's mutex between
+    /// the runtime's workers (docs/benchmarks.md, "whoami in one read, ...").
     async fn whoami_context(
         &self,
         identity: &loft_core::identity::Identity,

@@ -331,43 +331,28 @@ async fn commit_batch<D: Driver>(conn: &mut D, batch: Vec<Box<dyn Job>>, commits
     // A job alone in its batch needs no savepoint: if it fails, the whole transaction is
     // rolled back, which undoes exactly that job. (A savepoint makes SQLite copy every page
     // the job changes to its sub-journal first: 8% of the CPU of an inbound mail delivered
-    // one at a time, docs/benchmarks.md "A lone job without a savepoint".)
-    let alone = batch.len() == 1;
+    // one at a time; docs/benchmarks.md, "... a lone job without a savepoint".)
+    let savepoints = batch.len() > 1;
     let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
     let mut failure: Option<Error> = None;
     let mut jobs = batch.into_iter();
     for job in jobs.by_ref() {
-        if alone {
-            let done = D::run(job, conn).await;
-            let ok = done.ok;
-            ran.push(done);
-            if ok {
-                break;
-            }
-            // Its own error is its answer; the batch itself did not fail.
-            rollback(conn).await;
-            tracing::debug!("a write job failed and its transaction was rolled back");
-            for done in ran {
-                (done.answer)(None);
-            }
-            return;
-        }
-        if let Err(e) = exec(conn, "SAVEPOINT job").await {
+        if savepoints && let Err(e) = exec(conn, "SAVEPOINT job").await {
             job.abort(&e);
             failure = Some(e);
             break;
         }
         let done = D::run(job, conn).await;
-        let end = if done.ok {
-            exec(conn, "RELEASE job").await
-        } else {
+        let end = match (savepoints, done.ok) {
+            (false, _) => Ok(()),
+            (true, true) => exec(conn, "RELEASE job").await,
             // ROLLBACK TO keeps the savepoint open; RELEASE removes it. If SQLite rolled the
             // whole transaction back on its own (disk full, I/O error), this fails, and so
             // does the batch.
-            match exec(conn, "ROLLBACK TO job").await {
+            (true, false) => match exec(conn, "ROLLBACK TO job").await {
                 Ok(()) => exec(conn, "RELEASE job").await,
                 Err(e) => Err(e),
-            }
+            },
         };
         ran.push(done);
         if let Err(e) = end {
@@ -375,15 +360,21 @@ async fn commit_batch<D: Driver>(conn: &mut D, batch: Vec<Box<dyn Job>>, commits
             break;
         }
     }
+    // Without savepoints, a failed job's writes are still in the transaction: it is not
+    // committed (the job's own error is its answer; the batch itself did not fail).
+    let undo = !savepoints && ran.iter().any(|done| !done.ok);
     if let Some(e) = &failure {
         for job in jobs {
             job.abort(e);
         }
-    } else if let Err(e) = exec(conn, "COMMIT").await {
+    } else if !undo && let Err(e) = exec(conn, "COMMIT").await {
         failure = Some(e);
     }
     if let Some(e) = &failure {
         tracing::debug!(error = %e, jobs = ran.len(), "write batch failed and was rolled back");
+        rollback(conn).await;
+    } else if undo {
+        tracing::debug!("a write job failed and its transaction was rolled back");
         rollback(conn).await;
     } else {
         commits.fetch_add(1, Ordering::Relaxed);
