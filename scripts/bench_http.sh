@@ -20,6 +20,8 @@
 #                           during that route's run in the last round, and print the top of
 #                           the report; the data is left in /tmp/bench_http.perf.data. For
 #                           symbols build with `cargo build --profile profiling -p loft`.
+#                           PERF_CALL_GRAPH=dwarf,16384 unwinds Rust frames that frame
+#                           pointers lose (bigger data, slower report).
 #
 # wrk, nginx (Debian's nginx-light), curl and jq are installed with apt-get when missing and the
 # script runs as root; otherwise it stops and names the missing ones.
@@ -47,7 +49,7 @@ while [ $# -gt 0 ]; do
     --no-build) build=0 ;;
     --loft) loft_bin=$2; build=0; shift ;;
     --perf) perf_route=$2; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "bench_http.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -199,7 +201,7 @@ declare -A rate=()
 run_wrk() { # name round
   local out rps bad perf_pid=
   if [ "$1" = "$perf_route" ] && [ "$2" = "$rounds" ]; then
-    perf record -q -F 999 -g -p "$loft_pid" -o /tmp/bench_http.perf.data -- sleep "${duration%s}" 2>/dev/null &
+    perf record -q -F 999 --call-graph "${PERF_CALL_GRAPH:-fp}" -p "$loft_pid" -o /tmp/bench_http.perf.data -- sleep "${duration%s}" 2>/dev/null &
     perf_pid=$!
   fi
   out=$(wrk -t"$threads" -c"$connections" -d"$duration" -H "Authorization: Bearer $reader_key" "${urls[$1]}")

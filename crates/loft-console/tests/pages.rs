@@ -198,8 +198,8 @@ async fn reviewers_are_refused_every_new_operator_page() {
             .list_messages(&ba, loft_core::service::ListMessagesParams::default())
             .await
             .unwrap()
-            .items
-            .remove(0);
+            .items[0]
+            .clone();
     let (rev, _) = a.reviewer().await;
     let id = bob.identity.id.as_str();
     for path in [
@@ -301,8 +301,8 @@ async fn opening_a_mail_is_audited_rendered_inert_and_left_unread() {
             .list_messages(&ca, loft_core::service::ListMessagesParams::default())
             .await
             .unwrap()
-            .items
-            .remove(0);
+            .items[0]
+            .clone();
     let page = a.get(&format!("{base}/{}", msg.id), &op).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     assert!(page.text.contains("The numbers"));

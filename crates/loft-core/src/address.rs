@@ -11,11 +11,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(try_from = "String", into = "String")]
+#[serde(try_from = "String")]
 #[cfg_attr(feature = "openapi", schema(value_type = String, example = "researcher-k3x9p@agents.localhost"))]
 pub struct EmailAddress(String);
+
+/// As the string it is (without the copy `#[serde(into = "String")]` would make).
+impl Serialize for EmailAddress {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 pub const MAX_LOCAL_PART: usize = 64;
 pub const MAX_DOMAIN: usize = 253;

@@ -15,11 +15,18 @@ pub const ID_RANDOM_LEN: usize = 20;
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-        #[serde(try_from = "String", into = "String")]
+        #[serde(try_from = "String")]
         #[cfg_attr(feature = "openapi", schema(value_type = String, example = json!(concat!($prefix, "a2b3c4d5e6f7g2h3i4j5"))))]
         pub struct $name(String);
+
+        /// As the string it is (without the copy `#[serde(into = "String")]` would make).
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;

@@ -22,7 +22,7 @@ pub const MAX_FILENAME_BYTES: usize = 255;
 /// (`loft serve --max-attachment-bytes`): 1 MiB, whose base64 fits the default 2 MiB request.
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: usize = 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Folder {
@@ -546,7 +546,7 @@ pub struct DeliveryJob {
     pub recipient: EmailAddress,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct MessageQuery {
     pub folder: Option<Folder>,
     pub unread_only: bool,

@@ -53,6 +53,7 @@ mod messages;
 mod mode_requests;
 mod notices;
 mod oversight;
+mod reads;
 mod rules;
 mod schedule;
 mod search;
@@ -270,6 +271,52 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// A page that may be served many times (a mailbox page kept by `service/reads.rs`): its JSON
+/// is made once, by the first door that asks, and shared after. Reads as the [`Page`].
+#[derive(Debug, Clone)]
+pub struct SharedPage<T> {
+    page: Page<T>,
+    json: std::sync::OnceLock<Arc<[u8]>>,
+}
+
+impl<T> SharedPage<T> {
+    pub fn new(page: Page<T>) -> Self {
+        Self {
+            page,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The page, taken out of its share (copied when others hold it too).
+    pub fn into_page(self: Arc<Self>) -> Page<T>
+    where
+        T: Clone,
+    {
+        Arc::unwrap_or_clone(self).page
+    }
+}
+
+impl<T: Serialize> SharedPage<T> {
+    /// The page as JSON, made at the first call.
+    pub fn json(&self) -> Result<Arc<[u8]>> {
+        if let Some(json) = self.json.get() {
+            return Ok(Arc::clone(json));
+        }
+        let json: Arc<[u8]> = serde_json::to_vec(&self.page)
+            .map_err(|e| Error::Internal(format!("serialising a page: {e}")))?
+            .into();
+        // Another caller may have made it meanwhile: either copy is the same.
+        Ok(Arc::clone(self.json.get_or_init(|| json)))
+    }
+}
+
+impl<T> std::ops::Deref for SharedPage<T> {
+    type Target = Page<T>;
+    fn deref(&self) -> &Page<T> {
+        &self.page
+    }
+}
+
 /// A plain list wrapped in an object, so that fields can be added later without breaking
 /// clients.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -329,6 +376,8 @@ pub struct Loft {
     waiter_looks: std::sync::atomic::AtomicU64,
     /// Keys looked up in the last few milliseconds (`service/auth.rs`).
     key_cache: auth::KeyCache,
+    /// Results of the hottest reads, while the store has written nothing since (`service/reads.rs`).
+    reads: reads::Reads,
     /// Bumped whenever this process queues a job the runner runs (a scheduled send).
     job_tick: watch::Sender<u64>,
     /// Set when the server is stopping: waits answer at once.
@@ -376,6 +425,7 @@ impl Loft {
             hub,
             waiter_looks: std::sync::atomic::AtomicU64::new(0),
             key_cache: auth::KeyCache::default(),
+            reads: reads::Reads::default(),
             job_tick: watch::channel(0).0,
             stopping: watch::channel(false).0,
             vault: None,

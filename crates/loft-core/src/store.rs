@@ -486,6 +486,16 @@ pub trait Store:
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// A number that changes whenever what the store holds may have changed, when the store
+    /// can tell: it is read before a read, and the read's result stays true for as long as the
+    /// number is the same (Loft keeps such results of hot reads, `service/reads.rs`). It must
+    /// change after a write commits and before the write's call returns, whichever caller made
+    /// it. `None` (the default) when the store cannot know of every write: PostgreSQL, where
+    /// other nodes write. SQLite, one process with one writer, counts the writer's batches.
+    fn data_epoch(&self) -> Option<u64> {
+        None
+    }
+
     /// What `whoami` shows of the store besides the caller's key and identity, read together
     /// (one read transaction where the backend gains by it: SQLite, where each read
     /// transaction takes the database file's shared lock). Must equal what

@@ -20,7 +20,8 @@ use loft_core::search::SearchHit;
 use loft_core::service::{
     Actor, ApprovalView, BackupCode, BatchDecision, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView,
     DecideRequest, Deleted, EditHeldMail, ListApprovalsParams, ListCredentialsParams, ListMessagesParams,
-    ListThreadsParams, Loft, Page, RejectRequest, RequestModeRequest, StoreCredentialRequest, WaitParams, WaitResult,
+    ListThreadsParams, Loft, Page, RejectRequest, RequestModeRequest, SharedPage, StoreCredentialRequest, WaitParams,
+    WaitResult,
 };
 use loft_core::service::{
     CreateDraftRequest, GetThreadParams, ListContactsParams, ListDraftsParams, RescheduleRequest, SearchParams,
@@ -128,7 +129,10 @@ impl IdentityApi for LocalApi {
         self.loft.forward(&self.actor, message_id, req).await
     }
     async fn list_messages(&self, params: ListMessagesParams) -> Result<Page<MessageSummary>> {
-        self.loft.list_messages(&self.actor, params).await
+        self.loft
+            .list_messages(&self.actor, params)
+            .await
+            .map(SharedPage::into_page)
     }
     async fn search_messages(&self, params: SearchParams) -> Result<Page<SearchHit>> {
         self.loft.search_messages(&self.actor, params).await

@@ -368,6 +368,11 @@ impl Store for SqliteStore {
         SqliteStore::close(self).await;
     }
 
+    fn data_epoch(&self) -> Option<u64> {
+        // The server holds the database's lock file, so this writer is the only one.
+        Some(self.writer.ended())
+    }
+
     /// One hot read, one read transaction: statements that each took (and released) the
     /// file's WAL read lock on their own made `whoami` contend for that lock's mutex between
     /// the runtime's workers (docs/benchmarks.md, "whoami in one read, ...").

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use loft_core::Error;
 use loft_core::audit::{AuditEntry, verify_chain};
 use loft_core::mail::{MessagePatch, ReplyMail};
-use loft_core::store::{AuditStore, IdentityQuery, IdentityStore, MailStore};
+use loft_core::store::{AuditStore, IdentityQuery, IdentityStore, MailStore, Store};
 use loft_core::time::Timestamp;
 use loft_testkit::conformance::operator_entry;
 use tempfile::TempDir;
@@ -231,6 +231,29 @@ async fn a_lone_failing_job_leaves_nothing_on_either_connection() {
     let actions: Vec<&str> = rows.iter().map(|r| r.entry.action.as_str()).collect();
     assert_eq!(actions, vec!["setup", "after", "after.sqlx"]);
     assert_eq!(assert_chain_ok(&store).await, 3);
+}
+
+/// `data_epoch` (what Loft keeps hot reads under) moves before a write's call returns, on
+/// either connection, whether the write committed or failed, and not for reads.
+#[tokio::test]
+async fn the_data_epoch_moves_before_each_write_returns_and_not_for_reads() {
+    let (_dir, store) = fresh().await;
+    let epoch = || store.data_epoch().expect("SQLite knows every write");
+    let start = epoch();
+    store.audit_head().await.unwrap();
+    store.audit_after(0, 10).await.unwrap();
+    assert_eq!(epoch(), start, "reads leave it");
+    store.append_audit(entry("native")).await.unwrap();
+    let after_native = epoch();
+    assert!(after_native > start);
+    sqlx_append(&store, entry("sqlx")).await.unwrap();
+    let after_sqlx = epoch();
+    assert!(after_sqlx > after_native);
+    let e = store
+        .write_native(|c| crate::db::at_once(c.exec("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, 'x')", &[])))
+        .await;
+    assert!(e.is_err());
+    assert!(epoch() > after_sqlx, "a failed write moves it too");
 }
 
 #[tokio::test]

@@ -168,7 +168,17 @@ enum Msg {
 #[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
-    commits: Arc<AtomicU64>,
+    counts: Arc<Counts>,
+}
+
+/// What the writer has done, counted before it answers the batch's jobs.
+#[derive(Default)]
+struct Counts {
+    /// Batches committed.
+    commits: AtomicU64,
+    /// Batches ended, committed or rolled back: whatever a read saw before this number last
+    /// changed may have changed since (`Store::data_epoch`).
+    ended: AtomicU64,
 }
 
 fn stopped() -> Error {
@@ -180,15 +190,23 @@ impl Writer {
     /// read-write connections.
     pub(crate) fn spawn(conn: SqliteConnection, native: rusqlite::Connection) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let commits = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(conn, native, rx, Arc::clone(&commits)));
-        Self { tx, commits }
+        let counts = Arc::new(Counts::default());
+        tokio::spawn(run(conn, native, rx, Arc::clone(&counts)));
+        Self { tx, counts }
     }
 
     /// Batches committed so far (for tests and diagnostics: fewer than the writes means
     /// group commit is doing its work).
     pub(crate) fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.counts.commits.load(Ordering::Relaxed)
+    }
+
+    /// Batches ended so far (committed or not), counted after the batch's `COMMIT` (or
+    /// `ROLLBACK`) and before its jobs are answered: a read that loaded this number and then
+    /// read the database saw every write whose call had returned, and no write it did not see
+    /// has ended while this number stays the same.
+    pub(crate) fn ended(&self) -> u64 {
+        self.counts.ended.load(Ordering::SeqCst)
     }
 
     /// Runs `f` on sqlx's connection in the next batch and returns its result once the batch
@@ -232,7 +250,7 @@ async fn run(
     mut conn: SqliteConnection,
     native: rusqlite::Connection,
     mut rx: mpsc::Receiver<Msg>,
-    commits: Arc<AtomicU64>,
+    counts: Arc<Counts>,
 ) {
     // Taken while a batch runs on a blocking thread; gone only if that thread was lost.
     let mut native = Some(native);
@@ -262,9 +280,9 @@ async fn run(
                 run.push(job);
             }
             if kind {
-                commit_native(&mut native, run, &commits).await;
+                commit_native(&mut native, run, &counts).await;
             } else {
-                commit_batch(&mut conn, run, &commits).await;
+                commit_batch(&mut conn, run, &counts).await;
             }
         }
     }
@@ -284,17 +302,17 @@ async fn run(
 
 /// Commits `run` on the `rusqlite` connection, on a blocking thread (its statements, and the
 /// fsync of its `COMMIT`, would otherwise hold up a Tokio worker).
-async fn commit_native(native: &mut Option<rusqlite::Connection>, run: Vec<Box<dyn Job>>, commits: &Arc<AtomicU64>) {
+async fn commit_native(native: &mut Option<rusqlite::Connection>, run: Vec<Box<dyn Job>>, counts: &Arc<Counts>) {
     let Some(mut conn) = native.take() else {
         for job in run {
             job.abort(&stopped());
         }
         return;
     };
-    let commits = Arc::clone(commits);
+    let counts = Arc::clone(counts);
     let done = tokio::task::spawn_blocking(move || {
         // Every statement of a rusqlite job is done when called: the batch never waits.
-        let finished = commit_batch(&mut conn, run, &commits).now_or_never();
+        let finished = commit_batch(&mut conn, run, &counts).now_or_never();
         debug_assert!(finished.is_some(), "a rusqlite batch waited");
         conn
     })
@@ -316,9 +334,9 @@ async fn rollback<D: Db>(conn: &mut D) {
     let _ = exec(conn, "ROLLBACK").await;
 }
 
-/// Runs one batch and answers its jobs, counting it in `commits` (before the answers) when it
-/// committed.
-async fn commit_batch<D: Driver>(conn: &mut D, batch: Vec<Box<dyn Job>>, commits: &AtomicU64) {
+/// Runs one batch and answers its jobs, counting it (before the answers) in `counts.ended`,
+/// and in `counts.commits` when it committed.
+async fn commit_batch<D: Driver>(conn: &mut D, batch: Vec<Box<dyn Job>>, counts: &Counts) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
         // Each job's caller gets (and logs, at its edge) the error; this only adds the batch.
         tracing::debug!(error = %e, jobs = batch.len(), "could not start a write transaction");
@@ -377,8 +395,9 @@ async fn commit_batch<D: Driver>(conn: &mut D, batch: Vec<Box<dyn Job>>, commits
         tracing::debug!("a write job failed and its transaction was rolled back");
         rollback(conn).await;
     } else {
-        commits.fetch_add(1, Ordering::Relaxed);
+        counts.commits.fetch_add(1, Ordering::Relaxed);
     }
+    counts.ended.fetch_add(1, Ordering::SeqCst);
     for done in ran {
         (done.answer)(failure.as_ref());
     }

@@ -380,7 +380,7 @@ impl Loft {
                 sending: None,
             }),
             Principal::Identity { identity, key, scopes } => {
-                let context = self.store.whoami_context(identity).await?;
+                let context = self.whoami_context(identity).await?;
                 let mut chain = vec![link(identity)];
                 chain.extend(context.ancestors.iter().map(link));
                 chain.push(operator_link);
@@ -393,7 +393,7 @@ impl Loft {
                     key_id: key.id.to_string(),
                     key_expires_at: key.expires_at,
                     chain,
-                    mode_request: context.mode_request,
+                    mode_request: context.mode_request.clone(),
                     sending,
                 })
             }

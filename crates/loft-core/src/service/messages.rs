@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Loft, Page, cursor, decode_cursor, page, page_limit};
+use super::{Actor, Loft, Page, SharedPage, cursor, decode_cursor, page, page_limit};
 use crate::address::EmailAddress;
 use crate::identity::Identity;
 use crate::ids::{DraftId, IdentityId, MessageId, ThreadId};
@@ -563,10 +563,14 @@ impl Loft {
         Ok(())
     }
 
-    pub async fn list_messages(&self, actor: &Actor, params: ListMessagesParams) -> Result<Page<MessageSummary>> {
+    pub async fn list_messages(
+        &self,
+        actor: &Actor,
+        params: ListMessagesParams,
+    ) -> Result<std::sync::Arc<SharedPage<MessageSummary>>> {
         let me = actor.require(Scope::MailRead)?;
         let query = message_query(&params)?;
-        Ok(page(self.store.list_messages(&me.id, query).await?))
+        self.mailbox_page(&me.id, query).await
     }
 
     /// Blocks until inbox mail is there, or a reviewer decided on mail this identity sent, or

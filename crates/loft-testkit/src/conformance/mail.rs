@@ -839,7 +839,8 @@ pub async fn mail_cursor_pagination(store: Arc<dyn Store>) {
                     },
                 )
                 .await
-                .unwrap();
+                .unwrap()
+                .into_page();
             sizes.push(page.items.len());
             got.extend(page.items.into_iter().map(|m| m.message_id));
             match page.next_cursor {
@@ -878,7 +879,8 @@ pub async fn mail_cursor_pagination(store: Arc<dyn Store>) {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_page();
     t.send(&aa, &[addr(&b)], "late", "x").await;
     let second = t
         .loft
@@ -891,7 +893,8 @@ pub async fn mail_cursor_pagination(store: Arc<dyn Store>) {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_page();
     let second: Vec<_> = second.items.into_iter().map(|m| m.message_id).collect();
     assert_eq!(second, sent[3..6].to_vec());
 }
@@ -1134,6 +1137,108 @@ pub async fn mail_reading_marks_read(store: Arc<dyn Store>) {
     // Reading again is fine and recorded again.
     t.loft.get_message(&ba, copy.id.as_str()).await.unwrap();
     assert_eq!(t.audit_count("mail.read").await, 2);
+}
+
+/// A listed page shows every write whose call has returned, whoever made it: where the store
+/// keeps pages while nothing was written (SQLite, `Store::data_epoch`), the same page is
+/// served again until a write ends, and never after one (a delivery, reading, labels,
+/// archive, trash, a refused write, another identity's send), nor to another identity.
+pub async fn mail_list_shows_each_write_at_once(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (_, aa) = t.identity("alice").await;
+    let (b, ba) = t.identity("bob").await;
+    let list = |actor: &Actor, params: ListMessagesParams| {
+        let loft = Arc::clone(&t.loft);
+        let actor = actor.clone();
+        async move { loft.list_messages(&actor, params).await.unwrap() }
+    };
+    let inbox = || ListMessagesParams::default();
+    let first = list(&ba, inbox()).await;
+    assert!(first.items.is_empty());
+    let again = list(&ba, inbox()).await;
+    if t.store().data_epoch().is_some() {
+        assert!(Arc::ptr_eq(&first, &again), "nothing was written: the page is kept");
+    }
+    // Another identity's empty inbox is its own page, even while nothing is written.
+    assert!(list(&aa, inbox()).await.items.is_empty());
+
+    let sent = t.send(&aa, &[addr(&b)], "One", "x").await;
+    let page = list(&ba, inbox()).await;
+    assert_eq!(page.items.len(), 1, "the delivery shows at once");
+    assert!(page.items[0].unread);
+    assert!(list(&aa, inbox()).await.items.is_empty(), "alice's inbox holds nothing");
+    assert_eq!(list(&aa, folder("sent")).await.items[0].id, sent.id);
+
+    let copy = page.items[0].id.clone();
+    t.loft.get_message(&ba, copy.as_str()).await.unwrap();
+    assert!(!list(&ba, inbox()).await.items[0].unread, "reading shows at once");
+
+    t.loft
+        .update_message(&ba, copy.as_str(), label_patch(&["todo"], &[]))
+        .await
+        .unwrap();
+    let labelled = ListMessagesParams {
+        label: Some("todo".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(&ba, labelled.clone()).await.items.len(), 1);
+    assert_eq!(list(&ba, inbox()).await.items[0].labels, vec!["todo".to_owned()]);
+
+    // A refused write changes nothing, and the page still shows what is stored.
+    let bad = label_patch(&["NOT A LABEL"], &[]);
+    expect_err(t.loft.update_message(&ba, copy.as_str(), bad).await);
+    assert_eq!(list(&ba, labelled.clone()).await.items.len(), 1);
+
+    t.loft
+        .update_message(&ba, copy.as_str(), label_patch(&[], &["todo"]))
+        .await
+        .unwrap();
+    assert!(
+        list(&ba, labelled).await.items.is_empty(),
+        "removing a label shows at once"
+    );
+
+    let archive = MessagePatch {
+        archived: Some(true),
+        ..MessagePatch::default()
+    };
+    t.loft.update_message(&ba, copy.as_str(), archive).await.unwrap();
+    assert!(list(&ba, inbox()).await.items.is_empty(), "archiving shows at once");
+    let archived = ListMessagesParams {
+        folder: Some("archive".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(&ba, archived.clone()).await.items.len(), 1);
+
+    let trash = MessagePatch {
+        trashed: Some(true),
+        ..MessagePatch::default()
+    };
+    t.loft.update_message(&ba, copy.as_str(), trash).await.unwrap();
+    assert!(list(&ba, archived).await.items.is_empty(), "trashing shows at once");
+    let trashed = ListMessagesParams {
+        folder: Some("trash".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(&ba, trashed.clone()).await.items.len(), 1);
+    t.loft.delete_message(&ba, copy.as_str()).await.unwrap();
+    assert!(list(&ba, trashed).await.items.is_empty(), "deleting shows at once");
+
+    // A second mail, then a page of one and the page after it.
+    t.send(&aa, &[addr(&b)], "Two", "y").await;
+    t.send(&aa, &[addr(&b)], "Three", "z").await;
+    let one = ListMessagesParams {
+        limit: Some(1),
+        ..Default::default()
+    };
+    let top = list(&ba, one.clone()).await;
+    assert_eq!(top.items[0].subject, "Three");
+    let next = ListMessagesParams {
+        cursor: top.next_cursor.clone(),
+        ..one
+    };
+    assert_eq!(list(&ba, next).await.items[0].subject, "Two");
+    assert_eq!(list(&ba, inbox()).await.items.len(), 2);
 }
 
 /// Threads list by last activity with counts and participants; a thread reads oldest first.

@@ -211,6 +211,7 @@ macro_rules! conformance_tests {
             mail_store_labels_cursors_and_limits,
             mail_labels,
             mail_reading_marks_read,
+            mail_list_shows_each_write_at_once,
             mail_threads_list_and_get,
             mail_raw_is_rfc5322,
             mail_content_round_trips,

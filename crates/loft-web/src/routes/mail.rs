@@ -84,8 +84,10 @@ async fn list_messages(
     State(s): State<AppState>,
     Auth(actor): Auth,
     AppQuery(params): AppQuery<ListMessagesParams>,
-) -> ApiResult<Json<Page<MessageSummary>>> {
-    Ok(Json(s.loft.list_messages(&actor, params).await?))
+) -> ApiResult<Response> {
+    // A page kept while nothing was written is served as the JSON it was serialised to once.
+    let page = s.loft.list_messages(&actor, params).await?;
+    Ok(crate::json_bytes(page.json()?))
 }
 
 /// Search the caller's mailbox by words: messages in which every word of `q` occurs (in the
