@@ -271,49 +271,53 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// A page that may be served many times (a mailbox page kept by `service/reads.rs`): its JSON
-/// is made once, by the first door that asks, and shared after. Reads as the [`Page`].
+/// A result that may be served many times (one kept by `service/reads.rs`: a mailbox page,
+/// a `whoami`): its JSON is made once, by the first door that asks, and shared after. Reads
+/// as the value.
 #[derive(Debug, Clone)]
-pub struct SharedPage<T> {
-    page: Page<T>,
+pub struct Shared<T> {
+    value: T,
     json: std::sync::OnceLock<Arc<[u8]>>,
 }
 
-impl<T> SharedPage<T> {
-    pub fn new(page: Page<T>) -> Self {
+/// A mailbox page, shared (see [`Shared`]).
+pub type SharedPage<T> = Shared<Page<T>>;
+
+impl<T> Shared<T> {
+    pub fn new(value: T) -> Self {
         Self {
-            page,
+            value,
             json: std::sync::OnceLock::new(),
         }
     }
 
-    /// The page, taken out of its share (copied when others hold it too).
-    pub fn into_page(self: Arc<Self>) -> Page<T>
+    /// The value, taken out of its share (copied when others hold it too).
+    pub fn into_inner(self: Arc<Self>) -> T
     where
         T: Clone,
     {
-        Arc::unwrap_or_clone(self).page
+        Arc::unwrap_or_clone(self).value
     }
 }
 
-impl<T: Serialize> SharedPage<T> {
-    /// The page as JSON, made at the first call.
+impl<T: Serialize> Shared<T> {
+    /// The value as JSON, made at the first call.
     pub fn json(&self) -> Result<Arc<[u8]>> {
         if let Some(json) = self.json.get() {
             return Ok(Arc::clone(json));
         }
-        let json: Arc<[u8]> = serde_json::to_vec(&self.page)
-            .map_err(|e| Error::Internal(format!("serialising a page: {e}")))?
+        let json: Arc<[u8]> = serde_json::to_vec(&self.value)
+            .map_err(|e| Error::Internal(format!("serialising an answer: {e}")))?
             .into();
         // Another caller may have made it meanwhile: either copy is the same.
         Ok(Arc::clone(self.json.get_or_init(|| json)))
     }
 }
 
-impl<T> std::ops::Deref for SharedPage<T> {
-    type Target = Page<T>;
-    fn deref(&self) -> &Page<T> {
-        &self.page
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
     }
 }
 

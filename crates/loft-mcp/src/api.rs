@@ -20,7 +20,7 @@ use loft_core::search::SearchHit;
 use loft_core::service::{
     Actor, ApprovalView, BackupCode, BatchDecision, BrokeredHttpRequest, BrokeredHttpResponse, CredentialView,
     DecideRequest, Deleted, EditHeldMail, ListApprovalsParams, ListCredentialsParams, ListMessagesParams,
-    ListThreadsParams, Loft, Page, RejectRequest, RequestModeRequest, SharedPage, StoreCredentialRequest, WaitParams,
+    ListThreadsParams, Loft, Page, RejectRequest, RequestModeRequest, Shared, StoreCredentialRequest, WaitParams,
     WaitResult,
 };
 use loft_core::service::{
@@ -132,7 +132,7 @@ impl IdentityApi for LocalApi {
         self.loft
             .list_messages(&self.actor, params)
             .await
-            .map(SharedPage::into_page)
+            .map(Shared::into_inner)
     }
     async fn search_messages(&self, params: SearchParams) -> Result<Page<SearchHit>> {
         self.loft.search_messages(&self.actor, params).await

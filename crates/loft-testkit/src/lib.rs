@@ -370,7 +370,7 @@ impl TestLoft {
                 )
                 .await
                 .unwrap_or_else(|e| panic!("listing messages failed: {e:?}"))
-                .into_page();
+                .into_inner();
             out.extend(page.items);
             match page.next_cursor {
                 Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),

@@ -264,25 +264,28 @@ impl Loft {
 
     /// An identity's sending controls and what it used of them (also `whoami`'s `sending`).
     pub(super) async fn sending_status(&self, identity: &Identity) -> Result<SendingStatus> {
-        self.sending_status_with(identity, self.store.instance_caps().await?)
-            .await
+        let instance_caps = self.store.instance_caps().await?;
+        Ok(self.sending_status_counted(identity, instance_caps).await?.0)
     }
 
-    /// [`Self::sending_status`] with the instance's caps already read.
-    pub(super) async fn sending_status_with(
+    /// [`Self::sending_status`] with the instance's caps already read, and whether it counted
+    /// usage (some cap applies): a count
+    /// over the last hour or day changes with the clock, not only with writes.
+    pub(super) async fn sending_status_counted(
         &self,
         identity: &Identity,
         instance_caps: SendCaps,
-    ) -> Result<SendingStatus> {
-        let used = self
-            .usage(Some(&identity.id), &[identity.caps.limits(), instance_caps])
-            .await?;
-        Ok(SendingStatus {
+    ) -> Result<(SendingStatus, bool)> {
+        let caps = [identity.caps.limits(), instance_caps];
+        let counted = caps.iter().any(|c| c.each().iter().any(|(_, v)| v.is_some()));
+        let used = self.usage(Some(&identity.id), &caps).await?;
+        let status = SendingStatus {
             identity_id: identity.id.clone(),
             caps: identity.caps,
             instance_caps,
             used,
-        })
+        };
+        Ok((status, counted))
     }
 
     /// `GET /v0/identities/{id}/caps`: the operator, the identity itself, or an identity above

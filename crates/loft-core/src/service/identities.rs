@@ -360,44 +360,73 @@ impl Loft {
     }
 
     pub async fn whoami(&self, actor: &Actor) -> Result<WhoAmI> {
-        let operator_link = ChainLink {
-            kind: CreatorKind::Operator,
-            identity_id: None,
-            name: None,
-            address: None,
-            created_with_key: None,
-        };
+        self.whoami_shared(actor).await.map(super::Shared::into_inner)
+    }
+
+    /// [`Self::whoami`], shared: an identity's answer is kept by `service/reads.rs` (with its
+    /// JSON) while nothing is written, unless it counts sending usage (which the clock
+    /// changes).
+    pub async fn whoami_shared(&self, actor: &Actor) -> Result<std::sync::Arc<super::Shared<WhoAmI>>> {
         match &actor.principal {
-            Principal::Operator => Ok(WhoAmI {
+            Principal::Operator => Ok(std::sync::Arc::new(super::Shared::new(WhoAmI {
                 kind: CreatorKind::Operator,
                 identity: None,
                 address: None,
                 scopes: actor.scopes(),
                 key_id: actor.key_id(),
                 key_expires_at: None,
-                chain: vec![operator_link],
+                chain: vec![operator_link()],
                 mode_request: None,
                 sending: None,
-            }),
-            Principal::Identity { identity, key, scopes } => {
-                let context = self.whoami_context(identity).await?;
-                let mut chain = vec![link(identity)];
-                chain.extend(context.ancestors.iter().map(link));
-                chain.push(operator_link);
-                let sending = Some(self.sending_status_with(identity, context.instance_caps).await?);
-                Ok(WhoAmI {
-                    kind: CreatorKind::Identity,
-                    address: Some(identity.address.clone()),
-                    identity: Some((**identity).clone()),
-                    scopes: scopes.clone(),
-                    key_id: key.id.to_string(),
-                    key_expires_at: key.expires_at,
-                    chain,
-                    mode_request: context.mode_request.clone(),
-                    sending,
-                })
-            }
+            }))),
+            Principal::Identity { identity, key, scopes } => self.identity_whoami(identity, key, scopes).await,
         }
+    }
+
+    /// An identity's `whoami`, built from its key, its identity and its context as read under
+    /// one epoch; kept by key only while it counts no usage, and used again only for the same
+    /// identity, scopes and expiry as the caller's (which authentication read, perhaps before
+    /// the epoch).
+    async fn identity_whoami(
+        &self,
+        identity: &Identity,
+        key: &crate::keys::KeyMeta,
+        scopes: &crate::keys::ScopeSet,
+    ) -> Result<std::sync::Arc<super::Shared<WhoAmI>>> {
+        let build = async {
+            let context = self.whoami_context(identity).await?;
+            let mut chain = vec![link(identity)];
+            chain.extend(context.ancestors.iter().map(link));
+            chain.push(operator_link());
+            let (sending, counted) = self.sending_status_counted(identity, context.instance_caps).await?;
+            let me = WhoAmI {
+                kind: CreatorKind::Identity,
+                address: Some(identity.address.clone()),
+                identity: Some(identity.clone()),
+                scopes: scopes.clone(),
+                key_id: key.id.to_string(),
+                key_expires_at: key.expires_at,
+                chain,
+                mode_request: context.mode_request.clone(),
+                sending: Some(sending),
+            };
+            Ok((super::Shared::new(me), !counted))
+        };
+        let same_caller = |w: &super::Shared<WhoAmI>| {
+            w.identity.as_ref() == Some(identity) && w.scopes == *scopes && w.key_expires_at == key.expires_at
+        };
+        self.kept_for(&self.reads.whoamis, key.id.clone(), same_caller, build)
+            .await
+    }
+}
+
+fn operator_link() -> ChainLink {
+    ChainLink {
+        kind: CreatorKind::Operator,
+        identity_id: None,
+        name: None,
+        address: None,
+        created_with_key: None,
     }
 }
 

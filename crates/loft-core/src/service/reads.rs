@@ -1,5 +1,5 @@
-//! Results of the hottest reads (a mailbox page, `whoami`'s context), kept for as long as the
-//! store has ended no write since they were read.
+//! Results of the hottest reads (a mailbox page, `whoami` and its context), kept for as long
+//! as the store has ended no write since they were read.
 //!
 //! The store says when it can tell ([`Store::data_epoch`](crate::store::Store::data_epoch)):
 //! SQLite, one process with one writer, counts the writer's batches, and a result read while
@@ -9,18 +9,21 @@
 //! read goes to the database. Nothing here replaces a check: the caller is authenticated and
 //! its scopes checked before a result is looked for, and results are kept per identity.
 //!
-//! What is kept must depend on nothing but the data (not on the clock): a mailbox page and the
-//! chain, instance caps and mode request of `whoami`, not the sending usage counted over the
-//! last hour.
+//! What is kept must depend on nothing but the data (not on the clock): a mailbox page, the
+//! chain, instance caps and mode request of `whoami`, and a whole `whoami` that counts no
+//! sending usage (a count over the last hour changes with the clock). A kept `whoami` is used
+//! again only for a caller with the same identity, scopes and key expiry (authentication may
+//! have read the caller before the epoch was read).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
-use super::{Loft, SharedPage};
+use super::{Loft, Shared, SharedPage};
 use crate::Result;
-use crate::ids::IdentityId;
+use crate::identity::WhoAmI;
+use crate::ids::{IdentityId, KeyId};
 use crate::mail::{MessageQuery, MessageSummary};
 use crate::store::WhoAmIContext;
 
@@ -98,6 +101,7 @@ const CONTEXTS_BUDGET: usize = 4_096;
 pub(crate) struct Reads {
     pages: Kept<(IdentityId, MessageQuery), SharedPage<MessageSummary>>,
     contexts: Kept<IdentityId, WhoAmIContext>,
+    pub(super) whoamis: Kept<KeyId, Shared<WhoAmI>>,
 }
 
 impl Default for Reads {
@@ -105,6 +109,7 @@ impl Default for Reads {
         Self {
             pages: Kept::new(|p| p.items.len(), PAGE_ITEMS_BUDGET),
             contexts: Kept::new(|_| 1, CONTEXTS_BUDGET),
+            whoamis: Kept::new(|_| 1, CONTEXTS_BUDGET),
         }
     }
 }
@@ -116,16 +121,37 @@ impl Loft {
     where
         K: Hash + Eq,
     {
+        let load = async { Ok((load.await?, true)) };
+        self.kept_for(kept, key, |_| true, load).await
+    }
+
+    /// [`Self::kept`], using a kept result only when `usable` says so, and keeping a loaded one
+    /// only when `load` says it may be (the second of its pair).
+    pub(super) async fn kept_for<K, V>(
+        &self,
+        kept: &Kept<K, V>,
+        key: K,
+        usable: impl Fn(&V) -> bool,
+        load: impl Future<Output = Result<(V, bool)>>,
+    ) -> Result<Arc<V>>
+    where
+        K: Hash + Eq,
+    {
         // Read before the load: a write ending during the load moves the epoch, and the result,
         // which may or may not show it, is then no longer used.
         let Some(epoch) = self.store.data_epoch() else {
-            return load.await.map(Arc::new);
+            return Ok(Arc::new(load.await?.0));
         };
-        if let Some(hit) = kept.get(&key, epoch) {
+        if let Some(hit) = kept.get(&key, epoch)
+            && usable(&hit)
+        {
             return Ok(hit);
         }
-        let value = Arc::new(load.await?);
-        kept.put(key, Arc::clone(&value), epoch);
+        let (value, keep) = load.await?;
+        let value = Arc::new(value);
+        if keep {
+            kept.put(key, Arc::clone(&value), epoch);
+        }
         Ok(value)
     }
 

@@ -714,3 +714,86 @@ pub async fn caps_first_contact_with_rule_hold(store: Arc<dyn Store>) {
     let kinds: Vec<HoldKind> = again.approval.unwrap().reasons.iter().map(|r| r.kind).collect();
     assert_eq!(kinds, [HoldKind::Rule]);
 }
+
+/// `whoami` shows every write whose call has returned and, once a cap applies, what the clock
+/// did to the usage counted over the last hour: where the store keeps answers while nothing is
+/// written (SQLite), the same answer is served again to the same key until a write ends, and
+/// each key gets its own (its scopes, its expiry).
+pub async fn whoami_shows_each_change_and_the_clock(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let op = t.operator().await;
+    let (a, aa) = t.identity("alice").await;
+    let (b, _) = t.identity("bob").await;
+    let first = t.loft.whoami_shared(&aa).await.unwrap();
+    let again = t.loft.whoami_shared(&aa).await.unwrap();
+    if t.store().data_epoch().is_some() {
+        assert!(Arc::ptr_eq(&first, &again), "nothing was written: the answer is kept");
+    }
+    assert_eq!(first.json().unwrap(), again.json().unwrap());
+    let json: serde_json::Value = serde_json::from_slice(&first.json().unwrap()).unwrap();
+    assert_eq!(json, serde_json::to_value(t.loft.whoami(&aa).await.unwrap()).unwrap());
+
+    // A narrower key of the same identity gets its own answer.
+    let narrow = t
+        .loft
+        .create_key(
+            &aa,
+            None,
+            loft_core::service::CreateKeyRequest {
+                scopes: Some(vec!["mail:read".into()]),
+                expires_in_seconds: Some(600),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let na = t.actor(&narrow.api_key).await;
+    let n = t.loft.whoami(&na).await.unwrap();
+    assert_eq!(n.key_id, narrow.key.id.to_string());
+    assert_eq!(
+        n.scopes,
+        loft_core::keys::ScopeSet::parse_names(&["mail:read"]).unwrap()
+    );
+    assert!(n.key_expires_at.is_some());
+    let w = t.loft.whoami(&aa).await.unwrap();
+    assert_eq!(w.key_id, a.key_id.to_string());
+    assert!(w.key_expires_at.is_none());
+
+    // The operator renames her: the next request (a fresh actor) sees it.
+    t.loft
+        .update_identity(
+            &op,
+            a.identity.id.as_str(),
+            loft_core::service::UpdateIdentityRequest {
+                display_name: Some("Alice A.".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let aa = t.actor(&a.api_key).await;
+    let w = t.loft.whoami(&aa).await.unwrap();
+    assert_eq!(w.identity.unwrap().display_name.as_deref(), Some("Alice A."));
+
+    // A cap: usage is counted, each send shows, and so does the clock with nothing written.
+    let aa = set_caps(
+        &t,
+        &a,
+        SetIdentityCapsRequest {
+            mails_per_hour: Some(Some(5)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let used = |w: loft_core::identity::WhoAmI| w.sending.unwrap().used.mails_last_hour;
+    assert_eq!(used(t.loft.whoami(&aa).await.unwrap()), Some(0));
+    t.send(&aa, &[addr(&b)], "1", "x").await;
+    assert_eq!(used(t.loft.whoami(&aa).await.unwrap()), Some(1));
+    assert_eq!(used(t.loft.whoami(&aa).await.unwrap()), Some(1));
+    t.clock.advance_secs(3601);
+    assert_eq!(
+        used(t.loft.whoami(&aa).await.unwrap()),
+        Some(0),
+        "an hour later, with nothing written, the send has left the window"
+    );
+}

@@ -840,7 +840,7 @@ pub async fn mail_cursor_pagination(store: Arc<dyn Store>) {
                 )
                 .await
                 .unwrap()
-                .into_page();
+                .into_inner();
             sizes.push(page.items.len());
             got.extend(page.items.into_iter().map(|m| m.message_id));
             match page.next_cursor {
@@ -880,7 +880,7 @@ pub async fn mail_cursor_pagination(store: Arc<dyn Store>) {
         )
         .await
         .unwrap()
-        .into_page();
+        .into_inner();
     t.send(&aa, &[addr(&b)], "late", "x").await;
     let second = t
         .loft
@@ -894,7 +894,7 @@ pub async fn mail_cursor_pagination(store: Arc<dyn Store>) {
         )
         .await
         .unwrap()
-        .into_page();
+        .into_inner();
     let second: Vec<_> = second.items.into_iter().map(|m| m.message_id).collect();
     assert_eq!(second, sent[3..6].to_vec());
 }

@@ -279,6 +279,7 @@ macro_rules! conformance_tests {
             caps_daily_cap,
             caps_new_recipients_cap,
             caps_instance_cap_across_identities,
+            whoami_shows_each_change_and_the_clock,
             caps_first_contact_hold,
             caps_scheduled_release_counts,
             caps_draft_send_counts,
