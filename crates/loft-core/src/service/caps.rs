@@ -269,8 +269,8 @@ impl Loft {
     }
 
     /// [`Self::sending_status`] with the instance's caps already read, and whether it counted
-    /// usage (some cap applies): a count
-    /// over the last hour or day changes with the clock, not only with writes.
+    /// usage (some cap applies): a count over the last hour or day changes with the clock, not
+    /// only with writes.
     pub(super) async fn sending_status_counted(
         &self,
         identity: &Identity,

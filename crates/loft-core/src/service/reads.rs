@@ -71,6 +71,10 @@ impl<K: Hash + Eq, V> Kept<K, V> {
             return;
         }
         let mut inner = self.inner();
+        // A load that started before another one's (and ends after it) does not replace it.
+        if inner.entries.get(&key).is_some_and(|(at, _, _)| *at > epoch) {
+            return;
+        }
         if let Some((_, _, old)) = inner.entries.remove(&key) {
             inner.total -= old;
         }
@@ -202,6 +206,9 @@ mod tests {
         // A result heavier than the whole budget is not kept.
         kept.put(5, Arc::new(vec![0; 11]), 8);
         assert!(kept.get(&5, 8).is_none());
+        // A result read at an older epoch does not replace one read at a newer.
+        kept.put(4, Arc::new(vec![9]), 7);
+        assert_eq!(kept.get(&4, 8).as_deref(), Some(&vec![3; 4]));
         // An empty result still counts, so the number of entries is bounded too.
         for k in 10..30 {
             kept.put(k, Arc::new(Vec::new()), 8);
