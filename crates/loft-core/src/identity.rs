@@ -133,6 +133,19 @@ pub struct ChainLink {
     pub created_with_key: Option<String>,
 }
 
+impl ChainLink {
+    /// The chain's last link: the operator, who created the first identities.
+    pub fn operator() -> Self {
+        Self {
+            kind: CreatorKind::Operator,
+            identity_id: None,
+            name: None,
+            address: None,
+            created_with_key: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhoAmI {

@@ -375,7 +375,7 @@ impl Loft {
                 scopes: actor.scopes(),
                 key_id: actor.key_id(),
                 key_expires_at: None,
-                chain: vec![operator_link()],
+                chain: vec![ChainLink::operator()],
                 mode_request: None,
                 sending: None,
             }))),
@@ -397,7 +397,7 @@ impl Loft {
             let context = self.whoami_context(identity).await?;
             let mut chain = vec![link(identity)];
             chain.extend(context.ancestors.iter().map(link));
-            chain.push(operator_link());
+            chain.push(ChainLink::operator());
             let (sending, counted) = self.sending_status_counted(identity, context.instance_caps).await?;
             let me = WhoAmI {
                 kind: CreatorKind::Identity,
@@ -417,16 +417,6 @@ impl Loft {
         };
         self.kept_for(&self.reads.whoamis, key.id.clone(), same_caller, build)
             .await
-    }
-}
-
-fn operator_link() -> ChainLink {
-    ChainLink {
-        kind: CreatorKind::Operator,
-        identity_id: None,
-        name: None,
-        address: None,
-        created_with_key: None,
     }
 }
 

@@ -1904,13 +1904,7 @@ mod tests {
                     address: Some(i.address.clone()),
                     created_with_key: None,
                 },
-                ChainLink {
-                    kind: CreatorKind::Operator,
-                    identity_id: None,
-                    name: None,
-                    address: None,
-                    created_with_key: None,
-                },
+                ChainLink::operator(),
             ],
             mode_request: None,
             sending: Some(loft_core::caps::SendingStatus {
