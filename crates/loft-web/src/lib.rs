@@ -264,7 +264,7 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ))
 }
 
-/// A JSON body serialised once and shared (a kept mailbox page), sent without a copy.
+/// A JSON body serialised once and shared (a kept mailbox page or `whoami`), sent without a copy.
 pub(crate) fn json_bytes(json: std::sync::Arc<[u8]>) -> Response {
     let body = axum::body::Body::from(axum::body::Bytes::from_owner(json));
     (
