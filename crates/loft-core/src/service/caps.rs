@@ -276,9 +276,13 @@ impl Loft {
         identity: &Identity,
         instance_caps: SendCaps,
     ) -> Result<(SendingStatus, bool)> {
-        let caps = [identity.caps.limits(), instance_caps];
-        let counted = caps.iter().any(|c| c.each().iter().any(|(_, v)| v.is_some()));
-        let used = self.usage(Some(&identity.id), &caps).await?;
+        let used = self
+            .usage(Some(&identity.id), &[identity.caps.limits(), instance_caps])
+            .await?;
+        // `usage` counts exactly the windows some cap applies to.
+        let counted = [used.mails_last_hour, used.mails_last_day, used.new_recipients_last_day]
+            .iter()
+            .any(Option::is_some);
         let status = SendingStatus {
             identity_id: identity.id.clone(),
             caps: identity.caps,
