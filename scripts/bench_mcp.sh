@@ -11,6 +11,8 @@
 # `loft mcp` needs a server: the script starts a release `loft serve` on a fresh SQLite file
 # (in a temporary directory, removed at the end) and creates one identity for it. The Node
 # server is installed by npm into a throwaway directory (needs the npm registry).
+# `loft mcp` becomes the small `loft-mcp` executable when one sits beside the `loft` given
+# (both are built by default); the report says which ran.
 #
 # Usage: scripts/bench_mcp.sh [--runs N] [--no-build] [--loft PATH] [--sdk-version V]
 set -euo pipefail
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
     --no-build) build=0 ;;
     --loft) loft_bin=$2; build=0; shift ;;
     --sdk-version) sdk_version=$2; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench_mcp.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -37,8 +39,8 @@ done
 if [ -z "$loft_bin" ]; then
   loft_bin=$root/target/release/loft
   if [ "$build" = 1 ]; then
-    echo "building loft --release" >&2
-    (cd "$root" && cargo build --release --locked -p loft --bin loft >&2)
+    echo "building loft and loft-mcp --release" >&2
+    (cd "$root" && cargo build --release --locked -p loft >&2)
   fi
 fi
 [ -x "$loft_bin" ] || { echo "bench_mcp.sh: no loft binary at $loft_bin" >&2; exit 1; }
@@ -95,6 +97,11 @@ if [ "$build" = 1 ]; then
   echo "loft:     $loft_bin (built from this tree, $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
 else
   echo "loft:     $loft_bin (given; its commit is whatever it was built from)"
+fi
+if [ -x "$(dirname "$loft_bin")/loft-mcp" ]; then
+  echo "loft mcp: ran as $(dirname "$loft_bin")/loft-mcp, the small executable beside it"
+else
+  echo "loft mcp: ran in $loft_bin itself (no loft-mcp beside it)"
 fi
 echo "node:     $(node --version), @modelcontextprotocol/sdk $sdk_installed"
 echo

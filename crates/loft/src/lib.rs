@@ -5,4 +5,5 @@
 //! this very server in its own process to measure it; no other crate may depend on this one
 //! (front doors and stores are composed here, never the other way round).
 
+pub mod mcp;
 pub mod serve;

@@ -29,7 +29,7 @@ enum Command {
     /// Run the server: HTTP API (/v0) and its description, MCP endpoint (/mcp), and later SMTP.
     Serve(serve::ServeCommand),
     /// Run an MCP server on stdio, acting as the identity whose API key it is given (for agent frameworks).
-    Mcp(McpArgs),
+    Mcp(loft::mcp::McpArgs),
     /// Take a consistent snapshot of a SQLite deployment's data dir (database, vault and operator
     /// key files) into a new directory, while the server keeps running.
     Backup(backup::BackupArgs),
@@ -40,63 +40,26 @@ enum Command {
     Client(cli::ClientCommand),
 }
 
-/// `loft mcp`: the server to talk to and the identity to act as.
-#[derive(clap::Args)]
-struct McpArgs {
-    /// Base URL of the Loft server.
-    #[arg(long, env = "LOFT_URL", default_value = loft_mcp::DEFAULT_URL, value_name = "URL")]
-    url: String,
-    /// API key of the identity to act as (`loft_sk_...`). Prefer the environment variable: a flag
-    /// is visible to other users in the process list.
-    #[arg(long, env = "LOFT_API_KEY", hide_env_values = true, value_name = "KEY")]
-    api_key: Option<String>,
-}
-
-impl std::fmt::Debug for McpArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpArgs")
-            .field("url", &self.url)
-            .field("api_key", &self.api_key.as_ref().map(|_| ".."))
-            .finish()
+fn main() -> ExitCode {
+    // `loft mcp` becomes the small `loft-mcp` beside this executable before anything else is
+    // set up (loft::mcp says why); it returns here only when there is none.
+    loft::mcp::become_small_executable();
+    match Cli::parse().command {
+        Command::Mcp(args) => loft::mcp::run(&args),
+        Command::Serve(args) => block_on(serve::run(args)),
+        Command::Backup(args) => block_on(backup::run_backup(args)),
+        Command::Restore(args) => block_on(backup::run_restore(args)),
+        Command::Client(cmd) => block_on(cli::run(cmd)),
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // `loft mcp` serves one agent over stdio, one request at a time in practice: a
-    // current-thread runtime spares it a worker thread per CPU (their stacks and allocator
-    // arenas), which is most of its resident memory and part of its start-up (issue 14,
-    // docs/benchmarks.md). The server and the other commands keep the multi-thread runtime.
-    let mut builder = if matches!(cli.command, Command::Mcp(_)) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let runtime = match builder.enable_all().build() {
-        Ok(rt) => rt,
+/// Runs a command on the multi-thread runtime (`loft mcp` has its own, current-thread one).
+fn block_on(command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(command),
         Err(e) => {
             eprintln!("loft: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(args) => serve::run(args).await,
-            Command::Backup(args) => backup::run_backup(args).await,
-            Command::Restore(args) => backup::run_restore(args).await,
-            Command::Mcp(args) => {
-                // stdout carries only MCP; logs go to stderr.
-                let filter = tracing_subscriber::EnvFilter::try_from_env("LOFT_LOG")
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-                let _ = tracing_subscriber::fmt()
-                    .with_env_filter(filter)
-                    .with_writer(std::io::stderr)
-                    // Colour codes only on a terminal, never into a log file.
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                    .try_init();
-                loft_mcp::run_stdio(&args.url, args.api_key.as_deref()).await
-            }
-            Command::Client(cmd) => cli::run(cmd).await,
-        }
-    })
+    }
 }
