@@ -28,6 +28,7 @@
 //! Modules: [`target`] the fresh database, [`load`] the delivery and throughput loops,
 //! [`report`] statistics and the printed table.
 
+mod commit;
 mod events;
 mod gate;
 mod load;
@@ -308,6 +309,17 @@ async fn phases(args: &BenchArgs, target: &Target, base: &Url, admin_key: &str) 
     let agents = created.split_off(2);
     let delivery = delivery(args, &created[0], &created[1]).await?;
     drop(created);
+    // Right after the deliveries, on the same database: the floor they are compared with.
+    progress("one single-row commit, the floor under a delivery");
+    let commit = if target.backend == "postgres" {
+        commit::pg(&target.url, args.warmup, args.samples).await?
+    } else {
+        let dir = target.data_dir.clone();
+        let (warmup, samples) = (args.warmup, args.samples);
+        tokio::task::spawn_blocking(move || commit::sqlite(&dir, warmup, samples))
+            .await
+            .map_err(|e| format!("commit baseline: {e}"))??
+    };
 
     let agents = Arc::new(agents);
     let window = Duration::from_secs(args.seconds);
@@ -368,6 +380,7 @@ async fn phases(args: &BenchArgs, target: &Target, base: &Url, admin_key: &str) 
     }
     Ok(Results {
         delivery,
+        commit,
         sends,
         lists,
         gate,

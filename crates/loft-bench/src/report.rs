@@ -47,6 +47,8 @@ impl Stats {
 
 pub struct Results {
     pub delivery: Delivery,
+    /// One single-row commit on the same database, measured right after the deliveries.
+    pub commit: Stats,
     pub sends: Vec<Run>,
     pub lists: Vec<Run>,
     pub gate: Option<GateRun>,
@@ -206,6 +208,7 @@ pub fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &
         d.cpu_per_sample,
     );
     row(&mut out, "delivery: the send call alone", 1, &d.send, None, None);
+    row(&mut out, "one single-row commit (2 KiB)", 1, &r.commit, None, None);
     for run in &r.sends {
         row(
             &mut out,
@@ -261,6 +264,26 @@ pub fn table(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r: &
         "delivery: {} warm-up samples discarded; the first inbox list showed the message in {} of {} samples \
          (at most {} lists)",
         args.warmup, d.first_list_hits, d.delivered.n, d.max_polls
+    );
+    let _ = writeln!(
+        out,
+        "commit: one INSERT of a 2 KiB row per transaction on {} ({}); delivery p99 is {:.1} times its p99{}",
+        if target.backend == "postgres" {
+            "the same database, same driver"
+        } else {
+            "a SQLite file beside it, WAL, synchronous=FULL"
+        },
+        if target.backend == "postgres" {
+            "sqlx"
+        } else {
+            "rusqlite"
+        },
+        ratio(d.delivered.p99, r.commit.p99),
+        if target.backend == "postgres" {
+            " (issue 14's target on PostgreSQL: at most 3)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
@@ -342,6 +365,8 @@ pub fn to_json(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r:
             "delivered": stats_json(&r.delivery.delivered),
             "send": stats_json(&r.delivery.send),
             "first_list_hits": r.delivery.first_list_hits,
+            "commit": stats_json(&r.commit),
+            "p99_over_commit_p99": ratio(r.delivery.delivered.p99, r.commit.p99),
             "cpu_ms_per_sample": r.delivery.cpu_per_sample.map(ms_json),
             "max_lists": r.delivery.max_polls,
         },
@@ -370,6 +395,15 @@ pub fn to_json(args: &BenchArgs, command: &str, target: &Target, m: &Machine, r:
         "audit": { "rows": r.audit_rows, "ok": r.audit_ok },
     })
     .to_string()
+}
+
+/// `a / b`, 0 when `b` is zero.
+fn ratio(a: Duration, b: Duration) -> f64 {
+    if b.is_zero() {
+        0.0
+    } else {
+        a.as_secs_f64() / b.as_secs_f64()
+    }
 }
 
 #[cfg(test)]

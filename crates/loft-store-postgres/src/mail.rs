@@ -150,7 +150,57 @@ pub(crate) struct CopyRow<'a> {
 
 /// Writes each recipient's inbox copy of stored content, threaded in its own mailbox. Inbox
 /// copies never carry Bcc, nor the sender's delivery report.
+///
+/// One statement for all the copies (one round trip to the server however many recipients),
+/// each threaded by the same lookup as [`thread_for`]: a copy's lookup reads its own owner's
+/// mailbox only, and the statement sees what earlier statements of the transaction wrote (the
+/// sender's copy of a mail to oneself), so this is the loop over [`thread_for`] and
+/// [`insert_copy`] in one. Two copies for one owner would see each other in that loop and not
+/// in one statement; that case (which the service does not produce) keeps the loop.
 pub(crate) async fn insert_inbox_copies(
+    conn: &mut PgConnection,
+    copies: &[MailCopy],
+    content_id: i64,
+    message_id: &str,
+    parents: &[String],
+) -> Result<()> {
+    let mut owners: Vec<&str> = copies.iter().map(|c| c.owner.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    if owners.len() < copies.len() {
+        return insert_inbox_copies_one_by_one(conn, copies, content_id, message_id, parents).await;
+    }
+    if copies.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = copies.iter().map(|c| c.id.as_str()).collect();
+    let owners: Vec<&str> = copies.iter().map(|c| c.owner.as_str()).collect();
+    let new_threads: Vec<&str> = copies.iter().map(|c| c.new_thread_id.as_str()).collect();
+    let folders: Vec<&str> = copies.iter().map(|c| c.folder.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, bcc_addrs, delivery, unread, \
+         status, composed_at) \
+         SELECT u.id, u.owner, COALESCE((SELECT t.thread_id FROM messages t \
+                 WHERE t.owner_id = u.owner AND t.message_id = ANY($5) ORDER BY t.seq DESC LIMIT 1), u.new_thread), \
+             u.folder, $6, $7, '[]', '[]', TRUE, $8, NULL \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u (id, owner, new_thread, folder, n) \
+         ORDER BY u.n",
+    )
+    .bind(ids)
+    .bind(owners)
+    .bind(new_threads)
+    .bind(folders)
+    .bind(parents)
+    .bind(content_id)
+    .bind(message_id)
+    .bind(MessageStatus::Received.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_inbox_copies_one_by_one(
     conn: &mut PgConnection,
     copies: &[MailCopy],
     content_id: i64,
@@ -281,27 +331,25 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
 
     let mut w = WriteTx::begin(pool).await?;
     lock_mailboxes(w.conn(), std::iter::once(&sender_copy).chain(&recipient_copies), size).await?;
-    let content_id = insert_content(w.conn(), &c, raw, &attachments).await?;
-
-    // The sender's copy first, then each recipient's, each threaded in its own mailbox.
-    let sender_thread = thread_for(w.conn(), &sender_copy, &parents).await?;
-    insert_copy(
+    // The content, the sender's copy and the audit row first, then each recipient's copy, each
+    // threaded in its own mailbox.
+    let (content_id, sender_thread) = insert_content_and_sender_copy(
         w.conn(),
-        CopyRow {
+        &c,
+        raw,
+        &attachments,
+        SenderCopy {
             copy: &sender_copy,
-            thread_id: &sender_thread,
-            content_id,
-            message_id: &c.message_id,
+            parents: &parents,
             bcc: &bcc,
             delivery: &delivery_json,
-            unread: false,
             status: if hold.is_some() {
                 MessageStatus::PendingApproval
             } else {
                 MessageStatus::Sent
             },
-            composed_at: Some(c.created_at.as_micros()),
         },
+        &audit,
     )
     .await?;
     if send_at.is_some() || schedule.is_some() {
@@ -328,7 +376,6 @@ pub(crate) async fn send_mail(pool: &PgPool, mail: NewMail, audit: AuditEntry) -
     }
     // Last, in (identity, address) order: see the migration `caps_contacts`.
     crate::caps::touch_contacts(w.conn(), &contacts).await?;
-    w.audit(audit).await?;
     w.commit().await?;
 
     Ok(Message {
@@ -384,6 +431,46 @@ pub(crate) fn parents(c: &loft_core::mail::MailContent) -> Vec<String> {
         .collect()
 }
 
+/// The statement that stores a message's content and bytes once, for all its copies
+/// (`RETURNING id`); its parameters `$1` (the `Message-ID`) to `$17` are bound by
+/// [`bind_content`].
+macro_rules! insert_content_sql {
+    () => {
+        "INSERT INTO mail_contents (message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
+         subject, body_text, body_html, extracted_text, snippet, authentication, created_at, size, raw, attachments) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id"
+    };
+}
+
+type PgQuery<'q, O> = sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>;
+
+/// Binds the parameters of [`insert_content_sql`].
+fn bind_content<'q, O>(
+    q: PgQuery<'q, O>,
+    c: &'q loft_core::mail::MailContent,
+    raw: Vec<u8>,
+    attachments: &[loft_core::mail::Attachment],
+) -> Result<PgQuery<'q, O>> {
+    let size = raw.len() as i64;
+    Ok(q.bind(&c.message_id)
+        .bind(c.in_reply_to.as_deref())
+        .bind(rows::to_json(&c.references)?)
+        .bind(c.from.as_str())
+        .bind(c.from_name.as_deref())
+        .bind(rows::to_json(&c.to)?)
+        .bind(rows::to_json(&c.cc)?)
+        .bind(&c.subject)
+        .bind(&c.text)
+        .bind(c.html.as_deref())
+        .bind(&c.extracted_text)
+        .bind(loft_core::text::snippet(&c.extracted_text, SNIPPET_CHARS))
+        .bind(rows::to_json(&c.authentication)?)
+        .bind(c.created_at.as_micros())
+        .bind(size)
+        .bind(raw)
+        .bind(rows::to_json(attachments)?))
+}
+
 /// Stores a message's content and bytes once, for all its copies; returns the content's id.
 async fn insert_content(
     conn: &mut PgConnection,
@@ -391,32 +478,66 @@ async fn insert_content(
     raw: Vec<u8>,
     attachments: &[loft_core::mail::Attachment],
 ) -> Result<i64> {
-    let size = raw.len() as i64;
-    sqlx::query_scalar(
-        "INSERT INTO mail_contents (message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, \
-         subject, body_text, body_html, extracted_text, snippet, authentication, created_at, size, raw, attachments) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
-    )
-    .bind(&c.message_id)
-    .bind(c.in_reply_to.as_deref())
-    .bind(rows::to_json(&c.references)?)
-    .bind(c.from.as_str())
-    .bind(c.from_name.as_deref())
-    .bind(rows::to_json(&c.to)?)
-    .bind(rows::to_json(&c.cc)?)
-    .bind(&c.subject)
-    .bind(&c.text)
-    .bind(c.html.as_deref())
-    .bind(&c.extracted_text)
-    .bind(loft_core::text::snippet(&c.extracted_text, SNIPPET_CHARS))
-    .bind(rows::to_json(&c.authentication)?)
-    .bind(c.created_at.as_micros())
-    .bind(size)
-    .bind(raw)
-    .bind(rows::to_json(attachments)?)
-    .fetch_one(conn)
-    .await
-    .map_err(db_err)
+    let (id,): (i64,) = bind_content(sqlx::query_as(insert_content_sql!()), c, raw, attachments)?
+        .fetch_one(conn)
+        .await
+        .map_err(db_err)?;
+    Ok(id)
+}
+
+/// Stores a sent message's content, the sender's copy and the send's audit row in one statement
+/// (one round trip), the copy threaded by the same lookup as [`thread_for`]. Returns the
+/// content's id and the copy's thread.
+async fn insert_content_and_sender_copy(
+    conn: &mut PgConnection,
+    c: &loft_core::mail::MailContent,
+    raw: Vec<u8>,
+    attachments: &[loft_core::mail::Attachment],
+    own: SenderCopy<'_>,
+    audit: &AuditEntry,
+) -> Result<(i64, ThreadId)> {
+    let SenderCopy {
+        copy,
+        parents,
+        bcc,
+        delivery,
+        status,
+    } = own;
+    let q = sqlx::query_as(concat!(
+        "WITH content AS (",
+        insert_content_sql!(),
+        "), audit AS (",
+        crate::sealer::insert_pending_sql!("$26"),
+        ") INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, bcc_addrs, delivery, \
+         unread, status, composed_at) \
+         SELECT $18, $19, COALESCE((SELECT t.thread_id FROM messages t \
+                 WHERE t.owner_id = $19 AND t.message_id = ANY($20) ORDER BY t.seq DESC LIMIT 1), $21), \
+             $22, content.id, $1, $23, $24, FALSE, $25, $14 FROM content \
+         RETURNING content_id, thread_id"
+    ));
+    let (content_id, thread): (i64, String) = bind_content(q, c, raw, attachments)?
+        .bind(copy.id.as_str())
+        .bind(copy.owner.as_str())
+        .bind(parents)
+        .bind(copy.new_thread_id.as_str())
+        .bind(copy.folder.as_str())
+        .bind(bcc)
+        .bind(delivery)
+        .bind(status.as_str())
+        .bind(crate::sealer::pending_json(audit)?)
+        .fetch_one(conn)
+        .await
+        .map_err(db_err)?;
+    Ok((content_id, ThreadId::from_trusted(thread)))
+}
+
+/// The sender's copy, threaded by `parents`, and what only it carries.
+struct SenderCopy<'a> {
+    copy: &'a MailCopy,
+    parents: &'a [String],
+    bcc: &'a str,
+    delivery: &'a str,
+    status: MessageStatus,
 }
 
 /// The inbox copies of a mail written by this server (a bounce notice), inside the caller's
