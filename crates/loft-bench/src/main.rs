@@ -17,7 +17,9 @@
 //! It measures, on a fresh database it creates and removes again (a SQLite file in a temporary
 //! directory, or a `loft_bench_<random>` database on a PostgreSQL server, made and dropped with
 //! the testkit's helpers, [`loft_testkit::pg`]):
-//! 1. delivery latency: from the start of agent A's send until agent B's inbox lists it;
+//! 1. delivery latency: from the start of agent A's send until agent B's inbox lists it, and
+//!    right after it the floor it is compared with, one single-row commit on the same backend
+//!    ([`commit`]);
 //! 2. throughput of sends and of inbox lists with 1, 8, 32 ... concurrent agents;
 //! 3. the audit chain's length, and that it still verifies.
 //!
@@ -26,7 +28,7 @@
 //! store or core: it sees Loft only through the REST API, like any agent.
 //!
 //! Modules: [`target`] the fresh database, [`load`] the delivery and throughput loops,
-//! [`report`] statistics and the printed table.
+//! [`commit`] the single-row commit, [`report`] statistics and the printed table.
 
 mod commit;
 mod events;
