@@ -57,14 +57,7 @@ pub fn run(args: &McpArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOFT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal, never into a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    crate::log_to_stderr("warn");
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

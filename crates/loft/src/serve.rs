@@ -519,15 +519,8 @@ pub fn backend_from_url(url: &str) -> Result<Backend, String> {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOFT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
     // Logs go to stderr; stdout carries only the start-up lines that scripts read.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal, never into a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    crate::log_to_stderr("info,sqlx=warn,tower_http=info");
 }
 
 pub async fn run(cmd: ServeCommand) -> ExitCode {
