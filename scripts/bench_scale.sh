@@ -13,12 +13,18 @@
 # start, middle and end, and a search for `zebra`; and it reports the load time, the database
 # size and the server's RSS (VmRSS after the reads, and its peak VmHWM).
 #
+# --others N:M first adds N more identities with M messages each (bulk SQL the same way, copies
+# of the reader's identity row and inbox row, in transactions of a million rows), so that the
+# reader's mailbox is measured inside a database of N*M + size messages: `--others 9999:900
+# --sizes 1000,1000000` is ten million messages across 10,000 identities.
+#
 # Usage: scripts/bench_scale.sh [--pg] [--database-server URL] [--sizes 20000,100000]
-#                               [--duration 3s] [--no-build] [--loft PATH]
+#                               [--others N:M] [--duration 3s] [--no-build] [--loft PATH]
 # Needs wrk, curl, jq, gcc and python3 (psql for --pg); installed with apt-get when missing and root.
 set -euo pipefail
 
 sizes=20000
+others=0:0
 duration=3s
 pg=0
 pg_server=postgres://postgres@127.0.0.1:5432/postgres
@@ -29,15 +35,19 @@ while [ $# -gt 0 ]; do
     --pg) pg=1 ;;
     --database-server) pg=1; pg_server=$2; shift ;;
     --sizes) sizes=$2; shift ;;
+    --others) others=$2; shift ;;
     --duration) duration=$2; shift ;;
     --no-build) build=0 ;;
     --loft) loft_bin=$2; build=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench_scale.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
+[[ $others =~ ^[0-9]+:[0-9]+$ ]] || { echo "bench_scale.sh: --others takes N:M (identities:messages each), not '$others'" >&2; exit 2; }
+others_n=${others%%:*}
+others_m=${others##*:}
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -190,6 +200,51 @@ ANALYZE;
 SQL
   fi
 }
+# Bulk SQL: N more identities (copies of the reader's row) with M inbox messages each (copies of
+# its first inbox row), in transactions of at most a million messages.
+load_others() {
+  local n=$1 m=$2 domain=${reader_addr#*@} total=$(( $1 * $2 )) from=0 to
+  [ "$n" -gt 0 ] || return 0
+  local icols ocols
+  if [ "$pg" = 0 ]; then
+    icols=$(sq "$db" "SELECT group_concat(name, ',') FROM pragma_table_info('identities') WHERE name NOT IN ('seq','id','name','address','display_name')")
+    sq "$db" "INSERT INTO identities (id, name, address, $icols)
+      WITH RECURSIVE k(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM k WHERE j < $n)
+      SELECT 'idt_other' || $(id_of j), 'other-' || j, 'other-' || j || '@$domain', $(sed 's/[a-z_][a-z_0-9]*/t.&/g' <<<"$icols")
+      FROM k, (SELECT * FROM identities WHERE id = '$reader_id') t"
+  else
+    icols=$(psql "$db_url" -XqAt -c "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'identities' AND table_schema = current_schema() AND column_name NOT IN ('seq','id','name','address','display_name') AND is_generated = 'NEVER'")
+    psql "$db_url" -XqAt -v ON_ERROR_STOP=1 -c "INSERT INTO identities (id, name, address, $icols)
+      SELECT 'idt_other' || $(id_of j), 'other-' || j, 'other-' || j || '@$domain', $(sed 's/[a-z_][a-z_0-9]*/t.&/g' <<<"$icols")
+      FROM generate_series(1, $n) AS g(j), (SELECT * FROM identities WHERE id = '$reader_id') t" >/dev/null
+  fi
+  ocols=$(tr , '\n' <<<"$cols" | grep -vx owner_id | paste -sd,)
+  while [ "$from" -lt "$total" ]; do
+    to=$(( from + 1000000 < total ? from + 1000000 : total ))
+    if [ "$pg" = 0 ]; then
+      sq "$db" - <<SQL
+PRAGMA synchronous = NORMAL;
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT $from + 1 UNION ALL SELECT i + 1 FROM n WHERE i < $to)
+INSERT INTO messages (id, owner_id, thread_id, message_id, subject, created_at, unread, $ocols)
+SELECT 'msg_other' || $(id_of i), 'idt_other' || $(id_of "((i - 1) / $m + 1)"), 'thr_other' || $(id_of 'i / 10'),
+       'other-' || i || '@scale.invalid', 'other message ' || i, t.created_at - ($total - i) * 1000, i % 2,
+       $(sed 's/[a-z_][a-z_0-9]*/t.&/g' <<<"$ocols")
+FROM n, (SELECT * FROM messages WHERE owner_id = '$reader_id' AND folder = 'inbox' ORDER BY seq LIMIT 1) t;
+COMMIT;
+SQL
+    else
+      psql "$db_url" -XqAt -v ON_ERROR_STOP=1 <<SQL >/dev/null
+INSERT INTO messages (id, owner_id, thread_id, message_id, content_id, unread, $ocols)
+SELECT 'msg_other' || $(id_of i), 'idt_other' || $(id_of "((i - 1) / $m + 1)"), 'thr_other' || $(id_of 'i / 10'),
+       'other-' || i || '@scale.invalid', t.content_id, (i % 2 = 1), $(sed 's/[a-z_][a-z_0-9]*/t.&/g' <<<"$ocols")
+FROM generate_series($from + 1, $to) AS g(i),
+     (SELECT * FROM messages WHERE owner_id = '$reader_id' AND folder = 'inbox' ORDER BY seq LIMIT 1) t;
+SQL
+    fi
+    from=$to
+  done
+}
 db_size() {
   if [ "$pg" = 0 ]; then du -cb "$tmp"/data/*.db* | tail -1 | cut -f1
   else psql "$db_url" -XqAt -c "SELECT pg_database_size(current_database())"; fi
@@ -209,6 +264,12 @@ lat() { # url
 }
 rss() { awk -v k="$1:" '$1 == k { printf "%.0f", $2 / 1024 }' "/proc/$loft_pid/status"; }
 
+if [ "$others_n" -gt 0 ]; then
+  t0=$(date +%s.%N)
+  load_others "$others_n" "$others_m"
+  echo "others:   $others_n identities with $others_m messages each ($(( others_n * others_m )) messages) loaded in $(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)") s"
+  echo
+fi
 echo "| messages | load s (this step) | database MiB | list start p50/p99 ms | list middle | list end | thread list | thread start | thread middle | thread end | search zebra | RSS MiB (peak) |"
 echo "|---:|---:|---:|---|---|---|---|---|---|---|---|---|"
 loaded=0
@@ -239,7 +300,7 @@ for size in "${steps[@]}"; do
   stop_loft
 done
 echo
-echo "command:  scripts/bench_scale.sh $( [ "$pg" = 1 ] && echo --pg ) --sizes $sizes --duration $duration"
+echo "command:  scripts/bench_scale.sh $( [ "$pg" = 1 ] && echo --pg ) --sizes $sizes --others $others --duration $duration"
 echo "backend:  $backend; ${lo:-?}..${hi:-?} inbox seqs; threads of 10; wrk -t1 -c1 -d$duration --latency per figure"
 echo "machine:  nproc $(nproc), $(uname -sm), load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 if [ "$build" = 1 ]; then

@@ -791,7 +791,7 @@ async fn thread_page_rows(
             "WITH t AS (
                  SELECT thread_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq,
                         COUNT(*) AS message_count, SUM(unread) AS unread_count
-                 FROM messages
+                 FROM messages INDEXED BY messages_owner_thread
                  WHERE owner_id = ?1 AND thread_id IN (SELECT value FROM json_each(?2))
                    AND (trashed_at IS NOT NULL) = ?3
                  GROUP BY thread_id
@@ -804,7 +804,8 @@ async fn thread_page_rows(
              WHERE t.last_seq < ?4
                AND (?5 = 0 OR t.unread_count > 0)
                AND (?6 IS NULL OR EXISTS (
-                     SELECT 1 FROM messages m JOIN message_labels ml ON ml.message_seq = m.seq
+                     SELECT 1 FROM messages m INDEXED BY messages_owner_thread
+                     JOIN message_labels ml ON ml.message_seq = m.seq
                      WHERE m.owner_id = ?1 AND m.thread_id = t.thread_id AND ml.label = ?6
                        AND (m.trashed_at IS NOT NULL) = ?3))
              ORDER BY t.last_seq DESC",
@@ -838,7 +839,7 @@ pub(crate) async fn list_threads(
     let mut participants: HashMap<String, Vec<EmailAddress>> = HashMap::new();
     if !ids.is_empty() {
         let senders: Vec<(String, String)> = sqlx::query_as(
-            "SELECT thread_id, from_addr FROM messages
+            "SELECT thread_id, from_addr FROM messages INDEXED BY messages_owner_thread
              WHERE owner_id = ? AND thread_id IN (SELECT value FROM json_each(?))
                AND (trashed_at IS NOT NULL) = ? ORDER BY seq",
         )
