@@ -96,7 +96,19 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// identity lock) indefinitely: the server ends such a session, and a writer gives up waiting
 /// for a lock with `Unavailable` instead of hanging. Loft's transactions never wait on anything but the
 /// database, so neither limit is reached in normal operation.
-const SESSION_SETTINGS: [(&str, &str); 2] = [("idle_in_transaction_session_timeout", "30s"), ("lock_timeout", "30s")];
+///
+/// Every statement runs with a generic plan (`plan_cache_mode`): planned once per connection
+/// for any owner, as if each identity held an average share of the messages. With the default
+/// (a plan per call for the first calls, using the actual parameter values), an identity holding
+/// a large share of all messages made PostgreSQL walk the whole `messages` primary key
+/// backwards from a list cursor, filtering on the owner, instead of that owner's own index: two
+/// seconds for one page whose cursor pointed into a gap of other identities' mail, found at ten
+/// million messages (docs/benchmarks.md). A generic plan takes the owner's index for everyone.
+const SESSION_SETTINGS: [(&str, &str); 3] = [
+    ("idle_in_transaction_session_timeout", "30s"),
+    ("lock_timeout", "30s"),
+    ("plan_cache_mode", "force_generic_plan"),
+];
 
 /// The Postgres store. Cheap to clone (a connection pool handle, the node's audit sealer and its event listener,
 /// which stop when the last clone is dropped).
