@@ -119,44 +119,14 @@ pub(crate) fn summary(row: &PgRow) -> Result<(i64, MessageSummary)> {
     Ok((col(row, "seq")?, item))
 }
 
-/// The thread a new copy joins in `owner`'s mailbox (see the module header).
-pub(crate) async fn thread_for(conn: &mut PgConnection, copy: &MailCopy, parents: &[String]) -> Result<ThreadId> {
-    if parents.is_empty() {
-        return Ok(copy.new_thread_id.clone());
-    }
-    let found: Option<String> = sqlx::query_scalar(
-        "SELECT thread_id FROM messages WHERE owner_id = $1 AND message_id = ANY($2) ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(copy.owner.as_str())
-    .bind(parents)
-    .fetch_optional(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(found.map_or_else(|| copy.new_thread_id.clone(), ThreadId::from_trusted))
-}
-
-pub(crate) struct CopyRow<'a> {
-    pub(crate) copy: &'a MailCopy,
-    pub(crate) thread_id: &'a ThreadId,
-    pub(crate) content_id: i64,
-    pub(crate) message_id: &'a str,
-    pub(crate) bcc: &'a str,
-    pub(crate) delivery: &'a str,
-    pub(crate) unread: bool,
-    pub(crate) status: MessageStatus,
-    /// When the mail was composed, on the sender's copy only (what the mail caps count).
-    pub(crate) composed_at: Option<i64>,
-}
-
-/// Writes each recipient's inbox copy of stored content, threaded in its own mailbox. Inbox
-/// copies never carry Bcc, nor the sender's delivery report.
+/// Writes each recipient's inbox copy of stored content, threaded in its own mailbox (see the
+/// module header). Inbox copies never carry Bcc, nor the sender's delivery report.
 ///
-/// One statement for all the copies (one round trip to the server however many recipients),
-/// each threaded by the same lookup as [`thread_for`]: a copy's lookup reads its own owner's
-/// mailbox only, and the statement sees what earlier statements of the transaction wrote (the
-/// sender's copy of a mail to oneself), so this is the loop over [`thread_for`] and
-/// [`insert_copy`] in one. Two copies for one owner would see each other in that loop and not
-/// in one statement; that case (which the service does not produce) keeps the loop.
+/// One statement for all the copies, one round trip however many recipients. A copy's thread
+/// lookup reads its own owner's mailbox, as the statement found it: what earlier statements of
+/// the transaction wrote (the sender's copy of a mail to oneself) is seen, the statement's own
+/// rows are not. So two copies for one owner take the first one's new thread, which is what
+/// the second would have found had they been written one after the other.
 pub(crate) async fn insert_inbox_copies(
     conn: &mut PgConnection,
     copies: &[MailCopy],
@@ -164,18 +134,16 @@ pub(crate) async fn insert_inbox_copies(
     message_id: &str,
     parents: &[String],
 ) -> Result<()> {
-    let mut owners: Vec<&str> = copies.iter().map(|c| c.owner.as_str()).collect();
-    owners.sort_unstable();
-    owners.dedup();
-    if owners.len() < copies.len() {
-        return insert_inbox_copies_one_by_one(conn, copies, content_id, message_id, parents).await;
-    }
     if copies.is_empty() {
         return Ok(());
     }
+    let mut first_thread: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let new_threads: Vec<&str> = copies
+        .iter()
+        .map(|c| *first_thread.entry(c.owner.as_str()).or_insert(c.new_thread_id.as_str()))
+        .collect();
     let ids: Vec<&str> = copies.iter().map(|c| c.id.as_str()).collect();
     let owners: Vec<&str> = copies.iter().map(|c| c.owner.as_str()).collect();
-    let new_threads: Vec<&str> = copies.iter().map(|c| c.new_thread_id.as_str()).collect();
     let folders: Vec<&str> = copies.iter().map(|c| c.folder.as_str()).collect();
     sqlx::query(
         "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, bcc_addrs, delivery, unread, \
@@ -198,56 +166,6 @@ pub(crate) async fn insert_inbox_copies(
     .await
     .map_err(db_err)?;
     Ok(())
-}
-
-async fn insert_inbox_copies_one_by_one(
-    conn: &mut PgConnection,
-    copies: &[MailCopy],
-    content_id: i64,
-    message_id: &str,
-    parents: &[String],
-) -> Result<()> {
-    for copy in copies {
-        let thread = thread_for(&mut *conn, copy, parents).await?;
-        insert_copy(
-            &mut *conn,
-            CopyRow {
-                copy,
-                thread_id: &thread,
-                content_id,
-                message_id,
-                bcc: "[]",
-                delivery: "[]",
-                unread: true,
-                status: MessageStatus::Received,
-                composed_at: None,
-            },
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-pub(crate) async fn insert_copy(conn: &mut PgConnection, r: CopyRow<'_>) -> Result<i64> {
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (id, owner_id, thread_id, folder, content_id, message_id, bcc_addrs, delivery, unread, \
-         status, composed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq",
-    )
-    .bind(r.copy.id.as_str())
-    .bind(r.copy.owner.as_str())
-    .bind(r.thread_id.as_str())
-    .bind(r.copy.folder.as_str())
-    .bind(r.content_id)
-    .bind(r.message_id)
-    .bind(r.bcc)
-    .bind(r.delivery)
-    .bind(r.unread)
-    .bind(r.status.as_str())
-    .bind(r.composed_at)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    Ok(seq)
 }
 
 /// Locks the mailbox of every copy's owner (see the crate docs: this orders each mailbox's
@@ -486,8 +404,8 @@ async fn insert_content(
 }
 
 /// Stores a sent message's content, the sender's copy and the send's audit row in one statement
-/// (one round trip), the copy threaded by the same lookup as [`thread_for`]. Returns the
-/// content's id and the copy's thread.
+/// (one round trip), the copy threaded by the same lookup as [`insert_inbox_copies`].
+/// Returns the content's id and the copy's thread.
 async fn insert_content_and_sender_copy(
     conn: &mut PgConnection,
     c: &loft_core::mail::MailContent,
