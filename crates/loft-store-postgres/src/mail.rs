@@ -500,8 +500,26 @@ pub(crate) async fn list_messages(
     query: &MessageQuery,
 ) -> Result<StorePage<MessageSummary>> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(concat!("SELECT ", summary_cols!()));
-    qb.push(FROM_COPIES);
-    qb.push(" WHERE m.owner_id = ");
+    let order = if query.oldest_first { " ASC" } else { " DESC" };
+    // With a label, the page is walked through that mailbox's copies carrying the label, in
+    // order, from the `(owner_id, label, message_seq)` index, each joined to its copy; so it
+    // costs the page whatever the mailbox holds (walking the mailbox and testing each copy for
+    // the label read all of a million-message mailbox when the label was rare). That plan is
+    // only chosen when planned for the label (`planned_for_values`).
+    let seq = if let Some(label) = &query.label {
+        qb.push(" FROM message_labels ml JOIN messages m ON m.seq = ml.message_seq");
+        qb.push(" JOIN mail_contents c ON c.id = m.content_id WHERE ml.owner_id = ");
+        qb.push_bind(owner.as_str().to_owned());
+        qb.push(" AND ml.label = ");
+        qb.push_bind(label.clone());
+        qb.push(" AND ");
+        "ml.message_seq"
+    } else {
+        qb.push(FROM_COPIES);
+        qb.push(" WHERE ");
+        "m.seq"
+    };
+    qb.push("m.owner_id = ");
     qb.push_bind(owner.as_str().to_owned());
     if let Some(folder) = query.folder {
         qb.push(" AND m.folder = ");
@@ -519,11 +537,6 @@ pub(crate) async fn list_messages(
     if query.unread_only {
         qb.push(" AND m.unread");
     }
-    if let Some(label) = &query.label {
-        qb.push(" AND EXISTS (SELECT 1 FROM message_labels l WHERE l.message_seq = m.seq AND l.label = ");
-        qb.push_bind(label.clone());
-        qb.push(")");
-    }
     if let Some(from) = &query.from {
         qb.push(" AND c.from_addr = ");
         qb.push_bind(from.as_str().to_owned());
@@ -533,20 +546,23 @@ pub(crate) async fn list_messages(
         qb.push_bind(thread.as_str().to_owned());
     }
     if let Some(after) = query.after_seq {
-        qb.push(" AND m.seq > ");
+        qb.push(" AND ").push(seq).push(" > ");
         qb.push_bind(after);
     }
     if let Some(before) = query.before_seq {
-        qb.push(" AND m.seq < ");
+        qb.push(" AND ").push(seq).push(" < ");
         qb.push_bind(before);
     }
-    qb.push(if query.oldest_first {
-        " ORDER BY m.seq ASC LIMIT "
-    } else {
-        " ORDER BY m.seq DESC LIMIT "
-    });
+    qb.push(" ORDER BY ").push(seq).push(order).push(" LIMIT ");
     qb.push_bind(rows::fetch_limit(query.limit));
-    let found = qb.build().fetch_all(pool).await.map_err(db_err)?;
+    let found = if query.label.is_some() {
+        let mut tx = crate::planned_for_values(pool).await?;
+        let found = qb.build().fetch_all(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        found
+    } else {
+        qb.build().fetch_all(pool).await.map_err(db_err)?
+    };
     let items = found.iter().map(summary).collect::<Result<Vec<_>>>()?;
     Ok(rows::page(items, query.limit))
 }
@@ -741,8 +757,10 @@ async fn apply(
     // Additions first, then removals: a label named in both ends up removed.
     if !patch.add_labels.is_empty() {
         sqlx::query(
-            "INSERT INTO message_labels (message_seq, label) \
-             SELECT s, l FROM unnest($1::bigint[]) AS s CROSS JOIN (SELECT DISTINCT unnest($2::text[]) AS l) AS ls \
+            "INSERT INTO message_labels (message_seq, label, owner_id) \
+             SELECT m.seq, ls.l, m.owner_id FROM messages m \
+             CROSS JOIN (SELECT DISTINCT unnest($2::text[]) AS l) AS ls \
+             WHERE m.seq = ANY($1::bigint[]) \
              ON CONFLICT DO NOTHING",
         )
         .bind(seqs)
@@ -890,6 +908,11 @@ pub(crate) async fn delete_for_ever(
 /// How many copies the thread walk of [`list_threads`] reads at a time.
 const THREAD_WALK_BATCH: i64 = 256;
 
+/// A label on at most this many copies of a mailbox lists its threads from those copies alone;
+/// a label on more is found by the mailbox walk, which costs the distance to the page's labelled
+/// threads (short for a label that common, unless its copies are all old).
+const LABELLED_FEW: i64 = 2048;
+
 /// A page of threads, newest last copy first.
 ///
 /// The mailbox is walked from its newest copy down (`messages_owner_seq_idx`), a batch at a
@@ -904,6 +927,36 @@ pub(crate) async fn list_threads(
     query: &ThreadQuery,
 ) -> Result<StorePage<ThreadSummary>> {
     let want = rows::fetch_limit(query.limit);
+    if let Some(label) = &query.label {
+        // A label on few copies: their threads are the only candidates (walking the mailbox
+        // for them read all of it when the label was rare). The label's copies first, from the
+        // index alone, planned for the label (a generic plan read all of a common label's
+        // copies before stopping at the bound); then their threads when they are few.
+        let mut tx = crate::planned_for_values(pool).await?;
+        let labelled: Vec<i64> =
+            sqlx::query_scalar("SELECT message_seq FROM message_labels WHERE owner_id = $1 AND label = $2 LIMIT $3")
+                .bind(owner.as_str())
+                .bind(label)
+                .bind(LABELLED_FEW + 1)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        if labelled.len() as i64 <= LABELLED_FEW {
+            let candidates: Vec<String> =
+                sqlx::query_scalar("SELECT DISTINCT thread_id FROM messages WHERE seq = ANY($1)")
+                    .bind(&labelled)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db_err)?;
+            let items = if candidates.is_empty() {
+                Vec::new()
+            } else {
+                threads_among(pool, owner, query, &candidates, want).await?
+            };
+            return Ok(rows::page(items, query.limit));
+        }
+    }
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut items: Vec<(i64, ThreadSummary)> = Vec::new();
     let mut walk_from = query.before_seq.unwrap_or(i64::MAX);

@@ -46,7 +46,11 @@ pub(crate) async fn search(pool: &PgPool, owner: &IdentityId, q: &SearchQuery) -
         .push(") AS body")
         .push(FROM_COPIES)
         .push(" JOIN hits ON hits.seq = m.seq ORDER BY hits.rank DESC, m.seq DESC");
-    let rows = qb.build().fetch_all(pool).await.map_err(db_err)?;
+    // Whether to walk the owner's mailbox or the index's matches depends on how rare the words
+    // are and how big the mailbox is: planned for these values.
+    let mut tx = crate::planned_for_values(pool).await?;
+    let rows = qb.build().fetch_all(&mut *tx).await.map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
     rows.iter()
         .map(|row| {
             let (_, summary) = summary(row)?;

@@ -355,11 +355,20 @@ pub(crate) async fn mailbox_labels(
     labels: &[String],
 ) -> Result<(u64, u64)> {
     let (used, present): (i64, i64) = sqlx::query_as(
-        "SELECT
-           (SELECT COUNT(DISTINCT l.label) FROM message_labels l JOIN messages m ON m.seq = l.message_seq
-            WHERE m.owner_id = ?1),
-           (SELECT COUNT(DISTINCT l.label) FROM message_labels l JOIN messages m ON m.seq = l.message_seq
-            WHERE m.owner_id = ?1 AND l.label IN (SELECT value FROM json_each(?2)))",
+        // The distinct labels are found one index seek each (the next label after the last one),
+        // and each label asked for by one more: a labels quota check costs the number of labels,
+        // whatever the size of the mailbox.
+        "WITH RECURSIVE used(label) AS (
+             SELECT MIN(label) FROM message_labels WHERE owner_id = ?1
+             UNION ALL
+             SELECT (SELECT MIN(l.label) FROM message_labels l WHERE l.owner_id = ?1 AND l.label > used.label)
+             FROM used WHERE used.label IS NOT NULL
+         )
+         SELECT
+           (SELECT COUNT(label) FROM used),
+           (SELECT COUNT(*) FROM (SELECT DISTINCT value AS label FROM json_each(?2)) a
+            WHERE EXISTS (SELECT 1 FROM message_labels l INDEXED BY message_labels_owner_label
+                          WHERE l.owner_id = ?1 AND l.label = a.label))",
     )
     .bind(owner.as_str().to_owned())
     .bind(to_json(&labels, "labels")?)

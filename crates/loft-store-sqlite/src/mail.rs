@@ -475,7 +475,8 @@ async fn apply(conn: &mut impl Db, seqs: &[i64], patch: &MessagePatch, at: Times
         // Adds first, then removes: a label named in both ends up removed.
         for label in &patch.add_labels {
             conn.exec(
-                "INSERT OR IGNORE INTO message_labels (message_seq, label) VALUES (?, ?)",
+                "INSERT OR IGNORE INTO message_labels (message_seq, label, owner_id)
+                 SELECT seq, ?2, owner_id FROM messages WHERE seq = ?1",
                 &args![seq, label.clone()],
             )
             .await?;
@@ -669,14 +670,26 @@ pub(crate) fn list_select(owner: &IdentityId, q: &MessageQuery, limit: u32) -> S
         sql: String::with_capacity(1024),
         args: Vec::with_capacity(4),
     };
-    sql.push(concat!(
-        "SELECT ",
-        summary_columns!(),
-        ", ",
-        labels_column!(),
-        " FROM messages m WHERE m.owner_id = "
-    ))
-    .bind(owner.as_str().to_owned());
+    sql.push(concat!("SELECT ", summary_columns!(), ", ", labels_column!()));
+    // With a label, the page is walked through that mailbox's copies carrying the label (the
+    // `(owner_id, label, message_seq)` index, as the outer loop: CROSS JOIN), so that it costs
+    // the page whatever the mailbox holds; walking the mailbox and testing each copy for the
+    // label read all of a million-message mailbox when the label was rare (docs/benchmarks.md).
+    let seq = if let Some(label) = &q.label {
+        sql.push(
+            " FROM message_labels ml INDEXED BY message_labels_owner_label \
+                 CROSS JOIN messages m ON m.seq = ml.message_seq WHERE ml.owner_id = ",
+        )
+        .bind(owner.as_str().to_owned())
+        .push(" AND ml.label = ")
+        .bind(label.clone())
+        .push(" AND m.owner_id = ml.owner_id");
+        "ml.message_seq"
+    } else {
+        sql.push(" FROM messages m WHERE m.owner_id = ")
+            .bind(owner.as_str().to_owned());
+        "m.seq"
+    };
     // The folder, the archived flag and the limit are written into the SQL, not bound (they
     // are Loft's own values, from closed sets or a number): SQLite plans with the values of
     // such parameters (the limit, a folder that a partial index names), and a statement whose
@@ -700,11 +713,6 @@ pub(crate) fn list_select(owner: &IdentityId, q: &MessageQuery, limit: u32) -> S
     if q.unread_only {
         sql.push(" AND m.unread = 1");
     }
-    if let Some(label) = &q.label {
-        sql.push(" AND EXISTS (SELECT 1 FROM message_labels l WHERE l.message_seq = m.seq AND l.label = ")
-            .bind(label.clone())
-            .push(")");
-    }
     if let Some(from) = &q.from {
         sql.push(" AND m.from_addr = ").bind(from.as_str().to_owned());
     }
@@ -712,17 +720,15 @@ pub(crate) fn list_select(owner: &IdentityId, q: &MessageQuery, limit: u32) -> S
         sql.push(" AND m.thread_id = ").bind(thread.as_str().to_owned());
     }
     if let Some(after) = q.after_seq {
-        sql.push(" AND m.seq > ").bind(after);
+        sql.push(" AND ").push(seq).push(" > ").bind(after);
     }
     if let Some(before) = q.before_seq {
-        sql.push(" AND m.seq < ").bind(before);
+        sql.push(" AND ").push(seq).push(" < ").bind(before);
     }
-    sql.push(if q.oldest_first {
-        " ORDER BY m.seq ASC LIMIT "
-    } else {
-        " ORDER BY m.seq DESC LIMIT "
-    })
-    .push(&(i64::from(limit) + 1).to_string());
+    sql.push(" ORDER BY ")
+        .push(seq)
+        .push(if q.oldest_first { " ASC LIMIT " } else { " DESC LIMIT " })
+        .push(&(i64::from(limit) + 1).to_string());
     sql
 }
 
@@ -740,6 +746,11 @@ struct ThreadRow {
 
 /// How many copies the thread walk of [`thread_page_rows`] reads at a time.
 const THREAD_WALK_BATCH: i64 = 256;
+
+/// A label on at most this many copies of a mailbox lists its threads from those copies alone;
+/// a label on more is found by the mailbox walk, which costs the distance to the page's labelled
+/// threads (short for a label that common, unless its copies are all old).
+const LABELLED_FEW: i64 = 2048;
 
 /// The rows of a thread-list page: up to `want` threads whose newest copy (in the trash, or
 /// outside it) is below `q.before_seq`, newest first, with their counts and first and last
@@ -760,6 +771,34 @@ async fn thread_page_rows(
 ) -> Result<Vec<ThreadRow>> {
     let want = usize::try_from(want).unwrap_or(usize::MAX);
     let before = q.before_seq.unwrap_or(i64::MAX);
+    if let Some(label) = &q.label {
+        // A label on few copies: their threads are the only candidates (walking the mailbox
+        // for them read all of it when the label was rare: 3.3 s at a million messages). The
+        // label's copies first, from the index alone (a label on many copies costs no more than
+        // this bounded look), then their threads when they are few.
+        let labelled: Vec<i64> = sqlx::query_scalar(
+            "SELECT message_seq FROM message_labels INDEXED BY message_labels_owner_label
+             WHERE owner_id = ?1 AND label = ?2 LIMIT ?3",
+        )
+        .bind(owner.as_str().to_owned())
+        .bind(label.clone())
+        .bind(LABELLED_FEW + 1)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        if labelled.len() as i64 <= LABELLED_FEW {
+            let candidates: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT thread_id FROM messages WHERE seq IN (SELECT value FROM json_each(?))",
+            )
+            .bind(to_json(&labelled, "seqs")?)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            let mut found = threads_among(conn, owner, q, before, &candidates).await?;
+            found.truncate(want);
+            return Ok(found);
+        }
+    }
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut out: Vec<ThreadRow> = Vec::new();
     let mut walk_from = before;
@@ -787,42 +826,54 @@ async fn thread_page_rows(
         if candidates.is_empty() {
             continue;
         }
-        let mut found: Vec<ThreadRow> = sqlx::query_as(
-            "WITH t AS (
-                 SELECT thread_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq,
-                        COUNT(*) AS message_count, SUM(unread) AS unread_count
-                 FROM messages INDEXED BY messages_owner_thread
-                 WHERE owner_id = ?1 AND thread_id IN (SELECT value FROM json_each(?2))
-                   AND (trashed_at IS NOT NULL) = ?3
-                 GROUP BY thread_id
-             )
-             SELECT t.thread_id, t.message_count, t.unread_count, t.last_seq,
-                    f.subject AS subject, l.id AS last_id, l.snippet AS last_snippet, l.created_at AS last_at
-             FROM t
-             JOIN messages f ON f.seq = t.first_seq
-             JOIN messages l ON l.seq = t.last_seq
-             WHERE t.last_seq < ?4
-               AND (?5 = 0 OR t.unread_count > 0)
-               AND (?6 IS NULL OR EXISTS (
-                     SELECT 1 FROM messages m INDEXED BY messages_owner_thread
-                     JOIN message_labels ml ON ml.message_seq = m.seq
-                     WHERE m.owner_id = ?1 AND m.thread_id = t.thread_id AND ml.label = ?6
-                       AND (m.trashed_at IS NOT NULL) = ?3))
-             ORDER BY t.last_seq DESC",
-        )
-        .bind(owner.as_str().to_owned())
-        .bind(to_json(&candidates, "thread ids")?)
-        .bind(q.trashed)
-        .bind(before)
-        .bind(q.unread_only)
-        .bind(q.label.clone())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        let mut found = threads_among(conn, owner, q, before, &candidates).await?;
         found.truncate(want - out.len());
         out.extend(found);
     }
     Ok(out)
+}
+
+/// The rows of the threads `candidates` that pass the query's filters and whose newest copy is
+/// below `before`, newest first.
+async fn threads_among(
+    conn: &mut SqliteConnection,
+    owner: &IdentityId,
+    q: &ThreadQuery,
+    before: i64,
+    candidates: &[String],
+) -> Result<Vec<ThreadRow>> {
+    sqlx::query_as(
+        "WITH t AS (
+             SELECT thread_id, MIN(seq) AS first_seq, MAX(seq) AS last_seq,
+                    COUNT(*) AS message_count, SUM(unread) AS unread_count
+             FROM messages INDEXED BY messages_owner_thread
+             WHERE owner_id = ?1 AND thread_id IN (SELECT value FROM json_each(?2))
+               AND (trashed_at IS NOT NULL) = ?3
+             GROUP BY thread_id
+         )
+         SELECT t.thread_id, t.message_count, t.unread_count, t.last_seq,
+                f.subject AS subject, l.id AS last_id, l.snippet AS last_snippet, l.created_at AS last_at
+         FROM t
+         JOIN messages f ON f.seq = t.first_seq
+         JOIN messages l ON l.seq = t.last_seq
+         WHERE t.last_seq < ?4
+           AND (?5 = 0 OR t.unread_count > 0)
+           AND (?6 IS NULL OR EXISTS (
+                 SELECT 1 FROM messages m INDEXED BY messages_owner_thread
+                 JOIN message_labels ml ON ml.message_seq = m.seq
+                 WHERE m.owner_id = ?1 AND m.thread_id = t.thread_id AND ml.label = ?6
+                   AND (m.trashed_at IS NOT NULL) = ?3))
+         ORDER BY t.last_seq DESC",
+    )
+    .bind(owner.as_str().to_owned())
+    .bind(to_json(candidates, "thread ids")?)
+    .bind(q.trashed)
+    .bind(before)
+    .bind(q.unread_only)
+    .bind(q.label.clone())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)
 }
 
 pub(crate) async fn list_threads(

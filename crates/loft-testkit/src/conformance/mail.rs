@@ -999,6 +999,194 @@ pub async fn mail_store_labels_cursors_and_limits(store: Arc<dyn Store>) {
     t.assert_chain_ok().await;
 }
 
+/// A list filtered by a label pages through that mailbox's labelled copies only (newest or
+/// oldest first, with the other filters), never another mailbox's copies with the same label;
+/// the labels quota counts one mailbox's distinct labels.
+pub async fn mail_label_list_pages_within_one_mailbox(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (a, aa) = t.identity("alice").await;
+    let (b, ba) = t.identity("bob").await;
+    let mut copies = Vec::new();
+    for subject in ["one", "two", "three", "four", "five"] {
+        let sent = t.send(&aa, &[addr(&b), addr(&a)], subject, subject).await;
+        copies.push(inbox_copy(&t, &b, &ba, &sent.message_id).await);
+    }
+    let (s, owner) = (t.store().clone(), &b.identity.id);
+    let entry = |action: &str| super::store::op_entry(&t, action);
+    // bob labels one, two, four and five `work` (and one `home`); alice labels all her copies `work`.
+    for i in [0, 1, 3, 4] {
+        s.update_message(owner, &copies[i].id, label_patch(&["work"], &[]), entry("mail.update"))
+            .await
+            .unwrap();
+    }
+    s.update_message(owner, &copies[0].id, label_patch(&["home"], &[]), entry("mail.update"))
+        .await
+        .unwrap();
+    for m in t.all_messages(&aa, folder("all")).await {
+        s.update_message(
+            &a.identity.id,
+            &m.id,
+            label_patch(&["work", "alice-only"], &[]),
+            entry("mail.update"),
+        )
+        .await
+        .unwrap();
+    }
+    // four goes to the trash: out of the default list, in the trashed one.
+    let trash = MessagePatch {
+        trashed: Some(true),
+        ..Default::default()
+    };
+    s.update_message(owner, &copies[3].id, trash, entry("mail.update"))
+        .await
+        .unwrap();
+
+    let list = |label: &str, before_seq: Option<i64>, after_seq: Option<i64>, oldest_first: bool, trashed: bool| {
+        let (s, label) = (s.clone(), label.to_owned());
+        async move {
+            let q = MessageQuery {
+                label: Some(label),
+                limit: 1,
+                before_seq,
+                after_seq,
+                oldest_first,
+                trashed,
+                ..Default::default()
+            };
+            let page = s.list_messages(owner, q).await.unwrap();
+            let subjects: Vec<String> = page.items.into_iter().map(|m| m.subject).collect();
+            (subjects, page.next_before)
+        }
+    };
+    let mut seen = Vec::new();
+    let mut cursors = Vec::new();
+    let mut before = None;
+    loop {
+        let (subjects, next) = list("work", before, None, false, false).await;
+        seen.extend(subjects);
+        match next {
+            Some(n) => {
+                cursors.push(n);
+                before = Some(n);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["five", "two", "one"], "newest first, page by page, bob's only");
+    assert_eq!(
+        list("work", None, Some(0), true, false).await.0,
+        ["one"],
+        "oldest first"
+    );
+    assert_eq!(
+        list("work", None, Some(cursors[1]), true, false).await.0,
+        ["five"],
+        "oldest first after two: four is in the trash"
+    );
+    assert_eq!(list("work", None, None, false, true).await.0, ["four"], "the trash");
+    assert_eq!(list("home", None, None, false, false).await.0, ["one"]);
+    assert!(
+        list("alice-only", None, None, false, false).await.0.is_empty(),
+        "another mailbox's label"
+    );
+    let listed = s
+        .list_messages(
+            owner,
+            MessageQuery {
+                label: Some("work".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items[2].labels,
+        ["home", "work"],
+        "each copy with all its labels"
+    );
+
+    // Threads by label: each send is its own thread here.
+    let threads = |label: &str, trashed: bool| {
+        let (s, label) = (s.clone(), label.to_owned());
+        async move {
+            let q = ThreadQuery {
+                label: Some(label),
+                trashed,
+                limit: 10,
+                ..Default::default()
+            };
+            let page = s.list_threads(owner, q).await.unwrap();
+            page.items.into_iter().map(|t| t.subject).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(threads("work", false).await, ["five", "two", "one"]);
+    assert_eq!(threads("work", true).await, ["four"]);
+    assert_eq!(threads("home", false).await, ["one"]);
+    assert!(threads("alice-only", false).await.is_empty());
+
+    // The quota counts bob's distinct labels (work, home), not alice's.
+    let asked = [
+        "work".to_owned(),
+        "alice-only".to_owned(),
+        "new".to_owned(),
+        "new".to_owned(),
+    ];
+    assert_eq!(s.mailbox_labels(owner, &asked).await.unwrap(), (2, 2));
+    assert_eq!(s.mailbox_labels(&a.identity.id, &asked).await.unwrap(), (2, 1));
+    let (c, _) = t.identity("carol").await;
+    assert_eq!(
+        s.mailbox_labels(&c.identity.id, &asked).await.unwrap(),
+        (0, 3),
+        "an empty mailbox"
+    );
+}
+
+/// A label on more copies than the store lists threads from directly (2,048) is found by the
+/// mailbox walk: the same threads, in the same order, page by page.
+pub async fn mail_thread_list_by_a_common_label(store: Arc<dyn Store>) {
+    let t = test_loft(store);
+    let (b, ba) = t.identity("bob").await;
+    let (s, owner) = (t.store().clone(), &b.identity.id);
+    let entry = |action: &str| super::store::op_entry(&t, action);
+    // 1,400 sends to self (two copies in one thread each); every thread but each 7th labelled:
+    // 2,400 labelled copies.
+    let mut subjects = Vec::new();
+    for i in 0..1400 {
+        let subject = format!("m{i:04}");
+        let sent = t.send(&ba, &[addr(&b)], &subject, "x").await;
+        if i % 7 != 0 {
+            s.update_thread(
+                owner,
+                &sent.thread_id,
+                label_patch(&["common"], &[]),
+                entry("mail.update"),
+            )
+            .await
+            .unwrap();
+            subjects.push(subject);
+        }
+    }
+    subjects.reverse();
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let q = ThreadQuery {
+            label: Some("common".into()),
+            limit: 300,
+            before_seq: before,
+            ..Default::default()
+        };
+        let page = s.list_threads(owner, q).await.unwrap();
+        seen.extend(page.items.into_iter().map(|t| t.subject));
+        match page.next_before {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, subjects);
+}
+
 /// Labels are normalised, added idempotently, removed, and belong to one copy.
 pub async fn mail_labels(store: Arc<dyn Store>) {
     let t = test_loft(store);

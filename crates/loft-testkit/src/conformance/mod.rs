@@ -209,6 +209,8 @@ macro_rules! conformance_tests {
             mail_list_filters,
             mail_cursor_pagination,
             mail_store_labels_cursors_and_limits,
+            mail_label_list_pages_within_one_mailbox,
+            mail_thread_list_by_a_common_label,
             mail_labels,
             mail_reading_marks_read,
             mail_list_shows_each_write_at_once,
