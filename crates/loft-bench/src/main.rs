@@ -117,6 +117,10 @@ pub struct BenchArgs {
     pub search_samples: u32,
 }
 
+/// The allocator `loft` runs its server with (crates/loft/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = BenchArgs::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
