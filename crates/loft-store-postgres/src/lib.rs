@@ -231,7 +231,6 @@ fn describe_target(options: &PgConnectOptions) -> String {
     }
 }
 
-/// The one mapping from sqlx errors to Loft's semantic errors.
 /// A read-only transaction whose statements are planned for their own parameter values each
 /// time (a custom plan), unlike every other statement (`SESSION_SETTINGS`): for the reads whose
 /// best plan depends on how rare a value is, where a generic plan, which assumes an average
@@ -245,6 +244,7 @@ pub(crate) async fn planned_for_values(pool: &PgPool) -> Result<Transaction<'sta
         .map_err(db_err)
 }
 
+/// The one mapping from sqlx errors to Loft's semantic errors.
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
     use sqlx::Error as E;
     match e {
