@@ -1,7 +1,8 @@
 """Mail authentication and STARTTLS with software we did not write, against a real `loft serve`:
 
 - an inbound mail signed by dkimpy, delivered by smtplib, is verified by Loft (DKIM and DMARC
-  pass: `external_authenticated`); the same mail changed in transit is not; the DNS answers
+  pass: `external_authenticated`); the same mail changed in transit fails DMARC and is refused
+  (`550 5.7.1`, partner.test publishes `p=reject`); the DNS answers
   are given to Loft by the test (`--dns-answers`), so no query leaves the machine;
 - STARTTLS with Python's smtplib and with `swaks --tls`, against a self-signed certificate
   made by `openssl` for the test;
@@ -110,11 +111,17 @@ def test_dkimpy_signed_mail_is_verified_and_a_changed_one_is_not(world: dict) ->
     assert sorted(d["result"] for d in auth["checks"]["dkim"]) == ["pass", "pass"], auth
     assert "dkim=pass" in auth["summary"]
 
+    assert auth["checks"]["dmarc_policy"] == "reject", auth
+
+    # Changed in transit: DMARC fails, and partner.test's `p=reject` is enforced (the
+    # default, `--dmarc enforce`): refused at the end of the data, nothing stored.
     changed = signed_mail(world, agent.address, "changed one").replace(b"Signed content.", b"Changed content.")
-    send(server, "bounce@partner.test", agent.address, changed)
-    auth = read(server, agent.api_key, "changed one")["authentication"]
-    assert auth["verdict"] == "external_unverified", auth
-    assert auth["checks"]["dmarc"] == "fail", auth
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(server, "bounce@partner.test", agent.address, changed)
+    assert refused.value.smtp_code == 550, refused.value
+    assert b"5.7.1" in refused.value.smtp_error and b"DMARC" in refused.value.smtp_error, refused.value
+    items = server.rest("GET", "/v0/messages?folder=inbox", agent.api_key)["items"]
+    assert [m["subject"] for m in items] == ["signed one"], items
 
 
 def test_smtplib_starttls(world: dict) -> None:

@@ -251,6 +251,7 @@ async fn measure(args: &BenchArgs, target: &Target) -> Result<Results, String> {
         limits: serve::LimitArgs::off(),
         admin_key: Some(admin_key.clone()),
         dns_answers: None,
+        dmarc: loft_core::mailauth::DmarcEnforcement::Enforce,
         job_concurrency: loft_core::runner::DEFAULT_CONCURRENCY,
     };
     let (router, store) = serve::app(&serve_args).await?;

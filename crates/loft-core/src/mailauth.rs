@@ -71,6 +71,52 @@ impl CheckResult {
     }
 }
 
+/// A DMARC record's requested handling of failing mail (RFC 7489 6.3, `p=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DmarcPolicy {
+    /// Deliver as usual (the domain only asks for reports).
+    None,
+    /// Treat failing mail as suspicious: Loft holds it for a reviewer (`--dmarc enforce`).
+    Quarantine,
+    /// Refuse failing mail: Loft answers `550 5.7.1` (`--dmarc enforce`).
+    Reject,
+}
+
+impl DmarcPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmarcPolicy::None => "none",
+            DmarcPolicy::Quarantine => "quarantine",
+            DmarcPolicy::Reject => "reject",
+        }
+    }
+}
+
+/// What the receiver does with mail that fails DMARC (`loft serve --dmarc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DmarcEnforcement {
+    /// Follow the From domain's policy: `reject` refuses the mail (`550 5.7.1`), `quarantine`
+    /// holds it for a reviewer's release. A failure whose DNS was undecided (`temperror`) is
+    /// never enforced.
+    #[default]
+    Enforce,
+    /// Store every mail with its verdict and do nothing else (a host behind forwarders or
+    /// mailing lists that break DKIM signatures).
+    Mark,
+}
+
+impl DmarcEnforcement {
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "enforce" => Ok(Self::Enforce),
+            "mark" => Ok(Self::Mark),
+            other => Err(format!("`{other}` is not `enforce` or `mark`")),
+        }
+    }
+}
+
 /// One DKIM signature's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -100,6 +146,11 @@ pub struct AuthChecks {
     pub dkim: Vec<DkimCheck>,
     /// DMARC of the From domain.
     pub dmarc: CheckResult,
+    /// What the From domain's DMARC record asks a receiver to do with mail that fails it
+    /// (`p=`, or `sp=` / `np=` for a subdomain; lowered one step by `t=y`), when a record was
+    /// found. What Loft did with it follows `loft serve --dmarc` (docs/smtp.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmarc_policy: Option<DmarcPolicy>,
     /// ARC chain result (`none` when the mail carries no ARC set).
     pub arc: CheckResult,
 }

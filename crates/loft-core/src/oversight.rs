@@ -194,6 +194,9 @@ pub enum HoldKind {
     /// The sender holds first contact (`first_contact: hold`) and the mail goes to addresses it
     /// never exchanged mail with (`addresses`).
     FirstContact,
+    /// Incoming mail failed DMARC for its From domain, whose policy is `quarantine`
+    /// (`loft serve --dmarc enforce`, the default).
+    Dmarc,
 }
 
 /// One reason a mail is held, in words a model and a reviewer can read.

@@ -118,6 +118,8 @@ pub struct LoftConfig {
     /// `--public-url`, or the HTTP address. Held-mail events and notices link to an
     /// approval's page under it; `None` leaves the link out.
     pub console_url: Option<String>,
+    /// What becomes of mail from outside that fails DMARC (`loft serve --dmarc`).
+    pub dmarc: crate::mailauth::DmarcEnforcement,
 }
 
 /// Held mail expires after three days unless the operator sets another time.
@@ -133,6 +135,7 @@ impl LoftConfig {
             default_oversight_mode: OversightMode::DEFAULT,
             approval_ttl_secs: DEFAULT_APPROVAL_TTL_SECS,
             console_url: None,
+            dmarc: crate::mailauth::DmarcEnforcement::Enforce,
         }
     }
 }
@@ -471,6 +474,13 @@ impl Loft {
     #[must_use]
     pub fn with_limits(mut self, config: LimitsConfig) -> Self {
         self.limits = Limits::new(config);
+        self
+    }
+
+    /// What becomes of mail from outside that fails DMARC (`LoftConfig::dmarc`).
+    #[must_use]
+    pub fn with_dmarc(mut self, dmarc: crate::mailauth::DmarcEnforcement) -> Self {
+        self.config.dmarc = dmarc;
         self
     }
 

@@ -48,14 +48,29 @@ fn is_original_marker(t: &str) -> bool {
 
 /// The first `max` characters of a text on one line, for list views.
 pub fn snippet(text: &str, max: usize) -> String {
-    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= max {
-        one_line
-    } else {
-        let mut s: String = one_line.chars().take(max).collect();
-        s.push('…');
-        s
+    // Word by word, stopping at `max` characters: a long body is not joined whole first
+    // (every received mail's snippet is made on the path that answers SMTP's 250).
+    let mut out = String::new();
+    let mut chars = 0;
+    for word in text.split_whitespace() {
+        let sep = usize::from(chars > 0);
+        let len = word.chars().count();
+        if chars + sep + len > max {
+            let room = max - chars;
+            if sep == 1 && room > 0 {
+                out.push(' ');
+            }
+            out.extend(word.chars().take(room.saturating_sub(sep)));
+            out.push('…');
+            return out;
+        }
+        if sep == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        chars += sep + len;
     }
+    out
 }
 
 /// Refuses a NUL byte in text a client sends. PostgreSQL cannot store U+0000 in text at all,
@@ -84,6 +99,35 @@ pub fn printable(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snippet_is_the_first_words_on_one_line() {
+        // What it always meant: the words joined by one space, cut at `max` characters.
+        let joined = |text: &str, max: usize| {
+            let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if one_line.chars().count() <= max {
+                one_line
+            } else {
+                one_line.chars().take(max).chain(['…']).collect::<String>()
+            }
+        };
+        let texts = [
+            "",
+            "   ",
+            "one",
+            "one two",
+            "  one\n\ttwo   three  ",
+            "héllo wörld ünïcode ✓ done",
+            "a b c d e f g h i j k l m n o p",
+            "word",
+            "exactly ten",
+        ];
+        for text in texts {
+            for max in 0..30 {
+                assert_eq!(snippet(text, max), joined(text, max), "{text:?} at {max}");
+            }
+        }
+    }
 
     #[test]
     fn strips_quote_header_and_history() {

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use loft_core::domains::{DkimAlgorithm, DnsAnswer, RecordType};
 use loft_core::mailauth::{
-    AuthChecks, CheckResult, DkimCheck, GeneratedKey, MailAuth, SigningKey, VerifyInput, relaxed_aligned,
+    AuthChecks, CheckResult, DkimCheck, DmarcPolicy, GeneratedKey, MailAuth, SigningKey, VerifyInput, relaxed_aligned,
 };
 use loft_core::{Error, Result};
 use mail_auth::dkim::DkimSigner;
@@ -441,6 +441,7 @@ impl Authenticator {
                 spf_aligned: false,
                 dkim: vec![],
                 dmarc: CheckResult::Permerror,
+                dmarc_policy: None,
                 arc: CheckResult::None,
             };
         };
@@ -487,19 +488,23 @@ impl Authenticator {
         let none = mail_auth::SpfOutput::new(spf_domain.clone());
         let spf_for_dmarc = spf_output.as_ref().unwrap_or(&none);
         let params = DmarcParameters::new(&msg, &dkim_output, &spf_domain, spf_for_dmarc);
-        let dmarc = dmarc_result(
-            &self
-                .auth
-                .verify_dmarc(mail_auth::Parameters::new(params).with_cache(cache))
-                .await
-                .result(),
-        );
+        let dmarc_output = self
+            .auth
+            .verify_dmarc(mail_auth::Parameters::new(params).with_cache(cache))
+            .await;
+        let dmarc = dmarc_result(&dmarc_output.result());
+        let dmarc_policy = dmarc_output.record().map(|_| match dmarc_output.policy() {
+            mail_auth::dmarc::Policy::Reject => DmarcPolicy::Reject,
+            mail_auth::dmarc::Policy::Quarantine => DmarcPolicy::Quarantine,
+            mail_auth::dmarc::Policy::None | mail_auth::dmarc::Policy::Unspecified => DmarcPolicy::None,
+        });
         AuthChecks {
             spf,
             spf_aligned: relaxed_aligned(&spf_domain, input.from_domain),
             spf_domain,
             dkim,
             dmarc,
+            dmarc_policy,
             arc,
         }
     }
@@ -712,6 +717,7 @@ impl MailAuth for Authenticator {
                 spf_aligned: false,
                 dkim: vec![],
                 dmarc: CheckResult::Temperror,
+                dmarc_policy: None,
                 arc: CheckResult::None,
             },
         }

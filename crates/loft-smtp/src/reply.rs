@@ -96,6 +96,11 @@ pub fn from_error(e: &Error) -> Reply {
         "relay_denied" => Reply::new(550, "5.7.1", "Relaying denied"),
         "unknown_recipient" => Reply::new(550, "5.1.1", "No such user here"),
         "sender_refused" => Reply::new(550, "5.7.1", "Delivery not authorized, message refused"),
+        "dmarc_rejected" => Reply::new(
+            550,
+            "5.7.1",
+            "Message rejected: it fails the DMARC policy of its From domain",
+        ),
         "quota_exceeded" => Reply::new(452, "4.2.2", "Mailbox full, try again later"),
         "invalid_address" | "invalid_domain" => Reply::new(501, "5.1.3", "Bad recipient address syntax"),
         _ => match e {

@@ -265,6 +265,22 @@ impl TestLoft {
         )
     }
 
+    /// The same store, operator key, clock and keyring, with these DNS answers and this
+    /// handling of mail that fails DMARC.
+    pub fn with_dmarc(&self, dns: StaticDns, dmarc: loft_core::mailauth::DmarcEnforcement) -> TestLoft {
+        build_with(
+            self.store().clone(),
+            self.operator_key.clone(),
+            self.clock.clone(),
+            self.keyring.clone(),
+            LimitsConfig::off(),
+            Quotas::off(),
+            true,
+            dns,
+            move |l| l.with_dmarc(dmarc),
+        )
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         self.loft.store()
     }

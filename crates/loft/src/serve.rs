@@ -356,6 +356,14 @@ pub struct ServeArgs {
     /// hosts without DNS; off by default (the resolver of /etc/resolv.conf, with a cache).
     #[arg(long = "dns-answers", env = "LOFT_DNS_ANSWERS", value_name = "FILE")]
     pub dns_answers: Option<PathBuf>,
+    /// What becomes of mail from outside that fails DMARC for its From domain: `enforce`
+    /// follows the domain's published policy (`p=reject`: refused with `550 5.7.1`;
+    /// `p=quarantine`: accepted and held for a reviewer's release; `p=none`: delivered),
+    /// `mark` delivers it with its verdict only (for a host behind forwarders or mailing lists
+    /// that break signatures). An undecided DNS answer is never enforced.
+    #[arg(long = "dmarc", env = "LOFT_DMARC", default_value = "enforce",
+          value_parser = loft_core::mailauth::DmarcEnforcement::parse, value_name = "MODE")]
+    pub dmarc: loft_core::mailauth::DmarcEnforcement,
     /// Background jobs (outbound deliveries, webhook posts, scheduled releases) this process
     /// runs at once: a slow receiver holds one place, not the queue.
     #[arg(long = "job-concurrency", env = "LOFT_JOB_CONCURRENCY",
@@ -753,6 +761,7 @@ pub async fn app_with_outbound(
             default_oversight_mode: args.default_oversight_mode,
             approval_ttl_secs: args.approval_ttl_secs,
             console_url: Some(console_url(args)?),
+            dmarc: args.dmarc,
             ..LoftConfig::new(args.domain.to_ascii_lowercase())
         },
     )

@@ -16,6 +16,8 @@ use crate::audit::{ActorKind, AuditEntry, Outcome};
 use crate::ids::{IdentityId, MessageId, ThreadId};
 use crate::inbound::{self, Envelope};
 use crate::mail::{Authentication, Folder, InboundMail, MailContent, MailCopy};
+use crate::mailauth::{CheckResult, DmarcEnforcement, DmarcPolicy};
+use crate::oversight::{ApprovalId, HeldCopy, HoldKind, HoldReason, NewHold};
 use crate::rules::{RuleDirection, Verdict, evaluate};
 use crate::time::Timestamp;
 use crate::{Error, Result};
@@ -126,6 +128,11 @@ impl Loft {
             .or_else(|| envelope.mail_from.clone())
             .map_or_else(|| EmailAddress::parse("unknown@unknown.invalid"), Ok)?;
         let authentication = self.authenticate_inbound(envelope, raw, &from).await?;
+        let dmarc_hold = match self.dmarc_action(&authentication, from.domain()) {
+            DmarcAction::Deliver => None,
+            DmarcAction::Refuse(e) => return Err(e),
+            DmarcAction::Hold(reason) => Some(reason),
+        };
         let message_id = parsed
             .message_id
             .clone()
@@ -176,9 +183,24 @@ impl Loft {
             .collect();
         // Recipients who hold incoming mail get their copy once a reviewer releases it; the
         // sender is told it was accepted either way (as any MTA's filters would).
-        let (delivered, held_copies) = self
+        let (mut delivered, mut held_copies) = self
             .hold_incoming(&content.from, false, copies.clone(), now, Some(&rules))
             .await?;
+        if let Some(reason) = dmarc_hold {
+            for held in &mut held_copies {
+                held.hold.reasons.push(reason.clone());
+            }
+            for copy in std::mem::take(&mut delivered) {
+                held_copies.push(HeldCopy {
+                    copy,
+                    hold: NewHold {
+                        id: ApprovalId::generate(r),
+                        reasons: vec![reason.clone()],
+                        expires_at: now.plus_secs(self.config.approval_ttl_secs),
+                    },
+                });
+            }
+        }
         let receipt = InboundReceipt {
             message_id: message_id.clone(),
             copies: accepted
@@ -268,6 +290,47 @@ impl Loft {
         };
         let checks = auth.verify(&input, raw).await;
         Ok(Authentication::from_checks(checks, from.domain(), hosted))
+    }
+}
+
+/// What the From domain's DMARC policy makes of a mail (`loft serve --dmarc`).
+enum DmarcAction {
+    Deliver,
+    /// `p=reject` and the mail failed: refused (`550 5.7.1`), nothing stored.
+    Refuse(Error),
+    /// `p=quarantine` and the mail failed: every copy waits for a reviewer.
+    Hold(HoldReason),
+}
+
+impl Loft {
+    /// DMARC enforcement: only a `fail` (a record was found and neither an aligned DKIM
+    /// signature nor aligned SPF passed) with a `reject` or `quarantine` policy acts; an
+    /// undecided DNS answer (`temperror`) never does, nor does anything under `--dmarc mark`.
+    fn dmarc_action(&self, authentication: &Authentication, from_domain: &str) -> DmarcAction {
+        let Some(checks) = &authentication.checks else {
+            return DmarcAction::Deliver;
+        };
+        if self.config.dmarc != DmarcEnforcement::Enforce || checks.dmarc != CheckResult::Fail {
+            return DmarcAction::Deliver;
+        }
+        match checks.dmarc_policy {
+            Some(DmarcPolicy::Reject) => DmarcAction::Refuse(Error::policy_denied(
+                "dmarc_rejected",
+                format!("the mail fails DMARC for {from_domain}, whose policy is to reject such mail"),
+            )),
+            Some(DmarcPolicy::Quarantine) => DmarcAction::Hold(HoldReason {
+                kind: HoldKind::Dmarc,
+                detail: format!(
+                    "the mail fails DMARC for {from_domain}, whose policy asks receivers to quarantine such mail: \
+                     a reviewer must release it"
+                ),
+                credential: None,
+                encoding: None,
+                rule: None,
+                addresses: vec![],
+            }),
+            Some(DmarcPolicy::None) | None => DmarcAction::Deliver,
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use loft_core::address::EmailAddress;
 use loft_core::domains::{AddDomainRequest, CheckStatus, DkimAlgorithm, RecordPurpose};
 use loft_core::inbound::Envelope;
 use loft_core::mail::Verdict;
-use loft_core::mailauth::CheckResult;
+use loft_core::mailauth::{CheckResult, DmarcEnforcement, DmarcPolicy};
+use loft_core::oversight::{HoldKind, OversightMode};
+use loft_core::service::{CreateIdentityRequest, ListApprovalsParams};
 use loft_core::store::Store;
 use loft_core::vault::{Keyring, MasterKey};
 
@@ -227,7 +229,7 @@ pub async fn inbound_dkim_verdicts(store: Arc<dyn Store>) {
     for (name, value) in &keys {
         dns = dns.txt(name, value);
     }
-    let t = test_loft_with_dns(store, dns);
+    let t = test_loft_with_dns(store, dns.clone());
     let (w, wa) = t.identity("writer").await;
     let to = w.identity.address.as_str();
     // The To header (signed) names writer@agents.test; the envelope delivers it to the
@@ -237,12 +239,22 @@ pub async fn inbound_dkim_verdicts(store: Arc<dyn Store>) {
     // From an address SPF does not authorise: DKIM (both dkimpy signatures) carries it.
     let env = envelope("198.51.100.7", "bounce@partner.test", to);
     t.loft.receive_inbound(&env, signed.as_bytes()).await.unwrap();
-    // Tampered: one word of the body changed.
+    // Tampered: one word of the body changed. partner.test publishes `p=reject`, so the
+    // default (`--dmarc enforce`) refuses it; a server told only to mark (`--dmarc mark`)
+    // stores it with its failing verdict.
     let tampered = signed.replace("Hello from outside", "Hello from inside");
     let mut env2 = env.clone();
     env2.recipients = vec![EmailAddress::parse(to).unwrap()];
     let tampered = tampered.replace("<dkimpy-fixture-1@partner.test>", "<dkimpy-fixture-2@partner.test>");
-    t.loft.receive_inbound(&env2, tampered.as_bytes()).await.unwrap();
+    assert_eq!(
+        expect_err(t.loft.receive_inbound(&env2, tampered.as_bytes()).await).code(),
+        "dmarc_rejected"
+    );
+    t.with_dmarc(dns.clone(), DmarcEnforcement::Mark)
+        .loft
+        .receive_inbound(&env2, tampered.as_bytes())
+        .await
+        .unwrap();
     // Unsigned, but from an address SPF authorises (aligned with From).
     let plain = format!(
         "From: <news@other.test>\r\nTo: {to}\r\nSubject: spf only\r\nMessage-ID: <spf-1@other.test>\r\n\r\nHi.\r\n"
@@ -302,6 +314,7 @@ pub async fn inbound_dkim_verdicts(store: Arc<dyn Store>) {
     let checks = fail.checks.as_ref().unwrap();
     assert!(checks.dkim.iter().all(|d| d.result != CheckResult::Pass), "{checks:?}");
     assert_eq!(checks.dmarc, CheckResult::Fail);
+    assert_eq!(checks.dmarc_policy, Some(DmarcPolicy::Reject));
 
     let spf = t
         .loft
@@ -357,4 +370,165 @@ pub async fn domains_are_hosted_for_inbound(store: Arc<dyn Store>) {
         expect_err(t.loft.check_inbound_recipient(&env, "bob@third.test").await).code(),
         "relay_denied"
     );
+}
+
+/// DMARC enforced (the default, `--dmarc enforce`): mail that fails DMARC for a From domain
+/// publishing `p=reject` is refused (`dmarc_rejected`, nothing stored), `p=quarantine` (or
+/// `p=reject` in test mode, `t=y`) is accepted and held for a reviewer (alongside the
+/// recipient's own gate), `p=none` is delivered; mail that passes, and mail whose DNS did not
+/// answer (temperror), are delivered whatever the policy. `--dmarc mark` delivers everything.
+pub async fn inbound_dmarc_policies(store: Arc<dyn Store>) {
+    let dns = StaticDns::default()
+        .txt("reject.test", "v=spf1 ip4:192.0.2.10 -all")
+        .txt("_dmarc.reject.test", "v=DMARC1; p=reject")
+        .txt("quarantine.test", "v=spf1 ip4:192.0.2.10 -all")
+        .txt("_dmarc.quarantine.test", "v=DMARC1; p=quarantine")
+        .txt("trial.test", "v=spf1 ip4:192.0.2.10 -all")
+        .txt("_dmarc.trial.test", "v=DMARC1; p=reject; t=y")
+        .txt("lenient.test", "v=spf1 ip4:192.0.2.10 -all")
+        .txt("_dmarc.lenient.test", "v=DMARC1; p=none")
+        .failing("_dmarc.flaky.test")
+        .failing("flaky.test");
+    let t = test_loft_with_dns(store, dns.clone());
+    let op = t.operator().await;
+    let (r, ra) = t.identity("reader").await;
+    let (gated, _) = t
+        .identity_with(CreateIdentityRequest {
+            name: "guarded".into(),
+            oversight_mode: Some(OversightMode::GatedAll),
+            ..Default::default()
+        })
+        .await;
+    let to = r.identity.address.as_str();
+    let mail = |from: &str, subject: &str| {
+        format!("From: <{from}>\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{subject}@x.test>\r\n\r\nHi.\r\n")
+    };
+    // 203.0.113.5 is not in any SPF record: unsigned mail from it fails DMARC.
+    let from_outside = |from: &str| envelope("203.0.113.5", from, to);
+    let incoming = ListApprovalsParams {
+        direction: Some("receive".into()),
+        status: Some("pending".into()),
+        ..Default::default()
+    };
+
+    let e = expect_err(
+        t.loft
+            .receive_inbound(
+                &from_outside("ceo@reject.test"),
+                mail("ceo@reject.test", "rejected").as_bytes(),
+            )
+            .await,
+    );
+    assert_eq!(e.code(), "dmarc_rejected", "{e:?}");
+    assert!(e.public_message().contains("reject.test"), "{e:?}");
+    assert!(
+        t.all_messages(&ra, folder("inbox")).await.is_empty(),
+        "a refused mail leaves nothing"
+    );
+    assert!(
+        t.loft
+            .list_approvals(&op, incoming.clone())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Passing (SPF from the authorised address, aligned): delivered despite p=reject.
+    t.loft
+        .receive_inbound(
+            &envelope("192.0.2.10", "ceo@reject.test", to),
+            mail("ceo@reject.test", "passing").as_bytes(),
+        )
+        .await
+        .unwrap();
+    // p=none, and a DNS failure: delivered.
+    for (from, subject) in [("news@lenient.test", "lenient"), ("a@flaky.test", "flaky")] {
+        t.loft
+            .receive_inbound(&from_outside(from), mail(from, subject).as_bytes())
+            .await
+            .unwrap();
+    }
+    let delivered = t.all_messages(&ra, folder("inbox")).await;
+    let mut subjects: Vec<&str> = delivered.iter().map(|m| m.subject.as_str()).collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ["flaky", "lenient", "passing"]);
+    for m in &delivered {
+        let full = t.loft.get_message(&ra, m.id.as_str()).await.unwrap();
+        let checks = full.authentication.checks.unwrap();
+        match m.subject.as_str() {
+            "passing" => {
+                assert_eq!(checks.dmarc, CheckResult::Pass);
+                assert_eq!(checks.dmarc_policy, Some(DmarcPolicy::Reject));
+            }
+            "lenient" => {
+                assert_eq!(checks.dmarc, CheckResult::Fail);
+                assert_eq!(checks.dmarc_policy, Some(DmarcPolicy::None));
+            }
+            _ => assert_eq!(checks.dmarc, CheckResult::Temperror),
+        }
+    }
+
+    // p=quarantine, and p=reject in test mode: accepted, held for a reviewer, for the
+    // gated recipient with both reasons.
+    for (from, subject) in [("ceo@quarantine.test", "quarantined"), ("ceo@trial.test", "trial")] {
+        let mut env = from_outside(from);
+        env.recipients.push(gated.identity.address.clone());
+        let receipt = t
+            .loft
+            .receive_inbound(&env, mail(from, subject).as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(receipt.copies.len(), 2);
+    }
+    assert_eq!(
+        t.all_messages(&ra, folder("inbox")).await.len(),
+        3,
+        "held mail is not in the inbox"
+    );
+    let held = t.loft.list_approvals(&op, incoming.clone()).await.unwrap().items;
+    assert_eq!(held.len(), 4, "{held:#?}");
+    for a in &held {
+        let kinds: Vec<HoldKind> = a.reasons.iter().map(|r| r.kind).collect();
+        if a.identity_id == gated.identity.id {
+            assert_eq!(kinds, [HoldKind::Mode, HoldKind::Dmarc], "{a:#?}");
+        } else {
+            assert_eq!(kinds, [HoldKind::Dmarc], "{a:#?}");
+            assert!(a.reasons[0].detail.contains("quarantine"), "{a:#?}");
+        }
+    }
+    let mine = held
+        .iter()
+        .find(|a| a.identity_id == r.identity.id && a.subject == "quarantined")
+        .unwrap();
+    t.loft.approve(&op, mine.id.as_str()).await.unwrap();
+    let released = t.loft.get_message(&ra, mine.message_id.as_str()).await.unwrap();
+    let checks = released.authentication.checks.unwrap();
+    assert_eq!(checks.dmarc, CheckResult::Fail);
+    assert_eq!(checks.dmarc_policy, Some(DmarcPolicy::Quarantine));
+    assert_eq!(released.authentication.verdict, Verdict::ExternalUnverified);
+
+    // `--dmarc mark`: the same mails are delivered with their verdicts.
+    let marking = t.with_dmarc(dns, DmarcEnforcement::Mark);
+    for (from, subject) in [
+        ("ceo@reject.test", "marked-reject"),
+        ("ceo@quarantine.test", "marked-q"),
+    ] {
+        marking
+            .loft
+            .receive_inbound(&from_outside(from), mail(from, subject).as_bytes())
+            .await
+            .unwrap();
+    }
+    let now: Vec<String> = t
+        .all_messages(&ra, folder("inbox"))
+        .await
+        .into_iter()
+        .map(|m| m.subject)
+        .collect();
+    assert!(
+        now.contains(&"marked-reject".to_owned()) && now.contains(&"marked-q".to_owned()),
+        "{now:?}"
+    );
+    t.assert_chain_ok().await;
 }

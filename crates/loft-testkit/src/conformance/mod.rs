@@ -303,6 +303,7 @@ macro_rules! conformance_tests {
             domains_add_list_show_check_remove,
             domains_are_hosted_for_inbound,
             inbound_dkim_verdicts,
+            inbound_dmarc_policies,
             webhooks_deliver_in_order_and_retry,
             webhooks_disable_after_a_failure_streak,
             webhooks_are_private,

@@ -873,7 +873,7 @@ fn secs_between(from: Timestamp, to: Timestamp) -> i64 {
 }
 
 /// Why a mail is held, in a few words: `mode`, `exfiltration guard (github)`,
-/// `first contact (x@example.com)`.
+/// `first contact (x@example.com)`, `DMARC quarantine`.
 fn hold_kinds(reasons: &[HoldReason]) -> String {
     if reasons.is_empty() {
         return "-".into();
@@ -896,6 +896,7 @@ fn hold_kinds(reasons: &[HoldReason]) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            (HoldKind::Dmarc, _) => "DMARC quarantine".to_owned(),
         })
         .collect::<Vec<_>>()
         .join(", ")
