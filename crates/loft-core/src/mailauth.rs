@@ -84,16 +84,6 @@ pub enum DmarcPolicy {
     Reject,
 }
 
-impl DmarcPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DmarcPolicy::None => "none",
-            DmarcPolicy::Quarantine => "quarantine",
-            DmarcPolicy::Reject => "reject",
-        }
-    }
-}
-
 /// What the receiver does with mail that fails DMARC (`loft serve --dmarc`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DmarcEnforcement {
