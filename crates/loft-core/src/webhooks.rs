@@ -222,6 +222,10 @@ pub fn types_from_stored(s: &str, id: &str) -> Result<Vec<EventKind>> {
         .collect()
 }
 
+/// How many deliveries the log keeps per endpoint: recording one more drops the oldest beyond
+/// this, so an endpoint that has received events for years has a log of bounded size.
+pub const DELIVERY_LOG_KEEP: u32 = 1000;
+
 /// One logged attempt to deliver an event (or a replay).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

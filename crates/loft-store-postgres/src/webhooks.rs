@@ -354,6 +354,16 @@ async fn insert_delivery(conn: &mut PgConnection, d: &WebhookDelivery) -> Result
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
+    // The log keeps the endpoint's newest `DELIVERY_LOG_KEEP`.
+    sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND seq <= (SELECT seq FROM webhook_deliveries \
+         WHERE webhook_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+    )
+    .bind(d.webhook_id.as_str())
+    .bind(i64::from(wh::DELIVERY_LOG_KEEP))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
     Ok(())
 }
 

@@ -314,6 +314,14 @@ async fn insert_delivery(conn: &mut impl Db, d: &WebhookDelivery) -> Result<()> 
         ],
     )
     .await?;
+    // The log keeps the endpoint's newest `DELIVERY_LOG_KEEP` (an index walk of that many rows
+    // back from the newest, beside the HTTP request the delivery was).
+    conn.exec(
+        "DELETE FROM webhook_deliveries WHERE webhook_id = ?1 AND seq <= (SELECT seq FROM webhook_deliveries \
+         WHERE webhook_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+        &args![d.webhook_id.as_str().to_owned(), i64::from(wh::DELIVERY_LOG_KEEP)],
+    )
+    .await?;
     Ok(())
 }
 

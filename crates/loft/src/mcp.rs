@@ -78,8 +78,10 @@ pub fn become_small_executable() {
         return;
     }
     let Some(small) = beside_this_executable() else { return };
-    // `exec` returns only on failure; then `loft mcp` runs in this process.
+    // `exec` returns only on failure; then `loft mcp` runs in this process. The name it is
+    // given is the command the user typed, for its `--help`, its errors and `ps`.
     let _ = std::process::Command::new(&small)
+        .arg0("loft mcp")
         .args(rest)
         .env(EXPECT_VERSION, env!("CARGO_PKG_VERSION"))
         .exec();

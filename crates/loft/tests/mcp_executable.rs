@@ -102,6 +102,9 @@ fn the_small_executable_answers_help_like_loft_mcp() {
     for flag in ["--url <URL>", "--api-key <KEY>", "LOFT_URL", "LOFT_API_KEY"] {
         assert!(small.contains(flag), "{small}");
     }
-    // `loft mcp --help` is the small executable's help when it is installed beside `loft`.
-    assert_eq!(help(LOFT, &["mcp", "--help"]), small);
+    // `loft mcp --help` is the small executable's help when it is installed beside `loft`,
+    // under the name the user typed.
+    let through_loft = help(LOFT, &["mcp", "--help"]);
+    assert!(through_loft.contains("Usage: loft mcp [OPTIONS]"), "{through_loft}");
+    assert_eq!(through_loft, small.replace("Usage: loft-mcp", "Usage: loft mcp"));
 }

@@ -17,7 +17,7 @@ use crate::ids::{IdentityId, MessageId, ThreadId};
 use crate::inbound::{self, Envelope};
 use crate::mail::{Authentication, Folder, InboundMail, MailContent, MailCopy};
 use crate::mailauth::{CheckResult, DmarcEnforcement, DmarcPolicy};
-use crate::oversight::{ApprovalId, HeldCopy, HoldKind, HoldReason, NewHold};
+use crate::oversight::{HoldKind, HoldReason};
 use crate::rules::{RuleDirection, Verdict, evaluate};
 use crate::time::Timestamp;
 use crate::{Error, Result};
@@ -183,24 +183,16 @@ impl Loft {
             .collect();
         // Recipients who hold incoming mail get their copy once a reviewer releases it; the
         // sender is told it was accepted either way (as any MTA's filters would).
-        let (mut delivered, mut held_copies) = self
-            .hold_incoming(&content.from, false, copies.clone(), now, Some(&rules))
+        let (delivered, held_copies) = self
+            .hold_incoming(
+                &content.from,
+                false,
+                copies.clone(),
+                now,
+                Some(&rules),
+                dmarc_hold.as_ref(),
+            )
             .await?;
-        if let Some(reason) = dmarc_hold {
-            for held in &mut held_copies {
-                held.hold.reasons.push(reason.clone());
-            }
-            for copy in std::mem::take(&mut delivered) {
-                held_copies.push(HeldCopy {
-                    copy,
-                    hold: NewHold {
-                        id: ApprovalId::generate(r),
-                        reasons: vec![reason.clone()],
-                        expires_at: now.plus_secs(self.config.approval_ttl_secs),
-                    },
-                });
-            }
-        }
         let receipt = InboundReceipt {
             message_id: message_id.clone(),
             copies: accepted

@@ -29,7 +29,8 @@ impl Loft {
     /// do no harm, `evaluate` keeps each owner's), and one per recipient for its mode.
     /// `internal`: the mail comes from an identity of this server (a send, or its release),
     /// which a recipient exempt for internal mail (`internal_mail: exempt`) lets through its
-    /// mode's gate; mail from outside (SMTP) never is.
+    /// mode's gate; mail from outside (SMTP) never is. `also`: a reason that holds every copy
+    /// whatever its recipient's mode and rules (the From domain's DMARC quarantine).
     pub(super) async fn hold_incoming(
         &self,
         from: &EmailAddress,
@@ -37,6 +38,7 @@ impl Loft {
         copies: Vec<MailCopy>,
         now: Timestamp,
         rules: Option<&[Rule]>,
+        also: Option<&HoldReason>,
     ) -> Result<(Vec<MailCopy>, Vec<HeldCopy>)> {
         if copies.is_empty() {
             return Ok((copies, Vec::new()));
@@ -86,6 +88,7 @@ impl Loft {
                     addresses: vec![],
                 });
             }
+            reasons.extend(also.cloned());
             if reasons.is_empty() {
                 delivered.push(copy);
             } else {

@@ -320,7 +320,7 @@ impl Loft {
         }
         // Local recipients who hold incoming mail get their copy once a reviewer releases it.
         let (recipient_copies, held_copies) = self
-            .hold_incoming(&content.from, true, recipient_copies, now, Some(&rules))
+            .hold_incoming(&content.from, true, recipient_copies, now, Some(&rules), None)
             .await?;
         let mut details = serde_json::json!({
                 "message_id": content.message_id,

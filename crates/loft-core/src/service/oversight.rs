@@ -522,7 +522,7 @@ impl Loft {
             .await?;
         let mut jobs = mail::delivery_jobs(&composer.id, &message.id, &delivery, now);
         let (recipient_copies, held_copies) = self
-            .hold_incoming(&message.from, true, recipient_copies, now, None)
+            .hold_incoming(&message.from, true, recipient_copies, now, None, None)
             .await?;
         let contacts = super::inbound_holds::without_held(
             Self::contacts_of_mail(&composer.id, &composer.address, &all, &local, now),

@@ -309,6 +309,7 @@ macro_rules! conformance_tests {
             webhooks_are_private,
             webhooks_rotate_secrets_and_rewrap,
             webhooks_store_contract,
+            webhooks_delivery_log_is_bounded,
             delivery_outcomes_bounces_and_suppression,
             delivery_held_mail_waits_for_approval,
             delivery_suppressed_meanwhile_bounces_without_a_try,

@@ -665,3 +665,69 @@ pub async fn webhooks_store_contract(store: Arc<dyn Store>) {
     }));
     assert!(matches!(e, Error::NotFound(_)));
 }
+
+/// The delivery log keeps each endpoint's newest `DELIVERY_LOG_KEEP` deliveries: recording one
+/// more drops the oldest, and another endpoint's log is untouched.
+pub async fn webhooks_delivery_log_is_bounded(store: Arc<dyn Store>) {
+    let t = test_loft(store).with_broker(ScriptedBroker::new(&[], 200), WebhookSettings::default());
+    let (_a, aa) = t.identity("alice").await;
+    let full = t
+        .loft
+        .create_webhook(&aa, req("https://alice.example.com/full", &[]))
+        .await
+        .unwrap()
+        .endpoint;
+    let other = t
+        .loft
+        .create_webhook(&aa, req("https://alice.example.com/other", &[]))
+        .await
+        .unwrap()
+        .endpoint;
+    let delivery = |webhook: &wh::WebhookEndpoint, n: u32| wh::WebhookDelivery {
+        id: loft_core::ids::WebhookDeliveryId::generate(&loft_core::random::OsRandom),
+        webhook_id: webhook.id.clone(),
+        event_id: format!("evt_{n}"),
+        event_type: EventKind::MessageReceived,
+        attempt: n,
+        ok: true,
+        status_code: Some(200),
+        duration_ms: 1,
+        error: None,
+        replay: true,
+        at: t.loft.now(),
+    };
+    let audit = || loft_core::audit::AuditEntry {
+        at: t.loft.now(),
+        actor_kind: loft_core::audit::ActorKind::System,
+        actor_identity_id: None,
+        key_id: None,
+        action: "webhook.replay".into(),
+        target: None,
+        outcome: loft_core::audit::Outcome::Ok,
+        request_id: None,
+        remote_addr: None,
+        details: serde_json::json!({}),
+        events: vec![],
+    };
+    for n in 1..=2 {
+        t.store().webhook_log(delivery(&other, n), audit()).await.unwrap();
+    }
+    let extra = 5;
+    for n in 1..=wh::DELIVERY_LOG_KEEP + extra {
+        t.store().webhook_log(delivery(&full, n), audit()).await.unwrap();
+    }
+    let mut kept = Vec::new();
+    let mut before = None;
+    loop {
+        let page = t.store().webhook_deliveries(&full.id, before, 200).await.unwrap();
+        kept.extend(page.items.iter().map(|d| d.attempt));
+        match page.next_before {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    let expected: Vec<u32> = (extra + 1..=wh::DELIVERY_LOG_KEEP + extra).rev().collect();
+    assert_eq!(kept, expected, "the newest are kept, newest first");
+    let others = t.store().webhook_deliveries(&other.id, None, 200).await.unwrap();
+    assert_eq!(others.items.len(), 2, "another endpoint's log is its own");
+}
