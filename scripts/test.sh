@@ -16,6 +16,9 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s  [%s, %ss in]\n' "$*" "$(date -u +%H:%M:%S)" "$SECONDS"; }
 
 export LOFT_TEST_PG_URL="${LOFT_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# CI builds from a clean clone once: incremental compilation's caches would only be written,
+# never read. (Not elsewhere: switching it would rebuild a developer's whole workspace.)
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
 step "PostgreSQL at ${LOFT_TEST_PG_URL##*@}"
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -67,6 +67,10 @@ impl Identity {
     pub fn is_active(&self) -> bool {
         self.status == IdentityStatus::Active
     }
+    /// Whether its webhook endpoints post: active and not paused.
+    pub fn receives_webhooks(&self) -> bool {
+        self.is_active() && self.paused_at.is_none()
+    }
     pub fn parent_id(&self) -> Option<&IdentityId> {
         self.created_by.identity_id.as_ref()
     }

@@ -307,7 +307,9 @@ async fn delete(conn: &mut PgConnection, id: WebhookId, entry: AuditEntry) -> Re
 
 async fn queue_due(conn: &mut PgConnection, job: NewJob) -> Result<u32> {
     let due: Vec<(String, Option<String>)> = sqlx::query_as(pg(
-        "SELECT w.id, w.owner_id FROM webhooks w WHERE w.enabled AND w.job_id IS NULL AND EXISTS ( \
+        "SELECT w.id, w.owner_id FROM webhooks w WHERE w.enabled AND w.job_id IS NULL \
+           AND (w.owner_id IS NULL OR EXISTS (SELECT 1 FROM identities i WHERE i.id = w.owner_id \
+             AND i.status = 'active' AND i.paused_at IS NULL)) AND EXISTS ( \
              SELECT 1 FROM events e WHERE e.seq > w.position \
                AND (w.identity_id IS NULL OR e.identity_id = w.identity_id) \
                AND (w.types = '' OR strpos(w.types, ',' || e.kind || ',') > 0)) \

@@ -268,8 +268,11 @@ async fn delete(conn: &mut SqliteConnection, id: WebhookId, entry: AuditEntry) -
     Ok(())
 }
 
-/// Enabled endpoints with no delivery job and events waiting for them.
-const DUE: &str = "SELECT w.id, w.owner_id FROM webhooks w WHERE w.enabled = 1 AND w.job_id IS NULL AND EXISTS ( \
+/// Enabled endpoints of an active, unpaused owner (or the operator) with no delivery job and
+/// events waiting for them.
+const DUE: &str = "SELECT w.id, w.owner_id FROM webhooks w WHERE w.enabled = 1 AND w.job_id IS NULL \
+           AND (w.owner_id IS NULL OR EXISTS (SELECT 1 FROM identities i WHERE i.id = w.owner_id \
+             AND i.status = 'active' AND i.paused_at IS NULL)) AND EXISTS ( \
          SELECT 1 FROM events e WHERE e.seq > w.position \
            AND (w.identity_id IS NULL OR e.identity_id = w.identity_id) \
            AND (w.types = '' OR instr(w.types, ',' || e.kind || ',') > 0)) \

@@ -177,6 +177,26 @@ impl Loft {
         Ok(kinds)
     }
 
+    /// Refuses an identity key that may not see every type `types` carries (empty: every
+    /// type): changing where an endpoint posts, or turning it back on, is receiving its events,
+    /// so a key of the identity without `mail:read` cannot point another key's endpoint at
+    /// itself.
+    fn check_may_receive(actor: &Actor, types: &[EventKind]) -> Result<()> {
+        let Principal::Identity { scopes, .. } = &actor.principal else {
+            return Ok(());
+        };
+        let all = EventKind::ALL;
+        let kinds: &[EventKind] = if types.is_empty() { &all } else { types };
+        for k in kinds {
+            if !kind_allowed(scopes, *k)
+                && let Some(scope) = needed_scope(*k)
+            {
+                return Err(Error::MissingScope { scope });
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a target the egress policy refuses already at registration, when that is
     /// known without resolving a name (the delivery checks the resolved address again).
     fn check_webhook_target(&self, url: &url::Url) -> Result<()> {
@@ -323,6 +343,14 @@ impl Loft {
     pub async fn update_webhook(&self, actor: &Actor, id: &str, req: UpdateWebhookRequest) -> Result<WebhookEndpoint> {
         let mut w = self.load_webhook(actor, id).await?;
         let expected = w.version;
+        let turned_on = req.enabled == Some(true) && !w.endpoint.enabled;
+        if req.url.is_some() || turned_on {
+            let types = match &req.types {
+                Some(t) => Self::webhook_types(actor, t)?,
+                None => w.endpoint.types.clone(),
+            };
+            Self::check_may_receive(actor, &types)?;
+        }
         if let Some(u) = &req.url {
             let url = parse_url(u)?;
             self.check_webhook_target(&url)?;
@@ -419,6 +447,15 @@ impl Loft {
             .into_iter()
             .find(|e| e.seq == seq)
             .ok_or_else(|| Error::not_found("event"))?;
+        // Posted again only while the caller's key and the endpoint's owner may see it.
+        Self::check_may_receive(actor, &[event.kind])?;
+        let (owner, posts) = self.webhook_owner(&w).await?;
+        if !posts || !Self::webhook_allows(owner.as_ref(), &event) {
+            return Err(Error::forbidden(
+                "event_not_visible",
+                "the endpoint's identity may no longer see this event (a scope it lost, or it is paused or revoked)",
+            ));
+        }
         let mut sent = self.post_event(&w, &event, logged.attempt).await?;
         sent.replay = true;
         let audit = actor.audit(
@@ -517,6 +554,18 @@ impl Loft {
         Ok(n)
     }
 
+    /// The identity that registered an endpoint (`None` for the operator's), and whether the
+    /// endpoint may post now: its owner is active and not paused (a paused identity's keys are
+    /// refused, and so is everything acting for it; its events wait for it to be resumed).
+    async fn webhook_owner(&self, w: &StoredWebhook) -> Result<(Option<crate::identity::Identity>, bool)> {
+        let Some(o) = &w.endpoint.owner else {
+            return Ok((None, true));
+        };
+        let owner = self.store.get_identity(o).await?;
+        let posts = owner.as_ref().is_some_and(crate::identity::Identity::receives_webhooks);
+        Ok((owner, posts))
+    }
+
     /// Whether an event may go to this endpoint now: its owner's current scopes still allow
     /// the type (an identity that lost `mail:read` stops receiving mail events), and it is not
     /// about mail held for the owner that it may not see yet (`events::hidden_from_owner`).
@@ -544,10 +593,12 @@ impl Loft {
             self.store.webhook_release(&id, job.id).await?;
             return Ok(());
         }
-        let owner = match &w.endpoint.owner {
-            Some(o) => self.store.get_identity(o).await?,
-            None => None,
-        };
+        let (owner, posts) = self.webhook_owner(&w).await?;
+        if !posts {
+            // The queueing statement skips such endpoints: this job raced a pause or revocation.
+            self.store.webhook_release(&id, job.id).await?;
+            return Ok(());
+        }
         let started = Instant::now();
         let budget = std::time::Duration::from_secs(30);
         let mut state = DeliveryState {

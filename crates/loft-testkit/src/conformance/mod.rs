@@ -310,6 +310,7 @@ macro_rules! conformance_tests {
             webhooks_rotate_secrets_and_rewrap,
             webhooks_store_contract,
             webhooks_delivery_log_is_bounded,
+            webhooks_follow_the_callers_scopes_and_the_owners_pause,
             delivery_outcomes_bounces_and_suppression,
             delivery_held_mail_waits_for_approval,
             delivery_suppressed_meanwhile_bounces_without_a_try,

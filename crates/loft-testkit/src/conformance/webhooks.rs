@@ -731,3 +731,115 @@ pub async fn webhooks_delivery_log_is_bounded(store: Arc<dyn Store>) {
     let others = t.store().webhook_deliveries(&other.id, None, 200).await.unwrap();
     assert_eq!(others.items.len(), 2, "another endpoint's log is its own");
 }
+
+/// A key may only point an endpoint at events it may see itself: a key of the same identity
+/// without `mail:read` cannot move or re-enable another key's endpoint, nor replay its mail
+/// events. A paused identity's endpoints post nothing (its events wait for the resume), and a
+/// replay for it is refused.
+pub async fn webhooks_follow_the_callers_scopes_and_the_owners_pause(store: Arc<dyn Store>) {
+    let broker = ScriptedBroker::new(&[], 200);
+    let t = test_loft(store).with_broker(broker.clone(), WebhookSettings::default());
+    let runner = JobRunner::new(t.loft.clone(), "test-runner");
+    let op = t.operator().await;
+    let (a, aa) = t.identity("alice").await;
+    let (_b, bb) = t.identity("bob").await;
+    let vault_only = t
+        .loft
+        .create_key(
+            &aa,
+            None,
+            loft_core::service::CreateKeyRequest {
+                scopes: Some(vec!["vault:read".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let narrow = t.actor(&vault_only.api_key).await;
+    let w = t
+        .loft
+        .create_webhook(&aa, req("https://alice.example.com/", &[]))
+        .await
+        .unwrap()
+        .endpoint;
+    let moved = UpdateWebhookRequest {
+        url: Some("https://attacker.example.net/".into()),
+        ..Default::default()
+    };
+    let e = expect_err(t.loft.update_webhook(&narrow, w.id.as_str(), moved.clone()).await);
+    assert!(matches!(e, Error::MissingScope { .. }), "{e:?}");
+    let off = UpdateWebhookRequest {
+        enabled: Some(false),
+        ..Default::default()
+    };
+    t.loft.update_webhook(&narrow, w.id.as_str(), off).await.unwrap();
+    let on = UpdateWebhookRequest {
+        enabled: Some(true),
+        ..Default::default()
+    };
+    let e = expect_err(t.loft.update_webhook(&narrow, w.id.as_str(), on.clone()).await);
+    assert!(matches!(e, Error::MissingScope { .. }), "{e:?}");
+    let e = expect_err(
+        t.loft
+            .update_webhook(
+                &narrow,
+                w.id.as_str(),
+                UpdateWebhookRequest {
+                    types: Some(vec!["message.*".into()]),
+                    ..moved.clone()
+                },
+            )
+            .await,
+    );
+    assert!(matches!(e, Error::MissingScope { .. }), "{e:?}");
+    t.loft.update_webhook(&aa, w.id.as_str(), on).await.unwrap();
+    assert_eq!(
+        t.loft.get_webhook(&aa, w.id.as_str()).await.unwrap().url,
+        "https://alice.example.com/",
+        "nothing was moved"
+    );
+
+    // Delivered while alice is active; a replay of it by the narrow key is refused.
+    t.send(&bb, &[a.identity.address.as_str()], "first", "x").await;
+    runner.run_due().await.unwrap();
+    assert_eq!(broker.seen().len(), 1);
+    let logged = t
+        .loft
+        .list_webhook_deliveries(&aa, w.id.as_str(), ListWebhooksParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let e = expect_err(
+        t.loft
+            .replay_webhook_delivery(&narrow, w.id.as_str(), logged.id.as_str())
+            .await,
+    );
+    assert!(matches!(e, Error::MissingScope { .. }), "{e:?}");
+
+    // Paused: its events wait, nothing is posted, a replay is refused.
+    t.loft.set_paused(&op, a.identity.id.as_str(), true).await.unwrap();
+    t.send(&bb, &[a.identity.address.as_str()], "while paused", "x").await;
+    runner.run_due().await.unwrap();
+    assert_eq!(broker.seen().len(), 1, "nothing posted for a paused identity");
+    let e = expect_err(
+        t.loft
+            .replay_webhook_delivery(&op, w.id.as_str(), logged.id.as_str())
+            .await,
+    );
+    assert!(
+        matches!(&e, Error::Forbidden(d) if d.code == "event_not_visible"),
+        "{e:?}"
+    );
+    // Resumed: the waiting event goes out.
+    t.loft.set_paused(&op, a.identity.id.as_str(), false).await.unwrap();
+    runner.run_due().await.unwrap();
+    let received: Vec<serde_json::Value> = broker
+        .seen()
+        .iter()
+        .map(Sent::event)
+        .filter(|e| e["type"] == "message.received")
+        .collect();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[1]["payload"]["subject"], "while paused");
+}
