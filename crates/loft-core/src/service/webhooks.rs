@@ -156,13 +156,6 @@ impl Loft {
         let Principal::Identity { scopes, .. } = &actor.principal else {
             return Ok(kinds);
         };
-        for k in &kinds {
-            if !kind_allowed(scopes, *k)
-                && let Some(scope) = needed_scope(*k)
-            {
-                return Err(Error::MissingScope { scope });
-            }
-        }
         if kinds.is_empty() {
             let all: Vec<EventKind> = EventKind::ALL
                 .into_iter()
@@ -173,6 +166,8 @@ impl Loft {
                 all.sort_by_key(|k| k.as_str());
                 return Ok(all);
             }
+        } else {
+            Self::check_may_receive(actor, &kinds)?;
         }
         Ok(kinds)
     }
